@@ -1,0 +1,1 @@
+//! The event collector: other services POST events, anyone GETs recent events back.

@@ -1,0 +1,7 @@
+//! Kubernetes API machinery that needs no I/O: the rules the apiserver applies to objects
+//! (defaulting, validation, selectors, strategic merge patch, table printing). Kept apart from
+//! the HTTP server so every rule is a pure function with table-driven unit tests.
+//!
+//! Objects are handled as `serde_json::Value` in their wire (JSON) form, because that is what
+//! the store keeps and what patches operate on; typed k8s-openapi structs are used inside
+//! where they make a rule clearer.
