@@ -5,3 +5,9 @@
 //! Objects are handled as `serde_json::Value` in their wire (JSON) form, because that is what
 //! the store keeps and what patches operate on; typed k8s-openapi structs are used inside
 //! where they make a rule clearer.
+
+pub mod defaults;
+pub mod selector;
+pub mod strategic;
+pub mod table;
+pub mod validation;

@@ -1,0 +1,1 @@
+//! TODO: selector (being written).

@@ -1,0 +1,1 @@
+//! TODO: strategic (being written).
