@@ -6,6 +6,7 @@
 //! namespace, hostname and DNS files) and [`logs`] (CRI-format log files).
 
 pub mod image;
+pub mod logs;
 pub mod testing;
 mod util;
 
