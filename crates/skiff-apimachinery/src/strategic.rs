@@ -4,7 +4,8 @@
 //!
 //! Semantics (from upstream's `mergeMap`/`mergeSlice`):
 //! - maps merge key by key; `null` deletes; a key absent from the live object takes the
-//!   patch value (with nulls and directives dropped);
+//!   patch value with nulls and directives dropped (a map carrying `$patch` is dropped whole,
+//!   as upstream's `removeDirectives` does);
 //! - lists tagged `patchStrategy: merge` merge items by `patchMergeKey` (or union primitives);
 //!   other lists are replaced;
 //! - directives: `$patch: replace|delete` in maps, `$patch: replace|delete` items in merge
@@ -222,38 +223,39 @@ fn merge_map(
             }
             // Absent, or a different JSON type: the patch value wins.
             _ if is_delete_list => continue,
-            _ => take_patch_value(patch_value, field),
+            _ => match without_directives(patch_value) {
+                Some(v) => v,
+                None => {
+                    original.shift_remove(&key);
+                    continue;
+                }
+            },
         };
         original.insert(key, merged);
     }
     Ok(original)
 }
 
-/// A patch value for a key the live object lacks (or holds with another type). Upstream
-/// stores it as is and its typed decoding drops directives and nulls; merging it into an
-/// empty value does the same here, and handles `$patch` items in merge lists.
-fn take_patch_value(value: Value, field: Option<&'static Field>) -> Value {
+/// A patch value for a key the live object lacks (or holds with another JSON type), as
+/// upstream takes it: nulls discarded, any map carrying `$patch` dropped (with its key or list
+/// slot), other directive keys dropped as its typed decoding would.
+fn without_directives(value: Value) -> Option<Value> {
     match value {
-        Value::Object(p) if field.is_none_or(|f| f.strategy != Strategy::Replace) => {
-            take_map(p, field.and_then(|f| f.ty))
+        Value::Object(m) => {
+            if m.contains_key(DIRECTIVE) {
+                return None;
+            }
+            Some(Value::Object(
+                m.into_iter()
+                    .filter(|(k, v)| !v.is_null() && !is_directive_key(k))
+                    .filter_map(|(k, v)| without_directives(v).map(|v| (k, v)))
+                    .collect(),
+            ))
         }
-        Value::Array(p) => match field {
-            Some(f) if f.strategy == Strategy::Merge => merge_list(Vec::new(), p.clone(), f, false)
-                .map(Value::Array)
-                .unwrap_or_else(|_| sanitize(Value::Array(p))),
-            _ => sanitize(Value::Array(p)),
-        },
-        other => sanitize(other),
-    }
-}
-
-/// A patch map for a struct (or list item) the live object lacks, merged into nothing; if
-/// upstream would not have interpreted it (it stores such values unprocessed), falls back to
-/// dropping directives and nulls.
-fn take_map(p: Map<String, Value>, ty: Option<&'static Schema>) -> Value {
-    match merge_map(Map::new(), p.clone(), ty) {
-        Ok(m) => Value::Object(m),
-        Err(_) => sanitize(Value::Object(p)),
+        Value::Array(items) => Some(Value::Array(
+            items.into_iter().filter_map(without_directives).collect(),
+        )),
+        other => Some(other),
     }
 }
 
@@ -487,7 +489,7 @@ fn merge_list(
                 };
                 merged[i] = Value::Object(merge_map(live, p.clone(), field.ty)?);
             }
-            None => merged.push(take_map(p.clone(), field.ty)),
+            None => merged.push(sanitize(item.clone())),
         }
     }
     let (in_patch, server_only) = partition(merged, &patch, merge_key)?;

@@ -107,13 +107,36 @@ impl FieldSelector {
     /// `status.successful`); other fields are read by dotted path, a missing one reading as
     /// the empty string.
     pub fn matches(&self, obj: &Value) -> bool {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let group = api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or_default();
+        self.matches_kind(group, kind, obj)
+    }
+
+    /// Like [`FieldSelector::matches`], for objects that may lack `apiVersion`/`kind` (the
+    /// caller knows the API group, `""` for core, and the kind).
+    pub fn matches_kind(&self, group: &str, kind: &str, obj: &Value) -> bool {
         self.requirements.iter().all(|r| {
-            let actual = field_value(obj, &r.field);
+            let actual = field_value(group, kind, obj, &r.field);
             match r.op {
                 FieldOp::Eq => actual == r.value,
                 FieldOp::NotEq => actual != r.value,
             }
         })
+    }
+}
+
+impl std::str::FromStr for FieldSelector {
+    type Err = SelectorError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FieldSelector::parse(s)
     }
 }
 
@@ -357,16 +380,7 @@ fn path_string(obj: &Value, path: &str) -> String {
 /// The value upstream's `ToSelectableFields` would give `field` for this object. Fields the
 /// projection always sets from a bool or int read `false`/`0` when absent; fields it never sets
 /// (pods' `status.podIPs`) read empty, so `status.podIPs=x` matches nothing, as upstream.
-fn field_value(obj: &Value, field: &str) -> String {
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let api_version = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let group = api_version
-        .rsplit_once('/')
-        .map(|(g, _)| g)
-        .unwrap_or_default();
+fn field_value(group: &str, kind: &str, obj: &Value, field: &str) -> String {
     let or_default = |path: &str, default: &str| {
         scalar(lookup(obj, path)).unwrap_or_else(|| default.to_string())
     };
@@ -546,6 +560,14 @@ mod tests {
         assert!(FieldSelector::parse("spec.unschedulable=true")
             .expect("valid")
             .matches(&cordoned));
+
+        let bare_job = json!({"status": {"succeeded": 2}});
+        let sel = FieldSelector::parse("status.successful=2").expect("valid");
+        assert!(sel.matches_kind("batch", "Job", &bare_job));
+        assert!(
+            !sel.matches(&bare_job),
+            "without kind the field is read by path"
+        );
 
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1"});
         assert!(FieldSelector::parse("type=helm.sh/release.v1")

@@ -327,6 +327,14 @@ impl LabelSelector {
     }
 }
 
+impl std::str::FromStr for LabelSelector {
+    type Err = SelectorError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LabelSelector::parse(s)
+    }
+}
+
 impl fmt::Display for LabelSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, r) in self.requirements.iter().enumerate() {

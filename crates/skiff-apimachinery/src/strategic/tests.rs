@@ -430,7 +430,7 @@ fn kubectl_generated_patches_store_what_upstream_stores() {
             json!({"metadata": {"annotations": {"a": "1", "b": null}, "labels": {"$patch": "replace", "x": "y"}}}),
             vec![
                 ("/metadata/annotations", json!({"a": "1"})),
-                ("/metadata/labels", json!({"x": "y"})),
+                ("/metadata/labels", Value::Null),
             ],
         ),
         case(
