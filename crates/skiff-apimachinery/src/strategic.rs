@@ -28,8 +28,8 @@ const RETAIN_KEYS: &str = "$retainKeys";
 const SET_ELEMENT_ORDER: &str = "$setElementOrder";
 const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList";
 
-/// Why a patch could not be applied. Upstream answers 422 for [`PatchError::ListOfLists`] and
-/// [`PatchError::RetainKeysMismatch`] and 400 for the rest; [`PatchError::status_code`] says so.
+/// Why a patch could not be applied. Messages are upstream's (`mergepatch` errors); the HTTP
+/// status upstream's apiserver answers with differs per error, see [`PatchError::status_code`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatchError {
     /// The live object or the patch is not a JSON object.
@@ -63,17 +63,15 @@ pub enum PatchError {
         /// What was found.
         received: &'static str,
     },
-    /// `$retainKeys` is not a list.
+    /// `$retainKeys` is not a list, or the patch sets a key its own `$retainKeys` list would
+    /// clear (upstream reports both the same way).
     #[error("invalid patch format of retainKeys")]
     BadRetainKeys,
-    /// The patch sets a key that its own `$retainKeys` list would clear.
-    #[error("patch content doesn't match retainKeys list")]
-    RetainKeysMismatch,
     /// `$setElementOrder/...` is malformed.
     #[error("invalid patch format of setElementOrder list")]
     BadSetElementOrder,
     /// The patch list's items are not in the order `$setElementOrder` gives.
-    #[error("The order in patch list:\n{patch}\n doesn't match $setElementOrder list:\n{order}\n")]
+    #[error("the order in patch list:\n{patch}\n doesn't match $setElementOrder list:\n{order}")]
     SetElementOrderMismatch {
         /// The patch list.
         patch: String,
@@ -92,11 +90,18 @@ pub enum PatchError {
 }
 
 impl PatchError {
-    /// The HTTP status upstream's apiserver answers with for this error.
+    /// The HTTP status upstream's apiserver answers with (`interpretStrategicMergePatchError`):
+    /// 400 for the malformed-document and malformed-directive errors, 422 for lists of lists,
+    /// and 500 (Status reason `Unknown`, which kubectl prints as a bare "Error from server")
+    /// for the errors upstream does not classify, such as a missing merge key.
     pub fn status_code(&self) -> u16 {
         match self {
-            PatchError::ListOfLists | PatchError::RetainKeysMismatch => 422,
-            _ => 400,
+            PatchError::NotAnObject
+            | PatchError::BadRetainKeys
+            | PatchError::BadSetElementOrder
+            | PatchError::BadPrimitiveList => 400,
+            PatchError::ListOfLists => 422,
+            _ => 500,
         }
     }
 }
@@ -281,7 +286,7 @@ fn apply_retain_keys(
             continue;
         }
         if !listed(k) {
-            return Err(PatchError::RetainKeysMismatch);
+            return Err(PatchError::BadRetainKeys);
         }
     }
     original.retain(|k, _| listed(k));

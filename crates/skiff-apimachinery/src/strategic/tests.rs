@@ -567,7 +567,10 @@ fn invalid_patches_are_rejected_like_upstream() {
         (
             "merge_list_item_without_merge_key",
             json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}),
-            |e| matches!(e, PatchError::NoMergeKey { key, .. } if key == "name"),
+            |e| {
+                matches!(e, PatchError::NoMergeKey { key, .. } if key == "name")
+                    && e.status_code() == 500
+            },
         ),
         (
             "patch_merge_item_in_list",
@@ -587,7 +590,7 @@ fn invalid_patches_are_rejected_like_upstream() {
         (
             "retain_keys_missing_patched_key",
             json!({"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": {"maxSurge": 1}}}}),
-            |e| *e == PatchError::RetainKeysMismatch && e.status_code() == 422,
+            |e| *e == PatchError::BadRetainKeys && e.status_code() == 400,
         ),
         (
             "retain_keys_not_a_list",
@@ -606,6 +609,11 @@ fn invalid_patches_are_rejected_like_upstream() {
             "set_element_order_not_a_list",
             json!({"metadata": {"$setElementOrder/finalizers": "a"}}),
             |e| *e == PatchError::BadSetElementOrder,
+        ),
+        (
+            "list_of_lists",
+            json!({"metadata": {"finalizers": [["a"]]}}),
+            |e| *e == PatchError::ListOfLists && e.status_code() == 422,
         ),
         (
             "mixed_primitive_types",
