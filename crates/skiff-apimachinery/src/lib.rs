@@ -7,6 +7,7 @@
 //! where they make a rule clearer.
 
 pub mod defaults;
+pub mod quantity;
 pub mod selector;
 pub mod strategic;
 pub mod table;
