@@ -7,6 +7,9 @@
 
 pub mod image;
 pub mod logs;
+pub mod network;
+pub mod runtime;
+pub mod sandbox;
 pub mod testing;
 mod util;
 

@@ -56,7 +56,7 @@ impl Stream {
 }
 
 /// When to rotate: the kubelet's `containerLogMaxSize` and `containerLogMaxFiles`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rotation {
     /// Rotate once the current file would grow past this many bytes.
     pub max_size: u64,

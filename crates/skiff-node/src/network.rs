@@ -1,0 +1,381 @@
+//! Pod networking with `ip`: one network namespace per pod, a veth pair into a host
+//! bridge, an address from the node's podCIDR, and the bridge as default gateway.
+//!
+//! This is what the CNI `bridge` + `host-local` plugins do, done directly so there is no
+//! plugin config to ship; the allocations are kept in `ipam.json` so addresses survive
+//! agent restarts and orphans can be found. No NAT rule is installed: pod traffic stays on
+//! the node (host <-> pod and pod <-> pod over the bridge).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Errors of pod network setup and teardown.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An `ip` command failed; the message has its stderr.
+    #[error("{0}")]
+    Command(String),
+    /// The allocation file could not be read or written.
+    #[error("ipam state {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is unusable (bad CIDR, name too long...).
+    #[error("invalid network config: {0}")]
+    InvalidConfig(String),
+    /// Every address of the podCIDR is taken.
+    #[error("pod CIDR {0} has no free address")]
+    Exhausted(String),
+}
+
+/// Result type of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An IPv4 network in CIDR form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipv4Cidr {
+    /// Network address.
+    pub addr: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// Parses `a.b.c.d/n` (host bits are cleared).
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || Error::InvalidConfig(format!("bad CIDR {s:?}"));
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if !(8..=30).contains(&prefix) {
+            return Err(bad());
+        }
+        let mask = u32::MAX << (32 - prefix);
+        Ok(Self {
+            addr: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
+    }
+
+    /// The n-th address of the network.
+    fn nth(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) + n)
+    }
+
+    fn size(&self) -> u32 {
+        1 << (32 - self.prefix)
+    }
+
+    /// The node-local gateway: the first host address, assigned to the bridge.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.nth(1)
+    }
+}
+
+impl std::fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Node network settings.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Host bridge name (`skiff0`); at most 15 characters.
+    pub bridge: String,
+    /// The node's podCIDR.
+    pub pod_cidr: Ipv4Cidr,
+    /// Where `ipam.json` lives.
+    pub state_dir: PathBuf,
+    /// Prefix of the netns names this node creates (`skiff-`), so it never touches others'.
+    pub netns_prefix: String,
+}
+
+/// A pod's network, as set up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodNetwork {
+    /// Pod sandbox id it belongs to.
+    pub sandbox_id: String,
+    /// `ip netns` name.
+    pub netns: String,
+    /// Path containers join (`/run/netns/<name>`).
+    pub netns_path: PathBuf,
+    /// Pod IP.
+    pub ip: Ipv4Addr,
+    /// Prefix length of the podCIDR.
+    pub prefix: u8,
+    /// Default gateway (the bridge).
+    pub gateway: Ipv4Addr,
+    /// Host end of the veth pair.
+    pub host_veth: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Allocations {
+    /// Last address handed out, so freed addresses are not reused at once (host-local's
+    /// round robin: a restarted pod's old IP may still be in peers' caches).
+    last: Option<Ipv4Addr>,
+    pods: BTreeMap<String, PodNetwork>,
+}
+
+/// Sets up and tears down pod networks on one bridge.
+#[derive(Debug)]
+pub struct Network {
+    cfg: NetworkConfig,
+    /// Serializes allocation read-modify-write within this process.
+    lock: Mutex<()>,
+}
+
+fn ip(args: &[&str]) -> Result<String> {
+    crate::util::run("ip", args)
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .map_err(Error::Command)
+}
+
+fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Network {
+    /// Checks the config and creates the state dir; does not touch the host network yet.
+    pub fn new(cfg: NetworkConfig) -> Result<Self> {
+        if !valid_ifname(&cfg.bridge) {
+            return Err(Error::InvalidConfig(format!("bad bridge name {:?}", cfg.bridge)));
+        }
+        if !valid_ifname(&cfg.netns_prefix) && !cfg.netns_prefix.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "bad netns prefix {:?}",
+                cfg.netns_prefix
+            )));
+        }
+        fs::create_dir_all(&cfg.state_dir).map_err(|source| Error::Io {
+            path: cfg.state_dir.clone(),
+            source,
+        })?;
+        Ok(Self {
+            cfg,
+            lock: Mutex::new(()),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NetworkConfig {
+        &self.cfg
+    }
+
+    /// Creates the bridge with the gateway address if missing (idempotent).
+    pub fn ensure_bridge(&self) -> Result<()> {
+        let br = &self.cfg.bridge;
+        if ip(&["link", "show", "dev", br]).is_err() {
+            ip(&["link", "add", br, "type", "bridge"])?;
+            tracing::info!(bridge = %br, cidr = %self.cfg.pod_cidr, "bridge created");
+        }
+        let gw = format!("{}/{}", self.cfg.pod_cidr.gateway(), self.cfg.pod_cidr.prefix);
+        ip(&["addr", "replace", &gw, "dev", br])?;
+        ip(&["link", "set", br, "up"])?;
+        Ok(())
+    }
+
+    /// Deletes the bridge (node shutdown, tests). Pods should be torn down first.
+    pub fn remove_bridge(&self) -> Result<()> {
+        if ip(&["link", "show", "dev", &self.cfg.bridge]).is_ok() {
+            ip(&["link", "del", &self.cfg.bridge])?;
+        }
+        Ok(())
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.cfg.state_dir.join("ipam.json")
+    }
+
+    fn load(&self) -> Result<Allocations> {
+        let path = self.state_file();
+        match fs::read(&path) {
+            Ok(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Allocations::default()),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    fn save(&self, a: &Allocations) -> Result<()> {
+        let path = self.state_file();
+        let raw = serde_json::to_vec_pretty(a).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        crate::util::write_atomic(&path, &raw).map_err(|source| Error::Io { path, source })
+    }
+
+    fn allocate(&self, a: &Allocations) -> Result<Ipv4Addr> {
+        let cidr = self.cfg.pod_cidr;
+        // .0 is the network, .1 the gateway, the last the broadcast address.
+        let first = 2;
+        let last = cidr.size() - 2;
+        let taken: std::collections::BTreeSet<Ipv4Addr> = a.pods.values().map(|p| p.ip).collect();
+        let start = a
+            .last
+            .map(|ip| u32::from(ip).wrapping_sub(u32::from(cidr.addr)) + 1)
+            .filter(|n| (first..=last).contains(n))
+            .unwrap_or(first);
+        (start..=last)
+            .chain(first..start)
+            .map(|n| cidr.nth(n))
+            .find(|ip| !taken.contains(ip))
+            .ok_or_else(|| Error::Exhausted(cidr.to_string()))
+    }
+
+    /// Creates the pod's netns, veth and address; returns the existing network if this
+    /// sandbox already has one (idempotent, so a restarted agent can call it again).
+    pub fn setup(&self, sandbox_id: &str) -> Result<PodNetwork> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut allocs = self.load()?;
+        if let Some(existing) = allocs.pods.get(sandbox_id) {
+            if existing.netns_path.exists() {
+                return Ok(existing.clone());
+            }
+        }
+        let netns = format!("{}{sandbox_id}", self.cfg.netns_prefix);
+        if netns.len() > 200 || netns.contains('/') || netns.starts_with('.') {
+            return Err(Error::InvalidConfig(format!("bad netns name {netns:?}")));
+        }
+        let hash = Sha256::digest(netns.as_bytes());
+        let host_veth = format!("veth{:08x}", u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]));
+        let ip_addr = match allocs.pods.get(sandbox_id) {
+            Some(p) => p.ip,
+            None => self.allocate(&allocs)?,
+        };
+        let pod = PodNetwork {
+            sandbox_id: sandbox_id.to_string(),
+            netns_path: PathBuf::from("/run/netns").join(&netns),
+            netns,
+            ip: ip_addr,
+            prefix: self.cfg.pod_cidr.prefix,
+            gateway: self.cfg.pod_cidr.gateway(),
+            host_veth,
+        };
+        // Record first: a crash halfway leaves an allocation that cleanup can find.
+        allocs.last = Some(ip_addr);
+        allocs.pods.insert(sandbox_id.to_string(), pod.clone());
+        self.save(&allocs)?;
+        if let Err(e) = self.plumb(&pod) {
+            tracing::warn!(sandbox = sandbox_id, error = %e, "pod network setup failed");
+            teardown_links(&pod);
+            allocs.pods.remove(sandbox_id);
+            self.save(&allocs)?;
+            return Err(e);
+        }
+        tracing::info!(sandbox = sandbox_id, ip = %pod.ip, netns = %pod.netns, "pod network up");
+        Ok(pod)
+    }
+
+    fn plumb(&self, pod: &PodNetwork) -> Result<()> {
+        self.ensure_bridge()?;
+        let ns = pod.netns.as_str();
+        // Leftovers from a crash between record and plumbing.
+        teardown_links(pod);
+        ip(&["netns", "add", ns])?;
+        ip(&["link", "add", &pod.host_veth, "type", "veth", "peer", "name", "eth0", "netns", ns])?;
+        ip(&["link", "set", &pod.host_veth, "master", &self.cfg.bridge, "up"])?;
+        let addr = format!("{}/{}", pod.ip, pod.prefix);
+        ip(&["-n", ns, "addr", "add", &addr, "dev", "eth0"])?;
+        ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", ns, "link", "set", "eth0", "up"])?;
+        let gw = pod.gateway.to_string();
+        ip(&["-n", ns, "route", "add", "default", "via", &gw, "dev", "eth0"])?;
+        Ok(())
+    }
+
+    /// Removes the pod's veth and netns and frees its address (idempotent).
+    pub fn teardown(&self, sandbox_id: &str) -> Result<()> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut allocs = self.load()?;
+        if let Some(pod) = allocs.pods.remove(sandbox_id) {
+            teardown_links(&pod);
+            self.save(&allocs)?;
+            tracing::info!(sandbox = sandbox_id, ip = %pod.ip, "pod network removed");
+        }
+        Ok(())
+    }
+
+    /// Pod networks recorded on disk (for adoption after a restart).
+    pub fn list(&self) -> Result<Vec<PodNetwork>> {
+        Ok(self.load()?.pods.into_values().collect())
+    }
+}
+
+/// Deletes the veth and the netns; each step tolerates "already gone".
+fn teardown_links(pod: &PodNetwork) {
+    if ip(&["link", "show", "dev", &pod.host_veth]).is_ok() {
+        let _ = ip(&["link", "del", &pod.host_veth]);
+    }
+    if pod.netns_path.exists() {
+        if let Err(e) = ip(&["netns", "del", &pod.netns]) {
+            tracing::warn!(netns = %pod.netns, error = %e, "cannot delete netns");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(dir: &std::path::Path) -> Network {
+        Network::new(NetworkConfig {
+            bridge: "skiff-t".into(),
+            pod_cidr: Ipv4Cidr::parse("10.99.0.0/29").unwrap(),
+            state_dir: dir.to_path_buf(),
+            netns_prefix: "t-".into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn cidr_parsing_clears_host_bits_and_rejects_garbage() {
+        let c = Ipv4Cidr::parse("10.1.2.3/24").unwrap();
+        assert_eq!(c.to_string(), "10.1.2.0/24");
+        assert_eq!(c.gateway(), Ipv4Addr::new(10, 1, 2, 1));
+        assert!(Ipv4Cidr::parse("10.1.2.3").is_err());
+        assert!(Ipv4Cidr::parse("10.1.2.3/33").is_err());
+    }
+
+    #[test]
+    fn allocation_skips_network_gateway_broadcast_and_taken_addresses_round_robin() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = network(dir.path());
+        let mut a = Allocations::default();
+        let mut got = Vec::new();
+        for i in 0..5 {
+            let ip = net.allocate(&a).unwrap();
+            got.push(ip.octets()[3]);
+            a.last = Some(ip);
+            a.pods.insert(
+                format!("p{i}"),
+                PodNetwork {
+                    sandbox_id: format!("p{i}"),
+                    netns: String::new(),
+                    netns_path: PathBuf::new(),
+                    ip,
+                    prefix: 29,
+                    gateway: Ipv4Addr::new(10, 99, 0, 1),
+                    host_veth: String::new(),
+                },
+            );
+        }
+        assert_eq!(got, [2, 3, 4, 5, 6]);
+        assert!(matches!(net.allocate(&a), Err(Error::Exhausted(_))));
+        // Freed .3 is reused only after the round robin wraps.
+        a.pods.remove("p1");
+        assert_eq!(net.allocate(&a).unwrap(), Ipv4Addr::new(10, 99, 0, 3));
+    }
+}

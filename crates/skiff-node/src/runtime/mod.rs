@@ -1,0 +1,246 @@
+//! The container runtime boundary: what to run ([`ContainerSpec`]), what is running
+//! ([`ContainerStatus`]), and the [`Runtime`] trait with a runc implementation and a fake.
+//!
+//! The trait is synchronous: each call is a short `runc` invocation or a file read, and
+//! the agent's async layers call it from `spawn_blocking`. Waiting (graceful stop) lives in
+//! the async [`stop`] helper so it runs on tokio's clock and can be tested paused.
+
+mod cgroup;
+pub mod fake;
+mod process;
+mod runc;
+pub mod shim;
+mod spec;
+
+pub use process::ProcessSpec;
+pub use runc::{RuncConfig, RuncRuntime};
+
+use crate::logs::Rotation;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Errors of container operations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory of the runtime's state could not be used.
+    #[error("runtime state {path}: {source}")]
+    Io {
+        /// File or directory involved.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `runc` (or the shim running it) failed; the message carries its stderr.
+    #[error("runc: {0}")]
+    Runc(String),
+    /// Mounting or unmounting the container's root filesystem failed.
+    #[error("mount {target}: {source}")]
+    Mount {
+        /// Mount point.
+        target: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spec cannot be run as given (bad id, unknown user, no layers...).
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+    /// No container with this id exists.
+    #[error("container not found: {0}")]
+    NotFound(String),
+    /// A container with this id exists already.
+    #[error("container already exists: {0}")]
+    AlreadyExists(String),
+}
+
+/// Result type of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}
+
+/// The pod-level namespaces and files a container joins; produced by the sandbox layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxRef {
+    /// Pod sandbox id (for listing containers by pod).
+    pub id: String,
+    /// Network namespace to join (`/run/netns/<name>`); `None` means the host network.
+    pub netns_path: Option<PathBuf>,
+    /// Hostname inside the container (the pod name).
+    pub hostname: String,
+    /// Files bind-mounted as `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`, if any.
+    pub etc_hosts: Option<PathBuf>,
+    /// See [`SandboxRef::etc_hosts`].
+    pub resolv_conf: Option<PathBuf>,
+    /// See [`SandboxRef::etc_hosts`].
+    pub etc_hostname: Option<PathBuf>,
+}
+
+/// A host path bind-mounted into the container (emptyDir, hostPath, configMap files...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Source on the host.
+    pub host_path: PathBuf,
+    /// Destination inside the container (absolute).
+    pub container_path: String,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+/// cgroup limits of a container, in Kubernetes units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Memory limit in bytes; exceeding it gets the container OOM-killed.
+    pub memory_limit: Option<u64>,
+    /// CPU limit in millicores (CFS quota).
+    pub cpu_limit_millis: Option<u64>,
+    /// CPU request in millicores (CFS shares / weight).
+    pub cpu_request_millis: Option<u64>,
+}
+
+/// Everything needed to run one container; plain data so it is stored with the container
+/// and can be compared with the desired state after an agent restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Unique runtime id: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 64 characters.
+    pub id: String,
+    /// The image reference it was created from (informational, for status and GC).
+    pub image: String,
+    /// Unpacked image layers, bottom first (from [`crate::image::ImageStore::rootfs`]).
+    pub rootfs_layers: Vec<PathBuf>,
+    /// The process to run (see [`ProcessSpec::resolve`]).
+    pub process: ProcessSpec,
+    /// The pod it belongs to.
+    pub sandbox: SandboxRef,
+    /// Volumes.
+    pub mounts: Vec<Mount>,
+    /// Limits.
+    pub resources: Resources,
+    /// CRI log file for stdout and stderr.
+    pub log_path: PathBuf,
+    /// Log rotation for `log_path`.
+    pub log_rotation: Rotation,
+    /// Free-form labels (pod uid, container name, restart count...) for the sync loop.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Lifecycle state, as the kubelet distinguishes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerState {
+    /// Created, process not started yet.
+    Created,
+    /// Process running.
+    Running,
+    /// Process gone; exit recorded.
+    Exited(ExitInfo),
+    /// Neither runc nor the shim left a usable record (e.g. half-created before a crash);
+    /// the agent should delete it.
+    Unknown,
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit code; 128 + signal number when killed by a signal (137 for SIGKILL).
+    pub exit_code: i32,
+    /// Kubernetes reason: `Completed`, `Error` or `OOMKilled`.
+    pub reason: String,
+    /// When the process ended (RFC 3339).
+    pub finished_at: String,
+}
+
+/// What the runtime knows about one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    /// Runtime id.
+    pub id: String,
+    /// Current state.
+    pub state: ContainerState,
+    /// Host pid of the container's init while it runs.
+    pub pid: Option<u32>,
+    /// The spec it was created with, when still on disk.
+    pub spec: Option<ContainerSpec>,
+}
+
+/// Runs containers. Implementations: [`RuncRuntime`] and [`fake::FakeRuntime`].
+///
+/// All methods are idempotent where the kubelet needs it: `kill` of an exited container
+/// and `delete` of a missing one succeed, so a reconcile pass can repeat them safely.
+pub trait Runtime: Send + Sync {
+    /// Prepares the container (rootfs, namespaces, cgroup, log capture) without starting it.
+    fn create(&self, spec: &ContainerSpec) -> Result<()>;
+    /// Starts the process of a created container.
+    fn start(&self, id: &str) -> Result<()>;
+    /// Sends a signal to the container's init process.
+    fn kill(&self, id: &str, signal: i32) -> Result<()>;
+    /// Current status.
+    fn state(&self, id: &str) -> Result<ContainerStatus>;
+    /// Removes the container and everything it holds (killing it if still running).
+    fn delete(&self, id: &str) -> Result<()>;
+    /// Every container this runtime has state for, including ones created before a restart.
+    fn list(&self) -> Result<Vec<ContainerStatus>>;
+}
+
+/// Stops a container as the kubelet does: SIGTERM, wait up to `grace`, then SIGKILL, and
+/// wait for the exit to be recorded. Returns the final status.
+pub async fn stop<R: Runtime + ?Sized>(
+    runtime: &R,
+    id: &str,
+    grace: Duration,
+) -> Result<ContainerStatus> {
+    let poll = Duration::from_millis(50);
+    let status = runtime.state(id)?;
+    if matches!(status.state, ContainerState::Exited(_)) {
+        return Ok(status);
+    }
+    runtime.kill(id, libc::SIGTERM)?;
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let status = runtime.state(id)?;
+        if matches!(
+            status.state,
+            ContainerState::Exited(_) | ContainerState::Unknown
+        ) {
+            return Ok(status);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(poll).await;
+    }
+    tracing::info!(container = id, "grace period over, sending SIGKILL");
+    runtime.kill(id, libc::SIGKILL)?;
+    // SIGKILL cannot be ignored; this only waits for the shim to record the exit.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = runtime.state(id)?;
+        if !matches!(
+            status.state,
+            ContainerState::Running | ContainerState::Created
+        ) || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(status);
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Checks a container id before it becomes a path component and a runc argument.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec(format!("bad container id {id:?}")))
+    }
+}

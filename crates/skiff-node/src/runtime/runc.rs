@@ -1,0 +1,424 @@
+//! [`Runtime`] on runc: an overlayfs rootfs per container, a generated `config.json`, and a
+//! shim per container that owns its stdio and exit status.
+//!
+//! State lives under `state_dir` so a restarted agent finds everything again:
+//! `runc/` is runc's `--root`; `containers/<id>/` holds `spec.json` (the [`ContainerSpec`]),
+//! `config.json`, `rootfs/` (the overlay mount), `upper/` and `work/`, `shim.json`,
+//! `shim.pid`, `init.pid` and, once the container exited, `exit.json`.
+
+use super::cgroup;
+use super::process::resolve_user;
+use super::shim::{ExitRecord, ShimConfig};
+use super::spec::{oci_config, HostFacts};
+use super::{
+    io_err, validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExitInfo,
+    Result, Runtime,
+};
+use serde::Deserialize;
+use std::ffi::{CString, OsString};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to run containers on this node.
+#[derive(Debug, Clone)]
+pub struct RuncConfig {
+    /// Root of the runtime's state (e.g. `<data-dir>/runtime`).
+    pub state_dir: PathBuf,
+    /// The runc binary (`runc` from `$PATH` by default).
+    pub runc: PathBuf,
+    /// Command that runs the shim; the container dir is appended. The `skiff` binary passes
+    /// itself with a hidden subcommand; tests pass this crate's `skiff-node-shim`.
+    pub shim: Vec<OsString>,
+    /// cgroup under which every container's cgroup is created (`/<parent>/<id>`).
+    pub cgroup_parent: String,
+}
+
+impl RuncConfig {
+    /// Defaults for a data dir and a shim command.
+    pub fn new(state_dir: impl Into<PathBuf>, shim: Vec<OsString>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            runc: "runc".into(),
+            shim,
+            cgroup_parent: "skiff".into(),
+        }
+    }
+}
+
+/// Containers via runc; see the module docs for the on-disk layout.
+#[derive(Debug)]
+pub struct RuncRuntime {
+    cfg: RuncConfig,
+    host: HostFacts,
+}
+
+/// The fields of `runc state` / `runc list` output that matter here.
+#[derive(Debug, Deserialize)]
+struct RuncState {
+    id: String,
+    #[serde(default)]
+    pid: u32,
+    status: String,
+}
+
+impl RuncRuntime {
+    /// Opens the runtime over `cfg.state_dir`, adopting whatever containers it holds.
+    pub fn new(cfg: RuncConfig) -> Result<Self> {
+        if cfg.shim.is_empty() {
+            return Err(Error::InvalidSpec("no shim command configured".into()));
+        }
+        // overlayfs option syntax gives ':' and ',' meaning; keep them out of our paths.
+        let s = cfg.state_dir.to_string_lossy();
+        if s.contains(':') || s.contains(',') || !cfg.state_dir.is_absolute() {
+            return Err(Error::InvalidSpec(format!(
+                "state dir must be absolute without ':' or ',': {s}"
+            )));
+        }
+        for d in [cfg.state_dir.join("runc"), cfg.state_dir.join("containers")] {
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
+        Ok(Self {
+            cfg,
+            host: HostFacts::detect(),
+        })
+    }
+
+    /// Removes the parent cgroup once no container uses it (agent shutdown, tests).
+    pub fn remove_cgroup_parent(&self) {
+        cgroup::remove_parent(&self.cfg.cgroup_parent);
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.cfg.state_dir.join("containers").join(id)
+    }
+
+    fn cgroups_path(&self, id: &str) -> String {
+        format!("/{}/{id}", self.cfg.cgroup_parent.trim_matches('/'))
+    }
+
+    fn runc(&self, args: &[&str]) -> Result<std::process::Output> {
+        let root = self.cfg.state_dir.join("runc");
+        let out = Command::new(&self.cfg.runc)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::Runc(format!("spawning {}: {e}", self.cfg.runc.display())))?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(Error::Runc(format!(
+                "{}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    fn runc_state(&self, id: &str) -> Option<RuncState> {
+        let out = self.runc(&["state", id]).ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    fn prepare(&self, spec: &ContainerSpec, dir: &Path) -> Result<()> {
+        for sub in ["rootfs", "upper", "work"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        let raw = serde_json::to_vec_pretty(spec).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        write(&dir.join("spec.json"), &raw)?;
+        let rootfs = dir.join("rootfs");
+        mount_overlay(&spec.rootfs_layers, &dir.join("upper"), &dir.join("work"), &rootfs)?;
+        let identity = resolve_user(&rootfs, spec.process.user.as_deref())?;
+        let cgroups_path = self.cgroups_path(&spec.id);
+        let config = oci_config(spec, &rootfs, &identity, &cgroups_path, &self.host);
+        write(
+            &dir.join("config.json"),
+            &serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidSpec(e.to_string()))?,
+        )?;
+        let shim = ShimConfig {
+            runc: self.cfg.runc.clone(),
+            runc_root: self.cfg.state_dir.join("runc"),
+            id: spec.id.clone(),
+            bundle: dir.to_path_buf(),
+            pid_file: dir.join("init.pid"),
+            runc_log: dir.join("runc.log"),
+            log_path: spec.log_path.clone(),
+            rotation: spec.log_rotation,
+            exit_file: dir.join("exit.json"),
+            memory_cgroup: self.host.cgroups.memory_dir(&cgroups_path),
+        };
+        write(
+            &dir.join("shim.json"),
+            &serde_json::to_vec_pretty(&shim).map_err(|e| Error::InvalidSpec(e.to_string()))?,
+        )?;
+        self.spawn_shim(dir)
+    }
+
+    fn spawn_shim(&self, dir: &Path) -> Result<()> {
+        let log = dir.join("shim.log");
+        let stderr = fs::File::create(&log).map_err(io_err(&log))?;
+        let mut child = Command::new(&self.cfg.shim[0])
+            .args(&self.cfg.shim[1..])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| Error::Runc(format!("spawning shim {:?}: {e}", self.cfg.shim[0])))?;
+        write(&dir.join("shim.pid"), child.id().to_string().as_bytes())?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        // The shim lives on after this; reap it when it ends so it leaves no zombie.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        match line.trim().strip_prefix("ok ") {
+            Some(_) => Ok(()),
+            None => {
+                let why = line.trim().trim_start_matches("error: ");
+                let why = if why.is_empty() {
+                    fs::read_to_string(&log).unwrap_or_default()
+                } else {
+                    why.to_string()
+                };
+                Err(Error::Runc(why.trim().to_string()))
+            }
+        }
+    }
+
+    fn read_spec(&self, id: &str) -> Option<ContainerSpec> {
+        let raw = fs::read(self.dir(id).join("spec.json")).ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+
+    fn read_exit(&self, id: &str) -> Option<ExitInfo> {
+        let raw = fs::read(self.dir(id).join("exit.json")).ok()?;
+        let rec: ExitRecord = serde_json::from_slice(&raw).ok()?;
+        let reason = if rec.oom_killed {
+            "OOMKilled"
+        } else if rec.exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
+        Some(ExitInfo {
+            exit_code: rec.exit_code,
+            reason: reason.to_string(),
+            finished_at: rec.finished_at,
+        })
+    }
+
+    fn shim_alive(&self, id: &str) -> bool {
+        pid_alive(&self.dir(id).join("shim.pid"))
+    }
+
+    fn wait_shim_gone(&self, id: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.shim_alive(id) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Runtime for RuncRuntime {
+    fn create(&self, spec: &ContainerSpec) -> Result<()> {
+        validate_id(&spec.id)?;
+        if spec.rootfs_layers.is_empty() {
+            return Err(Error::InvalidSpec("no image layers".into()));
+        }
+        if let Some(missing) = spec.rootfs_layers.iter().find(|l| !l.is_dir()) {
+            return Err(Error::InvalidSpec(format!(
+                "image layer missing: {}",
+                missing.display()
+            )));
+        }
+        let dir = self.dir(&spec.id);
+        if dir.exists() {
+            return Err(Error::AlreadyExists(spec.id.clone()));
+        }
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        tracing::info!(container = %spec.id, image = %spec.image, "creating container");
+        if let Err(e) = self.prepare(spec, &dir) {
+            tracing::warn!(container = %spec.id, error = %e, "create failed, cleaning up");
+            let _ = self.delete(&spec.id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn start(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        tracing::info!(container = id, "starting container");
+        self.runc(&["start", id]).map(drop)
+    }
+
+    fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        validate_id(id)?;
+        match self.runc(&["kill", id, &signal.to_string()]) {
+            Ok(_) => Ok(()),
+            Err(e) => match self.state(id)?.state {
+                // Already gone: killing it again is a no-op.
+                ContainerState::Exited(_) | ContainerState::Unknown => Ok(()),
+                _ => Err(e),
+            },
+        }
+    }
+
+    fn state(&self, id: &str) -> Result<ContainerStatus> {
+        validate_id(id)?;
+        let spec = self.read_spec(id);
+        let has_dir = self.dir(id).exists();
+        let mut status = ContainerStatus {
+            id: id.to_string(),
+            state: ContainerState::Unknown,
+            pid: None,
+            spec,
+        };
+        if let Some(exit) = self.read_exit(id) {
+            status.state = ContainerState::Exited(exit);
+            return Ok(status);
+        }
+        match self.runc_state(id) {
+            Some(s) => match s.status.as_str() {
+                "created" => status.state = ContainerState::Created,
+                "running" | "paused" | "pausing" => {
+                    status.state = ContainerState::Running;
+                    status.pid = Some(s.pid);
+                }
+                // Stopped but no exit record: the shim is still writing it, or died.
+                _ if self.shim_alive(id) => status.state = ContainerState::Running,
+                _ => status.state = ContainerState::Unknown,
+            },
+            None if has_dir => status.state = ContainerState::Unknown,
+            None => return Err(Error::NotFound(id.to_string())),
+        }
+        Ok(status)
+    }
+
+    fn delete(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        let dir = self.dir(id);
+        if let Err(e) = self.runc(&["delete", "--force", id]) {
+            if self.runc_state(id).is_some() {
+                return Err(e);
+            }
+        }
+        // The shim exits once the container's pipes close; let it finish its records.
+        self.wait_shim_gone(id, Duration::from_secs(10));
+        let rootfs = dir.join("rootfs");
+        unmount(&rootfs)?;
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        tracing::info!(container = id, "container deleted");
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<ContainerStatus>> {
+        let mut ids = std::collections::BTreeSet::new();
+        let containers = self.cfg.state_dir.join("containers");
+        for e in fs::read_dir(&containers).map_err(io_err(&containers))?.flatten() {
+            ids.insert(e.file_name().to_string_lossy().into_owned());
+        }
+        // Containers runc knows but whose dir is gone (crash mid-delete) are orphans too.
+        if let Ok(out) = self.runc(&["list", "--format", "json"]) {
+            let listed: Option<Vec<RuncState>> = serde_json::from_slice(&out.stdout).ok();
+            ids.extend(listed.unwrap_or_default().into_iter().map(|s| s.id));
+        }
+        ids.into_iter()
+            .filter(|id| validate_id(id).is_ok())
+            .map(|id| self.state(&id))
+            .collect()
+    }
+}
+
+fn write(path: &Path, data: &[u8]) -> Result<()> {
+    crate::util::write_atomic(path, data).map_err(io_err(path))
+}
+
+fn pid_alive(pid_file: &Path) -> bool {
+    let Some(pid) = fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return false;
+    };
+    // A zombie still answers kill(0); look at its state instead.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn cstring(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|e| Error::InvalidSpec(e.to_string()))
+}
+
+fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    // overlayfs lists lower dirs top first.
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| l.display().to_string())
+        .collect();
+    if lower.iter().any(|l| l.contains(':') || l.contains(',')) {
+        return Err(Error::InvalidSpec("layer paths must not contain ':' or ','".into()));
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    let opts = CString::new(opts).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let target_c = cstring(target)?;
+    let fstype = CString::new("overlay").map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            target_c.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(Error::Mount {
+            target: target.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Unmounts the rootfs if mounted (lazily, so a lingering reader cannot block cleanup).
+fn unmount(target: &Path) -> Result<()> {
+    if !target.exists() {
+        return Ok(());
+    }
+    let c = cstring(target)?;
+    // SAFETY: valid NUL-terminated path.
+    let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        // EINVAL: not a mount point (never mounted, or already unmounted).
+        if err.raw_os_error() != Some(libc::EINVAL) {
+            return Err(Error::Mount {
+                target: target.to_path_buf(),
+                source: err,
+            });
+        }
+    }
+    Ok(())
+}
