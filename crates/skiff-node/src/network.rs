@@ -153,7 +153,10 @@ impl Network {
     /// Checks the config and creates the state dir; does not touch the host network yet.
     pub fn new(cfg: NetworkConfig) -> Result<Self> {
         if !valid_ifname(&cfg.bridge) {
-            return Err(Error::InvalidConfig(format!("bad bridge name {:?}", cfg.bridge)));
+            return Err(Error::InvalidConfig(format!(
+                "bad bridge name {:?}",
+                cfg.bridge
+            )));
         }
         if !valid_ifname(&cfg.netns_prefix) && !cfg.netns_prefix.is_empty() {
             return Err(Error::InvalidConfig(format!(
@@ -183,7 +186,11 @@ impl Network {
             ip(&["link", "add", br, "type", "bridge"])?;
             tracing::info!(bridge = %br, cidr = %self.cfg.pod_cidr, "bridge created");
         }
-        let gw = format!("{}/{}", self.cfg.pod_cidr.gateway(), self.cfg.pod_cidr.prefix);
+        let gw = format!(
+            "{}/{}",
+            self.cfg.pod_cidr.gateway(),
+            self.cfg.pod_cidr.prefix
+        );
         ip(&["addr", "replace", &gw, "dev", br])?;
         ip(&["link", "set", br, "up"])?;
         Ok(())
@@ -250,7 +257,10 @@ impl Network {
             return Err(Error::InvalidConfig(format!("bad netns name {netns:?}")));
         }
         let hash = Sha256::digest(netns.as_bytes());
-        let host_veth = format!("veth{:08x}", u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]));
+        let host_veth = format!(
+            "veth{:08x}",
+            u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]])
+        );
         let ip_addr = match allocs.pods.get(sandbox_id) {
             Some(p) => p.ip,
             None => self.allocate(&allocs)?,
@@ -285,14 +295,34 @@ impl Network {
         // Leftovers from a crash between record and plumbing.
         teardown_links(pod);
         ip(&["netns", "add", ns])?;
-        ip(&["link", "add", &pod.host_veth, "type", "veth", "peer", "name", "eth0", "netns", ns])?;
-        ip(&["link", "set", &pod.host_veth, "master", &self.cfg.bridge, "up"])?;
+        ip(&[
+            "link",
+            "add",
+            &pod.host_veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns,
+        ])?;
+        ip(&[
+            "link",
+            "set",
+            &pod.host_veth,
+            "master",
+            &self.cfg.bridge,
+            "up",
+        ])?;
         let addr = format!("{}/{}", pod.ip, pod.prefix);
         ip(&["-n", ns, "addr", "add", &addr, "dev", "eth0"])?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
         ip(&["-n", ns, "link", "set", "eth0", "up"])?;
         let gw = pod.gateway.to_string();
-        ip(&["-n", ns, "route", "add", "default", "via", &gw, "dev", "eth0"])?;
+        ip(&[
+            "-n", ns, "route", "add", "default", "via", &gw, "dev", "eth0",
+        ])?;
         Ok(())
     }
 

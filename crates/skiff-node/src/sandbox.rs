@@ -179,8 +179,7 @@ impl SandboxManager {
             let p = dir.join(name);
             crate::util::write_atomic(&p, content.as_bytes()).map_err(io_err(&p))?;
         }
-        let raw = serde_json::to_vec_pretty(&sandbox)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let raw = serde_json::to_vec_pretty(&sandbox).map_err(|e| Error::Invalid(e.to_string()))?;
         let p = dir.join("sandbox.json");
         crate::util::write_atomic(&p, &raw).map_err(io_err(&p))?;
         Ok(sandbox)
@@ -203,7 +202,10 @@ impl SandboxManager {
     /// Sandboxes on disk, plus networks whose sandbox dir is missing (orphans to remove).
     pub fn list(&self) -> Result<Vec<PodSandbox>> {
         let mut out = Vec::new();
-        for e in fs::read_dir(&self.dir).map_err(io_err(&self.dir))?.flatten() {
+        for e in fs::read_dir(&self.dir)
+            .map_err(io_err(&self.dir))?
+            .flatten()
+        {
             if let Ok(raw) = fs::read(e.path().join("sandbox.json")) {
                 if let Ok(s) = serde_json::from_slice::<PodSandbox>(&raw) {
                     out.push(s);
@@ -243,7 +245,10 @@ mod tests {
             host_network: false,
             dns: DnsConfig {
                 nameservers: vec!["10.96.0.10".into()],
-                searches: vec!["default.svc.cluster.local".into(), "svc.cluster.local".into()],
+                searches: vec![
+                    "default.svc.cluster.local".into(),
+                    "svc.cluster.local".into(),
+                ],
                 options: vec!["ndots:5".into()],
             },
             host_aliases: vec![("1.2.3.4".into(), vec!["a".into(), "b".into()])],

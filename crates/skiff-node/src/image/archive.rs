@@ -142,7 +142,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 /// Resolves a path named inside the archive, refusing anything that leaves it.
 fn inside(root: &Path, rel: &str) -> Result<PathBuf> {
     if rel.split('/').any(|c| c == "..") || rel.starts_with('/') {
-        return Err(Error::InvalidArchive(format!("path escapes archive: {rel}")));
+        return Err(Error::InvalidArchive(format!(
+            "path escapes archive: {rel}"
+        )));
     }
     Ok(root.join(rel))
 }
@@ -175,7 +177,11 @@ fn load_oci(store: &ImageStore, outer: &Path) -> Result<Vec<ImageRecord>> {
             .iter()
             .map(|l| blob_in(outer, &l.digest))
             .collect::<Result<Vec<_>>>()?;
-        let image = import(store, &blob_in(outer, &manifest.config.digest)?, &layer_paths)?;
+        let image = import(
+            store,
+            &blob_in(outer, &manifest.config.digest)?,
+            &layer_paths,
+        )?;
         records.extend(named(image, names));
     }
     Ok(records)
@@ -196,8 +202,8 @@ fn image_name(annotations: &BTreeMap<String, String>) -> Option<String> {
 /// Follows nested indexes down to the linux/amd64 manifest (or the only one).
 fn pick_manifest(outer: &Path, mut desc: Descriptor) -> Result<Descriptor> {
     for _ in 0..4 {
-        let is_index = desc.media_type.contains("image.index")
-            || desc.media_type.contains("manifest.list");
+        let is_index =
+            desc.media_type.contains("image.index") || desc.media_type.contains("manifest.list");
         if !is_index {
             return Ok(desc);
         }
@@ -230,7 +236,9 @@ fn pick_manifest(outer: &Path, mut desc: Descriptor) -> Result<Descriptor> {
             }
         };
     }
-    Err(Error::InvalidArchive("image indexes nested too deep".into()))
+    Err(Error::InvalidArchive(
+        "image indexes nested too deep".into(),
+    ))
 }
 
 fn host_arch() -> &'static str {

@@ -252,8 +252,8 @@ impl ImageStore {
         fs::create_dir(&staging).map_err(io_err(&staging))?;
         let blob_path = self.blob_path(blob);
         let file = fs::File::open(&blob_path).map_err(io_err(&blob_path))?;
-        let actual = layer::unpack(io::BufReader::new(file), &staging)
-            .map_err(io_err(&blob_path))?;
+        let actual =
+            layer::unpack(io::BufReader::new(file), &staging).map_err(io_err(&blob_path))?;
         if actual != expected_diff_id {
             return Err(Error::DiffIdMismatch {
                 expected: expected_diff_id.to_string(),

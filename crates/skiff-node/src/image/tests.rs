@@ -77,7 +77,11 @@ fn shared_layers_are_unpacked_once_and_survive_removing_one_image() {
     store
         .load(oci_archive("b:1", &[base_layer(), top_b], &cfg()).as_slice())
         .unwrap();
-    let count = || std::fs::read_dir(dir.path().join("layers")).unwrap().count();
+    let count = || {
+        std::fs::read_dir(dir.path().join("layers"))
+            .unwrap()
+            .count()
+    };
     assert_eq!(count(), 3);
     let a = store.rootfs("a:1").unwrap();
     let b = store.rootfs("b:1").unwrap();

@@ -4,7 +4,9 @@ use super::*;
 use chrono::TimeZone;
 
 fn at(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_700_000_000 + secs, 123).single().unwrap()
+    Utc.timestamp_opt(1_700_000_000 + secs, 123)
+        .single()
+        .unwrap()
 }
 
 #[test]
@@ -65,7 +67,10 @@ fn rotation_keeps_max_files_and_reads_across_them_in_order() {
     let entries = read(&path, &LogOptions::default()).unwrap();
     let last = entries.last().unwrap();
     assert_eq!(last.content, b"line 39\n");
-    let numbers: Vec<i64> = entries.iter().map(|e| (e.time - at(0)).num_seconds()).collect();
+    let numbers: Vec<i64> = entries
+        .iter()
+        .map(|e| (e.time - at(0)).num_seconds())
+        .collect();
     assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
 }
 
@@ -114,7 +119,8 @@ async fn follow_streams_new_lines_across_rotation_until_finished() {
         max_files: 2,
     };
     let mut w = LogWriter::open(&path, rotation).unwrap();
-    w.write_line(Stream::Stdout, b"before", true, at(0)).unwrap();
+    w.write_line(Stream::Stdout, b"before", true, at(0))
+        .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(100);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let done2 = done.clone();
@@ -125,7 +131,10 @@ async fn follow_streams_new_lines_across_rotation_until_finished() {
     for i in 0..6 {
         w.write_line(Stream::Stdout, format!("after {i}").as_bytes(), true, at(i))
             .unwrap();
-        assert_eq!(rx.recv().await.unwrap(), format!("after {i}\n").into_bytes());
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            format!("after {i}\n").into_bytes()
+        );
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     task.await.unwrap().unwrap();

@@ -2,8 +2,7 @@
 //! agent's sync logic without root, runc or images.
 
 use super::{
-    validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExitInfo, Result,
-    Runtime,
+    validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExitInfo, Result, Runtime,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;

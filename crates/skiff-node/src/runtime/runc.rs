@@ -11,8 +11,8 @@ use super::process::resolve_user;
 use super::shim::{ExitRecord, ShimConfig};
 use super::spec::{oci_config, HostFacts};
 use super::{
-    io_err, validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExitInfo,
-    Result, Runtime,
+    io_err, validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExitInfo, Result,
+    Runtime,
 };
 use serde::Deserialize;
 use std::ffi::{CString, OsString};
@@ -133,7 +133,12 @@ impl RuncRuntime {
         let raw = serde_json::to_vec_pretty(spec).map_err(|e| Error::InvalidSpec(e.to_string()))?;
         write(&dir.join("spec.json"), &raw)?;
         let rootfs = dir.join("rootfs");
-        mount_overlay(&spec.rootfs_layers, &dir.join("upper"), &dir.join("work"), &rootfs)?;
+        mount_overlay(
+            &spec.rootfs_layers,
+            &dir.join("upper"),
+            &dir.join("work"),
+            &rootfs,
+        )?;
         let identity = resolve_user(&rootfs, spec.process.user.as_deref())?;
         let cgroups_path = self.cgroups_path(&spec.id);
         let config = oci_config(spec, &rootfs, &identity, &cgroups_path, &self.host);
@@ -325,7 +330,10 @@ impl Runtime for RuncRuntime {
     fn list(&self) -> Result<Vec<ContainerStatus>> {
         let mut ids = std::collections::BTreeSet::new();
         let containers = self.cfg.state_dir.join("containers");
-        for e in fs::read_dir(&containers).map_err(io_err(&containers))?.flatten() {
+        for e in fs::read_dir(&containers)
+            .map_err(io_err(&containers))?
+            .flatten()
+        {
             ids.insert(e.file_name().to_string_lossy().into_owned());
         }
         // Containers runc knows but whose dir is gone (crash mid-delete) are orphans too.
@@ -372,7 +380,9 @@ fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
         .map(|l| l.display().to_string())
         .collect();
     if lower.iter().any(|l| l.contains(':') || l.contains(',')) {
-        return Err(Error::InvalidSpec("layer paths must not contain ':' or ','".into()));
+        return Err(Error::InvalidSpec(
+            "layer paths must not contain ':' or ','".into(),
+        ));
     }
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",

@@ -235,7 +235,13 @@ mod tests {
 
     #[test]
     fn config_joins_the_pod_netns_and_owns_the_other_namespaces() {
-        let c = oci_config(&spec(), Path::new("/r"), &Identity::default(), "/skiff/c1", &host(1 << 20));
+        let c = oci_config(
+            &spec(),
+            Path::new("/r"),
+            &Identity::default(),
+            "/skiff/c1",
+            &host(1 << 20),
+        );
         let ns = c["linux"]["namespaces"].as_array().unwrap();
         let net = ns.iter().find(|n| n["type"] == "network").unwrap();
         assert_eq!(net["path"], "/run/netns/p");
@@ -248,7 +254,13 @@ mod tests {
 
     #[test]
     fn limits_become_cgroup_resources_without_swap() {
-        let c = oci_config(&spec(), Path::new("/r"), &Identity::default(), "/skiff/c1", &host(1 << 20));
+        let c = oci_config(
+            &spec(),
+            Path::new("/r"),
+            &Identity::default(),
+            "/skiff/c1",
+            &host(1 << 20),
+        );
         let r = &c["linux"]["resources"];
         assert_eq!(r["memory"]["limit"], 64 << 20);
         assert_eq!(r["memory"]["swap"], 64 << 20);
@@ -260,20 +272,43 @@ mod tests {
 
     #[test]
     fn nofile_never_exceeds_20000_or_the_hosts_hard_limit() {
-        let c = oci_config(&spec(), Path::new("/r"), &Identity::default(), "/p", &host(1 << 20));
+        let c = oci_config(
+            &spec(),
+            Path::new("/r"),
+            &Identity::default(),
+            "/p",
+            &host(1 << 20),
+        );
         assert_eq!(c["process"]["rlimits"][0]["hard"], 20_000);
-        let c = oci_config(&spec(), Path::new("/r"), &Identity::default(), "/p", &host(4096));
+        let c = oci_config(
+            &spec(),
+            Path::new("/r"),
+            &Identity::default(),
+            "/p",
+            &host(4096),
+        );
         assert_eq!(c["process"]["rlimits"][0]["soft"], 4096);
     }
 
     #[test]
     fn volumes_and_pod_files_are_bind_mounted() {
-        let c = oci_config(&spec(), Path::new("/r"), &Identity::default(), "/p", &host(1 << 20));
+        let c = oci_config(
+            &spec(),
+            Path::new("/r"),
+            &Identity::default(),
+            "/p",
+            &host(1 << 20),
+        );
         let mounts = c["mounts"].as_array().unwrap();
-        let hosts = mounts.iter().find(|m| m["destination"] == "/etc/hosts").unwrap();
+        let hosts = mounts
+            .iter()
+            .find(|m| m["destination"] == "/etc/hosts")
+            .unwrap();
         assert_eq!(hosts["source"], "/s/hosts");
         let data = mounts.iter().find(|m| m["destination"] == "/data").unwrap();
         assert!(data["options"].as_array().unwrap().contains(&json!("ro")));
-        assert!(!mounts.iter().any(|m| m["destination"] == "/etc/resolv.conf"));
+        assert!(!mounts
+            .iter()
+            .any(|m| m["destination"] == "/etc/resolv.conf"));
     }
 }

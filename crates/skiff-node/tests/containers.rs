@@ -1,0 +1,171 @@
+//! End-to-end: real containers under runc in pod sandboxes (needs root; skips otherwise).
+
+mod common;
+
+use skiff_node::runtime::{stop, ContainerState, Resources, Runtime};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+fn http_get(addr: SocketAddr, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        })();
+        match attempt {
+            Ok(body) if !body.is_empty() => return body,
+            _ if Instant::now() > deadline => panic!("no HTTP answer from {addr}: {attempt:?}"),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+#[test]
+fn pod_serves_http_on_its_ip_and_containers_share_the_pod_network() {
+    let node = node_or_skip!();
+    let pod = node.sandbox("web");
+    let ip = pod.ip().expect("pod ip");
+    let httpd = node.spec("httpd", &pod, &["httpd", "-f", "-p", "80", "-h", "/www"]);
+    node.run(&httpd);
+
+    let body = http_get(SocketAddr::from((ip, 80)), Duration::from_secs(10));
+    assert!(body.contains("hello from skiff"), "{body}");
+
+    // A second container of the pod reaches the first on localhost and sees pod identity.
+    let probe = node.spec(
+        "probe",
+        &pod,
+        &[
+            "sh",
+            "-c",
+            "wget -qO- http://127.0.0.1/index.html; hostname; cat /etc/hosts /etc/resolv.conf; echo to-stderr >&2",
+        ],
+    );
+    let id = node.run(&probe);
+    let exit = node.wait_exit(&id, Duration::from_secs(10));
+    let log = node.log_text(&probe);
+    assert_eq!(exit.exit_code, 0, "{log}");
+    assert_eq!(exit.reason, "Completed");
+    assert!(log.contains(" stdout F hello from skiff\n"), "{log}");
+    assert!(log.contains(" stdout F web\n"), "{log}");
+    assert!(log.contains(&format!(" stdout F {ip}\tweb\n")), "{log}");
+    assert!(log.contains(" stdout F nameserver 10.96.0.10\n"), "{log}");
+    assert!(log.contains(" stderr F to-stderr\n"), "{log}");
+}
+
+#[test]
+fn container_over_its_memory_limit_is_oom_killed_with_137() {
+    let node = node_or_skip!();
+    let pod = node.sandbox("hog");
+    let mut spec = node.spec(
+        "hog",
+        &pod,
+        &[
+            "sh",
+            "-c",
+            "x=0123456789abcdef; while true; do x=\"$x$x\"; done",
+        ],
+    );
+    spec.resources = Resources {
+        memory_limit: Some(32 << 20),
+        cpu_limit_millis: Some(500),
+        cpu_request_millis: Some(100),
+    };
+    let id = node.run(&spec);
+    let exit = node.wait_exit(&id, Duration::from_secs(30));
+    assert_eq!(exit.exit_code, 137);
+    assert_eq!(exit.reason, "OOMKilled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_uses_sigterm_then_sigkill_after_the_grace_period() {
+    let node = node_or_skip!();
+    let pod = node.sandbox("stop");
+    let polite = node.spec(
+        "polite",
+        &pod,
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 3' TERM; while true; do sleep 0.1; done",
+        ],
+    );
+    // As pid 1 without a handler, sleep ignores SIGTERM: only SIGKILL ends it.
+    let stubborn = node.spec("stubborn", &pod, &["sleep", "1000"]);
+    node.run(&polite);
+    node.run(&stubborn);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let status = stop(&node.runtime, &polite.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    match status.state {
+        ContainerState::Exited(e) => assert_eq!(e.exit_code, 3),
+        other => panic!("{other:?}"),
+    }
+    assert!(node.log_text(&polite).contains(" stdout F got-term\n"));
+
+    let started = Instant::now();
+    let status = stop(&node.runtime, &stubborn.id, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    match status.state {
+        ContainerState::Exited(e) => {
+            assert_eq!(e.exit_code, 137);
+            assert_eq!(e.reason, "Error");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn restarted_runtime_adopts_running_containers_and_cleanup_removes_everything() {
+    let node = node_or_skip!();
+    let pod = node.sandbox("adopt");
+    let spec = node.spec(
+        "ticker",
+        &pod,
+        &["sh", "-c", "while true; do echo tick; sleep 0.1; done"],
+    );
+    let id = node.run(&spec);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A new runtime object over the same state dir, as after an agent restart.
+    let restarted = skiff_node::runtime::RuncRuntime::new(node.runc_config()).unwrap();
+    let listed = restarted.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    assert_eq!(listed[0].state, ContainerState::Running);
+    assert_eq!(listed[0].spec.as_ref().unwrap().labels, spec.labels);
+    // Its shim outlived the old runtime object and still writes the log.
+    let before = node.log_text(&spec).lines().count();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(node.log_text(&spec).lines().count() > before);
+
+    restarted.delete(&id).unwrap();
+    assert!(restarted.list().unwrap().is_empty());
+    let rootfs = node.dir.path().join("runtime/containers").join(&id);
+    assert!(!rootfs.exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "rootfs still mounted");
+    let runc = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(node.runc_root())
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&runc.stdout).trim().is_empty());
+
+    node.sandboxes.remove(&pod.spec.id).unwrap();
+    assert!(!pod.network.as_ref().unwrap().netns_path.exists());
+    assert!(node.sandboxes.list().unwrap().is_empty());
+}
