@@ -199,6 +199,22 @@ impl SandboxManager {
         Ok(())
     }
 
+    /// Removes every sandbox `keep` rejects (networks without a sandbox record are always
+    /// removed); returns the removed ids. Delete their containers first.
+    pub fn remove_orphans(&self, keep: impl Fn(&PodSandbox) -> bool) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for s in self.list()? {
+            let recorded = s.dir.join("sandbox.json").exists();
+            if recorded && keep(&s) {
+                continue;
+            }
+            tracing::info!(sandbox = %s.spec.id, "removing orphan sandbox");
+            self.remove(&s.spec.id)?;
+            removed.push(s.spec.id);
+        }
+        Ok(removed)
+    }
+
     /// Sandboxes on disk, plus networks whose sandbox dir is missing (orphans to remove).
     pub fn list(&self) -> Result<Vec<PodSandbox>> {
         let mut out = Vec::new();

@@ -44,9 +44,18 @@ fn pod_serves_http_on_its_ip_and_containers_share_the_pod_network() {
         &[
             "sh",
             "-c",
-            "wget -qO- http://127.0.0.1/index.html; hostname; cat /etc/hosts /etc/resolv.conf; echo to-stderr >&2",
+            "wget -qO- http://127.0.0.1/index.html; hostname; cat /etc/hosts /etc/resolv.conf; \
+             echo nofile=$(ulimit -n); grep NoNewPrivs /proc/self/status; \
+             echo from-container > /data/out; echo to-stderr >&2",
         ],
     );
+    let volume = tempfile::tempdir().unwrap();
+    let mut probe = probe;
+    probe.mounts.push(skiff_node::runtime::Mount {
+        host_path: volume.path().to_path_buf(),
+        container_path: "/data".into(),
+        read_only: false,
+    });
     let id = node.run(&probe);
     let exit = node.wait_exit(&id, Duration::from_secs(10));
     let log = node.log_text(&probe);
@@ -57,6 +66,95 @@ fn pod_serves_http_on_its_ip_and_containers_share_the_pod_network() {
     assert!(log.contains(&format!(" stdout F {ip}\tweb\n")), "{log}");
     assert!(log.contains(" stdout F nameserver 10.96.0.10\n"), "{log}");
     assert!(log.contains(" stderr F to-stderr\n"), "{log}");
+    assert!(log.contains(" stdout F nofile=20000\n"), "{log}");
+    assert!(log.contains(" stdout F NoNewPrivs:\t1\n"), "{log}");
+    let written = std::fs::read_to_string(volume.path().join("out")).unwrap();
+    assert_eq!(written, "from-container\n");
+}
+
+/// Reads a cgroup file of a container under either cgroup version.
+fn cgroup_file(parent: &str, id: &str, v1: (&str, &str), v2: &str) -> String {
+    let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let path = if unified {
+        format!("/sys/fs/cgroup/{parent}/{id}/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{}/{parent}/{id}/{}", v1.0, v1.1)
+    };
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn memory_and_cpu_limits_land_in_the_container_cgroup() {
+    let node = node_or_skip!();
+    let pod = node.sandbox("limits");
+    let mut spec = node.spec("limited", &pod, &["sleep", "1000"]);
+    spec.resources = Resources {
+        memory_limit: Some(48 << 20),
+        cpu_limit_millis: Some(250),
+        cpu_request_millis: Some(125),
+    };
+    let id = node.run(&spec);
+    let parent = node.runc_config().cgroup_parent;
+    let mem = cgroup_file(
+        &parent,
+        &id,
+        ("memory", "memory.limit_in_bytes"),
+        "memory.max",
+    );
+    assert_eq!(mem, (48u64 << 20).to_string());
+    let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if unified {
+        assert_eq!(
+            cgroup_file(&parent, &id, ("", ""), "cpu.max"),
+            "25000 100000"
+        );
+    } else {
+        assert_eq!(
+            cgroup_file(&parent, &id, ("cpu", "cpu.cfs_quota_us"), ""),
+            "25000"
+        );
+        assert_eq!(cgroup_file(&parent, &id, ("cpu", "cpu.shares"), ""), "128");
+    }
+}
+
+#[test]
+fn orphans_are_removed_after_a_restart_including_half_created_ones() {
+    let node = node_or_skip!();
+    let wanted_pod = node.sandbox("wanted");
+    let orphan_pod = node.sandbox("orphan");
+    let wanted = node.spec("wanted", &wanted_pod, &["sleep", "1000"]);
+    let orphan = node.spec("orphan", &orphan_pod, &["sleep", "1000"]);
+    node.run(&wanted);
+    node.run(&orphan);
+    // A crash in the middle of create leaves a dir that runc never heard of.
+    let half = format!("half-{}", node.suffix);
+    std::fs::create_dir_all(node.dir.path().join("runtime/containers").join(&half)).unwrap();
+
+    let restarted = skiff_node::runtime::RuncRuntime::new(node.runc_config()).unwrap();
+    let mut removed =
+        skiff_node::runtime::remove_orphans(&restarted, |c| c.id == wanted.id).unwrap();
+    removed.sort();
+    let mut expected = vec![half, orphan.id.clone()];
+    expected.sort();
+    assert_eq!(removed, expected);
+    let left: Vec<_> = restarted
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(left, [wanted.id.clone()]);
+
+    let removed = node
+        .sandboxes
+        .remove_orphans(|s| s.spec.id == wanted_pod.spec.id)
+        .unwrap();
+    assert_eq!(removed, [orphan_pod.spec.id.clone()]);
+    assert!(!orphan_pod.network.as_ref().unwrap().netns_path.exists());
+    assert!(wanted_pod.network.as_ref().unwrap().netns_path.exists());
 }
 
 #[test]

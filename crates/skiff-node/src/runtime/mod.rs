@@ -230,6 +230,24 @@ pub async fn stop<R: Runtime + ?Sized>(
     }
 }
 
+/// Deletes every container `keep` rejects (after an agent restart: those no Pod wants,
+/// and half-created ones in [`ContainerState::Unknown`]); returns the deleted ids.
+pub fn remove_orphans<R: Runtime + ?Sized>(
+    runtime: &R,
+    keep: impl Fn(&ContainerStatus) -> bool,
+) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for status in runtime.list()? {
+        if status.state != ContainerState::Unknown && keep(&status) {
+            continue;
+        }
+        tracing::info!(container = %status.id, state = ?status.state, "removing orphan container");
+        runtime.delete(&status.id)?;
+        removed.push(status.id);
+    }
+    Ok(removed)
+}
+
 /// Checks a container id before it becomes a path component and a runc argument.
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
