@@ -146,13 +146,13 @@ fn orphans_are_removed_after_a_restart_including_half_created_ones() {
         .into_iter()
         .map(|c| c.id)
         .collect();
-    assert_eq!(left, [wanted.id.clone()]);
+    assert_eq!(left, vec![wanted.id.clone()]);
 
     let removed = node
         .sandboxes
         .remove_orphans(|s| s.spec.id == wanted_pod.spec.id)
         .unwrap();
-    assert_eq!(removed, [orphan_pod.spec.id.clone()]);
+    assert_eq!(removed, vec![orphan_pod.spec.id.clone()]);
     assert!(!orphan_pod.network.as_ref().unwrap().netns_path.exists());
     assert!(wanted_pod.network.as_ref().unwrap().netns_path.exists());
 }
