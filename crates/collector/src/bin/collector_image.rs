@@ -1,0 +1,52 @@
+//! `collector-image`: packs a built collector binary into `collector:<tag>` as an OCI archive.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use collector::image::{build, shared_libraries, ImageSpec};
+
+/// Build an OCI image archive (OCI layout + docker-save manifest.json) without Docker.
+#[derive(Parser)]
+#[command(name = "collector-image")]
+struct Args {
+    /// The collector binary to pack (a musl static build needs no libraries copied).
+    #[arg(long)]
+    binary: PathBuf,
+    /// Image name.
+    #[arg(long, default_value = "collector")]
+    name: String,
+    /// Image tag.
+    #[arg(long, default_value = "latest")]
+    tag: String,
+    /// Output archive; default `<name>-<tag>.oci.tar`.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// File and config timestamp (seconds since epoch); SOURCE_DATE_EPOCH if set, else 0.
+    #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
+    mtime: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let output = args
+        .output
+        .unwrap_or_else(|| PathBuf::from(format!("{}-{}.oci.tar", args.name, args.tag)));
+    let libs = shared_libraries(&args.binary).context("inspecting binary")?;
+    let spec = ImageSpec {
+        binary: args.binary,
+        name: args.name.clone(),
+        tag: args.tag.clone(),
+        mtime: args.mtime,
+    };
+    let digest = build(&spec, &output).with_context(|| format!("writing {}", output.display()))?;
+    println!(
+        "{}:{} {} -> {} ({} shared libraries copied)",
+        args.name,
+        args.tag,
+        digest,
+        output.display(),
+        libs.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Builds an OCI image archive of the collector without Docker: one layer holding the binary
+//! (plus its shared libraries when it is not static), written as an OCI image layout tarball that
+//! also carries a docker-save `manifest.json`, so `skiff image load` and `docker load` both take it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use flate2::write::GzEncoder;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// Where the binary lives in the image.
+pub const ENTRYPOINT: &str = "/collector";
+/// Unprivileged user the image runs as (the distroless "nonroot" id).
+pub const USER_ID: u64 = 65532;
+
+/// What failed building the image.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `ldd` failed on a dynamically linked binary.
+    #[error("ldd {0} failed: {1}")]
+    Ldd(String, String),
+}
+
+/// Inputs for one image.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    /// The built collector binary.
+    pub binary: PathBuf,
+    /// Repository name, `collector`.
+    pub name: String,
+    /// Tag, e.g. `v2`.
+    pub tag: String,
+    /// Timestamp for every file and the config, for reproducible archives.
+    pub mtime: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Shared libraries a dynamic binary needs (absolute paths, loader included); empty when static.
+pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, Error> {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .map_err(io_err(Path::new("ldd")))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if text.contains("not a dynamic executable") || text.contains("statically linked") {
+        return Ok(Vec::new());
+    }
+    if !out.status.success() {
+        return Err(Error::Ldd(binary.display().to_string(), text));
+    }
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        let path = match line.split_once("=>") {
+            Some((_, rhs)) => rhs.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            libs.push(PathBuf::from(p));
+        }
+    }
+    Ok(libs)
+}
+
+fn header(
+    path: &str,
+    size: u64,
+    mode: u32,
+    uid: u64,
+    mtime: u64,
+    kind: tar::EntryType,
+) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_uid(uid);
+    h.set_gid(uid);
+    h.set_mtime(mtime);
+    let _ = h.set_path(path);
+    h.set_cksum();
+    h
+}
+
+/// The root filesystem layer as an uncompressed tar.
+fn layer(spec: &ImageSpec) -> Result<Vec<u8>, Error> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let dir = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, uid: u64| {
+        let h = header(path, 0, mode, uid, spec.mtime, tar::EntryType::Directory);
+        tar.append(&h, std::io::empty())
+            .map_err(io_err(Path::new(path)))
+    };
+    let file = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]| {
+        let h = header(
+            path,
+            data.len() as u64,
+            mode,
+            0,
+            spec.mtime,
+            tar::EntryType::Regular,
+        );
+        tar.append(&h, data).map_err(io_err(Path::new(path)))
+    };
+    for d in ["etc/", "data/", "tmp/"] {
+        let (mode, uid) = match d {
+            "data/" => (0o755, USER_ID),
+            "tmp/" => (0o1777, 0),
+            _ => (0o755, 0),
+        };
+        dir(&mut tar, d, mode, uid)?;
+    }
+    file(&mut tar, "etc/passwd", 0o644, format!("root:x:0:0:root:/:/sbin/nologin\nnonroot:x:{USER_ID}:{USER_ID}:nonroot:/data:/sbin/nologin\n").as_bytes())?;
+    file(
+        &mut tar,
+        "etc/group",
+        0o644,
+        format!("root:x:0:\nnonroot:x:{USER_ID}:\n").as_bytes(),
+    )?;
+    let binary = std::fs::read(&spec.binary).map_err(io_err(&spec.binary))?;
+    file(&mut tar, ENTRYPOINT.trim_start_matches('/'), 0o755, &binary)?;
+    let mut dirs_done = std::collections::BTreeSet::new();
+    for lib in shared_libraries(&spec.binary)? {
+        let data = std::fs::read(&lib).map_err(io_err(&lib))?;
+        let rel = lib.to_string_lossy().trim_start_matches('/').to_string();
+        let mut parent = PathBuf::new();
+        for part in Path::new(&rel)
+            .parent()
+            .into_iter()
+            .flat_map(|p| p.components())
+        {
+            parent.push(part);
+            let p = format!("{}/", parent.display());
+            if dirs_done.insert(p.clone()) && p != "etc/" {
+                dir(&mut tar, &p, 0o755, 0)?;
+            }
+        }
+        file(&mut tar, &rel, 0o755, &data)?;
+    }
+    tar.into_inner().map_err(io_err(Path::new("layer")))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(data))
+}
+
+/// Writes the image archive to `out` and returns the manifest digest (`sha256:...`).
+pub fn build(spec: &ImageSpec, out: &Path) -> Result<String, Error> {
+    let layer_tar = layer(spec)?;
+    let diff_id = sha256_hex(&layer_tar);
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&layer_tar)
+        .map_err(io_err(Path::new("layer")))?;
+    let layer_gz = gz.finish().map_err(io_err(Path::new("layer")))?;
+    let layer_digest = sha256_hex(&layer_gz);
+    let created = chrono::DateTime::from_timestamp(spec.mtime as i64, 0)
+        .unwrap_or_default()
+        .to_rfc3339();
+    let config = json!({
+        "created": created,
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "User": format!("{USER_ID}:{USER_ID}"),
+            "Entrypoint": [ENTRYPOINT],
+            "Env": ["PATH=/", "DATA_DIR=/data", "LISTEN_ADDR=:8080"],
+            "ExposedPorts": { "8080/tcp": {} },
+            "WorkingDir": "/data",
+            "Labels": { "org.opencontainers.image.title": spec.name }
+        },
+        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{diff_id}")] },
+        "history": [{ "created": created, "created_by": "collector-image" }]
+    })
+    .to_string()
+    .into_bytes();
+    let config_digest = sha256_hex(&config);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{config_digest}"),
+            "size": config.len()
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": format!("sha256:{layer_digest}"),
+            "size": layer_gz.len()
+        }]
+    })
+    .to_string()
+    .into_bytes();
+    let manifest_digest = sha256_hex(&manifest);
+    let reference = format!("{}:{}", spec.name, spec.tag);
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{manifest_digest}"),
+            "size": manifest.len(),
+            "annotations": {
+                "io.containerd.image.name": reference,
+                "org.opencontainers.image.ref.name": spec.tag
+            }
+        }]
+    })
+    .to_string()
+    .into_bytes();
+    let docker_manifest = json!([{
+        "Config": format!("blobs/sha256/{config_digest}"),
+        "RepoTags": [reference],
+        "Layers": [format!("blobs/sha256/{layer_digest}")]
+    }])
+    .to_string()
+    .into_bytes();
+
+    let file = std::fs::File::create(out).map_err(io_err(out))?;
+    let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
+    let mut add = |path: &str, data: &[u8]| {
+        let h = header(
+            path,
+            data.len() as u64,
+            0o644,
+            0,
+            spec.mtime,
+            tar::EntryType::Regular,
+        );
+        tar.append(&h, data).map_err(io_err(out))
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    add("index.json", &index)?;
+    add("manifest.json", &docker_manifest)?;
+    add(&format!("blobs/sha256/{layer_digest}"), &layer_gz)?;
+    add(&format!("blobs/sha256/{config_digest}"), &config)?;
+    add(&format!("blobs/sha256/{manifest_digest}"), &manifest)?;
+    let mut w = tar.into_inner().map_err(io_err(out))?;
+    w.flush().map_err(io_err(out))?;
+    Ok(format!("sha256:{manifest_digest}"))
+}
