@@ -267,3 +267,38 @@ fn restarted_runtime_adopts_running_containers_and_cleanup_removes_everything() 
     assert!(!pod.network.as_ref().unwrap().netns_path.exists());
     assert!(node.sandboxes.list().unwrap().is_empty());
 }
+
+#[test]
+fn upper_layer_whiteouts_hide_lower_files_in_the_running_container() {
+    use skiff_node::testing::{busybox_layer, oci_archive, LayerBuilder, TestImageConfig};
+    let node = node_or_skip!();
+    let top = LayerBuilder::new()
+        .whiteout("www/index.html")
+        .opaque("etc")
+        .file("etc/passwd", 0o644, b"root:x:0:0::/:/bin/sh\n")
+        .finish();
+    let archive = oci_archive(
+        "skiff-test/layered:1",
+        &[busybox_layer().unwrap(), top],
+        &TestImageConfig::default(),
+    );
+    node.images.load(archive.as_slice()).unwrap();
+    let pod = node.sandbox("layers");
+    let mut spec = node.spec(
+        "layered",
+        &pod,
+        &[
+            "sh",
+            "-c",
+            "ls -A /www; cat /etc/group || echo no-group; cat /etc/passwd",
+        ],
+    );
+    spec.rootfs_layers = node.images.rootfs("skiff-test/layered:1").unwrap().layers;
+    let id = node.run(&spec);
+    let exit = node.wait_exit(&id, Duration::from_secs(10));
+    let log = node.log_text(&spec);
+    assert_eq!(exit.exit_code, 0, "{log}");
+    assert!(!log.contains("index.html"), "{log}");
+    assert!(log.contains(" stdout F no-group\n"), "{log}");
+    assert!(log.contains(" stdout F root:x:0:0::/:/bin/sh\n"), "{log}");
+}

@@ -246,10 +246,14 @@ impl Runtime for RuncRuntime {
             )));
         }
         let dir = self.dir(&spec.id);
-        if dir.exists() {
-            return Err(Error::AlreadyExists(spec.id.clone()));
+        // create_dir (not _all) is the atomic claim on the id among concurrent creates.
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(spec.id.clone()))
+            }
+            Err(e) => return Err(io_err(&dir)(e)),
         }
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         tracing::info!(container = %spec.id, image = %spec.image, "creating container");
         if let Err(e) = self.prepare(spec, &dir) {
             tracing::warn!(container = %spec.id, error = %e, "create failed, cleaning up");
@@ -300,7 +304,11 @@ impl Runtime for RuncRuntime {
                 }
                 // Stopped but no exit record: the shim is still writing it, or died.
                 _ if self.shim_alive(id) => status.state = ContainerState::Running,
-                _ => status.state = ContainerState::Unknown,
+                // It may have written the record and exited since the first look.
+                _ => match self.read_exit(id) {
+                    Some(exit) => status.state = ContainerState::Exited(exit),
+                    None => status.state = ContainerState::Unknown,
+                },
             },
             None if has_dir => status.state = ContainerState::Unknown,
             None => return Err(Error::NotFound(id.to_string())),

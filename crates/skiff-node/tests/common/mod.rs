@@ -51,7 +51,7 @@ macro_rules! node_or_skip {
 }
 
 /// A node with private names: bridge `skb<suffix>`, netns `skt<suffix>-*`, cgroup
-/// `skiff-test-<suffix>`, podCIDR `10.2xx.<n>.0/24`.
+/// `skiff-test-<suffix>`, podCIDR `10.2xx.<n>.0/24` from pid and test counter.
 pub struct Node {
     pub dir: tempfile::TempDir,
     pub images: ImageStore,
@@ -76,7 +76,12 @@ impl Node {
         let archive = skiff_node::testing::busybox_oci_archive(IMAGE).expect("busybox image");
         images.load(archive.as_slice()).expect("load busybox");
         let runtime = RuncRuntime::new(runc_config(dir.path(), &suffix)).expect("runtime");
-        let cidr = format!("10.{}.{}.0/24", 200 + pid % 50, 1 + n % 250);
+        // Distinct per process and per test, so parallel runs never overlap subnets.
+        let cidr = format!(
+            "10.{}.{}.0/24",
+            200 + pid % 50,
+            (pid / 50) % 25 * 10 + n % 10
+        );
         let network = Network::new(NetworkConfig {
             bridge: format!("skb{suffix}"),
             pod_cidr: Ipv4Cidr::parse(&cidr).expect("cidr"),
