@@ -217,11 +217,11 @@ impl fmt::Display for Quantity {
         }
         let sign = if self.nanos < 0 { "-" } else { "" };
         let abs = self.nanos.unsigned_abs();
-        let whole = abs % (NANO as u128) == 0;
+        let whole = abs.checked_rem(NANO as u128) == Some(0);
         if self.format == Format::BinarySI && whole && abs >= 1024 * NANO as u128 {
             let mut units = abs / NANO as u128;
             let mut exp = 0;
-            while units % 1024 == 0 && exp < 6 {
+            while units.checked_rem(1024) == Some(0) && exp < 6 {
                 units /= 1024;
                 exp += 1;
             }
@@ -231,7 +231,7 @@ impl fmt::Display for Quantity {
         // Strip factors of ten, then lower the exponent to a multiple of three.
         let mut mantissa = abs;
         let mut exp: i32 = -9;
-        while mantissa % 10 == 0 {
+        while mantissa.checked_rem(10) == Some(0) {
             mantissa /= 10;
             exp += 1;
         }
