@@ -385,13 +385,12 @@ pub async fn follow(
             }
         }
         // A new inode at the path means the writer rotated: the old file is complete now
-        // (drained above), continue from the start of the new one.
-        if let Ok(meta) = fs::metadata(&path) {
-            if meta.ino() != inode {
-                file = File::open(&path).map_err(io_err(&path))?;
-                inode = meta.ino();
-                continue;
-            }
+        // (drained above); continue with the file written after it, which is not
+        // necessarily the current one when several rotations happened between polls.
+        if fs::metadata(&path).is_ok_and(|m| m.ino() != inode) {
+            file = next_after(&path, inode)?;
+            inode = file.metadata().map_err(io_err(&path))?.ino();
+            continue;
         }
         if n == 0 && done {
             return Ok(());
@@ -399,6 +398,26 @@ pub async fn follow(
         if n == 0 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Opens the log file written right after the one with inode `ino`: `<log>.(k-1)` if it
+/// is now `<log>.k`, else the current file (if `ino` was rotated away entirely, the lines in
+/// between are gone, as with the kubelet).
+fn next_after(path: &Path, ino: u64) -> Result<File> {
+    let rotated_index = (1..1000)
+        .map(|n| (n, rotated(path, n)))
+        .take_while(|(_, p)| p.exists())
+        .find(|(_, p)| fs::metadata(p).is_ok_and(|m| m.ino() == ino))
+        .map(|(n, _)| n);
+    let next = match rotated_index {
+        Some(k) if k > 1 => rotated(path, k - 1),
+        _ => path.to_path_buf(),
+    };
+    match File::open(&next) {
+        Ok(f) => Ok(f),
+        // Renamed again in between: the current file is the safe fallback.
+        Err(_) => File::open(path).map_err(io_err(path)),
     }
 }
 

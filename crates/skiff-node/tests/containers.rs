@@ -302,3 +302,71 @@ fn upper_layer_whiteouts_hide_lower_files_in_the_running_container() {
     assert!(log.contains(" stdout F no-group\n"), "{log}");
     assert!(log.contains(" stdout F root:x:0:0::/:/bin/sh\n"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_rotate_by_size_and_follow_streams_until_the_container_exits() {
+    use skiff_node::logs::{self, LogOptions, Rotation};
+    let node = node_or_skip!();
+    let pod = node.sandbox("logs");
+    let mut spec = node.spec(
+        "chatty",
+        &pod,
+        &[
+            "sh",
+            "-c",
+            "sleep 0.5; for i in $(seq 1 300); do echo line-$i; done; sleep 0.3",
+        ],
+    );
+    // ~15 KB of output rotates 3 times within one follower poll; 5 files keep all of it.
+    spec.log_rotation = Rotation {
+        max_size: 4096,
+        max_files: 5,
+    };
+    let id = node.run(&spec);
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let follower = {
+        let runtime = skiff_node::runtime::RuncRuntime::new(node.runc_config()).unwrap();
+        let id = id.clone();
+        tokio::spawn(logs::follow(
+            spec.log_path.clone(),
+            LogOptions::default(),
+            tx,
+            move || {
+                matches!(
+                    runtime.state(&id).map(|s| s.state),
+                    Ok(ContainerState::Exited(_)) | Err(_)
+                )
+            },
+        ))
+    };
+    let mut followed = Vec::new();
+    while let Some(line) = rx.recv().await {
+        followed.push(String::from_utf8(line).unwrap());
+    }
+    follower.await.unwrap().unwrap();
+    node.wait_exit(&id, Duration::from_secs(10));
+
+    // Every line was streamed once, in order, across rotations.
+    let expected: Vec<String> = (1..=300).map(|i| format!("line-{i}\n")).collect();
+    assert_eq!(followed, expected);
+    assert!(logs::rotated(&spec.log_path, 3).exists());
+    assert!(!logs::rotated(&spec.log_path, 5).exists());
+    let kept = logs::read(&spec.log_path, &LogOptions::default()).unwrap();
+    let kept: Vec<String> = kept
+        .into_iter()
+        .map(|e| String::from_utf8(e.content).unwrap())
+        .collect();
+    assert_eq!(kept, expected);
+    let tail = logs::read(
+        &spec.log_path,
+        &LogOptions {
+            tail: Some(2),
+            timestamps: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let rendered = String::from_utf8(tail[1].render(true)).unwrap();
+    assert!(rendered.ends_with("Z line-300\n"), "{rendered}");
+}

@@ -140,3 +140,36 @@ async fn follow_streams_new_lines_across_rotation_until_finished() {
     task.await.unwrap().unwrap();
     assert!(rx.recv().await.is_none());
 }
+
+#[tokio::test]
+async fn follow_catches_up_when_several_rotations_happen_between_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("0.log");
+    let rotation = Rotation {
+        max_size: 150,
+        max_files: 10,
+    };
+    let mut w = LogWriter::open(&path, rotation).unwrap();
+    w.write_line(Stream::Stdout, b"first", true, at(0)).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(100);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done2 = done.clone();
+    let task = tokio::spawn(follow(path.clone(), LogOptions::default(), tx, move || {
+        done2.load(std::sync::atomic::Ordering::SeqCst)
+    }));
+    assert_eq!(rx.recv().await.unwrap(), b"first\n");
+    // One burst: several rotations before the follower looks again.
+    for i in 0..12 {
+        w.write_line(Stream::Stdout, format!("burst {i}").as_bytes(), true, at(i))
+            .unwrap();
+    }
+    assert!(rotated(&path, 3).exists());
+    for i in 0..12 {
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            format!("burst {i}\n").into_bytes()
+        );
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    task.await.unwrap().unwrap();
+}
