@@ -76,45 +76,34 @@ pub(crate) fn string_slice(items: &[Value]) -> String {
     format!("[]string{{{}}}", body.join(", "))
 }
 
-/// The gogo-generated `String()` of a `*metav1.LabelSelector`, which upstream prints for
-/// selector errors such as "field is immutable".
+/// `%#v` of a `metav1.LabelSelector`, as upstream prints selector errors such as
+/// `spec.selector: Invalid value: v1.LabelSelector{...}: field is immutable`.
 pub(crate) fn label_selector(v: Option<&Value>) -> String {
     let Some(sel) = v.filter(|s| !s.is_null()) else {
-        return "nil".into();
+        return "(*v1.LabelSelector)(nil)".into();
     };
-    let mut labels: Vec<(String, String)> = sel
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    labels.sort();
-    let labels: String = labels.iter().map(|(k, v)| format!("{k}: {v},")).collect();
-    let exprs: String = sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
+    let labels = string_map(sel.get("matchLabels").filter(|m| !m.is_null()));
+    let exprs = match sel.get("matchExpressions").and_then(Value::as_array) {
+        None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+        Some(a) => {
+            let items: Vec<String> = a
+                .iter()
                 .map(|e| {
-                    let values: Vec<&str> = e
-                        .get("values")
-                        .and_then(Value::as_array)
-                        .map(|v| v.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
+                    let values = match e.get("values").and_then(Value::as_array) {
+                        Some(v) => string_slice(v),
+                        None => "[]string(nil)".to_string(),
+                    };
                     format!(
-                        "LabelSelectorRequirement{{Key:{},Operator:{},Values:[{}],}},",
-                        e.get("key").and_then(Value::as_str).unwrap_or(""),
-                        e.get("operator").and_then(Value::as_str).unwrap_or(""),
-                        values.join(" ")
+                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{values}}}",
+                        quote(e.get("key").and_then(Value::as_str).unwrap_or("")),
+                        quote(e.get("operator").and_then(Value::as_str).unwrap_or(""))
                     )
                 })
-                .collect()
-        })
-        .unwrap_or_default();
-    format!("&LabelSelector{{MatchLabels:map[string]string{{{labels}}},MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}")
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+    };
+    format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{exprs}}}")
 }
 
 /// The `String()` of an `intstr.IntOrString`: the number or the string, unquoted.
@@ -142,7 +131,7 @@ mod tests {
         assert_eq!(string_map(None), "map[string]string(nil)");
         assert_eq!(
             label_selector(Some(&json!({"matchLabels": {"app": "web"}}))),
-            "&LabelSelector{MatchLabels:map[string]string{app: web,},MatchExpressions:[]LabelSelectorRequirement{},}"
+            r#"v1.LabelSelector{MatchLabels:map[string]string{"app":"web"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}"#
         );
         assert_eq!(value(&json!(-1)), "-1");
         assert_eq!(value(&json!("Foo")), "\"Foo\"");
