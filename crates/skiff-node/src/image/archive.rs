@@ -139,14 +139,22 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// Resolves a path named inside the archive, refusing anything that leaves it.
+/// Resolves a path named inside the archive, refusing anything that leaves it, also
+/// through symlinks (`docker save` links duplicate layers, which must stay inside).
 fn inside(root: &Path, rel: &str) -> Result<PathBuf> {
+    let escapes = || Error::InvalidArchive(format!("path escapes archive: {rel}"));
     if rel.split('/').any(|c| c == "..") || rel.starts_with('/') {
-        return Err(Error::InvalidArchive(format!(
-            "path escapes archive: {rel}"
-        )));
+        return Err(escapes());
     }
-    Ok(root.join(rel))
+    let real = root
+        .join(rel)
+        .canonicalize()
+        .map_err(|_| Error::InvalidArchive(format!("missing from archive: {rel}")))?;
+    let real_root = root.canonicalize().map_err(io_err(root))?;
+    if !real.starts_with(&real_root) {
+        return Err(escapes());
+    }
+    Ok(real)
 }
 
 fn load_docker(store: &ImageStore, outer: &Path) -> Result<Vec<ImageRecord>> {
@@ -253,10 +261,11 @@ fn blob_in(outer: &Path, digest: &str) -> Result<PathBuf> {
     let (alg, hex) = digest
         .split_once(':')
         .ok_or_else(|| Error::InvalidArchive(format!("bad digest {digest}")))?;
-    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) || alg.contains('/') {
+    let hex_ok = hex.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex_ok || !alg.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(Error::InvalidArchive(format!("bad digest {digest}")));
     }
-    Ok(outer.join("blobs").join(alg).join(hex))
+    inside(outer, &format!("blobs/{alg}/{hex}"))
 }
 
 /// Stores the config and layer blobs and unpacks each layer; returns an unnamed record.

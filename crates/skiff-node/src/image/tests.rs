@@ -135,3 +135,41 @@ fn archive_without_manifest_is_rejected() {
         Err(Error::InvalidArchive(_))
     ));
 }
+
+#[test]
+fn docker_archive_symlink_leaving_the_archive_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path().join("store")).unwrap();
+    std::fs::write(dir.path().join("secret"), b"not a layer").unwrap();
+    let layer = base_layer();
+    let cfg_json = {
+        let diff = format!(
+            "sha256:{:x}",
+            <sha2::Sha256 as sha2::Digest>::digest(&layer)
+        );
+        serde_json::to_vec(&serde_json::json!({"rootfs": {"diff_ids": [diff]}})).unwrap()
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(cfg_json.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "config.json", cfg_json.as_slice())
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "l/layer.tar", dir.path().join("secret"))
+        .unwrap();
+    let manifest = br#"[{"Config":"config.json","RepoTags":["evil:1"],"Layers":["l/layer.tar"]}]"#;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(manifest.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "manifest.json", &manifest[..])
+        .unwrap();
+    let archive = b.into_inner().unwrap();
+    let err = store.load(archive.as_slice()).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArchive(ref m) if m.contains("escapes")),
+        "{err}"
+    );
+}
