@@ -396,6 +396,40 @@ fn cron_job(root: &mut Map<String, Value>) {
     job_spec(ensure_obj(template, "spec"));
 }
 
+/// Upstream's Job `PrepareForCreate` selector generation, which needs the Job's uid and so
+/// is the apiserver's to call on create (before validation): unless `spec.manualSelector`
+/// is true, the template gets the `job-name` and `controller-uid` labels (legacy and
+/// `batch.kubernetes.io/` forms) and the selector matches the uid label.
+pub fn generate_job_selector(job: &mut Value, uid: &str) {
+    let Some(root) = job.as_object_mut() else {
+        return;
+    };
+    let name = root
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let spec = ensure_obj(root, "spec");
+    if spec.get("manualSelector").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    let labels = ensure_obj(
+        ensure_obj(ensure_obj(spec, "template"), "metadata"),
+        "labels",
+    );
+    for key in ["job-name", "batch.kubernetes.io/job-name"] {
+        labels.entry(key).or_insert_with(|| json!(name));
+    }
+    for key in ["controller-uid", "batch.kubernetes.io/controller-uid"] {
+        labels.entry(key).or_insert_with(|| json!(uid));
+    }
+    let match_labels = ensure_obj(ensure_obj(spec, "selector"), "matchLabels");
+    match_labels
+        .entry("batch.kubernetes.io/controller-uid")
+        .or_insert_with(|| json!(uid));
+}
+
 /// EndpointSlice port `name` is a pointer that defaults to `""`, which therefore shows.
 fn endpoint_slice_port(p: &mut Map<String, Value>) {
     if p.get("name").is_none_or(Value::is_null) {

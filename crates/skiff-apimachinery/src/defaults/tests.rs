@@ -387,3 +387,27 @@ fn daemonset_and_other_groups_get_upstream_defaults() {
         lease
     );
 }
+
+#[test]
+fn job_selector_is_generated_from_the_uid_unless_manual() {
+    let mut job = json!({"metadata": {"name": "pi"}, "spec": {"template": {"metadata":
+        {"labels": {"x": "y"}}, "spec": {"restartPolicy": "Never"}}}});
+    super::generate_job_selector(&mut job, "uid-1");
+    assert_eq!(
+        job["spec"]["selector"],
+        json!({"matchLabels":
+        {"batch.kubernetes.io/controller-uid": "uid-1"}})
+    );
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"],
+        json!({"x": "y",
+        "job-name": "pi", "batch.kubernetes.io/job-name": "pi",
+        "controller-uid": "uid-1", "batch.kubernetes.io/controller-uid": "uid-1"})
+    );
+
+    let mut manual = json!({"metadata": {"name": "pi"}, "spec": {"manualSelector": true,
+        "selector": {"matchLabels": {"x": "y"}}}});
+    let before = manual.clone();
+    super::generate_job_selector(&mut manual, "uid-1");
+    assert_eq!(manual, before);
+}

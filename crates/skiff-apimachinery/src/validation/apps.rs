@@ -623,6 +623,10 @@ fn validate_job_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
 
 pub(super) fn validate_job(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    // Generated on create by `defaults::generate_job_selector` unless manual.
+    if obj.pointer("/spec/selector").is_none_or(Value::is_null) {
+        errs.push(FieldError::required("spec.selector", ""));
+    }
     validate_job_spec(spec_of(obj), "spec", &mut errs);
     if let Some(old) = old {
         selector_immutable(obj, Some(old), &mut errs);

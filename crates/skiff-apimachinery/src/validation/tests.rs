@@ -104,6 +104,9 @@ fn article_deployment() -> Value {
 /// Defaults an object and gives it the namespace the apiserver would, as before validation.
 fn prepared(group: &str, kind: &str, mut obj: Value) -> Value {
     apply_defaults(group, kind, &mut obj);
+    if kind == "Job" {
+        crate::defaults::generate_job_selector(&mut obj, "8d1f3a52-0c47-4d7e-9a5e-2f1c6b9e4a10");
+    }
     let cluster_scoped = matches!(
         kind,
         "Namespace" | "Node" | "PersistentVolume" | "ClusterRole" | "ClusterRoleBinding"
