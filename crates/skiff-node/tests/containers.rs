@@ -370,3 +370,25 @@ async fn logs_rotate_by_size_and_follow_streams_until_the_container_exits() {
     let rendered = String::from_utf8(tail[1].render(true)).unwrap();
     assert!(rendered.ends_with("Z line-300\n"), "{rendered}");
 }
+
+#[test]
+fn missing_executable_fails_create_with_runcs_reason_and_leaves_nothing() {
+    let node = node_or_skip!();
+    let pod = node.sandbox("broken");
+    let spec = node.spec("broken", &pod, &["/no/such/binary"]);
+    let err = node.runtime.create(&spec).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no such file") || msg.contains("not found"),
+        "{msg}"
+    );
+    assert!(node.runtime.list().unwrap().is_empty());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rootfs = format!("containers/{}/rootfs", spec.id);
+    let leftover: Vec<&str> = mounts.lines().filter(|l| l.contains(&rootfs)).collect();
+    assert!(leftover.is_empty(), "{leftover:#?}");
+    // The id is free again.
+    let fixed = node.spec("broken", &pod, &["true"]);
+    let id = node.run(&fixed);
+    assert_eq!(node.wait_exit(&id, Duration::from_secs(10)).exit_code, 0);
+}
