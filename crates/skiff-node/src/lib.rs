@@ -5,6 +5,8 @@
 //! [`network`] (pod network namespaces on a bridge), [`sandbox`] (a pod's shared
 //! namespace, hostname and DNS files) and [`logs`] (CRI-format log files).
 
+#![warn(missing_docs)]
+
 pub mod image;
 pub mod logs;
 pub mod network;

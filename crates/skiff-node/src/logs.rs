@@ -173,6 +173,22 @@ fn open_append(path: &Path) -> Result<File> {
         .map_err(io_err(path))
 }
 
+/// The kubelet's log path for a container: `<root>/<ns>_<pod>_<uid>/<container>/<restart>.log`
+/// (root is `/var/log/pods` upstream; skiff uses `<data-dir>/logs/pods`), so tools that
+/// know the kubelet's layout find skiff's logs too.
+pub fn pod_log_path(
+    root: &Path,
+    namespace: &str,
+    pod: &str,
+    pod_uid: &str,
+    container: &str,
+    restart_count: u32,
+) -> PathBuf {
+    root.join(format!("{namespace}_{pod}_{pod_uid}"))
+        .join(container)
+        .join(format!("{restart_count}.log"))
+}
+
 /// Path of the `n`th rotated file (`<log>.n`, higher is older).
 pub fn rotated(path: &Path, n: u32) -> PathBuf {
     let mut s = path.as_os_str().to_owned();

@@ -173,3 +173,9 @@ async fn follow_catches_up_when_several_rotations_happen_between_polls() {
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     task.await.unwrap().unwrap();
 }
+
+#[test]
+fn pod_log_paths_follow_the_kubelet_layout() {
+    let p = pod_log_path(Path::new("/l"), "default", "web", "u1", "nginx", 2);
+    assert_eq!(p, Path::new("/l/default_web_u1/nginx/2.log"));
+}
