@@ -65,7 +65,12 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 impl Node {
     pub fn new() -> Option<Self> {
         if let Some(why) = skip_reason() {
-            eprintln!("SKIPPED: skiff-node end-to-end test: {why}");
+            // Straight to the stderr handle: libtest's capture only swallows eprintln!.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: skiff-node end-to-end test: {why}"
+            );
             return None;
         }
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
