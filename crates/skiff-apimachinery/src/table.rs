@@ -4,12 +4,19 @@
 //! Upstream generates server-side tables with `Wide: true`, so [`row_cells`] always returns
 //! the wide cells too; kubectl hides columns with `priority > 0` unless `-o wide`. Column
 //! descriptions are shortened from upstream's swagger docs (kubectl never shows them).
+//!
+//! Custom resources whose CRD declares `additionalPrinterColumns` (Gateway API kinds do)
+//! should use [`custom_resource_column_definitions`] and [`custom_resource_row_cells`];
+//! [`column_definitions`] gives them upstream's fallback NAME, AGE.
 
+mod custom;
 mod format;
 mod pod;
 mod rows;
 
 use chrono::{DateTime, Duration, Utc};
+
+pub use custom::{custom_resource_column_definitions, custom_resource_row_cells};
 use serde_json::{json, Value};
 
 /// Upstream's `ObjectMeta.name` doc, the description of every Name column.
