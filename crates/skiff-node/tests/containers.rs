@@ -243,6 +243,8 @@ fn restarted_runtime_adopts_running_containers_and_cleanup_removes_everything() 
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, id);
     assert_eq!(listed[0].state, ContainerState::Running);
+    assert!(listed[0].started_at.is_some());
+    assert!(listed[0].pid.is_some());
     assert_eq!(listed[0].spec.as_ref().unwrap().labels, spec.labels);
     // Its shim outlived the old runtime object and still writes the log.
     let before = node.log_text(&spec).lines().count();

@@ -83,6 +83,7 @@ impl Runtime for FakeRuntime {
                 id: spec.id.clone(),
                 state: ContainerState::Created,
                 pid: None,
+                started_at: None,
                 spec: Some(spec.clone()),
             },
         );
@@ -101,6 +102,7 @@ impl Runtime for FakeRuntime {
         }
         c.state = ContainerState::Running;
         c.pid = Some(4242);
+        c.started_at = Some(chrono::Utc::now().to_rfc3339());
         Ok(())
     }
 

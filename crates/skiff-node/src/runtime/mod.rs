@@ -163,6 +163,8 @@ pub struct ContainerStatus {
     pub state: ContainerState,
     /// Host pid of the container's init while it runs.
     pub pid: Option<u32>,
+    /// When the process was started (RFC 3339), once it was; Kubernetes' `startedAt`.
+    pub started_at: Option<String>,
     /// The spec it was created with, when still on disk.
     pub spec: Option<ContainerSpec>,
 }

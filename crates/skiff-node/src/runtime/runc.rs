@@ -4,7 +4,7 @@
 //! State lives under `state_dir` so a restarted agent finds everything again:
 //! `runc/` is runc's `--root`; `containers/<id>/` holds `spec.json` (the [`ContainerSpec`]),
 //! `config.json`, `rootfs/` (the overlay mount), `upper/` and `work/`, `shim.json`,
-//! `shim.pid`, `init.pid` and, once the container exited, `exit.json`.
+//! `shim.pid`, `init.pid`, `started_at` and, once the container exited, `exit.json`.
 
 use super::cgroup;
 use super::process::resolve_user;
@@ -266,7 +266,9 @@ impl Runtime for RuncRuntime {
     fn start(&self, id: &str) -> Result<()> {
         validate_id(id)?;
         tracing::info!(container = id, "starting container");
-        self.runc(&["start", id]).map(drop)
+        self.runc(&["start", id])?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        write(&self.dir(id).join("started_at"), now.as_bytes())
     }
 
     fn kill(&self, id: &str, signal: i32) -> Result<()> {
@@ -289,6 +291,7 @@ impl Runtime for RuncRuntime {
             id: id.to_string(),
             state: ContainerState::Unknown,
             pid: None,
+            started_at: fs::read_to_string(self.dir(id).join("started_at")).ok(),
             spec,
         };
         if let Some(exit) = self.read_exit(id) {
