@@ -394,3 +394,65 @@ fn missing_executable_fails_create_with_runcs_reason_and_leaves_nothing() {
     let id = node.run(&fixed);
     assert_eq!(node.wait_exit(&id, Duration::from_secs(10)).exit_code, 0);
 }
+
+/// Set in the child process of `containers_survive_the_agent_process_exiting`.
+const CHILD_SPEC_ENV: &str = "SKIFF_NODE_TEST_CHILD_SPEC";
+
+#[test]
+fn containers_survive_the_agent_process_exiting_and_are_adopted() {
+    if let Ok(spec_file) = std::env::var(CHILD_SPEC_ENV) {
+        // Child: act as an agent that starts a container and dies without cleanup.
+        let raw = std::fs::read(&spec_file).unwrap();
+        let (cfg_dir, parent, spec): (String, String, skiff_node::runtime::ContainerSpec) =
+            serde_json::from_slice(&raw).unwrap();
+        let mut cfg = skiff_node::runtime::RuncConfig::new(
+            cfg_dir,
+            vec![env!("CARGO_BIN_EXE_skiff-node-shim").into()],
+        );
+        cfg.cgroup_parent = parent;
+        let rt = skiff_node::runtime::RuncRuntime::new(cfg).unwrap();
+        rt.create(&spec).unwrap();
+        rt.start(&spec.id).unwrap();
+        std::process::exit(0);
+    }
+    let node = node_or_skip!();
+    let pod = node.sandbox("survive");
+    let spec = node.spec(
+        "survivor",
+        &pod,
+        &["sh", "-c", "while true; do echo alive; sleep 0.1; done"],
+    );
+    let cfg = node.runc_config();
+    let spec_file = node.dir.path().join("child-spec.json");
+    let payload = (
+        cfg.state_dir.clone(),
+        cfg.cgroup_parent.clone(),
+        spec.clone(),
+    );
+    std::fs::write(&spec_file, serde_json::to_vec(&payload).unwrap()).unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "containers_survive_the_agent_process_exiting_and_are_adopted",
+            "--test-threads=1",
+        ])
+        .env(CHILD_SPEC_ENV, &spec_file)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let listed = node.runtime.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, spec.id);
+    assert_eq!(listed[0].state, ContainerState::Running);
+    let before = node.log_text(&spec).lines().count();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(node.log_text(&spec).lines().count() > before, "log stopped");
+    // Exit codes are still recorded by the orphaned shim.
+    node.runtime.kill(&spec.id, libc::SIGKILL).unwrap();
+    assert_eq!(
+        node.wait_exit(&spec.id, Duration::from_secs(10)).exit_code,
+        137
+    );
+}
