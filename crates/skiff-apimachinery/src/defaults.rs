@@ -3,23 +3,26 @@
 //! Clients read back exactly what upstream stores, so every default here follows
 //! `pkg/apis/<group>/<version>/defaults.go` plus the generated nested defaults of Kubernetes
 //! 1.33 with its default feature gates. Defaulting never fails: malformed input is left for
-//! validation to report.
+//! validation to report. Apply it on every write (create, update, patch result).
 //!
-//! Not done here, because upstream does it in the registry with server state, so the
-//! apiserver must: Service `clusterIP(s)` and `nodePort` allocation; Pod `status.phase`,
-//! `status.qosClass` and admission-set `priority`/`preemptionPolicy`; Job selectors and the
-//! `controller-uid`/`job-name` labels (they need the uid); `metadata.generation`; `status`
-//! of workloads. Resource quantities are not rounded up to milli scale
-//! (`SetDefaults_ResourceList`).
+//! Registry-side preparation that needs server state is separate and must be called by the
+//! apiserver before validation: [`generate_job_selector`] on Job create (needs the uid),
+//! [`carry_over_service_allocations`] on Service update, [`fold_secret_string_data`] on
+//! Secret writes. Not done at all here: Service `clusterIP(s)`/`nodePort` allocation; Pod
+//! `status.phase`/`status.qosClass`; admission-plugin fields (`serviceAccountName`, default
+//! tolerations, `priority`, `preemptionPolicy`); `metadata.generation`; workload `status`.
+//! Resource quantities are not rounded up to milli scale (`SetDefaults_ResourceList`).
 
 mod json;
 mod pod;
+mod prepare;
 
 use serde_json::{json, Map, Value};
 
 use json::{default, each_obj, ensure_obj, get_obj, template_metadata};
 pub use pod::pull_policy_for;
 use pod::{pod_spec, pod_template, Owner};
+pub use prepare::{carry_over_service_allocations, fold_secret_string_data};
 
 /// Applies upstream's defaults for `group`/`kind` to `obj` in place; kinds without upstream
 /// defaults are left untouched.

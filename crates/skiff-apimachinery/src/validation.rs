@@ -2,9 +2,13 @@
 //! field errors that print exactly like upstream's `field.Error`, so `kubectl` users see the
 //! same `The Deployment "x" is invalid: ...` messages.
 //!
-//! Call [`validate`] after defaulting, after the apiserver has set `metadata.namespace` from
-//! the request path, generated `metadata.name` from `generateName`, and (for Jobs) called
-//! [`crate::defaults::generate_job_selector`], as upstream's registry does before validating.
+//! Call [`validate`] after defaulting, and after the preparation upstream's registry does
+//! first: `metadata.namespace` set from the request path, `metadata.name` generated from
+//! `generateName`, uid/creationTimestamp copied from the old object on update, and
+//! [`crate::defaults::generate_job_selector`] (Job create),
+//! [`crate::defaults::carry_over_service_allocations`] (Service update),
+//! [`crate::defaults::fold_secret_string_data`] (Secret writes). It covers writes to the main
+//! resource; `status` and `binding` subresource writes have their own upstream rules.
 
 mod apps;
 mod container;

@@ -1,0 +1,148 @@
+//! Object preparation upstream does in registry strategies rather than in defaulting, which
+//! the apiserver must call before validation to accept the same writes upstream accepts.
+
+use serde_json::{Map, Value};
+
+/// Upstream's Service `PrepareForUpdate` (`patchAllocatedValues`): a client that replaces a
+/// Service without its allocated `clusterIP`/`clusterIPs` or node ports keeps the old ones,
+/// so `kubectl replace` of the original manifest does not trip "may not change once set".
+pub fn carry_over_service_allocations(new: &mut Value, old: &Value) {
+    let needs_cluster_ip =
+        |svc: &Value| svc.pointer("/spec/type").and_then(Value::as_str) != Some("ExternalName");
+    if !needs_cluster_ip(new) || !needs_cluster_ip(old) {
+        return;
+    }
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let unset = |spec: &Map<String, Value>, k: &str| match spec.get(k) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        _ => false,
+    };
+    for key in ["clusterIP", "clusterIPs"] {
+        if unset(spec, key) {
+            if let Some(v) = old.pointer(&format!("/spec/{key}")) {
+                spec.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    let node_ports = |svc_type: Option<&str>| matches!(svc_type, Some("NodePort" | "LoadBalancer"));
+    let new_type = spec.get("type").and_then(Value::as_str).map(str::to_string);
+    if !node_ports(new_type.as_deref())
+        || !node_ports(old.pointer("/spec/type").and_then(Value::as_str))
+    {
+        return;
+    }
+    let old_ports = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            if port.get("nodePort").and_then(Value::as_i64).unwrap_or(0) != 0 {
+                continue;
+            }
+            let same = old_ports.iter().find(|o| {
+                o.get("port") == port.get("port") && o.get("protocol") == port.get("protocol")
+            });
+            if let Some(np) = same
+                .and_then(|o| o.get("nodePort"))
+                .filter(|n| !n.is_null())
+            {
+                port.insert("nodePort".into(), np.clone());
+            }
+        }
+    }
+}
+
+/// Upstream folds a Secret's write-only `stringData` into `data` (base64) when decoding,
+/// `stringData` winning on conflicts, and never stores or returns `stringData`.
+pub fn fold_secret_string_data(secret: &mut Value) {
+    let Some(root) = secret.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(string_data)) = root.remove("stringData") else {
+        return;
+    };
+    if string_data.is_empty() {
+        return;
+    }
+    let data = root
+        .entry("data")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(Map::new());
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (k, v) in string_data {
+            let s = v.as_str().unwrap_or("");
+            data.insert(k, Value::String(base64_encode(s.as_bytes())));
+        }
+    }
+}
+
+/// Standard base64 with padding (the encoding of `[]byte` in Kubernetes JSON).
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn replaced_service_keeps_allocated_ips_and_node_ports() {
+        let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.5",
+            "clusterIPs": ["10.96.0.5"],
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
+        let mut new = json!({"spec": {"type": "NodePort",
+            "ports": [{"port": 80, "protocol": "TCP"}, {"port": 81, "protocol": "TCP"}]}});
+        carry_over_service_allocations(&mut new, &old);
+        assert_eq!(new["spec"]["clusterIP"], "10.96.0.5");
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.96.0.5"]));
+        assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
+        assert_eq!(new["spec"]["ports"][1].get("nodePort"), None);
+
+        let mut external = json!({"spec": {"type": "ExternalName", "externalName": "a.example"}});
+        carry_over_service_allocations(&mut external, &old);
+        assert_eq!(external["spec"].get("clusterIP"), None);
+    }
+
+    #[test]
+    fn string_data_folds_into_base64_data() {
+        let mut secret = json!({"data": {"a": "b2xk", "keep": "eA=="},
+            "stringData": {"a": "new", "user": "admin", "pw": "p4ssw0rd!"}});
+        fold_secret_string_data(&mut secret);
+        assert_eq!(
+            secret,
+            json!({"data": {"a": "bmV3", "keep": "eA==", "user": "YWRtaW4=",
+            "pw": "cDRzc3cwcmQh"}})
+        );
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+    }
+}
