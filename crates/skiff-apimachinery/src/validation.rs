@@ -19,10 +19,13 @@ pub mod names;
 mod pod;
 mod pod_update;
 mod rbac;
+mod status;
 
 use std::fmt;
 
 use serde_json::Value;
+
+pub use status::{aggregate_message, invalid_status};
 
 pub use names::{
     is_config_map_key, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,

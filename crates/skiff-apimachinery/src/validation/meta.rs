@@ -27,6 +27,9 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("scheduling.k8s.io", "PriorityClass"),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
     ("networking.k8s.io", "IngressClass"),
+    ("networking.k8s.io", "ServiceCIDR"),
+    ("networking.k8s.io", "IPAddress"),
+    ("storage.k8s.io", "VolumeAttributesClass"),
     ("node.k8s.io", "RuntimeClass"),
     (
         "admissionregistration.k8s.io",
