@@ -199,6 +199,47 @@ impl RuncRuntime {
         }
     }
 
+    /// Status from the files in the container dir and runc's view (fetched only when the
+    /// exit record does not settle it; `list` passes what one `runc list` returned).
+    fn status_of(
+        &self,
+        id: &str,
+        runc_state: impl FnOnce() -> Option<RuncState>,
+    ) -> Result<ContainerStatus> {
+        let spec = self.read_spec(id);
+        let has_dir = self.dir(id).exists();
+        let mut status = ContainerStatus {
+            id: id.to_string(),
+            state: ContainerState::Unknown,
+            pid: None,
+            started_at: fs::read_to_string(self.dir(id).join("started_at")).ok(),
+            spec,
+        };
+        if let Some(exit) = self.read_exit(id) {
+            status.state = ContainerState::Exited(exit);
+            return Ok(status);
+        }
+        match runc_state() {
+            Some(s) => match s.status.as_str() {
+                "created" => status.state = ContainerState::Created,
+                "running" | "paused" | "pausing" => {
+                    status.state = ContainerState::Running;
+                    status.pid = Some(s.pid);
+                }
+                // Stopped but no exit record: the shim is still writing it, or died.
+                _ if self.shim_alive(id) => status.state = ContainerState::Running,
+                // It may have written the record and exited since the first look.
+                _ => match self.read_exit(id) {
+                    Some(exit) => status.state = ContainerState::Exited(exit),
+                    None => status.state = ContainerState::Unknown,
+                },
+            },
+            None if has_dir => status.state = ContainerState::Unknown,
+            None => return Err(Error::NotFound(id.to_string())),
+        }
+        Ok(status)
+    }
+
     fn read_spec(&self, id: &str) -> Option<ContainerSpec> {
         let raw = fs::read(self.dir(id).join("spec.json")).ok()?;
         serde_json::from_slice(&raw).ok()
@@ -285,38 +326,7 @@ impl Runtime for RuncRuntime {
 
     fn state(&self, id: &str) -> Result<ContainerStatus> {
         validate_id(id)?;
-        let spec = self.read_spec(id);
-        let has_dir = self.dir(id).exists();
-        let mut status = ContainerStatus {
-            id: id.to_string(),
-            state: ContainerState::Unknown,
-            pid: None,
-            started_at: fs::read_to_string(self.dir(id).join("started_at")).ok(),
-            spec,
-        };
-        if let Some(exit) = self.read_exit(id) {
-            status.state = ContainerState::Exited(exit);
-            return Ok(status);
-        }
-        match self.runc_state(id) {
-            Some(s) => match s.status.as_str() {
-                "created" => status.state = ContainerState::Created,
-                "running" | "paused" | "pausing" => {
-                    status.state = ContainerState::Running;
-                    status.pid = Some(s.pid);
-                }
-                // Stopped but no exit record: the shim is still writing it, or died.
-                _ if self.shim_alive(id) => status.state = ContainerState::Running,
-                // It may have written the record and exited since the first look.
-                _ => match self.read_exit(id) {
-                    Some(exit) => status.state = ContainerState::Exited(exit),
-                    None => status.state = ContainerState::Unknown,
-                },
-            },
-            None if has_dir => status.state = ContainerState::Unknown,
-            None => return Err(Error::NotFound(id.to_string())),
-        }
-        Ok(status)
+        self.status_of(id, || self.runc_state(id))
     }
 
     fn delete(&self, id: &str) -> Result<()> {
@@ -347,14 +357,27 @@ impl Runtime for RuncRuntime {
         {
             ids.insert(e.file_name().to_string_lossy().into_owned());
         }
-        // Containers runc knows but whose dir is gone (crash mid-delete) are orphans too.
-        if let Ok(out) = self.runc(&["list", "--format", "json"]) {
-            let listed: Option<Vec<RuncState>> = serde_json::from_slice(&out.stdout).ok();
-            ids.extend(listed.unwrap_or_default().into_iter().map(|s| s.id));
+        // One `runc list` instead of a `runc state` per container: the sync loop relists
+        // often. Containers runc knows but whose dir is gone (crash mid-delete) are
+        // orphans too.
+        let mut known = std::collections::BTreeMap::new();
+        let listed = self.runc(&["list", "--format", "json"]).ok();
+        if let Some(out) = &listed {
+            let states: Option<Vec<RuncState>> = serde_json::from_slice(&out.stdout).ok();
+            for s in states.unwrap_or_default() {
+                ids.insert(s.id.clone());
+                known.insert(s.id.clone(), s);
+            }
         }
         ids.into_iter()
             .filter(|id| validate_id(id).is_ok())
-            .map(|id| self.state(&id))
+            .map(|id| match listed {
+                Some(_) => {
+                    let s = known.remove(&id);
+                    self.status_of(&id, || s)
+                }
+                None => self.state(&id),
+            })
             .collect()
     }
 }
