@@ -719,7 +719,8 @@ fn decoded(v: &Value) -> Value {
     }
 }
 
-/// Generated Deployment patches shaped like kubectl apply's and fuzzed Pod patches, with the
+/// Generated Deployment patches shaped like kubectl apply's, fuzzed Pod patches and list
+/// patches for Service, Node, CronJob, ServiceAccount, StatefulSet and ConfigMap, with the
 /// results `kubectl patch --local --type=strategic` (upstream's Go code) produced for them.
 #[test]
 fn generated_patches_match_upstream_results() {
