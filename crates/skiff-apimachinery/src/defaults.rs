@@ -8,8 +8,8 @@
 //! Registry-side preparation that needs server state is separate and must be called by the
 //! apiserver before validation: [`generate_job_selector`] on Job create (needs the uid),
 //! [`carry_over_service_allocations`] on Service update, [`fold_secret_string_data`] on
-//! Secret writes. Not done at all here: Service `clusterIP(s)`/`nodePort` allocation; Pod
-//! `status.phase`/`status.qosClass`; admission-plugin fields (`serviceAccountName`, default
+//! Secret writes, [`prepare_pod_create`] on Pod create (status phase and QoS class). Not
+//! done at all here: Service `clusterIP(s)`/`nodePort` allocation; admission-plugin fields (`serviceAccountName`, default
 //! tolerations, `priority`, `preemptionPolicy`); `metadata.generation`; workload `status`.
 //! Resource quantities are not rounded up to milli scale (`SetDefaults_ResourceList`).
 
@@ -22,7 +22,9 @@ use serde_json::{json, Map, Value};
 use json::{default, each_obj, ensure_obj, get_obj, template_metadata};
 pub use pod::pull_policy_for;
 use pod::{pod_spec, pod_template, Owner};
-pub use prepare::{carry_over_service_allocations, fold_secret_string_data};
+pub use prepare::{
+    carry_over_service_allocations, fold_secret_string_data, pod_qos_class, prepare_pod_create,
+};
 
 /// Applies upstream's defaults for `group`/`kind` to `obj` in place; kinds without upstream
 /// defaults are left untouched.

@@ -84,6 +84,74 @@ pub fn fold_secret_string_data(secret: &mut Value) {
     }
 }
 
+/// Upstream's Pod `PrepareForCreate`: whatever status a client sent is replaced by
+/// `{phase: Pending, qosClass: <computed>}`.
+pub fn prepare_pod_create(pod: &mut Value) {
+    let qos = pod_qos_class(pod);
+    if let Some(root) = pod.as_object_mut() {
+        let mut status = Map::new();
+        status.insert("phase".into(), Value::from("Pending"));
+        status.insert("qosClass".into(), Value::from(qos));
+        root.insert("status".into(), Value::Object(status));
+    }
+}
+
+/// Upstream's `ComputePodQOS` over regular and init containers: `BestEffort` without any
+/// CPU/memory request or limit, `Guaranteed` when every container limits both and requests
+/// equal limits, else `Burstable`.
+pub fn pod_qos_class(pod: &Value) -> &'static str {
+    use std::collections::BTreeMap;
+    let mut requests: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut guaranteed = true;
+    let containers = ["containers", "initContainers"].into_iter().flat_map(|k| {
+        pod.pointer(&format!("/spec/{k}"))
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    });
+    let positive = |v: &Value| {
+        let q = match v {
+            Value::String(s) => crate::quantity::Quantity::parse(s).ok(),
+            Value::Number(n) => crate::quantity::Quantity::parse(&n.to_string()).ok(),
+            _ => None,
+        };
+        q.map(|q| q.nano_value()).filter(|n| *n > 0)
+    };
+    for c in containers {
+        if let Some(req) = c.pointer("/resources/requests").and_then(Value::as_object) {
+            for name in ["cpu", "memory"] {
+                if let Some(n) = req.get(name).and_then(positive) {
+                    *requests.entry(name).or_insert(0) += n;
+                }
+            }
+        }
+        let mut found = 0;
+        if let Some(lim) = c.pointer("/resources/limits").and_then(Value::as_object) {
+            for name in ["cpu", "memory"] {
+                if let Some(n) = lim.get(name).and_then(positive) {
+                    *limits.entry(name).or_insert(0) += n;
+                    found += 1;
+                }
+            }
+        }
+        if found < 2 {
+            guaranteed = false;
+        }
+    }
+    if requests.is_empty() && limits.is_empty() {
+        return "BestEffort";
+    }
+    if guaranteed
+        && requests.iter().all(|(k, v)| limits.get(k) == Some(v))
+        && requests.len() == limits.len()
+    {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
 /// Standard base64 with padding (the encoding of `[]byte` in Kubernetes JSON).
 fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -128,6 +196,37 @@ mod tests {
         let mut external = json!({"spec": {"type": "ExternalName", "externalName": "a.example"}});
         carry_over_service_allocations(&mut external, &old);
         assert_eq!(external["spec"].get("clusterIP"), None);
+    }
+
+    #[test]
+    fn pod_qos_class_follows_requests_and_limits() {
+        let pod = |resources: Value| json!({"spec": {"containers": [{"name": "a", "resources": resources}]}});
+        let cases = [
+            (json!({}), "BestEffort"),
+            (json!({"requests": {"cpu": "100m"}}), "Burstable"),
+            (
+                json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}),
+                "Guaranteed",
+            ),
+            (
+                json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m", "memory": "1Gi"}}),
+                "Burstable",
+            ),
+            (
+                json!({"limits": {"cpu": "1"}, "requests": {"cpu": "1"}}),
+                "Burstable",
+            ),
+        ];
+        for (resources, want) in cases {
+            assert_eq!(pod_qos_class(&pod(resources.clone())), want, "{resources}");
+        }
+        let mut created =
+            json!({"spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Running"}});
+        prepare_pod_create(&mut created);
+        assert_eq!(
+            created["status"],
+            json!({"phase": "Pending", "qosClass": "BestEffort"})
+        );
     }
 
     #[test]
