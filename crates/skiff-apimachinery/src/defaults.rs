@@ -9,8 +9,9 @@
 //! apiserver before validation: [`generate_job_selector`] on Job create (needs the uid),
 //! [`carry_over_service_allocations`] on Service update, [`fold_secret_string_data`] on
 //! Secret writes, [`prepare_pod_create`] on Pod create (status phase and QoS class). Not
-//! done at all here: Service `clusterIP(s)`/`nodePort` allocation; admission-plugin fields (`serviceAccountName`, default
-//! tolerations, `priority`, `preemptionPolicy`); `metadata.generation`; workload `status`.
+//! done at all here: Service `clusterIP(s)`/`nodePort` allocation; admission-plugin fields
+//! (`serviceAccountName`, default tolerations, `priority`, `preemptionPolicy`);
+//! `metadata.generation`; workload `status`.
 //! Resource quantities are not rounded up to milli scale (`SetDefaults_ResourceList`).
 
 mod json;
