@@ -523,3 +523,123 @@ fn namespace_scope_is_enforced_for_built_in_kinds() {
     let cr = json!({"metadata": {"name": "route"}});
     assert!(validate("gateway.networking.k8s.io", "HTTPRoute", &cr, None).is_empty());
 }
+
+#[test]
+fn common_manifests_validate_clean() {
+    let template = json!({"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [
+        {"name": "agent", "image": "agent:1.0", "args": ["--v=2"],
+         "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                 {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "LOG_LEVEL"}}}],
+         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+         "ports": [{"name": "metrics", "containerPort": 9100}],
+         "volumeMounts": [{"name": "cfg", "mountPath": "/etc/agent"}, {"name": "tmp", "mountPath": "/tmp"}],
+         "startupProbe": {"tcpSocket": {"port": "metrics"}},
+         "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}}}],
+        "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "tmp", "emptyDir": {}}]}});
+    let mut job_template = template.clone();
+    job_template["spec"]["restartPolicy"] = json!("Never");
+    let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "apps",
+            "DaemonSet",
+            json!({"metadata": {"name": "agent"}, "spec": {
+            "selector": {"matchLabels": {"app": "agent"}}, "template": template}}),
+        ),
+        (
+            "batch",
+            "Job",
+            json!({"metadata": {"name": "migrate"}, "spec": {"template": job_template}}),
+        ),
+        (
+            "batch",
+            "CronJob",
+            json!({"metadata": {"name": "report"}, "spec": {"schedule": "*/5 * * * *",
+            "jobTemplate": {"spec": {"template": job_template}}}}),
+        ),
+        (
+            "",
+            "Service",
+            json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort",
+            "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"},
+            {"name": "https", "port": 443, "nodePort": 30443}]}}),
+        ),
+        (
+            "",
+            "Service",
+            json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None",
+            "selector": {"app": "db"}}}),
+        ),
+        (
+            "",
+            "Service",
+            json!({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName",
+            "externalName": "db.example.com"}}),
+        ),
+        ("", "Namespace", json!({"metadata": {"name": "shop"}})),
+        (
+            "",
+            "PersistentVolumeClaim",
+            json!({"metadata": {"name": "data"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+        ),
+        (
+            "",
+            "Secret",
+            json!({"metadata": {"name": "tls"}, "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "Y3J0", "tls.key": "a2V5"}}),
+        ),
+        (
+            "",
+            "Event",
+            json!({"metadata": {"name": "web.17c3a1b2c3d4e5f6"}, "type": "Normal",
+            "reason": "Scheduled", "message": "assigned", "involvedObject": {"kind": "Pod",
+            "name": "web", "namespace": "default"}, "source": {"component": "default-scheduler"}}),
+        ),
+        (
+            "coordination.k8s.io",
+            "Lease",
+            json!({"metadata": {"name": "skiff-scheduler"},
+            "spec": {"holderIdentity": "skiff", "leaseDurationSeconds": 15}}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "Role",
+            json!({"metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "ClusterRole",
+            json!({"metadata": {"name": "metrics"},
+            "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "RoleBinding",
+            json!({"metadata": {"name": "read-pods"},
+            "roleRef": {"kind": "Role", "name": "pod-reader", "apiGroup": "rbac.authorization.k8s.io"},
+            "subjects": [{"kind": "User", "name": "jane"}, {"kind": "ServiceAccount", "name": "ci"}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "ClusterRoleBinding",
+            json!({"metadata": {"name": "metrics"},
+            "roleRef": {"kind": "ClusterRole", "name": "metrics"},
+            "subjects": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}]}),
+        ),
+        (
+            "",
+            "Node",
+            json!({"metadata": {"name": "skiff", "labels": {"kubernetes.io/hostname": "skiff"}},
+            "spec": {"podCIDR": "10.244.0.0/24"}}),
+        ),
+    ];
+    for (group, kind, obj) in cases {
+        let obj = prepared(group, kind, obj);
+        assert_eq!(
+            messages(&validate(group, kind, &obj, None)),
+            Vec::<String>::new(),
+            "{kind}"
+        );
+    }
+}
