@@ -278,7 +278,9 @@ impl LabelSelector {
     }
 
     /// Builds the selector matching exactly a label set (upstream `SelectorFromSet`), e.g. a
-    /// Service's or ReplicationController's `spec.selector` map.
+    /// Service's or ReplicationController's `spec.selector` map. An empty map gives
+    /// [`LabelSelector::everything`], as upstream; controllers that treat an empty Service
+    /// selector as "no endpoints" must check for it themselves.
     pub fn from_map(labels: &Map<String, Value>) -> LabelSelector {
         let mut requirements: Vec<Requirement> = labels
             .iter()
