@@ -1,1 +1,73 @@
-//! placeholder
+//! The Kubernetes REST API over a [`skiff_store::Store`]: discovery, OpenAPI, the generic
+//! verbs (driven by one table of resources), watch, patch, tables and validation.
+//!
+//! Layering: `http` parses and authenticates requests and maps errors to `Status` once;
+//! `handler` implements the verbs on wire-form objects; `admission` holds the per-kind rules
+//! (defaulting, validation, allocation) applied between decoding and storing.
+
+pub mod admission;
+mod apply;
+pub mod discovery;
+pub mod error;
+pub mod handler;
+pub mod http;
+pub mod object;
+pub mod openapi;
+pub mod request;
+pub mod resources;
+pub mod serve;
+mod subresources;
+pub mod table;
+pub mod watch;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use skiff_store::Store;
+
+pub use error::ApiError;
+pub use handler::Api;
+pub use http::{router, Server};
+
+/// The Kubernetes release whose API this server speaks.
+pub const GIT_VERSION: &str = "v1.33.0-skiff";
+/// Reported as the build's commit and used as the OpenAPI document hash.
+pub const VERSION_HASH: &str = "0000000000000000000000000000000000000001";
+
+/// Namespaces every cluster has.
+pub const DEFAULT_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl Api {
+    /// Builds the API over `store` with the built-in resources.
+    pub fn new(store: Arc<dyn Store>) -> Result<Api, ApiError> {
+        let registry = resources::Registry::new(resources::builtins());
+        let admission = admission::Admission::load(store.as_ref(), &registry)?;
+        Ok(Api {
+            store,
+            registry,
+            admission,
+        })
+    }
+
+    /// Creates the default namespaces if they do not exist yet.
+    pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        let namespaces = self
+            .registry
+            .get("", "v1", "namespaces")
+            .ok_or(ApiError::NoRoute)?;
+        let target = request::Target {
+            resource: namespaces,
+            namespace: None,
+            name: None,
+            subresource: None,
+        };
+        for ns in DEFAULT_NAMESPACES {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            match self.create(&target, &request::Params::default(), obj).await {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}

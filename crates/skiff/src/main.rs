@@ -1,1 +1,160 @@
-fn main() {}
+//! The `skiff` binary: wires the store, the API server and (later) the controllers, the
+//! scheduler and the node agent into one process. It only wires; every component lives in
+//! its own crate.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use skiff_apiserver::serve::Credentials;
+
+#[derive(Parser)]
+#[command(name = "skiff", version, about = "Kubernetes for one machine, in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: store, API server (and, as they land, controllers,
+    /// scheduler and node agent).
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Where state lives: the store, certificates, the kubeconfig.
+    #[arg(long, env = "SKIFF_DATA_DIR", default_value = "./skiff-data")]
+    data_dir: PathBuf,
+    /// Address the API listens on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("skiff: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => server(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skiff: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Names and addresses the serving certificate covers.
+fn certificate_hosts(listen: SocketAddr) -> Vec<String> {
+    let mut hosts: Vec<String> = [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.96.0.1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        hosts.push(name.trim().to_owned());
+    }
+    if !listen.ip().is_unspecified() {
+        hosts.push(listen.ip().to_string());
+    }
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+fn write_kubeconfig(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::io::Write::write_all(&mut f, contents.as_bytes())?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let data_dir = &args.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot use data dir {}", data_dir.display()))?;
+    let store = skiff_store::SqliteStore::open(&data_dir.join("state.db"), Default::default())
+        .context("opening the store")?;
+    let api = Arc::new(skiff_apiserver::Api::new(store).context("loading the API")?);
+    api.bootstrap().await.context("creating default namespaces")?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let credentials = Credentials::load_or_create(&data_dir.join("pki"), &certificate_hosts(addr))?;
+    let client_addr = if addr.ip().is_unspecified() {
+        SocketAddr::new([127, 0, 0, 1].into(), addr.port())
+    } else {
+        addr
+    };
+    let url = format!("https://{client_addr}");
+    let kubeconfig = data_dir.join("kubeconfig");
+    write_kubeconfig(&kubeconfig, &credentials.kubeconfig(&url))?;
+
+    let server = Arc::new(skiff_apiserver::Server {
+        api,
+        openapi: Default::default(),
+        admin_tokens: vec![credentials.admin_token.clone()],
+        address: client_addr.to_string(),
+    });
+    let router = skiff_apiserver::router(server);
+    tracing::info!(
+        address = %url,
+        kubeconfig = %kubeconfig.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "skiff is ready"
+    );
+    skiff_apiserver::serve::serve(listener, &credentials, router, shutdown_signal()).await?;
+    Ok(())
+}

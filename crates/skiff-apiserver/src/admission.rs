@@ -1,0 +1,326 @@
+//! What the server does to an object between decoding and storing it: typed decoding,
+//! defaulting, validation, and the registry logic upstream keeps per kind (Pod status on
+//! create, Service IP and node port allocation, graceful deletion of pods).
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use skiff_store::Store;
+
+use crate::error::{ApiError, Cause, Result};
+use crate::handler::{materialize, Api};
+use crate::request::Params;
+use crate::resources::{Registry, ResourceInfo};
+
+/// The service network: 10.96.0.0/16, upstream's conventional range. `.1` is the
+/// `kubernetes` Service and `.10` cluster DNS, so neither is handed out at random.
+const SERVICE_NET: [u8; 2] = [10, 96];
+const RESERVED_HOSTS: [u16; 2] = [1, 10];
+const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+/// Per-kind admission state: the allocators for Service IPs and node ports.
+pub struct Admission {
+    allocations: Arc<Mutex<Allocations>>,
+}
+
+#[derive(Default)]
+struct Allocations {
+    ips: HashSet<Ipv4Addr>,
+    node_ports: HashSet<i64>,
+}
+
+/// Allocations made for an object that is not stored yet; released unless committed.
+pub struct Reservation {
+    allocations: Arc<Mutex<Allocations>>,
+    ips: Vec<Ipv4Addr>,
+    node_ports: Vec<i64>,
+    committed: bool,
+}
+
+impl Reservation {
+    pub fn commit(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.committed {
+            let mut a = lock(&self.allocations);
+            for ip in &self.ips {
+                a.ips.remove(ip);
+            }
+            for port in &self.node_ports {
+                a.node_ports.remove(port);
+            }
+        }
+    }
+}
+
+fn lock(a: &Mutex<Allocations>) -> std::sync::MutexGuard<'_, Allocations> {
+    a.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn service_ips(svc: &Value) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    let spec = &svc["spec"];
+    spec["clusterIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&spec["clusterIP"]))
+        .filter_map(|v| v.as_str()?.parse().ok())
+}
+
+fn node_ports(svc: &Value) -> impl Iterator<Item = i64> + '_ {
+    svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["nodePort"].as_i64())
+}
+
+impl Admission {
+    /// Rebuilds the allocators from the stored Services, so allocations survive restarts.
+    pub fn load(store: &dyn Store, registry: &Registry) -> Result<Admission> {
+        let mut allocations = Allocations::default();
+        if let Some(services) = registry.get("", "v1", "services") {
+            for kv in store.list(&services.key(None, None), None, None)?.items {
+                let svc = materialize(&kv)?;
+                allocations.ips.extend(service_ips(&svc));
+                allocations.node_ports.extend(node_ports(&svc));
+            }
+        }
+        Ok(Admission {
+            allocations: Arc::new(Mutex::new(allocations)),
+        })
+    }
+
+    /// Typed round trip (wrong types and, under `fieldValidation=Strict`, unknown fields are
+    /// 400 as upstream), then upstream defaulting.
+    pub fn decode(&self, r: &ResourceInfo, obj: Value, p: &Params) -> Result<Value> {
+        let cannot = |detail: String| {
+            ApiError::BadRequest(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {detail}",
+                r.kind, r.version, r.kind
+            ))
+        };
+        let mut obj = match r.decode {
+            Some(decode) => {
+                let decoded = decode(&obj).map_err(|e| cannot(e.to_string()))?;
+                if p.get("fieldValidation") == Some("Strict") && !decoded.unknown_fields.is_empty() {
+                    let fields: Vec<String> = decoded
+                        .unknown_fields
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect();
+                    return Err(cannot(format!("strict decoding error: {}", fields.join(", "))));
+                }
+                decoded.value
+            }
+            None => obj,
+        };
+        skiff_apimachinery::defaults::apply_defaults(&r.group, &r.kind, &mut obj);
+        Ok(obj)
+    }
+
+    /// Registry logic on create: initial status as upstream's strategies set it.
+    pub fn on_create(&self, _api: &Api, r: &ResourceInfo, obj: &mut Value) -> Result<()> {
+        use skiff_apimachinery::defaults;
+        match (r.group.as_str(), r.kind.as_str()) {
+            ("", "Pod") => defaults::prepare_pod_create(obj),
+            ("", "Secret") => defaults::fold_secret_string_data(obj),
+            ("batch", "Job") => {
+                let uid = crate::object::meta_str(obj, "uid").unwrap_or_default().to_owned();
+                defaults::generate_job_selector(obj, &uid);
+            }
+            ("", "Namespace") | ("", "Node") => {}
+            ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
+                obj["status"] = json!({"phase": "Pending"});
+            }
+            ("", "Service") => obj["status"] = json!({"loadBalancer": {}}),
+            _ if r.status_subresource => {
+                if let Some(m) = obj.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Allocates what a new object needs from shared pools (Service IPs, node ports).
+    pub fn reserve(&self, r: &ResourceInfo, obj: &mut Value) -> Result<Reservation> {
+        let mut reservation = Reservation {
+            allocations: self.allocations.clone(),
+            ips: vec![],
+            node_ports: vec![],
+            committed: false,
+        };
+        if (r.group.as_str(), r.kind.as_str()) != ("", "Service") {
+            return Ok(reservation);
+        }
+        let name = crate::object::name(obj).unwrap_or_default().to_owned();
+        let mut a = lock(&self.allocations);
+        let spec_type = obj["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned();
+        if spec_type != "ExternalName" {
+            let requested = obj["spec"]["clusterIP"].as_str().unwrap_or("").to_owned();
+            let ip = match requested.as_str() {
+                "None" => None,
+                "" => Some(free_ip(&a).ok_or_else(|| {
+                    ApiError::Internal("failed to allocate a serviceIP: range is full".into())
+                })?),
+                s => {
+                    let ip: Ipv4Addr = s.parse().map_err(|_| invalid_ip(r, &name, s))?;
+                    if a.ips.contains(&ip) {
+                        return Err(ApiError::invalid(
+                            r,
+                            &name,
+                            vec![Cause {
+                                reason: "FieldValueInvalid".into(),
+                                message: format!("Invalid value: \"{s}\": provided IP is already allocated"),
+                                field: "spec.clusterIPs".into(),
+                            }],
+                        ));
+                    }
+                    Some(ip)
+                }
+            };
+            if let Some(ip) = ip {
+                a.ips.insert(ip);
+                reservation.ips.push(ip);
+                obj["spec"]["clusterIP"] = json!(ip.to_string());
+                obj["spec"]["clusterIPs"] = json!([ip.to_string()]);
+            } else {
+                obj["spec"]["clusterIPs"] = json!(["None"]);
+            }
+        }
+        if matches!(spec_type.as_str(), "NodePort" | "LoadBalancer") {
+            if let Some(ports) = obj["spec"]["ports"].as_array_mut() {
+                for port in ports {
+                    let wanted = port["nodePort"].as_i64();
+                    let chosen = match wanted {
+                        Some(p) if !a.node_ports.contains(&p) => p,
+                        Some(p) => {
+                            return Err(ApiError::invalid(
+                                r,
+                                &name,
+                                vec![Cause {
+                                    reason: "FieldValueInvalid".into(),
+                                    message: format!("Invalid value: {p}: provided port is already allocated"),
+                                    field: "spec.ports[0].nodePort".into(),
+                                }],
+                            ))
+                        }
+                        None => NODE_PORTS
+                            .clone()
+                            .find(|p| !a.node_ports.contains(p))
+                            .ok_or_else(|| ApiError::Internal("node port range is full".into()))?,
+                    };
+                    a.node_ports.insert(chosen);
+                    reservation.node_ports.push(chosen);
+                    port["nodePort"] = json!(chosen);
+                }
+            }
+        }
+        Ok(reservation)
+    }
+
+    /// Registry logic on update: fields the server assigned stay assigned.
+    pub fn on_update(&self, r: &ResourceInfo, old: &Value, new: &mut Value) -> Result<()> {
+        use skiff_apimachinery::defaults;
+        match (r.group.as_str(), r.kind.as_str()) {
+            ("", "Service") => defaults::carry_over_service_allocations(new, old),
+            ("", "Secret") => defaults::fold_secret_string_data(new),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Upstream validation; any error is a 422 naming the fields.
+    pub fn validate(&self, r: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Result<()> {
+        let errors = skiff_apimachinery::validation::validate(&r.group, &r.kind, obj, old);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let name = crate::object::name(obj).unwrap_or_default().to_owned();
+        let causes = errors
+            .iter()
+            .map(|e| Cause {
+                reason: e.kind.reason().to_owned(),
+                message: e.body(),
+                field: e.field.clone(),
+            })
+            .collect();
+        Err(ApiError::invalid(r, &name, causes))
+    }
+
+    /// Returns what a deleted object held in the shared pools.
+    pub fn on_deleted(&self, r: &ResourceInfo, obj: &Value) {
+        if (r.group.as_str(), r.kind.as_str()) == ("", "Service") {
+            let mut a = lock(&self.allocations);
+            for ip in service_ips(obj) {
+                a.ips.remove(&ip);
+            }
+            for port in node_ports(obj) {
+                a.node_ports.remove(&port);
+            }
+        }
+    }
+}
+
+fn invalid_ip(r: &ResourceInfo, name: &str, s: &str) -> ApiError {
+    ApiError::invalid(
+        r,
+        name,
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: \"{s}\": must be a valid IP address"),
+            field: "spec.clusterIPs[0]".into(),
+        }],
+    )
+}
+
+fn free_ip(a: &Allocations) -> Option<Ipv4Addr> {
+    // Start at a random offset so a deleted Service's IP is not handed out again at once.
+    let start = (uuid::Uuid::new_v4().as_u128() % 65_534) as u32;
+    (0..65_534u32).find_map(|i| {
+        let host = ((start + i) % 65_534 + 1) as u16;
+        let ip = Ipv4Addr::new(SERVICE_NET[0], SERVICE_NET[1], (host >> 8) as u8, host as u8);
+        (!RESERVED_HOSTS.contains(&host) && host & 0xff != 255 && !a.ips.contains(&ip)).then_some(ip)
+    })
+}
+
+/// The deletion grace period a pod gets, or None when it goes at once: unscheduled or
+/// finished pods, and an explicit zero, are deleted immediately, as upstream.
+pub fn grace_period(r: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Option<i64> {
+    if (r.group.as_str(), r.kind.as_str()) != ("", "Pod") {
+        return None;
+    }
+    let scheduled = obj["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+    let finished = matches!(obj["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    if !scheduled || finished {
+        return None;
+    }
+    let grace = requested
+        .or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(30);
+    (grace > 0).then_some(grace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ips_skip_reserved_and_allocated_addresses() {
+        let mut a = Allocations::default();
+        for _ in 0..1000 {
+            let ip = free_ip(&a).unwrap();
+            let host = u16::from_be_bytes([ip.octets()[2], ip.octets()[3]]);
+            assert!(!RESERVED_HOSTS.contains(&host));
+            assert!(a.ips.insert(ip), "{ip} handed out twice");
+        }
+    }
+}

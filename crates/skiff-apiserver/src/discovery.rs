@@ -1,0 +1,150 @@
+//! Discovery documents: `/version`, `/api`, `/apis` and the per-group-version resource
+//! lists clients read to map kinds to URLs (legacy, non-aggregated form).
+
+use serde_json::{json, Value};
+
+use crate::resources::{Registry, ResourceInfo};
+
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": crate::GIT_VERSION,
+        "gitCommit": crate::VERSION_HASH,
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": format!("linux/{}", if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" }),
+    })
+}
+
+/// `/api`: the core group's versions.
+pub fn core_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+fn group_entry(group: &str, versions: &[String]) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    json!({
+        "name": group,
+        "versions": versions,
+        "preferredVersion": versions[0],
+    })
+}
+
+fn groups(registry: &Registry) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (g, v, _) in registry.group_versions() {
+        if g.is_empty() {
+            continue;
+        }
+        match out.iter_mut().find(|(name, _)| *name == g) {
+            Some((_, versions)) => versions.push(v),
+            None => out.push((g, vec![v])),
+        }
+    }
+    out
+}
+
+/// `/apis`: every named group.
+pub fn group_list(registry: &Registry) -> Value {
+    let groups: Vec<Value> = groups(registry)
+        .iter()
+        .map(|(g, versions)| group_entry(g, versions))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/<group>`.
+pub fn group(registry: &Registry, name: &str) -> Option<Value> {
+    let (g, versions) = groups(registry).into_iter().find(|(g, _)| g == name)?;
+    let mut entry = group_entry(&g, &versions);
+    entry["kind"] = json!("APIGroup");
+    entry["apiVersion"] = json!("v1");
+    Some(entry)
+}
+
+fn resource_entry(r: &ResourceInfo) -> Value {
+    let mut entry = json!({
+        "name": r.plural,
+        "singularName": r.singular,
+        "namespaced": r.namespaced,
+        "kind": r.kind,
+        "verbs": VERBS,
+    });
+    if !r.short_names.is_empty() {
+        entry["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        entry["categories"] = json!(r.categories);
+    }
+    entry
+}
+
+fn subresource(r: &ResourceInfo, name: &str, kind: &str, verbs: &[&str]) -> Value {
+    json!({
+        "name": format!("{}/{name}", r.plural),
+        "singularName": "",
+        "namespaced": r.namespaced,
+        "kind": kind,
+        "verbs": verbs,
+    })
+}
+
+/// `/api/v1` or `/apis/<group>/<version>`: the resources and subresources served there.
+pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
+    let (_, _, resources) = registry
+        .group_versions()
+        .into_iter()
+        .find(|(g, v, _)| g == group && v == version)?;
+    let mut list = Vec::new();
+    for r in &resources {
+        list.push(resource_entry(r));
+        if r.status_subresource {
+            list.push(subresource(r, "status", &r.kind, &["get", "patch", "update"]));
+        }
+        if r.scale_subresource {
+            let mut scale = subresource(r, "scale", "Scale", &["get", "patch", "update"]);
+            scale["group"] = json!("autoscaling");
+            scale["version"] = json!("v1");
+            list.push(scale);
+        }
+        if (r.group.as_str(), r.kind.as_str()) == ("", "Pod") {
+            list.push(subresource(r, "log", "Pod", &["get"]));
+            list.push(subresource(r, "binding", "Binding", &["create"]));
+        }
+        if (r.group.as_str(), r.kind.as_str()) == ("", "Namespace") {
+            list.push(subresource(r, "finalize", "Namespace", &["update"]));
+        }
+    }
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": list,
+    }))
+}

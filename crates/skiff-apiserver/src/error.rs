@@ -1,0 +1,269 @@
+//! API errors and their one mapping to a Kubernetes `Status` response.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::resources::ResourceInfo;
+
+/// One field-level cause of an `Invalid` error, as upstream's `StatusCause`.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    pub reason: String,
+    pub message: String,
+    pub field: String,
+}
+
+/// Everything a request can fail with, each with its upstream status code and reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{qualified} \"{name}\" not found")]
+    NotFound {
+        group: String,
+        plural: String,
+        qualified: String,
+        name: String,
+    },
+    #[error("{qualified} \"{name}\" already exists")]
+    AlreadyExists {
+        group: String,
+        plural: String,
+        qualified: String,
+        name: String,
+    },
+    /// Optimistic concurrency: the object changed since the client read it.
+    #[error("Operation cannot be fulfilled on {qualified} \"{name}\": {detail}")]
+    Conflict {
+        group: String,
+        plural: String,
+        qualified: String,
+        name: String,
+        detail: String,
+    },
+    /// Validation failed; `message` is already formatted as upstream.
+    #[error("{message}")]
+    Invalid {
+        group: String,
+        kind: String,
+        name: String,
+        message: String,
+        causes: Vec<Cause>,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    /// A watch or list asked for history that has been compacted.
+    #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("the server could not find the requested resource")]
+    NoRoute,
+    #[error("Internal error occurred: {0}")]
+    Internal(String),
+    #[error("{0}")]
+    ServiceUnavailable(String),
+}
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+impl ApiError {
+    pub fn not_found(r: &ResourceInfo, name: &str) -> ApiError {
+        ApiError::NotFound {
+            group: r.group.clone(),
+            plural: r.plural.clone(),
+            qualified: r.qualified(),
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn already_exists(r: &ResourceInfo, name: &str) -> ApiError {
+        ApiError::AlreadyExists {
+            group: r.group.clone(),
+            plural: r.plural.clone(),
+            qualified: r.qualified(),
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn conflict(r: &ResourceInfo, name: &str, detail: &str) -> ApiError {
+        ApiError::Conflict {
+            group: r.group.clone(),
+            plural: r.plural.clone(),
+            qualified: r.qualified(),
+            name: name.to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    /// The usual conflict: a stale resourceVersion.
+    pub fn modified(r: &ResourceInfo, name: &str) -> ApiError {
+        ApiError::conflict(
+            r,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    /// `Kind.group "name" is invalid: ...` with upstream's one-or-list formatting.
+    pub fn invalid(r: &ResourceInfo, name: &str, causes: Vec<Cause>) -> ApiError {
+        let qualified_kind = if r.group.is_empty() {
+            r.kind.clone()
+        } else {
+            format!("{}.{}", r.kind, r.group)
+        };
+        let rendered: Vec<String> = causes
+            .iter()
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
+            .collect();
+        let list = match rendered.len() {
+            1 => rendered[0].clone(),
+            _ => format!("[{}]", rendered.join(", ")),
+        };
+        ApiError::Invalid {
+            group: r.group.clone(),
+            kind: r.kind.clone(),
+            name: name.to_owned(),
+            message: format!("{qualified_kind} \"{name}\" is invalid: {list}"),
+            causes,
+        }
+    }
+
+    pub fn code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound { .. } | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            ApiError::NotFound { .. } | ApiError::NoRoute => "NotFound",
+            ApiError::AlreadyExists { .. } => "AlreadyExists",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Invalid { .. } => "Invalid",
+            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Gone(_) => "Expired",
+            ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::NotAcceptable(_) => "NotAcceptable",
+            ApiError::Internal(_) => "InternalError",
+            ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
+        }
+    }
+
+    fn details(&self) -> Option<Value> {
+        match self {
+            ApiError::NotFound {
+                group,
+                plural,
+                name,
+                ..
+            }
+            | ApiError::AlreadyExists {
+                group,
+                plural,
+                name,
+                ..
+            }
+            | ApiError::Conflict {
+                group,
+                plural,
+                name,
+                ..
+            } => Some(details(name, group, plural)),
+            ApiError::Invalid {
+                group,
+                kind,
+                name,
+                causes,
+                ..
+            } => {
+                let mut d = details(name, group, kind);
+                d["causes"] = causes
+                    .iter()
+                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .collect();
+                Some(d)
+            }
+            _ => None,
+        }
+    }
+
+    /// The upstream `Status` object for this error.
+    pub fn status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": self.reason(),
+            "code": self.code().as_u16(),
+        });
+        if let Some(d) = self.details() {
+            status["details"] = d;
+        }
+        status
+    }
+}
+
+fn details(name: &str, group: &str, kind: &str) -> Value {
+    let mut d = json!({"name": name, "kind": kind});
+    if !group.is_empty() {
+        d["group"] = json!(group);
+    }
+    d
+}
+
+impl From<skiff_store::Error> for ApiError {
+    fn from(e: skiff_store::Error) -> Self {
+        match e {
+            skiff_store::Error::Compacted { .. } => {
+                ApiError::Gone(format!("too old resource version: {e}"))
+            }
+            skiff_store::Error::Closed => ApiError::ServiceUnavailable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        if code.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut resp = (code, axum::Json(self.status())).into_response();
+        if code == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert("www-authenticate", "Bearer".parse().expect("static header"));
+        }
+        resp
+    }
+}

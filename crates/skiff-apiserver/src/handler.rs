@@ -1,0 +1,533 @@
+//! The generic REST verbs, driven by the resource table: every kind goes through these.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use skiff_store::{KeyValue, Store};
+
+use crate::admission;
+use crate::error::{ApiError, Result};
+use crate::object::{self, meta_mut};
+use crate::request::{Params, Target};
+use crate::resources::{Registry, ResourceInfo};
+
+/// How many times a server-side read-modify-write retries on a conflict it caused itself.
+const CONFLICT_RETRIES: usize = 16;
+
+/// Shared state of the API: the store and the tables that drive handling.
+pub struct Api {
+    pub store: Arc<dyn Store>,
+    pub registry: Registry,
+    pub admission: admission::Admission,
+}
+
+/// Parses a stored value and stamps it with its resourceVersion.
+pub fn materialize(kv: &KeyValue) -> Result<Value> {
+    let mut obj: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::Internal(format!("corrupt object at {}: {e}", kv.key)))?;
+    object::set_resource_version(&mut obj, kv.mod_revision);
+    Ok(obj)
+}
+
+fn encode(obj: &Value) -> Bytes {
+    let mut stored = obj.clone();
+    object::strip_server_fields(&mut stored);
+    Bytes::from(serde_json::to_vec(&stored).expect("a Value always serializes"))
+}
+
+impl Api {
+    /// The current object at the target, or 404.
+    pub fn read(&self, t: &Target) -> Result<(Value, KeyValue)> {
+        let name = t.name()?;
+        let kv = self
+            .store
+            .get(&t.key())?
+            .ok_or_else(|| ApiError::not_found(&t.resource, name))?;
+        Ok((materialize(&kv)?, kv))
+    }
+
+    pub fn get(&self, t: &Target) -> Result<Value> {
+        Ok(self.read(t)?.0)
+    }
+
+    /// A list with selectors and `limit`/`continue` paging.
+    pub fn list(&self, t: &Target, p: &Params) -> Result<Value> {
+        let r = &t.resource;
+        let labels = p.label_selector()?;
+        let fields = p.field_selector(r)?;
+        let limit = p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+        let prefix = t.resource.key(t.namespace.as_deref(), None);
+        let mut start = match p.get("continue") {
+            Some(token) => Some(decode_continue(token)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        let mut revision = None;
+        let mut next = None;
+        loop {
+            let page = self.store.list(&prefix, start.as_deref(), limit.map(|l| l - items.len()))?;
+            revision.get_or_insert(page.revision);
+            let last = page.items.last().map(|kv| kv.key.clone());
+            for kv in &page.items {
+                let obj = materialize(kv)?;
+                if labels.matches(object::labels(&obj)) && fields.matches(&obj) {
+                    items.push(obj);
+                }
+            }
+            let full = limit.is_some_and(|l| items.len() >= l);
+            match (page.more, full) {
+                (true, true) => {
+                    next = last;
+                    break;
+                }
+                (true, false) => start = last,
+                (false, _) => break,
+            }
+        }
+        let revision = revision.unwrap_or_default();
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if let Some(key) = next {
+            metadata["continue"] = json!(encode_continue(revision, &key));
+        }
+        Ok(json!({
+            "kind": r.list_kind(),
+            "apiVersion": r.api_version(),
+            "metadata": metadata,
+            "items": items,
+        }))
+    }
+
+    /// POST to a collection.
+    pub async fn create(&self, t: &Target, p: &Params, mut obj: Value) -> Result<Value> {
+        let r = t.resource.clone();
+        check_kind(&r, &mut obj)?;
+        let ns = self.namespace_for(t, &obj)?;
+        let meta = meta_mut(&mut obj);
+        if let Some(ns) = &ns {
+            meta.insert("namespace".into(), json!(ns));
+        }
+        if meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty() {
+            match meta.get("generateName").and_then(Value::as_str) {
+                Some(base) if !base.is_empty() => {
+                    let name = format!("{base}{}", object::name_suffix());
+                    meta.insert("name".into(), json!(name));
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        &r,
+                        "",
+                        vec![crate::error::Cause {
+                            reason: "FieldValueRequired".into(),
+                            message: "name or generateName is required".into(),
+                            field: "metadata.name".into(),
+                        }],
+                    ))
+                }
+            }
+        }
+        let mut obj = self.admission.decode(&r, obj, p)?;
+        object::strip_server_fields(&mut obj);
+        let meta = meta_mut(&mut obj);
+        for owned in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            meta.remove(owned);
+        }
+        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
+        if r.generation {
+            meta.insert("generation".into(), json!(1));
+        }
+        let name = object::name(&obj).unwrap_or_default().to_owned();
+        if let Some(ns) = &ns {
+            self.require_namespace(ns)?;
+        }
+        self.admission.on_create(self, &r, &mut obj)?;
+        let guard = self.admission.reserve(&r, &mut obj)?;
+        self.admission.validate(&r, &obj, None)?;
+        let key = r.key(ns.as_deref(), Some(&name));
+        if p.dry_run() {
+            return Ok(obj);
+        }
+        match self.store.create(key, encode(&obj)).await {
+            Ok(kv) => {
+                guard.commit();
+                object::set_resource_version(&mut obj, kv.mod_revision);
+                Ok(obj)
+            }
+            Err(skiff_store::Error::AlreadyExists(_)) => Err(ApiError::already_exists(&r, &name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// PUT of a whole object (or of its status subresource).
+    pub async fn replace(&self, t: &Target, p: &Params, mut obj: Value) -> Result<Value> {
+        let r = t.resource.clone();
+        let name = t.name()?.to_owned();
+        check_kind(&r, &mut obj)?;
+        if let Some(body_name) = object::name(&obj) {
+            if body_name != name {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
+            }
+        }
+        let ns = self.namespace_for(t, &obj)?;
+        let meta = meta_mut(&mut obj);
+        meta.insert("name".into(), json!(name));
+        if let Some(ns) = &ns {
+            meta.insert("namespace".into(), json!(ns));
+        }
+        let precondition = resource_version_of(&obj)?;
+        self.update_with(t, p, precondition, |_| Ok(obj.clone())).await
+    }
+
+    /// Read, transform, validate and compare-and-swap, retrying when another writer won and
+    /// the client gave no resourceVersion of its own.
+    pub async fn update_with(
+        &self,
+        t: &Target,
+        p: &Params,
+        precondition: Option<i64>,
+        mut transform: impl FnMut(&Value) -> Result<Value>,
+    ) -> Result<Value> {
+        let r = t.resource.clone();
+        let name = t.name()?.to_owned();
+        for _ in 0..CONFLICT_RETRIES {
+            let (old, kv) = self.read(t)?;
+            if precondition.is_some_and(|rv| rv != kv.mod_revision) {
+                return Err(ApiError::modified(&r, &name));
+            }
+            let proposed = transform(&old)?;
+            let mut new = merge_for_subresource(&r, t.subresource.as_deref(), &old, proposed);
+            check_kind(&r, &mut new)?;
+            let mut new = self.admission.decode(&r, new, p)?;
+            preserve_server_fields(&r, &old, &mut new);
+            self.admission.on_update(&r, &old, &mut new)?;
+            self.admission.validate(&r, &new, Some(&old))?;
+            let mut old_cmp = old.clone();
+            object::strip_server_fields(&mut old_cmp);
+            let mut new_cmp = new.clone();
+            object::strip_server_fields(&mut new_cmp);
+            if old_cmp == new_cmp || p.dry_run() {
+                object::set_resource_version(&mut new, kv.mod_revision);
+                return Ok(new);
+            }
+            if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
+                return self.finish_delete(&r, &t.key(), new, kv.mod_revision, &name).await;
+            }
+            match self
+                .store
+                .update(t.key(), encode(&new), Some(kv.mod_revision))
+                .await
+            {
+                Ok(kv) => {
+                    object::set_resource_version(&mut new, kv.mod_revision);
+                    return Ok(new);
+                }
+                Err(skiff_store::Error::Conflict { .. }) if precondition.is_none() => continue,
+                Err(skiff_store::Error::Conflict { .. }) => {
+                    return Err(ApiError::modified(&r, &name))
+                }
+                Err(skiff_store::Error::NotFound(_)) => return Err(ApiError::not_found(&r, &name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::modified(&r, &name))
+    }
+
+    async fn finish_delete(
+        &self,
+        r: &ResourceInfo,
+        key: &str,
+        obj: Value,
+        revision: i64,
+        name: &str,
+    ) -> Result<Value> {
+        match self.store.delete(key.to_owned(), Some(revision)).await {
+            Ok(kv) => {
+                self.admission.on_deleted(r, &obj);
+                let mut obj = obj;
+                object::set_resource_version(&mut obj, kv.mod_revision);
+                Ok(obj)
+            }
+            Err(skiff_store::Error::Conflict { .. }) => Err(ApiError::modified(r, name)),
+            Err(skiff_store::Error::NotFound(_)) => Err(ApiError::not_found(r, name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// DELETE of one object: immediate, or marked for graceful deletion / finalizers.
+    /// Returns the object and whether it is gone already (200) or still pending (202).
+    pub async fn delete(&self, t: &Target, p: &Params, options: &Value) -> Result<(Value, bool)> {
+        let r = t.resource.clone();
+        let name = t.name()?.to_owned();
+        let policy = options
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .or(p.get("propagationPolicy"))
+            .map(str::to_owned);
+        if let Some(policy) = &policy {
+            if !matches!(policy.as_str(), "Orphan" | "Background" | "Foreground") {
+                return Err(ApiError::BadRequest(format!(
+                    "propagationPolicy: Unsupported value: \"{policy}\""
+                )));
+            }
+        }
+        let grace = match options.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            Some(g) => Some(g),
+            None => p.int("gracePeriodSeconds")?,
+        };
+        let pre_uid = options.pointer("/preconditions/uid").and_then(Value::as_str);
+        let pre_rv = options
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(|s| s.parse::<i64>().unwrap_or(-1));
+        for _ in 0..CONFLICT_RETRIES {
+            let (mut obj, kv) = self.read(t)?;
+            if pre_uid.is_some_and(|u| Some(u) != object::meta_str(&obj, "uid")) {
+                return Err(ApiError::conflict(&r, &name, &format!(
+                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                    pre_uid.unwrap_or_default(),
+                    object::meta_str(&obj, "uid").unwrap_or_default()
+                )));
+            }
+            if pre_rv.is_some_and(|rv| rv != kv.mod_revision) {
+                return Err(ApiError::modified(&r, &name));
+            }
+            let mut finalizers = object::finalizers(&obj);
+            match policy.as_deref() {
+                Some("Orphan") => add_unique(&mut finalizers, "orphan"),
+                Some("Foreground") => add_unique(&mut finalizers, "foregroundDeletion"),
+                _ => {}
+            }
+            let graceful = admission::grace_period(&r, &obj, grace);
+            if finalizers.is_empty() && graceful.is_none() {
+                if p.dry_run() {
+                    return Ok((obj, true));
+                }
+                match self.finish_delete(&r, &t.key(), obj, kv.mod_revision, &name).await {
+                    Err(ApiError::Conflict { .. }) if pre_rv.is_none() => continue,
+                    other => return other.map(|o| (o, true)),
+                }
+            }
+            let meta = meta_mut(&mut obj);
+            if !finalizers.is_empty() {
+                meta.insert("finalizers".into(), json!(finalizers));
+            }
+            let already = meta.contains_key("deletionTimestamp");
+            let seconds = graceful.unwrap_or(0);
+            let current_grace = meta.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+            if !already || current_grace.is_some_and(|g| seconds < g) {
+                let at = chrono::Utc::now() + chrono::Duration::seconds(seconds);
+                meta.insert(
+                    "deletionTimestamp".into(),
+                    json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                );
+                meta.insert("deletionGracePeriodSeconds".into(), json!(seconds));
+            }
+            if p.dry_run() {
+                return Ok((obj, false));
+            }
+            match self
+                .store
+                .update(t.key(), encode(&obj), Some(kv.mod_revision))
+                .await
+            {
+                Ok(kv) => {
+                    object::set_resource_version(&mut obj, kv.mod_revision);
+                    return Ok((obj, false));
+                }
+                Err(skiff_store::Error::Conflict { .. }) if pre_rv.is_none() => continue,
+                Err(e) => return Err(ApiError::from(e)),
+            }
+        }
+        Err(ApiError::modified(&r, &name))
+    }
+
+    /// DELETE of a collection: every object the selectors match, one by one.
+    pub async fn delete_collection(&self, t: &Target, p: &Params, options: &Value) -> Result<Value> {
+        let list = self.list(t, p)?;
+        let mut deleted = Vec::new();
+        for item in list["items"].as_array().cloned().unwrap_or_default() {
+            let target = Target {
+                name: object::name(&item).map(str::to_owned),
+                namespace: object::namespace(&item).map(str::to_owned),
+                ..t.clone()
+            };
+            match self.delete(&target, p, options).await {
+                Ok((obj, _)) => deleted.push(obj),
+                Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(json!({
+            "kind": t.resource.list_kind(),
+            "apiVersion": t.resource.api_version(),
+            "metadata": {"resourceVersion": self.store.current_revision().to_string()},
+            "items": deleted,
+        }))
+    }
+
+    /// The namespace an object belongs in: the URL's, which a body may repeat but not contradict.
+    fn namespace_for(&self, t: &Target, obj: &Value) -> Result<Option<String>> {
+        if !t.resource.namespaced {
+            return Ok(None);
+        }
+        let url = t.namespace.clone();
+        match (url, object::namespace(obj)) {
+            (Some(u), Some(b)) if u != b => Err(ApiError::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request".into(),
+            )),
+            (Some(u), _) => Ok(Some(u)),
+            (None, Some(b)) => Ok(Some(b.to_owned())),
+            (None, None) => Err(ApiError::BadRequest(
+                "the server could not find the requested resource".into(),
+            )),
+        }
+    }
+
+    /// 404 unless the namespace exists (creating into a missing namespace is refused).
+    fn require_namespace(&self, ns: &str) -> Result<()> {
+        let Some(namespaces) = self.registry.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        match self.store.get(&namespaces.key(None, Some(ns)))? {
+            Some(kv) => {
+                let obj = materialize(&kv)?;
+                if object::is_deleting(&obj) {
+                    return Err(ApiError::Forbidden(format!(
+                        "unable to create new content in namespace {ns} because it is being terminated"
+                    )));
+                }
+                Ok(())
+            }
+            None => Err(ApiError::not_found(&namespaces, ns)),
+        }
+    }
+}
+
+fn add_unique(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|f| f == item) {
+        list.push(item.to_owned());
+    }
+}
+
+/// Fills in or checks `apiVersion` and `kind` against the resource addressed.
+fn check_kind(r: &ResourceInfo, obj: &mut Value) -> Result<()> {
+    let Some(map) = obj.as_object_mut() else {
+        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+    };
+    let api_version = r.api_version();
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), json!(api_version));
+        }
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::BadRequest(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )))
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), json!(r.kind));
+        }
+        Some(k) if k == r.kind => {}
+        Some(k) => {
+            return Err(ApiError::BadRequest(format!(
+                "{k} in version \"{}\" cannot be handled as a {}: the object kind does not match the resource",
+                r.version, r.kind
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// `metadata.resourceVersion` as a compare-and-swap precondition, if the client sent one.
+pub fn resource_version_of(obj: &Value) -> Result<Option<i64>> {
+    match object::meta_str(obj, "resourceVersion").filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {s:?}"))),
+    }
+}
+
+/// What an update may change depends on the endpoint: the main resource keeps the stored
+/// status, the status subresource changes only status.
+fn merge_for_subresource(r: &ResourceInfo, sub: Option<&str>, old: &Value, mut new: Value) -> Value {
+    match sub {
+        Some("status") => {
+            let mut merged = old.clone();
+            match new.get_mut("status").map(Value::take) {
+                Some(status) => merged["status"] = status,
+                None => {
+                    if let Some(m) = merged.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            merged
+        }
+        _ if r.status_subresource => {
+            if let Some(map) = new.as_object_mut() {
+                match old.get("status") {
+                    Some(s) => {
+                        map.insert("status".into(), s.clone());
+                    }
+                    None => {
+                        map.remove("status");
+                    }
+                }
+            }
+            new
+        }
+        _ => new,
+    }
+}
+
+/// Fields clients cannot change: identity, timestamps, deletion state; generation moves
+/// when (and only when) the spec changes.
+fn preserve_server_fields(r: &ResourceInfo, old: &Value, new: &mut Value) {
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let spec_changed = old.get("spec") != new.get("spec");
+    let meta = meta_mut(new);
+    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        match old_meta.get(field) {
+            Some(v) => meta.insert(field.into(), v.clone()),
+            None => meta.remove(field),
+        };
+    }
+    if r.generation {
+        let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+        let generation = if spec_changed { generation + 1 } else { generation };
+        meta.insert("generation".into(), json!(generation));
+    } else {
+        meta.remove("generation");
+    }
+}
+
+const CONTINUE_VERSION: &str = "meta.k8s.io/v1";
+
+/// Upstream's continue token: base64 of `{"v","rv","start"}`.
+fn encode_continue(revision: i64, last_key: &str) -> String {
+    use base64::Engine;
+    let token = json!({"v": CONTINUE_VERSION, "rv": revision, "start": format!("{last_key}\u{0}")});
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<String> {
+    use base64::Engine;
+    let bad = || ApiError::BadRequest("continue key is not valid".into());
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    if v["v"] != CONTINUE_VERSION {
+        return Err(bad());
+    }
+    let start = v["start"].as_str().ok_or_else(bad)?;
+    Ok(start.trim_end_matches('\u{0}').to_owned())
+}

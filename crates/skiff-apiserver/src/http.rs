@@ -1,0 +1,267 @@
+//! The HTTP edge: authentication, content negotiation and routing of every request to
+//! discovery, OpenAPI or the generic resource handlers. Errors become `Status` bodies here.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, Result};
+use crate::handler::{resource_version_of, Api};
+use crate::request::{Params, Target};
+use crate::table::{self, TableOptions};
+use crate::{discovery, subresources, watch};
+
+/// Largest request body accepted (upstream's limit is 3 MiB for most objects).
+const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The state every request sees.
+pub struct Server {
+    pub api: Arc<Api>,
+    pub openapi: crate::openapi::OpenApi,
+    /// Bearer tokens that authenticate as the cluster admin.
+    pub admin_tokens: Vec<String>,
+    /// The address clients reach the server at, for `/api`'s serverAddressByClientCIDRs.
+    pub address: String,
+}
+
+/// The router serving the whole API.
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new().fallback(dispatch).with_state(server)
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).expect("Value serializes");
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn authenticate(server: &Server, headers: &HeaderMap, path: &str) -> Result<()> {
+    let public = matches!(path, "/version" | "/healthz" | "/livez" | "/readyz");
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token {
+        Some(t) if server.admin_tokens.iter().any(|a| a == t) => Ok(()),
+        _ if public => Ok(()),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::debug_span!("request", %method, %path);
+    let _enter = span.enter();
+    match handle(server, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    authenticate(&server, &parts.headers, &path)?;
+    let params = Params::parse(parts.uri.query());
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    if accept.starts_with("application/vnd.kubernetes.protobuf") && !accept.contains("json") && !accept.contains("*/*") {
+        return Err(ApiError::NotAcceptable(
+            "only the following media types are accepted: application/json, application/yaml".into(),
+        ));
+    }
+    if parts.method == Method::GET {
+        if let Some(resp) = non_resource(&server, &path) {
+            return resp;
+        }
+    }
+    let target = match Target::parse(&server.api.registry, &path) {
+        Some(t) => t?,
+        None => return Err(ApiError::NoRoute),
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::BadRequest("request body too large or unreadable".into()))?;
+    let table = TableOptions::from_request(&accept, params.get("includeObject"));
+    let api = server.api.clone();
+    let r = target.resource.clone();
+    match (parts.method.clone(), target.name.is_some(), target.subresource.as_deref()) {
+        (Method::GET, false, None) if params.flag("watch") => {
+            let rx = watch::start(api, target, params, table)?;
+            let stream = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+            });
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("transfer-encoding", "chunked")
+                .body(Body::from_stream(stream.boxed()))
+                .expect("static response parts"))
+        }
+        (Method::GET, false, None) => {
+            let list = api.list(&target, &params)?;
+            match table {
+                Some(opts) => Ok(json_response(StatusCode::OK, &table::list_table(&api, &r, &list, &opts))),
+                None => Ok(json_response(StatusCode::OK, &list)),
+            }
+        }
+        (Method::GET, true, None) if params.flag("watch") => {
+            let rx = watch::start(api, target, params, table)?;
+            let stream = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+            });
+            Ok(Response::new(Body::from_stream(stream.boxed())))
+        }
+        (Method::GET, true, None) | (Method::GET, true, Some("status")) => {
+            let obj = api.get(&target)?;
+            match table {
+                Some(opts) => Ok(json_response(StatusCode::OK, &table::table(&api, &r, &[obj], &opts, true))),
+                None => Ok(json_response(StatusCode::OK, &obj)),
+            }
+        }
+        (Method::POST, false, None) => {
+            let obj = parse_body(&content_type, &body)?;
+            let created = api.create(&target, &params, obj).await?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        }
+        (Method::PUT, true, None) | (Method::PUT, true, Some("status")) => {
+            let obj = parse_body(&content_type, &body)?;
+            Ok(json_response(StatusCode::OK, &api.replace(&target, &params, obj).await?))
+        }
+        (Method::PATCH, true, None) | (Method::PATCH, true, Some("status")) => {
+            let patched = patch(&api, &target, &params, &content_type, &body).await?;
+            Ok(json_response(StatusCode::OK, &patched))
+        }
+        (Method::DELETE, true, None) => {
+            let options = if body.is_empty() { json!({}) } else { parse_body(&content_type, &body)? };
+            let (obj, gone) = api.delete(&target, &params, &options).await?;
+            let code = if gone { StatusCode::OK } else { StatusCode::ACCEPTED };
+            Ok(json_response(code, &obj))
+        }
+        (Method::DELETE, false, None) => {
+            let options = if body.is_empty() { json!({}) } else { parse_body(&content_type, &body)? };
+            Ok(json_response(StatusCode::OK, &api.delete_collection(&target, &params, &options).await?))
+        }
+        (method, true, Some(sub)) => {
+            subresources::handle(&api, &target, &params, method, sub, &content_type, &body).await
+        }
+        _ => Err(ApiError::MethodNotAllowed(format!(
+            "the server does not allow this method on the requested resource"
+        ))),
+    }
+}
+
+/// Discovery, OpenAPI and health endpoints.
+fn non_resource(server: &Server, path: &str) -> Option<Result<Response>> {
+    let registry = &server.api.registry;
+    let ok = |v: Value| Some(Ok(json_response(StatusCode::OK, &v)));
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["version"] => ok(discovery::version()),
+        ["healthz"] | ["livez"] | ["readyz"] => Some(Ok((StatusCode::OK, "ok").into_response())),
+        ["api"] => ok(discovery::core_versions(&server.address)),
+        ["apis"] => ok(discovery::group_list(registry)),
+        ["api", version] => discovery::resource_list(registry, "", version).map(|v| Ok(json_response(StatusCode::OK, &v))),
+        ["apis", group] => discovery::group(registry, group).map(|v| Ok(json_response(StatusCode::OK, &v))),
+        ["apis", group, version] => {
+            discovery::resource_list(registry, group, version).map(|v| Ok(json_response(StatusCode::OK, &v)))
+        }
+        ["openapi", "v3"] => ok(server.openapi.root(registry)),
+        ["openapi", "v3", rest @ ..] => {
+            let doc = server.openapi.document(registry, &rest.join("/"));
+            Some(doc.map(|d| json_response(StatusCode::OK, &d)).ok_or(ApiError::NoRoute))
+        }
+        ["openapi", "v2"] => Some(Err(ApiError::NoRoute)),
+        _ => None,
+    }
+}
+
+/// Decodes a JSON or YAML request body.
+pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value> {
+    match content_type {
+        "application/yaml" | "application/apply-patch+yaml" => serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}"))),
+        "application/vnd.kubernetes.protobuf" => Err(ApiError::UnsupportedMediaType(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml".into(),
+        )),
+        _ => serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding the request body as JSON: {e}"))),
+    }
+}
+
+/// Applies a patch of any of the four upstream patch types to the stored object.
+pub async fn patch(api: &Api, t: &Target, p: &Params, content_type: &str, body: &[u8]) -> Result<Value> {
+    let r = t.resource.clone();
+    let patch_doc = parse_body(content_type, body)?;
+    if content_type == "application/apply-patch+yaml" {
+        return crate::apply::server_side_apply(api, t, p, patch_doc).await;
+    }
+    let precondition = match &patch_doc {
+        Value::Object(_) => resource_version_of(&patch_doc)?,
+        _ => None,
+    };
+    let kind = content_type.to_owned();
+    if kind == "application/strategic-merge-patch+json"
+        && !skiff_apimachinery::strategic::supports_strategic_merge(&r.group, &r.kind)
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+        )));
+    }
+    api.update_with(t, p, precondition, |old| apply_patch(&r.group, &r.kind, &kind, old, &patch_doc))
+        .await
+}
+
+/// One patch application, pure: the old object and the patch give the new object.
+pub fn apply_patch(group: &str, kind: &str, content_type: &str, old: &Value, patch: &Value) -> Result<Value> {
+    match content_type {
+        "application/json-patch+json" => {
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
+            let mut doc = old.clone();
+            json_patch::patch(&mut doc, &ops)
+                .map_err(|e| ApiError::Invalid {
+                    group: group.to_owned(),
+                    kind: kind.to_owned(),
+                    name: String::new(),
+                    message: format!("the server rejected our request due to an error in our request: {e}"),
+                    causes: vec![],
+                })?;
+            Ok(doc)
+        }
+        "application/merge-patch+json" => {
+            if !patch.is_object() {
+                return Err(ApiError::BadRequest("a merge patch must be a JSON object".into()));
+            }
+            Ok(skiff_apimachinery::strategic::json_merge_patch(old, patch))
+        }
+        "application/strategic-merge-patch+json" => {
+            skiff_apimachinery::strategic::strategic_merge_patch(old, patch, group, kind)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))
+        }
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other})"
+        ))),
+    }
+}

@@ -1,0 +1,141 @@
+//! OpenAPI v3 documents, one per group-version, generated from the k8s-openapi types.
+//!
+//! kubectl relies on them twice: `explain` renders `components.schemas`, and `apply`
+//! decides from each kind's PATCH operation (its `x-kubernetes-group-version-kind` and a
+//! `fieldValidation` parameter) that the server validates fields itself, so it skips
+//! client-side validation. Documents are built on first request and cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Map, Value};
+
+use crate::resources::{Registry, ResourceInfo};
+
+/// Lazily built documents by path (`api/v1`, `apis/apps/v1`).
+#[derive(Default)]
+pub struct OpenApi {
+    docs: Mutex<HashMap<String, Arc<Value>>>,
+}
+
+/// The document path of a group-version.
+pub fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+impl OpenApi {
+    /// `/openapi/v3`: where each group-version's document lives.
+    pub fn root(&self, registry: &Registry) -> Value {
+        let paths: Map<String, Value> = registry
+            .group_versions()
+            .iter()
+            .map(|(g, v, _)| {
+                let path = gv_path(g, v);
+                let url = format!("/openapi/v3/{path}?hash={}", crate::VERSION_HASH);
+                (path, json!({"serverRelativeURL": url}))
+            })
+            .collect();
+        json!({"paths": paths})
+    }
+
+    /// The document for one group-version path, or None if no such group-version.
+    pub fn document(&self, registry: &Registry, path: &str) -> Option<Arc<Value>> {
+        if let Some(doc) = self.docs.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+            return Some(doc.clone());
+        }
+        let (_, version, resources) = registry
+            .group_versions()
+            .into_iter()
+            .find(|(g, v, _)| gv_path(g, v) == path)?;
+        let doc = Arc::new(build(&version, &resources));
+        self.docs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_owned(), doc.clone());
+        Some(doc)
+    }
+}
+
+fn build(version: &str, resources: &[Arc<ResourceInfo>]) -> Value {
+    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+    for r in resources {
+        if let Some(schema) = r.schema {
+            schema(&mut generator);
+        }
+    }
+    let mut schemas = generator.take_definitions(true);
+    let mut paths = Map::new();
+    for r in resources {
+        let gvk = json!({"group": r.group, "version": version, "kind": r.kind});
+        if let Some(Value::Object(schema)) = schemas.get_mut(&r.schema_name) {
+            schema.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
+        }
+        let (collection, item) = resource_paths(r);
+        let reference = json!({"$ref": format!("#/components/schemas/{}", r.schema_name)});
+        let body = json!({"content": {"application/json": {"schema": reference}}});
+        let op = |verb: &str, params: Vec<Value>, with_body: bool| {
+            let mut op = json!({
+                "operationId": format!("{verb}{}", r.kind),
+                "tags": [r.api_version()],
+                "x-kubernetes-action": verb,
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": params,
+                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": reference}}}},
+            });
+            if with_body {
+                op["requestBody"] = body.clone();
+            }
+            op
+        };
+        let write_params = || {
+            ["dryRun", "fieldManager", "fieldValidation"]
+                .iter()
+                .map(|n| query_param(n))
+                .collect::<Vec<_>>()
+        };
+        let mut patch_params = write_params();
+        patch_params.push(query_param("force"));
+        paths.insert(
+            collection,
+            json!({
+                "get": op("list", vec![query_param("labelSelector"), query_param("fieldSelector"), query_param("watch")], false),
+                "post": op("post", write_params(), true),
+            }),
+        );
+        paths.insert(
+            item,
+            json!({
+                "get": op("get", vec![], false),
+                "put": op("put", write_params(), true),
+                "patch": op("patch", patch_params, true),
+                "delete": op("delete", vec![query_param("dryRun")], false),
+            }),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": crate::GIT_VERSION},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+fn resource_paths(r: &ResourceInfo) -> (String, String) {
+    let base = format!("/{}", gv_path(&r.group, &r.version));
+    let scope = if r.namespaced {
+        "/namespaces/{namespace}"
+    } else {
+        ""
+    };
+    let collection = format!("{base}{scope}/{}", r.plural);
+    let item = format!("{collection}/{{name}}");
+    (collection, item)
+}
+
+fn query_param(name: &str) -> Value {
+    json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}})
+}

@@ -1,0 +1,124 @@
+//! What a REST request addresses and asks for: the parsed path and query parameters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use skiff_apimachinery::selector::{FieldSelector, LabelSelector};
+
+use crate::error::{ApiError, Result};
+use crate::resources::{Registry, ResourceInfo};
+
+/// The resource, namespace, name and subresource a path names.
+#[derive(Clone)]
+pub struct Target {
+    pub resource: Arc<ResourceInfo>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+impl Target {
+    /// Parses `/api/v1/...` and `/apis/<group>/<version>/...` resource paths; None when the
+    /// path is not a resource path at all (discovery, OpenAPI, health).
+    pub fn parse(registry: &Registry, path: &str) -> Option<Result<Target>> {
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (group, version, rest) = match segs.as_slice() {
+            ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest),
+            ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest),
+            _ => return None,
+        };
+        let (namespace, rest) = match rest {
+            ["namespaces", ns, tail @ ..]
+                if !tail.is_empty() && !matches!(tail[0], "status" | "finalize") =>
+            {
+                (Some((*ns).to_owned()), tail)
+            }
+            _ => (None, rest),
+        };
+        let (plural, name, subresource) = match rest {
+            [plural] => (*plural, None, None),
+            [plural, name] => (*plural, Some(*name), None),
+            [plural, name, sub] => (*plural, Some(*name), Some(*sub)),
+            _ => return Some(Err(ApiError::NoRoute)),
+        };
+        let Some(resource) = registry.get(group, version, plural) else {
+            return Some(Err(ApiError::NoRoute));
+        };
+        if namespace.is_some() && !resource.namespaced {
+            return Some(Err(ApiError::NoRoute));
+        }
+        Some(Ok(Target {
+            resource,
+            namespace,
+            name: name.map(str::to_owned),
+            subresource: subresource.map(str::to_owned),
+        }))
+    }
+
+    /// The name, which every single-object verb needs.
+    pub fn name(&self) -> Result<&str> {
+        self.name
+            .as_deref()
+            .ok_or_else(|| ApiError::MethodNotAllowed("name is required".into()))
+    }
+
+    pub fn key(&self) -> String {
+        self.resource
+            .key(self.namespace.as_deref(), self.name.as_deref())
+    }
+}
+
+/// Query parameters of a request, with typed accessors for the ones the API defines.
+#[derive(Default, Clone)]
+pub struct Params(pub HashMap<String, String>);
+
+impl Params {
+    pub fn parse(query: Option<&str>) -> Params {
+        Params(
+            query
+                .map(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("true" | "1"))
+    }
+
+    pub fn int(&self, key: &str) -> Result<Option<i64>> {
+        self.get(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::BadRequest(format!("invalid {key}: {v:?}")))
+            })
+            .transpose()
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.get("dryRun") == Some("All")
+    }
+
+    pub fn label_selector(&self) -> Result<LabelSelector> {
+        match self.get("labelSelector") {
+            None => Ok(LabelSelector::everything()),
+            Some(s) => LabelSelector::parse(s).map_err(|e| ApiError::BadRequest(e.to_string())),
+        }
+    }
+
+    pub fn field_selector(&self, r: &ResourceInfo) -> Result<FieldSelector> {
+        match self.get("fieldSelector") {
+            None => Ok(FieldSelector::everything()),
+            Some(s) => FieldSelector::parse(s)
+                .and_then(|f| f.validate_for(&r.group, &r.plural))
+                .map_err(|e| ApiError::BadRequest(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Subresources with their own shape: `scale` (autoscaling/v1 Scale), pod `binding`,
+//! pod `log` and namespace `finalize`.
+
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, Result};
+use crate::handler::Api;
+use crate::http::{apply_patch, parse_body};
+use crate::object;
+use crate::request::{Params, Target};
+
+pub async fn handle(
+    api: &Api,
+    t: &Target,
+    p: &Params,
+    method: Method,
+    sub: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Response> {
+    let r = &t.resource;
+    let ok = |v: Value| Ok(axum::Json(v).into_response());
+    match (sub, method) {
+        ("scale", Method::GET) if r.scale_subresource => ok(scale_of(&api.get(t)?)),
+        ("scale", Method::PUT | Method::PATCH) if r.scale_subresource => {
+            let patch_doc = parse_body(content_type, body)?;
+            let is_put = content_type == "application/json" || content_type == "application/yaml";
+            let parent = Target {
+                subresource: None,
+                ..t.clone()
+            };
+            let updated = api
+                .update_with(&parent, p, None, |old| {
+                    let scale = scale_of(old);
+                    let new_scale = if is_put {
+                        patch_doc.clone()
+                    } else {
+                        apply_patch("autoscaling", "Scale", content_type, &scale, &patch_doc)?
+                    };
+                    let replicas = new_scale["spec"]["replicas"].as_i64().ok_or_else(|| {
+                        ApiError::BadRequest("spec.replicas is required in a Scale".into())
+                    })?;
+                    let mut new = old.clone();
+                    new["spec"]["replicas"] = json!(replicas);
+                    Ok(new)
+                })
+                .await?;
+            ok(scale_of(&updated))
+        }
+        ("binding", Method::POST) if r.kind == "Pod" && r.group.is_empty() => {
+            let binding = parse_body(content_type, body)?;
+            let node = binding["target"]["name"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ApiError::BadRequest("binding target name is required".into()))?
+                .to_owned();
+            let pod = Target {
+                subresource: None,
+                ..t.clone()
+            };
+            let name = t.name()?.to_owned();
+            api.update_with(&pod, p, None, |old| {
+                if object::is_deleting(old) {
+                    return Err(ApiError::conflict(r, &name, "pod is being deleted, cannot be assigned to a host"));
+                }
+                if let Some(current) = old["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                    return Err(ApiError::conflict(
+                        r,
+                        &name,
+                        &format!("pod {name} is already assigned to node \"{current}\""),
+                    ));
+                }
+                let mut new = old.clone();
+                new["spec"]["nodeName"] = json!(node);
+                set_condition(&mut new, "PodScheduled", "True");
+                Ok(new)
+            })
+            .await?;
+            Ok((
+                StatusCode::CREATED,
+                axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})),
+            )
+                .into_response())
+        }
+        ("log", Method::GET) if r.kind == "Pod" && r.group.is_empty() => {
+            let pod = api.get(&Target {
+                subresource: None,
+                ..t.clone()
+            })?;
+            let container = p
+                .get("container")
+                .map(str::to_owned)
+                .or_else(|| pod["spec"]["containers"][0]["name"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            Err(ApiError::BadRequest(format!(
+                "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
+                t.name()?
+            )))
+        }
+        ("finalize", Method::PUT) if r.kind == "Namespace" => {
+            let new = parse_body(content_type, body)?;
+            let finalizers = new["spec"]["finalizers"].clone();
+            let ns = Target {
+                subresource: None,
+                ..t.clone()
+            };
+            ok(api
+                .update_with(&ns, p, None, |old| {
+                    let mut updated = old.clone();
+                    updated["spec"]["finalizers"] = finalizers.clone();
+                    Ok(updated)
+                })
+                .await?)
+        }
+        _ => Err(ApiError::NoRoute),
+    }
+}
+
+/// The autoscaling/v1 Scale view of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let selector = skiff_apimachinery::selector::LabelSelector::from_label_selector(
+        &obj["spec"]["selector"],
+    )
+    .map(|s| s.to_string())
+    .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {
+            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": selector,
+        },
+    })
+}
+
+/// Sets a status condition as the scheduler does, stamping the transition time.
+fn set_condition(obj: &mut Value, kind: &str, status: &str) {
+    let now = object::now_rfc3339();
+    if !obj["status"]["conditions"].is_array() {
+        obj["status"]["conditions"] = json!([]);
+    }
+    let conditions = obj["status"]["conditions"].as_array_mut().expect("made an array above");
+    conditions.retain(|c| c["type"] != kind);
+    conditions.push(json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now}));
+}
