@@ -109,13 +109,17 @@ impl Admission {
         let mut obj = match r.decode {
             Some(decode) => {
                 let decoded = decode(&obj).map_err(|e| cannot(e.to_string()))?;
-                if p.get("fieldValidation") == Some("Strict") && !decoded.unknown_fields.is_empty() {
+                if p.get("fieldValidation") == Some("Strict") && !decoded.unknown_fields.is_empty()
+                {
                     let fields: Vec<String> = decoded
                         .unknown_fields
                         .iter()
                         .map(|f| format!("unknown field \"{f}\""))
                         .collect();
-                    return Err(cannot(format!("strict decoding error: {}", fields.join(", "))));
+                    return Err(cannot(format!(
+                        "strict decoding error: {}",
+                        fields.join(", ")
+                    )));
                 }
                 decoded.value
             }
@@ -132,7 +136,9 @@ impl Admission {
             ("", "Pod") => defaults::prepare_pod_create(obj),
             ("", "Secret") => defaults::fold_secret_string_data(obj),
             ("batch", "Job") => {
-                let uid = crate::object::meta_str(obj, "uid").unwrap_or_default().to_owned();
+                let uid = crate::object::meta_str(obj, "uid")
+                    .unwrap_or_default()
+                    .to_owned();
                 defaults::generate_job_selector(obj, &uid);
             }
             ("", "Namespace") | ("", "Node") => {}
@@ -163,7 +169,10 @@ impl Admission {
         }
         let name = crate::object::name(obj).unwrap_or_default().to_owned();
         let mut a = lock(&self.allocations);
-        let spec_type = obj["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned();
+        let spec_type = obj["spec"]["type"]
+            .as_str()
+            .unwrap_or("ClusterIP")
+            .to_owned();
         if spec_type != "ExternalName" {
             let requested = obj["spec"]["clusterIP"].as_str().unwrap_or("").to_owned();
             let ip = match requested.as_str() {
@@ -179,7 +188,9 @@ impl Admission {
                             &name,
                             vec![Cause {
                                 reason: "FieldValueInvalid".into(),
-                                message: format!("Invalid value: \"{s}\": provided IP is already allocated"),
+                                message: format!(
+                                    "Invalid value: \"{s}\": provided IP is already allocated"
+                                ),
                                 field: "spec.clusterIPs".into(),
                             }],
                         ));
@@ -208,7 +219,9 @@ impl Admission {
                                 &name,
                                 vec![Cause {
                                     reason: "FieldValueInvalid".into(),
-                                    message: format!("Invalid value: {p}: provided port is already allocated"),
+                                    message: format!(
+                                        "Invalid value: {p}: provided port is already allocated"
+                                    ),
                                     field: "spec.ports[0].nodePort".into(),
                                 }],
                             ))
@@ -287,8 +300,14 @@ fn free_ip(a: &Allocations) -> Option<Ipv4Addr> {
     let start = (uuid::Uuid::new_v4().as_u128() % 65_534) as u32;
     (0..65_534u32).find_map(|i| {
         let host = ((start + i) % 65_534 + 1) as u16;
-        let ip = Ipv4Addr::new(SERVICE_NET[0], SERVICE_NET[1], (host >> 8) as u8, host as u8);
-        (!RESERVED_HOSTS.contains(&host) && host & 0xff != 255 && !a.ips.contains(&ip)).then_some(ip)
+        let ip = Ipv4Addr::new(
+            SERVICE_NET[0],
+            SERVICE_NET[1],
+            (host >> 8) as u8,
+            host as u8,
+        );
+        (!RESERVED_HOSTS.contains(&host) && host & 0xff != 255 && !a.ips.contains(&ip))
+            .then_some(ip)
     })
 }
 
@@ -298,8 +317,13 @@ pub fn grace_period(r: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Op
     if (r.group.as_str(), r.kind.as_str()) != ("", "Pod") {
         return None;
     }
-    let scheduled = obj["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
-    let finished = matches!(obj["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let scheduled = obj["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        obj["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
     if !scheduled || finished {
         return None;
     }

@@ -28,13 +28,16 @@ pub async fn server_side_apply(api: &Api, t: &Target, p: &Params, applied: Value
         }
         Err(e) => Err(e),
         Ok(_) => {
-            let content_type = if skiff_apimachinery::strategic::supports_strategic_merge(&r.group, &r.kind) {
-                "application/strategic-merge-patch+json"
-            } else {
-                "application/merge-patch+json"
-            };
-            api.update_with(t, p, None, |old| apply_patch(&r.group, &r.kind, content_type, old, &applied))
-                .await
+            let content_type =
+                if skiff_apimachinery::strategic::supports_strategic_merge(&r.group, &r.kind) {
+                    "application/strategic-merge-patch+json"
+                } else {
+                    "application/merge-patch+json"
+                };
+            api.update_with(t, p, None, |old| {
+                apply_patch(&r.group, &r.kind, content_type, old, &applied)
+            })
+            .await
         }
     }
 }

@@ -120,7 +120,12 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
     for r in &resources {
         list.push(resource_entry(r));
         if r.status_subresource {
-            list.push(subresource(r, "status", &r.kind, &["get", "patch", "update"]));
+            list.push(subresource(
+                r,
+                "status",
+                &r.kind,
+                &["get", "patch", "update"],
+            ));
         }
         if r.scale_subresource {
             let mut scale = subresource(r, "scale", "Scale", &["get", "patch", "update"]);

@@ -66,7 +66,9 @@ impl Api {
         let mut revision = None;
         let mut next = None;
         loop {
-            let page = self.store.list(&prefix, start.as_deref(), limit.map(|l| l - items.len()))?;
+            let page =
+                self.store
+                    .list(&prefix, start.as_deref(), limit.map(|l| l - items.len()))?;
             revision.get_or_insert(page.revision);
             let last = page.items.last().map(|kv| kv.key.clone());
             for kv in &page.items {
@@ -107,7 +109,12 @@ impl Api {
         if let Some(ns) = &ns {
             meta.insert("namespace".into(), json!(ns));
         }
-        if meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             match meta.get("generateName").and_then(Value::as_str) {
                 Some(base) if !base.is_empty() => {
                     let name = format!("{base}{}", object::name_suffix());
@@ -129,7 +136,13 @@ impl Api {
         let mut obj = self.admission.decode(&r, obj, p)?;
         object::strip_server_fields(&mut obj);
         let meta = meta_mut(&mut obj);
-        for owned in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for owned in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             meta.remove(owned);
         }
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -178,7 +191,8 @@ impl Api {
             meta.insert("namespace".into(), json!(ns));
         }
         let precondition = resource_version_of(&obj)?;
-        self.update_with(t, p, precondition, |_| Ok(obj.clone())).await
+        self.update_with(t, p, precondition, |_| Ok(obj.clone()))
+            .await
     }
 
     /// Read, transform, validate and compare-and-swap, retrying when another writer won and
@@ -213,7 +227,9 @@ impl Api {
                 return Ok(new);
             }
             if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
-                return self.finish_delete(&r, &t.key(), new, kv.mod_revision, &name).await;
+                return self
+                    .finish_delete(&r, &t.key(), new, kv.mod_revision, &name)
+                    .await;
             }
             match self
                 .store
@@ -277,7 +293,9 @@ impl Api {
             Some(g) => Some(g),
             None => p.int("gracePeriodSeconds")?,
         };
-        let pre_uid = options.pointer("/preconditions/uid").and_then(Value::as_str);
+        let pre_uid = options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str);
         let pre_rv = options
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
@@ -285,11 +303,15 @@ impl Api {
         for _ in 0..CONFLICT_RETRIES {
             let (mut obj, kv) = self.read(t)?;
             if pre_uid.is_some_and(|u| Some(u) != object::meta_str(&obj, "uid")) {
-                return Err(ApiError::conflict(&r, &name, &format!(
-                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-                    pre_uid.unwrap_or_default(),
-                    object::meta_str(&obj, "uid").unwrap_or_default()
-                )));
+                return Err(ApiError::conflict(
+                    &r,
+                    &name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                        pre_uid.unwrap_or_default(),
+                        object::meta_str(&obj, "uid").unwrap_or_default()
+                    ),
+                ));
             }
             if pre_rv.is_some_and(|rv| rv != kv.mod_revision) {
                 return Err(ApiError::modified(&r, &name));
@@ -305,7 +327,10 @@ impl Api {
                 if p.dry_run() {
                     return Ok((obj, true));
                 }
-                match self.finish_delete(&r, &t.key(), obj, kv.mod_revision, &name).await {
+                match self
+                    .finish_delete(&r, &t.key(), obj, kv.mod_revision, &name)
+                    .await
+                {
                     Err(ApiError::Conflict { .. }) if pre_rv.is_none() => continue,
                     other => return other.map(|o| (o, true)),
                 }
@@ -316,7 +341,9 @@ impl Api {
             }
             let already = meta.contains_key("deletionTimestamp");
             let seconds = graceful.unwrap_or(0);
-            let current_grace = meta.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+            let current_grace = meta
+                .get("deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
             if !already || current_grace.is_some_and(|g| seconds < g) {
                 let at = chrono::Utc::now() + chrono::Duration::seconds(seconds);
                 meta.insert(
@@ -345,7 +372,12 @@ impl Api {
     }
 
     /// DELETE of a collection: every object the selectors match, one by one.
-    pub async fn delete_collection(&self, t: &Target, p: &Params, options: &Value) -> Result<Value> {
+    pub async fn delete_collection(
+        &self,
+        t: &Target,
+        p: &Params,
+        options: &Value,
+    ) -> Result<Value> {
         let list = self.list(t, p)?;
         let mut deleted = Vec::new();
         for item in list["items"].as_array().cloned().unwrap_or_default() {
@@ -415,7 +447,9 @@ fn add_unique(list: &mut Vec<String>, item: &str) {
 /// Fills in or checks `apiVersion` and `kind` against the resource addressed.
 fn check_kind(r: &ResourceInfo, obj: &mut Value) -> Result<()> {
     let Some(map) = obj.as_object_mut() else {
-        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
     };
     let api_version = r.api_version();
     match map.get("apiVersion").and_then(Value::as_str) {
@@ -457,7 +491,12 @@ pub fn resource_version_of(obj: &Value) -> Result<Option<i64>> {
 
 /// What an update may change depends on the endpoint: the main resource keeps the stored
 /// status, the status subresource changes only status.
-fn merge_for_subresource(r: &ResourceInfo, sub: Option<&str>, old: &Value, mut new: Value) -> Value {
+fn merge_for_subresource(
+    r: &ResourceInfo,
+    sub: Option<&str>,
+    old: &Value,
+    mut new: Value,
+) -> Value {
     match sub {
         Some("status") => {
             let mut merged = old.clone();
@@ -494,15 +533,27 @@ fn preserve_server_fields(r: &ResourceInfo, old: &Value, new: &mut Value) {
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let spec_changed = old.get("spec") != new.get("spec");
     let meta = meta_mut(new);
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
         match old_meta.get(field) {
             Some(v) => meta.insert(field.into(), v.clone()),
             None => meta.remove(field),
         };
     }
     if r.generation {
-        let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
-        let generation = if spec_changed { generation + 1 } else { generation };
+        let generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let generation = if spec_changed {
+            generation + 1
+        } else {
+            generation
+        };
         meta.insert("generation".into(), json!(generation));
     } else {
         meta.remove("generation");

@@ -76,9 +76,13 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
-    if accept.starts_with("application/vnd.kubernetes.protobuf") && !accept.contains("json") && !accept.contains("*/*") {
+    if accept.starts_with("application/vnd.kubernetes.protobuf")
+        && !accept.contains("json")
+        && !accept.contains("*/*")
+    {
         return Err(ApiError::NotAcceptable(
-            "only the following media types are accepted: application/json, application/yaml".into(),
+            "only the following media types are accepted: application/json, application/yaml"
+                .into(),
         ));
     }
     if parts.method == Method::GET {
@@ -106,11 +110,17 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
     let table = TableOptions::from_request(&accept, params.get("includeObject"));
     let api = server.api.clone();
     let r = target.resource.clone();
-    match (parts.method.clone(), target.name.is_some(), target.subresource.as_deref()) {
+    match (
+        parts.method.clone(),
+        target.name.is_some(),
+        target.subresource.as_deref(),
+    ) {
         (Method::GET, false, None) if params.flag("watch") => {
             let rx = watch::start(api, target, params, table)?;
             let stream = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+                rx.recv()
+                    .await
+                    .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
             });
             Ok(Response::builder()
                 .status(StatusCode::OK)
@@ -122,21 +132,29 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         (Method::GET, false, None) => {
             let list = api.list(&target, &params)?;
             match table {
-                Some(opts) => Ok(json_response(StatusCode::OK, &table::list_table(&api, &r, &list, &opts))),
+                Some(opts) => Ok(json_response(
+                    StatusCode::OK,
+                    &table::list_table(&api, &r, &list, &opts),
+                )),
                 None => Ok(json_response(StatusCode::OK, &list)),
             }
         }
         (Method::GET, true, None) if params.flag("watch") => {
             let rx = watch::start(api, target, params, table)?;
             let stream = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+                rx.recv()
+                    .await
+                    .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
             });
             Ok(Response::new(Body::from_stream(stream.boxed())))
         }
         (Method::GET, true, None) | (Method::GET, true, Some("status")) => {
             let obj = api.get(&target)?;
             match table {
-                Some(opts) => Ok(json_response(StatusCode::OK, &table::table(&api, &r, &[obj], &opts, true))),
+                Some(opts) => Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(&api, &r, &[obj], &opts, true),
+                )),
                 None => Ok(json_response(StatusCode::OK, &obj)),
             }
         }
@@ -147,21 +165,39 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         }
         (Method::PUT, true, None) | (Method::PUT, true, Some("status")) => {
             let obj = parse_body(&content_type, &body)?;
-            Ok(json_response(StatusCode::OK, &api.replace(&target, &params, obj).await?))
+            Ok(json_response(
+                StatusCode::OK,
+                &api.replace(&target, &params, obj).await?,
+            ))
         }
         (Method::PATCH, true, None) | (Method::PATCH, true, Some("status")) => {
             let patched = patch(&api, &target, &params, &content_type, &body).await?;
             Ok(json_response(StatusCode::OK, &patched))
         }
         (Method::DELETE, true, None) => {
-            let options = if body.is_empty() { json!({}) } else { parse_body(&content_type, &body)? };
+            let options = if body.is_empty() {
+                json!({})
+            } else {
+                parse_body(&content_type, &body)?
+            };
             let (obj, gone) = api.delete(&target, &params, &options).await?;
-            let code = if gone { StatusCode::OK } else { StatusCode::ACCEPTED };
+            let code = if gone {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
             Ok(json_response(code, &obj))
         }
         (Method::DELETE, false, None) => {
-            let options = if body.is_empty() { json!({}) } else { parse_body(&content_type, &body)? };
-            Ok(json_response(StatusCode::OK, &api.delete_collection(&target, &params, &options).await?))
+            let options = if body.is_empty() {
+                json!({})
+            } else {
+                parse_body(&content_type, &body)?
+            };
+            Ok(json_response(
+                StatusCode::OK,
+                &api.delete_collection(&target, &params, &options).await?,
+            ))
         }
         (method, true, Some(sub)) => {
             subresources::handle(&api, &target, &params, method, sub, &content_type, &body).await
@@ -182,19 +218,44 @@ fn non_resource(server: &Server, path: &str) -> Option<Result<Response>> {
         ["healthz"] | ["livez"] | ["readyz"] => Some(Ok((StatusCode::OK, "ok").into_response())),
         ["api"] => ok(discovery::core_versions(&server.address)),
         ["apis"] => ok(discovery::group_list(registry)),
-        ["api", version] => discovery::resource_list(registry, "", version).map(|v| Ok(json_response(StatusCode::OK, &v))),
-        ["apis", group] => discovery::group(registry, group).map(|v| Ok(json_response(StatusCode::OK, &v))),
-        ["apis", group, version] => {
-            discovery::resource_list(registry, group, version).map(|v| Ok(json_response(StatusCode::OK, &v)))
+        ["api", version] => discovery::resource_list(registry, "", version)
+            .map(|v| Ok(json_response(StatusCode::OK, &v))),
+        ["apis", group] => {
+            discovery::group(registry, group).map(|v| Ok(json_response(StatusCode::OK, &v)))
         }
+        ["apis", group, version] => discovery::resource_list(registry, group, version)
+            .map(|v| Ok(json_response(StatusCode::OK, &v))),
         ["openapi", "v3"] => ok(server.openapi.root(registry)),
         ["openapi", "v3", rest @ ..] => {
             let doc = server.openapi.document(registry, &rest.join("/"));
-            Some(doc.map(|d| json_response(StatusCode::OK, &d)).ok_or(ApiError::NoRoute))
+            Some(
+                doc.map(|d| json_response(StatusCode::OK, &d))
+                    .ok_or(ApiError::NoRoute),
+            )
         }
-        ["openapi", "v2"] => Some(Err(ApiError::NoRoute)),
+        ["openapi", "v2"] => Some(Ok(openapi_v2())),
         _ => None,
     }
+}
+
+/// `/openapi/v2` as kubectl fetches it (protobuf): a valid document with no definitions.
+///
+/// kubectl only falls back to v2 for kinds no v3 document describes (custom resources, or
+/// kinds the server does not serve). An empty v2 document lets it skip client-side
+/// validation for those, so an unknown kind gets upstream's "no matches for kind" answer
+/// rather than a failed schema download. Every served kind is described in v3.
+fn openapi_v2() -> Response {
+    // gnostic openapi_v2.Document with only `swagger` (field 1, a string) = "2.0".
+    let doc: &'static [u8] = &[0x0a, 0x03, b'2', b'.', b'0'];
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        )],
+        doc,
+    )
+        .into_response()
 }
 
 /// Decodes a JSON or YAML request body.
@@ -211,7 +272,13 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value> {
 }
 
 /// Applies a patch of any of the four upstream patch types to the stored object.
-pub async fn patch(api: &Api, t: &Target, p: &Params, content_type: &str, body: &[u8]) -> Result<Value> {
+pub async fn patch(
+    api: &Api,
+    t: &Target,
+    p: &Params,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Value> {
     let r = t.resource.clone();
     let patch_doc = parse_body(content_type, body)?;
     if content_type == "application/apply-patch+yaml" {
@@ -229,12 +296,20 @@ pub async fn patch(api: &Api, t: &Target, p: &Params, content_type: &str, body: 
             "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
         )));
     }
-    api.update_with(t, p, precondition, |old| apply_patch(&r.group, &r.kind, &kind, old, &patch_doc))
-        .await
+    api.update_with(t, p, precondition, |old| {
+        apply_patch(&r.group, &r.kind, &kind, old, &patch_doc)
+    })
+    .await
 }
 
 /// One patch application, pure: the old object and the patch give the new object.
-pub fn apply_patch(group: &str, kind: &str, content_type: &str, old: &Value, patch: &Value) -> Result<Value> {
+pub fn apply_patch(
+    group: &str,
+    kind: &str,
+    content_type: &str,
+    old: &Value,
+    patch: &Value,
+) -> Result<Value> {
     match content_type {
         "application/json-patch+json" => {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
@@ -242,8 +317,8 @@ pub fn apply_patch(group: &str, kind: &str, content_type: &str, old: &Value, pat
             let mut doc = old.clone();
             json_patch::patch(&mut doc, &ops)
                 .map_err(|e| ApiError::Invalid {
-                    group: group.to_owned(),
-                    kind: kind.to_owned(),
+                    group: String::new(),
+                    kind: String::new(),
                     name: String::new(),
                     message: format!("the server rejected our request due to an error in our request: {e}"),
                     causes: vec![],
@@ -257,8 +332,19 @@ pub fn apply_patch(group: &str, kind: &str, content_type: &str, old: &Value, pat
             Ok(skiff_apimachinery::strategic::json_merge_patch(old, patch))
         }
         "application/strategic-merge-patch+json" => {
-            skiff_apimachinery::strategic::strategic_merge_patch(old, patch, group, kind)
-                .map_err(|e| ApiError::BadRequest(e.to_string()))
+            skiff_apimachinery::strategic::strategic_merge_patch(old, patch, group, kind).map_err(|e| {
+                match e.status_code() {
+                    400 => ApiError::BadRequest(e.to_string()),
+                    422 => ApiError::Invalid {
+                        group: group.to_owned(),
+                        kind: kind.to_owned(),
+                        name: String::new(),
+                        message: e.to_string(),
+                        causes: vec![],
+                    },
+                    _ => ApiError::Internal(e.to_string()),
+                }
+            })
         }
         other => Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other})"

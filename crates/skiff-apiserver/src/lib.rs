@@ -35,7 +35,8 @@ pub const GIT_VERSION: &str = "v1.33.0-skiff";
 pub const VERSION_HASH: &str = "0000000000000000000000000000000000000001";
 
 /// Namespaces every cluster has.
-pub const DEFAULT_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const DEFAULT_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 impl Api {
     /// Builds the API over `store` with the built-in resources.

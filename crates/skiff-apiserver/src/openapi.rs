@@ -44,7 +44,12 @@ impl OpenApi {
 
     /// The document for one group-version path, or None if no such group-version.
     pub fn document(&self, registry: &Registry, path: &str) -> Option<Arc<Value>> {
-        if let Some(doc) = self.docs.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+        if let Some(doc) = self
+            .docs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+        {
             return Some(doc.clone());
         }
         let (_, version, resources) = registry

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    events::v1 as events, networking::v1 as networking, policy::v1 as policy,
-    rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+    events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde::de::DeserializeOwned;
@@ -175,7 +175,11 @@ where
         singular: T::KIND.to_lowercase(),
         namespaced: <T::Scope as Scope>::NAMESPACED,
         short_names: extra.short.iter().map(|s| s.to_string()).collect(),
-        categories: if extra.all { vec!["all".into()] } else { vec![] },
+        categories: if extra.all {
+            vec!["all".into()]
+        } else {
+            vec![]
+        },
         status_subresource: extra.status,
         scale_subresource: extra.scale,
         generation: extra.generation,
@@ -187,7 +191,10 @@ where
 }
 
 fn short(names: &'static [&'static str]) -> Extra {
-    Extra { short: names, ..PLAIN }
+    Extra {
+        short: names,
+        ..PLAIN
+    }
 }
 
 /// Workloads: in `all`, with status, spec generation and (optionally) scale.
@@ -206,18 +213,41 @@ pub fn builtins() -> Vec<ResourceInfo> {
     let mut events_v1 = builtin::<events::Event>(short(&["ev"]));
     events_v1.storage = "events".into();
     vec![
-        builtin::<core::Namespace>(Extra { status: true, ..short(&["ns"]) }),
-        builtin::<core::Pod>(Extra { all: true, status: true, ..short(&["po"]) }),
-        builtin::<core::Service>(Extra { all: true, status: true, ..short(&["svc"]) }),
+        builtin::<core::Namespace>(Extra {
+            status: true,
+            ..short(&["ns"])
+        }),
+        builtin::<core::Pod>(Extra {
+            all: true,
+            status: true,
+            ..short(&["po"])
+        }),
+        builtin::<core::Service>(Extra {
+            all: true,
+            status: true,
+            ..short(&["svc"])
+        }),
         builtin::<core::Endpoints>(short(&["ep"])),
         builtin::<core::ConfigMap>(short(&["cm"])),
         builtin::<core::Secret>(PLAIN),
         builtin::<core::Event>(short(&["ev"])),
-        builtin::<core::Node>(Extra { status: true, ..short(&["no"]) }),
+        builtin::<core::Node>(Extra {
+            status: true,
+            ..short(&["no"])
+        }),
         builtin::<core::ServiceAccount>(short(&["sa"])),
-        builtin::<core::PersistentVolume>(Extra { status: true, ..short(&["pv"]) }),
-        builtin::<core::PersistentVolumeClaim>(Extra { status: true, ..short(&["pvc"]) }),
-        builtin::<core::ResourceQuota>(Extra { status: true, ..short(&["quota"]) }),
+        builtin::<core::PersistentVolume>(Extra {
+            status: true,
+            ..short(&["pv"])
+        }),
+        builtin::<core::PersistentVolumeClaim>(Extra {
+            status: true,
+            ..short(&["pvc"])
+        }),
+        builtin::<core::ResourceQuota>(Extra {
+            status: true,
+            ..short(&["quota"])
+        }),
         builtin::<core::LimitRange>(short(&["limits"])),
         builtin::<core::ReplicationController>(workload(&["rc"], true)),
         builtin::<core::PodTemplate>(PLAIN),
@@ -235,10 +265,21 @@ pub fn builtins() -> Vec<ResourceInfo> {
         builtin::<rbac::ClusterRole>(PLAIN),
         builtin::<rbac::RoleBinding>(PLAIN),
         builtin::<rbac::ClusterRoleBinding>(PLAIN),
-        builtin::<networking::Ingress>(Extra { status: true, generation: true, ..short(&["ing"]) }),
+        builtin::<networking::Ingress>(Extra {
+            status: true,
+            generation: true,
+            ..short(&["ing"])
+        }),
         builtin::<networking::IngressClass>(PLAIN),
-        builtin::<networking::NetworkPolicy>(Extra { generation: true, ..short(&["netpol"]) }),
-        builtin::<policy::PodDisruptionBudget>(Extra { status: true, generation: true, ..short(&["pdb"]) }),
+        builtin::<networking::NetworkPolicy>(Extra {
+            generation: true,
+            ..short(&["netpol"])
+        }),
+        builtin::<policy::PodDisruptionBudget>(Extra {
+            status: true,
+            generation: true,
+            ..short(&["pdb"])
+        }),
         builtin::<autoscaling::HorizontalPodAutoscaler>(workload(&["hpa"], false)),
         builtin::<scheduling::PriorityClass>(short(&["pc"])),
         builtin::<storage::StorageClass>(short(&["sc"])),
@@ -261,7 +302,12 @@ impl Registry {
         let resources: Vec<Arc<ResourceInfo>> = resources.into_iter().map(Arc::new).collect();
         let by_path = resources
             .iter()
-            .map(|r| ((r.group.clone(), r.version.clone(), r.plural.clone()), r.clone()))
+            .map(|r| {
+                (
+                    (r.group.clone(), r.version.clone(), r.plural.clone()),
+                    r.clone(),
+                )
+            })
             .collect();
         Registry { resources, by_path }
     }
@@ -288,7 +334,10 @@ impl Registry {
     pub fn group_versions(&self) -> Vec<(String, String, Vec<Arc<ResourceInfo>>)> {
         let mut out: Vec<(String, String, Vec<Arc<ResourceInfo>>)> = Vec::new();
         for r in &self.resources {
-            match out.iter_mut().find(|(g, v, _)| *g == r.group && *v == r.version) {
+            match out
+                .iter_mut()
+                .find(|(g, v, _)| *g == r.group && *v == r.version)
+            {
                 Some((_, _, list)) => list.push(r.clone()),
                 None => out.push((r.group.clone(), r.version.clone(), vec![r.clone()])),
             }
@@ -332,7 +381,10 @@ mod tests {
     fn keys_are_scoped_by_namespace_only_for_namespaced_kinds() {
         let reg = Registry::new(builtins());
         let pods = reg.get("", "v1", "pods").unwrap();
-        assert_eq!(pods.key(Some("default"), Some("a")), "/registry/pods/default/a");
+        assert_eq!(
+            pods.key(Some("default"), Some("a")),
+            "/registry/pods/default/a"
+        );
         assert_eq!(pods.key(None, None), "/registry/pods/");
         let nodes = reg.get("", "v1", "nodes").unwrap();
         assert_eq!(nodes.key(Some("default"), Some("n")), "/registry/nodes/n");

@@ -63,7 +63,11 @@ pub async fn handle(
             let name = t.name()?.to_owned();
             api.update_with(&pod, p, None, |old| {
                 if object::is_deleting(old) {
-                    return Err(ApiError::conflict(r, &name, "pod is being deleted, cannot be assigned to a host"));
+                    return Err(ApiError::conflict(
+                        r,
+                        &name,
+                        "pod is being deleted, cannot be assigned to a host",
+                    ));
                 }
                 if let Some(current) = old["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
                     return Err(ApiError::conflict(
@@ -92,7 +96,11 @@ pub async fn handle(
             let container = p
                 .get("container")
                 .map(str::to_owned)
-                .or_else(|| pod["spec"]["containers"][0]["name"].as_str().map(str::to_owned))
+                .or_else(|| {
+                    pod["spec"]["containers"][0]["name"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
                 .unwrap_or_default();
             Err(ApiError::BadRequest(format!(
                 "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
@@ -120,11 +128,10 @@ pub async fn handle(
 
 /// The autoscaling/v1 Scale view of a workload.
 fn scale_of(obj: &Value) -> Value {
-    let selector = skiff_apimachinery::selector::LabelSelector::from_label_selector(
-        &obj["spec"]["selector"],
-    )
-    .map(|s| s.to_string())
-    .unwrap_or_default();
+    let selector =
+        skiff_apimachinery::selector::LabelSelector::from_label_selector(&obj["spec"]["selector"])
+            .map(|s| s.to_string())
+            .unwrap_or_default();
     let meta = &obj["metadata"];
     json!({
         "kind": "Scale",
@@ -150,7 +157,11 @@ fn set_condition(obj: &mut Value, kind: &str, status: &str) {
     if !obj["status"]["conditions"].is_array() {
         obj["status"]["conditions"] = json!([]);
     }
-    let conditions = obj["status"]["conditions"].as_array_mut().expect("made an array above");
+    let conditions = obj["status"]["conditions"]
+        .as_array_mut()
+        .expect("made an array above");
     conditions.retain(|c| c["type"] != kind);
-    conditions.push(json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now}));
+    conditions.push(
+        json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now}),
+    );
 }

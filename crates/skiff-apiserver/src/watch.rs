@@ -93,7 +93,10 @@ pub fn start(
     let (tx, rx) = mpsc::channel(64);
     let watch = match api.store.watch(&prefix, after) {
         Ok(w) => Some(w),
-        Err(skiff_store::Error::Compacted { requested, compacted }) => {
+        Err(skiff_store::Error::Compacted {
+            requested,
+            compacted,
+        }) => {
             let status = ApiError::Gone(format!(
                 "too old resource version: {requested} ({compacted})"
             ))
@@ -120,7 +123,9 @@ pub fn start(
             Some(line(kind, &obj))
         };
         for obj in initial.iter().filter(|o| filter.matches(o)) {
-            let Some(l) = send("ADDED", obj, &mut first) else { continue };
+            let Some(l) = send("ADDED", obj, &mut first) else {
+                continue;
+            };
             if tx.send(l).await.is_err() {
                 return;
             }
@@ -208,7 +213,8 @@ fn bookmark(api_version: &str, kind: &str, revision: i64) -> Value {
 }
 
 fn line(kind: &str, obj: &Value) -> Bytes {
-    let mut buf = serde_json::to_vec(&json!({"type": kind, "object": obj})).expect("Value serializes");
+    let mut buf =
+        serde_json::to_vec(&json!({"type": kind, "object": obj})).expect("Value serializes");
     buf.push(b'\n');
     Bytes::from(buf)
 }

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use skiff_apiserver::serve::Credentials;
 
 #[derive(Parser)]
-#[command(name = "skiff", version, about = "Kubernetes for one machine, in one binary")]
+#[command(
+    name = "skiff",
+    version,
+    about = "Kubernetes for one machine, in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,8 +42,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -107,7 +110,10 @@ fn write_kubeconfig(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };
@@ -126,7 +132,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let store = skiff_store::SqliteStore::open(&data_dir.join("state.db"), Default::default())
         .context("opening the store")?;
     let api = Arc::new(skiff_apiserver::Api::new(store).context("loading the API")?);
-    api.bootstrap().await.context("creating default namespaces")?;
+    api.bootstrap()
+        .await
+        .context("creating default namespaces")?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
