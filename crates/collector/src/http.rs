@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::cache::{Cache, Lookup};
 use crate::event::{parse_body, Incoming, InvalidEvent};
 use crate::metrics::Metrics;
-use crate::store::{self, Query, Store};
+use crate::store::{self, Cursor, Query, Store};
 
 /// Events per page when the client gives no `limit`.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -272,9 +272,9 @@ fn parse_list_params(raw: Option<&str>) -> Result<ListParams, ApiError> {
                 };
             }
             "cursor" => {
-                query.before = match v.parse::<i64>() {
-                    Ok(n) if n > 0 => Some(n),
-                    _ => {
+                query.cursor = match Cursor::decode(&v) {
+                    Some(c) => Some(c),
+                    None => {
                         return Err(ApiError::bad(
                             "cursor",
                             "cursor is not one this server handed out",
@@ -300,8 +300,8 @@ async fn list_events(
     let params = parse_list_params(raw.as_deref())?;
     let mut canonical = params.filters.clone();
     canonical.push(("limit", params.query.limit.to_string()));
-    if let Some(b) = params.query.before {
-        canonical.push(("cursor", b.to_string()));
+    if let Some(c) = params.query.cursor {
+        canonical.push(("cursor", c.encode()));
     }
     let cache_key = serde_urlencoded::to_string(&canonical).unwrap_or_default();
     let mut generation = None;
@@ -327,7 +327,7 @@ async fn list_events(
         events.last().map(|last| {
             let mut p = params.filters.clone();
             p.push(("limit", params.query.limit.to_string()));
-            p.push(("cursor", last.id.to_string()));
+            p.push(("cursor", Cursor::after(last).encode()));
             format!(
                 "/events?{}",
                 serde_urlencoded::to_string(&p).unwrap_or_default()

@@ -4,8 +4,10 @@
 //! - `insert` stores a whole batch or nothing; it returns only after the events are committed, so
 //!   an event the HTTP layer acknowledged survives a crash or restart of the process. Ids are
 //!   assigned in batch order and are strictly increasing across calls.
-//! - `list` returns events newest first (by id), at most `limit`, all strictly below `before`
-//!   when given, so paging by the last id seen never skips or repeats an event.
+//! - `list` returns events newest first: by `time` descending, ties by `id` descending. With a
+//!   cursor it returns only events strictly after the cursor in that order, so paging from the
+//!   last event seen never skips or repeats one. Ordering by time (not id) lets one index serve
+//!   time ranges, source and action filters alike, on both backends.
 //! - `delete_before` removes events whose time is older than the cutoff, in bounded chunks.
 
 pub mod postgres;
@@ -58,10 +60,42 @@ pub struct Query {
     pub since: Option<DateTime<Utc>>,
     /// Only events strictly before this time.
     pub until: Option<DateTime<Utc>>,
-    /// Only events with an id strictly below this one (the paging cursor).
-    pub before: Option<i64>,
+    /// Only events that sort after this one (the paging cursor).
+    pub cursor: Option<Cursor>,
     /// At most this many events.
     pub limit: usize,
+}
+
+/// Position in the newest-first order: the `time` and `id` of the last event of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    /// Time of the last event seen.
+    pub time: DateTime<Utc>,
+    /// Id of the last event seen; breaks ties between events stored in the same instant.
+    pub id: i64,
+}
+
+impl Cursor {
+    /// The cursor after this event.
+    pub fn after(e: &Event) -> Self {
+        Self {
+            time: e.time,
+            id: e.id,
+        }
+    }
+
+    /// Opaque text form used in next links.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.time.timestamp_micros(), self.id)
+    }
+
+    /// Parses what `encode` produced; None for anything else.
+    pub fn decode(s: &str) -> Option<Self> {
+        let (t, id) = s.split_once('.')?;
+        let time = DateTime::from_timestamp_micros(t.parse().ok()?)?;
+        let id = id.parse().ok().filter(|n: &i64| *n > 0)?;
+        Some(Self { time, id })
+    }
 }
 
 /// The storage backend chosen at start; an enum rather than a trait object keeps async simple.

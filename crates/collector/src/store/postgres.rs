@@ -62,9 +62,9 @@ impl PgStore {
                  action TEXT NOT NULL,
                  time TIMESTAMPTZ NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS events_source_id ON events(source, id);
-             CREATE INDEX IF NOT EXISTS events_action_id ON events(action, id);
-             CREATE INDEX IF NOT EXISTS events_time ON events(time);",
+             CREATE INDEX IF NOT EXISTS events_time_id ON events(time, id);
+             CREATE INDEX IF NOT EXISTS events_source_time_id ON events(source, time, id);
+             CREATE INDEX IF NOT EXISTS events_action_time_id ON events(action, time, id);",
         )
         .await?;
         tx.commit().await?;
@@ -115,11 +115,20 @@ impl PgStore {
         if let Some(t) = q.until {
             push("time <", Box::new(t), &mut sql);
         }
-        if let Some(b) = q.before {
-            push("id <", Box::new(b), &mut sql);
+        if let Some(c) = q.cursor {
+            args.push(Box::new(c.time));
+            args.push(Box::new(c.id));
+            sql.push_str(&format!(
+                " AND (time, id) < (${}, ${})",
+                args.len() - 1,
+                args.len()
+            ));
         }
         args.push(Box::new(q.limit as i64));
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
+        sql.push_str(&format!(
+            " ORDER BY time DESC, id DESC LIMIT ${}",
+            args.len()
+        ));
         let stmt = client.prepare_cached(&sql).await?;
         let refs: Vec<&(dyn ToSql + Sync)> = args
             .iter()

@@ -68,9 +68,9 @@ impl SqliteStore {
                  action TEXT NOT NULL,
                  time INTEGER NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS events_source_id ON events(source, id);
-             CREATE INDEX IF NOT EXISTS events_action_id ON events(action, id);
-             CREATE INDEX IF NOT EXISTS events_time ON events(time);",
+             CREATE INDEX IF NOT EXISTS events_time_id ON events(time, id);
+             CREATE INDEX IF NOT EXISTS events_source_time_id ON events(source, time, id);
+             CREATE INDEX IF NOT EXISTS events_action_time_id ON events(action, time, id);",
         )?;
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let thread = std::thread::Builder::new()
@@ -170,11 +170,12 @@ impl SqliteStore {
                 sql.push_str(" AND time < ?");
                 args.push(SqlValue::Integer(t.timestamp_micros()));
             }
-            if let Some(b) = q.before {
-                sql.push_str(" AND id < ?");
-                args.push(SqlValue::Integer(b));
+            if let Some(c) = q.cursor {
+                sql.push_str(" AND (time, id) < (?, ?)");
+                args.push(SqlValue::Integer(c.time.timestamp_micros()));
+                args.push(SqlValue::Integer(c.id));
             }
-            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            sql.push_str(" ORDER BY time DESC, id DESC LIMIT ?");
             args.push(SqlValue::Integer(q.limit as i64));
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_event)?;
