@@ -147,3 +147,100 @@ fn message_for(schema: &Schema, api_version: &str, kind: &str) -> Option<usize> 
         .message(&format!("{package}.{version}.{kind}"))
         .or_else(|| schema.message(&format!("k8s.io.apimachinery.pkg.apis.meta.v1.{kind}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Special;
+
+    /// Every vendored API package, by the apiVersion clients send for it.
+    const API_VERSIONS: &[(&str, &str)] = &[
+        ("v1", "k8s.io.api.core.v1"),
+        (
+            "admissionregistration.k8s.io/v1",
+            "k8s.io.api.admissionregistration.v1",
+        ),
+        ("apps/v1", "k8s.io.api.apps.v1"),
+        ("authentication.k8s.io/v1", "k8s.io.api.authentication.v1"),
+        ("authorization.k8s.io/v1", "k8s.io.api.authorization.v1"),
+        ("autoscaling/v1", "k8s.io.api.autoscaling.v1"),
+        ("autoscaling/v2", "k8s.io.api.autoscaling.v2"),
+        ("batch/v1", "k8s.io.api.batch.v1"),
+        ("certificates.k8s.io/v1", "k8s.io.api.certificates.v1"),
+        ("coordination.k8s.io/v1", "k8s.io.api.coordination.v1"),
+        ("discovery.k8s.io/v1", "k8s.io.api.discovery.v1"),
+        ("events.k8s.io/v1", "k8s.io.api.events.v1"),
+        (
+            "flowcontrol.apiserver.k8s.io/v1",
+            "k8s.io.api.flowcontrol.v1",
+        ),
+        ("networking.k8s.io/v1", "k8s.io.api.networking.v1"),
+        ("node.k8s.io/v1", "k8s.io.api.node.v1"),
+        ("policy/v1", "k8s.io.api.policy.v1"),
+        ("rbac.authorization.k8s.io/v1", "k8s.io.api.rbac.v1"),
+        ("scheduling.k8s.io/v1", "k8s.io.api.scheduling.v1"),
+        ("storage.k8s.io/v1", "k8s.io.api.storage.v1"),
+        (
+            "apiextensions.k8s.io/v1",
+            "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1",
+        ),
+        ("meta.k8s.io/v1", "k8s.io.apimachinery.pkg.apis.meta.v1"),
+    ];
+
+    #[test]
+    fn every_object_kind_of_the_vendored_groups_is_found_by_api_version() {
+        let schema = schema().expect("schema");
+        let mut found = 0;
+        for message in &schema.messages {
+            let Some((package, kind)) = message.name.rsplit_once('.') else {
+                continue;
+            };
+            // Top-level kinds are the messages whose field 1 is `metadata`.
+            let is_kind = message.field(1).is_some_and(|f| f.json_name == "metadata");
+            if !is_kind || package.starts_with("k8s.io.apimachinery.pkg.apis.meta") {
+                continue;
+            }
+            let (api_version, _) = API_VERSIONS
+                .iter()
+                .find(|(_, p)| *p == package)
+                .unwrap_or_else(|| panic!("no apiVersion for package {package}"));
+            let index = message_for(schema, api_version, kind);
+            assert_eq!(index.map(|i| &schema.messages[i].name), Some(&message.name));
+            found += 1;
+        }
+        assert!(found > 100, "only {found} kinds");
+    }
+
+    #[test]
+    fn meta_option_kinds_resolve_in_any_group() {
+        let schema = schema().expect("schema");
+        for (api_version, _) in API_VERSIONS {
+            let index = message_for(schema, api_version, "DeleteOptions").expect("DeleteOptions");
+            assert_eq!(
+                schema.messages[index].name,
+                "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"
+            );
+        }
+    }
+
+    #[test]
+    fn only_go_named_slices_are_treated_as_arrays() {
+        let schema = schema().expect("schema");
+        let mut slices: Vec<&str> = schema
+            .messages
+            .iter()
+            .filter(|m| m.special == Some(Special::Slice))
+            .map(|m| m.name.as_str())
+            .collect();
+        slices.sort_unstable();
+        assert_eq!(
+            slices,
+            [
+                "k8s.io.api.authentication.v1.ExtraValue",
+                "k8s.io.api.authorization.v1.ExtraValue",
+                "k8s.io.api.certificates.v1.ExtraValue",
+                "k8s.io.apimachinery.pkg.apis.meta.v1.Verbs",
+            ]
+        );
+    }
+}

@@ -44,6 +44,8 @@ pub(crate) enum Special {
     /// runtime.RawExtension, metav1.FieldsV1, apiextensions JSON: field 1 holds raw JSON.
     RawJson,
     /// A Go named slice (metav1.Verbs, ExtraValue): field 1 `items` is the array itself.
+    /// Marked in fields.txt; not guessed from shape, since DownwardAPIProjection has the
+    /// same shape but is a struct.
     Slice,
     /// JSONSchemaPropsOrArray: a schema object or an array of schemas.
     SchemaOrArray,
@@ -104,6 +106,8 @@ struct GoField<'a> {
     pointer: bool,
     keep: bool,
     inline: bool,
+    /// On field number 0: the message itself is a Go named slice.
+    slice: bool,
 }
 
 impl Schema {
@@ -143,16 +147,24 @@ impl Schema {
                 });
             }
             fields.sort_by_key(|f| f.number);
+            let slice = go_fields
+                .get(&(message.full_name(), 0))
+                .is_some_and(|g| g.slice);
+            let special = if slice {
+                Some(Special::Slice)
+            } else {
+                special_of(&message)
+            };
             messages.push(Message {
                 name: message.full_name().to_owned(),
-                special: special_of(&message),
+                special,
                 fields,
             });
         }
         for (message, number) in go_fields.keys() {
             let known = by_name
                 .get(*message)
-                .is_some_and(|&i| messages[i].fields.iter().any(|f| f.number == *number));
+                .is_some_and(|&i| *number == 0 || messages[i].field(*number).is_some());
             if !known {
                 return Err(format!(
                     "fields.txt names {message} field {number}, which the protos lack"
@@ -196,6 +208,7 @@ fn parse_fields(text: &str) -> Result<HashMap<(&str, u32), GoField<'_>>, String>
             pointer: flags.contains('p'),
             keep: flags.contains('k'),
             inline: flags.contains('i'),
+            slice: flags.contains('s'),
         };
         out.insert((message, number), go);
     }
@@ -260,20 +273,7 @@ fn special_of(message: &MessageDescriptor) -> Option<Special> {
         (APIEXTENSIONS, "JSONSchemaPropsOrArray") => Special::SchemaOrArray,
         (APIEXTENSIONS, "JSONSchemaPropsOrBool") => Special::SchemaOrBool,
         (APIEXTENSIONS, "JSONSchemaPropsOrStringArray") => Special::SchemaOrStringArray,
-        _ => {
-            // go-to-protobuf turns a Go named slice into a message with the single field
-            // `repeated T items = 1`; its JSON form is the bare array.
-            let mut fields = message.fields();
-            let only = fields.next()?;
-            if fields.next().is_some()
-                || only.number() != 1
-                || only.name() != "items"
-                || !only.is_list()
-            {
-                return None;
-            }
-            Special::Slice
-        }
+        _ => return None,
     };
     Some(special)
 }

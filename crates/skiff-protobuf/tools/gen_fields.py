@@ -10,7 +10,8 @@ the defaults (JSON name == proto name, omitempty, not a pointer, not inline):
 
     <proto message full name> <field number> <json name or '-'> <flags>
 
-flags: 'p' pointer, 'k' no omitempty (zero kept), 'i' inlined into the parent object.
+flags: 'p' pointer, 'k' no omitempty (zero kept), 'i' inlined into the parent object;
+'s' with field number 0: the message is a Go named slice, whose JSON form is a bare array.
 
 Usage (the three repositories are git clones of kubernetes/api, kubernetes/apimachinery and
 kubernetes/apiextensions-apiserver; TAG is the release the vendored .proto files came from):
@@ -74,6 +75,11 @@ def fields_of(source):
         yield struct, name, gotype, tags
 
 
+def proto_source(repo, godir):
+    with open(os.path.join(PROTO_ROOT, repo, godir, "generated.proto")) as f:
+        return f.read()
+
+
 def main():
     tag, api, apimachinery, apiextensions = sys.argv[1:5]
     repos = {"api": api, "apimachinery": apimachinery, "apiextensions-apiserver": apiextensions}
@@ -85,6 +91,11 @@ def main():
             if not name.endswith(".go") or name.endswith("_test.go") or name.startswith("zz_") or ".pb." in name:
                 continue
             source = git(path, "show", f"{tag}:{godir}/{name}")
+            # A Go named slice becomes a message with `repeated items = 1`, but its JSON
+            # form is the bare array; field number 0 marks the message itself.
+            for slice_type in re.findall(r"^type (\w+) \[\]", source, re.M):
+                if re.search(rf"^message {slice_type} {{", proto_source(repo, godir), re.M):
+                    out.append(f"{package}.{slice_type} 0 - s")
             for struct, _, gotype, tags in fields_of(source):
                 proto = tags.get("protobuf")
                 if not proto or proto == "-":
