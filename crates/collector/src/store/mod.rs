@@ -160,7 +160,7 @@ impl Store {
     pub async fn close(self) {
         match self {
             Self::Sqlite(s) => s.close().await,
-            Self::Postgres(s) => s.close(),
+            Self::Postgres(s) => s.close().await,
         }
     }
 }

@@ -1,6 +1,10 @@
 //! Postgres backend: a connection pool, batch inserts through `unnest`, the same queries as SQLite.
 
 use std::str::FromStr;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -12,6 +16,12 @@ use crate::event::{truncate_to_micros, Event, NewEvent};
 
 /// Connections kept open; enough to overlap requests on two cores without starving the server.
 const POOL_SIZE: usize = 8;
+/// Insert statements in flight at once; the rest of the pool serves reads.
+const BATCHERS: usize = 4;
+/// Most events merged into one insert statement.
+const MAX_EVENTS_PER_STATEMENT: usize = 10_000;
+/// Insert requests queued before POSTs wait; bounds memory under overload.
+const BATCH_QUEUE: usize = 4_096;
 /// Rows one retention statement deletes, so a large backlog never holds locks for long.
 const DELETE_CHUNK: i64 = 5_000;
 /// Serialises schema creation when several replicas start at once.
@@ -21,7 +31,13 @@ const MIGRATION_LOCK: i64 = 0x636f_6c6c_6563_746f;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Insert requests waiting for a batcher; None once closed.
+    inserts: Arc<std::sync::Mutex<Option<mpsc::Sender<InsertJob>>>>,
+    batchers: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
 }
+
+/// One POST's events and where to send the stored result.
+type InsertJob = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Event>>>);
 
 impl PgStore {
     /// Connects with the given connection string (URL or key=value form) and creates the schema.
@@ -38,16 +54,22 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| Error::Pool(e.to_string()))?;
-        let store = Self { pool };
+        let (tx, rx) = mpsc::channel(BATCH_QUEUE);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let batchers = (0..BATCHERS)
+            .map(|_| tokio::spawn(batcher(pool.clone(), rx.clone())))
+            .collect();
+        let store = Self {
+            pool,
+            inserts: Arc::new(std::sync::Mutex::new(Some(tx))),
+            batchers: Arc::new(std::sync::Mutex::new(batchers)),
+        };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => Error::Postgres(e),
-            other => Error::Pool(other.to_string()),
-        })
+        get_client(&self.pool).await
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -71,8 +93,73 @@ impl PgStore {
         Ok(())
     }
 
+    /// Queues the events for a batcher, which merges concurrent requests into one statement:
+    /// with synchronous commit every statement waits for a WAL flush, so merging is what lets
+    /// single-event POSTs go faster than one flush each.
     pub(super) async fn insert(&self, events: Vec<NewEvent>) -> Result<Vec<Event>> {
-        let client = self.client().await?;
+        let sender = self
+            .inserts
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .ok_or(Error::WriterGone)?;
+        let (reply, rx) = oneshot::channel();
+        sender
+            .send((events, reply))
+            .await
+            .map_err(|_| Error::WriterGone)?;
+        rx.await.map_err(|_| Error::WriterGone)?
+    }
+}
+
+/// Takes whatever inserts are queued (up to MAX_EVENTS_PER_STATEMENT) and stores them together.
+async fn batcher(pool: Pool, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<InsertJob>>>) {
+    loop {
+        let mut jobs: Vec<InsertJob> = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut pending = first.0.len();
+            jobs.push(first);
+            while pending < MAX_EVENTS_PER_STATEMENT {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        pending += job.0.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let all: Vec<&NewEvent> = jobs.iter().flat_map(|(e, _)| e.iter()).collect();
+        match insert_rows(&pool, &all).await {
+            Ok(mut stored) if stored.len() == all.len() => {
+                for (events, reply) in jobs.into_iter().rev() {
+                    let mine = stored.split_off(stored.len() - events.len());
+                    let _ = reply.send(Ok(mine));
+                }
+            }
+            _ => {
+                // Store each request alone so one failure does not fail its neighbours.
+                for (events, reply) in jobs {
+                    let rows: Vec<&NewEvent> = events.iter().collect();
+                    let _ = reply.send(insert_rows(&pool, &rows).await);
+                }
+            }
+        }
+    }
+}
+
+async fn get_client(pool: &Pool) -> Result<deadpool_postgres::Object> {
+    pool.get().await.map_err(|e| match e {
+        deadpool_postgres::PoolError::Backend(e) => Error::Postgres(e),
+        other => Error::Pool(other.to_string()),
+    })
+}
+
+async fn insert_rows(pool: &Pool, events: &[&NewEvent]) -> Result<Vec<Event>> {
+    {
+        let client = get_client(pool).await?;
         let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
         let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
         let times: Vec<DateTime<Utc>> = events.iter().map(|e| truncate_to_micros(e.time)).collect();
@@ -94,7 +181,9 @@ impl PgStore {
         let rows = client.query(&stmt, &[&sources, &actions, &times]).await?;
         Ok(rows.iter().map(row_to_event).collect())
     }
+}
 
+impl PgStore {
     pub(super) async fn list(&self, q: &Query) -> Result<Vec<Event>> {
         let client = self.client().await?;
         let mut sql = String::from("SELECT id, source, action, time FROM events WHERE true");
@@ -172,7 +261,18 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) fn close(self) {
+    pub(super) async fn close(self) {
+        let sender = self.inserts.lock().ok().and_then(|mut s| s.take());
+        drop(sender);
+        let batchers = self
+            .batchers
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default();
+        // Batchers finish what is queued, then see the closed channel and stop.
+        for b in batchers {
+            let _ = b.await;
+        }
         self.pool.close();
     }
 }
