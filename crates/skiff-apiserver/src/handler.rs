@@ -30,8 +30,9 @@ pub fn materialize(kv: &KeyValue) -> Result<Value> {
     Ok(obj)
 }
 
-fn encode(obj: &Value) -> Bytes {
-    let mut stored = obj.clone();
+/// Serializes an object in the shape it is stored in, without server-stamped fields.
+fn encode(r: &ResourceInfo, obj: &Value) -> Bytes {
+    let mut stored = crate::convert::to_storage(r, obj.clone());
     object::strip_server_fields(&mut stored);
     Bytes::from(serde_json::to_vec(&stored).expect("a Value always serializes"))
 }
@@ -44,7 +45,8 @@ impl Api {
             .store
             .get(&t.key())?
             .ok_or_else(|| ApiError::not_found(&t.resource, name))?;
-        Ok((materialize(&kv)?, kv))
+        let obj = crate::convert::from_storage(&t.resource, materialize(&kv)?);
+        Ok((obj, kv))
     }
 
     pub fn get(&self, t: &Target) -> Result<Value> {
@@ -74,7 +76,7 @@ impl Api {
             for kv in &page.items {
                 let obj = materialize(kv)?;
                 if labels.matches(object::labels(&obj)) && fields.matches(&obj) {
-                    items.push(obj);
+                    items.push(crate::convert::from_storage(r, obj));
                 }
             }
             let full = limit.is_some_and(|l| items.len() >= l);
@@ -161,7 +163,7 @@ impl Api {
         if p.dry_run() {
             return Ok(obj);
         }
-        match self.store.create(key, encode(&obj)).await {
+        match self.store.create(key, encode(&r, &obj)).await {
             Ok(kv) => {
                 guard.commit();
                 object::set_resource_version(&mut obj, kv.mod_revision);
@@ -233,7 +235,7 @@ impl Api {
             }
             match self
                 .store
-                .update(t.key(), encode(&new), Some(kv.mod_revision))
+                .update(t.key(), encode(&r, &new), Some(kv.mod_revision))
                 .await
             {
                 Ok(kv) => {
@@ -357,7 +359,7 @@ impl Api {
             }
             match self
                 .store
-                .update(t.key(), encode(&obj), Some(kv.mod_revision))
+                .update(t.key(), encode(&r, &obj), Some(kv.mod_revision))
                 .await
             {
                 Ok(kv) => {

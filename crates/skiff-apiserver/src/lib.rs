@@ -7,6 +7,7 @@
 
 pub mod admission;
 mod apply;
+mod convert;
 pub mod discovery;
 pub mod error;
 pub mod handler;

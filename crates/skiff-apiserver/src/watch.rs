@@ -87,6 +87,7 @@ pub fn start(
                 .iter()
                 .map(materialize)
                 .collect::<Result<Vec<_>>>()?;
+            // Selectors apply to the stored shape; conversion happens on the way out.
             (objs, list.revision)
         }
     };
@@ -112,13 +113,14 @@ pub fn start(
     tokio::spawn(async move {
         let mut first = true;
         let send = |kind: &str, obj: &Value, first: &mut bool| -> Option<Bytes> {
+            let obj = crate::convert::from_storage(&r, obj.clone());
             let obj = match &filter.table {
                 Some(opts) if kind != "BOOKMARK" && kind != "ERROR" => {
-                    let t = crate::table::table(&api, &r, std::slice::from_ref(obj), opts, *first);
+                    let t = crate::table::table(&api, &r, std::slice::from_ref(&obj), opts, *first);
                     *first = false;
                     t
                 }
-                _ => obj.clone(),
+                _ => obj,
             };
             Some(line(kind, &obj))
         };
