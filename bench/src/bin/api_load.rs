@@ -1,0 +1,321 @@
+//! Load tool for the API server: start-to-ready time, idle RSS, creates/s and gets/s with 1
+//! and 64 concurrent clients (latency percentiles), and watch delivery latency with 100
+//! watchers. Starts its own `skiff server` in a temp dir; prints a Markdown table.
+//!
+//! Usage: `cargo run --release -p skiff-bench --bin api-load -- [path/to/skiff] [objects]`
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+
+type Sender = http2::SendRequest<Full<Bytes>>;
+
+struct Target {
+    addr: String,
+    token: String,
+    ca_pem: String,
+}
+
+fn read_kubeconfig(path: &std::path::Path) -> Target {
+    use base64::Engine;
+    let text = std::fs::read_to_string(path).expect("kubeconfig");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .expect("kubeconfig field")
+            .trim()
+            .to_owned()
+    };
+    let server = field("server:");
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(field("certificate-authority-data:"))
+        .expect("CA base64");
+    Target {
+        addr: server.trim_start_matches("https://").to_owned(),
+        token: field("token:"),
+        ca_pem: String::from_utf8(ca).expect("CA PEM"),
+    }
+}
+
+async fn connect(t: &Target) -> Sender {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut reader = std::io::Cursor::new(t.ca_pem.as_bytes());
+    for cert in rustls_pemfile::certs(&mut reader) {
+        roots.add(cert.expect("CA cert")).expect("add CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(&t.addr)
+        .await
+        .expect("connect");
+    tcp.set_nodelay(true).ok();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("TLS");
+    let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+        .await
+        .expect("h2 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+async fn send(
+    s: &mut Sender,
+    t: &Target,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> (u16, Bytes) {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("https://{}{path}", t.addr))
+        .header("authorization", format!("Bearer {}", t.token))
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("request");
+    s.ready().await.expect("connection ready");
+    let resp = s.send_request(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, body)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Runs `total` requests across `clients` concurrent tasks; returns (ops/s, p50, p99).
+async fn run(
+    t: &Arc<Target>,
+    clients: usize,
+    total: usize,
+    make: impl Fn(usize) -> (&'static str, String, Option<String>) + Send + Sync + 'static,
+) -> (f64, Duration, Duration) {
+    let make = Arc::new(make);
+    let conn = connect(t).await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut s = conn.clone();
+        let t = t.clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = c;
+            while i < total {
+                let (method, path, body) = make(i);
+                let at = Instant::now();
+                let (status, _) = send(&mut s, &t, method, &path, body).await;
+                assert!(status < 300, "{method} {path}: {status}");
+                lat.push(at.elapsed());
+                i += clients;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("client task"));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort();
+    (
+        total as f64 / secs,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+    )
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn watch_latency(t: &Arc<Target>, watchers: usize, events: usize) -> (Duration, Duration) {
+    let conn = connect(t).await;
+    let created: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> =
+        Default::default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..watchers {
+        let mut s = conn.clone();
+        let t = t.clone();
+        let created = created.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let req = Request::builder()
+                .uri(format!(
+                    "https://{}/api/v1/namespaces/watch-bench/configmaps?watch=true",
+                    t.addr
+                ))
+                .header("authorization", format!("Bearer {}", t.token))
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            s.ready().await.expect("ready");
+            let resp = s.send_request(req).await.expect("watch");
+            let mut body = resp.into_body();
+            let mut buf = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { break };
+                let Some(data) = frame.data_ref() else {
+                    continue;
+                };
+                buf.extend_from_slice(data);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let now = Instant::now();
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
+                        if let Some(name) = v["object"]["metadata"]["name"].as_str() {
+                            if let Some(at) = created.lock().unwrap().get(name) {
+                                let _ = tx.send(now.duration_since(*at));
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut s = conn.clone();
+    for i in 0..events {
+        let name = format!("w{i}");
+        created.lock().unwrap().insert(name.clone(), Instant::now());
+        let body = json!({"metadata": {"name": name}}).to_string();
+        send(
+            &mut s,
+            t,
+            "POST",
+            "/api/v1/namespaces/watch-bench/configmaps",
+            Some(body),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut lat = Vec::new();
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    while lat.len() < watchers * events {
+        tokio::select! {
+            _ = &mut deadline => break,
+            got = rx.recv() => match got { Some(d) => lat.push(d), None => break },
+        }
+    }
+    lat.sort();
+    (percentile(&lat, 0.5), percentile(&lat, 0.99))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let skiff = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "target/release/skiff".into());
+    let objects: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let mut child = Command::new(&skiff)
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start skiff");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        if line.expect("log line").contains("skiff is ready") {
+            break;
+        }
+    }
+    let ready = started.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = rss_kib(child.id());
+    let t = Arc::new(read_kubeconfig(&dir.path().join("kubeconfig")));
+    let mut s = connect(&t).await;
+    for ns in ["bench", "watch-bench"] {
+        send(
+            &mut s,
+            &t,
+            "POST",
+            "/api/v1/namespaces",
+            Some(json!({"metadata": {"name": ns}}).to_string()),
+        )
+        .await;
+    }
+    println!("| measure | value |\n|---|---|");
+    println!(
+        "| start to ready | {:.0} ms |",
+        ready.as_secs_f64() * 1000.0
+    );
+    println!("| idle RSS | {:.1} MiB |", idle_rss as f64 / 1024.0);
+    let body = |i: usize, prefix: &str| {
+        json!({"metadata": {"name": format!("{prefix}-{i}")}, "data": {"key": "value", "i": i.to_string()}}).to_string()
+    };
+    for (clients, prefix) in [(1usize, "one"), (64, "many")] {
+        let n = if clients == 1 { objects / 10 } else { objects };
+        let p = prefix.to_owned();
+        let (rate, p50, p99) = run(&t, clients, n, move |i| {
+            (
+                "POST",
+                "/api/v1/namespaces/bench/configmaps".into(),
+                Some(body(i, &p)),
+            )
+        })
+        .await;
+        println!(
+            "| durable creates, {clients} client(s) | {rate:.0}/s (p50 {:.2} ms, p99 {:.2} ms) |",
+            p50.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0
+        );
+        let p = prefix.to_owned();
+        let (rate, p50, p99) = run(&t, clients, n, move |i| {
+            (
+                "GET",
+                format!("/api/v1/namespaces/bench/configmaps/{p}-{i}"),
+                None,
+            )
+        })
+        .await;
+        println!(
+            "| gets, {clients} client(s) | {rate:.0}/s (p50 {:.2} ms, p99 {:.2} ms) |",
+            p50.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0
+        );
+    }
+    let (p50, p99) = watch_latency(&t, 100, 200).await;
+    println!(
+        "| watch delivery, 100 watchers | p50 {:.2} ms, p99 {:.2} ms |",
+        p50.as_secs_f64() * 1000.0,
+        p99.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| RSS after load | {:.1} MiB |",
+        rss_kib(child.id()) as f64 / 1024.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
