@@ -155,6 +155,11 @@ impl<'s> Decoder<'s> {
                 }
             }
         }
+        for field in schema_message.fields.iter().filter(|f| f.null_when_absent) {
+            if !out.contains_key(&field.json_name) {
+                out.insert(field.json_name.clone(), Value::Null);
+            }
+        }
         Ok(())
     }
 
@@ -314,7 +319,7 @@ impl<'s> Decoder<'s> {
         Ok(fields
             .iter()
             .filter_map(|f| object.remove(&f.json_name).map(|v| (f.number, v)))
-            .filter(|(_, v)| !matches!(v, Value::Array(a) if a.is_empty()))
+            .filter(|(_, v)| !v.is_null() && !matches!(v, Value::Array(a) if a.is_empty()))
             .collect())
     }
 

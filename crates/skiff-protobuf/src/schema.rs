@@ -63,6 +63,9 @@ pub(crate) struct Field {
     pub(crate) repeated: bool,
     /// The Go field is a pointer or lacks omitempty, so a zero value still appears in JSON.
     pub(crate) keep_zero: bool,
+    /// The Go field is a slice, map or pointer without omitempty: Go's JSON has `null` for it
+    /// when unset, which protobuf expresses by leaving the field out.
+    pub(crate) null_when_absent: bool,
     /// The Go field is embedded with `json:",inline"`: its fields belong to the parent object.
     pub(crate) inline: bool,
 }
@@ -143,6 +146,9 @@ impl Schema {
                     kind,
                     repeated: field.is_list(),
                     keep_zero: go.is_some_and(|g| g.pointer || g.keep),
+                    null_when_absent: go.is_some_and(|g| {
+                        g.keep && !g.inline && (g.pointer || field.is_list() || field.is_map())
+                    }),
                     inline: go.is_some_and(|g| g.inline),
                 });
             }

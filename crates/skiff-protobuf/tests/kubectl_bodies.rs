@@ -92,6 +92,31 @@ fn priorityclass_from_kubectl_create_decodes_to_its_json() {
 }
 
 #[test]
+fn clusterrole_from_kubectl_create_decodes_to_its_json() {
+    assert_decodes_like_kubectl_json("clusterrole");
+}
+
+#[test]
+fn clusterrolebinding_from_kubectl_create_decodes_to_its_json() {
+    assert_decodes_like_kubectl_json("clusterrolebinding");
+}
+
+#[test]
+fn docker_registry_secret_decodes_to_its_json() {
+    assert_decodes_like_kubectl_json("dockersecret");
+}
+
+#[test]
+fn pdb_integer_max_unavailable_decodes_to_a_number() {
+    assert_decodes_like_kubectl_json("pdbint");
+}
+
+#[test]
+fn hpa_v2_keeps_null_for_unset_slice_without_omitempty() {
+    assert_decodes_like_kubectl_json("hpa");
+}
+
+#[test]
 fn token_request_keeps_its_pointer_expiration() {
     let decoded = skiff_protobuf::decode(&fixture("token.pb")).expect("decode");
     let want = json!({
@@ -99,9 +124,35 @@ fn token_request_keeps_its_pointer_expiration() {
         "kind": "TokenRequest",
         "metadata": {"creationTimestamp": null},
         // kubectl passes --audience=a,b through as one audience.
-        "spec": {"audiences": ["a,b"], "expirationSeconds": 3600},
+        // boundObjectRef is a pointer without omitempty: Go's JSON has null for it.
+        "spec": {"audiences": ["a,b"], "expirationSeconds": 3600, "boundObjectRef": null},
         // Go's TokenRequestStatus.token has no omitempty, so its empty value stays.
         "status": {"token": "", "expirationTimestamp": null}
+    });
+    assert_eq!(decoded, want);
+}
+
+#[test]
+fn self_subject_access_review_from_auth_can_i_decodes() {
+    let decoded = skiff_protobuf::decode(&fixture("selfsubjectaccessreview.pb")).expect("decode");
+    let want = json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "metadata": {"creationTimestamp": null},
+        "spec": {"resourceAttributes": {"namespace": "default", "verb": "get", "resource": "pods"}},
+        "status": {"allowed": false}
+    });
+    assert_eq!(decoded, want);
+}
+
+#[test]
+fn self_subject_review_from_auth_whoami_decodes() {
+    let decoded = skiff_protobuf::decode(&fixture("selfsubjectreview.pb")).expect("decode");
+    let want = json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "SelfSubjectReview",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": {}}
     });
     assert_eq!(decoded, want);
 }

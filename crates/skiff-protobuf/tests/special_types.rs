@@ -352,3 +352,31 @@ fn deep_nesting_is_refused() {
     let body = object("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd);
     assert!(matches!(decode(&body), Err(Error::TooDeep)));
 }
+
+#[test]
+fn proto_names_that_differ_from_json_are_renamed() {
+    let class = Msg::new().msg(
+        2,
+        Msg::new()
+            .str(1, "c")
+            .msg(2, Msg::new().str(1, "example.com").str(2, "P").str(3, "p")),
+    );
+    assert_eq!(
+        decoded("networking.k8s.io/v1", "IngressClass", class)["spec"],
+        // scope is a pointer without omitempty, so Go's JSON has null for it.
+        json!({"controller": "c", "parameters": {"apiGroup": "example.com", "kind": "P", "name": "p", "scope": null}})
+    );
+    let hooks = Msg::new().msg(2, Msg::new().str(1, "w.example.com"));
+    assert_eq!(
+        decoded(
+            "admissionregistration.k8s.io/v1",
+            "ValidatingWebhookConfiguration",
+            hooks
+        ),
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "webhooks": [{"name": "w.example.com", "sideEffects": null, "admissionReviewVersions": null}]
+        })
+    );
+}
