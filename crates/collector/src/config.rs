@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
+use crate::store::sqlite::Durability;
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -91,6 +93,9 @@ pub struct Cli {
     /// Seconds to keep serving after SIGTERM while readiness already fails (SHUTDOWN_DELAY_SECONDS).
     #[arg(long)]
     pub shutdown_delay_seconds: Option<String>,
+    /// `full` (default: acknowledged events survive power loss) or `normal` (process crashes only) (SQLITE_SYNCHRONOUS).
+    #[arg(long)]
+    pub sqlite_synchronous: Option<String>,
 }
 
 /// The resolved configuration the server runs with.
@@ -118,6 +123,8 @@ pub struct Config {
     pub nats_subject: String,
     /// Drain delay after SIGTERM.
     pub shutdown_delay_seconds: u64,
+    /// What an acknowledged SQLite write survives.
+    pub sqlite_durability: Durability,
 }
 
 impl Default for Config {
@@ -134,6 +141,7 @@ impl Default for Config {
             nats_url: None,
             nats_subject: "events".into(),
             shutdown_delay_seconds: 0,
+            sqlite_durability: Durability::default(),
         }
     }
 }
@@ -221,12 +229,19 @@ impl Config {
                 d.shutdown_delay_seconds,
                 |v| range(v, 0, 3600).map(|n| n as u64),
             )?,
+            sqlite_durability: setting(lookup("SQLITE_SYNCHRONOUS"), d.sqlite_durability, |v| {
+                match v.to_lowercase().as_str() {
+                    "normal" => Ok(Durability::Process),
+                    "full" => Ok(Durability::Host),
+                    _ => Err("expected normal or full".into()),
+                }
+            })?,
         })
     }
 }
 
 /// Every setting name, as the environment spells it.
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 13] = [
     "LISTEN_ADDR",
     "LOG_LEVEL",
     "RETENTION_DAYS",
@@ -239,6 +254,7 @@ const NAMES: [&str; 12] = [
     "NATS_SUBJECT",
     "SHUTDOWN_DELAY_SECONDS",
     "CONFIG_FILE",
+    "SQLITE_SYNCHRONOUS",
 ];
 
 fn cli_values(cli: &Cli) -> HashMap<String, String> {
@@ -257,6 +273,7 @@ fn cli_values(cli: &Cli) -> HashMap<String, String> {
         ("NATS_URL", &cli.nats_url),
         ("NATS_SUBJECT", &cli.nats_subject),
         ("SHUTDOWN_DELAY_SECONDS", &cli.shutdown_delay_seconds),
+        ("SQLITE_SYNCHRONOUS", &cli.sqlite_synchronous),
     ];
     pairs
         .into_iter()
@@ -433,6 +450,19 @@ mod tests {
         };
         let err = Config::load(cli, env(&[])).unwrap_err();
         assert!(err.to_string().contains("RETENTON_DAYS"));
+    }
+
+    #[test]
+    fn sqlite_durability_defaults_to_full_and_accepts_normal() {
+        assert_eq!(
+            Config::load(Cli::default(), env(&[]))
+                .unwrap()
+                .sqlite_durability,
+            Durability::Host
+        );
+        let c = Config::load(Cli::default(), env(&[("SQLITE_SYNCHRONOUS", "NORMAL")])).unwrap();
+        assert_eq!(c.sqlite_durability, Durability::Process);
+        assert!(Config::load(Cli::default(), env(&[("SQLITE_SYNCHRONOUS", "off")])).is_err());
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub enum Error {
 pub async fn open_store(config: &Config) -> Result<Store, store::Error> {
     match &config.postgres {
         Some(conn) => Ok(Store::Postgres(PgStore::connect(conn).await?)),
-        None => Ok(Store::Sqlite(SqliteStore::open(&config.data_dir)?)),
+        None => Ok(Store::Sqlite(SqliteStore::open_with(
+            &config.data_dir,
+            config.sqlite_durability,
+        )?)),
     }
 }
 

@@ -43,7 +43,7 @@ async fn events_published_on_the_subject_are_validated_stored_and_acknowledged()
     for _ in 0..50 {
         let c = client.clone();
         let r = tokio::time::timeout(
-            Duration::from_millis(200),
+            Duration::from_secs(5),
             c.request(
                 "collector.events",
                 r#"{"source":"nats","action":"one"}"#.into(),
@@ -54,6 +54,8 @@ async fn events_published_on_the_subject_are_validated_stored_and_acknowledged()
             first = serde_json::from_slice(&msg.payload).unwrap();
             break;
         }
+        // "No responders" comes back at once until the subscription exists.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(first[0]["action"], "one", "{first}");
     let batch =
