@@ -15,4 +15,10 @@ else
   cargo build --release -p collector --bin collector
   binary="$target_dir/release/collector"
 fi
+# Release builds keep line tables for backtraces; the image does not need them.
+if command -v strip >/dev/null 2>&1; then
+  stripped="$(mktemp)"
+  trap 'rm -f "$stripped"' EXIT
+  cp "$binary" "$stripped" && strip "$stripped" && binary="$stripped"
+fi
 cargo run --release -q -p collector --bin collector-image -- --binary "$binary" --tag "$tag" --output "$out"
