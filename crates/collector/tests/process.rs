@@ -100,9 +100,24 @@ fn wait_exit(child: &mut ChildGuard, timeout: Duration) -> Option<std::process::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_no_acknowledged_event_and_restart_keeps_them() {
+    sigterm_under_load(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_on_postgres_loses_no_acknowledged_event() {
+    let Some(cluster) = common::PgCluster::start() else {
+        return;
+    };
+    let url = cluster.create_db("sigterm").await;
+    sigterm_under_load(&[("POSTGRES_CONNECTION_STRING", &url)]).await;
+}
+
+/// Posts from 16 clients, sends SIGTERM mid-run, restarts on the same storage and checks that
+/// every event that got a 201 is there.
+async fn sigterm_under_load(extra: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = start(dir.path(), port, &[]);
+    let mut child = start(dir.path(), port, extra);
     let c = client();
     let acked = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -144,7 +159,7 @@ async fn sigterm_under_load_loses_no_acknowledged_event_and_restart_keeps_them()
     assert!(acked.len() > 100, "load actually ran: {}", acked.len());
 
     let port2 = free_port();
-    let _again = start(dir.path(), port2, &[]);
+    let _again = start(dir.path(), port2, extra);
     let stored = all_events(&client(), port2).await;
     for (id, action) in &acked {
         assert_eq!(stored.get(id), Some(action), "acknowledged event {id} lost");
