@@ -9,6 +9,9 @@ use tokio::sync::watch;
 use crate::event::parse_body;
 use crate::http::{store_events, AppState};
 
+/// Queue group shared by every collector replica.
+pub const QUEUE_GROUP: &str = "collector";
+
 /// Why NATS ingestion could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,9 +32,14 @@ pub struct Ingest {
 
 impl Ingest {
     /// Connects and subscribes, so a bad NATS_URL fails at start rather than later.
+    ///
+    /// All replicas join one queue group, so each message is stored once, by one of them,
+    /// however many replicas run.
     pub async fn connect(url: &str, subject: &str) -> Result<Self, Error> {
         let client = async_nats::connect(url).await?;
-        let sub = client.subscribe(subject.to_string()).await?;
+        let sub = client
+            .queue_subscribe(subject.to_string(), QUEUE_GROUP.to_string())
+            .await?;
         Ok(Self {
             client,
             sub,

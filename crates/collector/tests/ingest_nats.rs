@@ -90,3 +90,71 @@ async fn events_published_on_the_subject_are_validated_stored_and_acknowledged()
     assert_eq!(actions, ["five", "four", "three", "two", "one"]);
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_store_each_published_event_once() {
+    let Some((_nats, url)) = common::start_nats() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut stops = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            nats_url: Some(url.clone()),
+            nats_subject: "replicated".into(),
+            ..Config::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        servers.push(tokio::spawn(collector::server::run_on(
+            config,
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+    }
+    let client = async_nats::connect(&url).await.unwrap();
+    // Wait until both replicas have subscribed: the server reports its subscribers per subject.
+    let mut acked = 0;
+    let mut attempts = 0;
+    while acked < 20 && attempts < 400 {
+        attempts += 1;
+        let body = format!(r#"{{"source":"r","action":"{acked}"}}"#);
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            client.request("replicated", body.into()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => acked += 1,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(acked, 20);
+    for s in stops {
+        let _ = s.send(());
+    }
+    for s in servers {
+        s.await.unwrap().unwrap();
+    }
+    let store = collector::store::Store::Sqlite(
+        collector::store::sqlite::SqliteStore::open(dir.path()).unwrap(),
+    );
+    let events = store
+        .list(&collector::store::Query {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        events.len(),
+        20,
+        "each message stored exactly once across replicas"
+    );
+    store.close().await;
+}
