@@ -134,7 +134,7 @@ impl Default for Config {
             log_level: "info".into(),
             retention_days: 30,
             max_batch_size: 1000,
-            max_body_bytes: 4 << 20,
+            max_body_bytes: 1 << 20,
             data_dir: PathBuf::from("data"),
             postgres: None,
             redis_url: None,

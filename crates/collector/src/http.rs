@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::cache::{Cache, Lookup};
 use crate::event::{parse_body, Incoming, InvalidEvent};
@@ -23,6 +24,9 @@ use crate::store::{self, Cursor, Query, Store};
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest page; bounds the memory one GET can use however many events are stored.
 pub const MAX_LIMIT: usize = 1000;
+/// Default for `AppState::ingest_limit`: far more than group commit needs to reach full speed,
+/// few enough that 128 bodies of MAX_BODY_BYTES (1 MiB by default) bound ingest memory.
+pub const MAX_INGESTS_IN_FLIGHT: usize = 128;
 /// How long `/readyz` waits for the store before calling it unreachable.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -41,6 +45,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Set on SIGTERM so `/readyz` fails at once while in-flight work finishes.
     pub shutting_down: Arc<AtomicBool>,
+    /// POSTs reading or storing a body at once; bounds memory to about this many bodies
+    /// whatever the number of clients (the rest wait before their body is read).
+    pub ingest_limit: Arc<Semaphore>,
 }
 
 /// What a request did wrong or what failed serving it; rendered once as `{"error", "field"}`.
@@ -166,6 +173,12 @@ async fn post_events(
     if declared.is_some_and(|n| n > state.max_body_bytes) {
         return Err(ApiError::BodyTooLarge(state.max_body_bytes));
     }
+    // Closed only if the state is torn down; then there is nothing left to store into.
+    let _permit = state
+        .ingest_limit
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Store(store::Error::WriterGone))?;
     let bytes = axum::body::to_bytes(body, state.max_body_bytes)
         .await
         .map_err(|e| {

@@ -92,6 +92,9 @@ pub async fn run_on(
         max_batch_size: config.max_batch_size,
         max_body_bytes: config.max_body_bytes,
         shutting_down: Arc::new(AtomicBool::new(false)),
+        ingest_limit: Arc::new(tokio::sync::Semaphore::new(
+            crate::http::MAX_INGESTS_IN_FLIGHT,
+        )),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let ingest = match &config.nats_url {

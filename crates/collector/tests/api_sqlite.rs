@@ -65,6 +65,7 @@ async fn readyz_fails_once_shutting_down_while_healthz_stays_ok() {
         max_batch_size: 10,
         max_body_bytes: 1 << 20,
         shutting_down: flag.clone(),
+        ingest_limit: Arc::new(tokio::sync::Semaphore::new(8)),
     });
     assert_eq!(common::get(&app, "/readyz").await.status.as_u16(), 200);
     flag.store(true, Ordering::SeqCst);

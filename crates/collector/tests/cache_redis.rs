@@ -19,6 +19,9 @@ fn app(store: Store, cache: Cache) -> axum::Router {
         max_batch_size: 10,
         max_body_bytes: 1 << 20,
         shutting_down: Arc::new(AtomicBool::new(false)),
+        ingest_limit: Arc::new(tokio::sync::Semaphore::new(
+            collector::http::MAX_INGESTS_IN_FLIGHT,
+        )),
     })
 }
 

@@ -275,6 +275,9 @@ pub fn app_for(store: Store) -> Router {
         max_batch_size: MAX_BATCH,
         max_body_bytes: MAX_BODY,
         shutting_down: Arc::new(AtomicBool::new(false)),
+        ingest_limit: Arc::new(tokio::sync::Semaphore::new(
+            collector::http::MAX_INGESTS_IN_FLIGHT,
+        )),
     })
 }
 
