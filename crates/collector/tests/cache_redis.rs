@@ -41,8 +41,25 @@ async fn cached_pages_are_served_until_a_write_invalidates_them_on_every_replica
     };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::Sqlite(SqliteStore::open(dir.path()).unwrap());
-    let a = app(store.clone(), Cache::connect(&url).await.unwrap());
-    let b = app(store.clone(), Cache::connect(&url).await.unwrap());
+    invalidation_case(store, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_invalidation_behaves_the_same_on_postgres() {
+    let Some((_redis, url)) = common::start_redis() else {
+        return;
+    };
+    let Some(cluster) = common::PgCluster::start() else {
+        return;
+    };
+    let f = common::postgres_fixture(&cluster, "cached").await;
+    invalidation_case(f.store, &url).await;
+}
+
+/// Two replicas share one store and one Redis.
+async fn invalidation_case(store: Store, url: &str) {
+    let a = app(store.clone(), Cache::connect(url).await.unwrap());
+    let b = app(store.clone(), Cache::connect(url).await.unwrap());
 
     common::post(&a, r#"{"source":"s","action":"first"}"#).await;
     assert_eq!(actions(&common::get(&b, "/events").await), ["first"]);
