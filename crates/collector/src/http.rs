@@ -194,7 +194,11 @@ async fn post_events(
     let single = matches!(incoming, Incoming::One(_));
     let stored = store_events(&state, incoming.into_events()).await?;
     if single {
-        let event = &stored[0];
+        let Some(event) = stored.first() else {
+            return Err(ApiError::Store(store::Error::Task(
+                "store answered no event".into(),
+            )));
+        };
         let location = HeaderValue::from_str(&format!("/events/{}", event.id)).ok();
         let mut resp = (StatusCode::CREATED, axum::Json(event)).into_response();
         if let Some(l) = location {
