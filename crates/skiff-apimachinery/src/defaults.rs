@@ -206,14 +206,9 @@ fn namespace(root: &mut Map<String, Value>) {
         let name = name.to_string();
         ensure_obj(meta, "labels").insert("kubernetes.io/metadata.name".into(), json!(name));
     }
-    let spec = ensure_obj(root, "spec");
-    if spec
-        .get("finalizers")
-        .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty)
-    {
-        spec.insert("finalizers".into(), json!(["kubernetes"]));
-    }
+    // The `kubernetes` finalizer is not a default: upstream's strategy adds it on create
+    // only (an emptied list must stay empty), so the apiserver's create path adds it.
+    ensure_obj(root, "spec");
     default(ensure_obj(root, "status"), "phase", json!("Active"));
 }
 

@@ -141,7 +141,19 @@ impl Admission {
                     .to_owned();
                 defaults::generate_job_selector(obj, &uid);
             }
-            ("", "Namespace") | ("", "Node") => {}
+            ("", "Namespace") => {
+                obj["status"] = json!({"phase": "Active"});
+                let finalizers = obj["spec"]["finalizers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if !finalizers.iter().any(|f| f == crate::namespace::FINALIZER) {
+                    let mut finalizers = finalizers;
+                    finalizers.push(json!(crate::namespace::FINALIZER));
+                    obj["spec"]["finalizers"] = json!(finalizers);
+                }
+            }
+            ("", "Node") => {}
             ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
                 obj["status"] = json!({"phase": "Pending"});
             }

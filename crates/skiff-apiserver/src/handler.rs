@@ -20,6 +20,8 @@ pub struct Api {
     pub store: Arc<dyn Store>,
     pub registry: Registry,
     pub admission: admission::Admission,
+    /// Namespaces marked for deletion, for the termination task to empty.
+    pub terminating: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 /// Parses a stored value and stamps it with its resourceVersion.
@@ -228,7 +230,11 @@ impl Api {
                 object::set_resource_version(&mut new, kv.mod_revision);
                 return Ok(new);
             }
-            if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
+            let waiting_for_content = is_namespace(&r) && crate::namespace::has_finalizer(&new);
+            if object::is_deleting(&new)
+                && object::finalizers(&new).is_empty()
+                && !waiting_for_content
+            {
                 return self
                     .finish_delete(&r, &t.key(), new, kv.mod_revision, &name)
                     .await;
@@ -325,7 +331,8 @@ impl Api {
                 _ => {}
             }
             let graceful = admission::grace_period(&r, &obj, grace);
-            if finalizers.is_empty() && graceful.is_none() {
+            let namespace_content = is_namespace(&r) && crate::namespace::has_finalizer(&obj);
+            if finalizers.is_empty() && graceful.is_none() && !namespace_content {
                 if p.dry_run() {
                     return Ok((obj, true));
                 }
@@ -354,6 +361,9 @@ impl Api {
                 );
                 meta.insert("deletionGracePeriodSeconds".into(), json!(seconds));
             }
+            if namespace_content {
+                obj["status"]["phase"] = json!("Terminating");
+            }
             if p.dry_run() {
                 return Ok((obj, false));
             }
@@ -364,6 +374,9 @@ impl Api {
             {
                 Ok(kv) => {
                     object::set_resource_version(&mut obj, kv.mod_revision);
+                    if namespace_content {
+                        let _ = self.terminating.send(name.clone());
+                    }
                     return Ok((obj, false));
                 }
                 Err(skiff_store::Error::Conflict { .. }) if pre_rv.is_none() => continue,
@@ -440,6 +453,10 @@ impl Api {
     }
 }
 
+fn is_namespace(r: &ResourceInfo) -> bool {
+    r.group.is_empty() && r.kind == "Namespace"
+}
+
 fn add_unique(list: &mut Vec<String>, item: &str) {
     if !list.iter().any(|f| f == item) {
         list.push(item.to_owned());
@@ -499,6 +516,26 @@ fn merge_for_subresource(
     old: &Value,
     mut new: Value,
 ) -> Value {
+    if is_namespace(r) {
+        // A namespace's finalizers change only through `finalize`, and only they do.
+        return match sub {
+            Some("finalize") => {
+                let mut merged = old.clone();
+                merged["spec"]["finalizers"] = new["spec"]["finalizers"].take();
+                merged
+            }
+            _ => {
+                let mut kept = merge_for_status(r, sub, old, new);
+                kept["spec"]["finalizers"] = old["spec"]["finalizers"].clone();
+                kept
+            }
+        };
+    }
+    merge_for_status(r, sub, old, new)
+}
+
+/// The status subresource changes only status; the main resource keeps the stored status.
+fn merge_for_status(r: &ResourceInfo, sub: Option<&str>, old: &Value, mut new: Value) -> Value {
     match sub {
         Some("status") => {
             let mut merged = old.clone();

@@ -263,9 +263,13 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value> {
     match content_type {
         "application/yaml" | "application/apply-patch+yaml" => serde_yaml::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}"))),
-        "application/vnd.kubernetes.protobuf" => Err(ApiError::UnsupportedMediaType(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml".into(),
-        )),
+        skiff_protobuf::CONTENT_TYPE => skiff_protobuf::decode(body).map_err(|e| match e {
+            skiff_protobuf::Error::UnknownKind { .. } => ApiError::UnsupportedMediaType(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({e})"
+            )),
+            skiff_protobuf::Error::Schema(_) => ApiError::Internal(e.to_string()),
+            _ => ApiError::BadRequest(format!("error decoding the request body as protobuf: {e}")),
+        }),
         _ => serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding the request body as JSON: {e}"))),
     }

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod error;
 pub mod handler;
 pub mod http;
+mod namespace;
 pub mod object;
 pub mod openapi;
 pub mod request;
@@ -35,20 +36,51 @@ pub const GIT_VERSION: &str = "v1.33.0-skiff";
 /// Reported as the build's commit and used as the OpenAPI document hash.
 pub const VERSION_HASH: &str = "0000000000000000000000000000000000000001";
 
+/// Work the API needs done beside request handling; see [`Api::run_background`].
+pub struct Background {
+    queue: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
 /// Namespaces every cluster has.
 pub const DEFAULT_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 impl Api {
     /// Builds the API over `store` with the built-in resources.
-    pub fn new(store: Arc<dyn Store>) -> Result<Api, ApiError> {
+    ///
+    /// Returns the receiving end of the namespace-termination queue, for
+    /// [`Api::run_background`].
+    pub fn new(store: Arc<dyn Store>) -> Result<(Api, Background), ApiError> {
         let registry = resources::Registry::new(resources::builtins());
         let admission = admission::Admission::load(store.as_ref(), &registry)?;
-        Ok(Api {
-            store,
-            registry,
-            admission,
-        })
+        let (terminating, queue) = tokio::sync::mpsc::unbounded_channel();
+        Ok((
+            Api {
+                store,
+                registry,
+                admission,
+                terminating,
+            },
+            Background { queue },
+        ))
+    }
+
+    /// Runs the API's own background work (namespace termination) until the API is
+    /// dropped, first resuming namespaces a previous run left terminating.
+    pub async fn run_background(self: Arc<Self>, background: Background) {
+        if let Some(namespaces) = self.registry.get("", "v1", "namespaces") {
+            if let Ok(list) = self.store.list(&namespaces.key(None, None), None, None) {
+                for kv in list.items {
+                    if let Ok(ns) = handler::materialize(&kv) {
+                        if object::is_deleting(&ns) {
+                            let name = object::name(&ns).unwrap_or_default().to_owned();
+                            let _ = self.terminating.send(name);
+                        }
+                    }
+                }
+            }
+        }
+        namespace::run(self, background.queue).await;
     }
 
     /// Creates the default namespaces if they do not exist yet.

@@ -109,18 +109,7 @@ pub async fn handle(
         }
         ("finalize", Method::PUT) if r.kind == "Namespace" => {
             let new = parse_body(content_type, body)?;
-            let finalizers = new["spec"]["finalizers"].clone();
-            let ns = Target {
-                subresource: None,
-                ..t.clone()
-            };
-            ok(api
-                .update_with(&ns, p, None, |old| {
-                    let mut updated = old.clone();
-                    updated["spec"]["finalizers"] = finalizers.clone();
-                    Ok(updated)
-                })
-                .await?)
+            ok(api.update_with(t, p, None, |_| Ok(new.clone())).await?)
         }
         _ => Err(ApiError::NoRoute),
     }

@@ -131,10 +131,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot use data dir {}", data_dir.display()))?;
     let store = skiff_store::SqliteStore::open(&data_dir.join("state.db"), Default::default())
         .context("opening the store")?;
-    let api = Arc::new(skiff_apiserver::Api::new(store).context("loading the API")?);
+    let (api, background) = skiff_apiserver::Api::new(store).context("loading the API")?;
+    let api = Arc::new(api);
     api.bootstrap()
         .await
         .context("creating default namespaces")?;
+    tokio::spawn(api.clone().run_background(background));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -348,3 +348,143 @@ fn describe_shows_the_events_of_an_object() {
     );
     assert!(out.contains("Scheduled"), "{out}");
 }
+
+#[test]
+fn deleting_a_namespace_deletes_its_content_first() {
+    let c = Cluster::start();
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: doomed\n";
+    c.kubectl_in(&["apply", "-f", "-"], ns);
+    c.kubectl_in(
+        &["apply", "-n", "doomed", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: b\n",
+    );
+    assert_eq!(
+        c.kubectl(&["delete", "namespace", "doomed"]).trim(),
+        "namespace \"doomed\" deleted"
+    );
+    let err = c.kubectl_err(&["get", "namespace", "doomed"], None);
+    assert!(err.contains("namespaces \"doomed\" not found"), "{err}");
+    let left = c.kubectl(&["get", "cm,secret", "-n", "doomed", "-o", "name"]);
+    assert!(left.trim().is_empty(), "{left}");
+    c.kubectl_in(&["apply", "-f", "-"], ns);
+    assert!(c
+        .kubectl(&["get", "cm", "-n", "doomed", "-o", "name"])
+        .trim()
+        .is_empty());
+}
+
+#[test]
+fn events_written_through_either_api_are_one_collection() {
+    let c = Cluster::start();
+    let event = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: e1\neventTime: \"2026-01-01T00:00:00.000000Z\"\nreportingController: skiff/test\nreportingInstance: test-1\naction: Testing\nreason: Tested\nnote: hello from events.k8s.io\ntype: Normal\nregarding:\n  kind: Pod\n  name: p\n  namespace: default\n";
+    c.kubectl_in(&["apply", "-f", "-"], event);
+    let core = c.json(&["get", "events.v1.", "e1"]);
+    assert_eq!(core["message"], "hello from events.k8s.io");
+    assert_eq!(core["involvedObject"]["name"], "p");
+    let new = c.json(&["get", "events.v1.events.k8s.io", "e1"]);
+    assert_eq!(new["note"], "hello from events.k8s.io");
+    assert_eq!(new["regarding"]["kind"], "Pod");
+}
+
+#[test]
+fn status_subresource_changes_only_status() {
+    let c = Cluster::start();
+    c.kubectl(&[
+        "apply",
+        "-f",
+        seed_manifest("03-deployment.yaml").to_str().unwrap(),
+    ]);
+    c.kubectl(&[
+        "patch",
+        "deploy",
+        "collector",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":9},"status":{"replicas":3,"readyReplicas":2}}"#,
+    ]);
+    let d = c.json(&["get", "deploy", "collector"]);
+    assert_eq!(d["status"]["readyReplicas"], 2);
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["metadata"]["generation"], 1);
+    // and the main resource ignores status
+    c.kubectl(&[
+        "patch",
+        "deploy",
+        "collector",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"readyReplicas":0}}"#,
+    ]);
+    assert_eq!(
+        c.json(&["get", "deploy", "collector"])["status"]["readyReplicas"],
+        2
+    );
+}
+
+#[test]
+fn kubectl_create_and_run_work_with_protobuf_bodies() {
+    let c = Cluster::start();
+    assert_eq!(
+        c.kubectl(&["create", "namespace", "shop"]).trim(),
+        "namespace/shop created"
+    );
+    c.kubectl(&[
+        "create",
+        "configmap",
+        "cfg",
+        "-n",
+        "shop",
+        "--from-literal=LOG_LEVEL=debug",
+    ]);
+    c.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "-n",
+        "shop",
+        "--from-literal=password=hunter2",
+    ]);
+    c.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "shop",
+        "--image=nginx:1.27",
+        "--replicas=2",
+        "--port=80",
+    ]);
+    c.kubectl(&["expose", "deployment", "web", "-n", "shop", "--port=80"]);
+    c.kubectl(&[
+        "run",
+        "debug",
+        "-n",
+        "shop",
+        "--image=busybox",
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    assert_eq!(
+        c.json(&["get", "cm", "cfg", "-n", "shop"])["data"]["LOG_LEVEL"],
+        "debug"
+    );
+    assert_eq!(
+        c.json(&["get", "secret", "s", "-n", "shop"])["data"]["password"],
+        "aHVudGVyMg=="
+    );
+    let d = c.json(&["get", "deploy", "web", "-n", "shop"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        80
+    );
+    let svc = c.json(&["get", "svc", "web", "-n", "shop"]);
+    assert_eq!(svc["spec"]["selector"]["app"], "web");
+    assert_eq!(
+        c.json(&["get", "pod", "debug", "-n", "shop"])["spec"]["containers"][0]["args"][1],
+        "3600"
+    );
+}

@@ -183,11 +183,11 @@ fn core_objects_get_upstream_defaults() {
             json!({"data": {"a": "Yg=="}, "type": "Opaque"}),
         ),
         (
-            "namespace_gets_name_label_finalizer_and_phase",
+            "namespace_gets_name_label_and_phase",
             "Namespace",
             json!({"metadata": {"name": "shop"}}),
             json!({"metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}},
-                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+                "spec": {}, "status": {"phase": "Active"}}),
         ),
         (
             "pvc_is_filesystem_and_pending",

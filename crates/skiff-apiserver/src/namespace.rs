@@ -1,0 +1,111 @@
+//! Namespace termination: deleting a namespace marks it `Terminating`, then everything in it
+//! is deleted and, once it is empty, its `kubernetes` finalizer is removed and it goes.
+//!
+//! Upstream runs this in kube-controller-manager's namespace controller; here it is a task
+//! beside the API that works through the same handler (so grace periods and finalizers of
+//! the contents are honoured), resumed at start for namespaces left terminating.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::handler::Api;
+use crate::object;
+use crate::request::{Params, Target};
+
+/// How often a terminating namespace is checked again while content remains.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The finalizer that keeps a namespace until its content is gone.
+pub const FINALIZER: &str = "kubernetes";
+
+/// Whether a namespace still waits for its content to be deleted.
+pub fn has_finalizer(ns: &Value) -> bool {
+    ns["spec"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|v| v == FINALIZER))
+}
+
+/// Runs until the API is dropped: empties each namespace sent on `queue`, then finalizes it.
+pub async fn run(api: Arc<Api>, mut queue: mpsc::UnboundedReceiver<String>) {
+    while let Some(name) = queue.recv().await {
+        let api = api.clone();
+        tokio::spawn(async move {
+            loop {
+                match empty(&api, &name).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(namespace = %name, error = %e, "deleting namespace content")
+                    }
+                }
+                tokio::time::sleep(RETRY).await;
+            }
+            if let Err(e) = finalize(&api, &name).await {
+                tracing::warn!(namespace = %name, error = %e, "finalizing namespace");
+            }
+        });
+    }
+}
+
+/// Deletes everything in `ns`; true once nothing is left.
+async fn empty(api: &Api, ns: &str) -> Result<bool, ApiError> {
+    let mut left = 0;
+    for r in api.registry.all().iter().filter(|r| r.namespaced) {
+        // events.k8s.io shares core Events' storage; one pass over it is enough.
+        if r.group == "events.k8s.io" {
+            continue;
+        }
+        let target = Target {
+            resource: r.clone(),
+            namespace: Some(ns.to_owned()),
+            name: None,
+            subresource: None,
+        };
+        let list = api.list(&target, &Params::default())?;
+        for item in list["items"].as_array().into_iter().flatten() {
+            left += 1;
+            if object::is_deleting(item) {
+                continue;
+            }
+            let one = Target {
+                name: object::name(item).map(str::to_owned),
+                ..target.clone()
+            };
+            match api.delete(&one, &Params::default(), &json!({})).await {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(left == 0)
+}
+
+/// Removes the `kubernetes` finalizer, which deletes the (already deleting) namespace.
+async fn finalize(api: &Api, ns: &str) -> Result<(), ApiError> {
+    let Some(namespaces) = api.registry.get("", "v1", "namespaces") else {
+        return Ok(());
+    };
+    let target = Target {
+        resource: namespaces,
+        namespace: None,
+        name: Some(ns.to_owned()),
+        subresource: Some("finalize".into()),
+    };
+    match api
+        .update_with(&target, &Params::default(), None, |old| {
+            let mut new = old.clone();
+            if let Some(f) = new["spec"]["finalizers"].as_array_mut() {
+                f.retain(|v| v != FINALIZER);
+            }
+            Ok(new)
+        })
+        .await
+    {
+        Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
