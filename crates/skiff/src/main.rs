@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod controllers;
+mod node;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use skiff_apiserver::serve::Credentials;
@@ -65,6 +68,14 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// What the in-process components (API clients all) need to start.
+pub struct Components {
+    /// The server's data dir; components keep their state in subdirectories of it.
+    pub data_dir: PathBuf,
+    /// An admin kubeconfig for the local API server (components build their clients from it).
+    pub kubeconfig: PathBuf,
 }
 
 /// Names and addresses the serving certificate covers.
@@ -159,6 +170,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         address: client_addr.to_string(),
     });
     let router = skiff_apiserver::router(server);
+    let components = Components {
+        data_dir: data_dir.clone(),
+        kubeconfig: kubeconfig.clone(),
+    };
+    controllers::start(&components).await?;
+    node::start(&components).await?;
     tracing::info!(
         address = %url,
         kubeconfig = %kubeconfig.display(),
