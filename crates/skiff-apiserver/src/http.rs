@@ -202,9 +202,9 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         (method, true, Some(sub)) => {
             subresources::handle(&api, &target, &params, method, sub, &content_type, &body).await
         }
-        _ => Err(ApiError::MethodNotAllowed(format!(
-            "the server does not allow this method on the requested resource"
-        ))),
+        _ => Err(ApiError::MethodNotAllowed(
+            "the server does not allow this method on the requested resource".into(),
+        )),
     }
 }
 
@@ -296,9 +296,7 @@ pub async fn patch(
     if kind == "application/strategic-merge-patch+json"
         && !skiff_apimachinery::strategic::supports_strategic_merge(&r.group, &r.kind)
     {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
-        )));
+        return Err(ApiError::UnsupportedMediaType("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into()));
     }
     api.update_with(t, p, precondition, |old| {
         apply_patch(&r.group, &r.kind, &kind, old, &patch_doc)

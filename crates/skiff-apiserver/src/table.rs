@@ -25,7 +25,7 @@ impl TableOptions {
             .split(',')
             .next()
             .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"));
-        wants_table.then(|| TableOptions {
+        wants_table.then_some(TableOptions {
             include: match include_object {
                 Some("None") => IncludeObject::None,
                 Some("Object") => IncludeObject::Object,

@@ -1,0 +1,373 @@
+//! The REST layer without a socket: requests go straight into the router over a memory store.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use skiff_apiserver::{router, Api, Server};
+use skiff_store::{MemoryStore, Store};
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-token";
+
+async fn app() -> (axum::Router, Arc<MemoryStore>) {
+    let store = MemoryStore::new();
+    let (api, _background) = Api::new(store.clone()).unwrap();
+    api.bootstrap().await.unwrap();
+    let server = Arc::new(Server {
+        api: Arc::new(api),
+        openapi: Default::default(),
+        admin_tokens: vec![TOKEN.into()],
+        address: "127.0.0.1:6443".into(),
+    });
+    (router(server), store)
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    call_with(app, method, uri, body, "application/json").await
+}
+
+async fn call_with(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    accept: &str,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .header("accept", accept)
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
+}
+
+/// Reads a (finite) watch stream into its events.
+async fn watch_events(app: &axum::Router, uri: &str) -> Vec<Value> {
+    let (_, body) = call(app, "GET", uri, None).await;
+    match body {
+        Value::String(s) => s
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        one => vec![one],
+    }
+}
+
+fn cm(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
+}
+
+#[tokio::test]
+async fn requests_without_the_token_are_unauthorized() {
+    let (app, _) = app().await;
+    let req = Request::builder()
+        .uri("/api/v1/namespaces")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let req = Request::builder()
+        .uri("/version")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.oneshot(req).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn discovery_lists_scale_subresources_in_autoscaling_v1() {
+    let (app, _) = app().await;
+    let (code, list) = call(&app, "GET", "/apis/apps/v1", None).await;
+    assert_eq!(code, StatusCode::OK);
+    let scale = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "deployments/scale")
+        .unwrap();
+    assert_eq!(
+        (
+            scale["group"].as_str(),
+            scale["version"].as_str(),
+            scale["kind"].as_str()
+        ),
+        (Some("autoscaling"), Some("v1"), Some("Scale"))
+    );
+    let (_, groups) = call(&app, "GET", "/apis", None).await;
+    assert!(groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["name"] == "apps"));
+}
+
+#[tokio::test]
+async fn create_conflicts_and_not_found_answer_upstream_status_bodies() {
+    let (app, _) = app().await;
+    let (code, created) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    assert!(created["metadata"]["uid"].is_string());
+    assert!(created["metadata"]["resourceVersion"].is_string());
+    let (code, status) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(status["reason"], "AlreadyExists");
+    assert_eq!(status["message"], "configmaps \"a\" already exists");
+    assert_eq!(
+        status["details"],
+        json!({"name": "a", "kind": "configmaps"})
+    );
+    let (code, status) = call(
+        &app,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/zz",
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(status["message"], "configmaps \"zz\" not found");
+    let (code, status) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/nope/configmaps",
+        Some(cm("b")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(status["message"], "namespaces \"nope\" not found");
+
+    let (code, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps/a",
+        Some(created.clone()),
+    )
+    .await;
+    assert_eq!(
+        code,
+        StatusCode::OK,
+        "an identical update is a no-op, not a conflict"
+    );
+    let mut first = created.clone();
+    first["data"]["k"] = json!("first");
+    let (code, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps/a",
+        Some(first),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let mut late = created;
+    late["data"]["k"] = json!("second");
+    let (code, status) = call(
+        &app,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps/a",
+        Some(late),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(status["reason"], "Conflict");
+}
+
+#[tokio::test]
+async fn lists_page_with_continue_tokens() {
+    let (app, _) = app().await;
+    for i in 0..5 {
+        call(
+            &app,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some(cm(&format!("c{i}"))),
+        )
+        .await;
+    }
+    let mut names = Vec::new();
+    let mut uri = "/api/v1/namespaces/default/configmaps?limit=2".to_owned();
+    loop {
+        let (_, page) = call(&app, "GET", &uri, None).await;
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned()),
+        );
+        match page["metadata"]["continue"].as_str() {
+            Some(token) => {
+                uri = format!("/api/v1/namespaces/default/configmaps?limit=2&continue={token}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(names, vec!["c0", "c1", "c2", "c3", "c4"]);
+}
+
+#[tokio::test]
+async fn watch_replays_from_a_revision_and_compacted_ones_get_410() {
+    let (app, store) = app().await;
+    let (_, a) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a")),
+    )
+    .await;
+    let rv: i64 = a["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    call(
+        &app,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/a",
+        None,
+    )
+    .await;
+    let events = watch_events(&app, &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1")).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "DELETED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "a");
+    store.compact(store.current_revision()).await.unwrap();
+    let events = watch_events(&app, &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1")).await;
+    assert_eq!(events[0]["type"], "ERROR");
+    assert_eq!(events[0]["object"]["code"], 410);
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+}
+
+#[tokio::test]
+async fn streaming_lists_end_initial_events_with_an_annotated_bookmark() {
+    let (app, _) = app().await;
+    call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a")),
+    )
+    .await;
+    let events = watch_events(
+        &app,
+        "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+    )
+    .await;
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    assert_eq!(
+        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    let (code, _) = call(
+        &app,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true",
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn tables_carry_upstream_columns_and_partial_metadata() {
+    let (app, _) = app().await;
+    call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a")),
+    )
+    .await;
+    let (_, table) = call_with(
+        &app,
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        None,
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+    )
+    .await;
+    assert_eq!(table["kind"], "Table");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, vec!["Name", "Data", "Age"]);
+    assert_eq!(table["rows"][0]["cells"][0], "a");
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert!(table["metadata"]["resourceVersion"].is_string());
+}
+
+#[tokio::test]
+async fn scale_subresource_reads_and_writes_replicas() {
+    let (app, _) = app().await;
+    let deploy = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
+                 "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}
+    });
+    call(
+        &app,
+        "POST",
+        "/apis/apps/v1/namespaces/default/deployments",
+        Some(deploy),
+    )
+    .await;
+    let (_, scale) = call(
+        &app,
+        "GET",
+        "/apis/apps/v1/namespaces/default/deployments/d/scale",
+        None,
+    )
+    .await;
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["selector"], "app=d");
+    let req = Request::builder()
+        .method("PATCH")
+        .uri("/apis/apps/v1/namespaces/default/deployments/d/scale")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/merge-patch+json")
+        .body(Body::from(r#"{"spec":{"replicas":5}}"#))
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (_, d) = call(
+        &app,
+        "GET",
+        "/apis/apps/v1/namespaces/default/deployments/d",
+        None,
+    )
+    .await;
+    assert_eq!(d["spec"]["replicas"], 5);
+    assert_eq!(d["metadata"]["generation"], 2);
+}
