@@ -50,131 +50,17 @@ pub enum SelectorError {
     UnsupportedField(String),
 }
 
-/// Validation of label keys and values, shared by both selector kinds' error messages.
+/// Validation of label keys and values, shared by both selector kinds' error messages; the
+/// rules themselves are `validation::names`, so selectors and objects agree.
 pub(crate) mod validate {
-    const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', \
-        and must start and end with an alphanumeric character";
-    const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-    const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of \
-        alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric \
-        character";
-    const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
-    const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower \
-        case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric \
-        character";
-    const DNS1123_SUBDOMAIN_FMT: &str =
-        "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
-
-    /// Upstream's `RegexError`: the message, the examples, then the regex.
-    fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
-        let mut out = format!("{msg} (e.g. ");
-        for (i, ex) in examples.iter().enumerate() {
-            if i > 0 {
-                out.push_str(" or ");
-            }
-            out.push_str(&format!("'{ex}', "));
-        }
-        out.push_str(&format!("regex used for validation is '{fmt}')"));
-        out
-    }
-
-    fn max_len_error(n: usize) -> String {
-        format!("must be no more than {n} characters")
-    }
-
-    /// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
-    fn is_qualified_name_part(s: &str) -> bool {
-        let b = s.as_bytes();
-        let (Some(first), Some(last)) = (b.first(), b.last()) else {
-            return false;
-        };
-        first.is_ascii_alphanumeric()
-            && last.is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-    }
-
-    /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`
-    fn is_dns1123_subdomain_syntax(s: &str) -> bool {
-        s.split('.').all(|label| {
-            let b = label.as_bytes();
-            let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-            match (b.first(), b.last()) {
-                (Some(f), Some(l)) => {
-                    alnum(f) && alnum(l) && b.iter().all(|c| alnum(c) || *c == b'-')
-                }
-                _ => false,
-            }
-        })
-    }
-
-    /// Upstream's `IsQualifiedName` (label keys): an optional DNS subdomain prefix and `/`,
-    /// then a name of at most 63 characters.
+    /// Upstream's `IsQualifiedName` as applied to label keys.
     pub(crate) fn label_key_errors(key: &str) -> Vec<String> {
-        let mut errs = Vec::new();
-        let parts: Vec<&str> = key.split('/').collect();
-        let name = match parts.as_slice() {
-            [name] => *name,
-            [prefix, name] => {
-                if prefix.is_empty() {
-                    errs.push("prefix part must be non-empty".to_string());
-                } else {
-                    if prefix.len() > 253 {
-                        errs.push(format!("prefix part {}", max_len_error(253)));
-                    }
-                    if !is_dns1123_subdomain_syntax(prefix) {
-                        errs.push(format!(
-                            "prefix part {}",
-                            regex_error(
-                                DNS1123_SUBDOMAIN_ERR,
-                                DNS1123_SUBDOMAIN_FMT,
-                                &["example.com"]
-                            )
-                        ));
-                    }
-                }
-                *name
-            }
-            _ => {
-                errs.push(format!(
-                    "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                    regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
-                ));
-                return errs;
-            }
-        };
-        if name.is_empty() {
-            errs.push("name part must be non-empty".to_string());
-        } else if name.len() > 63 {
-            errs.push(format!("name part {}", max_len_error(63)));
-        }
-        if !is_qualified_name_part(name) {
-            errs.push(format!(
-                "name part {}",
-                regex_error(
-                    QUALIFIED_NAME_ERR,
-                    QUALIFIED_NAME_FMT,
-                    &["MyName", "my.name", "123-abc"]
-                )
-            ));
-        }
-        errs
+        crate::validation::names::is_qualified_name(key)
     }
 
-    /// Upstream's `IsValidLabelValue`: empty, or a qualified-name part of at most 63 characters.
+    /// Upstream's `IsValidLabelValue`.
     pub(crate) fn label_value_errors(value: &str) -> Vec<String> {
-        let mut errs = Vec::new();
-        if value.len() > 63 {
-            errs.push(max_len_error(63));
-        }
-        if !value.is_empty() && !is_qualified_name_part(value) {
-            errs.push(regex_error(
-                LABEL_VALUE_ERR,
-                LABEL_VALUE_FMT,
-                &["MyValue", "my_value", "12345"],
-            ));
-        }
-        errs
+        crate::validation::names::is_valid_label_value(value)
     }
 
     /// Upstream's `field.Invalid(path, value, detail).Error()` for a string value.
