@@ -153,3 +153,84 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         "resources": list,
     }))
 }
+
+/// The response content type of aggregated discovery (apidiscovery.k8s.io/v2).
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an `Accept` header asks for aggregated discovery before the legacy form.
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2"))
+}
+
+fn aggregated_resource(r: &ResourceInfo) -> Value {
+    let kind = |group: &str, version: &str, kind: &str| json!({"group": group, "version": version, "kind": kind});
+    let mut subresources = Vec::new();
+    if r.status_subresource {
+        subresources.push(json!({"subresource": "status", "responseKind": kind(&r.group, &r.version, &r.kind), "verbs": ["get", "patch", "update"]}));
+    }
+    if r.scale_subresource {
+        subresources.push(json!({"subresource": "scale", "responseKind": kind("autoscaling", "v1", "Scale"), "verbs": ["get", "patch", "update"]}));
+    }
+    if (r.group.as_str(), r.kind.as_str()) == ("", "Pod") {
+        subresources.push(
+            json!({"subresource": "log", "responseKind": kind("", "", "Pod"), "verbs": ["get"]}),
+        );
+        subresources.push(json!({"subresource": "binding", "responseKind": kind("", "", "Binding"), "verbs": ["create"]}));
+    }
+    let mut entry = json!({
+        "resource": r.plural,
+        "responseKind": kind("", "", &r.kind),
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": VERBS,
+    });
+    if !r.short_names.is_empty() {
+        entry["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        entry["categories"] = json!(r.categories);
+    }
+    if !subresources.is_empty() {
+        entry["subresources"] = json!(subresources);
+    }
+    entry
+}
+
+/// `/api` (core only) or `/apis` (named groups) in the aggregated form: every group,
+/// version and resource in one response, so clients skip one request per group-version.
+pub fn aggregated(registry: &Registry, core: bool) -> Value {
+    let mut items: Vec<Value> = Vec::new();
+    for (group, version, resources) in registry.group_versions() {
+        if group.is_empty() != core {
+            continue;
+        }
+        let entry = json!({
+            "version": version,
+            "resources": resources.iter().map(|r| aggregated_resource(r)).collect::<Vec<_>>(),
+            "freshness": "Current",
+        });
+        match items
+            .iter_mut()
+            .find(|i| i["metadata"]["name"] == group.as_str())
+        {
+            Some(item) => item["versions"]
+                .as_array_mut()
+                .expect("versions is an array")
+                .push(entry),
+            None => items.push(json!({
+                "metadata": {"name": group, "creationTimestamp": null},
+                "versions": [entry],
+            })),
+        }
+    }
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}

@@ -86,6 +86,16 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         ));
     }
     if parts.method == Method::GET {
+        if matches!(path.as_str(), "/api" | "/apis") && discovery::wants_aggregated(&accept) {
+            let body = discovery::aggregated(&server.api.registry, path == "/api");
+            let bytes = serde_json::to_vec(&body).expect("Value serializes");
+            return Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, discovery::AGGREGATED_CONTENT_TYPE)],
+                bytes,
+            )
+                .into_response());
+        }
         if let Some(resp) = non_resource(&server, &path) {
             return resp;
         }

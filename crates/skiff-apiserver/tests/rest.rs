@@ -371,3 +371,45 @@ async fn scale_subresource_reads_and_writes_replicas() {
     assert_eq!(d["spec"]["replicas"], 5);
     assert_eq!(d["metadata"]["generation"], 2);
 }
+
+#[tokio::test]
+async fn aggregated_discovery_answers_when_asked_first() {
+    let (app, _) = app().await;
+    let req = Request::builder()
+        .uri("/apis")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header(
+            "accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    let body: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let apps = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["metadata"]["name"] == "apps")
+        .unwrap();
+    let deploy = apps["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "deployments")
+        .unwrap();
+    assert_eq!(deploy["scope"], "Namespaced");
+    assert!(deploy["subresources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["subresource"] == "scale" && s["responseKind"]["group"] == "autoscaling"));
+    // Plain JSON still gets the legacy form.
+    let (_, legacy) = call(&app, "GET", "/apis", None).await;
+    assert_eq!(legacy["kind"], "APIGroupList");
+}
