@@ -10,6 +10,7 @@ mod apply;
 mod convert;
 pub mod discovery;
 pub mod error;
+mod events_ttl;
 pub mod handler;
 pub mod http;
 mod namespace;
@@ -65,7 +66,7 @@ impl Api {
         ))
     }
 
-    /// Runs the API's own background work (namespace termination) until the API is
+    /// Runs the API's own background work (namespace termination, event expiry) until the API is
     /// dropped, first resuming namespaces a previous run left terminating.
     pub async fn run_background(self: Arc<Self>, background: Background) {
         if let Some(namespaces) = self.registry.get("", "v1", "namespaces") {
@@ -80,6 +81,7 @@ impl Api {
                 }
             }
         }
+        tokio::spawn(events_ttl::run(self.clone()));
         namespace::run(self, background.queue).await;
     }
 
