@@ -1,0 +1,36 @@
+//! skiff controllers: the ReplicaSet, Deployment and garbage-collector reconcile loops.
+//!
+//! Each controller watches the kinds it cares about, computes changes with a pure `plan`
+//! function and applies them through the API (see DESIGN.md, "Reconcile loops").
+
+pub mod deployment;
+pub mod events;
+pub mod gc;
+pub mod meta;
+pub mod replicaset;
+
+use std::time::Duration;
+
+/// Why a reconcile failed; transient errors are requeued with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the API server failed.
+    #[error("API call failed: {0}")]
+    Api(#[from] kube::Error),
+    /// An object could not be encoded for a request.
+    #[error("encoding failed: {0}")]
+    Json(#[from] serde_json::Error),
+    /// An object lacks a field the controller needs (name, namespace, uid).
+    #[error("object lacks {0}")]
+    Missing(&'static str),
+}
+
+/// Backoff after a failed reconcile (the Controller also rate-limits per key).
+pub(crate) const ERROR_REQUEUE: Duration = Duration::from_secs(2);
+
+/// Starts every controller on `client`; each runs until the process exits.
+pub fn spawn_all(client: kube::Client) {
+    tokio::spawn(replicaset::run(client.clone()));
+    tokio::spawn(deployment::run(client.clone()));
+    tokio::spawn(gc::run(client));
+}

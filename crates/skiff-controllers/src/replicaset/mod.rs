@@ -1,0 +1,308 @@
+//! The ReplicaSet controller: keeps `replicas` pods matching the selector.
+
+pub mod plan;
+#[cfg(test)]
+mod tests;
+
+use crate::events::{reference, Recorder};
+use crate::meta::{is_controlled_by, key, new_controller_ref};
+use crate::{Error, ERROR_REQUEUE};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use plan::{Action, Counts};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the controller waits for its own creates/deletes to show up in the cache
+/// before trusting the cache again (upstream's expectations timeout is 5 minutes; ours is
+/// short because a lost watch event here only costs one extra reconcile).
+const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
+
+/// Pods this controller created or deleted and has not yet seen in its cache, per ReplicaSet
+/// uid: without them a stale cache would make it create the same pods twice.
+#[derive(Default)]
+struct Expectations {
+    creates: HashSet<String>,
+    deletes: HashSet<String>,
+    since: Option<Instant>,
+}
+
+/// What reconcile needs besides the ReplicaSet.
+struct Ctx {
+    client: kube::Client,
+    pods: Store<Pod>,
+    recorder: Recorder,
+    expectations: Mutex<HashMap<String, Expectations>>,
+}
+
+/// Runs the controller until the process exits.
+pub async fn run(client: kube::Client) {
+    let (pods, writer) = reflector::store();
+    let pod_events = reflector(
+        writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff(),
+    )
+    .touched_objects();
+    let controller = Controller::new(
+        Api::<ReplicaSet>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let replicasets = controller.store();
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), "replicaset-controller"),
+        client,
+        pods,
+        expectations: Mutex::new(HashMap::new()),
+    });
+    controller
+        .watches_stream(pod_events, move |pod: Pod| owners_of(&replicasets, &pod))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "replicaset reconcile failed");
+            }
+        })
+        .await;
+}
+
+/// The ReplicaSets a pod event concerns: its controller, and any that could adopt it.
+fn owners_of(replicasets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let labels = crate::meta::labels(&pod.metadata);
+    replicasets
+        .state()
+        .iter()
+        .filter(|rs| rs.metadata.namespace.as_deref() == Some(&ns))
+        .filter(|rs| {
+            let uid = rs.metadata.uid.as_deref().unwrap_or_default();
+            is_controlled_by(&pod.metadata, uid)
+                || rs
+                    .spec
+                    .as_ref()
+                    .is_some_and(|s| crate::meta::selector_matches(&s.selector, &labels))
+        })
+        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+        .collect()
+}
+
+fn error_policy(_rs: Arc<ReplicaSet>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
+    tracing::warn!(%error, "replicaset reconcile failed; retrying");
+    Requeue::requeue(ERROR_REQUEUE)
+}
+
+/// Whether the cache shows every create and delete made for `uid`; clears them once it does.
+fn expectations_met(ctx: &Ctx, uid: &str, pods: &[&Pod]) -> bool {
+    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(exp) = all.get(uid) else {
+        return true;
+    };
+    let seen: HashSet<&str> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect();
+    let met = exp.creates.iter().all(|n| seen.contains(n.as_str()))
+        && exp.deletes.iter().all(|n| !seen.contains(n.as_str()));
+    let expired = exp.since.is_some_and(|t| t.elapsed() > EXPECTATIONS_TTL);
+    if met || expired {
+        all.remove(uid);
+        return true;
+    }
+    false
+}
+
+#[tracing::instrument(skip_all, fields(key = %key(&rs.metadata)))]
+async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    let ns = rs
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::Missing("namespace"))?;
+    let uid = rs.metadata.uid.clone().ok_or(Error::Missing("uid"))?;
+    let all = ctx.pods.state();
+    let pods: Vec<&Pod> = all
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
+        .collect();
+    if !expectations_met(&ctx, &uid, &pods) {
+        return Ok(Requeue::requeue(Duration::from_millis(500)));
+    }
+    let plan = plan::plan(&rs, &pods, Timestamp::now());
+    if !plan.actions.is_empty() {
+        tracing::debug!(actions = ?plan.actions, "replicaset plan");
+    }
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for action in plan.actions {
+        apply(&rs, &uid, &api, &ctx, action).await?;
+    }
+    Ok(match plan.requeue_after {
+        Some(after) => Requeue::requeue(after),
+        None => Requeue::await_change(),
+    })
+}
+
+fn remember(ctx: &Ctx, uid: &str, create: Option<String>, delete: Option<String>) {
+    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
+    let exp = all.entry(uid.to_string()).or_default();
+    exp.since = Some(Instant::now());
+    exp.creates.extend(create);
+    exp.deletes.extend(delete);
+}
+
+async fn apply(
+    rs: &ReplicaSet,
+    uid: &str,
+    api: &Api<Pod>,
+    ctx: &Ctx,
+    action: Action,
+) -> Result<(), Error> {
+    let me = reference("apps/v1", "ReplicaSet", &rs.metadata);
+    match action {
+        Action::Create { batches } => {
+            let pod = pod_from_template(rs)?;
+            let pp = PostParams::default();
+            for batch in batches {
+                let results =
+                    futures::future::join_all((0..batch).map(|_| api.create(&pp, &pod))).await;
+                let mut failed = None;
+                for result in results {
+                    match result {
+                        Ok(created) => {
+                            let name = created.metadata.name.unwrap_or_default();
+                            remember(ctx, uid, Some(name.clone()), None);
+                            let msg = format!("Created pod: {name}");
+                            ctx.recorder
+                                .publish(&me, "Normal", "SuccessfulCreate", &msg)
+                                .await;
+                        }
+                        Err(error) => {
+                            let msg = format!("Error creating: {error}");
+                            ctx.recorder
+                                .publish(&me, "Warning", "FailedCreate", &msg)
+                                .await;
+                            failed = Some(error);
+                        }
+                    }
+                }
+                if let Some(error) = failed {
+                    return Err(error.into());
+                }
+            }
+        }
+        Action::Delete { pod } => match api.delete(&pod, &DeleteParams::default()).await {
+            Ok(_) => {
+                remember(ctx, uid, None, Some(pod.clone()));
+                let msg = format!("Deleted pod: {pod}");
+                ctx.recorder
+                    .publish(&me, "Normal", "SuccessfulDelete", &msg)
+                    .await;
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(error) => return Err(error.into()),
+        },
+        Action::Adopt { pod } => {
+            let owner = new_controller_ref("apps/v1", "ReplicaSet", &rs.metadata)
+                .ok_or(Error::Missing("name"))?;
+            let current = match ctx.pods.state().iter().find(|p| {
+                p.metadata.name.as_deref() == Some(&pod)
+                    && p.metadata.namespace == rs.metadata.namespace
+            }) {
+                Some(p) => p.metadata.owner_references.clone().unwrap_or_default(),
+                None => return Ok(()),
+            };
+            let mut refs = current;
+            refs.push(owner);
+            patch_owners(api, &pod, &refs).await?;
+        }
+        Action::Release { pod } => {
+            let refs: Vec<_> = ctx
+                .pods
+                .state()
+                .iter()
+                .find(|p| {
+                    p.metadata.name.as_deref() == Some(&pod)
+                        && p.metadata.namespace == rs.metadata.namespace
+                })
+                .and_then(|p| p.metadata.owner_references.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.uid != uid)
+                .collect();
+            patch_owners(api, &pod, &refs).await?;
+        }
+        Action::Status(counts) => write_status(ctx, rs, &counts).await?,
+    }
+    Ok(())
+}
+
+async fn patch_owners(
+    api: &Api<Pod>,
+    pod: &str,
+    refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+) -> Result<(), Error> {
+    let patch = json!({ "metadata": { "ownerReferences": refs } });
+    match api
+        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn write_status(ctx: &Ctx, rs: &ReplicaSet, c: &Counts) -> Result<(), Error> {
+    let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
+    let name = rs.metadata.name.as_deref().ok_or(Error::Missing("name"))?;
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = json!({ "status": {
+        "replicas": c.replicas,
+        "fullyLabeledReplicas": c.fully_labeled_replicas,
+        "readyReplicas": c.ready_replicas,
+        "availableReplicas": c.available_replicas,
+        "observedGeneration": c.observed_generation,
+    }});
+    match api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The pod a ReplicaSet creates: its template, a generated name and a controller reference.
+pub fn pod_from_template(rs: &ReplicaSet) -> Result<Pod, Error> {
+    let template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .ok_or(Error::Missing("spec.template"))?;
+    let name = rs.metadata.name.as_deref().ok_or(Error::Missing("name"))?;
+    let tmeta = template.metadata.unwrap_or_default();
+    Ok(Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}-")),
+            namespace: rs.metadata.namespace.clone(),
+            labels: tmeta.labels,
+            annotations: tmeta.annotations,
+            finalizers: tmeta.finalizers,
+            owner_references: new_controller_ref("apps/v1", "ReplicaSet", &rs.metadata)
+                .map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec,
+        status: None,
+    })
+}

@@ -1,0 +1,433 @@
+//! skiff scheduler: binds pending pods to nodes that fit, through `pods/binding`.
+//!
+//! The decisions are the pure functions of [`fit`]; this module keeps the caches, assumes
+//! pods onto nodes as soon as it decides (so a burst of pods does not wait for the watch to
+//! show each binding), and writes bindings, events and the PodScheduled condition.
+
+pub mod fit;
+#[cfg(test)]
+mod tests;
+
+use fit::NodeInfo;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, reflector, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The scheduler name pods ask for by default.
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+/// Bindings in flight at once.
+const BIND_CONCURRENCY: usize = 32;
+/// How often unschedulable pods are retried even when nothing seems to change.
+const RETRY_UNSCHEDULABLE: Duration = Duration::from_secs(10);
+
+/// Why a binding or a status write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the API server failed.
+    #[error("API call failed: {0}")]
+    Api(#[from] kube::Error),
+    /// A request body could not be encoded.
+    #[error("encoding failed: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Pods decided but not yet seen bound in the cache: (node, pod) per pod uid.
+type Assumed = Arc<Mutex<HashMap<String, (String, Pod)>>>;
+
+fn cached<K>(client: &kube::Client) -> (Store<K>, impl Stream<Item = ()> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let api = Api::<K>::all(client.clone());
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .map(|_| ());
+    (store, stream)
+}
+
+fn is_pending(pod: &Pod) -> bool {
+    let spec = pod.spec.as_ref();
+    let unbound = spec
+        .and_then(|s| s.node_name.as_deref())
+        .is_none_or(str::is_empty);
+    let ours = spec
+        .and_then(|s| s.scheduler_name.as_deref())
+        .is_none_or(|n| n == SCHEDULER_NAME);
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    unbound
+        && ours
+        && pod.metadata.deletion_timestamp.is_none()
+        && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// Node infos from the node cache, the bound pods and the assumed ones.
+fn node_infos(nodes: &Store<Node>, pods: &[Arc<Pod>], assumed: &Assumed) -> Vec<NodeInfo> {
+    let mut infos: Vec<NodeInfo> = nodes.state().iter().map(|n| NodeInfo::of(n)).collect();
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    let index: HashMap<String, usize> = infos
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect();
+    let mut assumed = assumed.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bound_uids = std::collections::HashSet::new();
+    let known: std::collections::HashSet<&str> = pods
+        .iter()
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .collect();
+    for pod in pods {
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .unwrap_or_default();
+        let finished = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        if node.is_empty() || finished {
+            continue;
+        }
+        if let Some(uid) = pod.metadata.uid.as_deref() {
+            bound_uids.insert(uid.to_string());
+        }
+        if let Some(&i) = index.get(node) {
+            infos[i].add(pod);
+        }
+    }
+    // Forget assumptions the cache has caught up with, and pods that are gone.
+    assumed.retain(|uid, _| !bound_uids.contains(uid) && known.contains(uid.as_str()));
+    for (node, pod) in assumed.values() {
+        if let Some(&i) = index.get(node) {
+            infos[i].add(pod);
+        }
+    }
+    infos
+}
+
+/// Runs the scheduler until the process exits.
+pub async fn run(client: kube::Client) {
+    let (nodes, node_changes) = cached::<Node>(&client);
+    let (pods, pod_changes) = cached::<Pod>(&client);
+    let assumed: Assumed = Arc::default();
+    // Unschedulable pods: uid -> (message, when last tried); retried when nodes change.
+    let mut failed: HashMap<String, (String, Instant)> = HashMap::new();
+    let node_changes = node_changes.map(|_| true);
+    let pod_changes = pod_changes.map(|_| false);
+    let mut changes = futures::stream::select(node_changes, pod_changes).boxed();
+    let (bind_tx, bind_rx) = tokio::sync::mpsc::channel::<(Pod, String)>(4096);
+    tokio::spawn(binder(client.clone(), bind_rx, assumed.clone()));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let mut nodes_changed = tokio::select! {
+            change = changes.next() => match change { Some(n) => n, None => return },
+            _ = tick.tick() => false,
+        };
+        // Drain whatever else is ready so a burst is handled in one pass.
+        while let Some(Some(n)) = changes.now_or_never_ready() {
+            nodes_changed |= n;
+        }
+        if nodes_changed {
+            failed.clear();
+        }
+        let all = pods.state();
+        let mut infos = node_infos(&nodes, &all, &assumed);
+        let mut pending: Vec<&Arc<Pod>> = all.iter().filter(|p| is_pending(p)).collect();
+        pending.sort_by_key(|p| {
+            let priority = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+            (
+                std::cmp::Reverse(priority),
+                p.metadata.creation_timestamp.clone(),
+            )
+        });
+        for pod in pending {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            if assumed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&uid)
+            {
+                continue;
+            }
+            if failed
+                .get(&uid)
+                .is_some_and(|(_, at)| at.elapsed() < RETRY_UNSCHEDULABLE)
+            {
+                continue;
+            }
+            let decision = {
+                let _span = tracing::debug_span!("schedule", key = %key(&pod.metadata)).entered();
+                let decision = fit::place(pod, &infos).map(|n| n.name.clone());
+                tracing::debug!(?decision, "scheduling decision");
+                decision
+            };
+            match decision {
+                Ok(name) => {
+                    if let Some(info) = infos.iter_mut().find(|n| n.name == name) {
+                        info.add(pod);
+                    }
+                    failed.remove(&uid);
+                    assumed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(uid, (name.clone(), pod.as_ref().clone()));
+                    if bind_tx.send((pod.as_ref().clone(), name)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(reasons) => {
+                    let message = fit::unschedulable_message(infos.len(), &reasons);
+                    let repeat = failed.get(&uid).is_some_and(|(m, _)| *m == message);
+                    failed.insert(uid, (message.clone(), Instant::now()));
+                    if !repeat {
+                        let client = client.clone();
+                        let pod = pod.as_ref().clone();
+                        tokio::spawn(async move {
+                            if let Err(error) = report_unschedulable(&client, &pod, &message).await
+                            {
+                                tracing::warn!(%error, "could not report unschedulable pod");
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Polls a stream once without waiting.
+trait NowOrNever: Stream + Unpin {
+    fn now_or_never_ready(&mut self) -> Option<Option<Self::Item>> {
+        futures::FutureExt::now_or_never(self.next())
+    }
+}
+impl<S: Stream + Unpin> NowOrNever for S {}
+
+/// Writes bindings with bounded concurrency; a failed binding un-assumes the pod so the
+/// next pass tries again.
+async fn binder(
+    client: kube::Client,
+    rx: tokio::sync::mpsc::Receiver<(Pod, String)>,
+    assumed: Assumed,
+) {
+    tokio_stream_from(rx)
+        .for_each_concurrent(BIND_CONCURRENCY, |(pod, node)| {
+            let client = client.clone();
+            let assumed = assumed.clone();
+            async move {
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                match bind(&client, &pod, &node).await {
+                    Ok(()) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, pod = %key(&pod.metadata), %node, "binding failed");
+                        assumed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&uid);
+                    }
+                }
+            }
+        })
+        .await;
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn key(meta: &ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: pod.metadata.name.clone(),
+        namespace: pod.metadata.namespace.clone(),
+        uid: pod.metadata.uid.clone(),
+        resource_version: pod.metadata.resource_version.clone(),
+        ..ObjectReference::default()
+    }
+}
+
+/// Posts a core v1 event about `pod` from the scheduler.
+async fn event(
+    client: &kube::Client,
+    pod: &Pod,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) -> Result<(), Error> {
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let now = Timestamp::now();
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}.{:x}",
+                pod.metadata.name.as_deref().unwrap_or("pod"),
+                now.as_nanosecond()
+            )),
+            namespace: Some(ns.clone()),
+            ..ObjectMeta::default()
+        },
+        involved_object: reference(pod),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        type_: Some(type_.into()),
+        source: Some(EventSource {
+            component: Some(SCHEDULER_NAME.into()),
+            host: None,
+        }),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        event_time: Some(MicroTime(now)),
+        count: Some(1),
+        reporting_component: Some(SCHEDULER_NAME.into()),
+        reporting_instance: Some(format!("{SCHEDULER_NAME}-skiff")),
+        action: Some(
+            if reason == "Scheduled" {
+                "Binding"
+            } else {
+                "Scheduling"
+            }
+            .into(),
+        ),
+        ..Event::default()
+    };
+    Api::<Event>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &event)
+        .await?;
+    Ok(())
+}
+
+/// Binds `pod` to `node` through the binding subresource and records the Scheduled event.
+pub async fn bind(client: &kube::Client, pod: &Pod, node: &str) -> Result<(), Error> {
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let binding = json!({
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": { "name": name, "uid": pod.metadata.uid },
+        "target": { "apiVersion": "v1", "kind": "Node", "name": node },
+    });
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let result: Result<serde_json::Value, kube::Error> = api
+        .create_subresource("binding", &name, &PostParams::default(), &binding)
+        .await;
+    let bound = match result {
+        Ok(_) => pod.clone(),
+        Err(kube::Error::Api(e))
+            if e.code == 422 && e.message.contains("may not change fields") =>
+        {
+            rebind_by_recreating(&api, pod, node).await?
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let message = format!("Successfully assigned {ns}/{name} to {node}");
+    event(client, &bound, "Normal", "Scheduled", &message).await
+}
+
+/// WORKAROUND (apiserver bug, see docs/decisions/0005-controllers-and-scheduler.md): the API
+/// server runs pod-update validation on `pods/binding`, which rejects the nodeName change
+/// with 422. Until that is fixed, an unscheduled pod is replaced by an identical one with
+/// `spec.nodeName` set (an unscheduled pod is deleted at once, so the name is free). The
+/// copy has a new uid; owners find it again through its unchanged ownerReferences.
+async fn rebind_by_recreating(api: &Api<Pod>, pod: &Pod, node: &str) -> Result<Pod, Error> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut dp = kube::api::DeleteParams::default().grace_period(0);
+    dp.preconditions = Some(kube::api::Preconditions {
+        uid: pod.metadata.uid.clone(),
+        resource_version: None,
+    });
+    api.delete(&name, &dp).await?;
+    let mut copy = pod.clone();
+    let meta = &mut copy.metadata;
+    meta.uid = None;
+    meta.resource_version = None;
+    meta.creation_timestamp = None;
+    meta.deletion_timestamp = None;
+    meta.deletion_grace_period_seconds = None;
+    meta.managed_fields = None;
+    meta.generation = None;
+    copy.status = None;
+    if let Some(spec) = copy.spec.as_mut() {
+        spec.node_name = Some(node.to_string());
+    }
+    Ok(api.create(&PostParams::default(), &copy).await?)
+}
+
+/// Records FailedScheduling and sets PodScheduled=False (reason Unschedulable).
+async fn report_unschedulable(
+    client: &kube::Client,
+    pod: &Pod,
+    message: &str,
+) -> Result<(), Error> {
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut conditions: Vec<serde_json::Value> = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.type_ != "PodScheduled")
+        .map(|c| serde_json::to_value(c).unwrap_or_default())
+        .collect();
+    let now =
+        Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::now()));
+    conditions.push(json!({
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+        "lastTransitionTime": now,
+        "lastProbeTime": null,
+    }));
+    let patch = json!({ "status": { "conditions": conditions } });
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    match api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(error) => return Err(error.into()),
+    }
+    event(client, pod, "Warning", "FailedScheduling", message).await
+}
