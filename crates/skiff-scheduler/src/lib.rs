@@ -359,7 +359,7 @@ pub async fn bind(client: &kube::Client, pod: &Pod, node: &str) -> Result<(), Er
     event(client, &bound, "Normal", "Scheduled", &message).await
 }
 
-/// WORKAROUND (apiserver bug, see docs/decisions/0005-controllers-and-scheduler.md): the API
+/// WORKAROUND (apiserver bug, see docs/decisions/0007-controllers-on-kube-runtime.md): the API
 /// server runs pod-update validation on `pods/binding`, which rejects the nodeName change
 /// with 422. Until that is fixed, an unscheduled pod is replaced by an identical one with
 /// `spec.nodeName` set (an unscheduled pod is deleted at once, so the name is free). The
