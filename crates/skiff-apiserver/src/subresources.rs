@@ -89,23 +89,7 @@ pub async fn handle(
                 .into_response())
         }
         ("log", Method::GET) if r.kind == "Pod" && r.group.is_empty() => {
-            let pod = api.get(&Target {
-                subresource: None,
-                ..t.clone()
-            })?;
-            let container = p
-                .get("container")
-                .map(str::to_owned)
-                .or_else(|| {
-                    pod["spec"]["containers"][0]["name"]
-                        .as_str()
-                        .map(str::to_owned)
-                })
-                .unwrap_or_default();
-            Err(ApiError::BadRequest(format!(
-                "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
-                t.name()?
-            )))
+            crate::podlogs::pod_log(api, t, p).await
         }
         ("finalize", Method::PUT) if r.kind == "Namespace" => {
             let new = parse_body(content_type, body)?;

@@ -54,6 +54,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod image;
 pub mod logs;
 pub mod network;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod controllers;
+mod image;
 mod node;
 
 use anyhow::Context;
@@ -29,6 +30,11 @@ enum Command {
     /// Run everything in one process: store, API server (and, as they land, controllers,
     /// scheduler and node agent).
     Server(ServerArgs),
+    /// Manage the node's local images (`load`, `ls`, `rm`).
+    Image(image::ImageArgs),
+    /// The per-container shim (started by the node agent, not by users).
+    #[command(hide = true)]
+    InternalShim { args: Vec<std::ffi::OsString> },
 }
 
 #[derive(clap::Args)]
@@ -43,6 +49,9 @@ struct ServerArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::InternalShim { args } = cli.command {
+        return std::process::ExitCode::from(skiff_node::runtime::shim::main(args) as u8);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -59,6 +68,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => server(args).await,
+            Command::Image(args) => image::run(args),
+            Command::InternalShim { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

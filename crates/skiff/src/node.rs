@@ -1,8 +1,64 @@
-//! Wiring of the node agent into `skiff server` (not yet).
+//! Wiring of the node agent into `skiff server`: runs this host as a node when it can
+//! (root and runc present), and says why not otherwise.
 
 use crate::Components;
+/// Why this host cannot run pods, if it cannot.
+fn unusable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root (containers need mounts, namespaces, cgroups)".into());
+    }
+    let runc = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("runc").is_file()))
+        .unwrap_or(false);
+    if !runc {
+        return Some("runc not found in PATH (apt-get install runc)".into());
+    }
+    None
+}
 
-/// Starts the node agent for this host as an API client of the local server.
-pub async fn start(_components: &Components) -> anyhow::Result<()> {
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Starts the node agent for this host as an API client of the local server, in the
+/// background (`node is Ready` is logged once it registered).
+pub async fn start(components: &Components) -> anyhow::Result<()> {
+    if std::env::var("SKIFF_NODE").is_ok_and(|v| v == "off" || v == "0") {
+        tracing::info!("node agent disabled by SKIFF_NODE; running without a node");
+        return Ok(());
+    }
+    if let Some(why) = unusable() {
+        tracing::warn!("running without a node: {why}");
+        return Ok(());
+    }
+    let env = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_string());
+    let exe = std::env::current_exe()?;
+    let data_dir = std::path::absolute(&components.data_dir)?;
+    let cfg = skiff_node::agent::AgentConfig {
+        kubeconfig: components.kubeconfig.clone(),
+        data_dir,
+        node_name: env("SKIFF_NODE_NAME", &host_name()),
+        pod_cidr: env("SKIFF_POD_CIDR", "10.244.0.0/24"),
+        bridge: env("SKIFF_BRIDGE", "skiff0"),
+        kubelet_port: env("SKIFF_KUBELET_PORT", "10250").parse()?,
+        shim: vec![exe.into(), "internal-shim".into()],
+        cgroup_parent: env("SKIFF_CGROUP_PARENT", "skiff"),
+    };
+    // The API serves only once start-up returns, so the agent registers in the background.
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        match skiff_node::agent::start(cfg).await {
+            Ok(()) => tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "node is Ready"
+            ),
+            Err(e) => tracing::warn!("running without a node: {e}"),
+        }
+    });
     Ok(())
 }

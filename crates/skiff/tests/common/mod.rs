@@ -32,6 +32,9 @@ impl Cluster {
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path())
             .env("RUST_LOG", "info")
+            // These tests run without a node agent (pods stay unbound or bound to fake
+            // nodes); tests/pods.rs runs real nodes in network namespaces of their own.
+            .env("SKIFF_NODE", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

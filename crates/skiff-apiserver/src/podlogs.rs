@@ -1,0 +1,128 @@
+//! `pods/{name}/log`: proxied to the log endpoint of the pod's node (its InternalIP and
+//! `daemonEndpoints.kubeletEndpoint.Port`), streamed back as `text/plain`.
+
+use axum::body::Body;
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::error::{ApiError, Result};
+use crate::handler::Api;
+use crate::request::{Params, Target};
+
+/// Query parameters the kubelet's endpoint understands, passed through.
+const PASSED: [&str; 7] = [
+    "follow",
+    "previous",
+    "tailLines",
+    "sinceSeconds",
+    "sinceTime",
+    "timestamps",
+    "limitBytes",
+];
+
+/// Serves `GET .../pods/{name}/log` by asking the node the pod runs on.
+pub async fn pod_log(api: &Api, t: &Target, p: &Params) -> Result<Response> {
+    let pod = api.get(&Target {
+        subresource: None,
+        ..t.clone()
+    })?;
+    let name = t.name()?;
+    let container = match p.get("container") {
+        Some(c) => c.to_owned(),
+        None => default_container(&pod, name)?,
+    };
+    let waiting = || {
+        ApiError::BadRequest(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+        ))
+    };
+    let node_name = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty());
+    let Some(node_name) = node_name else {
+        return Err(waiting());
+    };
+    let nodes = api
+        .registry
+        .get("", "v1", "nodes")
+        .ok_or_else(|| ApiError::Internal("no nodes resource".into()))?;
+    let node = api.get(&Target {
+        resource: nodes,
+        namespace: None,
+        name: Some(node_name.to_owned()),
+        subresource: None,
+    })?;
+    let address = node["status"]["addresses"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|a| a["type"] == "InternalIP")
+                .and_then(|a| a["address"].as_str())
+        })
+        .ok_or_else(|| ApiError::BadRequest(format!("node {node_name} has no InternalIP")))?;
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .unwrap_or(10250);
+    let host = if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_owned()
+    };
+    let query = {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for k in PASSED {
+            if let Some(v) = p.get(k) {
+                query.append_pair(k, v);
+            }
+        }
+        query.finish()
+    };
+    let ns = t.namespace.as_deref().unwrap_or("default");
+    let url = format!("http://{host}:{port}/containerLogs/{ns}/{name}/{container}?{query}");
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("log URL {url}: {e}")))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<String>();
+    let req = hyper::Request::get(uri)
+        .body(String::new())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let resp = client.request(req).await.map_err(|e| {
+        ApiError::ServiceUnavailable(format!("cannot reach node {node_name} for logs: {e}"))
+    })?;
+    if !resp.status().is_success() {
+        let body = axum::body::to_bytes(Body::new(resp.into_body()), 64 << 10)
+            .await
+            .unwrap_or_default();
+        return Err(ApiError::BadRequest(
+            String::from_utf8_lossy(&body).trim().to_owned(),
+        ));
+    }
+    Response::builder()
+        .header("content-type", "text/plain")
+        .body(Body::new(resp.into_body()))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn default_container(pod: &Value, name: &str) -> Result<String> {
+    let containers = pod["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(c) =
+        pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"].as_str()
+    {
+        return Ok(c.to_owned());
+    }
+    match containers.as_slice() {
+        [one] => Ok(one["name"].as_str().unwrap_or_default().to_owned()),
+        _ => {
+            let names: Vec<&str> = containers
+                .iter()
+                .filter_map(|c| c["name"].as_str())
+                .collect();
+            Err(ApiError::BadRequest(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                names.join(" ")
+            )))
+        }
+    }
+}

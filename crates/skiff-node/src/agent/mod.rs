@@ -1,0 +1,160 @@
+//! The node agent (skiff's kubelet): an API client that registers this host as a Node,
+//! renews its Lease, and runs the Pods bound to it as containers, reporting their status.
+//!
+//! Pure decisions live in [`plan`] and [`status`]; [`pods`] carries them out.
+
+pub mod env;
+mod logserver;
+mod node;
+pub mod plan;
+mod pods;
+pub mod status;
+mod volumes;
+
+use crate::image::ImageStore;
+use crate::network::{Ipv4Cidr, Network, NetworkConfig};
+use crate::runtime::{RuncConfig, RuncRuntime, Runtime};
+use crate::sandbox::SandboxManager;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Errors starting the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The kubeconfig could not be used.
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig {
+        /// Its path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// An API call failed.
+    #[error("{what}: {source}")]
+    Api {
+        /// What the agent was doing.
+        what: String,
+        /// Underlying error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The runtime could not be opened.
+    #[error("runtime: {0}")]
+    Runtime(#[from] crate::runtime::Error),
+    /// The image store could not be opened.
+    #[error("images: {0}")]
+    Image(#[from] crate::image::Error),
+    /// Networking could not be set up.
+    #[error("network: {0}")]
+    Network(#[from] crate::network::Error),
+    /// Sandboxes could not be set up.
+    #[error("sandboxes: {0}")]
+    Sandbox(#[from] crate::sandbox::Error),
+    /// The log endpoint could not listen.
+    #[error("log endpoint on port {port}: {source}")]
+    Listen {
+        /// Port.
+        port: u16,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How to run the agent.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Kubeconfig for the API server.
+    pub kubeconfig: PathBuf,
+    /// State root: `images/`, `runtime/`, `network/`, `sandboxes/`, `pods/`, `logs/`.
+    pub data_dir: PathBuf,
+    /// Node name (the host name by default).
+    pub node_name: String,
+    /// The node's pod CIDR, e.g. `10.244.0.0/24`.
+    pub pod_cidr: String,
+    /// Bridge the pods attach to.
+    pub bridge: String,
+    /// Port of the log endpoint (the kubelet's 10250).
+    pub kubelet_port: u16,
+    /// Command running the container shim.
+    pub shim: Vec<OsString>,
+    /// Parent cgroup of the containers.
+    pub cgroup_parent: String,
+}
+
+/// Shared state of the running agent.
+pub(crate) struct Shared {
+    pub(crate) cfg: AgentConfig,
+    pub(crate) client: kube::Client,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) images: ImageStore,
+    pub(crate) sandboxes: SandboxManager,
+    pub(crate) node_ip: String,
+}
+
+/// Starts the agent: opens the runtime, registers the Node and returns once it is Ready;
+/// the lease, the pod loop and the log endpoint keep running in spawned tasks.
+pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
+    let client = client(&cfg.kubeconfig).await?;
+    let mut runc = RuncConfig::new(cfg.data_dir.join("runtime"), cfg.shim.clone());
+    runc.cgroup_parent = cfg.cgroup_parent.clone();
+    let runtime = Arc::new(RuncRuntime::new(runc)?);
+    let images = ImageStore::open(cfg.data_dir.join("images"))?;
+    let network = Network::new(NetworkConfig {
+        bridge: cfg.bridge.clone(),
+        pod_cidr: Ipv4Cidr::parse(&cfg.pod_cidr)?,
+        state_dir: cfg.data_dir.join("network"),
+        netns_prefix: "skiff-".into(),
+    })?;
+    let sandboxes = SandboxManager::new(cfg.data_dir.join("sandboxes"), network)?;
+    let node_ip = node::node_ip();
+    let listener = match tokio::net::TcpListener::bind((node_ip.as_str(), cfg.kubelet_port)).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(
+                port = cfg.kubelet_port,
+                "log endpoint port in use; using a free one"
+            );
+            tokio::net::TcpListener::bind((node_ip.as_str(), 0))
+                .await
+                .map_err(|source| AgentError::Listen { port: 0, source })?
+        }
+        Err(source) => {
+            return Err(AgentError::Listen {
+                port: cfg.kubelet_port,
+                source,
+            })
+        }
+    };
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(cfg.kubelet_port);
+    let shared = Arc::new(Shared {
+        node_ip,
+        cfg,
+        client,
+        runtime,
+        images,
+        sandboxes,
+    });
+    tokio::spawn(logserver::serve(shared.clone(), listener));
+    node::register(&shared, port).await?;
+    tokio::spawn(node::heartbeat(shared.clone(), port));
+    tokio::spawn(pods::run(shared));
+    Ok(())
+}
+
+async fn client(path: &std::path::Path) -> Result<kube::Client, AgentError> {
+    let err = |message: String| AgentError::Kubeconfig {
+        path: path.to_path_buf(),
+        message,
+    };
+    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+}

@@ -1,0 +1,670 @@
+//! The pod loop: watches the Pods bound to this node, keeps one worker per pod that
+//! observes its containers, asks [`super::plan`] what to do, does it, and writes status.
+
+use super::env::{expand_argv, referenced, resolve_env, Fetched};
+use super::plan::{self, Action, ImageState, Observed, Plan, PlanInput, Waiting};
+use super::status::{pod_status, StatusInput};
+use super::{volumes, Shared};
+use crate::logs;
+use crate::runtime::{ContainerSpec, ContainerStatus, ProcessSpec, Resources, Runtime};
+use crate::sandbox::{DnsConfig, SandboxSpec};
+use chrono::Utc;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::watcher;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+/// Labels the agent puts on containers, to find them again after a restart.
+pub(crate) const LABEL_UID: &str = "io.kubernetes.pod.uid";
+pub(crate) const LABEL_NAME: &str = "io.kubernetes.pod.name";
+pub(crate) const LABEL_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub(crate) const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
+pub(crate) const LABEL_ATTEMPT: &str = "io.kubernetes.container.restartCount";
+pub(crate) const LABEL_INIT: &str = "skiff.io/init";
+
+/// How often a worker looks at its containers when nothing else happens.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Watches this node's pods forever and runs a worker per pod.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let pods: Api<Pod> = Api::all(shared.client.clone());
+    let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name));
+    let mut stream = watcher(pods, cfg).boxed();
+    let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
+    let mut listed: Option<Vec<String>> = None;
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "pod watch failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        match event {
+            watcher::Event::Init => listed = Some(Vec::new()),
+            watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                if let Some(l) = listed.as_mut() {
+                    l.push(uid.clone());
+                }
+                let live = workers.get(&uid).is_some_and(|tx| !tx.is_closed());
+                if live {
+                    let _ = workers[&uid].send(Some(pod));
+                } else {
+                    let (tx, rx) = watch::channel(Some(pod));
+                    workers.insert(uid.clone(), tx);
+                    tokio::spawn(worker(shared.clone(), uid, rx));
+                }
+            }
+            watcher::Event::Delete(pod) => {
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                if let Some(tx) = workers.remove(&uid) {
+                    let _ = tx.send(None);
+                }
+            }
+            watcher::Event::InitDone => {
+                let known = listed.take().unwrap_or_default();
+                // Pods that went away while the watch was down.
+                workers.retain(|uid, tx| {
+                    if known.contains(uid) {
+                        true
+                    } else {
+                        let _ = tx.send(None);
+                        false
+                    }
+                });
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::task::spawn_blocking(move || remove_orphans(&shared, &known)).await;
+                });
+            }
+        }
+        workers.retain(|_, tx| !tx.is_closed());
+    }
+}
+
+/// Deletes containers and sandboxes of pods that no longer exist (after a restart).
+fn remove_orphans(shared: &Shared, known: &[String]) {
+    let keep = |s: &ContainerStatus| {
+        s.spec
+            .as_ref()
+            .and_then(|spec| spec.labels.get(LABEL_UID))
+            .is_some_and(|uid| known.contains(uid))
+    };
+    match crate::runtime::remove_orphans(shared.runtime.as_ref(), keep) {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(count = removed.len(), "removed orphan containers")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "removing orphan containers"),
+    }
+    let keep = |s: &crate::sandbox::PodSandbox| known.contains(&s.spec.id);
+    if let Err(e) = shared.sandboxes.remove_orphans(keep) {
+        tracing::warn!(error = %e, "removing orphan sandboxes");
+    }
+}
+
+/// Per-pod state that is not in the API or the runtime.
+#[derive(Default)]
+struct WorkerState {
+    /// Images that failed: when, retry time and failure count.
+    image_backoff: HashMap<String, (tokio::time::Instant, tokio::time::Instant, u32)>,
+    /// Containers that failed to be created or started, with why.
+    start_errors: BTreeMap<String, Waiting>,
+}
+
+async fn worker(shared: Arc<Shared>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
+    let mut state = WorkerState::default();
+    let mut last_pod: Option<Pod> = None;
+    loop {
+        let pod = rx.borrow_and_update().clone();
+        let Some(pod) = pod else {
+            // The Pod is gone from the API: stop and clean up whatever is left.
+            let key = last_pod
+                .as_ref()
+                .map(pod_key)
+                .unwrap_or_else(|| uid.clone());
+            let names = last_pod.as_ref().map(|p| {
+                (
+                    p.metadata.namespace.clone().unwrap_or_default(),
+                    p.metadata.name.clone().unwrap_or_default(),
+                )
+            });
+            let span = tracing::info_span!("pod", pod = %key);
+            cleanup(&shared, &uid, names, Duration::from_secs(2))
+                .instrument(span)
+                .await;
+            return;
+        };
+        let span = tracing::info_span!("pod", pod = %pod_key(&pod));
+        let requeue = match sync(&shared, &pod, &mut state)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(SyncResult::Deleted) => {
+                // Wait for the watch to confirm; the Delete event ends the worker.
+                POLL
+            }
+            Ok(SyncResult::Requeue(d)) => d,
+            Err(e) => {
+                span.in_scope(|| tracing::warn!(error = %e, "pod sync failed"));
+                Duration::from_secs(1)
+            }
+        };
+        last_pod = Some(pod);
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(requeue.min(POLL)) => {}
+        }
+    }
+}
+
+fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+enum SyncResult {
+    Requeue(Duration),
+    Deleted,
+}
+
+/// Containers of one pod as the plan sees them.
+fn observe(runtime: &dyn Runtime, uid: &str) -> Result<Vec<Observed>, crate::runtime::Error> {
+    Ok(runtime
+        .list()?
+        .into_iter()
+        .filter_map(|s| {
+            let spec = s.spec.as_ref()?;
+            if spec.labels.get(LABEL_UID).map(String::as_str) != Some(uid) {
+                return None;
+            }
+            Some(Observed {
+                id: s.id.clone(),
+                name: spec.labels.get(LABEL_CONTAINER)?.clone(),
+                init: spec.labels.get(LABEL_INIT).is_some_and(|v| v == "true"),
+                attempt: spec.labels.get(LABEL_ATTEMPT)?.parse().ok()?,
+                state: s.state.clone(),
+                started_at: s.started_at.clone(),
+            })
+        })
+        .collect())
+}
+
+fn sandbox_ip(shared: &Shared, uid: &str) -> (bool, Option<String>) {
+    let sandboxes = shared.sandboxes.list().unwrap_or_default();
+    match sandboxes
+        .into_iter()
+        .find(|s| s.spec.id == uid && s.dir.join("sandbox.json").exists())
+    {
+        Some(s) if s.spec.host_network => (true, Some(shared.node_ip.clone())),
+        Some(s) => (true, s.ip().map(|ip| ip.to_string())),
+        None => (false, None),
+    }
+}
+
+async fn sync(
+    shared: &Arc<Shared>,
+    pod: &Pod,
+    state: &mut WorkerState,
+) -> anyhow::Result<SyncResult> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let observed = observe(shared.runtime.as_ref(), &uid)?;
+    let (sandbox_ready, _) = sandbox_ip(shared, &uid);
+    let images = image_states(shared, pod, state);
+    let p = plan::plan(&PlanInput {
+        pod,
+        containers: &observed,
+        sandbox_ready,
+        images: &images,
+        now: Utc::now(),
+    });
+    let mut fetched: Option<Fetched> = None;
+    for action in &p.actions {
+        tracing::debug!(?action, "pod action");
+        match action {
+            Action::CreateSandbox => {
+                let spec = sandbox_spec(pod);
+                let sandboxes = shared.clone();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    sandboxes.sandboxes.network().ensure_bridge()?;
+                    sandboxes.sandboxes.create(&spec)?;
+                    Ok(())
+                })
+                .await??;
+                tracing::info!("sandbox created");
+            }
+            Action::StartContainer {
+                name,
+                init,
+                attempt,
+            } => {
+                if fetched.is_none() {
+                    fetched = Some(fetch_sources(shared, pod).await?);
+                }
+                let sources = fetched.as_ref().expect("fetched above");
+                match start_container(shared, pod, name, *init, *attempt, sources).await {
+                    Ok(()) => {
+                        state.start_errors.remove(name);
+                        tracing::info!(container = %name, attempt, "container started");
+                    }
+                    Err(waiting) => {
+                        tracing::warn!(container = %name, reason = %waiting.reason,
+                            message = ?waiting.message, "container not started");
+                        state.start_errors.insert(name.clone(), waiting);
+                    }
+                }
+            }
+            Action::StopContainer { id, grace } => {
+                tracing::info!(container = %id, grace_s = grace.as_secs(), "stopping container");
+                crate::runtime::stop(shared.runtime.as_ref(), id, *grace).await?;
+            }
+            Action::RemoveContainer { id } => {
+                let rt = shared.runtime.clone();
+                let id = id.clone();
+                tokio::task::spawn_blocking(move || rt.delete(&id)).await??;
+            }
+            Action::RemoveSandbox => {
+                let s = shared.clone();
+                let uid2 = uid.clone();
+                tokio::task::spawn_blocking(move || remove_pod_files(&s, &uid2, None)).await?;
+            }
+            Action::DeletePod => {
+                let api: Api<Pod> = Api::namespaced(
+                    shared.client.clone(),
+                    pod.metadata.namespace.as_deref().unwrap_or("default"),
+                );
+                let params = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(Preconditions {
+                        uid: Some(uid.clone()),
+                        resource_version: None,
+                    }),
+                    ..Default::default()
+                };
+                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                match api.delete(name, &params).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                tracing::info!("pod stopped and deleted");
+                return Ok(SyncResult::Deleted);
+            }
+        }
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Ok(SyncResult::Requeue(Duration::from_millis(100)));
+    }
+    // Status from what is there now.
+    let observed = observe(shared.runtime.as_ref(), &uid)?;
+    let (sandbox_ready, pod_ip) = sandbox_ip(shared, &uid);
+    let mut for_status: Plan = p.clone();
+    for (name, w) in &state.start_errors {
+        for_status
+            .waiting
+            .entry(name.clone())
+            .or_insert_with(|| w.clone());
+    }
+    let status = pod_status(
+        pod,
+        &observed,
+        &for_status,
+        &StatusInput {
+            pod_ip,
+            host_ip: shared.node_ip.clone(),
+            sandbox_ready,
+            image_ids: image_info(shared, pod, |r| r.id.clone()),
+            image_names: image_info(shared, pod, |r| r.name.clone()),
+        },
+        Utc::now(),
+    );
+    let new = serde_json::to_value(&status)?;
+    let old = serde_json::to_value(pod.status.clone().unwrap_or_default())?;
+    if new != old {
+        let api: Api<Pod> = Api::namespaced(
+            shared.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": new})),
+        )
+        .await?;
+        tracing::debug!(phase = ?status.phase, "status written");
+    }
+    Ok(SyncResult::Requeue(p.requeue_after.unwrap_or(POLL)))
+}
+
+fn image_info(
+    shared: &Shared,
+    pod: &Pod,
+    f: impl Fn(&crate::image::ImageRecord) -> String,
+) -> BTreeMap<String, String> {
+    all_containers(pod)
+        .filter_map(|c| c.image.clone())
+        .filter_map(|i| shared.images.get(&i).ok().map(|r| (i, f(&r))))
+        .collect()
+}
+
+fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
+    let spec = pod.spec.as_ref();
+    spec.into_iter()
+        .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
+}
+
+/// How long a failed "pull" shows as `ErrImagePull` before `ImagePullBackOff`.
+const ERR_IMAGE_PULL_SHOWN: Duration = Duration::from_secs(2);
+
+fn image_states(
+    shared: &Shared,
+    pod: &Pod,
+    state: &mut WorkerState,
+) -> BTreeMap<String, ImageState> {
+    let now = tokio::time::Instant::now();
+    let mut out = BTreeMap::new();
+    for image in all_containers(pod).filter_map(|c| c.image.clone()) {
+        if shared.images.get(&image).is_ok() {
+            state.image_backoff.remove(&image);
+            out.insert(image, ImageState::Present);
+            continue;
+        }
+        let s = match state.image_backoff.get(&image).copied() {
+            Some((failed, until, _)) if now < until => ImageState::Missing {
+                backing_off: now >= failed + ERR_IMAGE_PULL_SHOWN,
+            },
+            prev => {
+                let failures = prev.map_or(0, |(_, _, n)| n) + 1;
+                let delay = plan::backoff(failures).max(plan::BACKOFF_INITIAL);
+                state
+                    .image_backoff
+                    .insert(image.clone(), (now, now + delay, failures));
+                ImageState::Missing { backing_off: false }
+            }
+        };
+        out.insert(image, s);
+    }
+    out
+}
+
+fn sandbox_spec(pod: &Pod) -> SandboxSpec {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let mut dns = if spec.dns_policy.as_deref() == Some("Default") {
+        DnsConfig::default()
+    } else {
+        DnsConfig {
+            nameservers: vec!["10.96.0.10".into()],
+            searches: vec![
+                format!("{ns}.svc.cluster.local"),
+                "svc.cluster.local".into(),
+                "cluster.local".into(),
+            ],
+            options: vec!["ndots:5".into()],
+        }
+    };
+    if let Some(c) = &spec.dns_config {
+        dns.nameservers
+            .extend(c.nameservers.clone().unwrap_or_default());
+        dns.searches.extend(c.searches.clone().unwrap_or_default());
+    }
+    SandboxSpec {
+        id: pod.metadata.uid.clone().unwrap_or_default(),
+        name: spec
+            .hostname
+            .clone()
+            .or(pod.metadata.name.clone())
+            .unwrap_or_default(),
+        namespace: ns,
+        host_network: spec.host_network.unwrap_or(false),
+        dns,
+        host_aliases: spec
+            .host_aliases
+            .iter()
+            .flatten()
+            .map(|a| (a.ip.clone(), a.hostnames.clone().unwrap_or_default()))
+            .collect(),
+    }
+}
+
+async fn fetch_sources(shared: &Shared, pod: &Pod) -> anyhow::Result<Fetched> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let (cms, secrets) = referenced(pod);
+    let mut out = Fetched::default();
+    let cm_api: Api<ConfigMap> = Api::namespaced(shared.client.clone(), ns);
+    for name in cms {
+        if let Some(c) = cm_api.get_opt(&name).await? {
+            out.config_maps.insert(name, c);
+        }
+    }
+    let secret_api: Api<Secret> = Api::namespaced(shared.client.clone(), ns);
+    for name in secrets {
+        if let Some(s) = secret_api.get_opt(&name).await? {
+            out.secrets.insert(name, s);
+        }
+    }
+    Ok(out)
+}
+
+/// Runtime id of one attempt of a container: short, unique per pod, valid for runc.
+pub(crate) fn container_id(uid: &str, name: &str, attempt: u32) -> String {
+    let short: String = uid.chars().filter(|c| *c != '-').take(12).collect();
+    let mut id = format!("{short}-{attempt}-{name}");
+    id.truncate(64);
+    id
+}
+
+fn waiting(reason: &str, message: impl ToString) -> Waiting {
+    Waiting {
+        reason: reason.into(),
+        message: Some(message.to_string()),
+    }
+}
+
+fn quantity_bytes(q: &str) -> Option<u64> {
+    let units: [(&str, u64); 10] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1000),
+        ("K", 1000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("", 1),
+    ];
+    units.iter().find_map(|(suffix, mult)| {
+        q.strip_suffix(suffix)
+            .and_then(|n| n.parse::<f64>().ok())
+            .map(|n| (n * *mult as f64) as u64)
+    })
+}
+
+fn quantity_millis(q: &str) -> Option<u64> {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => q.parse::<f64>().ok().map(|c| (c * 1000.0) as u64),
+    }
+}
+
+fn resources(c: &Container) -> Resources {
+    let r = c.resources.clone().unwrap_or_default();
+    let limits = r.limits.unwrap_or_default();
+    let requests = r.requests.unwrap_or_default();
+    Resources {
+        memory_limit: limits.get("memory").and_then(|q| quantity_bytes(&q.0)),
+        cpu_limit_millis: limits.get("cpu").and_then(|q| quantity_millis(&q.0)),
+        cpu_request_millis: requests.get("cpu").and_then(|q| quantity_millis(&q.0)),
+    }
+}
+
+async fn start_container(
+    shared: &Arc<Shared>,
+    pod: &Pod,
+    name: &str,
+    init: bool,
+    attempt: u32,
+    sources: &Fetched,
+) -> Result<(), Waiting> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let c = all_containers(pod)
+        .find(|c| c.name == name)
+        .cloned()
+        .ok_or_else(|| waiting("CreateContainerConfigError", "no such container"))?;
+    let image = c.image.clone().unwrap_or_default();
+    let rootfs = shared
+        .images
+        .rootfs(&image)
+        .map_err(|e| waiting("ErrImagePull", e))?;
+    let sandbox = shared
+        .sandboxes
+        .list()
+        .ok()
+        .and_then(|l| l.into_iter().find(|s| s.spec.id == uid))
+        .ok_or_else(|| waiting("CreateContainerError", "pod sandbox is missing"))?;
+    let pod_ip = sandbox
+        .ip()
+        .map(|ip| ip.to_string())
+        .or_else(|| sandbox.spec.host_network.then(|| shared.node_ip.clone()));
+    let env = resolve_env(pod, &c, sources, &shared.node_ip, pod_ip.as_deref())
+        .map_err(|e| waiting("CreateContainerConfigError", e))?;
+    let (command, args) = expand_argv(&c, &env);
+    let sc = c.security_context.clone().unwrap_or_default();
+    let psc = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.clone())
+        .unwrap_or_default();
+    let uid_ = sc.run_as_user.or(psc.run_as_user);
+    let gid = sc.run_as_group.or(psc.run_as_group);
+    let user = match (uid_, gid) {
+        (Some(u), Some(g)) => Some(format!("{u}:{g}")),
+        (Some(u), None) => Some(u.to_string()),
+        (None, Some(g)) => Some(format!("0:{g}")),
+        (None, None) => None,
+    };
+    let process = ProcessSpec::resolve(
+        &rootfs.config,
+        &command,
+        &args,
+        &env,
+        c.working_dir.as_deref(),
+        user,
+    )
+    .map_err(|e| waiting("CreateContainerConfigError", e))?;
+    let mounts = volumes::mounts(
+        &shared.cfg.data_dir,
+        pod,
+        &c,
+        sources,
+        &shared.node_ip,
+        pod_ip.as_deref(),
+    )
+    .map_err(|e| waiting("CreateContainerConfigError", e))?;
+    let labels = BTreeMap::from([
+        (LABEL_UID.to_string(), uid.clone()),
+        (LABEL_NAME.to_string(), pod_name.clone()),
+        (LABEL_NAMESPACE.to_string(), ns.clone()),
+        (LABEL_CONTAINER.to_string(), name.to_string()),
+        (LABEL_ATTEMPT.to_string(), attempt.to_string()),
+        (LABEL_INIT.to_string(), init.to_string()),
+    ]);
+    let spec = ContainerSpec {
+        id: container_id(&uid, name, attempt),
+        image,
+        rootfs_layers: rootfs.layers,
+        process,
+        sandbox: sandbox.container_ref(),
+        mounts,
+        resources: resources(&c),
+        log_path: logs::pod_log_path(
+            &shared.cfg.data_dir.join("logs/pods"),
+            &ns,
+            &pod_name,
+            &uid,
+            name,
+            attempt,
+        ),
+        log_rotation: logs::Rotation::default(),
+        labels,
+    };
+    let rt = shared.runtime.clone();
+    tokio::task::spawn_blocking(move || {
+        rt.create(&spec)
+            .map_err(|e| waiting("CreateContainerError", e))?;
+        rt.start(&spec.id).map_err(|e| {
+            let _ = rt.delete(&spec.id);
+            waiting("RunContainerError", e)
+        })
+    })
+    .await
+    .map_err(|e| waiting("RunContainerError", e))?
+}
+
+/// Removes a pod's sandbox, volumes and (when `logs_of` names it) logs.
+fn remove_pod_files(shared: &Shared, uid: &str, logs_of: Option<(&str, &str)>) {
+    if let Err(e) = shared.sandboxes.remove(uid) {
+        tracing::warn!(error = %e, "removing sandbox");
+    }
+    let _ = std::fs::remove_dir_all(volumes::pod_dir(&shared.cfg.data_dir, uid));
+    if let Some((ns, name)) = logs_of {
+        let dir = shared
+            .cfg
+            .data_dir
+            .join("logs/pods")
+            .join(format!("{ns}_{name}_{uid}"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Stops and removes everything of a pod that disappeared from the API.
+async fn cleanup(
+    shared: &Arc<Shared>,
+    uid: &str,
+    names: Option<(String, String)>,
+    grace: Duration,
+) {
+    let observed = observe(shared.runtime.as_ref(), uid).unwrap_or_default();
+    for c in &observed {
+        if let Err(e) = crate::runtime::stop(shared.runtime.as_ref(), &c.id, grace).await {
+            tracing::warn!(container = %c.id, error = %e, "stopping container");
+        }
+        if let Err(e) = shared.runtime.delete(&c.id) {
+            tracing::warn!(container = %c.id, error = %e, "removing container");
+        }
+    }
+    let s = shared.clone();
+    let uid = uid.to_string();
+    let _ = tokio::task::spawn_blocking(move || {
+        remove_pod_files(
+            &s,
+            &uid,
+            names.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+        );
+    })
+    .await;
+    tracing::info!("pod cleaned up");
+}

@@ -1,0 +1,234 @@
+//! Pod volumes as plain directories under `<data-dir>/pods/<uid>/volumes/<name>`:
+//! emptyDir, configMap, secret, downwardAPI and projected files, and hostPath.
+
+use super::env::{field_value, Fetched, Sources};
+use crate::runtime::Mount;
+use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, Volume};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Errors preparing volumes.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A file or directory could not be written.
+    #[error("volume {volume}: {source}")]
+    Io {
+        /// Volume name.
+        volume: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spec refers to something missing.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Files of a volume: relative path to content.
+type Files = BTreeMap<String, Vec<u8>>;
+
+/// Directory holding a pod's volumes (removed with the pod).
+pub fn pod_dir(data_dir: &Path, uid: &str) -> PathBuf {
+    data_dir.join("pods").join(uid)
+}
+
+fn write_files(
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+    mode: u32,
+    volume: &str,
+) -> Result<(), VolumeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| VolumeError::Io {
+        volume: volume.to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    for (path, content) in files {
+        if path.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(VolumeError::Invalid(format!(
+                "bad path {path:?} in volume {volume}"
+            )));
+        }
+        let p = dir.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let tmp = p.with_extension("skiff-tmp");
+        std::fs::write(&tmp, content).map_err(io)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        std::fs::rename(&tmp, &p).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn select(
+    data: BTreeMap<String, Vec<u8>>,
+    items: Option<&Vec<KeyToPath>>,
+) -> BTreeMap<String, Vec<u8>> {
+    match items {
+        None => data,
+        Some(items) => items
+            .iter()
+            .filter_map(|i| data.get(&i.key).map(|v| (i.path.clone(), v.clone())))
+            .collect(),
+    }
+}
+
+fn volume_files(
+    pod: &Pod,
+    v: &Volume,
+    sources: &Fetched,
+    host_ip: &str,
+    pod_ip: Option<&str>,
+) -> Result<Option<(Files, u32)>, VolumeError> {
+    let missing =
+        |what: &str| VolumeError::Invalid(format!("{what} not found for volume {}", v.name));
+    let cm = |name: &str| -> Option<BTreeMap<String, Vec<u8>>> {
+        sources
+            .config_map(name)
+            .ok()
+            .flatten()
+            .map(|d| d.into_iter().map(|(k, v)| (k, v.into_bytes())).collect())
+    };
+    let secret = |name: &str| sources.secret(name).ok().flatten();
+    let mode = |m: Option<i32>| m.map_or(0o644, |m| m as u32);
+    if let Some(c) = &v.config_map {
+        let data = match cm(&c.name) {
+            Some(d) => d,
+            None if c.optional == Some(true) => BTreeMap::new(),
+            None => return Err(missing(&format!("configmap \"{}\"", c.name))),
+        };
+        return Ok(Some((select(data, c.items.as_ref()), mode(c.default_mode))));
+    }
+    if let Some(s) = &v.secret {
+        let name = s.secret_name.clone().unwrap_or_default();
+        let data = match secret(&name) {
+            Some(d) => d,
+            None if s.optional == Some(true) => BTreeMap::new(),
+            None => return Err(missing(&format!("secret \"{name}\""))),
+        };
+        return Ok(Some((select(data, s.items.as_ref()), mode(s.default_mode))));
+    }
+    let downward = |items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile]| {
+        items
+            .iter()
+            .filter_map(|i| {
+                let f = i.field_ref.as_ref()?;
+                let value = field_value(pod, &f.field_path, host_ip, pod_ip)?;
+                Some((i.path.clone(), value.into_bytes()))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    if let Some(d) = &v.downward_api {
+        let files = downward(d.items.as_deref().unwrap_or_default());
+        return Ok(Some((files, mode(d.default_mode))));
+    }
+    if let Some(p) = &v.projected {
+        let mut files = BTreeMap::new();
+        for s in p.sources.iter().flatten() {
+            if let Some(c) = &s.config_map {
+                if let Some(d) = cm(&c.name) {
+                    files.extend(select(d, c.items.as_ref()));
+                }
+            }
+            if let Some(c) = &s.secret {
+                if let Some(d) = secret(&c.name) {
+                    files.extend(select(d, c.items.as_ref()));
+                }
+            }
+            if let Some(d) = &s.downward_api {
+                files.extend(downward(d.items.as_deref().unwrap_or_default()));
+            }
+            if let Some(t) = &s.service_account_token {
+                // Token requests are not served yet; an empty token makes clients fail
+                // with 401 rather than not start.
+                files.insert(t.path.clone(), Vec::new());
+            }
+        }
+        return Ok(Some((files, mode(p.default_mode))));
+    }
+    Ok(None)
+}
+
+/// Prepares every volume of the pod and returns the mounts of one container.
+pub fn mounts(
+    data_dir: &Path,
+    pod: &Pod,
+    container: &Container,
+    sources: &Fetched,
+    host_ip: &str,
+    pod_ip: Option<&str>,
+) -> Result<Vec<Mount>, VolumeError> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let root = pod_dir(data_dir, uid).join("volumes");
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for m in container.volume_mounts.iter().flatten() {
+        let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
+            return Err(VolumeError::Invalid(format!(
+                "volumeMount {} refers to no volume",
+                m.name
+            )));
+        };
+        let io = |source| VolumeError::Io {
+            volume: v.name.clone(),
+            source,
+        };
+        let host = if let Some(h) = &v.host_path {
+            let p = PathBuf::from(&h.path);
+            match h.type_.as_deref() {
+                Some("DirectoryOrCreate") => std::fs::create_dir_all(&p).map_err(io)?,
+                Some("FileOrCreate") if !p.exists() => {
+                    if let Some(parent) = p.parent() {
+                        std::fs::create_dir_all(parent).map_err(io)?;
+                    }
+                    std::fs::write(&p, b"").map_err(io)?;
+                }
+                _ if !p.exists() && h.type_.as_deref().is_some_and(|t| !t.is_empty()) => {
+                    return Err(VolumeError::Invalid(format!(
+                        "hostPath {} does not exist",
+                        h.path
+                    )))
+                }
+                _ => {}
+            }
+            p
+        } else {
+            let dir = root.join(&v.name);
+            match volume_files(pod, v, sources, host_ip, pod_ip)? {
+                Some((files, mode)) => write_files(&dir, &files, mode, &v.name)?,
+                None => {
+                    if v.empty_dir.is_none() {
+                        tracing::warn!(volume = %v.name, "unsupported volume type; using an empty dir");
+                    }
+                    std::fs::create_dir_all(&dir).map_err(io)?;
+                }
+            }
+            dir
+        };
+        let host = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) if sub.split('/').any(|c| c == "..") => {
+                return Err(VolumeError::Invalid(format!("bad subPath {sub:?}")))
+            }
+            Some(sub) => {
+                let p = host.join(sub);
+                if !p.exists() {
+                    std::fs::create_dir_all(&p).map_err(io)?;
+                }
+                p
+            }
+            None => host,
+        };
+        out.push(Mount {
+            host_path: host,
+            container_path: m.mount_path.clone(),
+            read_only: m.read_only.unwrap_or(false),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,328 @@
+//! Test harness for the node agent: a `skiff server` in a network namespace of its own
+//! (so its bridge, pod network and ports never meet another test's), driven by kubectl in
+//! the same namespace; everything it made is removed on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why these tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root (containers, network namespaces)".into());
+    }
+    for tool in ["runc", "kubectl", "nsenter", "ip"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        if !found {
+            return Some(format!("needs {tool}"));
+        }
+    }
+    if !Path::new(skiff_node::testing::HOST_BUSYBOX).exists() {
+        return Some("needs busybox-static".into());
+    }
+    None
+}
+
+/// Returns a [`NodeCluster`] or prints why the test is skipped and returns.
+#[macro_export]
+macro_rules! node_cluster_or_skip {
+    () => {
+        match node::skip_reason() {
+            Some(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+            None => node::NodeCluster::start(),
+        }
+    };
+}
+
+/// A server with a node, in its own network namespace.
+pub struct NodeCluster {
+    pub dir: tempfile::TempDir,
+    pub netns: String,
+    cgroup_parent: String,
+    child: Option<Child>,
+    /// Server stderr lines, for failure messages.
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub ready_after: Duration,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run command")
+}
+
+impl NodeCluster {
+    pub fn start() -> NodeCluster {
+        let suffix = skiff_node::unique_suffix();
+        let netns = format!("skiff-test-{suffix}");
+        assert!(run(Command::new("ip").args(["netns", "add", &netns]))
+            .status
+            .success());
+        run(Command::new("ip").args(["-n", &netns, "link", "set", "lo", "up"]));
+        let mut c = NodeCluster {
+            dir: tempfile::tempdir().expect("temp dir"),
+            netns,
+            cgroup_parent: format!("skiff-test-{suffix}"),
+            child: None,
+            log: Arc::new(Mutex::new(Vec::new())),
+            ready_after: Duration::ZERO,
+        };
+        c.boot();
+        c
+    }
+
+    fn netns_path(&self) -> String {
+        format!("--net=/run/netns/{}", self.netns)
+    }
+
+    /// Starts (or restarts) the server and waits for `skiff is ready`.
+    pub fn boot(&mut self) {
+        let started = Instant::now();
+        let mut child = Command::new("nsenter")
+            .arg(self.netns_path())
+            .arg(env!("CARGO_BIN_EXE_skiff"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.dir.path())
+            .env("RUST_LOG", "info")
+            .env("SKIFF_CGROUP_PARENT", &self.cgroup_parent)
+            .env_remove("SKIFF_NODE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn skiff server");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("skiff is ready") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            panic!("server not ready:\n{}", self.log_text());
+        }
+        self.ready_after = started.elapsed();
+        self.child = Some(child);
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// `kill -9` of the server (containers keep running under their shims).
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// A command run inside the cluster's network namespace.
+    pub fn in_netns(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(self.netns_path()).arg(program);
+        cmd
+    }
+
+    pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.in_netns("kubectl");
+        cmd.args(args).env("KUBECONFIG", self.kubeconfig());
+        cmd
+    }
+
+    pub fn kubectl_output(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .kubectl_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kubectl");
+        let input = child.stdin.take().expect("piped stdin");
+        if let Some(s) = stdin {
+            let mut input = input;
+            input.write_all(s.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let out = self.kubectl_output(args, None);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn kubectl_in(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_output(args, Some(stdin));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&all)).expect("kubectl -o json prints JSON")
+    }
+
+    /// Polls `get pod NAME -o json` until `f` holds; panics with the last pod and the
+    /// server log after `timeout`.
+    pub fn wait_pod(
+        &self,
+        name: &str,
+        timeout: Duration,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.kubectl_output(&["get", "pod", name, "-o", "json"], None);
+            let pod: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            if f(&pod) {
+                return pod;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "pod {name} never matched: {pod:#}\nserver log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `skiff image load` of a busybox test image named `name`.
+    pub fn load_busybox(&self, name: &str) -> String {
+        let archive = skiff_node::testing::busybox_oci_archive(name).expect("busybox archive");
+        let path = self.dir.path().join("busybox.tar");
+        std::fs::write(&path, archive).expect("write archive");
+        let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .args(["image", "load"])
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .output()
+            .expect("skiff image load");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Ids of the containers on disk.
+    pub fn container_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.dir.path().join("runtime/containers"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// Host pid of a running container's process.
+    pub fn container_pid(&self, id: &str) -> u32 {
+        let p = self
+            .dir
+            .path()
+            .join("runtime/containers")
+            .join(id)
+            .join("init.pid");
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .parse()
+            .expect("pid")
+    }
+
+    fn cleanup(&mut self) {
+        use skiff_node::runtime::{RuncConfig, RuncRuntime, Runtime};
+        self.crash();
+        let dir = self.dir.path().to_path_buf();
+        let mut cfg = RuncConfig::new(dir.join("runtime"), vec!["true".into()]);
+        cfg.cgroup_parent = self.cgroup_parent.clone();
+        if let Ok(rt) = RuncRuntime::new(cfg) {
+            for c in rt.list().unwrap_or_default() {
+                let _ = rt.delete(&c.id);
+            }
+            rt.remove_cgroup_parent();
+        }
+        let net = skiff_node::network::Network::new(skiff_node::network::NetworkConfig {
+            bridge: "skiff0".into(),
+            pod_cidr: skiff_node::network::Ipv4Cidr::parse("10.244.0.0/24").unwrap(),
+            state_dir: dir.join("network"),
+            netns_prefix: "skiff-".into(),
+        });
+        if let Ok(net) = net {
+            for n in net.list().unwrap_or_default() {
+                let _ = net.teardown(&n.sandbox_id);
+            }
+        }
+        run(Command::new("ip").args(["netns", "del", &self.netns]));
+    }
+}
+
+impl Drop for NodeCluster {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+impl NodeCluster {
+    /// `GET http://{ip}:{port}{path}` from inside the cluster's network namespace; the
+    /// response body, or `None` if nothing answered.
+    pub fn http_get(&self, ip: &str, port: u16, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let netns = format!("/run/netns/{}", self.netns);
+        let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n");
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&netns).ok()?;
+            // SAFETY: setns on this short-lived thread only; the fd is valid while f lives.
+            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return None;
+            }
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            s.write_all(request.as_bytes()).ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            let (head, body) = out.split_once("\r\n\r\n")?;
+            head.starts_with("HTTP/1").then(|| body.to_string())
+        })
+        .join()
+        .ok()
+        .flatten()
+    }
+}

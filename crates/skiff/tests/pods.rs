@@ -1,0 +1,212 @@
+//! End to end: Pods run as real containers on the server's node (root only; skipped with
+//! a message otherwise), in a network namespace per test.
+
+#[allow(unused)]
+mod common;
+#[path = "common/node.rs"]
+mod node;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const WEB: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: httpd
+    image: busybox:test
+    env:
+    - name: GREETING
+      value: hello-from-pod
+    command: ["sh", "-c", "echo $(GREETING) > /tmp/index.html; echo serving; exec httpd -f -vv -p 8080 -h /tmp"]
+"#;
+
+/// Waits for the node to register (in the background after start-up) and returns its name.
+fn node_name(c: &node::NodeCluster) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let nodes = c.json(&["get", "nodes"]);
+        let leases = c.kubectl(&["get", "leases", "-n", "kube-node-lease", "-o", "name"]);
+        if let Some(name) = nodes["items"][0]["metadata"]["name"].as_str() {
+            if leases.contains(name) {
+                return name.to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no node registered:\n{}",
+            c.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ready(pod: &serde_json::Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn http_get(c: &node::NodeCluster, ip: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(body) = c.http_get(ip, 8080, "/index.html") {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "no answer from {ip}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn container_id(pod: &serde_json::Value) -> String {
+    pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .expect("containerID")
+        .trim_start_matches("skiff://")
+        .to_string()
+}
+
+#[test]
+fn pod_runs_serves_http_logs_restarts_and_is_deleted() {
+    let c = node_cluster_or_skip!();
+    let loaded = c.load_busybox("busybox:test");
+    assert!(
+        loaded.contains("docker.io/library/busybox:test"),
+        "{loaded}"
+    );
+    let node = node_name(&c);
+    let node_obj = c.json(&["get", "node", &node]);
+    assert!(node_obj["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True"));
+
+    let created = Instant::now();
+    c.kubectl_in(&["apply", "-f", "-"], &WEB.replace("NODE", &node));
+    let pod = c.wait_pod("web", Duration::from_secs(30), ready);
+    eprintln!("pod create-to-Ready: {:?}", created.elapsed());
+    assert_eq!(pod["status"]["phase"], "Running");
+    let ip = pod["status"]["podIP"].as_str().expect("podIP").to_string();
+    assert!(ip.starts_with("10.244.0."), "{ip}");
+    assert_eq!(pod["status"]["podIPs"][0]["ip"], ip.as_str());
+    assert!(pod["status"]["startTime"].is_string());
+    let cs = &pod["status"]["containerStatuses"][0];
+    assert_eq!(cs["image"], "docker.io/library/busybox:test");
+    assert!(cs["imageID"].as_str().unwrap().starts_with("sha256:"));
+    assert!(cs["state"]["running"]["startedAt"].is_string());
+    assert_eq!(cs["restartCount"], 0);
+
+    assert_eq!(http_get(&c, &ip), "hello-from-pod\n");
+
+    // kubectl logs, and -f streaming a line written after it started.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = c.kubectl(&["logs", "web"]);
+        if logs.contains("serving") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "logs: {logs:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ts = c.kubectl(&["logs", "web", "-c", "httpd", "--timestamps", "--tail", "1"]);
+    assert!(ts.starts_with("20"), "{ts}");
+    let mut follow = c
+        .kubectl_cmd(&["logs", "-f", "web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl logs -f");
+    std::thread::sleep(Duration::from_millis(500));
+    http_get(&c, &ip);
+    let mut stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut all = String::new();
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if all.contains("index.html") {
+                let _ = tx.send(all.clone());
+                break;
+            }
+        }
+    });
+    let streamed = rx.recv_timeout(Duration::from_secs(10));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(streamed.is_ok(), "logs -f did not stream the request line");
+
+    // Killing the process restarts the container.
+    let first = container_id(&pod);
+    let pid = c.container_pid(&first);
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let pod = c.wait_pod("web", Duration::from_secs(20), |p| {
+        p["status"]["containerStatuses"][0]["restartCount"] == 1 && ready(p)
+    });
+    let cs = &pod["status"]["containerStatuses"][0];
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 137, "{cs:#}");
+    assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
+    let previous = c.kubectl(&["logs", "web", "--previous"]);
+    assert!(previous.contains("serving"), "{previous}");
+
+    // A missing image.
+    let missing = WEB
+        .replace("NODE", &node)
+        .replace("name: web", "name: nope")
+        .replace("busybox:test", "nosuch:1.0");
+    c.kubectl_in(&["apply", "-f", "-"], &missing);
+    let pod = c.wait_pod("nope", Duration::from_secs(20), |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImagePull"
+    });
+    assert_eq!(pod["status"]["phase"], "Pending");
+
+    // Deletion stops the container and the pod goes away.
+    let running = container_id(&c.json(&["get", "pod", "web"]));
+    c.kubectl(&[
+        "delete",
+        "pod",
+        "web",
+        "nope",
+        "--wait=true",
+        "--timeout=30s",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.container_ids().contains(&running) {
+        assert!(Instant::now() < deadline, "container {running} still there");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gone = c.kubectl_output(&["get", "pod", "web"], None);
+    assert!(!gone.status.success());
+}
+
+#[test]
+fn restarted_server_adopts_running_containers() {
+    let mut c = node_cluster_or_skip!();
+    c.load_busybox("busybox:test");
+    let node = node_name(&c);
+    c.kubectl_in(&["apply", "-f", "-"], &WEB.replace("NODE", &node));
+    let pod = c.wait_pod("web", Duration::from_secs(30), ready);
+    let id = container_id(&pod);
+    let ip = pod["status"]["podIP"].as_str().unwrap().to_string();
+    let before = c.container_ids();
+
+    c.crash();
+    c.boot();
+    std::thread::sleep(Duration::from_secs(2));
+    let pod = c.wait_pod("web", Duration::from_secs(10), ready);
+    assert_eq!(container_id(&pod), id);
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert_eq!(c.container_ids(), before, "no duplicate containers");
+    assert_eq!(http_get(&c, &ip), "hello-from-pod\n");
+}
