@@ -170,11 +170,17 @@ pub(crate) async fn register(shared: &Shared, port: u16) -> Result<(), AgentErro
         }
         Err(e) => return Err(api_err("registering the node")(e)),
     }
+    let mut status = node_status(shared, port);
+    let current = nodes.get(name).await.map_err(api_err("reading the node"))?;
+    keep_transition_times(
+        &mut status,
+        &serde_json::to_value(&current).unwrap_or_default(),
+    );
     nodes
         .patch_status(
             name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": node_status(shared, port)})),
+            &Patch::Merge(json!({"status": status})),
         )
         .await
         .map_err(api_err("writing node status"))?;
@@ -182,6 +188,23 @@ pub(crate) async fn register(shared: &Shared, port: u16) -> Result<(), AgentErro
         .await
         .map_err(api_err("creating the node lease"))?;
     Ok(())
+}
+
+/// Conditions whose status did not change keep their `lastTransitionTime`.
+fn keep_transition_times(status: &mut Value, current: &Value) {
+    let Some(conditions) = status["conditions"].as_array_mut() else {
+        return;
+    };
+    for c in conditions {
+        let old = current["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|o| o["type"] == c["type"]));
+        if let Some(old) = old.filter(|o| o["status"] == c["status"]) {
+            if old["lastTransitionTime"].is_string() {
+                c["lastTransitionTime"] = old["lastTransitionTime"].clone();
+            }
+        }
+    }
 }
 
 async fn renew_lease(shared: &Shared) -> Result<(), kube::Error> {
@@ -237,5 +260,31 @@ pub(crate) async fn heartbeat(shared: std::sync::Arc<Shared>, port: u16) {
                 tracing::warn!(node = %shared.cfg.node_name, error = %e, "refreshing node status");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshed_conditions_keep_their_transition_time_unless_status_changed() {
+        let current = json!({"status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "DiskPressure", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        ]}});
+        let mut status = json!({"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-02-02T00:00:00Z"},
+            {"type": "DiskPressure", "status": "False", "lastTransitionTime": "2026-02-02T00:00:00Z"}
+        ]});
+        keep_transition_times(&mut status, &current);
+        assert_eq!(
+            status["conditions"][0]["lastTransitionTime"],
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            status["conditions"][1]["lastTransitionTime"],
+            "2026-02-02T00:00:00Z"
+        );
     }
 }
