@@ -210,3 +210,58 @@ fn restarted_server_adopts_running_containers() {
     assert_eq!(c.container_ids(), before, "no duplicate containers");
     assert_eq!(http_get(&c, &ip), "hello-from-pod\n");
 }
+
+const PROBED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: probed
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox:test
+    command: ["sh", "-c", "(sleep 2; echo ok > /tmp/ready.html) & exec httpd -f -p 8080 -h /tmp"]
+    readinessProbe:
+      httpGet: {path: /ready.html, port: 8080}
+      periodSeconds: 1
+      failureThreshold: 1
+  - name: unhealthy
+    image: busybox:test
+    command: ["sleep", "3600"]
+    livenessProbe:
+      tcpSocket: {port: 9999}
+      periodSeconds: 1
+      failureThreshold: 2
+"#;
+
+#[test]
+fn readiness_gates_ready_and_liveness_failures_restart() {
+    let c = node_cluster_or_skip!();
+    c.load_busybox("busybox:test");
+    let node = node_name(&c);
+    c.kubectl_in(&["apply", "-f", "-"], &PROBED.replace("NODE", &node));
+    let status = |p: &serde_json::Value, name: &str| {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    let pod = c.wait_pod("probed", Duration::from_secs(20), |p| {
+        status(p, "web")["state"]["running"].is_object()
+    });
+    assert_eq!(
+        status(&pod, "web")["ready"],
+        false,
+        "ready before its probe passed"
+    );
+    c.wait_pod("probed", Duration::from_secs(20), |p| {
+        status(p, "web")["ready"] == true
+    });
+    let pod = c.wait_pod("probed", Duration::from_secs(30), |p| {
+        status(p, "unhealthy")["restartCount"].as_i64() >= Some(1)
+    });
+    assert!(!ready(&pod) || status(&pod, "unhealthy")["ready"] == true);
+    assert_eq!(status(&pod, "web")["restartCount"], 0);
+}

@@ -8,6 +8,7 @@ mod logserver;
 mod node;
 pub mod plan;
 mod pods;
+pub mod probes;
 pub mod status;
 mod volumes;
 

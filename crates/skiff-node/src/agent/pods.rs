@@ -3,6 +3,7 @@
 
 use super::env::{expand_argv, referenced, resolve_env, Fetched};
 use super::plan::{self, Action, ImageState, Observed, Plan, PlanInput, Waiting};
+use super::probes::{self, ProbeState};
 use super::status::{pod_status, StatusInput};
 use super::{volumes, Shared};
 use crate::logs;
@@ -118,6 +119,8 @@ struct WorkerState {
     image_backoff: HashMap<String, (tokio::time::Instant, tokio::time::Instant, u32)>,
     /// Containers that failed to be created or started, with why.
     start_errors: BTreeMap<String, Waiting>,
+    /// Probe results by (container id, kind).
+    probes: HashMap<(String, probes::Kind), probes::ProbeState>,
 }
 
 async fn worker(shared: Arc<Shared>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
@@ -309,6 +312,7 @@ async fn sync(
     // Status from what is there now.
     let observed = observe(shared.runtime.as_ref(), &uid)?;
     let (sandbox_ready, pod_ip) = sandbox_ip(shared, &uid);
+    let unready = run_probes(shared, pod, &observed, pod_ip.as_deref(), state).await;
     let mut for_status: Plan = p.clone();
     for (name, w) in &state.start_errors {
         for_status
@@ -326,6 +330,7 @@ async fn sync(
             sandbox_ready,
             image_ids: image_info(shared, pod, |r| r.id.clone()),
             image_names: image_info(shared, pod, |r| r.name.clone()),
+            unready,
         },
         Utc::now(),
     );
@@ -346,6 +351,76 @@ async fn sync(
         tracing::debug!(phase = ?status.phase, "status written");
     }
     Ok(SyncResult::Requeue(p.requeue_after.unwrap_or(POLL)))
+}
+
+/// Runs due probes of running containers; liveness failures kill the container (the plan
+/// restarts it per policy). Returns the containers not ready by their readiness probe.
+async fn run_probes(
+    shared: &Shared,
+    pod: &Pod,
+    observed: &[Observed],
+    pod_ip: Option<&str>,
+    state: &mut WorkerState,
+) -> std::collections::BTreeSet<String> {
+    let mut unready = std::collections::BTreeSet::new();
+    let ip = pod_ip.unwrap_or("127.0.0.1");
+    let running: Vec<&Observed> = observed
+        .iter()
+        .filter(|o| o.state == crate::runtime::ContainerState::Running && !o.init)
+        .collect();
+    state
+        .probes
+        .retain(|(id, _), _| running.iter().any(|o| &o.id == id));
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        let Some(o) = running.iter().find(|o| o.name == c.name) else {
+            continue;
+        };
+        let started = o
+            .started_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| {
+                (Utc::now() - t.with_timezone(&Utc))
+                    .to_std()
+                    .unwrap_or_default()
+            })
+            .map(|ago| {
+                tokio::time::Instant::now()
+                    .checked_sub(ago)
+                    .unwrap_or_else(tokio::time::Instant::now)
+            })
+            .unwrap_or_else(tokio::time::Instant::now);
+        for (kind, probe) in [
+            (probes::Kind::Readiness, &c.readiness_probe),
+            (probes::Kind::Liveness, &c.liveness_probe),
+        ] {
+            let Some(probe) = probe else { continue };
+            let s = state
+                .probes
+                .entry((o.id.clone(), kind))
+                .or_insert_with(|| ProbeState::new(kind, probe, started));
+            if s.run_if_due(probe, ip).await {
+                tracing::info!(container = %c.name, ?kind, ok = s.ok, "probe result changed");
+            }
+            match kind {
+                probes::Kind::Readiness if !s.ok => {
+                    unready.insert(c.name.clone());
+                }
+                probes::Kind::Liveness if !s.ok => {
+                    tracing::info!(container = %c.name, "liveness probe failed; restarting");
+                    let grace = plan::grace_period(pod);
+                    if let Err(e) =
+                        crate::runtime::stop(shared.runtime.as_ref(), &o.id, grace).await
+                    {
+                        tracing::warn!(container = %c.name, error = %e, "stopping unhealthy container");
+                    }
+                    unready.insert(c.name.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    unready
 }
 
 fn image_info(

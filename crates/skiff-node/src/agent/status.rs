@@ -24,6 +24,8 @@ pub struct StatusInput {
     pub image_ids: BTreeMap<String, String>,
     /// Normalized image name by reference as written in the spec.
     pub image_names: BTreeMap<String, String>,
+    /// Containers whose readiness probe does not pass (yet).
+    pub unready: std::collections::BTreeSet<String>,
 }
 
 fn time(s: &str) -> Option<Time> {
@@ -105,7 +107,7 @@ fn container_status(
         terminated: last_state,
         ..Default::default()
     });
-    status.ready = running && !init;
+    status.ready = running && !init && !input.unready.contains(&c.name);
     status.started = Some(running);
     if init {
         status.ready = matches!(
