@@ -123,8 +123,13 @@ fn every_seed_manifest_applies_and_gateway_kinds_need_their_crds() {
     assert_eq!(svc["spec"]["ports"][0]["protocol"], "TCP");
     let secret = c.json(&["get", "secret", "collector-secrets"]);
     assert_eq!(secret["type"], "Opaque");
+    let pod = c.json(&["get", "pod", "collector"]);
+    assert_eq!(pod["status"]["qosClass"], "BestEffort");
     let pods = c.kubectl(&["get", "pods"]);
-    assert!(pods.contains("collector   0/1     Pending   0"), "{pods}");
+    assert!(
+        pods.starts_with("NAME ") && pods.contains("READY   STATUS"),
+        "{pods}"
+    );
     let all = c.kubectl(&["get", "all"]);
     for want in [
         "pod/collector",
@@ -392,33 +397,30 @@ fn status_subresource_changes_only_status() {
     c.kubectl(&[
         "apply",
         "-f",
-        seed_manifest("03-deployment.yaml").to_str().unwrap(),
+        seed_manifest("04-service.yaml").to_str().unwrap(),
     ]);
     c.kubectl(&[
-        "patch",
-        "deploy",
-        "collector",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"replicas":9},"status":{"replicas":3,"readyReplicas":2}}"#,
+        "patch", "svc", "hello", "--subresource=status", "--type=merge",
+        "-p", r#"{"spec":{"sessionAffinity":"ClientIP"},"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.1"}]}}}"#,
     ]);
-    let d = c.json(&["get", "deploy", "collector"]);
-    assert_eq!(d["status"]["readyReplicas"], 2);
-    assert_eq!(d["spec"]["replicas"], 3);
-    assert_eq!(d["metadata"]["generation"], 1);
+    let svc = c.json(&["get", "svc", "hello"]);
+    assert_eq!(
+        svc["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "192.0.2.1"
+    );
+    assert_eq!(svc["spec"]["sessionAffinity"], "None");
     // and the main resource ignores status
     c.kubectl(&[
         "patch",
-        "deploy",
-        "collector",
+        "svc",
+        "hello",
         "--type=merge",
         "-p",
-        r#"{"status":{"readyReplicas":0}}"#,
+        r#"{"status":{"loadBalancer":{}}}"#,
     ]);
     assert_eq!(
-        c.json(&["get", "deploy", "collector"])["status"]["readyReplicas"],
-        2
+        c.json(&["get", "svc", "hello"])["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "192.0.2.1"
     );
 }
 
