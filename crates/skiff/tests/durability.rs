@@ -100,9 +100,15 @@ fn service_ips_survive_restart_without_duplicates() {
 #[test]
 fn sigterm_stops_the_server_with_exit_code_zero_and_state_stays() {
     let mut c = Cluster::start();
-    c.kubectl_in(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n");
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n",
+    );
     let exit = c.terminate();
     assert!(exit.success(), "{exit:?}");
     c.boot();
-    assert_eq!(c.kubectl(&["get", "cm", "kept", "-o", "name"]).trim(), "configmap/kept");
+    assert_eq!(
+        c.kubectl(&["get", "cm", "kept", "-o", "name"]).trim(),
+        "configmap/kept"
+    );
 }
