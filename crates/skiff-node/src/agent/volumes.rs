@@ -207,6 +207,11 @@ pub fn mounts(
                         tracing::warn!(volume = %v.name, "unsupported volume type; using an empty dir");
                     }
                     std::fs::create_dir_all(&dir).map_err(io)?;
+                    // As the kubelet does: an emptyDir is world-writable, so images that
+                    // run as a non-root user can write to it.
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                        .map_err(io)?;
                 }
             }
             dir
