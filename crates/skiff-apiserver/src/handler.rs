@@ -221,7 +221,13 @@ impl Api {
             let mut new = self.admission.decode(&r, new, p)?;
             preserve_server_fields(&r, &old, &mut new);
             self.admission.on_update(&r, &old, &mut new)?;
-            self.admission.validate(&r, &new, Some(&old))?;
+            // A binding only sets spec.nodeName, which pod-update validation forbids for
+            // ordinary updates; upstream's binding path validates the pod, not the update.
+            let validate_against = match t.subresource.as_deref() {
+                Some("binding") => None,
+                _ => Some(&old),
+            };
+            self.admission.validate(&r, &new, validate_against)?;
             let mut old_cmp = old.clone();
             object::strip_server_fields(&mut old_cmp);
             let mut new_cmp = new.clone();
@@ -537,6 +543,7 @@ fn merge_for_subresource(
 /// The status subresource changes only status; the main resource keeps the stored status.
 fn merge_for_status(r: &ResourceInfo, sub: Option<&str>, old: &Value, mut new: Value) -> Value {
     match sub {
+        Some("binding") => new,
         Some("status") => {
             let mut merged = old.clone();
             match new.get_mut("status").map(Value::take) {

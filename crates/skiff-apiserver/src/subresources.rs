@@ -57,7 +57,7 @@ pub async fn handle(
                 .ok_or_else(|| ApiError::BadRequest("binding target name is required".into()))?
                 .to_owned();
             let pod = Target {
-                subresource: None,
+                subresource: Some("binding".into()),
                 ..t.clone()
             };
             let name = t.name()?.to_owned();

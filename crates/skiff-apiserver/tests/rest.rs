@@ -413,3 +413,48 @@ async fn aggregated_discovery_answers_when_asked_first() {
     let (_, legacy) = call(&app, "GET", "/apis", None).await;
     assert_eq!(legacy["kind"], "APIGroupList");
 }
+
+#[tokio::test]
+async fn binding_assigns_the_node_and_a_second_binding_conflicts() {
+    let (app, _) = app().await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    call(&app, "POST", "/api/v1/namespaces/default/pods", Some(pod)).await;
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+        "target": {"kind": "Node", "name": "node-a"}});
+    let (code, status) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/pods/p/binding",
+        Some(binding.clone()),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{status}");
+    let (_, p) = call(&app, "GET", "/api/v1/namespaces/default/pods/p", None).await;
+    assert_eq!(p["spec"]["nodeName"], "node-a");
+    assert_eq!(p["status"]["conditions"][0]["type"], "PodScheduled");
+    assert_eq!(p["status"]["conditions"][0]["status"], "True");
+    let (code, status) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/pods/p/binding",
+        Some(binding),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(status["message"]
+        .as_str()
+        .unwrap()
+        .contains("is already assigned to node \"node-a\""));
+    // An ordinary update still may not move a pod.
+    let mut moved = p.clone();
+    moved["spec"]["nodeName"] = json!("node-b");
+    let (code, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/namespaces/default/pods/p",
+        Some(moved),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+}
