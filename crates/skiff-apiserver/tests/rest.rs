@@ -69,6 +69,17 @@ async fn watch_events(app: &axum::Router, uri: &str) -> Vec<Value> {
     }
 }
 
+/// POSTs a ConfigMap named `name` into `default`.
+async fn create_cm(app: &axum::Router, name: &str) -> (StatusCode, Value) {
+    call(
+        app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm(name)),
+    )
+    .await
+}
+
 fn cm(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
 }
@@ -119,23 +130,11 @@ async fn discovery_lists_scale_subresources_in_autoscaling_v1() {
 #[tokio::test]
 async fn create_conflicts_and_not_found_answer_upstream_status_bodies() {
     let (app, _) = app().await;
-    let (code, created) = call(
-        &app,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some(cm("a")),
-    )
-    .await;
+    let (code, created) = create_cm(&app, "a").await;
     assert_eq!(code, StatusCode::CREATED);
     assert!(created["metadata"]["uid"].is_string());
     assert!(created["metadata"]["resourceVersion"].is_string());
-    let (code, status) = call(
-        &app,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some(cm("a")),
-    )
-    .await;
+    let (code, status) = create_cm(&app, "a").await;
     assert_eq!(code, StatusCode::CONFLICT);
     assert_eq!(status["reason"], "AlreadyExists");
     assert_eq!(status["message"], "configmaps \"a\" already exists");
@@ -201,13 +200,7 @@ async fn create_conflicts_and_not_found_answer_upstream_status_bodies() {
 async fn lists_page_with_continue_tokens() {
     let (app, _) = app().await;
     for i in 0..5 {
-        call(
-            &app,
-            "POST",
-            "/api/v1/namespaces/default/configmaps",
-            Some(cm(&format!("c{i}"))),
-        )
-        .await;
+        create_cm(&app, &format!("c{i}")).await;
     }
     let mut names = Vec::new();
     let mut uri = "/api/v1/namespaces/default/configmaps?limit=2".to_owned();
@@ -233,13 +226,7 @@ async fn lists_page_with_continue_tokens() {
 #[tokio::test]
 async fn watch_replays_from_a_revision_and_compacted_ones_get_410() {
     let (app, store) = app().await;
-    let (_, a) = call(
-        &app,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some(cm("a")),
-    )
-    .await;
+    let (_, a) = create_cm(&app, "a").await;
     let rv: i64 = a["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
@@ -266,13 +253,7 @@ async fn watch_replays_from_a_revision_and_compacted_ones_get_410() {
 #[tokio::test]
 async fn streaming_lists_end_initial_events_with_an_annotated_bookmark() {
     let (app, _) = app().await;
-    call(
-        &app,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some(cm("a")),
-    )
-    .await;
+    create_cm(&app, "a").await;
     let events = watch_events(
         &app,
         "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
@@ -297,13 +278,7 @@ async fn streaming_lists_end_initial_events_with_an_annotated_bookmark() {
 #[tokio::test]
 async fn tables_carry_upstream_columns_and_partial_metadata() {
     let (app, _) = app().await;
-    call(
-        &app,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some(cm("a")),
-    )
-    .await;
+    create_cm(&app, "a").await;
     let (_, table) = call_with(
         &app,
         "GET",
