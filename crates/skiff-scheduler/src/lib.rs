@@ -343,49 +343,15 @@ pub async fn bind(client: &kube::Client, pod: &Pod, node: &str) -> Result<(), Er
         "target": { "apiVersion": "v1", "kind": "Node", "name": node },
     });
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let result: Result<serde_json::Value, kube::Error> = api
-        .create_subresource("binding", &name, &PostParams::default(), &binding)
-        .await;
-    let bound = match result {
-        Ok(_) => pod.clone(),
-        Err(kube::Error::Api(e))
-            if e.code == 422 && e.message.contains("may not change fields") =>
-        {
-            rebind_by_recreating(&api, pod, node).await?
-        }
-        Err(error) => return Err(error.into()),
-    };
+    api.create_subresource::<_, serde_json::Value>(
+        "binding",
+        &name,
+        &PostParams::default(),
+        &binding,
+    )
+    .await?;
     let message = format!("Successfully assigned {ns}/{name} to {node}");
-    event(client, &bound, "Normal", "Scheduled", &message).await
-}
-
-/// WORKAROUND (apiserver bug, see docs/decisions/0007-controllers-on-kube-runtime.md): the API
-/// server runs pod-update validation on `pods/binding`, which rejects the nodeName change
-/// with 422. Until that is fixed, an unscheduled pod is replaced by an identical one with
-/// `spec.nodeName` set (an unscheduled pod is deleted at once, so the name is free). The
-/// copy has a new uid; owners find it again through its unchanged ownerReferences.
-async fn rebind_by_recreating(api: &Api<Pod>, pod: &Pod, node: &str) -> Result<Pod, Error> {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let mut dp = kube::api::DeleteParams::default().grace_period(0);
-    dp.preconditions = Some(kube::api::Preconditions {
-        uid: pod.metadata.uid.clone(),
-        resource_version: None,
-    });
-    api.delete(&name, &dp).await?;
-    let mut copy = pod.clone();
-    let meta = &mut copy.metadata;
-    meta.uid = None;
-    meta.resource_version = None;
-    meta.creation_timestamp = None;
-    meta.deletion_timestamp = None;
-    meta.deletion_grace_period_seconds = None;
-    meta.managed_fields = None;
-    meta.generation = None;
-    copy.status = None;
-    if let Some(spec) = copy.spec.as_mut() {
-        spec.node_name = Some(node.to_string());
-    }
-    Ok(api.create(&PostParams::default(), &copy).await?)
+    event(client, pod, "Normal", "Scheduled", &message).await
 }
 
 /// Records FailedScheduling and sets PodScheduled=False (reason Unschedulable).
