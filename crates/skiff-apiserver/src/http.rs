@@ -125,17 +125,18 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         target.name.is_some(),
         target.subresource.as_deref(),
     ) {
-        (Method::GET, false, None) if params.flag("watch") => {
+        // Watches of a collection, or of one object by name (the name becomes a field selector).
+        (Method::GET, _, None) if params.flag("watch") => {
             let rx = watch::start(api, target, params, table)?;
             let stream = futures::stream::unfold(rx, |mut rx| async move {
                 rx.recv()
                     .await
                     .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
             });
+            // hyper chunks a streamed body on HTTP/1.1 and frames it on HTTP/2 by itself.
             Ok(Response::builder()
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "application/json")
-                .header("transfer-encoding", "chunked")
                 .body(Body::from_stream(stream.boxed()))
                 .expect("static response parts"))
         }
@@ -148,15 +149,6 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
                 )),
                 None => Ok(json_response(StatusCode::OK, &list)),
             }
-        }
-        (Method::GET, true, None) if params.flag("watch") => {
-            let rx = watch::start(api, target, params, table)?;
-            let stream = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv()
-                    .await
-                    .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
-            });
-            Ok(Response::new(Body::from_stream(stream.boxed())))
         }
         (Method::GET, true, None) | (Method::GET, true, Some("status")) => {
             let obj = api.get(&target)?;
