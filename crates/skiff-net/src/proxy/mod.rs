@@ -1,0 +1,1 @@
+//! Service proxy (work in progress).
