@@ -456,3 +456,90 @@ fn containers_survive_the_agent_process_exiting_and_are_adopted() {
         137
     );
 }
+
+#[test]
+fn exec_runs_with_the_containers_env_cwd_and_user_and_times_out_by_killing() {
+    let node = node_or_skip!();
+    let pod = node.sandbox("exec");
+    let mut spec = node.spec("execd", &pod, &["sleep", "1000"]);
+    spec.process.env.push("GREETING=from-spec".into());
+    spec.process.cwd = "/tmp".into();
+    spec.process.user = Some("1234:5678".into());
+    let id = node.run(&spec);
+    let argv = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+
+    let out = node
+        .runtime
+        .exec(
+            &id,
+            &argv(&[
+                "sh",
+                "-c",
+                "echo $GREETING $(pwd) $(id -u):$(id -g); echo err >&2; exit 3",
+            ]),
+            Some(Duration::from_secs(10)),
+        )
+        .expect("exec");
+    assert_eq!(out.exit_code, 3);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from-spec /tmp 1234:5678\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+
+    let started = Instant::now();
+    let err = node
+        .runtime
+        .exec(&id, &argv(&["sleep", "30"]), Some(Duration::from_secs(1)))
+        .expect_err("times out");
+    assert_eq!(err.to_string(), "command \"sleep 30\" timed out");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The timed-out command was killed, not left running (a zombie until init reaps it,
+    // shown as `[sleep]`).
+    let ps = node
+        .runtime
+        .exec(
+            &id,
+            &argv(&["ps", "-o", "args"]),
+            Some(Duration::from_secs(10)),
+        )
+        .expect("ps");
+    let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
+    assert!(!ps.contains("sleep 30"), "{ps}");
+
+    // A command that cannot start is a runtime error, not an exit code.
+    let err = node
+        .runtime
+        .exec(
+            &id,
+            &argv(&["/no/such/binary"]),
+            Some(Duration::from_secs(10)),
+        )
+        .expect_err("no binary");
+    assert!(err.to_string().contains("no/such/binary"), "{err}");
+
+    // No per-exec files are left in the container dir.
+    let dir = node.dir.path().join("runtime/containers").join(&id);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("exec-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    node.runtime.kill(&id, libc::SIGKILL).unwrap();
+    node.wait_exit(&id, Duration::from_secs(10));
+    let err = node
+        .runtime
+        .exec(&id, &argv(&["true"]), None)
+        .expect_err("not running");
+    assert!(
+        matches!(err, skiff_node::runtime::Error::NotRunning(_)),
+        "{err}"
+    );
+}

@@ -2,7 +2,8 @@
 //! agent's sync logic without root, runc or images.
 
 use super::{
-    validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExitInfo, Result, Runtime,
+    validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExecOutput, ExitInfo,
+    Result, Runtime,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -18,6 +19,18 @@ pub enum Call {
     Kill(String, i32),
     /// `delete(id)`.
     Delete(String),
+    /// `exec(id, argv, _)`.
+    Exec(String, Vec<String>),
+}
+
+/// What an exec'd command does in the fake, set per command line with
+/// [`FakeRuntime::on_exec`]; commands without one exit 0 silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FakeExec {
+    /// Exits with this code, printing this on stdout.
+    Exit(i32, String),
+    /// Never finishes: the exec fails with [`Error::ExecTimeout`] when it has a timeout.
+    Hang,
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +40,8 @@ struct Inner {
     /// Exit codes applied when a signal arrives; absent means the signal is ignored (a
     /// process that only stops on SIGKILL).
     exit_on_signal: BTreeMap<i32, i32>,
+    /// Scripted exec results by space-joined command line.
+    exec: BTreeMap<String, FakeExec>,
 }
 
 /// Records calls; containers exit when the test says so ([`FakeRuntime::exit`]) or on
@@ -54,6 +69,11 @@ impl FakeRuntime {
     /// Makes containers exit with `code` when they receive `signal`.
     pub fn exit_on(&self, signal: i32, code: i32) {
         self.lock().exit_on_signal.insert(signal, code);
+    }
+
+    /// Scripts what exec of `command` (argv joined by spaces) does from now on.
+    pub fn on_exec(&self, command: &str, result: FakeExec) {
+        self.lock().exec.insert(command.to_string(), result);
     }
 
     /// Makes a container exit now, as if its process ended.
@@ -145,6 +165,36 @@ impl Runtime for FakeRuntime {
 
     fn list(&self) -> Result<Vec<ContainerStatus>> {
         Ok(self.lock().containers.values().cloned().collect())
+    }
+
+    fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        timeout: Option<std::time::Duration>,
+    ) -> Result<ExecOutput> {
+        let mut inner = self.lock();
+        inner.calls.push(Call::Exec(id.to_string(), argv.to_vec()));
+        let c = inner
+            .containers
+            .get(id)
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        if c.state != ContainerState::Running {
+            return Err(Error::NotRunning(id.to_string()));
+        }
+        let command = argv.join(" ");
+        match inner.exec.get(&command).cloned() {
+            None => Ok(ExecOutput::default()),
+            Some(FakeExec::Exit(exit_code, stdout)) => Ok(ExecOutput {
+                exit_code,
+                stdout: stdout.into_bytes(),
+                stderr: Vec::new(),
+            }),
+            Some(FakeExec::Hang) => match timeout {
+                Some(timeout) => Err(Error::ExecTimeout { command, timeout }),
+                None => Err(Error::Runc(format!("fake: {command} hangs forever"))),
+            },
+        }
     }
 }
 

@@ -54,6 +54,18 @@ pub enum Error {
     /// A container with this id exists already.
     #[error("container already exists: {0}")]
     AlreadyExists(String),
+    /// An exec'd command did not finish in time and was killed. The text is the kubelet's
+    /// (`command "..." timed out`), since exec probes report it as their output.
+    #[error("command {command:?} timed out")]
+    ExecTimeout {
+        /// The command line, space-joined.
+        command: String,
+        /// The timeout it overran.
+        timeout: Duration,
+    },
+    /// Exec needs a running container.
+    #[error("container {0} is not running")]
+    NotRunning(String),
 }
 
 /// Result type of this module.
@@ -169,6 +181,30 @@ pub struct ContainerStatus {
     pub spec: Option<ContainerSpec>,
 }
 
+/// What a command run with [`Runtime::exec`] produced (the CRI's `ExecSyncResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code; 128 + signal number when killed by a signal.
+    pub exit_code: i32,
+    /// Standard output, at most [`EXEC_OUTPUT_LIMIT`] bytes.
+    pub stdout: Vec<u8>,
+    /// Standard error, at most [`EXEC_OUTPUT_LIMIT`] bytes.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// Stdout then stderr as text, the way the kubelet reports probe and hook output.
+    pub fn combined(&self) -> String {
+        let mut all = self.stdout.clone();
+        all.extend_from_slice(&self.stderr);
+        String::from_utf8_lossy(&all).into_owned()
+    }
+}
+
+/// How much of each exec stream is kept: probe commands are meant to be short, and a
+/// chatty one must not grow the agent (the kubelet keeps 10 KiB of probe output).
+pub const EXEC_OUTPUT_LIMIT: usize = 16 << 10;
+
 /// Runs containers. Implementations: [`RuncRuntime`] and [`fake::FakeRuntime`].
 ///
 /// All methods are idempotent where the kubelet needs it: `kill` of an exited container
@@ -186,6 +222,13 @@ pub trait Runtime: Send + Sync {
     fn delete(&self, id: &str) -> Result<()>;
     /// Every container this runtime has state for, including ones created before a restart.
     fn list(&self) -> Result<Vec<ContainerStatus>>;
+    /// Runs `argv` inside a running container with its process settings (env, cwd, user,
+    /// capabilities) and waits for it: the CRI's `ExecSync`, which exec probes and
+    /// lifecycle hooks are built on. `None` waits without limit (hooks, as upstream);
+    /// past `timeout` the command is killed and [`Error::ExecTimeout`] returned. Like
+    /// containerd's by default, it waits for the output to close, so a background child
+    /// that keeps stdout open holds it up to the timeout.
+    fn exec(&self, id: &str, argv: &[String], timeout: Option<Duration>) -> Result<ExecOutput>;
 }
 
 /// Stops a container as the kubelet does: SIGTERM, wait up to `grace`, then SIGKILL, and

@@ -11,13 +11,13 @@ use super::process::resolve_user;
 use super::shim::{ExitRecord, ShimConfig};
 use super::spec::{oci_config, HostFacts};
 use super::{
-    io_err, validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExitInfo, Result,
-    Runtime,
+    io_err, validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExecOutput,
+    ExitInfo, Result, Runtime, EXEC_OUTPUT_LIMIT,
 };
 use serde::Deserialize;
 use std::ffi::{CString, OsString};
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -266,6 +266,25 @@ impl RuncRuntime {
         pid_alive(&self.dir(id).join("shim.pid"))
     }
 
+    /// The container's own OCI process with `argv` swapped in, so an exec runs as the
+    /// container does (user, env, cwd, capabilities, rlimits), as containerd builds it.
+    fn exec_process(&self, id: &str, argv: &[String]) -> Result<serde_json::Value> {
+        let path = self.dir(id).join("config.json");
+        let raw = fs::read(&path).map_err(io_err(&path))?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        let mut process = config["process"].clone();
+        if !process.is_object() {
+            return Err(Error::InvalidSpec(format!(
+                "{}: no process",
+                path.display()
+            )));
+        }
+        process["args"] = serde_json::json!(argv);
+        process["terminal"] = serde_json::json!(false);
+        Ok(process)
+    }
+
     fn wait_shim_gone(&self, id: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while self.shim_alive(id) && Instant::now() < deadline {
@@ -348,6 +367,113 @@ impl Runtime for RuncRuntime {
         Ok(())
     }
 
+    fn exec(&self, id: &str, argv: &[String], timeout: Option<Duration>) -> Result<ExecOutput> {
+        validate_id(id)?;
+        if argv.is_empty() {
+            return Err(Error::InvalidSpec("exec: empty command".into()));
+        }
+        if self.state(id)?.state != ContainerState::Running {
+            return Err(Error::NotRunning(id.to_string()));
+        }
+        let dir = self.dir(id);
+        let tag = crate::util::unique_suffix();
+        let files = ExecFiles {
+            process: dir.join(format!("exec-{tag}.json")),
+            pid: dir.join(format!("exec-{tag}.pid")),
+            log: dir.join(format!("exec-{tag}.log")),
+        };
+        let process = self.exec_process(id, argv)?;
+        write(
+            &files.process,
+            &serde_json::to_vec(&process).map_err(|e| Error::InvalidSpec(e.to_string()))?,
+        )?;
+        let started = Instant::now();
+        let mut child = Command::new(&self.cfg.runc)
+            .arg("--root")
+            .arg(self.cfg.state_dir.join("runc"))
+            .arg("--log")
+            .arg(&files.log)
+            .arg("--log-format")
+            .arg("json")
+            .arg("exec")
+            .arg("--process")
+            .arg(&files.process)
+            .arg("--pid-file")
+            .arg(&files.pid)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Runc(format!("spawning {}: {e}", self.cfg.runc.display())))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(s) = child.stdout.take() {
+            read_limited(s, 1, tx.clone());
+        }
+        if let Some(s) = child.stderr.take() {
+            read_limited(s, 2, tx);
+        }
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) => {}
+                Err(e) => {
+                    files.remove();
+                    return Err(Error::Runc(format!("waiting for runc exec: {e}")));
+                }
+            }
+            if timeout.is_some_and(|t| started.elapsed() >= t) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let Some(status) = status else {
+            // SIGKILL the command itself: runc forwards signals to it, but not SIGKILL.
+            if let Some(pid) = read_pid(&files.pid) {
+                // SAFETY: kill(2) with a pid runc just wrote; at worst it is already gone.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            files.remove();
+            let command = argv.join(" ");
+            tracing::info!(container = id, %command, ?timeout, "exec timed out, killed");
+            return Err(Error::ExecTimeout {
+                command,
+                timeout: timeout.unwrap_or_default(),
+            });
+        };
+        // A background child of the command may hold the pipes open; do not wait for it.
+        let mut out = ExecOutput::default();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        for _ in 0..2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((1, data)) => out.stdout = data,
+                Ok((_, data)) => out.stderr = data,
+                Err(_) => break,
+            }
+        }
+        out.exit_code = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(code), _) => code,
+            (None, Some(sig)) => 128 + sig,
+            (None, None) => 255,
+        };
+        // runc's own failures (no such binary, container gone) are errors, not exit codes:
+        // the kubelet reports them as "probe errored", not as the command failing.
+        let runc_error = (out.exit_code != 0)
+            .then(|| runc_log_error(&files.log))
+            .flatten();
+        files.remove();
+        match runc_error {
+            Some(msg) => Err(Error::Runc(format!("exec {}: {msg}", argv.join(" ")))),
+            None => Ok(out),
+        }
+    }
+
     fn list(&self) -> Result<Vec<ContainerStatus>> {
         let mut ids = std::collections::BTreeSet::new();
         let containers = self.cfg.state_dir.join("containers");
@@ -380,6 +506,60 @@ impl Runtime for RuncRuntime {
             })
             .collect()
     }
+}
+
+/// Per-exec files in the container dir, removed when the exec ends.
+struct ExecFiles {
+    process: PathBuf,
+    pid: PathBuf,
+    log: PathBuf,
+}
+
+impl ExecFiles {
+    fn remove(&self) {
+        for f in [&self.process, &self.pid, &self.log] {
+            let _ = fs::remove_file(f);
+        }
+    }
+}
+
+/// Reads a stream to its end on a thread, keeping the first [`EXEC_OUTPUT_LIMIT`] bytes
+/// but draining the rest so the writer never blocks; sends `(tag, bytes)` at EOF.
+fn read_limited(
+    mut src: impl Read + Send + 'static,
+    tag: u8,
+    tx: std::sync::mpsc::Sender<(u8, Vec<u8>)>,
+) {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = EXEC_OUTPUT_LIMIT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send((tag, kept));
+    });
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The last error runc logged (JSON log format), if any.
+fn runc_log_error(path: &Path) -> Option<String> {
+    let text = fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "error" || v["level"] == "fatal")
+        .and_then(|v| v["msg"].as_str().map(str::to_string))
 }
 
 fn write(path: &Path, data: &[u8]) -> Result<()> {
