@@ -4,6 +4,8 @@
 //! Pure decisions live in [`plan`] and [`status`]; [`pods`] carries them out.
 
 pub mod env;
+pub mod events;
+pub mod lifecycle;
 mod logserver;
 mod node;
 pub mod plan;
@@ -92,6 +94,7 @@ pub(crate) struct Shared {
     pub(crate) images: ImageStore,
     pub(crate) sandboxes: SandboxManager,
     pub(crate) node_ip: String,
+    pub(crate) recorder: events::Recorder,
 }
 
 /// Starts the agent: opens the runtime, registers the Node and returns once it is Ready;
@@ -132,7 +135,9 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
         .local_addr()
         .map(|a| a.port())
         .unwrap_or(cfg.kubelet_port);
+    let recorder = events::Recorder::spawn(client.clone(), cfg.node_name.clone());
     let shared = Arc::new(Shared {
+        recorder,
         node_ip,
         cfg,
         client,

@@ -2,6 +2,8 @@
 //! observes its containers, asks [`super::plan`] what to do, does it, and writes status.
 
 use super::env::{expand_argv, referenced, resolve_env, Fetched};
+use super::events;
+use super::lifecycle::{self, kill_container, HookTarget, KillReason};
 use super::plan::{self, Action, ImageState, Observed, Plan, PlanInput, Waiting};
 use super::probes::{self, ProbeState};
 use super::status::{pod_status, StatusInput};
@@ -14,7 +16,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -147,7 +149,7 @@ async fn worker(shared: Arc<Shared>, uid: String, mut rx: watch::Receiver<Option
             return;
         };
         let span = tracing::info_span!("pod", pod = %pod_key(&pod));
-        let requeue = match sync(&shared, &pod, &mut state)
+        let requeue = match sync(&shared, &pod, &mut state, &rx)
             .instrument(span.clone())
             .await
         {
@@ -220,6 +222,7 @@ async fn sync(
     shared: &Arc<Shared>,
     pod: &Pod,
     state: &mut WorkerState,
+    updates: &watch::Receiver<Option<Pod>>,
 ) -> anyhow::Result<SyncResult> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let observed = observe(shared.runtime.as_ref(), &uid)?;
@@ -232,6 +235,25 @@ async fn sync(
         images: &images,
         now: Utc::now(),
     });
+    // Containers stop together, as upstream's killPod: each preStop hook and grace period
+    // runs in parallel rather than adding up.
+    let stops: Vec<(&str, Duration)> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::StopContainer { id, grace } => Some((id.as_str(), *grace)),
+            _ => None,
+        })
+        .collect();
+    if !stops.is_empty() {
+        let (_, pod_ip) = sandbox_ip(shared, &uid);
+        let stopping = stops.iter().map(|(id, grace)| {
+            stop_for_deletion(shared, pod, &observed, id, *grace, pod_ip.as_deref())
+        });
+        for result in futures::future::join_all(stopping).await {
+            result?;
+        }
+    }
     let mut fetched: Option<Fetched> = None;
     for action in &p.actions {
         tracing::debug!(?action, "pod action");
@@ -256,7 +278,7 @@ async fn sync(
                     fetched = Some(fetch_sources(shared, pod).await?);
                 }
                 let sources = fetched.as_ref().expect("fetched above");
-                match start_container(shared, pod, name, *init, *attempt, sources).await {
+                match start_container(shared, pod, name, *init, *attempt, sources, updates).await {
                     Ok(()) => {
                         state.start_errors.remove(name);
                         tracing::info!(container = %name, attempt, "container started");
@@ -268,10 +290,8 @@ async fn sync(
                     }
                 }
             }
-            Action::StopContainer { id, grace } => {
-                tracing::info!(container = %id, grace_s = grace.as_secs(), "stopping container");
-                crate::runtime::stop(shared.runtime.as_ref(), id, *grace).await?;
-            }
+            // Done above, all at once.
+            Action::StopContainer { .. } => {}
             Action::RemoveContainer { id } => {
                 let rt = shared.runtime.clone();
                 let id = id.clone();
@@ -312,7 +332,7 @@ async fn sync(
     // Status from what is there now.
     let observed = observe(shared.runtime.as_ref(), &uid)?;
     let (sandbox_ready, pod_ip) = sandbox_ip(shared, &uid);
-    let unready = run_probes(shared, pod, &observed, pod_ip.as_deref(), state).await;
+    let verdicts = run_probes(shared, pod, &observed, pod_ip.as_deref(), state).await;
     let mut for_status: Plan = p.clone();
     for (name, w) in &state.start_errors {
         for_status
@@ -330,7 +350,8 @@ async fn sync(
             sandbox_ready,
             image_ids: image_info(shared, pod, |r| r.id.clone()),
             image_names: image_info(shared, pod, |r| r.name.clone()),
-            unready,
+            unready: verdicts.unready,
+            not_started: verdicts.not_started,
         },
         Utc::now(),
     );
@@ -353,16 +374,41 @@ async fn sync(
     Ok(SyncResult::Requeue(p.requeue_after.unwrap_or(POLL)))
 }
 
-/// Runs due probes of running containers; liveness failures kill the container (the plan
-/// restarts it per policy). Returns the containers not ready by their readiness probe.
+/// Probe verdicts that the status shows.
+#[derive(Debug, Default)]
+struct ProbeVerdicts {
+    /// Containers not ready: startup not passed yet, readiness failing, or just killed.
+    unready: BTreeSet<String>,
+    /// Running containers whose startup probe has not passed yet (`started: false`).
+    not_started: BTreeSet<String>,
+}
+
+/// When a container started, on tokio's clock (probe delays count from it).
+fn started_instant(o: &Observed) -> tokio::time::Instant {
+    o.started_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            (Utc::now() - t.with_timezone(&Utc))
+                .to_std()
+                .unwrap_or_default()
+        })
+        .and_then(|ago| tokio::time::Instant::now().checked_sub(ago))
+        .unwrap_or_else(tokio::time::Instant::now)
+}
+
+/// Runs due probes of running containers as the kubelet's prober: the startup probe first
+/// and alone until it passes; then readiness and liveness. Each failure is an `Unhealthy`
+/// event; a startup or liveness probe that gives up kills the container (preStop and
+/// grace period included) and the plan restarts it per policy.
 async fn run_probes(
     shared: &Shared,
     pod: &Pod,
     observed: &[Observed],
     pod_ip: Option<&str>,
     state: &mut WorkerState,
-) -> std::collections::BTreeSet<String> {
-    let mut unready = std::collections::BTreeSet::new();
+) -> ProbeVerdicts {
+    let mut out = ProbeVerdicts::default();
     let ip = pod_ip.unwrap_or("127.0.0.1");
     let running: Vec<&Observed> = observed
         .iter()
@@ -375,22 +421,15 @@ async fn run_probes(
         let Some(o) = running.iter().find(|o| o.name == c.name) else {
             continue;
         };
-        let started = o
-            .started_at
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| {
-                (Utc::now() - t.with_timezone(&Utc))
-                    .to_std()
-                    .unwrap_or_default()
-            })
-            .map(|ago| {
-                tokio::time::Instant::now()
-                    .checked_sub(ago)
-                    .unwrap_or_else(tokio::time::Instant::now)
-            })
-            .unwrap_or_else(tokio::time::Instant::now);
+        let started = started_instant(o);
+        let target = probes::Target {
+            pod_ip: ip.to_string(),
+            container: c.clone(),
+            container_id: o.id.clone(),
+            runtime: shared.runtime.clone(),
+        };
         for (kind, probe) in [
+            (probes::Kind::Startup, &c.startup_probe),
             (probes::Kind::Readiness, &c.readiness_probe),
             (probes::Kind::Liveness, &c.liveness_probe),
         ] {
@@ -399,28 +438,62 @@ async fn run_probes(
                 .probes
                 .entry((o.id.clone(), kind))
                 .or_insert_with(|| ProbeState::new(kind, probe, started));
-            if s.run_if_due(probe, ip).await {
-                tracing::info!(container = %c.name, ?kind, ok = s.ok, "probe result changed");
+            // A passed startup probe is never run again for this container.
+            if !(kind == probes::Kind::Startup && s.ok) && s.take_due(probe) {
+                let outcome = probes::run(probe, &target).await;
+                if let Some(message) = outcome.event_message(kind) {
+                    tracing::info!(container = %c.name, %message, "probe failed");
+                    shared.recorder.event(
+                        events::container_ref(pod, Some(&c.name)),
+                        events::WARNING,
+                        "Unhealthy",
+                        message,
+                    );
+                }
+                if s.record(probe, outcome.passed()) {
+                    tracing::info!(container = %c.name, ?kind, ok = s.ok, "probe verdict changed");
+                }
             }
-            match kind {
+            let kill = match kind {
+                probes::Kind::Startup if !s.ok => {
+                    out.not_started.insert(c.name.clone());
+                    out.unready.insert(c.name.clone());
+                    s.gave_up(probe).then_some(KillReason::Startup)
+                }
                 probes::Kind::Readiness if !s.ok => {
-                    unready.insert(c.name.clone());
+                    out.unready.insert(c.name.clone());
+                    None
                 }
-                probes::Kind::Liveness if !s.ok => {
-                    tracing::info!(container = %c.name, "liveness probe failed; restarting");
-                    let grace = plan::grace_period(pod);
-                    if let Err(e) =
-                        crate::runtime::stop(shared.runtime.as_ref(), &o.id, grace).await
-                    {
-                        tracing::warn!(container = %c.name, error = %e, "stopping unhealthy container");
-                    }
-                    unready.insert(c.name.clone());
+                probes::Kind::Liveness if !s.ok => Some(KillReason::Liveness),
+                _ => None,
+            };
+            let startup_pending = kind == probes::Kind::Startup && !s.ok;
+            let killed = kill.is_some();
+            if let Some(reason) = kill {
+                out.unready.insert(c.name.clone());
+                // The probe's own grace period wins over the pod's (GA since 1.28).
+                let grace = probe
+                    .termination_grace_period_seconds
+                    .map(|s| Duration::from_secs(s.max(0) as u64))
+                    .unwrap_or_else(|| plan::grace_period(pod));
+                let t = HookTarget {
+                    pod,
+                    container: c,
+                    container_id: &o.id,
+                    pod_ip,
+                    runtime: &shared.runtime,
+                };
+                if let Err(e) = kill_container(&t, reason, grace, &shared.recorder).await {
+                    tracing::warn!(container = %c.name, error = %e, "stopping unhealthy container");
                 }
-                _ => {}
+            }
+            // Until startup passes, readiness and liveness do not run (upstream).
+            if startup_pending || killed {
+                break;
             }
         }
     }
-    unready
+    out
 }
 
 fn image_info(
@@ -597,6 +670,7 @@ async fn start_container(
     init: bool,
     attempt: u32,
     sources: &Fetched,
+    updates: &watch::Receiver<Option<Pod>>,
 ) -> Result<(), Waiting> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let ns = pod
@@ -686,6 +760,7 @@ async fn start_container(
         log_rotation: logs::Rotation::default(),
         labels,
     };
+    let id = spec.id.clone();
     let rt = shared.runtime.clone();
     tokio::task::spawn_blocking(move || {
         rt.create(&spec)
@@ -696,7 +771,71 @@ async fn start_container(
         })
     })
     .await
-    .map_err(|e| waiting("RunContainerError", e))?
+    .map_err(|e| waiting("RunContainerError", e))??;
+    let t = HookTarget {
+        pod,
+        container: &c,
+        container_id: &id,
+        pod_ip: pod_ip.as_deref(),
+        runtime: &shared.runtime,
+    };
+    // The worker waits here, so the status keeps showing the container as creating until
+    // the hook returns; deleting the pod abandons the hook (its stop kills the exec).
+    tokio::select! {
+        result = lifecycle::post_start(&t, &shared.recorder) => if let Err(e) = result {
+            let grace = plan::grace_period(pod);
+            if let Err(e) = kill_container(&t, KillReason::FailedPostStart, grace, &shared.recorder).await {
+                tracing::warn!(container = %name, error = %e, "killing container after failed postStart");
+            }
+            return Err(waiting("PostStartHookError", e));
+        },
+        () = terminating(updates.clone()) => {
+            tracing::info!(container = %name, "pod is terminating; postStart hook abandoned");
+        }
+    }
+    Ok(())
+}
+
+/// Returns once the pod is being deleted or is gone.
+async fn terminating(mut updates: watch::Receiver<Option<Pod>>) {
+    loop {
+        let done = updates
+            .borrow_and_update()
+            .as_ref()
+            .is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+        if done || updates.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stops one container of a pod being deleted: `Killing`, preStop, SIGTERM, SIGKILL.
+async fn stop_for_deletion(
+    shared: &Shared,
+    pod: &Pod,
+    observed: &[Observed],
+    id: &str,
+    grace: Duration,
+    pod_ip: Option<&str>,
+) -> Result<(), crate::runtime::Error> {
+    let spec = observed
+        .iter()
+        .find(|o| o.id == id)
+        .and_then(|o| all_containers(pod).find(|c| c.name == o.name));
+    let Some(container) = spec else {
+        // Not in the spec (cannot happen for a pod's own containers): plain stop.
+        crate::runtime::stop(shared.runtime.as_ref(), id, grace.max(lifecycle::MIN_GRACE)).await?;
+        return Ok(());
+    };
+    let t = HookTarget {
+        pod,
+        container,
+        container_id: id,
+        pod_ip,
+        runtime: &shared.runtime,
+    };
+    kill_container(&t, KillReason::PodDeleted, grace, &shared.recorder).await?;
+    Ok(())
 }
 
 /// Removes a pod's sandbox, volumes and (when `logs_of` names it) logs.

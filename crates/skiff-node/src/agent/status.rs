@@ -24,8 +24,10 @@ pub struct StatusInput {
     pub image_ids: BTreeMap<String, String>,
     /// Normalized image name by reference as written in the spec.
     pub image_names: BTreeMap<String, String>,
-    /// Containers whose readiness probe does not pass (yet).
+    /// Containers whose readiness (or startup) probe does not pass (yet).
     pub unready: std::collections::BTreeSet<String>,
+    /// Running containers whose startup probe has not passed yet: `started: false`.
+    pub not_started: std::collections::BTreeSet<String>,
 }
 
 fn time(s: &str) -> Option<Time> {
@@ -108,7 +110,7 @@ fn container_status(
         ..Default::default()
     });
     status.ready = running && !init && !input.unready.contains(&c.name);
-    status.started = Some(running);
+    status.started = Some(running && !input.not_started.contains(&c.name));
     if init {
         status.ready = matches!(
             last.map(|l| &l.state),
