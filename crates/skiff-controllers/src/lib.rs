@@ -1,9 +1,11 @@
-//! skiff controllers: the ReplicaSet, Deployment and garbage-collector reconcile loops.
+//! skiff controllers: the ReplicaSet, Deployment, Endpoints/EndpointSlice and
+//! garbage-collector reconcile loops.
 //!
 //! Each controller watches the kinds it cares about, computes changes with a pure `plan`
 //! function and applies them through the API (see DESIGN.md, "Reconcile loops").
 
 pub mod deployment;
+pub mod endpoints;
 pub mod events;
 pub mod gc;
 pub mod meta;
@@ -32,5 +34,6 @@ pub(crate) const ERROR_REQUEUE: Duration = Duration::from_secs(2);
 pub fn spawn_all(client: kube::Client) {
     tokio::spawn(replicaset::run(client.clone()));
     tokio::spawn(deployment::run(client.clone()));
+    tokio::spawn(endpoints::run(client.clone()));
     tokio::spawn(gc::run(client));
 }
