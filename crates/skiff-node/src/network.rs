@@ -127,6 +127,13 @@ struct Allocations {
     pods: BTreeMap<String, PodNetwork>,
 }
 
+/// The bridge's MAC: locally administered (0x02), the rest from the gateway address, so it
+/// is stable across restarts and distinct per node.
+fn bridge_mac(gateway: Ipv4Addr) -> String {
+    let [a, b, c, d] = gateway.octets();
+    format!("02:73:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
 /// Sets up and tears down pod networks on one bridge.
 #[derive(Debug)]
 pub struct Network {
@@ -186,6 +193,17 @@ impl Network {
             ip(&["link", "add", br, "type", "bridge"])?;
             tracing::info!(bridge = %br, cidr = %self.cfg.pod_cidr, "bridge created");
         }
+        // A bridge without an address of its own takes the lowest MAC among its ports, so
+        // it changes whenever a pod's veth joins; every pod's ARP entry for its gateway then
+        // points nowhere and replies are lost for seconds. A fixed MAC prevents that.
+        ip(&[
+            "link",
+            "set",
+            "dev",
+            br,
+            "address",
+            &bridge_mac(self.cfg.pod_cidr.gateway()),
+        ])?;
         let gw = format!(
             "{}/{}",
             self.cfg.pod_cidr.gateway(),
@@ -359,6 +377,13 @@ fn teardown_links(pod: &PodNetwork) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bridge_mac_is_fixed_local_and_per_node() {
+        let mac = bridge_mac(Ipv4Addr::new(10, 244, 0, 1));
+        assert_eq!(mac, "02:73:0a:f4:00:01");
+        assert_ne!(mac, bridge_mac(Ipv4Addr::new(10, 244, 1, 1)));
+    }
 
     fn network(dir: &std::path::Path) -> Network {
         Network::new(NetworkConfig {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 mod controllers;
 mod image;
+mod net;
 mod node;
 
 use anyhow::Context;
@@ -87,6 +88,21 @@ pub struct Components {
     pub data_dir: PathBuf,
     /// An admin kubeconfig for the local API server (components build their clients from it).
     pub kubeconfig: PathBuf,
+}
+
+impl Components {
+    /// An admin API client of the local server.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        // kube's TLS client needs a process-wide crypto provider; ignore "already installed".
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
+        Ok(kube::Client::try_from(config)?)
+    }
 }
 
 /// Names and addresses the serving certificate covers.

@@ -1,5 +1,6 @@
 //! Wiring of the node agent into `skiff server`: runs this host as a node when it can
-//! (root and runc present), and says why not otherwise.
+//! (root and runc present), and says why not otherwise. Service networking (proxy, DNS)
+//! follows the node: it runs where pods run.
 
 use crate::Components;
 /// Why this host cannot run pods, if it cannot.
@@ -49,15 +50,28 @@ pub async fn start(components: &Components) -> anyhow::Result<()> {
         shim: vec![exe.into(), "internal-shim".into()],
         cgroup_parent: env("SKIFF_CGROUP_PARENT", "skiff"),
     };
+    let client = components.client().await?;
     // The API serves only once start-up returns, so the agent registers in the background.
     tokio::spawn(async move {
         let started = std::time::Instant::now();
+        let net = crate::net::NetConfig {
+            node_name: cfg.node_name.clone(),
+            node_ip: skiff_node::agent::node_ip().parse().ok(),
+            pod_cidr: cfg.pod_cidr.clone(),
+            bridge: cfg.bridge.clone(),
+        };
         match skiff_node::agent::start(cfg).await {
             Ok(()) => tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "node is Ready"
             ),
-            Err(e) => tracing::warn!("running without a node: {e}"),
+            Err(e) => {
+                tracing::warn!("running without a node: {e}");
+                return;
+            }
+        }
+        if let Err(e) = crate::net::start(client, net) {
+            tracing::warn!("running without service networking: {e}");
         }
     });
     Ok(())

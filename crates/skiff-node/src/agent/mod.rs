@@ -3,6 +3,8 @@
 //!
 //! Pure decisions live in [`plan`] and [`status`]; [`pods`] carries them out.
 
+pub use node::node_ip;
+
 pub mod env;
 pub mod events;
 pub mod lifecycle;
@@ -111,6 +113,9 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
         state_dir: cfg.data_dir.join("network"),
         netns_prefix: "skiff-".into(),
     })?;
+    // The bridge exists from the start, not from the first pod: the node's DNS server
+    // listens on its address and service traffic is routed through it.
+    network.ensure_bridge()?;
     let sandboxes = SandboxManager::new(cfg.data_dir.join("sandboxes"), network)?;
     let node_ip = node::node_ip();
     let listener = match tokio::net::TcpListener::bind((node_ip.as_str(), cfg.kubelet_port)).await {

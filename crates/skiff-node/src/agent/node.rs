@@ -15,7 +15,7 @@ const STATUS_REFRESH: Duration = Duration::from_secs(60);
 
 /// The address other components reach this host on: the source address of the default
 /// route, or loopback on a host without one.
-pub(crate) fn node_ip() -> String {
+pub fn node_ip() -> String {
     std::net::UdpSocket::bind("0.0.0.0:0")
         .and_then(|s| {
             s.connect("10.255.255.255:9")?;

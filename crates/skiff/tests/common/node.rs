@@ -43,6 +43,9 @@ macro_rules! node_cluster_or_skip {
     };
 }
 
+/// The node's address inside the test network namespace.
+pub const NODE_IP: &str = "192.168.254.1";
+
 /// A server with a node, in its own network namespace.
 pub struct NodeCluster {
     pub dir: tempfile::TempDir,
@@ -66,6 +69,30 @@ impl NodeCluster {
             .status
             .success());
         run(Command::new("ip").args(["-n", &netns, "link", "set", "lo", "up"]));
+        // A host interface with an address and a default route, as a real node has: the
+        // node registers this address (NodePort and LoadBalancer Services answer on it).
+        // It is one end of a veth pair whose other end is in the same namespace, so nothing
+        // sent its way ever leaves the namespace.
+        for args in [
+            vec![
+                "link",
+                "add",
+                "host0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "host0-peer",
+            ],
+            vec!["addr", "add", "192.168.254.1/24", "dev", "host0"],
+            vec!["link", "set", "host0-peer", "up"],
+            vec!["link", "set", "host0", "up"],
+            vec!["route", "add", "default", "dev", "host0"],
+        ] {
+            let mut all = vec!["-n", netns.as_str()];
+            all.extend(args);
+            assert!(run(Command::new("ip").args(&all)).status.success());
+        }
         let mut c = NodeCluster {
             dir: tempfile::tempdir().expect("temp dir"),
             netns,
@@ -90,7 +117,10 @@ impl NodeCluster {
             .arg(env!("CARGO_BIN_EXE_skiff"))
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path())
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SKIFF_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("SKIFF_CGROUP_PARENT", &self.cgroup_parent)
             .env_remove("SKIFF_NODE")
             .stdout(Stdio::null())
@@ -237,6 +267,57 @@ impl NodeCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `skiff image load` of the busybox test image plus the host's dynamically linked
+    /// `getent` and its glibc: a name resolver that behaves like any application's
+    /// (search path, ndots), which busybox's static applets are not.
+    pub fn load_busybox_with_getent(&self, name: &str) {
+        use skiff_node::testing::{busybox_layer, oci_archive, LayerBuilder, TestImageConfig};
+        let read = |p: &str| std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        let extra = LayerBuilder::new()
+            .dir("usr", 0o755)
+            .dir("usr/bin", 0o755)
+            .dir("lib", 0o755)
+            .dir("lib/x86_64-linux-gnu", 0o755)
+            .dir("lib64", 0o755)
+            .file("usr/bin/getent", 0o755, &read("/usr/bin/getent"))
+            .file(
+                "lib/x86_64-linux-gnu/libc.so.6",
+                0o755,
+                &read("/lib/x86_64-linux-gnu/libc.so.6"),
+            )
+            .file(
+                "lib64/ld-linux-x86-64.so.2",
+                0o755,
+                &read("/lib64/ld-linux-x86-64.so.2"),
+            )
+            .file("etc/nsswitch.conf", 0o644, b"hosts: files dns\n")
+            .finish();
+        let cfg = TestImageConfig {
+            cmd: vec!["sh".into()],
+            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            ..Default::default()
+        };
+        let archive = oci_archive(
+            name,
+            &[busybox_layer().expect("busybox layer"), extra],
+            &cfg,
+        );
+        let path = self.dir.path().join("getent.tar");
+        std::fs::write(&path, archive).expect("write archive");
+        let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .args(["image", "load"])
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .output()
+            .expect("skiff image load");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Ids of the containers on disk.
     pub fn container_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = std::fs::read_dir(self.dir.path().join("runtime/containers"))
@@ -302,17 +383,30 @@ impl NodeCluster {
     /// `GET http://{ip}:{port}{path}` from inside the cluster's network namespace; the
     /// response body, or `None` if nothing answered.
     pub fn http_get(&self, ip: &str, port: u16, path: &str) -> Option<String> {
+        let netns = self.netns.clone();
+        let (ip, path) = (ip.to_string(), path.to_string());
+        std::thread::spawn(move || Self::http_getter(&netns)(&ip, port, &path))
+            .join()
+            .ok()
+            .flatten()
+    }
+
+    /// Moves the calling thread into the cluster's network namespace (for good: call it on
+    /// a thread of its own) and returns a plain HTTP/1.0 GET that answers the body, or
+    /// `None` if nothing answered within 2 s.
+    pub fn http_getter(netns: &str) -> impl Fn(&str, u16, &str) -> Option<String> {
         use std::io::{Read, Write};
         use std::os::fd::AsRawFd;
-        let netns = format!("/run/netns/{}", self.netns);
-        let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().ok()?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n");
-        std::thread::spawn(move || {
-            let f = std::fs::File::open(&netns).ok()?;
-            // SAFETY: setns on this short-lived thread only; the fd is valid while f lives.
-            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        let entered = std::fs::File::open(format!("/run/netns/{netns}"))
+            // SAFETY: setns on the calling thread only; the fd is valid while f lives.
+            .map(|f| unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } == 0)
+            .unwrap_or(false);
+        move |ip: &str, port: u16, path: &str| {
+            if !entered {
                 return None;
             }
+            let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().ok()?;
+            let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n");
             let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
             s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
             s.write_all(request.as_bytes()).ok()?;
@@ -320,9 +414,6 @@ impl NodeCluster {
             s.read_to_string(&mut out).ok()?;
             let (head, body) = out.split_once("\r\n\r\n")?;
             head.starts_with("HTTP/1").then(|| body.to_string())
-        })
-        .join()
-        .ok()
-        .flatten()
+        }
     }
 }
