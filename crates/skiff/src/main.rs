@@ -202,13 +202,18 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig: kubeconfig.clone(),
     };
     controllers::start(&components).await?;
-    node::start(&components).await?;
-    tracing::info!(
-        address = %url,
-        kubeconfig = %kubeconfig.display(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "skiff is ready"
-    );
+    let node_settled = node::start(&components).await?;
+    // Ready means the API answers and the node (when there is one) takes pods; the API
+    // must serve for the node to register, so this is said from the background.
+    tokio::spawn(async move {
+        let _ = node_settled.await;
+        tracing::info!(
+            address = %url,
+            kubeconfig = %kubeconfig.display(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "skiff is ready"
+        );
+    });
     skiff_apiserver::serve::serve(listener, &credentials, router, shutdown_signal()).await?;
     Ok(())
 }

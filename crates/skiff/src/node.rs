@@ -3,6 +3,7 @@
 //! follows the node: it runs where pods run.
 
 use crate::Components;
+use tokio::sync::oneshot;
 /// Why this host cannot run pods, if it cannot.
 fn unusable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
@@ -27,15 +28,19 @@ fn host_name() -> String {
 }
 
 /// Starts the node agent for this host as an API client of the local server, in the
-/// background (`node is Ready` is logged once it registered).
-pub async fn start(components: &Components) -> anyhow::Result<()> {
+/// background. The returned receiver fires once the node is Ready (or the agent gave up,
+/// or there is no node), which is when `skiff server` says it is ready.
+pub async fn start(components: &Components) -> anyhow::Result<oneshot::Receiver<()>> {
+    let (done, settled) = oneshot::channel();
     if std::env::var("SKIFF_NODE").is_ok_and(|v| v == "off" || v == "0") {
         tracing::info!("node agent disabled by SKIFF_NODE; running without a node");
-        return Ok(());
+        let _ = done.send(());
+        return Ok(settled);
     }
     if let Some(why) = unusable() {
         tracing::warn!("running without a node: {why}");
-        return Ok(());
+        let _ = done.send(());
+        return Ok(settled);
     }
     let env = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_string());
     let exe = std::env::current_exe()?;
@@ -67,12 +72,14 @@ pub async fn start(components: &Components) -> anyhow::Result<()> {
             ),
             Err(e) => {
                 tracing::warn!("running without a node: {e}");
+                let _ = done.send(());
                 return;
             }
         }
         if let Err(e) = crate::net::start(client, net) {
             tracing::warn!("running without service networking: {e}");
         }
+        let _ = done.send(());
     });
-    Ok(())
+    Ok(settled)
 }
