@@ -1,0 +1,267 @@
+//! End to end: Deployment rollouts on a real node behind a Service (root only; skipped with a
+//! message otherwise): a broken image stalls with ProgressDeadlineExceeded while the old pods
+//! keep serving, `rollout undo` (also `--to-revision`), `restart`, `pause`/`resume`, and
+//! deletion cleaning everything up; a load generator on the node sees no failed request.
+
+#[allow(unused)]
+mod common;
+#[path = "common/node.rs"]
+mod node;
+
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 6
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: web
+        image: busybox:test
+        command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 8080 -h /www"]
+        readinessProbe:
+          exec:
+            command: ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 8080 | grep -q 200"]
+          periodSeconds: 1
+        lifecycle:
+          preStop:
+            sleep:
+              seconds: 2
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+  - port: 80
+    targetPort: 8080
+"#;
+
+fn wait_for<T>(what: &str, c: &node::NodeCluster, secs: u64, f: impl Fn() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\nserver log:\n{}",
+            c.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// `kubectl rollout status`: (succeeded, output).
+fn rollout_status(c: &node::NodeCluster, timeout: &str) -> (bool, String) {
+    let out = c.kubectl_output(
+        &[
+            "rollout",
+            "status",
+            "deploy/web",
+            &format!("--timeout={timeout}"),
+        ],
+        None,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn assert_rolled_out(c: &node::NodeCluster) {
+    let (ok, text) = rollout_status(c, "90s");
+    assert!(
+        ok,
+        "rollout status failed: {text}\nserver log:\n{}",
+        c.log_text()
+    );
+}
+
+/// Requests the Service back to back from the node until stopped; returns (total, failures).
+fn load(
+    c: &node::NodeCluster,
+    ip: &str,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<(usize, usize)>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (netns, ip, s) = (c.netns.clone(), ip.to_string(), stop.clone());
+    let handle = std::thread::spawn(move || {
+        let get = node::NodeCluster::http_getter(&netns);
+        let (mut total, mut failed) = (0, 0);
+        while !s.load(Ordering::Relaxed) {
+            total += 1;
+            if get(&ip, 80, "/").is_none() {
+                failed += 1;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (total, failed)
+    });
+    (stop, handle)
+}
+
+fn image_of(c: &node::NodeCluster) -> String {
+    c.json(&["get", "deploy", "web"])["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn rollouts_stall_undo_restart_and_pause_without_dropping_traffic() {
+    let c = node_cluster_or_skip!();
+    c.load_busybox("busybox:test");
+    c.kubectl_in(&["apply", "-f", "-"], WEB);
+    assert_rolled_out(&c);
+    let ip = c.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    wait_for("the service to answer", &c, 10, || c.http_get(&ip, 80, "/"));
+    let (stop, traffic) = load(&c, &ip);
+
+    // A broken image: the new pods never pull, the rollout stalls past its deadline and
+    // says so, and the old pods keep serving.
+    c.kubectl(&["set", "image", "deploy/web", "web=busybox:missing"]);
+    let (ok, text) = rollout_status(&c, "60s");
+    assert!(!ok, "rollout status should fail: {text}");
+    assert!(
+        text.contains("exceeded its progress deadline"),
+        "kubectl should say why: {text}"
+    );
+    let d = c.json(&["get", "deploy", "web"]);
+    let progressing = d["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Progressing")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(progressing["status"], "False", "{d:#}");
+    assert_eq!(progressing["reason"], "ProgressDeadlineExceeded", "{d:#}");
+    assert_eq!(
+        d["status"]["readyReplicas"], 2,
+        "old pods keep serving: {d:#}"
+    );
+    let pods = c.kubectl(&["get", "pods", "-l", "app=web"]);
+    assert!(
+        pods.contains("ErrImagePull") || pods.contains("ImagePullBackOff"),
+        "{pods}"
+    );
+
+    // Undo: back to the working template; the broken ReplicaSet is scaled to zero.
+    c.kubectl(&["rollout", "undo", "deploy/web"]);
+    assert_rolled_out(&c);
+    assert_eq!(image_of(&c), "busybox:test");
+    wait_for("the broken ReplicaSet to scale to 0", &c, 20, || {
+        let rs = items(&c.json(&["get", "rs", "-l", "app=web"]));
+        let broken = rs.iter().find(|r| {
+            r["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:missing"
+        })?;
+        (broken["spec"]["replicas"] == 0 && broken["status"]["replicas"].as_i64().unwrap_or(0) == 0)
+            .then_some(())
+    });
+    let history = c.kubectl(&["rollout", "history", "deploy/web"]);
+    assert!(
+        history.contains("\n2 ") && history.contains("\n3 "),
+        "{history}"
+    );
+
+    // Restart: every pod replaced, a new revision (4).
+    let before: Vec<String> = items(&c.json(&["get", "pods", "-l", "app=web"]))
+        .iter()
+        .map(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    c.kubectl(&["rollout", "restart", "deploy/web"]);
+    assert_rolled_out(&c);
+    wait_for("the old pods to go", &c, 30, || {
+        let now = items(&c.json(&["get", "pods", "-l", "app=web"]));
+        now.iter()
+            .all(|p| !before.iter().any(|b| p["metadata"]["name"] == b.as_str()))
+            .then_some(())
+    });
+    let annotations =
+        &c.json(&["get", "deploy", "web"])["spec"]["template"]["metadata"]["annotations"];
+    assert!(
+        annotations["kubectl.kubernetes.io/restartedAt"].is_string(),
+        "{annotations}"
+    );
+
+    // Undo to a named revision: 3 is the template before the restart.
+    c.kubectl(&["rollout", "undo", "deploy/web", "--to-revision=3"]);
+    assert_rolled_out(&c);
+    let d = c.json(&["get", "deploy", "web"]);
+    assert!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_null(),
+        "revision 3 had no restart annotation: {d:#}"
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "5"
+    );
+
+    // Paused: template changes wait; resume rolls them out.
+    c.kubectl(&["rollout", "pause", "deploy/web"]);
+    let rs_before = items(&c.json(&["get", "rs", "-l", "app=web"])).len();
+    c.kubectl(&["set", "env", "deploy/web", "GREETING=hi"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        items(&c.json(&["get", "rs", "-l", "app=web"])).len(),
+        rs_before,
+        "a paused Deployment must not create a ReplicaSet"
+    );
+    c.kubectl(&["rollout", "resume", "deploy/web"]);
+    assert_rolled_out(&c);
+    assert_eq!(
+        items(&c.json(&["get", "rs", "-l", "app=web"])).len(),
+        rs_before + 1
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let (total, failed) = traffic.join().expect("load thread");
+    assert!(total > 100, "the load generator barely ran ({total})");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {total} requests failed during the rollouts"
+    );
+    eprintln!("rollouts: {total} requests through the Service, 0 failed");
+
+    // Deleting the Deployment leaves no ReplicaSet and no pod.
+    c.kubectl(&["delete", "deploy", "web"]);
+    wait_for("everything to be gone", &c, 60, || {
+        let rs = items(&c.json(&["get", "rs", "-l", "app=web"]));
+        let pods = items(&c.json(&["get", "pods", "-l", "app=web"]));
+        (rs.is_empty() && pods.is_empty()).then_some(())
+    });
+    wait_for("no endpoints left", &c, 10, || {
+        let ep = c.json(&["get", "endpoints", "web"]);
+        ep["subsets"].is_null().then_some(())
+    });
+}
