@@ -265,3 +265,40 @@ fn readiness_gates_ready_and_liveness_failures_restart() {
     assert!(!ready(&pod) || status(&pod, "unhealthy")["ready"] == true);
     assert_eq!(status(&pod, "web")["restartCount"], 0);
 }
+
+/// A container over its memory limit is killed by the kernel, and the pod says so as
+/// upstream does: OOMKilled, exit code 137, then a restart (restartPolicy Always).
+#[test]
+fn a_container_over_its_memory_limit_is_oom_killed() {
+    let c = node_cluster_or_skip!();
+    let node = node_name(&c);
+    c.load_busybox("busybox:test");
+    let manifest = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hog
+spec:
+  nodeName: NODE
+  containers:
+  - name: hog
+    image: busybox:test
+    command: ["sh", "-c", "x=0123456789abcdef; while true; do x=\"$x$x\"; done"]
+    resources:
+      limits:
+        memory: 32Mi
+"#
+    .replace("NODE", &node);
+    c.kubectl_in(&["apply", "-f", "-"], &manifest);
+    let pod = c.wait_pod("hog", Duration::from_secs(60), |p| {
+        p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] == "OOMKilled"
+    });
+    let last = &pod["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 137, "{pod:#}");
+    assert!(
+        pod["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1),
+        "{pod:#}"
+    );
+    let describe = c.kubectl(&["describe", "pod", "hog"]);
+    assert!(describe.contains("OOMKilled"), "{describe}");
+}
