@@ -1,6 +1,6 @@
 //! End to end: Deployment rollouts on a real node behind a Service (root only; skipped with a
 //! message otherwise): a broken image stalls with ProgressDeadlineExceeded while the old pods
-//! keep serving, `rollout undo` (also `--to-revision`), `restart`, `pause`/`resume`, and
+//! keep serving, scaling it then spreads proportionally, `rollout undo` (also `--to-revision`), `restart`, `pause`/`resume`, and
 //! deletion cleaning everything up; a load generator on the node sees no failed request.
 
 #[allow(unused)]
@@ -169,6 +169,21 @@ fn rollouts_stall_undo_restart_and_pause_without_dropping_traffic() {
         pods.contains("ErrImagePull") || pods.contains("ImagePullBackOff"),
         "{pods}"
     );
+
+    // Scaled while stalled (2 old + 1 new of 2 + surge 1): upstream spreads the change over
+    // both ReplicaSets in proportion (4 + surge 1 = 5: old 2 -> 3, new 1 -> 2).
+    c.kubectl(&["scale", "deploy/web", "--replicas=4"]);
+    let sizes = wait_for("proportional scaling", &c, 20, || {
+        let rs = items(&c.json(&["get", "rs", "-l", "app=web"]));
+        let size = |image: &str| {
+            rs.iter()
+                .find(|r| r["spec"]["template"]["spec"]["containers"][0]["image"] == image)
+                .and_then(|r| r["spec"]["replicas"].as_i64())
+        };
+        let sizes = (size("busybox:test")?, size("busybox:missing")?);
+        (sizes == (3, 2)).then_some(sizes)
+    });
+    assert_eq!(sizes, (3, 2));
 
     // Undo: back to the working template; the broken ReplicaSet is scaled to zero.
     c.kubectl(&["rollout", "undo", "deploy/web"]);

@@ -165,11 +165,14 @@ async fn apply(d: &Deployment, ns: &str, ctx: &Ctx, action: Action) -> Result<()
                 "spec": { "replicas": to },
             });
             ignore_missing(rs_api.patch(&rs, &pp, &Patch::Merge(&patch)).await)?;
-            let dir = if to > from { "up" } else { "down" };
-            let msg = format!("Scaled {dir} replica set {rs} from {from} to {to}");
-            ctx.recorder
-                .publish(&me, "Normal", "ScalingReplicaSet", &msg)
-                .await;
+            // Only the annotations change when the size stays: no event for that.
+            if to != from {
+                let dir = if to > from { "up" } else { "down" };
+                let msg = format!("Scaled {dir} replica set {rs} from {from} to {to}");
+                ctx.recorder
+                    .publish(&me, "Normal", "ScalingReplicaSet", &msg)
+                    .await;
+            }
         }
         Action::SetRevision { rs, revision } => {
             let patch =

@@ -65,6 +65,10 @@ struct Rs {
     created: Timestamp,
     deleting: bool,
     in_sync: bool,
+    /// The desired-replicas annotation: the Deployment's replicas when this was last scaled.
+    desired: Option<i32>,
+    /// The max-replicas annotation: replicas + maxSurge when this was last scaled.
+    max_replicas: Option<i32>,
 }
 
 impl Rs {
@@ -80,8 +84,14 @@ impl Rs {
             created: created(&rs.metadata),
             deleting: rs.metadata.deletion_timestamp.is_some(),
             in_sync: rs.metadata.generation.unwrap_or(0) <= status.observed_generation.unwrap_or(0),
+            desired: annotation(&rs.metadata, DESIRED_REPLICAS),
+            max_replicas: annotation(&rs.metadata, MAX_REPLICAS),
         }
     }
+}
+
+fn annotation(meta: &ObjectMeta, key: &str) -> Option<i32> {
+    meta.annotations.as_ref()?.get(key)?.parse().ok()
 }
 
 /// The revision annotation of an object, 0 when unset or unparsable.
@@ -213,7 +223,6 @@ pub fn plan(d: &Deployment, owned: &[&ReplicaSet], now: Timestamp) -> Plan {
     let Some(spec) = d.spec.as_ref() else {
         return out;
     };
-    let replicas = spec.replicas.unwrap_or(1);
     let mut sorted: Vec<&ReplicaSet> = owned.to_vec();
     sorted.sort_by_key(|rs| (created(&rs.metadata), rs.metadata.name.clone()));
     let new_idx = sorted.iter().position(|rs| {
@@ -245,24 +254,10 @@ pub fn plan(d: &Deployment, owned: &[&ReplicaSet], now: Timestamp) -> Plan {
                 n.revision = new_revision;
             }
         }
-        if paused {
-            // Scaling still applies while paused (upstream `sync`); only with one active
-            // ReplicaSet, as proportional scaling across several is not implemented.
-            let active: Vec<&mut Rs> = new
-                .iter_mut()
-                .chain(old.iter_mut())
-                .filter(|r| r.replicas > 0)
-                .collect();
-            if let [only] = active.as_slice() {
-                if only.replicas != replicas {
-                    let (name, from) = (only.name.clone(), only.replicas);
-                    out.actions.push(Action::Scale {
-                        rs: name,
-                        from,
-                        to: replicas,
-                    });
-                }
-            }
+        if paused || is_scaling_event(d, new.as_ref(), &old) {
+            // Upstream `sync`: a paused Deployment, or one whose replicas changed, is only
+            // scaled (proportionally across its ReplicaSets); the rollout resumes after.
+            scale_proportionally(d, &mut new, &mut old, &mut out);
         } else if is_recreate(d) {
             recreate(
                 d,
@@ -316,6 +311,130 @@ fn scale(out: &mut Plan, rs: &mut Rs, to: i32) {
             to,
         });
         rs.replicas = to;
+    }
+}
+
+/// Upstream `scaleReplicaSet`: sets the size, and rewrites the desired/max-replicas
+/// annotations when they are stale even if the size stays (else the scaling event would
+/// never end).
+fn resize(out: &mut Plan, rs: &mut Rs, to: i32, replicas: i32) {
+    if rs.replicas != to || rs.desired != Some(replicas) {
+        out.actions.push(Action::Scale {
+            rs: rs.name.clone(),
+            from: rs.replicas,
+            to,
+        });
+        rs.replicas = to;
+        rs.desired = Some(replicas);
+    }
+}
+
+/// Upstream `isScalingEvent`: an active ReplicaSet was last scaled for another replica count.
+fn is_scaling_event(d: &Deployment, new: Option<&Rs>, old: &[Rs]) -> bool {
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    new.into_iter()
+        .chain(old)
+        .filter(|r| r.replicas > 0)
+        .any(|r| r.desired.is_some_and(|want| want != replicas))
+}
+
+/// Upstream `getReplicaSetFraction`: how much of the change this ReplicaSet takes, from its
+/// share of the size the Deployment had when it was last scaled (max-replicas).
+fn fraction(d: &Deployment, rs: &Rs) -> i32 {
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if replicas == 0 {
+        return -rs.replicas;
+    }
+    let allowed = replicas + resolve_fenceposts(d).0;
+    let annotated = rs
+        .max_replicas
+        .unwrap_or_else(|| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0));
+    if annotated <= 0 {
+        return 0;
+    }
+    let size = f64::from(rs.replicas) * f64::from(allowed) / f64::from(annotated);
+    size.round() as i32 - rs.replicas
+}
+
+/// Upstream `scale`: one active ReplicaSet takes the whole count; a saturated new one sends
+/// the old ones to zero; otherwise (rolling update) the change is spread over the active
+/// ReplicaSets in proportion to their size, larger first, leftovers to the largest.
+fn scale_proportionally(d: &Deployment, new: &mut Option<Rs>, old: &mut [Rs], out: &mut Plan) {
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let active = new
+        .iter()
+        .chain(old.iter())
+        .filter(|r| r.replicas > 0)
+        .count();
+    if active <= 1 {
+        // Upstream `FindActiveOrLatest`: the active one, else the new, else the newest old.
+        let target = match new.as_mut() {
+            Some(n) if active == 0 || n.replicas > 0 => Some(n),
+            _ => old
+                .iter_mut()
+                .filter(|r| active == 0 || r.replicas > 0)
+                .max_by_key(|r| r.created),
+        };
+        if let Some(rs) = target {
+            resize(out, rs, replicas, replicas);
+        }
+        return;
+    }
+    if let Some(n) = new.as_ref() {
+        let saturated =
+            n.desired == Some(replicas) && n.replicas == replicas && n.available == replicas;
+        if saturated {
+            for rs in old.iter_mut().filter(|r| r.replicas > 0) {
+                resize(out, rs, 0, replicas);
+            }
+            return;
+        }
+    }
+    if is_recreate(d) {
+        return;
+    }
+    let allowed = if replicas > 0 {
+        replicas + resolve_fenceposts(d).0
+    } else {
+        0
+    };
+    let mut all: Vec<&mut Rs> = new
+        .iter_mut()
+        .chain(old.iter_mut())
+        .filter(|r| r.replicas > 0)
+        .collect();
+    let to_add = allowed - all.iter().map(|r| r.replicas).sum::<i32>();
+    if to_add == 0 {
+        for rs in all {
+            let size = rs.replicas;
+            resize(out, rs, size, replicas);
+        }
+        return;
+    }
+    // Larger first; among equals, newer first when growing and older first when shrinking.
+    all.sort_by(|a, b| {
+        b.replicas.cmp(&a.replicas).then(if to_add > 0 {
+            b.created.cmp(&a.created)
+        } else {
+            a.created.cmp(&b.created)
+        })
+    });
+    let mut added = 0;
+    let mut sizes = Vec::with_capacity(all.len());
+    for rs in &all {
+        let proportion = if to_add == added {
+            0
+        } else if to_add > 0 {
+            fraction(d, rs).min(to_add - added)
+        } else {
+            fraction(d, rs).max(to_add - added)
+        };
+        sizes.push(rs.replicas + proportion);
+        added += proportion;
+    }
+    sizes[0] = (sizes[0] + to_add - added).max(0);
+    for (rs, size) in all.into_iter().zip(sizes) {
+        resize(out, rs, size, replicas);
     }
 }
 

@@ -427,3 +427,74 @@ fn stalled_rollout_times_out_after_progress_deadline() {
         .and_then(|c| c.reason);
     assert_eq!(reason.as_deref(), Some("ProgressDeadlineExceeded"));
 }
+
+/// Sets the desired/max-replicas annotations as if `rs` was last scaled for `replicas`
+/// with `max` = replicas + maxSurge.
+fn scaled_for(mut rs: ReplicaSet, replicas: i32, max: i32) -> ReplicaSet {
+    let a = rs.metadata.annotations.get_or_insert_with(Default::default);
+    a.insert(super::plan::DESIRED_REPLICAS.into(), replicas.to_string());
+    a.insert(super::plan::MAX_REPLICAS.into(), max.to_string());
+    rs
+}
+
+fn sizes(actions: &[Action]) -> Vec<(String, i32, i32)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Scale { rs, from, to } => Some((rs.clone(), *from, *to)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn scaling_mid_rollout_spreads_replicas_proportionally() {
+    // Upstream's documented example: 10 replicas, maxSurge 3, a rollout stuck with 8 old
+    // and 5 new pods; scaled to 15, the 5 extra go 3 to the old and 2 to the new.
+    let d10 = deployment(10, "3", "2", "v2");
+    let mut old = scaled_for(rs(&d10, "v1", 8, 10, 1), 10, 13);
+    let mut new = scaled_for(rs(&d10, "v2", 5, 20, 2), 10, 13);
+    if let Some(s) = new.status.as_mut() {
+        s.available_replicas = Some(0);
+        s.ready_replicas = Some(0);
+    }
+    let d15 = deployment(15, "3", "2", "v2");
+    let names = |r: &ReplicaSet| r.metadata.name.clone().unwrap_or_default();
+    let got = sizes(&plan(&d15, &[&old, &new], ts(1000)).actions);
+    assert_eq!(
+        got,
+        vec![(names(&old), 8, 11), (names(&new), 5, 7)],
+        "{got:?}"
+    );
+    // Scaled down to 5 instead (allowed 5 + 2 = 7 of 13): the larger, older set gives most,
+    // rounding leftovers go to the largest.
+    let d5 = deployment(5, "2", "2", "v2");
+    let got = sizes(&plan(&d5, &[&old, &new], ts(1000)).actions);
+    let total: i32 = got.iter().map(|(_, _, to)| to).sum();
+    assert_eq!(total, 7, "{got:?}");
+    assert_eq!(got[0], (names(&old), 8, 4), "{got:?}");
+    // Once every set carries the new count, the rollout goes on as usual (no scaling event).
+    old = scaled_for(old, 15, 18);
+    new = scaled_for(new, 15, 18);
+    if let Some(s) = old.spec.as_mut() {
+        s.replicas = Some(11);
+    }
+    if let Some(s) = new.spec.as_mut() {
+        s.replicas = Some(7);
+    }
+    let got = sizes(&plan(&d15, &[&old, &new], ts(1000)).actions);
+    assert!(
+        got.iter().all(|(_, from, to)| from != to || to == &0),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn scaling_a_settled_deployment_resizes_its_only_replicaset() {
+    let d3 = deployment(3, "1", "0", "v1");
+    let only = scaled_for(rs(&d3, "v1", 3, 10, 1), 3, 4);
+    let d6 = deployment(6, "1", "0", "v1");
+    let got = sizes(&plan(&d6, &[&only], ts(1000)).actions);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].1, got[0].2), (3, 6));
+}
