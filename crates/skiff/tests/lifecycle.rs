@@ -8,23 +8,6 @@ mod node;
 
 use std::time::{Duration, Instant, SystemTime};
 
-/// Waits for the node to register and returns its name.
-fn node_name(c: &node::NodeCluster) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let nodes = c.json(&["get", "nodes"]);
-        if let Some(name) = nodes["items"][0]["metadata"]["name"].as_str() {
-            return name.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node registered:\n{}",
-            c.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn status(pod: &serde_json::Value, name: &str) -> serde_json::Value {
     pod["status"]["containerStatuses"]
         .as_array()
@@ -117,7 +100,7 @@ spec:
 fn exec_probes_gate_readiness_restart_on_liveness_and_wait_for_startup() {
     let c = node_cluster_or_skip!();
     c.load_busybox("busybox:test");
-    let node = node_name(&c);
+    let node = c.node_name();
     let applied = Instant::now();
     c.kubectl_in(&["apply", "-f", "-"], &PROBED.replace("NODE", &node));
 
@@ -251,7 +234,7 @@ spec:
 fn hooks_run_post_start_before_running_and_pre_stop_before_sigterm() {
     let c = node_cluster_or_skip!();
     c.load_busybox("busybox:test");
-    let node = node_name(&c);
+    let node = c.node_name();
     let host_dir = c.dir.path().join("hostvol");
     std::fs::create_dir_all(&host_dir).unwrap();
     let started = Instant::now();

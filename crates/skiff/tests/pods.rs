@@ -27,26 +27,6 @@ spec:
     command: ["sh", "-c", "echo $(GREETING) > /tmp/index.html; echo serving; exec httpd -f -vv -p 8080 -h /tmp"]
 "#;
 
-/// Waits for the node to register (in the background after start-up) and returns its name.
-fn node_name(c: &node::NodeCluster) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let nodes = c.json(&["get", "nodes"]);
-        let leases = c.kubectl(&["get", "leases", "-n", "kube-node-lease", "-o", "name"]);
-        if let Some(name) = nodes["items"][0]["metadata"]["name"].as_str() {
-            if leases.contains(name) {
-                return name.to_string();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node registered:\n{}",
-            c.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn ready(pod: &serde_json::Value) -> bool {
     pod["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
@@ -81,7 +61,7 @@ fn pod_runs_serves_http_logs_restarts_and_is_deleted() {
         loaded.contains("docker.io/library/busybox:test"),
         "{loaded}"
     );
-    let node = node_name(&c);
+    let node = c.node_name();
     let node_obj = c.json(&["get", "node", &node]);
     assert!(node_obj["status"]["conditions"]
         .as_array()
@@ -194,7 +174,7 @@ fn pod_runs_serves_http_logs_restarts_and_is_deleted() {
 fn restarted_server_adopts_running_containers() {
     let mut c = node_cluster_or_skip!();
     c.load_busybox("busybox:test");
-    let node = node_name(&c);
+    let node = c.node_name();
     c.kubectl_in(&["apply", "-f", "-"], &WEB.replace("NODE", &node));
     let pod = c.wait_pod("web", Duration::from_secs(30), ready);
     let id = container_id(&pod);
@@ -240,7 +220,7 @@ spec:
 fn readiness_gates_ready_and_liveness_failures_restart() {
     let c = node_cluster_or_skip!();
     c.load_busybox("busybox:test");
-    let node = node_name(&c);
+    let node = c.node_name();
     c.kubectl_in(&["apply", "-f", "-"], &PROBED.replace("NODE", &node));
     let status = |p: &serde_json::Value, name: &str| {
         p["status"]["containerStatuses"]
@@ -271,7 +251,7 @@ fn readiness_gates_ready_and_liveness_failures_restart() {
 #[test]
 fn a_container_over_its_memory_limit_is_oom_killed() {
     let c = node_cluster_or_skip!();
-    let node = node_name(&c);
+    let node = c.node_name();
     c.load_busybox("busybox:test");
     let manifest = r#"
 apiVersion: v1

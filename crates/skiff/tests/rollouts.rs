@@ -9,9 +9,7 @@ mod common;
 mod node;
 
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WEB: &str = r#"
 apiVersion: apps/v1
@@ -55,21 +53,6 @@ spec:
     targetPort: 8080
 "#;
 
-fn wait_for<T>(what: &str, c: &node::NodeCluster, secs: u64, f: impl Fn() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\nserver log:\n{}",
-            c.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn items(v: &Value) -> Vec<Value> {
     v["items"].as_array().cloned().unwrap_or_default()
 }
@@ -102,28 +85,6 @@ fn assert_rolled_out(c: &node::NodeCluster) {
     );
 }
 
-/// Requests the Service back to back from the node until stopped; returns (total, failures).
-fn load(
-    c: &node::NodeCluster,
-    ip: &str,
-) -> (Arc<AtomicBool>, std::thread::JoinHandle<(usize, usize)>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (netns, ip, s) = (c.netns.clone(), ip.to_string(), stop.clone());
-    let handle = std::thread::spawn(move || {
-        let get = node::NodeCluster::http_getter(&netns);
-        let (mut total, mut failed) = (0, 0);
-        while !s.load(Ordering::Relaxed) {
-            total += 1;
-            if get(&ip, 80, "/").is_none() {
-                failed += 1;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        (total, failed)
-    });
-    (stop, handle)
-}
-
 fn image_of(c: &node::NodeCluster) -> String {
     c.json(&["get", "deploy", "web"])["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()
@@ -138,8 +99,10 @@ fn rollouts_stall_undo_restart_and_pause_without_dropping_traffic() {
     c.kubectl_in(&["apply", "-f", "-"], WEB);
     assert_rolled_out(&c);
     let ip = c.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
-    wait_for("the service to answer", &c, 10, || c.http_get(&ip, 80, "/"));
-    let (stop, traffic) = load(&c, &ip);
+    c.wait_for("the service to answer", Duration::from_secs(10), || {
+        c.http_get(&ip, 80, "/")
+    });
+    let traffic = node::Load::start(&c, &ip, 80);
 
     // A broken image: the new pods never pull, the rollout stalls past its deadline and
     // says so, and the old pods keep serving.
@@ -173,7 +136,7 @@ fn rollouts_stall_undo_restart_and_pause_without_dropping_traffic() {
     // Scaled while stalled (2 old + 1 new of 2 + surge 1): upstream spreads the change over
     // both ReplicaSets in proportion (4 + surge 1 = 5: old 2 -> 3, new 1 -> 2).
     c.kubectl(&["scale", "deploy/web", "--replicas=4"]);
-    let sizes = wait_for("proportional scaling", &c, 20, || {
+    let sizes = c.wait_for("proportional scaling", Duration::from_secs(20), || {
         let rs = items(&c.json(&["get", "rs", "-l", "app=web"]));
         let size = |image: &str| {
             rs.iter()
@@ -189,14 +152,19 @@ fn rollouts_stall_undo_restart_and_pause_without_dropping_traffic() {
     c.kubectl(&["rollout", "undo", "deploy/web"]);
     assert_rolled_out(&c);
     assert_eq!(image_of(&c), "busybox:test");
-    wait_for("the broken ReplicaSet to scale to 0", &c, 20, || {
-        let rs = items(&c.json(&["get", "rs", "-l", "app=web"]));
-        let broken = rs.iter().find(|r| {
-            r["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:missing"
-        })?;
-        (broken["spec"]["replicas"] == 0 && broken["status"]["replicas"].as_i64().unwrap_or(0) == 0)
-            .then_some(())
-    });
+    c.wait_for(
+        "the broken ReplicaSet to scale to 0",
+        Duration::from_secs(20),
+        || {
+            let rs = items(&c.json(&["get", "rs", "-l", "app=web"]));
+            let broken = rs.iter().find(|r| {
+                r["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:missing"
+            })?;
+            (broken["spec"]["replicas"] == 0
+                && broken["status"]["replicas"].as_i64().unwrap_or(0) == 0)
+                .then_some(())
+        },
+    );
     let history = c.kubectl(&["rollout", "history", "deploy/web"]);
     assert!(
         history.contains("\n2 ") && history.contains("\n3 "),
@@ -215,7 +183,7 @@ fn rollouts_stall_undo_restart_and_pause_without_dropping_traffic() {
         .collect();
     c.kubectl(&["rollout", "restart", "deploy/web"]);
     assert_rolled_out(&c);
-    wait_for("the old pods to go", &c, 30, || {
+    c.wait_for("the old pods to go", Duration::from_secs(30), || {
         let now = items(&c.json(&["get", "pods", "-l", "app=web"]));
         now.iter()
             .all(|p| !before.iter().any(|b| p["metadata"]["name"] == b.as_str()))
@@ -259,23 +227,23 @@ fn rollouts_stall_undo_restart_and_pause_without_dropping_traffic() {
         rs_before + 1
     );
 
-    stop.store(true, Ordering::Relaxed);
-    let (total, failed) = traffic.join().expect("load thread");
+    let (total, failed) = traffic.finish();
     assert!(total > 100, "the load generator barely ran ({total})");
-    assert_eq!(
-        failed, 0,
-        "{failed} of {total} requests failed during the rollouts"
+    assert!(
+        failed.is_empty(),
+        "{} of {total} requests failed during the rollouts: {failed:?}",
+        failed.len()
     );
     eprintln!("rollouts: {total} requests through the Service, 0 failed");
 
     // Deleting the Deployment leaves no ReplicaSet and no pod.
     c.kubectl(&["delete", "deploy", "web"]);
-    wait_for("everything to be gone", &c, 60, || {
+    c.wait_for("everything to be gone", Duration::from_secs(60), || {
         let rs = items(&c.json(&["get", "rs", "-l", "app=web"]));
         let pods = items(&c.json(&["get", "pods", "-l", "app=web"]));
         (rs.is_empty() && pods.is_empty()).then_some(())
     });
-    wait_for("no endpoints left", &c, 10, || {
+    c.wait_for("no endpoints left", Duration::from_secs(10), || {
         let ep = c.json(&["get", "endpoints", "web"]);
         ep["subsets"].is_null().then_some(())
     });

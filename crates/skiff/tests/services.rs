@@ -8,8 +8,6 @@ mod common;
 mod node;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The article's Deployment shape, on the busybox test image: each pod serves its own name
@@ -56,26 +54,6 @@ spec:
           path: FLAGS
 "#;
 
-fn wait_for<T>(
-    what: &str,
-    c: &node::NodeCluster,
-    timeout: Duration,
-    f: impl Fn() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\nserver log:\n{}",
-            c.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// (ready, not ready) addresses of an Endpoints object.
 fn addresses(c: &node::NodeCluster, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let out = c.kubectl_output(&["get", "endpoints", name, "-o", "json"], None);
@@ -119,43 +97,6 @@ fn requests(c: &node::NodeCluster, ip: &str, port: u16, n: usize) -> Vec<Option<
         .collect()
 }
 
-/// A load generator on the node: requests `ip:port` back to back until stopped; returns
-/// (requests, failures).
-struct Load {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(usize, Vec<String>)>,
-}
-
-impl Load {
-    fn start(c: &node::NodeCluster, ip: &str) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (netns, ip) = (c.netns.clone(), ip.to_string());
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let probe = node::NodeCluster::http_getter(&netns);
-            let (mut failures, mut total) = (Vec::new(), 0);
-            while !s.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                if probe(&ip, 80, "/").is_none() {
-                    failures.push(format!(
-                        "at {} after {:?}",
-                        k8s_openapi::jiff::Timestamp::now(),
-                        started.elapsed()
-                    ));
-                }
-                total += 1;
-            }
-            (total, failures)
-        });
-        Load { stop, thread }
-    }
-
-    fn finish(self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("load thread")
-    }
-}
-
 #[test]
 fn services_balance_over_ready_pods_and_follow_changes() {
     let c = node_cluster_or_skip!();
@@ -168,7 +109,7 @@ fn services_balance_over_ready_pods_and_follow_changes() {
     let seed = std::fs::read_to_string(common::seed_manifest("04-service.yaml")).unwrap();
     c.kubectl_in(&["apply", "-f", "-"], &seed);
     let ip = c.kubectl(&["get", "svc", "hello", "-o", "jsonpath={.spec.clusterIP}"]);
-    wait_for("empty Endpoints", &c, Duration::from_secs(10), || {
+    c.wait_for("empty Endpoints", Duration::from_secs(10), || {
         let out = c.kubectl_output(&["get", "endpoints", "hello"], None);
         String::from_utf8_lossy(&out.stdout)
             .contains("<none>")
@@ -189,7 +130,7 @@ fn services_balance_over_ready_pods_and_follow_changes() {
     assert_eq!(pods.len(), 3, "{pods:?}");
     let names: BTreeSet<String> = pods.iter().map(|p| p.0.clone()).collect();
     let ips: BTreeSet<String> = pods.iter().map(|p| p.1.clone()).collect();
-    wait_for("3 ready endpoints", &c, Duration::from_secs(10), || {
+    c.wait_for("3 ready endpoints", Duration::from_secs(10), || {
         (addresses(&c, "hello").0 == ips).then_some(())
     });
     let slices = c.json(&[
@@ -228,16 +169,7 @@ spec:
     command: ["sh", "-c", "ip=$(getent hosts hello | cut -d' ' -f1); echo \"hello is $ip\" >&2; for i in $(seq 1 30); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $ip 80 | tail -1 | grep . || echo FAIL; done; echo DONE"]
 "#,
     );
-    let logs = wait_for(
-        "the client pod's 30 requests",
-        &c,
-        Duration::from_secs(60),
-        || {
-            let out = c.kubectl_output(&["logs", "client"], None);
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.contains("DONE").then_some(text)
-        },
-    );
+    let logs = c.wait_logs("client", "DONE", Duration::from_secs(60));
     let lines: Vec<&str> = logs
         .lines()
         .filter(|l| l.starts_with("hello-") || *l == "FAIL")
@@ -253,12 +185,9 @@ spec:
     // One pod's readiness fails: it leaves the endpoints and gets no more traffic.
     let (sick, sick_ip) = pods[0].clone();
     std::fs::write(flags.join(&sick), "").unwrap();
-    wait_for(
-        "the unready pod to leave",
-        &c,
-        Duration::from_secs(10),
-        || addresses(&c, "hello").1.contains(&sick_ip).then_some(()),
-    );
+    c.wait_for("the unready pod to leave", Duration::from_secs(10), || {
+        addresses(&c, "hello").1.contains(&sick_ip).then_some(())
+    });
     let bodies = requests(&c, &ip, 80, 40);
     assert!(bodies.iter().all(Option::is_some), "{bodies:?}");
     assert!(
@@ -266,15 +195,12 @@ spec:
         "the unready pod {sick} still got traffic: {bodies:?}"
     );
     std::fs::remove_file(flags.join(&sick)).unwrap();
-    wait_for(
-        "the pod to be ready again",
-        &c,
-        Duration::from_secs(10),
-        || addresses(&c, "hello").0.contains(&sick_ip).then_some(()),
-    );
+    c.wait_for("the pod to be ready again", Duration::from_secs(10), || {
+        addresses(&c, "hello").0.contains(&sick_ip).then_some(())
+    });
 
     // A pod is deleted under load: the ReplicaSet replaces it, no request fails.
-    let load = Load::start(&c, &ip);
+    let load = node::Load::start(&c, &ip, 80);
     std::thread::sleep(Duration::from_millis(300));
     c.kubectl(&["delete", "pod", &pods[1].0, "--wait=false"]);
     std::thread::sleep(Duration::from_secs(4));
@@ -291,7 +217,7 @@ spec:
 
     // A rolling update under load: zero failed requests.
     c.kubectl(&["rollout", "status", "deploy/hello", "--timeout=60s"]);
-    let load = Load::start(&c, &ip);
+    let load = node::Load::start(&c, &ip, 80);
     c.kubectl(&["rollout", "restart", "deploy/hello"]);
     c.kubectl(&["rollout", "status", "deploy/hello", "--timeout=90s"]);
     std::thread::sleep(Duration::from_secs(1));
@@ -400,15 +326,10 @@ spec:
             String::from_utf8_lossy(&out.stderr)
         )
     };
-    let answer = wait_for(
-        "DNS for the headless pod",
-        &c,
-        Duration::from_secs(10),
-        || {
-            let a = lookup("db-0.hs.default.svc.cluster.local");
-            a.contains(&pod_ip).then_some(a)
-        },
-    );
+    let answer = c.wait_for("DNS for the headless pod", Duration::from_secs(10), || {
+        let a = lookup("db-0.hs.default.svc.cluster.local");
+        a.contains(&pod_ip).then_some(a)
+    });
     assert!(answer.contains(&pod_ip), "{answer}");
     let a = lookup("hs.default.svc.cluster.local");
     assert!(a.contains(&pod_ip), "headless name lists the pod: {a}");
@@ -441,11 +362,7 @@ spec:
     command: ["sh", "-c", "cat /etc/resolv.conf; for n in front front.default front.default.svc db-0.hs; do getent hosts $n; ip=$(getent hosts $n | cut -d' ' -f1); printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $ip 8081 | grep -q 'hello from skiff' && echo VIA-$n; done; echo DONE"]
 "#,
     );
-    let logs = wait_for("the asker pod", &c, Duration::from_secs(60), || {
-        let out = c.kubectl_output(&["logs", "asker"], None);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.contains("DONE").then_some(text)
-    });
+    let logs = c.wait_logs("asker", "DONE", Duration::from_secs(60));
     assert!(logs.contains("nameserver 10.96.0.10"), "{logs}");
     // (glibc's resolver, via getent: busybox's static applets cannot use NSS, so its
     // wget crashes on any name, even `http`; nc with numbers does not look anything up.)
@@ -470,21 +387,16 @@ spec:
 
     // LoadBalancer: the node address is its external IP, and it answers there and on the
     // NodePort.
-    let lb = wait_for(
-        "the load balancer status",
-        &c,
-        Duration::from_secs(10),
-        || {
-            let ip = c.kubectl(&[
-                "get",
-                "svc",
-                "front",
-                "-o",
-                "jsonpath={.status.loadBalancer.ingress[0].ip}",
-            ]);
-            (!ip.is_empty()).then_some(ip)
-        },
-    );
+    let lb = c.wait_for("the load balancer status", Duration::from_secs(10), || {
+        let ip = c.kubectl(&[
+            "get",
+            "svc",
+            "front",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ]);
+        (!ip.is_empty()).then_some(ip)
+    });
     assert_eq!(lb, node::NODE_IP);
     let table = c.kubectl(&["get", "svc", "front"]);
     assert!(table.contains(node::NODE_IP), "EXTERNAL-IP column: {table}");

@@ -221,6 +221,43 @@ impl NodeCluster {
         serde_json::from_str(&self.kubectl(&all)).expect("kubectl -o json prints JSON")
     }
 
+    /// Polls `f` every 100 ms until it gives a value; panics with the server log after
+    /// `timeout`.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, f: impl Fn() -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\nserver log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The logs of `pod` once they contain `marker`.
+    pub fn wait_logs(&self, pod: &str, marker: &str, timeout: Duration) -> String {
+        self.wait_for(&format!("{marker:?} in the logs of {pod}"), timeout, || {
+            let out = self.kubectl_output(&["logs", pod], None);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains(marker).then_some(text)
+        })
+    }
+
+    /// Waits for the node to register (in the background after start-up) and its Lease,
+    /// and returns its name.
+    pub fn node_name(&self) -> String {
+        self.wait_for("the node to register", Duration::from_secs(10), || {
+            let nodes = self.json(&["get", "nodes"]);
+            let name = nodes["items"][0]["metadata"]["name"].as_str()?.to_string();
+            let leases = self.kubectl(&["get", "leases", "-n", "kube-node-lease", "-o", "name"]);
+            leases.contains(&name).then_some(name)
+        })
+    }
+
     /// Polls `get pod NAME -o json` until `f` holds; panics with the last pod and the
     /// server log after `timeout`.
     pub fn wait_pod(
@@ -250,7 +287,12 @@ impl NodeCluster {
     /// `skiff image load` of a busybox test image named `name`.
     pub fn load_busybox(&self, name: &str) -> String {
         let archive = skiff_node::testing::busybox_oci_archive(name).expect("busybox archive");
-        let path = self.dir.path().join("busybox.tar");
+        self.load_image(&archive)
+    }
+
+    /// `skiff image load` of an image archive; returns what the command printed.
+    pub fn load_image(&self, archive: &[u8]) -> String {
+        let path = self.dir.path().join("image.tar");
         std::fs::write(&path, archive).expect("write archive");
         let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args(["image", "load"])
@@ -302,20 +344,7 @@ impl NodeCluster {
             &[busybox_layer().expect("busybox layer"), extra],
             &cfg,
         );
-        let path = self.dir.path().join("getent.tar");
-        std::fs::write(&path, archive).expect("write archive");
-        let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args(["image", "load"])
-            .arg(&path)
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .output()
-            .expect("skiff image load");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.load_image(&archive);
     }
 
     /// Ids of the containers on disk.
@@ -415,5 +444,43 @@ impl NodeCluster {
             let (head, body) = out.split_once("\r\n\r\n")?;
             head.starts_with("HTTP/1").then(|| body.to_string())
         }
+    }
+}
+
+/// A load generator on the node: GETs `ip:port` back to back from a thread of its own
+/// until finished.
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl Load {
+    pub fn start(c: &NodeCluster, ip: &str, port: u16) -> Load {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (netns, ip, s) = (c.netns.clone(), ip.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let get = NodeCluster::http_getter(&netns);
+            let (mut total, mut failures) = (0, Vec::new());
+            while !s.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                if get(&ip, port, "/").is_none() {
+                    failures.push(format!(
+                        "at {} after {:?}",
+                        k8s_openapi::jiff::Timestamp::now(),
+                        started.elapsed()
+                    ));
+                }
+                total += 1;
+            }
+            (total, failures)
+        });
+        Load { stop, thread }
+    }
+
+    /// Stops the load; (requests made, failures with when they started).
+    pub fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("load thread")
     }
 }
