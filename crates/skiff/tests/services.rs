@@ -147,6 +147,12 @@ fn services_balance_over_ready_pods_and_follow_changes() {
         .collect();
     assert_eq!(slice_ips, ips, "{slices:#}");
 
+    // `kubectl describe svc` lists them, from the EndpointSlices.
+    let describe = c.kubectl(&["describe", "svc", "hello"]);
+    for ip in &ips {
+        assert!(describe.contains(&format!("{ip}:8080")), "{describe}");
+    }
+
     // From the node, through the cluster IP: every pod answers, nothing fails.
     let bodies = requests(&c, &ip, 80, 60);
     assert!(bodies.iter().all(Option::is_some), "{bodies:?}");
