@@ -123,13 +123,18 @@ impl Credentials {
 
     /// A kubeconfig for the admin at `server_url`.
     pub fn kubeconfig(&self, server_url: &str) -> String {
-        use base64::Engine;
-        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: admin\n    namespace: default\ncurrent-context: skiff\npreferences: {{}}\n",
-            self.admin_token
-        )
+        kubeconfig(server_url, &self.ca_pem, &self.admin_token)
     }
+}
+
+/// A kubeconfig for `server_url` that trusts `ca_pem` and authenticates with `token` (what
+/// `skiff server` writes for users, and `skiff agent` for itself).
+pub fn kubeconfig(server_url: &str, ca_pem: &str, token: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: admin\n    namespace: default\ncurrent-context: skiff\npreferences: {{}}\n"
+    )
 }
 
 /// Accepts TLS connections on `listener` and serves `router` until `shutdown` resolves.

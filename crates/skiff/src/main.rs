@@ -31,6 +31,9 @@ enum Command {
     /// Run everything in one process: store, API server (and, as they land, controllers,
     /// scheduler and node agent).
     Server(ServerArgs),
+    /// Join a running server as one more node: the node agent, service proxy and DNS for
+    /// this host, as API clients of that server.
+    Agent(AgentArgs),
     /// Manage the node's local images (`load`, `ls`, `rm`).
     Image(image::ImageArgs),
     /// The per-container shim (started by the node agent, not by users).
@@ -46,6 +49,29 @@ struct ServerArgs {
     /// Address the API listens on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// The server's API address, e.g. `https://192.168.1.10:6443`.
+    #[arg(long)]
+    server: String,
+    /// A bearer token for the API (the server's `DIR/pki/admin.token`).
+    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The server's CA certificate (the server's `DIR/pki/ca.crt`).
+    #[arg(long)]
+    ca_file: PathBuf,
+    /// Where this node keeps its state: images, containers, logs, volumes.
+    #[arg(long, env = "SKIFF_DATA_DIR", default_value = "./skiff-agent-data")]
+    data_dir: PathBuf,
+    /// Node name (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// This node's pod network; each node needs its own /24 of 10.244.0.0/16 (the server's
+    /// node has 10.244.0.0/24).
+    #[arg(long, default_value = "10.244.1.0/24")]
+    pod_cidr: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +95,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => server(args).await,
+            Command::Agent(args) => agent(args).await,
             Command::Image(args) => image::run(args),
             Command::InternalShim { .. } => unreachable!("handled before the runtime starts"),
         }
@@ -123,7 +150,10 @@ fn certificate_hosts(listen: SocketAddr) -> Vec<String> {
     if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         hosts.push(name.trim().to_owned());
     }
-    if !listen.ip().is_unspecified() {
+    if listen.ip().is_unspecified() {
+        // Listening everywhere: agents on other hosts reach it at the node's address.
+        hosts.push(skiff_node::agent::node_ip());
+    } else {
         hosts.push(listen.ip().to_string());
     }
     hosts.sort();
@@ -202,7 +232,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig: kubeconfig.clone(),
     };
     controllers::start(&components).await?;
-    let node_settled = node::start(&components).await?;
+    let node_settled = node::start(&components, &node::NodeOptions::default()).await?;
     // Ready means the API answers and the node (when there is one) takes pods; the API
     // must serve for the node to register, so this is said from the background.
     tokio::spawn(async move {
@@ -215,5 +245,34 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         );
     });
     skiff_apiserver::serve::serve(listener, &credentials, router, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    if let Some(why) = node::unusable() {
+        anyhow::bail!("this host cannot run pods: {why}");
+    }
+    let data_dir = &args.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot use data dir {}", data_dir.display()))?;
+    let ca = std::fs::read_to_string(&args.ca_file)
+        .with_context(|| format!("reading {}", args.ca_file.display()))?;
+    let kubeconfig = data_dir.join("kubeconfig");
+    write_kubeconfig(
+        &kubeconfig,
+        &skiff_apiserver::serve::kubeconfig(&args.server, &ca, args.token.trim()),
+    )?;
+    let components = Components {
+        data_dir: data_dir.clone(),
+        kubeconfig,
+    };
+    let options = node::NodeOptions {
+        name: args.name.clone(),
+        pod_cidr: Some(args.pod_cidr.clone()),
+    };
+    let settled = node::start(&components, &options).await?;
+    let _ = settled.await;
+    tracing::info!(server = %args.server, "skiff agent is ready");
+    shutdown_signal().await;
     Ok(())
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 const CLUSTER_DNS_IP: &str = "10.96.0.10";
 /// The service network the API server allocates from.
 const SERVICE_CIDR: &str = "10.96.0.0/16";
+/// All nodes' pod networks (each node has a /24 of it).
+const CLUSTER_CIDR: &str = "10.244.0.0/16";
 
 /// What service networking needs to know of the node.
 pub struct NetConfig {
@@ -28,6 +30,7 @@ pub fn start(client: kube::Client, cfg: NetConfig) -> anyhow::Result<()> {
     let proxy = skiff_net::proxy::ProxyConfig {
         node_ip: cfg.node_ip,
         pod_cidr: cfg.pod_cidr.clone(),
+        cluster_cidr: CLUSTER_CIDR.into(),
         service_cidr: SERVICE_CIDR.into(),
         bridge: cfg.bridge.clone(),
     };
@@ -39,6 +42,10 @@ pub fn start(client: kube::Client, cfg: NetConfig) -> anyhow::Result<()> {
             }
         });
     }
+    tokio::spawn(skiff_net::routes::run(
+        client.clone(),
+        cfg.node_name.clone(),
+    ));
     if let Some(ip) = cfg.node_ip {
         tokio::spawn(skiff_net::proxy::servicelb::run(client.clone(), ip));
     }
@@ -90,9 +97,23 @@ async fn ensure_kube_dns(
         .map_err(kube::Error::SerdeError)?;
         services.create(&PostParams::default(), &svc).await?;
     }
+    // Each node serves DNS at its own bridge address and lists itself here, keeping the
+    // other nodes' entries.
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), "kube-system");
+    let current = endpoints.get_opt("kube-dns").await?;
+    let mut addresses: Vec<serde_json::Value> = current
+        .as_ref()
+        .and_then(|e| e.subsets.as_ref())
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s.addresses.iter().flatten())
+        .filter(|a| a.node_name.as_deref() != Some(node_name))
+        .map(|a| json!({"ip": a.ip, "nodeName": a.node_name}))
+        .collect();
+    addresses.push(json!({"ip": dns_ip.to_string(), "nodeName": node_name}));
+    addresses.sort_by_key(|a| a["nodeName"].as_str().unwrap_or_default().to_string());
     let subsets = json!([{
-        "addresses": [{"ip": dns_ip.to_string(), "nodeName": node_name}],
+        "addresses": addresses,
         "ports": [
             {"name": "dns", "port": 53, "protocol": "UDP"},
             {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
@@ -104,13 +125,14 @@ async fn ensure_kube_dns(
         "subsets": subsets,
     }))
     .map_err(kube::Error::SerdeError)?;
-    match endpoints.get_opt("kube-dns").await? {
+    match current {
         None => {
             endpoints.create(&PostParams::default(), &want).await?;
         }
         Some(current) if current.subsets != want.subsets => {
             let mut next = current;
             next.subsets = want.subsets;
+            // A conflict (another node wrote meanwhile) is retried by the caller.
             endpoints
                 .replace("kube-dns", &PostParams::default(), &next)
                 .await?;

@@ -4,8 +4,16 @@
 
 use crate::Components;
 use tokio::sync::oneshot;
+/// Per-node settings that flags may give (`skiff agent`); unset ones come from the
+/// environment, then the defaults.
+#[derive(Default)]
+pub struct NodeOptions {
+    pub name: Option<String>,
+    pub pod_cidr: Option<String>,
+}
+
 /// Why this host cannot run pods, if it cannot.
-fn unusable() -> Option<String> {
+pub fn unusable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Some("not running as root (containers need mounts, namespaces, cgroups)".into());
@@ -30,7 +38,10 @@ fn host_name() -> String {
 /// Starts the node agent for this host as an API client of the local server, in the
 /// background. The returned receiver fires once the node is Ready (or the agent gave up,
 /// or there is no node), which is when `skiff server` says it is ready.
-pub async fn start(components: &Components) -> anyhow::Result<oneshot::Receiver<()>> {
+pub async fn start(
+    components: &Components,
+    options: &NodeOptions,
+) -> anyhow::Result<oneshot::Receiver<()>> {
     let (done, settled) = oneshot::channel();
     if std::env::var("SKIFF_NODE").is_ok_and(|v| v == "off" || v == "0") {
         tracing::info!("node agent disabled by SKIFF_NODE; running without a node");
@@ -48,8 +59,14 @@ pub async fn start(components: &Components) -> anyhow::Result<oneshot::Receiver<
     let cfg = skiff_node::agent::AgentConfig {
         kubeconfig: components.kubeconfig.clone(),
         data_dir,
-        node_name: env("SKIFF_NODE_NAME", &host_name()),
-        pod_cidr: env("SKIFF_POD_CIDR", "10.244.0.0/24"),
+        node_name: match &options.name {
+            Some(name) => name.clone(),
+            None => env("SKIFF_NODE_NAME", &host_name()),
+        },
+        pod_cidr: match &options.pod_cidr {
+            Some(cidr) => cidr.clone(),
+            None => env("SKIFF_POD_CIDR", "10.244.0.0/24"),
+        },
         bridge: env("SKIFF_BRIDGE", "skiff0"),
         kubelet_port: env("SKIFF_KUBELET_PORT", "10250").parse()?,
         shim: vec![exe.into(), "internal-shim".into()],

@@ -21,15 +21,14 @@ use rules::{Names, NodeConfig, ServicePort};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 /// Errors of the proxy.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `nft` or `ip` could not be run or refused the change.
-    #[error("{0}")]
-    Command(String),
+    #[error(transparent)]
+    Command(#[from] crate::cmd::CommandError),
     /// A watch cache never filled (the API went away).
     #[error("watch cache never became ready")]
     CacheNotReady,
@@ -42,41 +41,14 @@ pub struct ProxyConfig {
     pub node_ip: Option<Ipv4Addr>,
     /// The node's pod network, e.g. `10.244.0.0/24`.
     pub pod_cidr: String,
+    /// All nodes' pod networks, e.g. `10.244.0.0/16`: pod traffic may go anywhere in it
+    /// (other nodes' pods), never outside it.
+    pub cluster_cidr: String,
     /// The service network, e.g. `10.96.0.0/16`: routed to the pod bridge so that the node
     /// itself reaches cluster IPs even without a default route, and never sends them out.
     pub service_cidr: String,
     /// The pod bridge.
     pub bridge: String,
-}
-
-/// Runs `cmd` with `input` on stdin; its stderr is the error.
-async fn run_cmd(cmd: &str, args: &[&str], input: Option<&str>) -> Result<(), Error> {
-    let mut child = tokio::process::Command::new(cmd)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Command(format!("{cmd}: {e}")))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .await
-            .map_err(|e| Error::Command(format!("{cmd}: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| Error::Command(format!("{cmd}: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Command(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
 }
 
 /// Whether bridged packets pass through netfilter here (per network namespace).
@@ -97,7 +69,7 @@ struct Syncer {
 impl Syncer {
     async fn sync(&mut self, services: &Store<Service>, slices: &Store<EndpointSlice>) {
         if !self.routed {
-            let r = run_cmd(
+            let r = crate::cmd::run(
                 "ip",
                 &[
                     "route",
@@ -122,7 +94,7 @@ impl Syncer {
         let previous = self.applied.take().map(|(_, names)| names);
         let (script, names) = rules::render(&self.node, &ports, previous.as_ref());
         let started = Instant::now();
-        match run_cmd("nft", &["-f", "-"], Some(&script)).await {
+        match crate::cmd::run("nft", &["-f", "-"], Some(&script)).await {
             Ok(()) => {
                 tracing::debug!(
                     ports = ports.len(),
@@ -192,6 +164,7 @@ pub async fn run(client: kube::Client, cfg: ProxyConfig) -> Result<(), Error> {
         node: NodeConfig {
             node_ip: cfg.node_ip,
             pod_cidr: cfg.pod_cidr.clone(),
+            cluster_cidr: cfg.cluster_cidr.clone(),
             bridge_netfilter: bridge_netfilter(),
         },
         cfg,

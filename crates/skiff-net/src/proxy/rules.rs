@@ -25,9 +25,12 @@ const DEFAULT_AFFINITY_TIMEOUT: i32 = 10800;
 pub struct NodeConfig {
     /// The node's address: LoadBalancer Services answer on it (as k3s's service LB does).
     pub node_ip: Option<Ipv4Addr>,
-    /// The pod network: forwarding from it to anywhere else is dropped, so pod traffic never
-    /// leaves the machine.
+    /// This node's pod network (masqueraded without br_netfilter).
     pub pod_cidr: String,
+    /// All nodes' pod networks: connections from it to anywhere outside it are not
+    /// forwarded (replies to connections from outside are), so pods never reach beyond
+    /// the cluster.
+    pub cluster_cidr: String,
     /// Whether bridged pod-to-pod packets go through netfilter (`br_netfilter`): when they
     /// do not, replies between pods on the bridge would bypass un-DNAT, so service traffic
     /// from pods is masqueraded instead.
@@ -302,8 +305,8 @@ pub fn render(
             "type filter hook forward priority -110; policy accept;",
             format!(
                 "ip daddr . meta l4proto . th dport @no-endpoints reject\n\
-                 ip saddr {cidr} ip daddr != {cidr} drop",
-                cidr = node.pod_cidr
+                 ip saddr {cidr} ip daddr != {cidr} ct state new drop",
+                cidr = node.cluster_cidr
             ),
         ),
         (

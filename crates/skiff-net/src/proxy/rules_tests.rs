@@ -36,6 +36,7 @@ fn node() -> NodeConfig {
     NodeConfig {
         node_ip: Some(Ipv4Addr::new(192, 168, 254, 1)),
         pod_cidr: "10.244.0.0/24".into(),
+        cluster_cidr: "10.244.0.0/16".into(),
         bridge_netfilter: true,
     }
 }
@@ -146,7 +147,7 @@ fn rules_balance_dnat_and_reject_as_kube_proxy() {
     has("ip saddr 10.244.0.2 meta mark set meta mark | 0x4000");
     has("add element ip skiff-proxy no-endpoints { 10.96.0.30 . udp . 53 }");
     has("add element ip skiff-proxy no-endpoint-nodeports { udp . 30053 }");
-    has("ip saddr 10.244.0.0/24 ip daddr != 10.244.0.0/24 drop");
+    has("ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 ct state new drop");
     assert!(!script.contains("ct status dnat masquerade"));
     assert_eq!(
         names.chains.len(),

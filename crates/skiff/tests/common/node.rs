@@ -55,6 +55,8 @@ pub struct NodeCluster {
     /// Server stderr lines, for failure messages.
     pub log: Arc<Mutex<Vec<String>>>,
     pub ready_after: Duration,
+    /// The API's listen address (`--listen`).
+    listen: String,
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -63,6 +65,11 @@ fn run(cmd: &mut Command) -> Output {
 
 impl NodeCluster {
     pub fn start() -> NodeCluster {
+        Self::start_listening("127.0.0.1:0")
+    }
+
+    /// A cluster whose API listens on `listen` (`0.0.0.0:0` for agents in other namespaces).
+    pub fn start_listening(listen: &str) -> NodeCluster {
         let suffix = skiff_node::unique_suffix();
         let netns = format!("skiff-test-{suffix}");
         assert!(run(Command::new("ip").args(["netns", "add", &netns]))
@@ -100,6 +107,7 @@ impl NodeCluster {
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
             ready_after: Duration::ZERO,
+            listen: listen.into(),
         };
         c.boot();
         c
@@ -112,40 +120,15 @@ impl NodeCluster {
     /// Starts (or restarts) the server and waits for `skiff is ready`.
     pub fn boot(&mut self) {
         let started = Instant::now();
-        let mut child = Command::new("nsenter")
-            .arg(self.netns_path())
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(self.netns_path())
             .arg(env!("CARGO_BIN_EXE_skiff"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["server", "--listen", &self.listen, "--data-dir"])
             .arg(self.dir.path())
-            .env(
-                "RUST_LOG",
-                std::env::var("SKIFF_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
             .env("SKIFF_CGROUP_PARENT", &self.cgroup_parent)
-            .env_remove("SKIFF_NODE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn skiff server");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = self.log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("skiff is ready") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                log.lock().unwrap().push(line);
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            panic!("server not ready:\n{}", self.log_text());
-        }
+            .env_remove("SKIFF_NODE");
+        self.child = Some(spawn_until(cmd, "skiff is ready", &self.log));
         self.ready_after = started.elapsed();
-        self.child = Some(child);
     }
 
     pub fn log_text(&self) -> String {
@@ -292,21 +275,7 @@ impl NodeCluster {
 
     /// `skiff image load` of an image archive; returns what the command printed.
     pub fn load_image(&self, archive: &[u8]) -> String {
-        let path = self.dir.path().join("image.tar");
-        std::fs::write(&path, archive).expect("write archive");
-        let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args(["image", "load"])
-            .arg(&path)
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .output()
-            .expect("skiff image load");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        load_image_into(self.dir.path(), archive)
     }
 
     /// `skiff image load` of the busybox test image plus the host's dynamically linked
@@ -376,28 +345,194 @@ impl NodeCluster {
     }
 
     fn cleanup(&mut self) {
-        use skiff_node::runtime::{RuncConfig, RuncRuntime, Runtime};
         self.crash();
-        let dir = self.dir.path().to_path_buf();
-        let mut cfg = RuncConfig::new(dir.join("runtime"), vec!["true".into()]);
-        cfg.cgroup_parent = self.cgroup_parent.clone();
-        if let Ok(rt) = RuncRuntime::new(cfg) {
-            for c in rt.list().unwrap_or_default() {
-                let _ = rt.delete(&c.id);
+        remove_node_state(self.dir.path(), &self.cgroup_parent, "10.244.0.0/24");
+        run(Command::new("ip").args(["netns", "del", &self.netns]));
+    }
+}
+
+/// Starts `cmd` with its stderr collected into `log`, and waits (30 s at most) for a line
+/// containing `ready`.
+fn spawn_until(mut cmd: Command, ready: &str, log: &Arc<Mutex<Vec<String>>>) -> Child {
+    let mut child = cmd
+        .env(
+            "RUST_LOG",
+            std::env::var("SKIFF_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn skiff");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (log, ready) = (log.clone(), ready.to_string());
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(&ready) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(());
+                }
             }
-            rt.remove_cgroup_parent();
+            lines.lock().unwrap().push(line);
         }
-        let net = skiff_node::network::Network::new(skiff_node::network::NetworkConfig {
-            bridge: "skiff0".into(),
-            pod_cidr: skiff_node::network::Ipv4Cidr::parse("10.244.0.0/24").unwrap(),
-            state_dir: dir.join("network"),
-            netns_prefix: "skiff-".into(),
-        });
-        if let Ok(net) = net {
-            for n in net.list().unwrap_or_default() {
-                let _ = net.teardown(&n.sandbox_id);
-            }
+    });
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("skiff not ready:\n{}", log.lock().unwrap().join("\n"));
+    }
+    child
+}
+
+/// `skiff image load` of an image archive into the node whose data dir is `dir`.
+fn load_image_into(dir: &Path, archive: &[u8]) -> String {
+    let path = dir.join("image.tar");
+    std::fs::write(&path, archive).expect("write archive");
+    let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["image", "load"])
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("skiff image load");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Removes what a node left on the host: containers, their cgroups, pod network namespaces.
+fn remove_node_state(dir: &Path, cgroup_parent: &str, pod_cidr: &str) {
+    use skiff_node::runtime::{RuncConfig, RuncRuntime, Runtime};
+    let mut cfg = RuncConfig::new(dir.join("runtime"), vec!["true".into()]);
+    cfg.cgroup_parent = cgroup_parent.to_string();
+    if let Ok(rt) = RuncRuntime::new(cfg) {
+        for c in rt.list().unwrap_or_default() {
+            let _ = rt.delete(&c.id);
         }
+        rt.remove_cgroup_parent();
+    }
+    let net = skiff_node::network::Network::new(skiff_node::network::NetworkConfig {
+        bridge: "skiff0".into(),
+        pod_cidr: skiff_node::network::Ipv4Cidr::parse(pod_cidr).unwrap(),
+        state_dir: dir.join("network"),
+        netns_prefix: "skiff-".into(),
+    });
+    if let Ok(net) = net {
+        for n in net.list().unwrap_or_default() {
+            let _ = net.teardown(&n.sandbox_id);
+        }
+    }
+}
+
+/// A second node: `skiff agent` in a network namespace of its own, joined to a
+/// [`NodeCluster`] over a link (the cluster's `host0`, whose peer moves here) so both nodes
+/// share one network, as two hosts on a LAN.
+pub struct AgentNode {
+    pub dir: tempfile::TempDir,
+    pub netns: String,
+    cgroup_parent: String,
+    child: Option<Child>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pod_cidr: String,
+}
+
+/// The agent node's address on the shared link.
+pub const AGENT_IP: &str = "192.168.254.2";
+
+impl AgentNode {
+    /// Starts `skiff agent` as node `name` with pod CIDR `pod_cidr`, joined to `server`
+    /// (which must listen beyond loopback: [`NodeCluster::start_listening`]).
+    pub fn join(server: &NodeCluster, name: &str, pod_cidr: &str) -> AgentNode {
+        let suffix = skiff_node::unique_suffix();
+        let netns = format!("skiff-agent-{suffix}");
+        assert!(run(Command::new("ip").args(["netns", "add", &netns]))
+            .status
+            .success());
+        let mut node = AgentNode {
+            dir: tempfile::tempdir().expect("temp dir"),
+            netns: netns.clone(),
+            cgroup_parent: format!("skiff-agent-{suffix}"),
+            child: None,
+            log: Arc::new(Mutex::new(Vec::new())),
+            pod_cidr: pod_cidr.into(),
+        };
+        let ip_n = |args: &[&str]| {
+            let out = run(Command::new("ip").args(["-n", &netns]).args(args));
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        assert!(run(Command::new("ip").args([
+            "-n",
+            &server.netns,
+            "link",
+            "set",
+            "host0-peer",
+            "netns",
+            &netns
+        ]))
+        .status
+        .success());
+        ip_n(&["link", "set", "lo", "up"]);
+        ip_n(&[
+            "addr",
+            "add",
+            &format!("{AGENT_IP}/24"),
+            "dev",
+            "host0-peer",
+        ]);
+        ip_n(&["link", "set", "host0-peer", "up"]);
+        ip_n(&["route", "add", "default", "via", NODE_IP]);
+        let config = std::fs::read_to_string(server.kubeconfig()).expect("kubeconfig");
+        let port = config
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: https://"))
+            .and_then(|a| a.rsplit(':').next())
+            .expect("server port in the kubeconfig")
+            .to_string();
+        let pki = server.dir.path().join("pki");
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{netns}"))
+            .arg(env!("CARGO_BIN_EXE_skiff"))
+            .args(["agent", "--server", &format!("https://{NODE_IP}:{port}")])
+            .arg("--ca-file")
+            .arg(pki.join("ca.crt"))
+            .args(["--name", name, "--pod-cidr", pod_cidr, "--data-dir"])
+            .arg(node.dir.path())
+            .env(
+                "SKIFF_TOKEN",
+                std::fs::read_to_string(pki.join("admin.token")).expect("token"),
+            )
+            .env("SKIFF_CGROUP_PARENT", &node.cgroup_parent);
+        node.child = Some(spawn_until(cmd, "skiff agent is ready", &node.log));
+        node
+    }
+
+    /// `skiff image load` into this node's image store.
+    pub fn load_busybox(&self, name: &str) {
+        let archive = skiff_node::testing::busybox_oci_archive(name).expect("busybox archive");
+        load_image_into(self.dir.path(), &archive);
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for AgentNode {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        remove_node_state(self.dir.path(), &self.cgroup_parent, &self.pod_cidr);
         run(Command::new("ip").args(["netns", "del", &self.netns]));
     }
 }
