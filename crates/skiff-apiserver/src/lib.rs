@@ -26,7 +26,7 @@ pub mod watch;
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use skiff_store::Store;
 
 pub use error::ApiError;
@@ -106,5 +106,83 @@ impl Api {
             }
         }
         Ok(())
+    }
+
+    /// The `default/kubernetes` Service every cluster has (10.96.0.1:443), and its Endpoints:
+    /// `endpoint` is where pods reach this API server, `None` when they cannot (it listens on
+    /// loopback only), in which case the Service has no endpoints, as upstream would with no
+    /// reachable apiserver.
+    pub async fn ensure_kubernetes_service(
+        &self,
+        endpoint: Option<std::net::SocketAddr>,
+    ) -> Result<(), ApiError> {
+        let target = |resource: &str, name: Option<&str>| -> Result<request::Target, ApiError> {
+            Ok(request::Target {
+                resource: self
+                    .registry
+                    .get("", "v1", resource)
+                    .ok_or(ApiError::NoRoute)?,
+                namespace: Some("default".into()),
+                name: name.map(String::from),
+                subresource: None,
+            })
+        };
+        let params = request::Params::default();
+        let service = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": "10.96.0.1", "type": "ClusterIP", "sessionAffinity": "None",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+        });
+        // Looked up first: creating it again would fail on its (taken) IP, not its name.
+        if self.get(&target("services", Some("kubernetes"))?).is_err() {
+            match self
+                .create(&target("services", None)?, &params, service)
+                .await
+            {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let subsets = match endpoint {
+            Some(a) => json!([{
+                "addresses": [{"ip": a.ip().to_string()}],
+                "ports": [{"name": "https", "port": a.port(), "protocol": "TCP"}],
+            }]),
+            None => Value::Null,
+        };
+        let mut endpoints = json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default"},
+        });
+        if !subsets.is_null() {
+            endpoints["subsets"] = subsets.clone();
+        }
+        match self
+            .create(&target("endpoints", None)?, &params, endpoints)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(ApiError::AlreadyExists { .. }) => {
+                let t = target("endpoints", Some("kubernetes"))?;
+                self.update_with(&t, &params, None, |old| {
+                    let mut next = old.clone();
+                    match next.as_object_mut() {
+                        Some(o) if subsets.is_null() => {
+                            o.remove("subsets");
+                        }
+                        Some(o) => {
+                            o.insert("subsets".into(), subsets.clone());
+                        }
+                        None => {}
+                    }
+                    Ok(next)
+                })
+                .await
+                .map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
     }
 }

@@ -217,6 +217,20 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         addr
     };
     let url = format!("https://{client_addr}");
+    // Where pods reach the API: the node's address when listening everywhere, nowhere when
+    // listening on loopback only.
+    let in_cluster = if addr.ip().is_unspecified() {
+        skiff_node::agent::node_ip()
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .filter(|ip| !ip.is_loopback())
+            .map(|ip| SocketAddr::new(ip, addr.port()))
+    } else {
+        Some(addr).filter(|a| !a.ip().is_loopback())
+    };
+    api.ensure_kubernetes_service(in_cluster)
+        .await
+        .context("creating the kubernetes Service")?;
     let kubeconfig = data_dir.join("kubeconfig");
     write_kubeconfig(&kubeconfig, &credentials.kubeconfig(&url))?;
 

@@ -137,6 +137,15 @@ spec:
         "a pod on node-b should reach pods on both nodes:\n{logs}\nagent log:\n{}",
         b.log_text()
     );
+    // The API itself is a Service too: listening everywhere, its endpoint is the node.
+    let api = c.kubectl(&[
+        "get",
+        "endpoints",
+        "kubernetes",
+        "-o",
+        "jsonpath={.subsets[0].addresses[0].ip}",
+    ]);
+    assert_eq!(api, node::NODE_IP);
     let dns = c.kubectl(&[
         "get",
         "endpoints",

@@ -490,3 +490,19 @@ fn kubectl_create_and_run_work_with_protobuf_bodies() {
         "3600"
     );
 }
+
+#[test]
+fn the_kubernetes_service_exists_as_on_every_cluster() {
+    let c = Cluster::start();
+    let svc = c.json(&["get", "svc", "kubernetes"]);
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1", "{svc:#}");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443, "{svc:#}");
+    // Listening on loopback only, pods cannot reach it: no endpoints rather than wrong ones.
+    let ep = c.json(&["get", "endpoints", "kubernetes"]);
+    assert!(ep["subsets"].is_null(), "{ep:#}");
+    let table = c.kubectl(&["get", "svc", "kubernetes"]);
+    assert!(
+        table.contains("10.96.0.1") && table.contains("443/TCP"),
+        "{table}"
+    );
+}
