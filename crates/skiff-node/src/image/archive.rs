@@ -249,7 +249,8 @@ fn pick_manifest(outer: &Path, mut desc: Descriptor) -> Result<Descriptor> {
     ))
 }
 
-fn host_arch() -> &'static str {
+/// This host's architecture in OCI's words (`amd64`, `arm64`).
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -297,6 +298,7 @@ fn import(store: &ImageStore, config_path: &Path, layer_paths: &[PathBuf]) -> Re
         id,
         layers,
         size,
+        repo_digest: None,
     })
 }
 

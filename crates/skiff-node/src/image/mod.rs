@@ -6,12 +6,21 @@
 //! - `layers/<diffID hex>/`: each layer unpacked once, whiteouts converted to overlayfs form,
 //!   used read-only as overlay lower dirs by every container of every image that shares it,
 //! - `index.json`: normalized reference (`docker.io/library/busybox:latest`) -> [`ImageRecord`].
+//!
+//! Images arrive by [`ImageStore::load`] (archives) or [`Puller::pull`] (registries); both
+//! end in the same blobs, layers and index.
 
 mod archive;
+pub mod auth;
 mod layer;
+pub mod pull;
 mod reference;
+mod registry;
 
-pub use reference::normalize_reference;
+pub use auth::Credentials;
+pub use pull::{Error as PullError, Pulled, Puller};
+pub use reference::{normalize_reference, Reference, ReferenceError};
+pub use registry::{RegistryConfig, INSECURE_ENV};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Errors of the image store; each names the step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +95,18 @@ pub struct ImageRecord {
     pub layers: Vec<LayerRecord>,
     /// Sum of the layer blob sizes in bytes.
     pub size: u64,
+    /// `registry/repository@sha256:<manifest digest>` for a pulled image: exactly what
+    /// the registry served, so a pod's `imageID` says so as containerd's does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_digest: Option<String>,
+}
+
+impl ImageRecord {
+    /// The `imageID` a container of this image reports: the repo digest when pulled,
+    /// the config digest when loaded from an archive.
+    pub fn image_ref(&self) -> &str {
+        self.repo_digest.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// The parts of an image config that decide how a container runs.
@@ -117,12 +138,13 @@ struct Index {
     images: BTreeMap<String, ImageRecord>,
 }
 
-/// Handle on the on-disk image store; cheap to share behind an `Arc`.
-#[derive(Debug)]
+/// Handle on the on-disk image store; clones share the same lock, so a clone can move into
+/// a blocking task (layer unpacking) while the original keeps serving.
+#[derive(Debug, Clone)]
 pub struct ImageStore {
     root: PathBuf,
     /// Serializes index read-modify-write and garbage collection within this process.
-    lock: Mutex<()>,
+    lock: Arc<Mutex<()>>,
 }
 
 impl ImageStore {
@@ -142,7 +164,7 @@ impl ImageStore {
         }
         Ok(Self {
             root,
-            lock: Mutex::new(()),
+            lock: Arc::new(Mutex::new(())),
         })
     }
 
@@ -163,6 +185,26 @@ impl ImageStore {
         }
         self.write_index(&index)?;
         Ok(records)
+    }
+
+    /// Names a pulled image. A tag that named another image keeps that one under its repo
+    /// digest (or id): running containers may still use its layers, which must not be
+    /// garbage-collected by a later removal, and it stays addressable as upstream's are.
+    pub fn record(&self, record: ImageRecord) -> Result<()> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut index = self.read_index()?;
+        if let Some(old) = index.images.get(&record.name).cloned() {
+            if old.id != record.id {
+                let keep_as = old.image_ref().to_string();
+                tracing::info!(image = %record.name, previous = %keep_as, "tag moved");
+                index.images.entry(keep_as.clone()).or_insert(ImageRecord {
+                    name: keep_as,
+                    ..old
+                });
+            }
+        }
+        index.images.insert(record.name.clone(), record);
+        self.write_index(&index)
     }
 
     /// All images, sorted by name.
@@ -198,7 +240,12 @@ impl ImageStore {
 
     /// Layer dirs and process defaults of an image, for building a container rootfs.
     pub fn rootfs(&self, reference: &str) -> Result<Rootfs> {
-        let record = self.get(reference)?;
+        self.rootfs_of(&self.get(reference)?)
+    }
+
+    /// Like [`Self::rootfs`] for a record already in hand, so a container starts from
+    /// exactly the image that was resolved for it even if its tag moves meanwhile.
+    pub fn rootfs_of(&self, record: &ImageRecord) -> Result<Rootfs> {
         let config_path = self.blob_path(&record.id);
         let raw = fs::read(&config_path).map_err(io_err(&config_path))?;
         let config = archive::parse_config(&raw)?.config;
@@ -316,7 +363,16 @@ fn hex(digest: &str) -> &str {
 }
 
 fn find<'a>(index: &'a Index, reference: &str) -> Option<&'a ImageRecord> {
-    if let Some(r) = index.images.get(&normalize_reference(reference)) {
+    let normalized = normalize_reference(reference);
+    if let Some(r) = index.images.get(&normalized) {
+        return Some(r);
+    }
+    // `registry/repo@sha256:...` also names a tag's image when that is what it resolved to.
+    if let Some(r) = index
+        .images
+        .values()
+        .find(|r| r.repo_digest.as_deref() == Some(normalized.as_str()))
+    {
         return Some(r);
     }
     let wanted = hex(reference);
