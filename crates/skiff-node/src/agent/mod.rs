@@ -7,6 +7,7 @@ pub use node::node_ip;
 
 pub mod env;
 pub mod events;
+pub mod images;
 pub mod lifecycle;
 mod logserver;
 mod node;
@@ -16,7 +17,7 @@ pub mod probes;
 pub mod status;
 mod volumes;
 
-use crate::image::ImageStore;
+use crate::image::{ImageStore, Puller, RegistryConfig};
 use crate::network::{Ipv4Cidr, Network, NetworkConfig};
 use crate::runtime::{RuncConfig, RuncRuntime, Runtime};
 use crate::sandbox::SandboxManager;
@@ -50,6 +51,9 @@ pub enum AgentError {
     /// The image store could not be opened.
     #[error("images: {0}")]
     Image(#[from] crate::image::Error),
+    /// The registry client could not be set up.
+    #[error("image puller: {0}")]
+    Puller(#[from] crate::image::PullError),
     /// Networking could not be set up.
     #[error("network: {0}")]
     Network(#[from] crate::network::Error),
@@ -93,7 +97,7 @@ pub(crate) struct Shared {
     pub(crate) cfg: AgentConfig,
     pub(crate) client: kube::Client,
     pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) images: ImageStore,
+    pub(crate) images: images::ImageManager,
     pub(crate) sandboxes: SandboxManager,
     pub(crate) node_ip: String,
     pub(crate) recorder: events::Recorder,
@@ -106,7 +110,10 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut runc = RuncConfig::new(cfg.data_dir.join("runtime"), cfg.shim.clone());
     runc.cgroup_parent = cfg.cgroup_parent.clone();
     let runtime = Arc::new(RuncRuntime::new(runc)?);
-    let images = ImageStore::open(cfg.data_dir.join("images"))?;
+    let images = images::ImageManager::new(
+        ImageStore::open(cfg.data_dir.join("images"))?,
+        Puller::new(RegistryConfig::from_env())?,
+    );
     let network = Network::new(NetworkConfig {
         bridge: cfg.bridge.clone(),
         pod_cidr: Ipv4Cidr::parse(&cfg.pod_cidr)?,

@@ -19,6 +19,8 @@ pub struct Observed {
     pub id: String,
     /// Container name in the pod spec.
     pub name: String,
+    /// `imageID` it was started from (a tag may have moved since), when recorded.
+    pub image_id: Option<String>,
     /// Whether it is an init container.
     pub init: bool,
     /// Restart count it was started as (0 for the first run).
@@ -29,16 +31,15 @@ pub struct Observed {
     pub started_at: Option<String>,
 }
 
-/// Whether a container's image is usable on this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether a container's image may be used to start it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageState {
-    /// In the local store.
+    /// In the store, or to be pulled (as its pull policy says) when the container starts.
     Present,
-    /// Missing; `backing_off` once a failed "pull" was reported and the retry waits.
-    Missing {
-        /// In back-off (ImagePullBackOff) rather than just failed (ErrImagePull).
-        backing_off: bool,
-    },
+    /// The last pull failed (or may not happen: `Never`) and the retry waits; the
+    /// container shows this waiting reason (`ErrImagePull`, `ImagePullBackOff`,
+    /// `ErrImageNeverPull`) meanwhile.
+    Failed(Waiting),
 }
 
 /// Everything [`plan`] looks at.
@@ -287,29 +288,9 @@ fn next_step(
     let latest = latest(input.containers, name, init);
     let start = |attempt: u32, out: &mut Plan| {
         let image = image.unwrap_or_default();
-        match input.images.get(image).copied() {
-            Some(ImageState::Missing { backing_off }) => {
-                let (reason, message) = if backing_off {
-                    (
-                        "ImagePullBackOff",
-                        format!("Back-off pulling image \"{image}\""),
-                    )
-                } else {
-                    (
-                        "ErrImagePull",
-                        format!(
-                            "Failed to pull image \"{image}\": not found in the node's image \
-                             store (load it with `skiff image load`)"
-                        ),
-                    )
-                };
-                out.waiting.insert(
-                    name.to_string(),
-                    Waiting {
-                        reason: reason.into(),
-                        message: Some(message),
-                    },
-                );
+        match input.images.get(image) {
+            Some(ImageState::Failed(waiting)) => {
+                out.waiting.insert(name.to_string(), waiting.clone());
                 out.requeue_after = min_some(out.requeue_after, Duration::from_secs(1));
             }
             _ => out.actions.push(Action::StartContainer {

@@ -32,6 +32,7 @@ fn exited(name: &str, attempt: u32, code: i32, finished: &str) -> Observed {
     Observed {
         id: format!("{name}-{attempt}"),
         name: name.into(),
+        image_id: None,
         init: false,
         attempt,
         state: ContainerState::Exited(ExitInfo {
@@ -47,6 +48,7 @@ fn running(name: &str, attempt: u32) -> Observed {
     Observed {
         id: format!("{name}-{attempt}"),
         name: name.into(),
+        image_id: None,
         init: false,
         attempt,
         state: ContainerState::Running,
@@ -94,22 +96,22 @@ fn running_pod_needs_nothing() {
 }
 
 #[test]
-fn missing_image_waits_with_err_image_pull_then_back_off() {
-    let p = run(
-        &pod(json!({})),
-        &[],
-        true,
-        ImageState::Missing { backing_off: false },
-    );
-    assert!(p.actions.is_empty());
-    assert_eq!(p.waiting["app"].reason, "ErrImagePull");
-    let p = run(
-        &pod(json!({})),
-        &[],
-        true,
-        ImageState::Missing { backing_off: true },
-    );
-    assert_eq!(p.waiting["app"].reason, "ImagePullBackOff");
+fn failed_image_pull_keeps_the_container_waiting_with_its_reason() {
+    for reason in ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"] {
+        let waiting = Waiting {
+            reason: reason.into(),
+            message: Some("why".into()),
+        };
+        let p = run(
+            &pod(json!({})),
+            &[],
+            true,
+            ImageState::Failed(waiting.clone()),
+        );
+        assert!(p.actions.is_empty());
+        assert_eq!(p.waiting["app"], waiting);
+        assert_eq!(p.requeue_after, Some(Duration::from_secs(1)));
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use super::env::{expand_argv, referenced, resolve_env, Fetched};
 use super::events;
+use super::images::{ERR_IMAGE_PULL, IMAGE_PULL_BACK_OFF};
 use super::lifecycle::{self, kill_container, HookTarget, KillReason};
 use super::plan::{self, Action, ImageState, Observed, Plan, PlanInput, Waiting};
 use super::probes::{self, ProbeState};
@@ -29,6 +30,8 @@ pub(crate) const LABEL_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub(crate) const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
 pub(crate) const LABEL_ATTEMPT: &str = "io.kubernetes.container.restartCount";
 pub(crate) const LABEL_INIT: &str = "skiff.io/init";
+/// The `imageID` a container was started from, for its status after the tag moves on.
+pub(crate) const LABEL_IMAGE_ID: &str = "skiff.io/image-id";
 
 /// How often a worker looks at its containers when nothing else happens.
 const POLL: Duration = Duration::from_millis(500);
@@ -117,12 +120,26 @@ fn remove_orphans(shared: &Shared, known: &[String]) {
 /// Per-pod state that is not in the API or the runtime.
 #[derive(Default)]
 struct WorkerState {
-    /// Images that failed: when, retry time and failure count.
-    image_backoff: HashMap<String, (tokio::time::Instant, tokio::time::Instant, u32)>,
+    /// Images whose pull failed, by reference as written in the spec.
+    image_backoff: HashMap<String, PullBackoff>,
     /// Containers that failed to be created or started, with why.
     start_errors: BTreeMap<String, Waiting>,
     /// Probe results by (container id, kind).
     probes: HashMap<(String, probes::Kind), probes::ProbeState>,
+}
+
+/// A failed pull of one image for this pod (upstream's back-off is per pod and image too).
+struct PullBackoff {
+    /// When it failed.
+    failed: tokio::time::Instant,
+    /// No new attempt before this.
+    until: tokio::time::Instant,
+    /// Failures in a row, for the exponential delay.
+    failures: u32,
+    /// What the container shows: `ErrImagePull` with the registry's error, ...
+    waiting: Waiting,
+    /// Whether the move to `ImagePullBackOff` has been recorded as an event.
+    backoff_reported: bool,
 }
 
 async fn worker(shared: Arc<Shared>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
@@ -197,6 +214,7 @@ fn observe(runtime: &dyn Runtime, uid: &str) -> Result<Vec<Observed>, crate::run
             Some(Observed {
                 id: s.id.clone(),
                 name: spec.labels.get(LABEL_CONTAINER)?.clone(),
+                image_id: spec.labels.get(LABEL_IMAGE_ID).cloned(),
                 init: spec.labels.get(LABEL_INIT).is_some_and(|v| v == "true"),
                 attempt: spec.labels.get(LABEL_ATTEMPT)?.parse().ok()?,
                 state: s.state.clone(),
@@ -278,7 +296,28 @@ async fn sync(
                     fetched = Some(fetch_sources(shared, pod).await?);
                 }
                 let sources = fetched.as_ref().expect("fetched above");
-                match start_container(shared, pod, name, *init, *attempt, sources, updates).await {
+                // A pod deleted during a pull stops waiting for it at once (the pull
+                // itself goes on for other pods that may share it).
+                let ensured = tokio::select! {
+                    ensured = ensure_image(shared, pod, name, state) => ensured,
+                    () = terminating(updates.clone()) => {
+                        tracing::info!(container = %name, "pod is terminating; image pull abandoned");
+                        return Ok(SyncResult::Requeue(Duration::ZERO));
+                    }
+                };
+                let image = match ensured {
+                    Ok(image) => image,
+                    Err(waiting) => {
+                        tracing::warn!(container = %name, reason = %waiting.reason,
+                            message = ?waiting.message, "image not available");
+                        state.start_errors.insert(name.clone(), waiting);
+                        continue;
+                    }
+                };
+                let started =
+                    start_container(shared, pod, name, *init, *attempt, &image, sources, updates)
+                        .await;
+                match started {
                     Ok(()) => {
                         state.start_errors.remove(name);
                         tracing::info!(container = %name, attempt, "container started");
@@ -348,7 +387,7 @@ async fn sync(
             pod_ip,
             host_ip: shared.node_ip.clone(),
             sandbox_ready,
-            image_ids: image_info(shared, pod, |r| r.id.clone()),
+            image_ids: image_info(shared, pod, |r| r.image_ref().to_string()),
             image_names: image_info(shared, pod, |r| r.name.clone()),
             unready: verdicts.unready,
             not_started: verdicts.not_started,
@@ -503,7 +542,7 @@ fn image_info(
 ) -> BTreeMap<String, String> {
     all_containers(pod)
         .filter_map(|c| c.image.clone())
-        .filter_map(|i| shared.images.get(&i).ok().map(|r| (i, f(&r))))
+        .filter_map(|i| shared.images.store.get(&i).ok().map(|r| (i, f(&r))))
         .collect()
 }
 
@@ -513,9 +552,12 @@ fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
         .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
 }
 
-/// How long a failed "pull" shows as `ErrImagePull` before `ImagePullBackOff`.
+/// How long a failed pull shows as `ErrImagePull` before `ImagePullBackOff`.
 const ERR_IMAGE_PULL_SHOWN: Duration = Duration::from_secs(2);
 
+/// Which images may be tried now: all but those whose failed pull still backs off, which
+/// show `ErrImagePull` for a moment, then `ImagePullBackOff` (with a `BackOff` event, once
+/// per failure, as upstream).
 fn image_states(
     shared: &Shared,
     pod: &Pod,
@@ -523,28 +565,89 @@ fn image_states(
 ) -> BTreeMap<String, ImageState> {
     let now = tokio::time::Instant::now();
     let mut out = BTreeMap::new();
-    for image in all_containers(pod).filter_map(|c| c.image.clone()) {
-        if shared.images.get(&image).is_ok() {
-            state.image_backoff.remove(&image);
-            out.insert(image, ImageState::Present);
+    for c in all_containers(pod) {
+        let Some(image) = c.image.clone() else {
             continue;
-        }
-        let s = match state.image_backoff.get(&image).copied() {
-            Some((failed, until, _)) if now < until => ImageState::Missing {
-                backing_off: now >= failed + ERR_IMAGE_PULL_SHOWN,
-            },
-            prev => {
-                let failures = prev.map_or(0, |(_, _, n)| n) + 1;
-                let delay = plan::backoff(failures).max(plan::BACKOFF_INITIAL);
-                state
-                    .image_backoff
-                    .insert(image.clone(), (now, now + delay, failures));
-                ImageState::Missing { backing_off: false }
-            }
         };
-        out.insert(image, s);
+        let s = match state.image_backoff.get_mut(&image) {
+            Some(b) if now < b.until => {
+                if b.waiting.reason == ERR_IMAGE_PULL && now >= b.failed + ERR_IMAGE_PULL_SHOWN {
+                    if !b.backoff_reported {
+                        b.backoff_reported = true;
+                        let object = events::container_ref(pod, Some(&c.name));
+                        shared.recorder.event(
+                            object.clone(),
+                            events::NORMAL,
+                            "BackOff",
+                            format!("Back-off pulling image {image:?}"),
+                        );
+                        shared.recorder.event(
+                            object,
+                            events::WARNING,
+                            "Failed",
+                            format!("Error: {IMAGE_PULL_BACK_OFF}"),
+                        );
+                    }
+                    let cause = b.waiting.message.as_deref().unwrap_or_default();
+                    ImageState::Failed(waiting(
+                        IMAGE_PULL_BACK_OFF,
+                        format!("Back-off pulling image {image:?}: {ERR_IMAGE_PULL}: {cause}"),
+                    ))
+                } else {
+                    ImageState::Failed(b.waiting.clone())
+                }
+            }
+            _ => ImageState::Present,
+        };
+        out.entry(image).or_insert(s);
     }
     out
+}
+
+/// Makes a container's image present (pulling as its policy says) and keeps the pod's
+/// per-image back-off: the delay doubles with each failure in a row, as the kubelet's.
+async fn ensure_image(
+    shared: &Shared,
+    pod: &Pod,
+    name: &str,
+    state: &mut WorkerState,
+) -> Result<crate::image::ImageRecord, Waiting> {
+    let c = all_containers(pod)
+        .find(|c| c.name == name)
+        .ok_or_else(|| waiting("CreateContainerConfigError", "no such container"))?;
+    let image = c.image.clone().unwrap_or_default();
+    match shared
+        .images
+        .ensure(&shared.client, pod, c, &shared.recorder)
+        .await
+    {
+        Ok(record) => {
+            state.image_backoff.remove(&image);
+            Ok(record)
+        }
+        Err(w) => {
+            let now = tokio::time::Instant::now();
+            let failures = state.image_backoff.get(&image).map_or(0, |b| b.failures) + 1;
+            // A missing image under `Never` is looked for again at the first step, not later
+            // and later: someone may load it any time.
+            let delay = if w.reason == ERR_IMAGE_PULL {
+                plan::backoff(failures).max(plan::BACKOFF_INITIAL)
+            } else {
+                plan::BACKOFF_INITIAL
+            };
+            state.image_backoff.insert(
+                image,
+                PullBackoff {
+                    failed: now,
+                    until: now + delay,
+                    failures,
+                    waiting: w.clone(),
+                    backoff_reported: false,
+                },
+            );
+            Err(w)
+        }
+    }
 }
 
 fn sandbox_spec(pod: &Pod) -> SandboxSpec {
@@ -663,12 +766,14 @@ fn resources(c: &Container) -> Resources {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn start_container(
     shared: &Arc<Shared>,
     pod: &Pod,
     name: &str,
     init: bool,
     attempt: u32,
+    image_record: &crate::image::ImageRecord,
     sources: &Fetched,
     updates: &watch::Receiver<Option<Pod>>,
 ) -> Result<(), Waiting> {
@@ -686,8 +791,9 @@ async fn start_container(
     let image = c.image.clone().unwrap_or_default();
     let rootfs = shared
         .images
-        .rootfs(&image)
-        .map_err(|e| waiting("ErrImagePull", e))?;
+        .store
+        .rootfs_of(image_record)
+        .map_err(|e| waiting("CreateContainerError", e))?;
     let sandbox = shared
         .sandboxes
         .list()
@@ -740,6 +846,10 @@ async fn start_container(
         (LABEL_CONTAINER.to_string(), name.to_string()),
         (LABEL_ATTEMPT.to_string(), attempt.to_string()),
         (LABEL_INIT.to_string(), init.to_string()),
+        (
+            LABEL_IMAGE_ID.to_string(),
+            image_record.image_ref().to_string(),
+        ),
     ]);
     let spec = ContainerSpec {
         id: container_id(&uid, name, attempt),

@@ -78,7 +78,10 @@ fn container_status(
             .get(&image)
             .cloned()
             .unwrap_or(image.clone()),
-        image_id: input.image_ids.get(&image).cloned().unwrap_or_default(),
+        image_id: last
+            .and_then(|l| l.image_id.clone())
+            .or_else(|| input.image_ids.get(&image).cloned())
+            .unwrap_or_default(),
         restart_count: last.map_or(0, |l| l.attempt as i32),
         container_id: last.map(|l| container_id(&l.id)),
         ..Default::default()
