@@ -1,7 +1,8 @@
-//! `skiff image load|ls|rm`: the node's local image store, for images that are not pulled.
+//! `skiff image load|pull|ls|rm`: the node's local image store, filled from archives or
+//! registries (as `crictl pull` does for a kubelet's runtime).
 
 use anyhow::Context;
-use skiff_node::image::ImageStore;
+use skiff_node::image::{ImageStore, Puller, RegistryConfig};
 use std::path::PathBuf;
 
 /// `skiff image ...`.
@@ -25,6 +26,12 @@ enum ImageCommand {
     Load {
         /// Archive path, or `-`.
         file: String,
+    },
+    /// Pull an image from its registry (HTTPS; plain HTTP for loopback registries and
+    /// those in SKIFF_INSECURE_REGISTRIES), like `crictl pull`.
+    Pull {
+        /// Reference (`busybox`, `127.0.0.1:5000/app:v1`, `app@sha256:...`).
+        reference: String,
     },
     /// List images.
     #[command(alias = "list")]
@@ -55,6 +62,16 @@ pub fn run(args: ImageArgs) -> anyhow::Result<()> {
                 println!("Loaded image: {} ({})", r.name, short_id(&r.id));
             }
         }
+        ImageCommand::Pull { reference } => {
+            let pulled = pull(&store, &reference)?;
+            println!(
+                "Image is up to date for {} ({}, {} downloaded in {:.1}s)",
+                pulled.record.image_ref(),
+                short_id(&pulled.record.id),
+                human_size(pulled.downloaded),
+                pulled.duration.as_secs_f64()
+            );
+        }
         ImageCommand::Ls => {
             println!("{:<50} {:<14} {:>10}", "IMAGE", "ID", "SIZE");
             for r in store.list()? {
@@ -72,6 +89,26 @@ pub fn run(args: ImageArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Pulls on a runtime of its own on a separate thread: this command runs synchronously
+/// inside the binary's runtime, where blocking on another future would panic.
+fn pull(store: &ImageStore, reference: &str) -> anyhow::Result<skiff_node::image::Pulled> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a runtime for the pull")?;
+            rt.block_on(async {
+                let puller = Puller::new(RegistryConfig::from_env())?;
+                puller.pull(store, reference, None).await
+            })
+            .with_context(|| format!("pulling {reference}"))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pull thread panicked"))?
+    })
 }
 
 fn short_id(id: &str) -> &str {
