@@ -34,7 +34,7 @@ enum Command {
     /// Join a running server as one more node: the node agent, service proxy and DNS for
     /// this host, as API clients of that server.
     Agent(AgentArgs),
-    /// Manage the node's local images (`load`, `ls`, `rm`).
+    /// Manage the node's local images (`load`, `pull`, `ls`, `rm`).
     Image(image::ImageArgs),
     /// The per-container shim (started by the node agent, not by users).
     #[command(hide = true)]
