@@ -282,3 +282,68 @@ spec:
     let describe = c.kubectl(&["describe", "pod", "hog"]);
     assert!(describe.contains("OOMKilled"), "{describe}");
 }
+
+/// An emptyDir with `medium: Memory` is a tmpfs shared by the pod's containers, bounded by
+/// its sizeLimit, and unmounted when the pod goes.
+#[test]
+fn memory_empty_dirs_are_shared_bounded_tmpfs_and_go_with_the_pod() {
+    let c = node_cluster_or_skip!();
+    let node = c.node_name();
+    c.load_busybox("busybox:test");
+    let manifest = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: cache
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: scratch
+    emptyDir:
+      medium: Memory
+      sizeLimit: 8Mi
+  containers:
+  - name: writer
+    image: busybox:test
+    command: ["sh", "-c", "grep ' /scratch ' /proc/mounts; echo shared > /scratch/note; dd if=/dev/zero of=/scratch/big bs=1M count=16 2>&1; echo WROTE; exec sleep 3600"]
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  - name: reader
+    image: busybox:test
+    command: ["sh", "-c", "until test -e /scratch/note; do sleep 0.2; done; cat /scratch/note; echo READ; exec sleep 3600"]
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+"#
+    .replace("NODE", &node);
+    c.kubectl_in(&["apply", "-f", "-"], &manifest);
+    let writer = c.wait_for("the writer", Duration::from_secs(60), || {
+        let out = c.kubectl_output(&["logs", "cache", "-c", "writer"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("WROTE").then_some(text)
+    });
+    assert!(writer.contains("tmpfs"), "the volume is a tmpfs: {writer}");
+    assert!(
+        writer.contains("No space left on device"),
+        "8Mi bounds it: {writer}"
+    );
+    let reader = c.wait_for("the reader", Duration::from_secs(30), || {
+        let out = c.kubectl_output(&["logs", "cache", "-c", "reader"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("READ").then_some(text)
+    });
+    assert!(reader.contains("shared"), "{reader}");
+    let uid = c.kubectl(&["get", "pod", "cache", "-o", "jsonpath={.metadata.uid}"]);
+    let mounted = || {
+        std::fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(&uid) && l.starts_with("tmpfs"))
+    };
+    assert!(
+        mounted(),
+        "the tmpfs is mounted on the host while the pod runs"
+    );
+    c.kubectl(&["delete", "pod", "cache", "--timeout=60s"]);
+    c.wait_for("the tmpfs to be unmounted", Duration::from_secs(10), || {
+        (!mounted()).then_some(())
+    });
+}

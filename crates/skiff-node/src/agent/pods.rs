@@ -728,7 +728,7 @@ fn waiting(reason: &str, message: impl ToString) -> Waiting {
     }
 }
 
-fn quantity_bytes(q: &str) -> Option<u64> {
+pub(crate) fn quantity_bytes(q: &str) -> Option<u64> {
     let units: [(&str, u64); 10] = [
         ("Ki", 1 << 10),
         ("Mi", 1 << 20),
@@ -953,7 +953,7 @@ fn remove_pod_files(shared: &Shared, uid: &str, logs_of: Option<(&str, &str)>) {
     if let Err(e) = shared.sandboxes.remove(uid) {
         tracing::warn!(error = %e, "removing sandbox");
     }
-    let _ = std::fs::remove_dir_all(volumes::pod_dir(&shared.cfg.data_dir, uid));
+    volumes::remove_pod_dir(&shared.cfg.data_dir, uid);
     if let Some((ns, name)) = logs_of {
         let dir = shared
             .cfg

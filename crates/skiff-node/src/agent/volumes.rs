@@ -32,6 +32,69 @@ pub fn pod_dir(data_dir: &Path, uid: &str) -> PathBuf {
     data_dir.join("pods").join(uid)
 }
 
+/// Whether `dir` is the root of a mount (its device differs from its parent's).
+fn is_mountpoint(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(dir), dir.parent().map(std::fs::metadata)) {
+        (Ok(d), Some(Ok(p))) => d.dev() != p.dev(),
+        _ => false,
+    }
+}
+
+/// Backs an emptyDir with `medium: Memory` by a tmpfs, as the kubelet does: its files count
+/// against memory, not disk, and vanish with the pod. `size` is the volume's sizeLimit;
+/// without one, tmpfs's default (half the node's memory) applies.
+fn mount_tmpfs(dir: &Path, size: Option<u64>) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    if is_mountpoint(dir) {
+        return Ok(());
+    }
+    let target = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut options = "mode=0777".to_string();
+    if let Some(bytes) = size {
+        options.push_str(&format!(",size={bytes}"));
+    }
+    let options = std::ffi::CString::new(options).expect("no NUL in mount options");
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            options.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Removes a pod's volumes, unmounting memory-backed ones first (a mounted tmpfs would
+/// otherwise stay behind, and with it the memory it holds).
+pub fn remove_pod_dir(data_dir: &Path, uid: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = pod_dir(data_dir, uid);
+    for entry in std::fs::read_dir(dir.join("volumes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        if is_mountpoint(&path) {
+            if let Ok(target) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+                // SAFETY: target is a valid NUL-terminated path.
+                if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
+                    tracing::warn!(path = %path.display(), error = %std::io::Error::last_os_error(), "unmounting a memory volume");
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn write_files(
     dir: &Path,
     files: &BTreeMap<String, Vec<u8>>,
@@ -207,6 +270,17 @@ pub fn mounts(
                         tracing::warn!(volume = %v.name, "unsupported volume type; using an empty dir");
                     }
                     std::fs::create_dir_all(&dir).map_err(io)?;
+                    if let Some(e) = v
+                        .empty_dir
+                        .as_ref()
+                        .filter(|e| e.medium.as_deref() == Some("Memory"))
+                    {
+                        let size = e
+                            .size_limit
+                            .as_ref()
+                            .and_then(|q| super::pods::quantity_bytes(&q.0));
+                        mount_tmpfs(&dir, size).map_err(io)?;
+                    }
                     // As the kubelet does: an emptyDir is world-writable, so images that
                     // run as a non-root user can write to it.
                     use std::os::unix::fs::PermissionsExt;
