@@ -123,6 +123,15 @@ fn services_balance_over_ready_pods_and_follow_changes() {
         started.elapsed()
     );
 
+    // An address in the service range that no Service has is refused too.
+    let started = Instant::now();
+    assert_eq!(c.http_get("10.96.255.254", 80, "/"), None);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
     let manifest = HELLO.replace("FLAGS", &flags.display().to_string());
     c.kubectl_in(&["apply", "-f", "-"], &manifest);
     c.kubectl(&["rollout", "status", "deploy/hello", "--timeout=90s"]);

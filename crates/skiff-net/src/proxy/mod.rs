@@ -165,6 +165,7 @@ pub async fn run(client: kube::Client, cfg: ProxyConfig) -> Result<(), Error> {
             node_ip: cfg.node_ip,
             pod_cidr: cfg.pod_cidr.clone(),
             cluster_cidr: cfg.cluster_cidr.clone(),
+            service_cidr: cfg.service_cidr.clone(),
             bridge_netfilter: bridge_netfilter(),
         },
         cfg,

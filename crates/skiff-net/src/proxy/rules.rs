@@ -31,6 +31,9 @@ pub struct NodeConfig {
     /// forwarded (replies to connections from outside are), so pods never reach beyond
     /// the cluster.
     pub cluster_cidr: String,
+    /// The service network: a packet still addressed to it after DNAT belongs to no
+    /// Service port (or to one the rules do not know yet) and is refused at once.
+    pub service_cidr: String,
     /// Whether bridged pod-to-pod packets go through netfilter (`br_netfilter`): when they
     /// do not, replies between pods on the bridge would bypass un-DNAT, so service traffic
     /// from pods is masqueraded instead.
@@ -285,7 +288,7 @@ pub fn render(
     } else {
         format!("ip saddr {} ct status dnat masquerade\n", node.pod_cidr)
     };
-    let base: [(&str, &str, String); 7] = [
+    let base: [(&str, &str, String); 8] = [
         (
             "services",
             "",
@@ -305,14 +308,22 @@ pub fn render(
             "type filter hook forward priority -110; policy accept;",
             format!(
                 "ip daddr . meta l4proto . th dport @no-endpoints reject\n\
+                 ip daddr {services} reject\n\
                  ip saddr {cidr} ip daddr != {cidr} ct state new drop",
-                cidr = node.cluster_cidr
+                cidr = node.cluster_cidr,
+                services = node.service_cidr
             ),
         ),
         (
             "filter-output",
             "type filter hook output priority -110; policy accept;",
             "ip daddr . meta l4proto . th dport @no-endpoints reject".into(),
+        ),
+        (
+            // After the output NAT (-100): what still goes to a service IP was not DNATed.
+            "filter-output-post-nat",
+            "type filter hook output priority 0; policy accept;",
+            format!("ip daddr {} reject", node.service_cidr),
         ),
         (
             "filter-input",

@@ -37,6 +37,7 @@ fn node() -> NodeConfig {
         node_ip: Some(Ipv4Addr::new(192, 168, 254, 1)),
         pod_cidr: "10.244.0.0/24".into(),
         cluster_cidr: "10.244.0.0/16".into(),
+        service_cidr: "10.96.0.0/16".into(),
         bridge_netfilter: true,
     }
 }
@@ -148,6 +149,8 @@ fn rules_balance_dnat_and_reject_as_kube_proxy() {
     has("add element ip skiff-proxy no-endpoints { 10.96.0.30 . udp . 53 }");
     has("add element ip skiff-proxy no-endpoint-nodeports { udp . 30053 }");
     has("ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 ct state new drop");
+    has("add rule ip skiff-proxy filter-output-post-nat ip daddr 10.96.0.0/16 reject");
+    has("add rule ip skiff-proxy filter-forward ip daddr 10.96.0.0/16 reject");
     assert!(!script.contains("ct status dnat masquerade"));
     assert_eq!(
         names.chains.len(),
