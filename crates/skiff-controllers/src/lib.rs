@@ -10,6 +10,7 @@ pub mod events;
 pub mod gc;
 pub mod meta;
 pub mod replicaset;
+pub mod volumes;
 
 use std::time::Duration;
 
@@ -35,5 +36,6 @@ pub fn spawn_all(client: kube::Client) {
     tokio::spawn(replicaset::run(client.clone()));
     tokio::spawn(deployment::run(client.clone()));
     tokio::spawn(endpoints::run(client.clone()));
+    tokio::spawn(volumes::run(client.clone()));
     tokio::spawn(gc::run(client));
 }

@@ -1,0 +1,362 @@
+//! The volume controller: the default `local-path` StorageClass, its provisioner (a
+//! directory on the node of the claim's first consumer, as k3s's local-path provisioner),
+//! the binder of claims to volumes, and reclaiming volumes whose claim is gone.
+//!
+//! Claims and volumes bind to each other, so one pass plans over the whole state rather
+//! than per key: any watch event (or a periodic resync) triggers a pass that reads the
+//! caches, asks [`plan::plan`] for the writes and applies them. Every write is idempotent.
+//! The directories themselves are made and removed by the node agent that holds them
+//! (docs/decisions/0011-local-volumes.md).
+
+pub mod plan;
+#[cfg(test)]
+mod tests;
+
+use crate::events::{reference, Recorder};
+use crate::{Error, ERROR_REQUEUE};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, reflector, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use plan::{Action, ClaimKey, Observed};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// A pass runs at least this often although nothing changed (a missed event or a failed
+/// write is retried no later than this).
+const RESYNC: Duration = Duration::from_secs(10);
+
+/// Caches and bookkeeping of the controller.
+struct Ctx {
+    client: kube::Client,
+    classes: Store<StorageClass>,
+    claims: Store<PersistentVolumeClaim>,
+    volumes: Store<PersistentVolume>,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    recorder: Recorder,
+    /// Events already posted, by claim uid, reason and message: a claim that waits is
+    /// planned again on every pass, but told once.
+    reported: std::sync::Mutex<HashSet<(String, &'static str, String)>>,
+}
+
+/// Runs the controller until the process exits.
+pub async fn run(client: kube::Client) {
+    let (classes, classes_w) = reflector::store();
+    let (claims, claims_w) = reflector::store();
+    let (volumes, volumes_w) = reflector::store();
+    let (pods, pods_w) = reflector::store();
+    let (nodes, nodes_w) = reflector::store();
+    let all = watcher::Config::default();
+    let changed = Arc::new(Notify::new());
+    let c = client.clone();
+    tokio::spawn(feed(
+        reflector(classes_w, watcher(Api::<StorageClass>::all(c), all.clone())),
+        changed.clone(),
+    ));
+    let c = client.clone();
+    tokio::spawn(feed(
+        reflector(
+            claims_w,
+            watcher(Api::<PersistentVolumeClaim>::all(c), all.clone()),
+        ),
+        changed.clone(),
+    ));
+    let c = client.clone();
+    tokio::spawn(feed(
+        reflector(
+            volumes_w,
+            watcher(Api::<PersistentVolume>::all(c), all.clone()),
+        ),
+        changed.clone(),
+    ));
+    let c = client.clone();
+    tokio::spawn(feed(
+        reflector(pods_w, watcher(Api::<Pod>::all(c), all.clone())),
+        changed.clone(),
+    ));
+    let c = client.clone();
+    tokio::spawn(feed(
+        reflector(nodes_w, watcher(Api::<Node>::all(c), all)),
+        changed.clone(),
+    ));
+    let ctx = Ctx {
+        recorder: Recorder::new(client.clone(), "persistentvolume-controller"),
+        client,
+        classes,
+        claims,
+        volumes,
+        pods,
+        nodes,
+        reported: std::sync::Mutex::new(HashSet::new()),
+    };
+    // Nothing is planned on a partial list: an empty class cache would create a second
+    // default class, an empty claim cache would reclaim every volume.
+    for ready in [
+        ctx.classes.wait_until_ready().await,
+        ctx.claims.wait_until_ready().await,
+        ctx.volumes.wait_until_ready().await,
+        ctx.pods.wait_until_ready().await,
+        ctx.nodes.wait_until_ready().await,
+    ] {
+        if ready.is_err() {
+            return;
+        }
+    }
+    loop {
+        let wait = match pass(&ctx).await {
+            Ok(()) => RESYNC,
+            Err(error) => {
+                tracing::warn!(%error, "volume pass failed; retrying");
+                ERROR_REQUEUE
+            }
+        };
+        let _ = tokio::time::timeout(wait, changed.notified()).await;
+    }
+}
+
+/// Drives one reflector stream, waking the pass loop on every change.
+async fn feed<K, S>(stream: S, changed: Arc<Notify>)
+where
+    S: Stream<Item = watcher::Result<watcher::Event<K>>>,
+{
+    let mut stream = std::pin::pin!(stream.default_backoff());
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => {
+                changed.notify_one()
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, "volume controller watch failed"),
+        }
+    }
+}
+
+/// One level-triggered pass: plan from the caches, apply every action.
+#[tracing::instrument(skip_all)]
+async fn pass(ctx: &Ctx) -> Result<(), Error> {
+    let (classes, claims, volumes, pods, nodes) = (
+        ctx.classes.state(),
+        ctx.claims.state(),
+        ctx.volumes.state(),
+        ctx.pods.state(),
+        ctx.nodes.state(),
+    );
+    let (classes, claims, volumes, pods, nodes) = (
+        refs(&classes),
+        refs(&claims),
+        refs(&volumes),
+        refs(&pods),
+        refs(&nodes),
+    );
+    let actions = plan::plan(&Observed {
+        classes: &classes,
+        claims: &claims,
+        volumes: &volumes,
+        pods: &pods,
+        nodes: &nodes,
+    });
+    let mut failed = None;
+    for action in actions {
+        tracing::debug!(?action, "volume action");
+        if let Err(error) = apply(ctx, action).await {
+            tracing::warn!(%error, "volume action failed");
+            failed = Some(error);
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+fn refs<K>(v: &[Arc<K>]) -> Vec<&K> {
+    v.iter().map(|a| a.as_ref()).collect()
+}
+
+/// Treats "not found" and "already exists" as done: the action was someone else's too.
+fn settled<T>(result: Result<T, kube::Error>) -> Result<(), Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn claim_api(ctx: &Ctx, claim: &ClaimKey) -> Api<PersistentVolumeClaim> {
+    Api::namespaced(ctx.client.clone(), &claim.namespace)
+}
+
+/// The claim as an event's object (from the cache; the uid is what describe filters on).
+fn claim_ref(claim: &ClaimKey) -> k8s_openapi::api::core::v1::ObjectReference {
+    let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        name: Some(claim.name.clone()),
+        namespace: Some(claim.namespace.clone()),
+        uid: Some(claim.uid.clone()),
+        ..Default::default()
+    };
+    reference("v1", "PersistentVolumeClaim", &meta)
+}
+
+async fn apply(ctx: &Ctx, action: Action) -> Result<(), Error> {
+    let pp = PatchParams::default();
+    let volumes: Api<PersistentVolume> = Api::all(ctx.client.clone());
+    match action {
+        Action::CreateClass(sc) => {
+            let api: Api<StorageClass> = Api::all(ctx.client.clone());
+            settled(api.create(&PostParams::default(), &sc).await)?;
+            tracing::info!(class = plan::DEFAULT_CLASS, "default StorageClass created");
+        }
+        Action::SetClass { claim, class } => {
+            let patch = json!({"spec": {"storageClassName": class}});
+            settled(
+                claim_api(ctx, &claim)
+                    .patch(&claim.name, &pp, &Patch::Merge(&patch))
+                    .await,
+            )?;
+        }
+        Action::Provision {
+            claim,
+            node,
+            volume,
+        } => {
+            let name = volume.metadata.name.clone().unwrap_or_default();
+            let me = claim_ref(&claim);
+            let msg = format!(
+                "External provisioner is provisioning volume for claim \"{}/{}\"",
+                claim.namespace, claim.name
+            );
+            ctx.recorder
+                .publish(&me, "Normal", "Provisioning", &msg)
+                .await;
+            let patch = json!({"metadata": {"annotations": {
+                plan::ANN_SELECTED_NODE: node,
+                plan::ANN_STORAGE_PROVISIONER: plan::PROVISIONER,
+                "volume.beta.kubernetes.io/storage-provisioner": plan::PROVISIONER,
+            }}});
+            settled(
+                claim_api(ctx, &claim)
+                    .patch(&claim.name, &pp, &Patch::Merge(&patch))
+                    .await,
+            )?;
+            match volumes.create(&PostParams::default(), &volume).await {
+                Ok(_) => {
+                    tracing::info!(claim = %format!("{}/{}", claim.namespace, claim.name),
+                        volume = %name, %node, "volume provisioned");
+                    let msg = format!("Successfully provisioned volume {name}");
+                    ctx.recorder
+                        .publish(&me, "Normal", "ProvisioningSucceeded", &msg)
+                        .await;
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(error) => {
+                    let msg = format!("failed to provision volume: {error}");
+                    ctx.recorder
+                        .publish(&me, "Warning", "ProvisioningFailed", &msg)
+                        .await;
+                    return Err(error.into());
+                }
+            }
+        }
+        Action::Bind {
+            claim,
+            volume,
+            capacity,
+            access_modes,
+        } => {
+            let claim_ref = json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "namespace": claim.namespace, "name": claim.name, "uid": claim.uid,
+            });
+            let patch = json!({
+                "metadata": {"annotations": {plan::ANN_BOUND_BY_CONTROLLER: "yes"}},
+                "spec": {"claimRef": claim_ref},
+            });
+            volumes.patch(&volume, &pp, &Patch::Merge(&patch)).await?;
+            let status = json!({"status": {"phase": "Bound"}});
+            volumes
+                .patch_status(&volume, &pp, &Patch::Merge(&status))
+                .await?;
+            let api = claim_api(ctx, &claim);
+            let patch = json!({
+                "metadata": {"annotations": {
+                    plan::ANN_BIND_COMPLETED: "yes",
+                    plan::ANN_BOUND_BY_CONTROLLER: "yes",
+                }},
+                "spec": {"volumeName": volume},
+            });
+            settled(api.patch(&claim.name, &pp, &Patch::Merge(&patch)).await)?;
+            let status = json!({"status": {
+                "phase": "Bound", "capacity": capacity, "accessModes": access_modes,
+            }});
+            settled(
+                api.patch_status(&claim.name, &pp, &Patch::Merge(&status))
+                    .await,
+            )?;
+            tracing::info!(claim = %format!("{}/{}", claim.namespace, claim.name),
+                %volume, "claim bound");
+        }
+        Action::VolumePhase { volume, phase } => {
+            let status = json!({"status": {"phase": phase}});
+            settled(
+                volumes
+                    .patch_status(&volume, &pp, &Patch::Merge(&status))
+                    .await,
+            )?;
+        }
+        Action::ClaimPhase { claim, phase } => {
+            // The caches are separate watches: a claim seen Bound before its new volume
+            // shows up is not lost. Ask the API before saying so.
+            let api = claim_api(ctx, &claim);
+            let current = api.get_opt(&claim.name).await?;
+            let volume = current
+                .and_then(|c| c.spec)
+                .and_then(|s| s.volume_name)
+                .unwrap_or_default();
+            if !volume.is_empty() && volumes.get_opt(&volume).await?.is_some() {
+                return Ok(());
+            }
+            let status = json!({"status": {"phase": phase}});
+            settled(
+                api.patch_status(&claim.name, &pp, &Patch::Merge(&status))
+                    .await,
+            )?;
+            let msg = format!("Bound claim has lost its PersistentVolume {volume}");
+            ctx.recorder
+                .publish(&claim_ref(&claim), "Warning", "ClaimLost", &msg)
+                .await;
+        }
+        Action::DeleteVolume { volume, claim } => {
+            // Only once the API confirms the claim is gone: deleting a volume loses data.
+            let current = claim_api(ctx, &claim).get_opt(&claim.name).await?;
+            if current.is_some_and(|c| c.metadata.uid.as_deref() == Some(claim.uid.as_str())) {
+                return Ok(());
+            }
+            settled(volumes.delete(&volume, &DeleteParams::default()).await)?;
+            tracing::info!(%volume, "released volume deleted (reclaim policy Delete)");
+        }
+        Action::Report {
+            claim,
+            type_,
+            reason,
+            message,
+        } => {
+            let first = {
+                let mut reported = ctx.reported.lock().unwrap_or_else(|e| e.into_inner());
+                // Bounded memory: forgetting only means one repeated event.
+                if reported.len() > 4096 {
+                    reported.clear();
+                }
+                reported.insert((claim.uid.clone(), reason, message.clone()))
+            };
+            if first {
+                ctx.recorder
+                    .publish(&claim_ref(&claim), type_, reason, &message)
+                    .await;
+            }
+        }
+    }
+    Ok(())
+}
