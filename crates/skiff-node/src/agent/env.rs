@@ -1,7 +1,9 @@
 //! A container's environment and argv from the pod spec: `value`, `fieldRef`,
 //! `configMapKeyRef`, `secretKeyRef`, `envFrom`, and `$(VAR)` expansion as upstream.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
+};
 use std::collections::BTreeMap;
 
 /// Errors resolving a container's environment.
@@ -36,6 +38,10 @@ pub struct Fetched {
     pub config_maps: BTreeMap<String, ConfigMap>,
     /// By name.
     pub secrets: BTreeMap<String, Secret>,
+    /// The pod's PersistentVolumeClaims, by name (absent: not found).
+    pub claims: BTreeMap<String, PersistentVolumeClaim>,
+    /// The PersistentVolumes those claims are bound to, by name.
+    pub volumes: BTreeMap<String, PersistentVolume>,
 }
 
 impl Sources for Fetched {

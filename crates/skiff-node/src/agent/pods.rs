@@ -41,6 +41,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let pods: Api<Pod> = Api::all(shared.client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name));
     let mut stream = watcher(pods, cfg).boxed();
+    tokio::spawn(volumes::maintain(shared.clone()));
     let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
     let mut listed: Option<Vec<String>> = None;
     while let Some(event) = stream.next().await {
@@ -710,6 +711,7 @@ async fn fetch_sources(shared: &Shared, pod: &Pod) -> anyhow::Result<Fetched> {
             out.secrets.insert(name, s);
         }
     }
+    volumes::fetch_claims(&shared.client, pod, &mut out).await?;
     Ok(out)
 }
 
@@ -838,7 +840,7 @@ async fn start_container(
         &shared.node_ip,
         pod_ip.as_deref(),
     )
-    .map_err(|e| waiting("CreateContainerConfigError", e))?;
+    .map_err(|e| volumes::not_mounted(shared, pod, e))?;
     let labels = BTreeMap::from([
         (LABEL_UID.to_string(), uid.clone()),
         (LABEL_NAME.to_string(), pod_name.clone()),

@@ -1,11 +1,27 @@
 //! Pod volumes as plain directories under `<data-dir>/pods/<uid>/volumes/<name>`:
-//! emptyDir, configMap, secret, downwardAPI and projected files, and hostPath.
+//! emptyDir, configMap, secret, downwardAPI and projected files, and hostPath; and
+//! persistentVolumeClaims bound to local directories under `<data-dir>/volumes`, which this
+//! node publishes on its Node, creates on first mount and removes once their
+//! PersistentVolume is gone (docs/decisions/0011-local-volumes.md).
 
 use super::env::{field_value, Fetched, Sources};
+use super::plan::Waiting;
+use super::Shared;
 use crate::runtime::Mount;
-use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, Volume};
-use std::collections::BTreeMap;
+use k8s_openapi::api::core::v1::{
+    Container, KeyToPath, Node, PersistentVolume, PersistentVolumeClaim, Pod, Volume,
+};
+use kube::api::{Api, Patch, PatchParams};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Node annotation naming the directory this node keeps local volumes in: the volume
+/// controller provisions under it (only the node knows its data directory).
+pub const ANN_VOLUMES_DIR: &str = "skiff.dev/local-volumes-dir";
+
+/// How often the node looks for directories of deleted PersistentVolumes.
+const RECLAIM_EVERY: Duration = Duration::from_secs(2);
 
 /// Errors preparing volumes.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +38,193 @@ pub enum VolumeError {
     /// The spec refers to something missing.
     #[error("{0}")]
     Invalid(String),
+    /// A persistentVolumeClaim is missing or not bound yet: the pod waits, as upstream's
+    /// kubelet waits for the volume to attach rather than failing the container.
+    #[error("{0}")]
+    ClaimNotReady(String),
+}
+
+/// Where a node's local volumes live.
+pub fn volumes_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("volumes")
+}
+
+/// Reads the pod's PersistentVolumeClaims and the volumes they are bound to, so mounting
+/// stays pure like the ConfigMap and Secret volumes.
+pub(crate) async fn fetch_claims(
+    client: &kube::Client,
+    pod: &Pod,
+    out: &mut Fetched,
+) -> Result<(), kube::Error> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let names: BTreeSet<&str> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.as_str())
+        .collect();
+    for name in names {
+        let Some(claim) = claims.get_opt(name).await? else {
+            continue;
+        };
+        let bound = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.clone())
+            .filter(|v| !v.is_empty());
+        if let Some(volume) = bound {
+            if let Some(pv) = volumes.get_opt(&volume).await? {
+                out.volumes.insert(volume, pv);
+            }
+        }
+        out.claims.insert(name.to_string(), claim);
+    }
+    Ok(())
+}
+
+/// The directory of a bound claim's volume (`hostPath` or `local`), or why the pod must
+/// wait for it, in upstream's words.
+fn claim_path(ns: &str, claim: &str, sources: &Fetched) -> Result<PathBuf, VolumeError> {
+    let Some(c) = sources.claims.get(claim) else {
+        return Err(VolumeError::ClaimNotReady(format!(
+            "persistentvolumeclaim \"{claim}\" not found"
+        )));
+    };
+    let phase = c.status.as_ref().and_then(|s| s.phase.as_deref());
+    let volume = c.spec.as_ref().and_then(|s| s.volume_name.as_deref());
+    let pv = match (phase, volume) {
+        (Some("Bound"), Some(v)) => sources.volumes.get(v),
+        _ => None,
+    };
+    let Some(pv) = pv else {
+        return Err(VolumeError::ClaimNotReady(format!(
+            "error processing PVC {ns}/{claim}: PVC is not bound"
+        )));
+    };
+    let spec = pv.spec.as_ref();
+    let path = spec
+        .and_then(|s| s.host_path.as_ref().map(|h| h.path.clone()))
+        .or_else(|| spec.and_then(|s| s.local.as_ref().map(|l| l.path.clone())));
+    match path {
+        Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
+        _ => Err(VolumeError::Invalid(format!(
+            "persistentvolume {} is neither a hostPath nor a local volume",
+            pv.metadata.name.as_deref().unwrap_or_default()
+        ))),
+    }
+}
+
+/// Creates a local volume's directory on first mount, world-writable as an emptyDir (and
+/// as k3s's local-path helper makes it), so non-root images can write to it.
+fn ensure_volume_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+}
+
+/// What a container shows when its volumes cannot be set up: a claim that is missing or
+/// unbound keeps it `ContainerCreating` with a `FailedMount` event (retried on the next
+/// pass, so it starts once bound); anything else is a config error.
+pub(crate) fn not_mounted(shared: &Shared, pod: &Pod, e: VolumeError) -> Waiting {
+    match e {
+        VolumeError::ClaimNotReady(message) => {
+            shared.recorder.event(
+                super::events::container_ref(pod, None),
+                super::events::WARNING,
+                "FailedMount",
+                message.clone(),
+            );
+            Waiting {
+                reason: "ContainerCreating".into(),
+                message: Some(message),
+            }
+        }
+        other => Waiting {
+            reason: "CreateContainerConfigError".into(),
+            message: Some(other.to_string()),
+        },
+    }
+}
+
+/// Directories under the volumes dir that no existing PersistentVolume points to.
+/// `present` must be read before `volumes` is listed: a directory is made only after its
+/// volume exists, so one seen before the list and absent from it belongs to a deleted PV.
+pub fn orphan_dirs(present: &[PathBuf], volumes: &[PersistentVolume]) -> Vec<PathBuf> {
+    let used: BTreeSet<PathBuf> = volumes
+        .iter()
+        .filter_map(|v| v.spec.as_ref())
+        .filter_map(|s| {
+            s.host_path
+                .as_ref()
+                .map(|h| h.path.clone())
+                .or_else(|| s.local.as_ref().map(|l| l.path.clone()))
+        })
+        .map(|p| PathBuf::from(p.trim_end_matches('/')))
+        .collect();
+    present
+        .iter()
+        .filter(|p| !used.contains(*p))
+        .cloned()
+        .collect()
+}
+
+/// Publishes where this node keeps local volumes, then removes the directories of deleted
+/// PersistentVolumes, forever. The node does it, not the controller, because the
+/// directories are on this node's filesystem.
+pub(crate) async fn maintain(shared: std::sync::Arc<Shared>) {
+    let dir = volumes_dir(&shared.cfg.data_dir);
+    let nodes: Api<Node> = Api::all(shared.client.clone());
+    let volumes: Api<PersistentVolume> = Api::all(shared.client.clone());
+    let mut published = false;
+    let mut tick = 0u32;
+    loop {
+        // Re-published now and then: a Node deleted and re-registered loses it.
+        if !published || tick.is_multiple_of(30) {
+            let patch = serde_json::json!({"metadata": {"annotations": {
+                ANN_VOLUMES_DIR: dir.to_string_lossy(),
+            }}});
+            match nodes
+                .patch(
+                    &shared.cfg.node_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+            {
+                Ok(_) => published = true,
+                Err(error) => tracing::debug!(%error, "publishing the volumes directory"),
+            }
+        }
+        tick = tick.wrapping_add(1);
+        let present: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        if !present.is_empty() {
+            match volumes.list(&Default::default()).await {
+                Ok(list) => {
+                    for orphan in orphan_dirs(&present, &list.items) {
+                        match std::fs::remove_dir_all(&orphan) {
+                            Ok(()) => tracing::info!(path = %orphan.display(),
+                                "removed the directory of a deleted volume"),
+                            Err(error) => tracing::warn!(path = %orphan.display(), %error,
+                                "removing the directory of a deleted volume"),
+                        }
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "listing volumes"),
+            }
+        }
+        tokio::time::sleep(RECLAIM_EVERY).await;
+    }
 }
 
 /// Files of a volume: relative path to content.
@@ -242,7 +445,14 @@ pub fn mounts(
             volume: v.name.clone(),
             source,
         };
-        let host = if let Some(h) = &v.host_path {
+        let mut read_only = m.read_only.unwrap_or(false);
+        let host = if let Some(c) = &v.persistent_volume_claim {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            let p = claim_path(ns, &c.claim_name, sources)?;
+            ensure_volume_dir(&p).map_err(io)?;
+            read_only |= c.read_only.unwrap_or(false);
+            p
+        } else if let Some(h) = &v.host_path {
             let p = PathBuf::from(&h.path);
             match h.type_.as_deref() {
                 Some("DirectoryOrCreate") => std::fs::create_dir_all(&p).map_err(io)?,
@@ -306,8 +516,73 @@ pub fn mounts(
         out.push(Mount {
             host_path: host,
             container_path: m.mount_path.clone(),
-            read_only: m.read_only.unwrap_or(false),
+            read_only,
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pv(path: serde_json::Value) -> PersistentVolume {
+        serde_json::from_value(json!({"metadata": {"name": "v"}, "spec": path})).unwrap()
+    }
+
+    fn claim(phase: &str, volume: Option<&str>) -> PersistentVolumeClaim {
+        serde_json::from_value(json!({
+            "metadata": {"name": "data", "namespace": "default"},
+            "spec": {"volumeName": volume},
+            "status": {"phase": phase},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_directories_of_deleted_volumes_are_orphans() {
+        let present = [
+            PathBuf::from("/d/volumes/pvc-a"),
+            PathBuf::from("/d/volumes/pvc-b"),
+        ];
+        let volumes = [
+            pv(json!({"hostPath": {"path": "/d/volumes/pvc-a"}})),
+            pv(json!({"local": {"path": "/elsewhere"}})),
+        ];
+        assert_eq!(
+            orphan_dirs(&present, &volumes),
+            [PathBuf::from("/d/volumes/pvc-b")]
+        );
+        assert!(orphan_dirs(&present[..1], &volumes).is_empty());
+    }
+
+    #[test]
+    fn a_claim_mounts_its_bound_volume_and_waits_until_then() {
+        let mut fetched = Fetched::default();
+        let err = claim_path("default", "data", &fetched).unwrap_err();
+        assert!(matches!(err, VolumeError::ClaimNotReady(_)));
+        assert_eq!(err.to_string(), "persistentvolumeclaim \"data\" not found");
+        fetched.claims.insert("data".into(), claim("Pending", None));
+        let err = claim_path("default", "data", &fetched).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error processing PVC default/data: PVC is not bound"
+        );
+        fetched
+            .claims
+            .insert("data".into(), claim("Bound", Some("v")));
+        assert!(matches!(
+            claim_path("default", "data", &fetched),
+            Err(VolumeError::ClaimNotReady(_))
+        ));
+        fetched.volumes.insert(
+            "v".into(),
+            pv(json!({"hostPath": {"path": "/d/volumes/pvc-a"}})),
+        );
+        assert_eq!(
+            claim_path("default", "data", &fetched).unwrap(),
+            PathBuf::from("/d/volumes/pvc-a")
+        );
+    }
 }
