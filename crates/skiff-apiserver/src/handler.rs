@@ -62,12 +62,24 @@ impl Api {
         let fields = p.field_selector(r)?;
         let limit = p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
         let prefix = t.resource.key(t.namespace.as_deref(), None);
-        let mut start = match p.get("continue") {
-            Some(token) => Some(decode_continue(token)?),
-            None => None,
+        // A continued list answers with the revision of its first page: later pages are read
+        // at the latest state, so a client that watches from there replays every change made
+        // since the first page and misses none (reporting the later page's revision lost the
+        // changes to objects already listed). Once that revision is compacted, the token has
+        // expired, as upstream's does.
+        let (mut start, mut revision) = match p.get("continue") {
+            Some(token) => {
+                let (rv, key) = decode_continue(token)?;
+                if rv < self.store.compacted_revision() {
+                    return Err(ApiError::Gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
+                    ));
+                }
+                (Some(key), Some(rv))
+            }
+            None => (None, None),
         };
         let mut items = Vec::new();
-        let mut revision = None;
         let mut next = None;
         loop {
             let page =
@@ -615,7 +627,7 @@ fn encode_continue(revision: i64, last_key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
 }
 
-fn decode_continue(token: &str) -> Result<String> {
+fn decode_continue(token: &str) -> Result<(i64, String)> {
     use base64::Engine;
     let bad = || ApiError::BadRequest("continue key is not valid".into());
     let raw = base64::engine::general_purpose::URL_SAFE
@@ -626,5 +638,6 @@ fn decode_continue(token: &str) -> Result<String> {
         return Err(bad());
     }
     let start = v["start"].as_str().ok_or_else(bad)?;
-    Ok(start.trim_end_matches('\u{0}').to_owned())
+    let rv = v["rv"].as_i64().ok_or_else(bad)?;
+    Ok((rv, start.trim_end_matches('\u{0}').to_owned()))
 }

@@ -223,6 +223,53 @@ async fn lists_page_with_continue_tokens() {
     assert_eq!(names, vec!["c0", "c1", "c2", "c3", "c4"]);
 }
 
+/// A change made between two pages to an object already listed must reach a client that
+/// watches from the list's resourceVersion (as kube-rs and client-go reflectors do); the
+/// token expires once its revision is compacted.
+#[tokio::test]
+async fn a_paged_list_then_watch_misses_no_change() {
+    let (app, store) = app().await;
+    for i in 0..4 {
+        create_cm(&app, &format!("c{i}")).await;
+    }
+    let (_, first) = call(
+        &app,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?limit=2",
+        None,
+    )
+    .await;
+    let token = first["metadata"]["continue"].as_str().unwrap().to_owned();
+    // c0 was on the first page; it changes before the second page is read.
+    call(
+        &app,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/c0",
+        None,
+    )
+    .await;
+    let uri = format!("/api/v1/namespaces/default/configmaps?limit=2&continue={token}");
+    let (_, second) = call(&app, "GET", &uri, None).await;
+    assert!(second["metadata"]["continue"].is_null());
+    let rv = second["metadata"]["resourceVersion"].as_str().unwrap();
+    assert_eq!(rv, first["metadata"]["resourceVersion"].as_str().unwrap());
+    let events = watch_events(
+        &app,
+        &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1"),
+    )
+    .await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "DELETED" && e["object"]["metadata"]["name"] == "c0"),
+        "{events:#?}"
+    );
+    store.compact(store.current_revision()).await.unwrap();
+    let (code, status) = call(&app, "GET", &uri, None).await;
+    assert_eq!(code, StatusCode::GONE);
+    assert_eq!(status["reason"], "Expired");
+}
+
 #[tokio::test]
 async fn watch_replays_from_a_revision_and_compacted_ones_get_410() {
     let (app, store) = app().await;
