@@ -133,7 +133,14 @@ pub async fn run(client: kube::Client) {
     let pod_changes = pod_changes.map(|_| false);
     let mut changes = futures::stream::select(node_changes, pod_changes).boxed();
     let (bind_tx, bind_rx) = tokio::sync::mpsc::channel::<(Pod, String)>(4096);
-    tokio::spawn(binder(client.clone(), bind_rx, assumed.clone()));
+    let (report_tx, report_rx) = tokio::sync::mpsc::channel::<Report>(4096);
+    tokio::spawn(binder(
+        client.clone(),
+        bind_rx,
+        assumed.clone(),
+        report_tx.clone(),
+    ));
+    tokio::spawn(reporter(client.clone(), report_rx));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let mut nodes_changed = tokio::select! {
@@ -197,14 +204,10 @@ pub async fn run(client: kube::Client) {
                     let repeat = failed.get(&uid).is_some_and(|(m, _)| *m == message);
                     failed.insert(uid, (message.clone(), Instant::now()));
                     if !repeat {
-                        let client = client.clone();
-                        let pod = pod.as_ref().clone();
-                        tokio::spawn(async move {
-                            if let Err(error) = report_unschedulable(&client, &pod, &message).await
-                            {
-                                tracing::warn!(%error, "could not report unschedulable pod");
-                            }
-                        });
+                        let report = Report::Unschedulable(pod.as_ref().clone(), message);
+                        if report_tx.send(report).await.is_err() {
+                            return;
+                        }
                     }
                 }
             }
@@ -226,15 +229,19 @@ async fn binder(
     client: kube::Client,
     rx: tokio::sync::mpsc::Receiver<(Pod, String)>,
     assumed: Assumed,
+    reports: tokio::sync::mpsc::Sender<Report>,
 ) {
     tokio_stream_from(rx)
         .for_each_concurrent(BIND_CONCURRENCY, |(pod, node)| {
             let client = client.clone();
             let assumed = assumed.clone();
+            let reports = reports.clone();
             async move {
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
                 match bind(&client, &pod, &node).await {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        let _ = reports.send(Report::Scheduled(pod, node)).await;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, pod = %key(&pod.metadata), %node, "binding failed");
                         assumed
@@ -350,8 +357,45 @@ pub async fn bind(client: &kube::Client, pod: &Pod, node: &str) -> Result<(), Er
         &binding,
     )
     .await?;
-    let message = format!("Successfully assigned {ns}/{name} to {node}");
-    event(client, pod, "Normal", "Scheduled", &message).await
+    Ok(())
+}
+
+/// What the scheduler tells the API besides bindings: best effort, as upstream's event
+/// broadcaster, and never in the way of binding.
+enum Report {
+    /// Bound: the `Scheduled` event.
+    Scheduled(Pod, String),
+    /// No fit: `PodScheduled=False` and a `FailedScheduling` event.
+    Unschedulable(Pod, String),
+}
+
+/// Reports in flight at once. Bounded because every request in flight holds a connection
+/// of its own (kube's client speaks HTTP/1.1): a burst of a thousand unschedulable pods
+/// would otherwise open a thousand TLS connections.
+const REPORT_CONCURRENCY: usize = 8;
+
+async fn reporter(client: kube::Client, rx: tokio::sync::mpsc::Receiver<Report>) {
+    tokio_stream_from(rx)
+        .for_each_concurrent(REPORT_CONCURRENCY, |report| {
+            let client = client.clone();
+            async move {
+                let result = match &report {
+                    Report::Scheduled(pod, node) => {
+                        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+                        let name = pod.metadata.name.as_deref().unwrap_or_default();
+                        let message = format!("Successfully assigned {ns}/{name} to {node}");
+                        event(&client, pod, "Normal", "Scheduled", &message).await
+                    }
+                    Report::Unschedulable(pod, message) => {
+                        report_unschedulable(&client, pod, message).await
+                    }
+                };
+                if let Err(error) = result {
+                    tracing::debug!(%error, "scheduler report not recorded");
+                }
+            }
+        })
+        .await;
 }
 
 /// Records FailedScheduling and sets PodScheduled=False (reason Unschedulable).
