@@ -76,9 +76,12 @@ pub async fn run(client: kube::Client) {
         changed.clone(),
     ));
     let c = client.clone();
-    tokio::spawn(feed(
+    // Only pods with claims concern volumes; waking a whole pass for every other pod event
+    // would spend a core on busy clusters.
+    tokio::spawn(feed_when(
         reflector(pods_w, watcher(Api::<Pod>::all(c), all.clone())),
         changed.clone(),
+        uses_claims,
     ));
     let c = client.clone();
     tokio::spawn(feed(
@@ -125,16 +128,33 @@ async fn feed<K, S>(stream: S, changed: Arc<Notify>)
 where
     S: Stream<Item = watcher::Result<watcher::Event<K>>>,
 {
+    feed_when(stream, changed, |_| true).await
+}
+
+/// Drives one reflector stream, waking the pass loop on changes to objects `relevant` picks.
+async fn feed_when<K, S>(stream: S, changed: Arc<Notify>, relevant: impl Fn(&K) -> bool)
+where
+    S: Stream<Item = watcher::Result<watcher::Event<K>>>,
+{
     let mut stream = std::pin::pin!(stream.default_backoff());
     while let Some(event) = stream.next().await {
         match event {
-            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => {
+            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) if relevant(&o) => {
                 changed.notify_one()
             }
+            Ok(watcher::Event::InitDone) => changed.notify_one(),
             Ok(_) => {}
             Err(error) => tracing::debug!(%error, "volume controller watch failed"),
         }
     }
+}
+
+/// Whether a pod mounts any PersistentVolumeClaim.
+fn uses_claims(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|v| v.iter().any(|v| v.persistent_volume_claim.is_some()))
 }
 
 /// One level-triggered pass: plan from the caches, apply every action.
