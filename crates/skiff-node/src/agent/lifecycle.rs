@@ -277,7 +277,6 @@ mod tests {
     use super::*;
     use crate::agent::events::PendingEvent;
     use crate::runtime::fake::{Call, FakeExec, FakeRuntime};
-    use crate::runtime::{ContainerSpec, ProcessSpec, Resources, SandboxRef};
 
     #[test]
     fn pre_stop_time_is_taken_from_the_grace_period_in_whole_seconds() {
@@ -324,19 +323,7 @@ mod tests {
     }
 
     fn running(rt: &FakeRuntime) {
-        rt.create(&ContainerSpec {
-            id: "c".into(),
-            image: "busybox".into(),
-            rootfs_layers: vec![],
-            process: ProcessSpec::default(),
-            sandbox: SandboxRef::default(),
-            mounts: vec![],
-            resources: Resources::default(),
-            log_path: "/dev/null".into(),
-            log_rotation: Default::default(),
-            labels: Default::default(),
-        })
-        .unwrap();
+        rt.create(&crate::runtime::fake::minimal_spec("c")).unwrap();
         rt.start("c").unwrap();
     }
 

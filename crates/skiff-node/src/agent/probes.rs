@@ -293,7 +293,6 @@ pub(crate) async fn http_get(
 mod tests {
     use super::*;
     use crate::runtime::fake::{FakeExec, FakeRuntime};
-    use crate::runtime::{ContainerSpec, ProcessSpec, Resources, SandboxRef};
     use k8s_openapi::api::core::v1::{ContainerPort, ExecAction};
 
     fn probe(json: serde_json::Value) -> Probe {
@@ -301,22 +300,7 @@ mod tests {
     }
 
     fn running_fake() -> Arc<FakeRuntime> {
-        let rt = Arc::new(FakeRuntime::new());
-        rt.create(&ContainerSpec {
-            id: "c".into(),
-            image: "busybox".into(),
-            rootfs_layers: vec![],
-            process: ProcessSpec::default(),
-            sandbox: SandboxRef::default(),
-            mounts: vec![],
-            resources: Resources::default(),
-            log_path: "/dev/null".into(),
-            log_rotation: Default::default(),
-            labels: Default::default(),
-        })
-        .unwrap();
-        rt.start("c").unwrap();
-        rt
+        Arc::new(FakeRuntime::with_running("c"))
     }
 
     fn target(rt: Arc<FakeRuntime>) -> Target {

@@ -52,6 +52,14 @@ pub struct FakeRuntime {
 }
 
 impl FakeRuntime {
+    /// A fake with one running busybox container `id`: what most agent unit tests start from.
+    pub fn with_running(id: &str) -> Self {
+        let rt = Self::new();
+        rt.create(&minimal_spec(id)).expect("fake create");
+        rt.start(id).expect("fake start");
+        rt
+    }
+
     /// An empty fake.
     pub fn new() -> Self {
         Self::default()
@@ -198,25 +206,30 @@ impl Runtime for FakeRuntime {
     }
 }
 
+/// The smallest container spec the fake accepts: a busybox container with defaults.
+pub fn minimal_spec(id: &str) -> ContainerSpec {
+    ContainerSpec {
+        id: id.into(),
+        image: "busybox".into(),
+        rootfs_layers: vec![],
+        process: crate::runtime::ProcessSpec::default(),
+        sandbox: crate::runtime::SandboxRef::default(),
+        mounts: vec![],
+        resources: crate::runtime::Resources::default(),
+        log_path: "/dev/null".into(),
+        log_rotation: Default::default(),
+        labels: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{stop, ProcessSpec, Resources, SandboxRef};
+    use crate::runtime::stop;
     use std::time::Duration;
 
     fn spec(id: &str) -> ContainerSpec {
-        ContainerSpec {
-            id: id.into(),
-            image: "busybox".into(),
-            rootfs_layers: vec![],
-            process: ProcessSpec::default(),
-            sandbox: SandboxRef::default(),
-            mounts: vec![],
-            resources: Resources::default(),
-            log_path: "/dev/null".into(),
-            log_rotation: Default::default(),
-            labels: Default::default(),
-        }
+        minimal_spec(id)
     }
 
     #[tokio::test(start_paused = true)]
