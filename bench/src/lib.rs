@@ -1,1 +1,32 @@
 //! Shared helpers for skiff load tools.
+
+pub mod node;
+
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Pod;
+
+/// The value at fraction `p` (0.0..=1.0) of `sorted`, nearest rank; the default when empty.
+pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    if sorted.is_empty() {
+        return T::default();
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Milliseconds from `from` to `to`, negative if `to` came first.
+pub fn signed_ms(from: Instant, to: Instant) -> f64 {
+    if to >= from {
+        (to - from).as_secs_f64() * 1000.0
+    } else {
+        -((from - to).as_secs_f64() * 1000.0)
+    }
+}
+
+/// Whether the pod's Ready condition is True.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}

@@ -21,12 +21,11 @@
 //! Usage (as root): `proxy-load [--skiff PATH] [--seconds D] [--connections C] [--rounds N]`;
 //! `proxy-load serve PORT` is the in-pod HTTP server.
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -37,11 +36,11 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
+use skiff_bench::node::{self, Node, NODE_IP};
+use skiff_bench::{is_ready, percentile, signed_ms};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-/// The node's address inside the benchmark's network namespace.
-const NODE_IP: [u8; 4] = [192, 168, 254, 1];
 /// The image the pods run, built from this executable.
 const IMAGE: &str = "proxy-load:bench";
 /// Where the pods' server listens.
@@ -296,13 +295,6 @@ impl Run {
     }
 }
 
-fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
-    if sorted.is_empty() {
-        return T::default();
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 /// `connections` closed-loop clients request `addr` for `seconds`.
 async fn load(target: Target, mode: Mode, connections: usize, seconds: u64) -> Run {
     let started = Instant::now();
@@ -367,182 +359,6 @@ async fn client(target: Target, mode: Mode, deadline: Instant) -> Run {
 }
 
 // ---------------------------------------------------------------------------------------
-// The node: a skiff server in a network namespace, removed on drop.
-
-/// A `skiff server` with its node in a network namespace of its own; the calling thread
-/// (and every thread it starts afterwards) is moved into that namespace. Everything it made
-/// is removed on drop.
-struct Node {
-    dir: tempfile::TempDir,
-    skiff: PathBuf,
-    netns: String,
-    cgroup_parent: String,
-    child: Option<Child>,
-    /// Server stderr lines, for error messages.
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Node {
-    fn start(skiff: &Path) -> Result<Node> {
-        let suffix = skiff_node::unique_suffix();
-        let mut node = Node {
-            dir: tempfile::tempdir().context("temp dir")?,
-            skiff: skiff.to_path_buf(),
-            netns: format!("skiff-bench-{suffix}"),
-            cgroup_parent: format!("skiff-bench-{suffix}"),
-            child: None,
-            log: Arc::default(),
-        };
-        run(Command::new("ip").args(["netns", "add", &node.netns]))?;
-        // lo, and a host interface with an address and a default route as a real node
-        // has: one end of a veth pair whose other end is in the same namespace.
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &[
-                "link",
-                "add",
-                "host0",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "host0-peer",
-            ],
-            &[
-                "addr",
-                "add",
-                &format!("{}/24", IpAddr::from(NODE_IP)),
-                "dev",
-                "host0",
-            ],
-            &["link", "set", "host0-peer", "up"],
-            &["link", "set", "host0", "up"],
-            &["route", "add", "default", "dev", "host0"],
-        ] {
-            run(Command::new("ip").args(["-n", &node.netns]).args(args))?;
-        }
-        let ns = std::fs::File::open(format!("/run/netns/{}", node.netns))?;
-        // SAFETY: setns on the calling thread with a valid namespace fd.
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!("setns: {}", std::io::Error::last_os_error());
-        }
-        node.boot()?;
-        Ok(node)
-    }
-
-    /// Starts the server and waits for `skiff is ready`.
-    fn boot(&mut self) -> Result<()> {
-        let mut child = Command::new(&self.skiff)
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.dir.path())
-            .env(
-                "RUST_LOG",
-                std::env::var("SKIFF_LOG").unwrap_or("info".into()),
-            )
-            .env("SKIFF_CGROUP_PARENT", &self.cgroup_parent)
-            .env_remove("SKIFF_NODE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("spawn {}", self.skiff.display()))?;
-        let stderr = child.stderr.take().context("piped stderr")?;
-        self.child = Some(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = self.log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("skiff is ready") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                if let Ok(mut log) = log.lock() {
-                    log.push(line);
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            bail!("server not ready within 30 s:\n{}", self.log_tail());
-        }
-        Ok(())
-    }
-
-    fn log_tail(&self) -> String {
-        let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
-        log[log.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn load_image(&self, archive: &[u8]) -> Result<()> {
-        let path = self.dir.path().join("image.tar");
-        std::fs::write(&path, archive)?;
-        run(Command::new(&self.skiff)
-            .args(["image", "load"])
-            .arg(&path)
-            .arg("--data-dir")
-            .arg(self.dir.path()))
-    }
-
-    async fn client(&self) -> Result<kube::Client> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let kc = kube::config::Kubeconfig::read_from(self.dir.path().join("kubeconfig"))?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-        Ok(kube::Client::try_from(config)?)
-    }
-
-    fn cleanup(&mut self) {
-        use skiff_node::network::{Ipv4Cidr, Network, NetworkConfig};
-        use skiff_node::runtime::{RuncConfig, RuncRuntime, Runtime};
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let dir = self.dir.path().to_path_buf();
-        let mut cfg = RuncConfig::new(dir.join("runtime"), vec!["true".into()]);
-        cfg.cgroup_parent = self.cgroup_parent.clone();
-        if let Ok(rt) = RuncRuntime::new(cfg) {
-            for c in rt.list().unwrap_or_default() {
-                let _ = rt.delete(&c.id);
-            }
-            rt.remove_cgroup_parent();
-        }
-        if let Ok(cidr) = Ipv4Cidr::parse("10.244.0.0/24") {
-            let net = Network::new(NetworkConfig {
-                bridge: "skiff0".into(),
-                pod_cidr: cidr,
-                state_dir: dir.join("network"),
-                netns_prefix: "skiff-".into(),
-            });
-            if let Ok(net) = net {
-                for n in net.list().unwrap_or_default() {
-                    let _ = net.teardown(&n.sandbox_id);
-                }
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .output();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.cleanup();
-    }
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
 // The image.
 
 /// An OCI archive of an image whose only layer holds this executable (as `/proxy-load`)
@@ -595,45 +411,13 @@ fn image_archive() -> Result<Vec<u8>> {
 // The benchmark.
 
 fn bench(args: &Args) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!(
-            "proxy-load must run as root: it creates a network namespace, containers and \
-             nftables rules (try: sudo {})",
-            std::env::args().next().unwrap_or_default()
-        );
-    }
-    for tool in ["runc", "ip", "ldd"] {
-        if Command::new("which").arg(tool).output()?.status.success() {
-            continue;
-        }
-        bail!("proxy-load needs `{tool}` on PATH");
-    }
-    let skiff = match &args.skiff {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("skiff"),
-    };
-    if !skiff.is_file() {
-        bail!(
-            "no skiff binary at {} (build it: cargo build --release -p skiff, or pass --skiff)",
-            skiff.display()
-        );
-    }
+    let skiff = node::preflight("proxy-load", &["ldd"], args.skiff.as_deref())?;
     let archive = image_archive()?;
     eprintln!("image: {} MiB", archive.len() >> 20);
-
-    // Declared before the runtime so that it is dropped after it.
     let node = Node::start(&skiff)?;
     node.load_image(&archive)?;
-    eprintln!("server ready in netns {}", node.netns);
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        tokio::select! {
-            r = measure(&node, args) => r,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
-        }
-    })
-    .map_err(|e| e.context(format!("server log (tail):\n{}", node.log_tail())))
+    eprintln!("server ready in netns {}", node.netns());
+    node::block_on(&node, measure(&node, args))
 }
 
 async fn measure(node: &Node, args: &Args) -> Result<()> {
@@ -753,15 +537,6 @@ async fn measure(node: &Node, args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Milliseconds from `from` to `to`, negative if `to` came first.
-fn signed_ms(from: Instant, to: Instant) -> f64 {
-    if to >= from {
-        (to - from).as_secs_f64() * 1000.0
-    } else {
-        -((from - to).as_secs_f64() * 1000.0)
-    }
-}
-
 fn service(app: &str) -> Service {
     serde_json::from_value(json!({
         "metadata": {"name": app},
@@ -790,13 +565,6 @@ fn pod(name: &str, app: &str) -> Pod {
         },
     }))
     .expect("a valid Pod")
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Watches pod `name` until its Ready condition is True; returns it as seen then.
