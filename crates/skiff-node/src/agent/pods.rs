@@ -973,7 +973,22 @@ async fn cleanup(
     names: Option<(String, String)>,
     grace: Duration,
 ) {
-    let observed = observe(shared.runtime.as_ref(), uid).unwrap_or_default();
+    // A failed look is retried, never taken for "no containers": that would leave the
+    // pod's containers running with nothing left to stop them.
+    let mut observed = Vec::new();
+    for attempt in 1..=5 {
+        match observe(shared.runtime.as_ref(), uid) {
+            Ok(found) => {
+                observed = found;
+                break;
+            }
+            Err(e) if attempt < 5 => {
+                tracing::debug!(error = %e, "listing the pod's containers; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list the pod's containers"),
+        }
+    }
     for c in &observed {
         if let Err(e) = crate::runtime::stop(shared.runtime.as_ref(), &c.id, grace).await {
             tracing::warn!(container = %c.id, error = %e, "stopping container");

@@ -495,16 +495,24 @@ impl Runtime for RuncRuntime {
                 known.insert(s.id.clone(), s);
             }
         }
-        ids.into_iter()
-            .filter(|id| validate_id(id).is_ok())
-            .map(|id| match listed {
+        let mut out = Vec::new();
+        for id in ids.into_iter().filter(|id| validate_id(id).is_ok()) {
+            let status = match listed {
                 Some(_) => {
                     let s = known.remove(&id);
                     self.status_of(&id, || s)
                 }
                 None => self.state(&id),
-            })
-            .collect()
+            };
+            match status {
+                Ok(s) => out.push(s),
+                // Deleted while we listed (another pod's worker removed it): not an error of
+                // the list, which would otherwise fail for every caller at once.
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 }
 
