@@ -109,7 +109,8 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
     let client = client(&cfg.kubeconfig).await?;
     let mut runc = RuncConfig::new(cfg.data_dir.join("runtime"), cfg.shim.clone());
     runc.cgroup_parent = cfg.cgroup_parent.clone();
-    let runtime = Arc::new(RuncRuntime::new(runc)?);
+    // One container list shared by every pod worker (see runtime::CachedList).
+    let runtime = Arc::new(crate::runtime::CachedList::new(RuncRuntime::new(runc)?));
     let images = images::ImageManager::new(
         ImageStore::open(cfg.data_dir.join("images"))?,
         Puller::new(RegistryConfig::from_env())?,

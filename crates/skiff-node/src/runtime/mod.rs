@@ -5,6 +5,7 @@
 //! the agent's async layers call it from `spawn_blocking`. Waiting (graceful stop) lives in
 //! the async [`stop`] helper so it runs on tokio's clock and can be tested paused.
 
+mod cached;
 mod cgroup;
 pub mod fake;
 mod process;
@@ -12,6 +13,7 @@ mod runc;
 pub mod shim;
 mod spec;
 
+pub use cached::CachedList;
 pub use process::ProcessSpec;
 pub use runc::{RuncConfig, RuncRuntime};
 
