@@ -171,9 +171,7 @@ fn services_of(ctx: &Ctx, pod: &Pod) -> Vec<String> {
         .map(|s| crate::meta::key(&s.metadata))
         .collect();
     for slice in ctx.slices.state() {
-        if slice.metadata.namespace.as_deref() == Some(&ns)
-            && plan::listed_pods(&[slice.as_ref()]).contains(&name)
-        {
+        if slice.metadata.namespace.as_deref() == Some(&ns) && plan::lists_pod(&slice, &name) {
             if let Some(svc) = slice
                 .metadata
                 .labels

@@ -10,7 +10,7 @@ use k8s_openapi::api::discovery::v1::{
     Endpoint, EndpointConditions, EndpointPort as SlicePort, EndpointSlice,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Label linking an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -383,12 +383,11 @@ pub fn labels(service: &Service) -> BTreeMap<String, String> {
     labels
 }
 
-/// Names of the pods an Endpoints or slice set currently lists, so a pod that stopped
-/// matching can still find the Services it must leave.
-pub fn listed_pods(slices: &[&EndpointSlice]) -> BTreeSet<String> {
-    slices
+/// Whether a slice lists the pod `name`, so a pod that stopped matching can still find the
+/// Services it must leave.
+pub fn lists_pod(slice: &EndpointSlice, name: &str) -> bool {
+    slice
+        .endpoints
         .iter()
-        .flat_map(|s| s.endpoints.iter())
-        .filter_map(|e| e.target_ref.as_ref()?.name.clone())
-        .collect()
+        .any(|e| e.target_ref.as_ref().and_then(|t| t.name.as_deref()) == Some(name))
 }

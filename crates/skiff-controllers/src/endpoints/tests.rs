@@ -355,8 +355,9 @@ fn slice_plans_change_only_what_differs() {
 }
 
 #[test]
-fn listed_pods_name_the_targets() {
+fn slices_say_which_pods_they_list() {
     let content = &slices_from_pods(&web(), &[&pod("a", "10.0.0.1", true)])[0];
     let s = stored("x", content);
-    assert!(listed_pods(&[&s]).contains("a"));
+    assert!(lists_pod(&s, "a"));
+    assert!(!lists_pod(&s, "b"));
 }
