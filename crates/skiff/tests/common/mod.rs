@@ -115,24 +115,12 @@ impl Cluster {
 
     /// Runs kubectl and returns stdout, panicking with stderr if it fails.
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let out = self.kubectl_output(args, None);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(self.kubectl_output(args, None), args, String::new)
     }
 
     /// Runs kubectl with `stdin`, returning stdout.
     pub fn kubectl_in(&self, args: &[&str], stdin: &str) -> String {
-        let out = self.kubectl_output(args, Some(stdin));
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(self.kubectl_output(args, Some(stdin)), args, String::new)
     }
 
     /// Runs kubectl expecting failure; returns stderr.
@@ -165,4 +153,21 @@ pub fn seed_manifest(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/seed/manifests")
         .join(name)
+}
+
+/// The stdout of a kubectl run that must have succeeded; otherwise panics with its stderr
+/// and `context()` (the server log, when the caller has one; built only on failure). Both
+/// harnesses use it.
+pub fn succeeded(
+    out: std::process::Output,
+    args: &[&str],
+    context: impl FnOnce() -> String,
+) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        context()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

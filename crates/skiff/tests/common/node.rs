@@ -178,24 +178,13 @@ impl NodeCluster {
     }
 
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let out = self.kubectl_output(args, None);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}\nserver log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log_text()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::common::succeeded(self.kubectl_output(args, None), args, || {
+            format!("\nserver log:\n{}", self.log_text())
+        })
     }
 
     pub fn kubectl_in(&self, args: &[&str], stdin: &str) -> String {
-        let out = self.kubectl_output(args, Some(stdin));
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::common::succeeded(self.kubectl_output(args, Some(stdin)), args, String::new)
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
