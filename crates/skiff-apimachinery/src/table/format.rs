@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::{arr_at, int_at, str_at};
+use crate::quantity::Quantity;
 use crate::selector::LabelSelector;
 
 /// Upstream's `layoutContainerCells`: names and images joined with ",".
@@ -50,14 +51,21 @@ pub(super) fn map_len(obj: &Value, ptr: &str) -> usize {
         .map_or(0, Map::len)
 }
 
-/// A quantity as stored (the apiserver keeps them canonical); a missing one is Go's zero
-/// `Quantity`, which prints `0`.
+/// A quantity field as upstream's `Quantity.String()`: canonical (`1000m` prints `1`); a
+/// missing one is Go's zero `Quantity`, which prints `0`.
 pub(super) fn quantity_at(obj: &Value, ptr: &str) -> String {
-    match obj.pointer(ptr) {
+    quantity_or(obj, ptr, "0")
+}
+
+/// A `*Quantity` field: canonical, or `absent` when missing or null (upstream's nil
+/// pointer prints `<nil>`). A value that does not parse prints as stored.
+pub(super) fn quantity_or(obj: &Value, ptr: &str, absent: &str) -> String {
+    let raw = match obj.pointer(ptr) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
-        _ => "0".into(),
-    }
+        _ => return absent.into(),
+    };
+    Quantity::parse(&raw).map_or(raw, |q| q.to_string())
 }
 
 /// Upstream's `GetAccessModesAsString`: fixed order, duplicates dropped.

@@ -175,11 +175,11 @@ pub(super) fn pod_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             s.to_string()
         }
     };
-    let pod_ip = arr_at(obj, "/status/podIPs")
-        .first()
-        .and_then(|ip| ip.get("ip"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    // The v1 → internal conversion fills `podIPs` from a lone `podIP`.
+    let pod_ip = match arr_at(obj, "/status/podIPs").first() {
+        Some(ip) => ip.get("ip").and_then(Value::as_str).unwrap_or(""),
+        None => str_at(obj, "/status/podIP"),
+    };
     let gates = arr_at(obj, "/spec/readinessGates");
     let readiness = if gates.is_empty() {
         "<none>".to_string()
