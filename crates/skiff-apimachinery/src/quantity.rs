@@ -104,7 +104,13 @@ impl Quantity {
                     9 - frac_len,
                 )?
             }
-            _ => scale10(mantissa, exponent + 9 - frac_len)?,
+            _ => scale10(
+                mantissa,
+                exponent
+                    .checked_add(9)
+                    .and_then(|e| e.checked_sub(frac_len))
+                    .ok_or(QuantityError::Numeric)?,
+            )?,
         };
         let mut nanos = num / den;
         if num % den != 0 {
@@ -328,6 +334,23 @@ mod tests {
             QuantityError::Format.to_string(),
             "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
         );
+    }
+
+    /// Exponents near i32's limits once overflowed while scaling to nanos (a panic on input).
+    #[test]
+    fn extreme_exponents_are_refused_not_overflowed() {
+        for input in [
+            "1e2147483647",
+            "1.5e2147483647",
+            "1e-2147483648",
+            "1.5e-2147483648",
+        ] {
+            assert_eq!(
+                parse_quantity(input),
+                Err(QuantityError::Numeric),
+                "{input:?}"
+            );
+        }
     }
 
     #[test]

@@ -342,7 +342,12 @@ pub fn grace_period(r: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Op
     let grace = requested
         .or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64())
         .unwrap_or(30);
-    (grace > 0).then_some(grace)
+    // A negative period means the shortest graceful one, as upstream's pod strategy.
+    match grace {
+        0 => None,
+        g if g < 0 => Some(1),
+        g => Some(g),
+    }
 }
 
 #[cfg(test)]

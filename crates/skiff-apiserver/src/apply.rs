@@ -11,7 +11,12 @@ use crate::handler::Api;
 use crate::http::apply_patch;
 use crate::request::{Params, Target};
 
-pub async fn server_side_apply(api: &Api, t: &Target, p: &Params, applied: Value) -> Result<Value> {
+pub async fn server_side_apply(
+    api: &Api,
+    t: &Target,
+    p: &Params,
+    applied: Value,
+) -> Result<(Value, bool)> {
     if p.get("fieldManager").is_none() {
         return Err(ApiError::BadRequest(
             "PATCH, application/apply-patch+yaml requests must have a fieldManager".into(),
@@ -24,7 +29,7 @@ pub async fn server_side_apply(api: &Api, t: &Target, p: &Params, applied: Value
                 name: None,
                 ..t.clone()
             };
-            api.create(&collection, p, applied).await
+            api.create(&collection, p, applied).await.map(|v| (v, true))
         }
         Err(e) => Err(e),
         Ok(_) => {
@@ -38,6 +43,7 @@ pub async fn server_side_apply(api: &Api, t: &Target, p: &Params, applied: Value
                 apply_patch(&r.group, &r.kind, content_type, old, &applied)
             })
             .await
+            .map(|v| (v, false))
         }
     }
 }

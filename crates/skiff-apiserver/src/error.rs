@@ -70,6 +70,13 @@ pub enum ApiError {
     Internal(String),
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// The request body is over the limit; the message is upstream's.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A read asked for a resourceVersion the store has not reached within the wait
+    /// (upstream's `NewTooLargeResourceVersionError`).
+    #[error("Timeout: Too large resource version: {requested}, current: {current}")]
+    TooLargeResourceVersion { requested: i64, current: i64 },
 }
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -156,6 +163,8 @@ impl ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLargeResourceVersion { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -174,6 +183,8 @@ impl ApiError {
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::Internal(_) => "InternalError",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
+            ApiError::TooLarge(_) => "RequestEntityTooLarge",
+            ApiError::TooLargeResourceVersion { .. } => "Timeout",
         }
     }
 
@@ -205,40 +216,62 @@ impl ApiError {
                 ..
             } => {
                 let mut d = details(name, group, kind);
-                d["causes"] = causes
-                    .iter()
-                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
-                    .collect();
+                d["causes"] = causes.iter().map(cause_json).collect();
                 Some(d)
             }
+            // Upstream's generic 404 for a path it does not serve carries empty details.
+            ApiError::NoRoute => Some(json!({})),
+            ApiError::TooLargeResourceVersion { .. } => Some(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1,
+            })),
             _ => None,
         }
     }
 
-    /// The upstream `Status` object for this error.
+    /// The upstream `Status` object for this error, its fields in upstream's order (kind,
+    /// apiVersion, metadata, status, message, reason, details, code): some clients compare
+    /// error bodies byte for byte.
     pub fn status(&self) -> Value {
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.to_string(),
-            "reason": self.reason(),
-            "code": self.code().as_u16(),
-        });
+        let mut status = serde_json::Map::new();
+        status.insert("kind".into(), json!("Status"));
+        status.insert("apiVersion".into(), json!("v1"));
+        status.insert("metadata".into(), json!({}));
+        status.insert("status".into(), json!("Failure"));
+        status.insert("message".into(), json!(self.to_string()));
+        status.insert("reason".into(), json!(self.reason()));
         if let Some(d) = self.details() {
-            status["details"] = d;
+            status.insert("details".into(), d);
         }
-        status
+        status.insert("code".into(), json!(self.code().as_u16()));
+        Value::Object(status)
     }
 }
 
+/// `StatusDetails` in upstream's field order (name, group, kind), empty fields omitted.
 fn details(name: &str, group: &str, kind: &str) -> Value {
-    let mut d = json!({"name": name, "kind": kind});
-    if !group.is_empty() {
-        d["group"] = json!(group);
+    let mut d = serde_json::Map::new();
+    for (key, value) in [("name", name), ("group", group), ("kind", kind)] {
+        if !value.is_empty() {
+            d.insert(key.into(), json!(value));
+        }
     }
-    d
+    Value::Object(d)
+}
+
+/// A `StatusCause` (reason, message, field), empty fields omitted as upstream.
+fn cause_json(c: &Cause) -> Value {
+    let mut m = serde_json::Map::new();
+    for (key, value) in [
+        ("reason", &c.reason),
+        ("message", &c.message),
+        ("field", &c.field),
+    ] {
+        if !value.is_empty() {
+            m.insert(key.into(), json!(value));
+        }
+    }
+    Value::Object(m)
 }
 
 impl From<skiff_store::Error> for ApiError {
@@ -259,7 +292,7 @@ impl IntoResponse for ApiError {
         if code.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let mut resp = (code, axum::Json(self.status())).into_response();
+        let mut resp = crate::http::json_response(code, &self.status());
         if code == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert("www-authenticate", "Bearer".parse().expect("static header"));

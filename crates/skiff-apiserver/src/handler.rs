@@ -9,6 +9,7 @@ use skiff_store::{KeyValue, Store};
 use crate::admission;
 use crate::error::{ApiError, Result};
 use crate::object::{self, meta_mut};
+use crate::options::DeleteOptions;
 use crate::request::{Params, Target};
 use crate::resources::{Registry, ResourceInfo};
 
@@ -300,31 +301,15 @@ impl Api {
 
     /// DELETE of one object: immediate, or marked for graceful deletion / finalizers.
     /// Returns the object and whether it is gone already (200) or still pending (202).
-    pub async fn delete(&self, t: &Target, p: &Params, options: &Value) -> Result<(Value, bool)> {
+    pub async fn delete(&self, t: &Target, o: &DeleteOptions) -> Result<(Value, bool)> {
         let r = t.resource.clone();
         let name = t.name()?.to_owned();
-        let policy = options
-            .get("propagationPolicy")
-            .and_then(Value::as_str)
-            .or(p.get("propagationPolicy"))
-            .map(str::to_owned);
-        if let Some(policy) = &policy {
-            if !matches!(policy.as_str(), "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::BadRequest(format!(
-                    "propagationPolicy: Unsupported value: \"{policy}\""
-                )));
-            }
-        }
-        let grace = match options.get("gracePeriodSeconds").and_then(Value::as_i64) {
-            Some(g) => Some(g),
-            None => p.int("gracePeriodSeconds")?,
-        };
-        let pre_uid = options
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str);
-        let pre_rv = options
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
+        let policy = o.propagation_policy.clone();
+        let grace = o.grace_period_seconds;
+        let pre_uid = o.precondition_uid.as_deref();
+        let pre_rv = o
+            .precondition_resource_version
+            .as_deref()
             .map(|s| s.parse::<i64>().unwrap_or(-1));
         for _ in 0..CONFLICT_RETRIES {
             let (mut obj, kv) = self.read(t)?;
@@ -351,7 +336,7 @@ impl Api {
             let graceful = admission::grace_period(&r, &obj, grace);
             let namespace_content = is_namespace(&r) && crate::namespace::has_finalizer(&obj);
             if finalizers.is_empty() && graceful.is_none() && !namespace_content {
-                if p.dry_run() {
+                if o.dry_run {
                     return Ok((obj, true));
                 }
                 match self
@@ -372,7 +357,11 @@ impl Api {
                 .get("deletionGracePeriodSeconds")
                 .and_then(Value::as_i64);
             if !already || current_grace.is_some_and(|g| seconds < g) {
-                let at = chrono::Utc::now() + chrono::Duration::seconds(seconds);
+                // A client's grace period can be any int64; past chrono's range it is
+                // clamped to the largest instant rather than overflowing.
+                let at = chrono::Duration::try_seconds(seconds)
+                    .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
                 meta.insert(
                     "deletionTimestamp".into(),
                     json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
@@ -382,7 +371,7 @@ impl Api {
             if namespace_content {
                 obj["status"]["phase"] = json!("Terminating");
             }
-            if p.dry_run() {
+            if o.dry_run {
                 return Ok((obj, false));
             }
             match self
@@ -409,7 +398,7 @@ impl Api {
         &self,
         t: &Target,
         p: &Params,
-        options: &Value,
+        options: &DeleteOptions,
     ) -> Result<Value> {
         let list = self.list(t, p)?;
         let mut deleted = Vec::new();
@@ -419,7 +408,7 @@ impl Api {
                 namespace: object::namespace(&item).map(str::to_owned),
                 ..t.clone()
             };
-            match self.delete(&target, p, options).await {
+            match self.delete(&target, options).await {
                 Ok((obj, _)) => deleted.push(obj),
                 Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(e),

@@ -9,17 +9,22 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
-use futures::StreamExt;
-use serde_json::{json, Value};
+use futures::{FutureExt, StreamExt};
+use serde_json::Value;
 
 use crate::error::{ApiError, Result};
 use crate::handler::{resource_version_of, Api};
+use crate::options::{self, DeleteOptions};
 use crate::request::{Params, Target};
 use crate::table::{self, TableOptions};
 use crate::{discovery, subresources, watch};
 
-/// Largest request body accepted (upstream's limit is 3 MiB for most objects).
-const MAX_BODY: usize = 3 * 1024 * 1024;
+/// Largest request body accepted: upstream's `MaxRequestBodyBytes` (3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+/// How much of an oversized body is read (and dropped) before answering 413, so the client
+/// sees the answer rather than a reset of a connection it is still writing to. Beyond this,
+/// the connection is closed after the answer.
+const MAX_DRAINED: usize = 256 * 1024 * 1024;
 
 /// The state every request sees.
 pub struct Server {
@@ -36,8 +41,10 @@ pub fn router(server: Arc<Server>) -> Router {
     Router::new().fallback(dispatch).with_state(server)
 }
 
-fn json_response(code: StatusCode, value: &Value) -> Response {
-    let body = serde_json::to_vec(value).expect("Value serializes");
+/// A JSON response as upstream writes it: `json.Encoder` output, so one trailing newline.
+pub fn json_response(code: StatusCode, value: &Value) -> Response {
+    let mut body = serde_json::to_vec(value).expect("Value serializes");
+    body.push(b'\n');
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -59,10 +66,51 @@ async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let span = tracing::debug_span!("request", %method, %path);
     let _enter = span.enter();
-    match handle(server, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
+    // A bug must cost one request a 500, never the connection (and its other streams).
+    match std::panic::AssertUnwindSafe(handle(server, req))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => e.into_response(),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(%method, %path, panic = %what, "request handler panicked");
+            ApiError::Internal(format!("the server had a problem handling {method} {path}"))
+                .into_response()
+        }
     }
+}
+
+/// Reads a request body up to [`MAX_BODY`]. A larger body is read to its end (up to
+/// [`MAX_DRAINED`]) and dropped, then refused with upstream's 413.
+async fn read_body(body: Body) -> Result<Bytes> {
+    let mut chunks = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen: usize = 0;
+    while let Some(data) = chunks.next().await {
+        let data =
+            data.map_err(|e| ApiError::BadRequest(format!("error reading the request body: {e}")))?;
+        seen = seen.saturating_add(data.len());
+        if seen > MAX_DRAINED {
+            break;
+        }
+        if seen <= MAX_BODY {
+            buf.extend_from_slice(&data);
+        } else if !buf.is_empty() {
+            buf = bytes::BytesMut::new();
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(ApiError::TooLarge(format!(
+            "Request entity too large: limit is {MAX_BODY}"
+        )));
+    }
+    Ok(buf.freeze())
 }
 
 async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
@@ -108,15 +156,30 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
+        .unwrap_or("")
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_owned();
-    let body = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::BadRequest("request body too large or unreadable".into()))?;
+        .to_ascii_lowercase();
+    let body = read_body(body).await?;
+    match parts.method {
+        Method::POST | Method::PUT | Method::PATCH => {
+            let verb = match parts.method {
+                Method::POST => options::Verb::Create,
+                Method::PUT => options::Verb::Update,
+                _ => options::Verb::Patch {
+                    apply: content_type == "application/apply-patch+yaml",
+                },
+            };
+            options::validate_write(&params, verb)?;
+            check_media_type(&parts.method, &content_type)?;
+        }
+        Method::GET if target.name.is_none() || params.flag("watch") => {
+            options::validate_list(&params)?;
+        }
+        _ => {}
+    }
     let table = TableOptions::from_request(&accept, params.get("includeObject"));
     let api = server.api.clone();
     let r = target.resource.clone();
@@ -173,16 +236,17 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
             ))
         }
         (Method::PATCH, true, None) | (Method::PATCH, true, Some("status")) => {
-            let patched = patch(&api, &target, &params, &content_type, &body).await?;
-            Ok(json_response(StatusCode::OK, &patched))
+            let (patched, created) = patch(&api, &target, &params, &content_type, &body).await?;
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json_response(code, &patched))
         }
         (Method::DELETE, true, None) => {
-            let options = if body.is_empty() {
-                json!({})
-            } else {
-                parse_body(&content_type, &body)?
-            };
-            let (obj, gone) = api.delete(&target, &params, &options).await?;
+            let options = delete_options(&params, &content_type, &body)?;
+            let (obj, gone) = api.delete(&target, &options).await?;
             let code = if gone {
                 StatusCode::OK
             } else {
@@ -191,11 +255,8 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
             Ok(json_response(code, &obj))
         }
         (Method::DELETE, false, None) => {
-            let options = if body.is_empty() {
-                json!({})
-            } else {
-                parse_body(&content_type, &body)?
-            };
+            let options = delete_options(&params, &content_type, &body)?;
+            options::validate_list(&params)?;
             Ok(json_response(
                 StatusCode::OK,
                 &api.delete_collection(&target, &params, &options).await?,
@@ -208,6 +269,48 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
             "the server does not allow this method on the requested resource".into(),
         )),
     }
+}
+
+/// The DeleteOptions of a DELETE: its body when it has one, else its query.
+fn delete_options(params: &Params, content_type: &str, body: &[u8]) -> Result<DeleteOptions> {
+    if body.is_empty() {
+        return DeleteOptions::parse(params, None);
+    }
+    check_media_type(&Method::DELETE, content_type)?;
+    DeleteOptions::parse(params, Some(&parse_body(content_type, body)?))
+}
+
+/// The media types a request body may have, as upstream's `NegotiateInputSerializer`: the
+/// object serializers for POST, PUT and DELETE, the four patch types for PATCH (checked by
+/// [`patch`]). A missing Content-Type is upstream's `application/octet-stream`: refused.
+fn check_media_type(method: &Method, content_type: &str) -> Result<()> {
+    let object_types = [
+        "application/json",
+        "application/yaml",
+        skiff_protobuf::CONTENT_TYPE,
+    ];
+    let patch_types = [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+    ];
+    let ok = if *method == Method::PATCH {
+        patch_types.contains(&content_type)
+    } else {
+        object_types.contains(&content_type)
+    };
+    if ok {
+        return Ok(());
+    }
+    let accepted = if *method == Method::PATCH {
+        patch_types.join(", ")
+    } else {
+        object_types.join(", ")
+    };
+    Err(ApiError::UnsupportedMediaType(format!(
+        "the body of the request was in an unknown format - accepted media types include: {accepted}"
+    )))
 }
 
 /// Discovery, OpenAPI and health endpoints.
@@ -277,14 +380,15 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value> {
     }
 }
 
-/// Applies a patch of any of the four upstream patch types to the stored object.
+/// Applies a patch of any of the four upstream patch types to the stored object; true when
+/// it created the object (an apply of a missing object: 201 as upstream).
 pub async fn patch(
     api: &Api,
     t: &Target,
     p: &Params,
     content_type: &str,
     body: &[u8],
-) -> Result<Value> {
+) -> Result<(Value, bool)> {
     let r = t.resource.clone();
     let patch_doc = parse_body(content_type, body)?;
     if content_type == "application/apply-patch+yaml" {
@@ -304,6 +408,7 @@ pub async fn patch(
         apply_patch(&r.group, &r.kind, &kind, old, &patch_doc)
     })
     .await
+    .map(|v| (v, false))
 }
 
 /// One patch application, pure: the old object and the patch give the new object.

@@ -16,6 +16,7 @@ pub mod http;
 mod namespace;
 pub mod object;
 pub mod openapi;
+pub mod options;
 mod podlogs;
 pub mod request;
 pub mod resources;

@@ -8,12 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::handler::Api;
 use crate::object;
+use crate::options::DeleteOptions;
 use crate::request::{Params, Target};
 
 /// How often a terminating namespace is checked again while content remains.
@@ -75,7 +76,7 @@ async fn empty(api: &Api, ns: &str) -> Result<bool, ApiError> {
                 name: object::name(item).map(str::to_owned),
                 ..target.clone()
             };
-            match api.delete(&one, &Params::default(), &json!({})).await {
+            match api.delete(&one, &DeleteOptions::default()).await {
                 Ok(_) | Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }

@@ -22,6 +22,7 @@ const PASSED: [&str; 7] = [
 
 /// Serves `GET .../pods/{name}/log` by asking the node the pod runs on.
 pub async fn pod_log(api: &Api, t: &Target, p: &Params) -> Result<Response> {
+    validate(t.name()?, p)?;
     let pod = api.get(&Target {
         subresource: None,
         ..t.clone()
@@ -125,4 +126,56 @@ fn default_container(pod: &Value, name: &str) -> Result<String> {
             )))
         }
     }
+}
+
+/// `ValidatePodLogOptions`: numbers the node would otherwise have to guard against.
+fn validate(name: &str, p: &Params) -> Result<()> {
+    let mut causes = Vec::new();
+    let mut check = |field: &str, min: i64, message: &str| -> Result<()> {
+        if let Some(v) = p.int(field)? {
+            if v < min {
+                causes.push(crate::error::Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: {v}: {message}"),
+                    field: field.into(),
+                });
+            }
+        }
+        Ok(())
+    };
+    check("tailLines", 0, "must be greater than or equal to 0")?;
+    check("limitBytes", 1, "must be greater than 0")?;
+    check("sinceSeconds", 1, "must be greater than 0")?;
+    if p.get("sinceSeconds").is_some() && p.get("sinceTime").is_some() {
+        causes.push(crate::error::Cause {
+            reason: "FieldValueForbidden".into(),
+            message: "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified"
+                .into(),
+            field: "".into(),
+        });
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let rendered: Vec<String> = causes
+        .iter()
+        .map(|c| {
+            if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            }
+        })
+        .collect();
+    let list = match rendered.as_slice() {
+        [one] => one.clone(),
+        _ => format!("[{}]", rendered.join(", ")),
+    };
+    Err(ApiError::Invalid {
+        group: String::new(),
+        kind: "PodLogOptions".into(),
+        name: name.into(),
+        message: format!("PodLogOptions \"{name}\" is invalid: {list}"),
+        causes,
+    })
 }

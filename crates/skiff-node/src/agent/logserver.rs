@@ -76,7 +76,12 @@ async fn container_logs(
     let since = q
         .get("sinceSeconds")
         .and_then(|s| s.parse::<i64>().ok())
-        .map(|s| Utc::now() - chrono::Duration::seconds(s))
+        // Any int64 may arrive; past chrono's range it means "since the beginning".
+        .map(|s| {
+            chrono::Duration::try_seconds(s)
+                .and_then(|d| Utc::now().checked_sub_signed(d))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        })
         .or_else(|| {
             q.get("sinceTime")
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())

@@ -1,0 +1,291 @@
+//! Where skiff once differed from kube-apiserver in ways clients feel (issue 10): dry-run from
+//! the DeleteOptions body, option validation, media types, body limits and Status bytes.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::{json, Value};
+
+fn body(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
+}
+
+async fn get_cm(app: &axum::Router, name: &str) -> StatusCode {
+    call(
+        app,
+        "GET",
+        &format!("/api/v1/namespaces/default/configmaps/{name}"),
+        None,
+    )
+    .await
+    .0
+}
+
+/// kubectl sends `dryRun` in the DeleteOptions body of a DELETE, not in the query.
+#[tokio::test]
+async fn delete_with_dry_run_in_the_body_deletes_nothing() {
+    let (app, _) = app().await;
+    create_cm(&app, "kept").await;
+    let options = json!({"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"], "propagationPolicy": "Background"});
+    let (code, _, out) = raw(
+        &app,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/kept",
+        Some("application/json"),
+        body(&options),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(get_cm(&app, "kept").await, StatusCode::OK);
+
+    // A namespace too, and a whole collection.
+    let (code, _, _) = raw(
+        &app,
+        "DELETE",
+        "/api/v1/namespaces/default",
+        Some("application/json"),
+        body(&options),
+    )
+    .await;
+    assert!(code.is_success());
+    let (_, ns) = call(&app, "GET", "/api/v1/namespaces/default", None).await;
+    assert!(ns["metadata"]["deletionTimestamp"].is_null(), "{ns}");
+    let (code, _, _) = raw(
+        &app,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        body(&options),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(get_cm(&app, "kept").await, StatusCode::OK);
+
+    // The query form still works without a body.
+    let (code, _) = call(
+        &app,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/kept?dryRun=All",
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(get_cm(&app, "kept").await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn dry_run_on_create_update_patch_and_subresources_writes_nothing() {
+    let (app, store) = app().await;
+    create_cm(&app, "a").await;
+    let before = skiff_store::Store::current_revision(store.as_ref());
+    let (code, created) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps?dryRun=All",
+        Some(cm("b")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    assert!(
+        created["metadata"]["uid"].is_string(),
+        "admission still ran"
+    );
+    let mut changed = cm("a");
+    changed["data"]["k"] = json!("changed");
+    let (code, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps/a?dryRun=All",
+        Some(changed),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, _, _) = raw(
+        &app,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/a?dryRun=All",
+        Some("application/merge-patch+json"),
+        body(&json!({"data": {"k": "patched"}})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, _, _) = raw(
+        &app,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/c?dryRun=All&fieldManager=test",
+        Some("application/apply-patch+yaml"),
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n".to_vec(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    assert_eq!(
+        skiff_store::Store::current_revision(store.as_ref()),
+        before,
+        "a dry run wrote to the store"
+    );
+    let (_, a) = call(&app, "GET", "/api/v1/namespaces/default/configmaps/a", None).await;
+    assert_eq!(a["data"]["k"], "v");
+    assert_eq!(get_cm(&app, "b").await, StatusCode::NOT_FOUND);
+    assert_eq!(get_cm(&app, "c").await, StatusCode::NOT_FOUND);
+}
+
+/// Upstream validates each verb's options first (`ValidateCreateOptions` and friends) and
+/// answers 422 on the options kind; a bad resourceVersion is a 400.
+#[tokio::test]
+async fn bogus_options_are_refused_and_change_nothing() {
+    let (app, store) = app().await;
+    let before = skiff_store::Store::current_revision(store.as_ref());
+    let cases = [
+        ("POST", "/api/v1/namespaces/default/configmaps?dryRun=Bogus", 422, "CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Bogus\"}: supported values: \"All\""),
+        ("POST", "/api/v1/namespaces/default/configmaps?fieldValidation=Bogus", 422, "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Bogus\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""),
+        ("DELETE", "/api/v1/namespaces/default/configmaps/x?propagationPolicy=Bogus", 422, "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"Bogus\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
+        ("GET", "/api/v1/namespaces/default/configmaps?resourceVersion=abc", 400, "resourceVersion: Invalid value: \"abc\": strconv.ParseUint: parsing \"abc\": invalid syntax"),
+        ("GET", "/api/v1/namespaces/default/configmaps?resourceVersion=1&resourceVersionMatch=Bogus", 422, "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Unsupported value: \"Bogus\": supported values: \"Exact\", \"NotOlderThan\", \"\""),
+    ];
+    for (method, uri, want, message) in cases {
+        let payload = if method == "POST" {
+            body(&cm("x"))
+        } else {
+            vec![]
+        };
+        let (code, _, out) = raw(&app, method, uri, Some("application/json"), payload).await;
+        let status: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(code.as_u16(), want, "{method} {uri}: {status}");
+        assert_eq!(status["message"], message, "{method} {uri}");
+    }
+    assert_eq!(skiff_store::Store::current_revision(store.as_ref()), before);
+}
+
+#[tokio::test]
+async fn bodies_in_unknown_media_types_get_415() {
+    let (app, _) = app().await;
+    for ct in [Some("text/plain"), None] {
+        let (code, _, out) = raw(
+            &app,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            ct,
+            body(&cm("t")),
+        )
+        .await;
+        assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+        let status: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(status["reason"], "UnsupportedMediaType");
+    }
+    assert_eq!(get_cm(&app, "t").await, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413_after_being_read() {
+    let (app, _) = app().await;
+    let mut big = cm("big");
+    big["data"]["k"] = json!("x".repeat(skiff_apiserver::http::MAX_BODY));
+    let (code, _, out) = raw(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        body(&big),
+    )
+    .await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    let status: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(status["reason"], "RequestEntityTooLarge");
+    assert_eq!(
+        status["message"],
+        "Request entity too large: limit is 3145728"
+    );
+    assert_eq!(get_cm(&app, "big").await, StatusCode::NOT_FOUND);
+}
+
+/// kube-apiserver writes Status fields in Go struct order with `json.Encoder`'s newline.
+#[tokio::test]
+async fn status_bodies_are_byte_compatible_with_upstream() {
+    let (app, _) = app().await;
+    let (code, _, out) = raw(
+        &app,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/missing",
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"configmaps \\\"missing\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"missing\",\"kind\":\"configmaps\"},\"code\":404}\n"
+    );
+    let (_, _, out) = raw(
+        &app,
+        "GET",
+        "/apis/apps/v1/namespaces/default/deployments/missing",
+        None,
+        vec![],
+    )
+    .await;
+    assert!(String::from_utf8(out).unwrap().contains(
+        "\"details\":{\"name\":\"missing\",\"group\":\"apps\",\"kind\":\"deployments\"},\"code\":404}\n"
+    ));
+    // A path nothing serves (what kubectl debug meets on pods/ephemeralcontainers).
+    let (code, _, out) = raw(
+        &app,
+        "GET",
+        "/api/v1/namespaces/default/pods/p/ephemeralcontainers",
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"the server could not find the requested resource\",\"reason\":\"NotFound\",\"details\":{},\"code\":404}\n"
+    );
+    create_cm(&app, "dup").await;
+    let (code, _, out) = raw(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        body(&cm("dup")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"configmaps \\\"dup\\\" already exists\",\"reason\":\"AlreadyExists\",\"details\":{\"name\":\"dup\",\"kind\":\"configmaps\"},\"code\":409}\n"
+    );
+}
+
+/// A grace period of any int64 once overflowed the deletion timestamp (a panic on input).
+#[tokio::test]
+async fn huge_grace_periods_do_not_overflow() {
+    let (app, _) = app().await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": i64::MAX,
+                 "containers": [{"name": "c", "image": "busybox"}]}});
+    let (code, out) = call(&app, "POST", "/api/v1/namespaces/default/pods", Some(pod)).await;
+    assert_eq!(code, StatusCode::CREATED, "{out}");
+    for query in [
+        format!("gracePeriodSeconds={}", i64::MAX),
+        format!("gracePeriodSeconds={}", i64::MIN),
+        String::new(),
+    ] {
+        let (code, out) = call(
+            &app,
+            "DELETE",
+            &format!("/api/v1/namespaces/default/pods/p?dryRun=All&{query}"),
+            None,
+        )
+        .await;
+        assert!(code.is_success(), "{query}: {code} {out}");
+    }
+    let (code, _) = call(
+        &app,
+        "GET",
+        "/api/v1/namespaces/default/pods/p/log?sinceSeconds=-9223372036854775808",
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+}
