@@ -154,16 +154,72 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
     }))
 }
 
-/// The response content type of aggregated discovery (apidiscovery.k8s.io/v2).
-pub const AGGREGATED_CONTENT_TYPE: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+/// A version of aggregated discovery (`apidiscovery.k8s.io`): kubectl 1.30+ asks for v2
+/// first, 1.26–1.29 only for v2beta1. The two documents have the same shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregated {
+    V2,
+    V2beta1,
+}
 
-/// Whether an `Accept` header asks for aggregated discovery before the legacy form.
-pub fn wants_aggregated(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2"))
+impl Aggregated {
+    fn version(self) -> &'static str {
+        match self {
+            Aggregated::V2 => "v2",
+            Aggregated::V2beta1 => "v2beta1",
+        }
+    }
+
+    /// The response's Content-Type, which clients read to tell the formats apart.
+    pub fn content_type(self) -> String {
+        format!(
+            "application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList",
+            self.version()
+        )
+    }
+}
+
+/// Which discovery format an `Accept` header gets: the first acceptable media range in the
+/// client's order (upstream negotiates the same way), matching the media-type parameters
+/// exactly: `v=v2beta1` is not `v=v2`. `None` means the legacy documents.
+pub fn negotiate(accept: &str) -> Option<Aggregated> {
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let mut group = None;
+        let mut version = None;
+        let mut as_kind = None;
+        let mut quality_zero = false;
+        for param in parts {
+            let (k, v) = param.split_once('=').unwrap_or((param, ""));
+            match k.trim() {
+                "g" => group = Some(v.trim()),
+                "v" => version = Some(v.trim()),
+                "as" => as_kind = Some(v.trim()),
+                "q" => quality_zero = v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0),
+                _ => {}
+            }
+        }
+        if quality_zero {
+            continue;
+        }
+        let wants_aggregated = group.is_some() || version.is_some() || as_kind.is_some();
+        match media.as_str() {
+            "application/json" if wants_aggregated => {
+                if group == Some("apidiscovery.k8s.io") && as_kind == Some("APIGroupDiscoveryList")
+                {
+                    match version {
+                        Some("v2") => return Some(Aggregated::V2),
+                        Some("v2beta1") => return Some(Aggregated::V2beta1),
+                        _ => {}
+                    }
+                }
+            }
+            "application/json" | "*/*" | "application/*" => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 fn aggregated_resource(r: &ResourceInfo) -> Value {
@@ -202,7 +258,7 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 
 /// `/api` (core only) or `/apis` (named groups) in the aggregated form: every group,
 /// version and resource in one response, so clients skip one request per group-version.
-pub fn aggregated(registry: &Registry, core: bool) -> Value {
+pub fn aggregated(registry: &Registry, core: bool, format: Aggregated) -> Value {
     let mut items: Vec<Value> = Vec::new();
     for (group, version, resources) in registry.group_versions() {
         if group.is_empty() != core {
@@ -229,8 +285,34 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
     }
     json!({
         "kind": "APIGroupDiscoveryList",
-        "apiVersion": "apidiscovery.k8s.io/v2",
+        "apiVersion": format!("apidiscovery.k8s.io/{}", format.version()),
         "metadata": {},
         "items": items,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Accept headers each kubectl sends for `/api` and `/apis` (client-go's
+    /// `AcceptV1`/`AcceptV2Beta1`/`AcceptV2` by release).
+    #[test]
+    fn each_kubectl_gets_the_discovery_format_it_asks_for() {
+        let v2beta1_only = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        let v2_first = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        let cases = [
+            (v2beta1_only, Some(Aggregated::V2beta1)),
+            (v2_first, Some(Aggregated::V2)),
+            ("application/json", None),
+            ("*/*", None),
+            ("", None),
+            ("application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList,application/json", None),
+            ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList;q=0,application/json", None),
+            ("application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList", Some(Aggregated::V2beta1)),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(negotiate(accept), want, "{accept}");
+        }
+    }
 }

@@ -134,12 +134,16 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         ));
     }
     if parts.method == Method::GET {
-        if matches!(path.as_str(), "/api" | "/apis") && discovery::wants_aggregated(&accept) {
-            let body = discovery::aggregated(&server.api.registry, path == "/api");
-            let bytes = serde_json::to_vec(&body).expect("Value serializes");
+        if let Some(format) = matches!(path.as_str(), "/api" | "/apis")
+            .then(|| discovery::negotiate(&accept))
+            .flatten()
+        {
+            let body = discovery::aggregated(&server.api.registry, path == "/api", format);
+            let mut bytes = serde_json::to_vec(&body).expect("Value serializes");
+            bytes.push(b'\n');
             return Ok((
                 StatusCode::OK,
-                [(header::CONTENT_TYPE, discovery::AGGREGATED_CONTENT_TYPE)],
+                [(header::CONTENT_TYPE, format.content_type())],
                 bytes,
             )
                 .into_response());
