@@ -8,6 +8,12 @@
 //! Custom resources whose CRD declares `additionalPrinterColumns` (Gateway API kinds do)
 //! should use [`custom_resource_column_definitions`] and [`custom_resource_row_cells`];
 //! [`column_definitions`] gives them upstream's fallback NAME, AGE.
+//!
+//! Built-in kinds without a printer (Role, ClusterRole, LimitRange, CSIStorageCapacity,
+//! CustomResourceDefinition, ...) get the default NAME, CREATED AT table. A few upstream
+//! tables are irregular and kept so: IPAddress rows carry one cell more than its columns,
+//! VolumeAttachment marks two columns with the "name" format, Scale and
+//! StorageVersionMigration none.
 
 mod columns;
 mod custom;
@@ -86,6 +92,22 @@ pub fn row_cells(group: &str, kind: &str, obj: &Value, now: DateTime<Utc>) -> Ve
         }
         None => vec![json!(str_at(obj, "/metadata/name")), json!(age(obj, now))],
     }
+}
+
+/// The order in which a list's rows are printed, as indexes into `objects`: upstream
+/// prints FlowSchemas by matching precedence, then name; every other kind in list order.
+pub fn row_order(group: &str, kind: &str, objects: &[Value]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..objects.len()).collect();
+    if (group, kind) == ("flowcontrol.apiserver.k8s.io", "FlowSchema") {
+        order.sort_by_key(|&i| {
+            let fs = &objects[i];
+            (
+                int_at(fs, "/spec/matchingPrecedence"),
+                str_at(fs, "/metadata/name"),
+            )
+        });
+    }
+    order
 }
 
 /// Upstream's `duration.HumanDuration`: about two significant figures, tolerating up to a
@@ -193,3 +215,5 @@ fn arr_at<'a>(obj: &'a Value, ptr: &str) -> &'a [Value] {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upstream_tests;
