@@ -15,6 +15,9 @@ use crate::resources::{Registry, ResourceInfo};
 
 /// How many times a server-side read-modify-write retries on a conflict it caused itself.
 const CONFLICT_RETRIES: usize = 16;
+/// How long a read for a revision the store has not reached waits for it (upstream's
+/// `blockTimeout` in the watch cache).
+const TOO_LARGE_RV_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Shared state of the API: the store and the tables that drive handling.
 pub struct Api {
@@ -54,6 +57,33 @@ impl Api {
 
     pub fn get(&self, t: &Target) -> Result<Value> {
         Ok(self.read(t)?.0)
+    }
+
+    /// Waits until the store has reached `revision`, for reads that must not be older than it
+    /// (a list with `resourceVersion`); upstream's watch cache waits 3 s, then answers 504
+    /// "Too large resource version".
+    pub async fn wait_for_revision(&self, revision: i64) -> Result<()> {
+        let current = self.store.current_revision();
+        if revision <= current {
+            return Ok(());
+        }
+        let mut watch = self.store.watch("", current)?;
+        let reached = tokio::time::timeout(TOO_LARGE_RV_WAIT, async {
+            while let Some(Ok(event)) = watch.next().await {
+                if event.revision >= revision {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        match reached {
+            Ok(true) => Ok(()),
+            _ => Err(ApiError::TooLargeResourceVersion {
+                requested: revision,
+                current: self.store.current_revision(),
+            }),
+        }
     }
 
     /// A list with selectors and `limit`/`continue` paging.

@@ -208,6 +208,12 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
                 .expect("static response parts"))
         }
         (Method::GET, false, None) => {
+            // "0" means any revision; an exact match is answered from the latest state.
+            if params.get("resourceVersionMatch") != Some("Exact") {
+                if let Some(rv) = params.int("resourceVersion")?.filter(|rv| *rv > 0) {
+                    api.wait_for_revision(rv).await?;
+                }
+            }
             let list = api.list(&target, &params)?;
             match table {
                 Some(opts) => Ok(json_response(

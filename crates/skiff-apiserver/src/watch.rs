@@ -148,7 +148,7 @@ pub fn start(
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
                 _ = ticker.tick(), if bookmarks => {
-                    let mark = bookmark(&r.api_version(), &r.kind, watch.progress());
+                    let mark = bookmark(&r.api_version(), &r.kind, watch.progress().max(after));
                     if tx.send(line("BOOKMARK", &mark)).await.is_err() {
                         return;
                     }
@@ -163,6 +163,11 @@ pub fn start(
                             return;
                         }
                     };
+                    // A watch from a revision the store has not reached yet starts there
+                    // (upstream's cacher sends only events newer than the one asked for).
+                    if event.revision <= after {
+                        continue;
+                    }
                     let Some((kind, obj)) = classify(&filter, &event) else { continue };
                     let Some(l) = send(kind, &obj, &mut first) else { continue };
                     if tx.send(l).await.is_err() {

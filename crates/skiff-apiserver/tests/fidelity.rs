@@ -289,3 +289,46 @@ async fn huge_grace_periods_do_not_overflow() {
     .await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// A watch from a revision the store has not reached sends nothing older than it; a list
+/// from one waits, then answers upstream's 504 "Too large resource version".
+#[tokio::test]
+async fn reads_from_a_future_resource_version_send_nothing_older() {
+    let (app, store) = app().await;
+    let future = skiff_store::Store::current_revision(store.as_ref()) + 1000;
+    let (code, _, out) = raw(
+        &app,
+        "GET",
+        &format!("/api/v1/namespaces/default/configmaps?resourceVersion={future}"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code, StatusCode::GATEWAY_TIMEOUT);
+    let status: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(status["reason"], "Timeout");
+    assert_eq!(
+        status["details"]["causes"][0]["reason"],
+        "ResourceVersionTooLarge"
+    );
+    let app2 = app.clone();
+    let watcher = tokio::spawn(async move {
+        watch_events(
+            &app2,
+            &format!(
+                "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={future}&timeoutSeconds=1"
+            ),
+        )
+        .await
+    });
+    for i in 0..5 {
+        create_cm(&app, &format!("older-{i}")).await;
+    }
+    let events = watcher.await.unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.is_null() || e == "" || e["type"] == "BOOKMARK"),
+        "{events:?}"
+    );
+}
