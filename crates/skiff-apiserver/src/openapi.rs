@@ -103,23 +103,74 @@ fn build(version: &str, resources: &[Arc<ResourceInfo>]) -> Value {
                 .collect::<Vec<_>>()
         };
         let mut patch_params = write_params();
-        patch_params.push(query_param("force"));
-        paths.insert(
-            collection,
-            json!({
-                "get": op("list", vec![query_param("labelSelector"), query_param("fieldSelector"), query_param("watch")], false),
-                "post": op("post", write_params(), true),
-            }),
+        patch_params.push(typed_query_param("force", "boolean"));
+        let list_params = || {
+            let mut params: Vec<Value> = [
+                "labelSelector",
+                "fieldSelector",
+                "resourceVersion",
+                "resourceVersionMatch",
+                "continue",
+            ]
+            .iter()
+            .map(|n| query_param(n))
+            .collect();
+            for (name, ty) in [
+                ("limit", "integer"),
+                ("timeoutSeconds", "integer"),
+                ("watch", "boolean"),
+                ("allowWatchBookmarks", "boolean"),
+                ("sendInitialEvents", "boolean"),
+            ] {
+                params.push(typed_query_param(name, ty));
+            }
+            params
+        };
+        let delete_params = || {
+            vec![
+                query_param("dryRun"),
+                typed_query_param("gracePeriodSeconds", "integer"),
+                query_param("propagationPolicy"),
+            ]
+        };
+        let mut patch = op("patch", patch_params, false);
+        patch["requestBody"] = json!({"content": {
+            "application/apply-patch+yaml": {"schema": {"type": "object"}},
+            "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/merge-patch+json": {"schema": {"type": "object"}},
+            "application/strategic-merge-patch+json": {"schema": {"type": "object"}},
+        }, "required": true});
+        let mut delete_collection = op(
+            "deletecollection",
+            [delete_params(), list_params()].concat(),
+            false,
         );
-        paths.insert(
-            item,
-            json!({
-                "get": op("get", vec![], false),
-                "put": op("put", write_params(), true),
-                "patch": op("patch", patch_params, true),
-                "delete": op("delete", vec![query_param("dryRun")], false),
-            }),
+        delete_collection["operationId"] = json!(format!("deleteCollection{}", r.kind));
+        let mut collection_path = json!({
+            "get": op("list", list_params(), false),
+            "post": op("post", write_params(), true),
+            "delete": delete_collection,
+        });
+        let mut item_path = json!({
+            "get": op("get", vec![], false),
+            "put": op("put", write_params(), true),
+            "patch": patch,
+            "delete": op("delete", delete_params(), false),
+        });
+        // Path parameters at the path level, as upstream's documents declare them.
+        let namespace = path_param(
+            "namespace",
+            "object name and auth scope, such as for teams and projects",
         );
+        let name = path_param("name", &format!("name of the {}", r.kind));
+        if r.namespaced {
+            collection_path["parameters"] = json!([namespace.clone()]);
+            item_path["parameters"] = json!([name, namespace]);
+        } else {
+            item_path["parameters"] = json!([name]);
+        }
+        paths.insert(collection, collection_path);
+        paths.insert(item, item_path);
     }
     json!({
         "openapi": "3.0.0",
@@ -139,6 +190,15 @@ fn resource_paths(r: &ResourceInfo) -> (String, String) {
     let collection = format!("{base}{scope}/{}", r.plural);
     let item = format!("{collection}/{{name}}");
     (collection, item)
+}
+
+fn typed_query_param(name: &str, ty: &str) -> Value {
+    json!({"name": name, "in": "query", "schema": {"type": ty, "uniqueItems": true}})
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "description": description, "required": true,
+           "schema": {"type": "string", "uniqueItems": true}})
 }
 
 fn query_param(name: &str) -> Value {

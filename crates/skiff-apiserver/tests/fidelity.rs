@@ -332,3 +332,30 @@ async fn reads_from_a_future_resource_version_send_nothing_older() {
         "{events:?}"
     );
 }
+
+/// Fuzzers and generators read the path parameters from the document (they were missing).
+#[tokio::test]
+async fn openapi_declares_path_parameters() {
+    let (app, _) = app().await;
+    let (code, doc) = call(&app, "GET", "/openapi/v3/api/v1", None).await;
+    assert_eq!(code, StatusCode::OK);
+    let item = &doc["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"];
+    let names: Vec<&str> = item["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["name", "namespace"]);
+    assert!(item["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["in"] == "path" && p["required"] == true));
+    let nodes = &doc["paths"]["/api/v1/nodes/{name}"]["parameters"];
+    assert_eq!(nodes[0]["name"], "name");
+    assert!(
+        doc["paths"]["/api/v1/namespaces/{namespace}/configmaps"]["parameters"][0]["name"]
+            == "namespace"
+    );
+}
