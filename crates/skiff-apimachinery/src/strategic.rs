@@ -104,10 +104,11 @@ pub enum PatchError {
 }
 
 impl PatchError {
-    /// The HTTP status upstream's apiserver answers with (`interpretStrategicMergePatchError`):
-    /// 400 for the malformed-document and malformed-directive errors, 422 for lists of lists,
-    /// and 500 (Status reason `Unknown`, which kubectl prints as a bare "Error from server")
-    /// for the errors upstream does not classify, such as a missing merge key.
+    /// The HTTP status to answer with: upstream's (`interpretStrategicMergePatchError`) 400
+    /// for the malformed-document and malformed-directive errors and 422 for lists of lists.
+    /// Upstream answers the errors it does not classify (a missing merge key, `$patch:
+    /// explode`) with a 500; every one of them is the client's patch at fault, so here they
+    /// are a 400 with the same message.
     pub fn status_code(&self) -> u16 {
         match self {
             PatchError::NotAnObject
@@ -115,7 +116,7 @@ impl PatchError {
             | PatchError::BadSetElementOrder
             | PatchError::BadPrimitiveList => 400,
             PatchError::ListOfLists => 422,
-            _ => 500,
+            _ => 400,
         }
     }
 }

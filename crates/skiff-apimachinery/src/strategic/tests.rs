@@ -569,8 +569,14 @@ fn invalid_patches_are_rejected_like_upstream() {
             json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}),
             |e| {
                 matches!(e, PatchError::NoMergeKey { key, .. } if key == "name")
-                    && e.status_code() == 500
+                    && e.status_code() == 400
             },
+        ),
+        (
+            "unknown_directive_is_a_client_error",
+            json!({"metadata": {"labels": {"$patch": "explode"}}}),
+            |e| matches!(e, PatchError::BadPatchType { directive, .. } if directive == "explode")
+                && e.status_code() == 400,
         ),
         (
             "patch_merge_item_in_list",
