@@ -24,7 +24,8 @@ use json::{default, each_obj, ensure_obj, get_obj, template_metadata};
 pub use pod::pull_policy_for;
 use pod::{pod_spec, pod_template, Owner};
 pub use prepare::{
-    carry_over_service_allocations, fold_secret_string_data, pod_qos_class, prepare_pod_create,
+    carry_over_service_allocations, drop_service_type_dependent_fields, fold_secret_string_data,
+    pod_qos_class, prepare_pod_create,
 };
 
 /// Applies upstream's defaults for `group`/`kind` to `obj` in place; kinds without upstream

@@ -256,7 +256,10 @@ impl Admission {
     pub fn on_update(&self, r: &ResourceInfo, old: &Value, new: &mut Value) -> Result<()> {
         use skiff_apimachinery::defaults;
         match (r.group.as_str(), r.kind.as_str()) {
-            ("", "Service") => defaults::carry_over_service_allocations(new, old),
+            ("", "Service") => {
+                defaults::drop_service_type_dependent_fields(new, old);
+                defaults::carry_over_service_allocations(new, old);
+            }
             ("", "Secret") => defaults::fold_secret_string_data(new),
             _ => {}
         }
@@ -279,6 +282,22 @@ impl Admission {
             })
             .collect();
         Err(ApiError::invalid(r, &name, causes))
+    }
+
+    /// Returns to the shared pools what an update let go of (node ports of a Service that
+    /// became a ClusterIP, ...), once the update is stored.
+    pub fn on_updated(&self, r: &ResourceInfo, old: &Value, new: &Value) {
+        if (r.group.as_str(), r.kind.as_str()) == ("", "Service") {
+            let kept_ips: HashSet<_> = service_ips(new).collect();
+            let kept_ports: HashSet<i64> = node_ports(new).collect();
+            let mut a = lock(&self.allocations);
+            for ip in service_ips(old).filter(|ip| !kept_ips.contains(ip)) {
+                a.ips.remove(&ip);
+            }
+            for port in node_ports(old).filter(|p| !kept_ports.contains(p)) {
+                a.node_ports.remove(&port);
+            }
+        }
     }
 
     /// Returns what a deleted object held in the shared pools.

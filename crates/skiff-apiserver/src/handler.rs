@@ -294,6 +294,7 @@ impl Api {
                 .await
             {
                 Ok(kv) => {
+                    self.admission.on_updated(&r, &old, &new);
                     object::set_resource_version(&mut new, kv.mod_revision);
                     return Ok(new);
                 }

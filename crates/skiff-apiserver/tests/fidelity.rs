@@ -359,3 +359,56 @@ async fn openapi_declares_path_parameters() {
             == "namespace"
     );
 }
+
+/// Upstream's `dropTypeDependentFields`: a LoadBalancer patched to ClusterIP loses the node
+/// ports and policies the server filled in, instead of failing validation on them.
+#[tokio::test]
+async fn a_load_balancer_service_can_be_patched_back_to_cluster_ip() {
+    let (app, _) = app().await;
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "lb"},
+                 "ports": [{"port": 80, "targetPort": 8080}]}});
+    let (code, created) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        Some(svc),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let node_port = created["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    let cluster_ip = created["spec"]["clusterIP"].clone();
+    let (code, _, out) = raw(
+        &app,
+        "PATCH",
+        "/api/v1/namespaces/default/services/lb",
+        Some("application/strategic-merge-patch+json"),
+        body(&json!({"spec": {"type": "ClusterIP"}})),
+    )
+    .await;
+    let patched: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    assert_eq!(patched["spec"]["type"], "ClusterIP");
+    assert!(
+        patched["spec"]["ports"][0]["nodePort"].is_null(),
+        "{patched}"
+    );
+    assert!(patched["spec"]["externalTrafficPolicy"].is_null());
+    assert!(patched["spec"]["allocateLoadBalancerNodePorts"].is_null());
+    assert_eq!(
+        patched["spec"]["clusterIP"], cluster_ip,
+        "the cluster IP stays"
+    );
+
+    // The freed node port can be taken by another Service.
+    let other = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": node_port}]}});
+    let (code, out) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        Some(other),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{out}");
+}

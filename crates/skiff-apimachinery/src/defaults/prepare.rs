@@ -3,6 +3,101 @@
 
 use serde_json::{Map, Value};
 
+/// Upstream's Service `dropTypeDependentFields`: when an update switches a Service to a type
+/// that no longer needs a field the server may have filled in (node ports, cluster IPs,
+/// `allocateLoadBalancerNodePorts`, `externalTrafficPolicy`, ...) and the client left that
+/// field as it was, the field is dropped, so `kubectl patch svc x -p
+/// '{"spec":{"type":"ClusterIP"}}'` turns a LoadBalancer back into a ClusterIP Service.
+/// Call it before [`carry_over_service_allocations`].
+pub fn drop_service_type_dependent_fields(new: &mut Value, old: &Value) {
+    let kind = |svc: &Value| {
+        svc.pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_owned()
+    };
+    let (old_type, new_type) = (kind(old), kind(new));
+    let needs_cluster_ip = |t: &str| t != "ExternalName";
+    let needs_node_port = |t: &str| t == "NodePort" || t == "LoadBalancer";
+    let externally_accessible = |svc: &Value, t: &str| {
+        needs_node_port(t)
+            || svc
+                .pointer("/spec/externalIPs")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+    };
+    let needs_hc_node_port = |svc: &Value, t: &str| {
+        t == "LoadBalancer"
+            && svc
+                .pointer("/spec/externalTrafficPolicy")
+                .and_then(Value::as_str)
+                == Some("Local")
+    };
+    let old_spec = old.get("spec").cloned().unwrap_or(Value::Null);
+    let same = |new: &Value, key: &str| new.pointer(&format!("/spec/{key}")) == old_spec.get(key);
+    let hc_dropped = needs_hc_node_port(old, &old_type)
+        && !needs_hc_node_port(new, &new_type)
+        && same(new, "healthCheckNodePort");
+    let etp_dropped = externally_accessible(old, &old_type)
+        && !externally_accessible(new, &new_type)
+        && same(new, "externalTrafficPolicy");
+    let same_node_ports = {
+        let ports = |svc: &Value| -> Vec<Value> {
+            svc.pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(|p| p["nodePort"].clone()).collect())
+                .unwrap_or_default()
+        };
+        ports(new) == ports(old)
+    };
+    let same_ips = same(new, "clusterIP") && same(new, "clusterIPs");
+    let same_families = same(new, "ipFamilies");
+    let same_family_policy = same(new, "ipFamilyPolicy");
+    let same_lb_class = same(new, "loadBalancerClass");
+    let same_alloc = same(new, "allocateLoadBalancerNodePorts");
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if needs_cluster_ip(&old_type) && !needs_cluster_ip(&new_type) {
+        if same_ips {
+            spec.remove("clusterIP");
+            spec.remove("clusterIPs");
+        }
+        if same_families {
+            spec.remove("ipFamilies");
+        }
+        if same_family_policy {
+            spec.remove("ipFamilyPolicy");
+        }
+    }
+    if needs_node_port(&old_type) && !needs_node_port(&new_type) && same_node_ports {
+        if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+            for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+                port.remove("nodePort");
+            }
+        }
+    }
+    if hc_dropped {
+        spec.remove("healthCheckNodePort");
+    }
+    if old_type == "LoadBalancer" && new_type != "LoadBalancer" {
+        if same_alloc {
+            spec.remove("allocateLoadBalancerNodePorts");
+        }
+        if same_lb_class {
+            spec.remove("loadBalancerClass");
+        }
+    }
+    if etp_dropped {
+        spec.remove("externalTrafficPolicy");
+    }
+    if new_type != "LoadBalancer" {
+        if let Some(status) = new.get_mut("status").and_then(Value::as_object_mut) {
+            status.insert("loadBalancer".into(), Value::Object(Map::new()));
+        }
+    }
+}
+
 /// Upstream's Service `PrepareForUpdate` (`patchAllocatedValues`): a client that replaces a
 /// Service without its allocated `clusterIP`/`clusterIPs` or node ports keeps the old ones,
 /// so `kubectl replace` of the original manifest does not trip "may not change once set".
