@@ -84,7 +84,12 @@ impl fmt::Display for Conflicts {
                     }
                     lines.push(format!("- {}", c.path));
                 }
-                write!(f, "Apply failed with {} conflicts: {}", all.len(), lines.join("\n"))
+                write!(
+                    f,
+                    "Apply failed with {} conflicts: {}",
+                    all.len(),
+                    lines.join("\n")
+                )
             }
         }
     }

@@ -4,19 +4,19 @@
 //! JSON objects. No I/O, no clock: the caller passes the time.
 
 mod conflict;
-mod manager;
 mod managed;
+mod manager;
 mod path;
 mod schema;
 mod set;
 mod typed;
 
-pub use path::{Path, PathElement};
-pub use schema::{builtin_type_name, Atom, Field, ListType, Schema, TypeId};
-pub use set::Set;
 pub use conflict::{Conflict, Conflicts, StatusCause};
 pub use managed::{ManagedFields, ManagerEntry, Operation};
 pub use manager::{FieldManager, Request, Tracked};
+pub use path::{Path, PathElement};
+pub use schema::{builtin_type_name, Atom, Field, ListType, Schema, TypeId};
+pub use set::Set;
 pub use typed::{compare, ensure_named_fields, merge, remove, to_field_set, Comparison};
 
 /// What can go wrong managing fields. Conflicts are not here: see the apply result.

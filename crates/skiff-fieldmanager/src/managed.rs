@@ -46,7 +46,11 @@ impl ManagerKey {
         ManagerKey {
             manager: manager.to_owned(),
             operation,
-            api_version: if operation == Operation::Apply { String::new() } else { api_version.to_owned() },
+            api_version: if operation == Operation::Apply {
+                String::new()
+            } else {
+                api_version.to_owned()
+            },
             subresource: subresource.to_owned(),
         }
     }
@@ -105,8 +109,16 @@ impl ManagedFields {
             }
             match s("fieldsType") {
                 "FieldsV1" => {}
-                "" => return Err(bad(format!("missing fieldsType in managed fields entry {i}"))),
-                other => return Err(bad(format!("invalid fieldsType {other:?} in managed fields entry {i}"))),
+                "" => {
+                    return Err(bad(format!(
+                        "missing fieldsType in managed fields entry {i}"
+                    )))
+                }
+                other => {
+                    return Err(bad(format!(
+                        "invalid fieldsType {other:?} in managed fields entry {i}"
+                    )))
+                }
             }
             let set = match m.get("fieldsV1") {
                 None | Some(Value::Null) => Set::new(),
@@ -114,7 +126,14 @@ impl ManagedFields {
             };
             let key = ManagerKey::new(s("manager"), operation, s("apiVersion"), s("subresource"));
             let time = m.get("time").and_then(Value::as_str).map(str::to_owned);
-            out.entries.insert(key, ManagerEntry { set, api_version: s("apiVersion").to_owned(), time });
+            out.entries.insert(
+                key,
+                ManagerEntry {
+                    set,
+                    api_version: s("apiVersion").to_owned(),
+                    time,
+                },
+            );
         }
         Ok(out)
     }
@@ -134,7 +153,9 @@ impl ManagedFields {
                 .then_with(|| pe.api_version.cmp(&qe.api_version))
                 .then_with(|| pk.subresource.cmp(&qk.subresource))
         });
-        Some(Value::Array(list.into_iter().map(|(k, e)| entry_json(k, e)).collect()))
+        Some(Value::Array(
+            list.into_iter().map(|(k, e)| entry_json(k, e)).collect(),
+        ))
     }
 }
 

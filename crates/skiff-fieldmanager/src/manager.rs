@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::conflict::{Conflict, Conflicts};
 use crate::managed::{is_reset, seconds, ManagedFields, ManagerEntry, ManagerKey, Operation};
-use crate::path::{values_equal, Path, PathElement};
+use crate::path::{values_equal, Path};
 use crate::schema::Schema;
 use crate::set::Set;
 use crate::typed::{compare, ensure_named_fields, merge, remove, to_field_set, Comparison};
@@ -110,7 +110,11 @@ pub struct FieldManager {
 impl FieldManager {
     /// A manager for objects of `schema`, tracking `tracked` fields.
     pub fn new(schema: Schema, tracked: Tracked) -> Self {
-        FieldManager { schema, tracked, strip: strip_set() }
+        FieldManager {
+            schema,
+            tracked,
+            strip: strip_set(),
+        }
     }
 
     /// Any write that is not an apply (create, update, patch, and their subresources):
@@ -134,7 +138,9 @@ impl FieldManager {
         };
         let mut new = new;
         strip_managed_fields(&mut new);
-        let live = live.map(without_managed_fields).unwrap_or_else(empty_object);
+        let live = live
+            .map(without_managed_fields)
+            .unwrap_or_else(empty_object);
         let managed = self.update_chain(&live, &new, managed, req, req.manager)?;
         set_managed_fields(&mut new, &managed);
         Ok(new)
@@ -145,9 +151,21 @@ impl FieldManager {
     /// [`Error::Conflict`] when the configuration changes a field another manager owns,
     /// unless `force`. Fields this manager applied before and no longer applies are removed
     /// unless another manager owns them.
-    pub fn apply(&self, live: Option<&Value>, applied: &Value, req: &Request, force: bool) -> Result<Value> {
-        if applied.get("metadata").and_then(|m| m.get("managedFields")).is_some_and(|v| !v.is_null()) {
-            return Err(Error::InvalidApply("metadata.managedFields must be nil".into()));
+    pub fn apply(
+        &self,
+        live: Option<&Value>,
+        applied: &Value,
+        req: &Request,
+        force: bool,
+    ) -> Result<Value> {
+        if applied
+            .get("metadata")
+            .and_then(|m| m.get("managedFields"))
+            .is_some_and(|v| !v.is_null())
+        {
+            return Err(Error::InvalidApply(
+                "metadata.managedFields must be nil".into(),
+            ));
         }
         if let Some(av) = applied.get("apiVersion").and_then(Value::as_str) {
             if av != req.api_version {
@@ -162,30 +180,39 @@ impl FieldManager {
             live.and_then(|l| l.get("kind")).and_then(Value::as_str),
         ) {
             if k != lk {
-                return Err(Error::InvalidApply(format!("invalid object type: {k}, expected {lk}")));
+                return Err(Error::InvalidApply(format!(
+                    "invalid object type: {k}, expected {lk}"
+                )));
             }
         }
         let managed = match live.and_then(managed_fields_of) {
             Some(v) => ManagedFields::decode(v)?,
             None => ManagedFields::default(),
         };
-        let live_obj = live.map(without_managed_fields).unwrap_or_else(empty_object);
+        let live_obj = live
+            .map(without_managed_fields)
+            .unwrap_or_else(empty_object);
 
         // lastAppliedManager: kubectl's first server-side apply over a client-side apply.
-        let (mut object, managed) = match self.apply_chain(&live_obj, applied, managed.clone(), req, force) {
-            Err(Error::Conflict(conflicts)) if req.manager == KUBECTL => {
-                let Some(allowed) = self.allowed_by_last_applied(&live_obj, req) else {
-                    return Err(Error::Conflict(conflicts));
-                };
-                let remaining: Vec<Conflict> =
-                    conflicts.0.iter().filter(|c| !allowed.has(&c.path.0)).cloned().collect();
-                if !remaining.is_empty() {
-                    return Err(Error::Conflict(Conflicts(remaining)));
+        let (mut object, managed) =
+            match self.apply_chain(&live_obj, applied, managed.clone(), req, force) {
+                Err(Error::Conflict(conflicts)) if req.manager == KUBECTL => {
+                    let Some(allowed) = self.allowed_by_last_applied(&live_obj, req) else {
+                        return Err(Error::Conflict(conflicts));
+                    };
+                    let remaining: Vec<Conflict> = conflicts
+                        .0
+                        .iter()
+                        .filter(|c| !allowed.has(&c.path.0))
+                        .cloned()
+                        .collect();
+                    if !remaining.is_empty() {
+                        return Err(Error::Conflict(Conflicts(remaining)));
+                    }
+                    self.apply_chain(&live_obj, applied, managed, req, true)?
                 }
-                self.apply_chain(&live_obj, applied, managed, req, true)?
-            }
-            other => other?,
-        };
+                other => other?,
+            };
 
         // lastAppliedUpdater: keep kubectl's annotation in step with what was applied.
         if req.manager == KUBECTL && has_last_applied(&object) {
@@ -211,8 +238,14 @@ impl FieldManager {
         if managed.is_empty() {
             managed = self.update_chain(&empty_object(), live, managed, req, BEFORE_FIRST_APPLY)?;
         }
-        let key = ManagerKey::new(req.manager, Operation::Apply, req.api_version, req.subresource);
-        let (object, mut managed) = self.structured_apply(live, applied, managed, &key, req, force)?;
+        let key = ManagerKey::new(
+            req.manager,
+            Operation::Apply,
+            req.api_version,
+            req.subresource,
+        );
+        let (object, mut managed) =
+            self.structured_apply(live, applied, managed, &key, req, force)?;
         self.strip(&mut managed, &key);
         let changed = !values_equal(live, &object);
         if changed {
@@ -233,7 +266,12 @@ impl FieldManager {
         manager: &str,
     ) -> Result<ManagedFields> {
         let key = ManagerKey::new(manager, Operation::Update, req.api_version, req.subresource);
-        let current = ManagerKey::new(CURRENT_OPERATION, Operation::Update, req.api_version, req.subresource);
+        let current = ManagerKey::new(
+            CURRENT_OPERATION,
+            Operation::Update,
+            req.api_version,
+            req.subresource,
+        );
         let mut managed = self.structured_update(live, new, managed, &current, req.api_version)?;
         self.strip(&mut managed, &current);
         if let Some(vs) = managed.entries.remove(&current) {
@@ -243,7 +281,11 @@ impl FieldManager {
             };
             managed.entries.insert(
                 key,
-                ManagerEntry { set, api_version: req.api_version.to_owned(), time: Some(req.now.to_owned()) },
+                ManagerEntry {
+                    set,
+                    api_version: req.api_version.to_owned(),
+                    time: Some(req.now.to_owned()),
+                },
             );
         }
         cap_update_managers(&mut managed);
@@ -280,7 +322,10 @@ impl FieldManager {
             let c = e.set.intersection(&changed);
             if !c.is_empty() {
                 for path in c.paths() {
-                    conflicts.push(Conflict { manager: k.clone(), path });
+                    conflicts.push(Conflict {
+                        manager: k.clone(),
+                        path,
+                    });
                 }
                 taken.push((k.clone(), c));
             }
@@ -316,14 +361,21 @@ impl FieldManager {
         let (mut managed, cmp) = self.update_others(old, new, managed, workflow, true)?;
         let prev = managed.entries.remove(workflow);
         let base = prev.as_ref().map(|e| e.set.clone()).unwrap_or_default();
-        let set = self
-            .tracked
-            .filter(base.difference(&cmp.removed).union(&cmp.modified).union(&cmp.added));
+        let set = self.tracked.filter(
+            base.difference(&cmp.removed)
+                .union(&cmp.modified)
+                .union(&cmp.added),
+        );
         if !set.is_empty() {
             let time = prev.and_then(|e| e.time);
-            managed
-                .entries
-                .insert(workflow.clone(), ManagerEntry { set, api_version: api_version.to_owned(), time });
+            managed.entries.insert(
+                workflow.clone(),
+                ManagerEntry {
+                    set,
+                    api_version: api_version.to_owned(),
+                    time,
+                },
+            );
         }
         Ok(managed)
     }
@@ -342,9 +394,14 @@ impl FieldManager {
         let last = managed.entries.get(workflow).map(|e| e.set.clone());
         let set = self.tracked.filter(to_field_set(&self.schema, applied)?);
         let time = managed.entries.get(workflow).and_then(|e| e.time.clone());
-        managed
-            .entries
-            .insert(workflow.clone(), ManagerEntry { set, api_version: req.api_version.to_owned(), time });
+        managed.entries.insert(
+            workflow.clone(),
+            ManagerEntry {
+                set,
+                api_version: req.api_version.to_owned(),
+                time,
+            },
+        );
         let pruned = self.prune(merged, &managed, last.as_ref())?;
         let (managed, _) = self.update_others(live, &pruned, managed, workflow, force)?;
         Ok((pruned, managed))
@@ -360,29 +417,49 @@ impl FieldManager {
         let s = &self.schema;
         let last = ensure_named_fields(s, last);
         let pruned = remove(s, &merged, &last);
-        let owned = managed.entries.values().fold(Set::new(), |acc, e| acc.union(&e.set));
+        let owned = managed
+            .entries
+            .values()
+            .fold(Set::new(), |acc, e| acc.union(&e.set));
         let owned = ensure_named_fields(s, &owned);
         let merged_set = ensure_named_fields(s, &to_field_set(s, &merged)?);
         let pruned_set = ensure_named_fields(s, &to_field_set(s, &pruned)?);
-        let pruned = remove(s, &merged, &merged_set.difference(&pruned_set.union(&owned)));
+        let pruned = remove(
+            s,
+            &merged,
+            &merged_set.difference(&pruned_set.union(&owned)),
+        );
         let pruned_set = ensure_named_fields(s, &to_field_set(s, &pruned)?);
-        Ok(remove(s, &merged, &merged_set.difference(&pruned_set).intersection(&last)))
+        Ok(remove(
+            s,
+            &merged,
+            &merged_set.difference(&pruned_set).intersection(&last),
+        ))
     }
 
     /// The fields of the last-applied annotation whose values the live object still has:
     /// kubectl owned them client-side, so taking them over is no conflict.
     fn allowed_by_last_applied(&self, live: &Value, req: &Request) -> Option<Set> {
-        let text = live.pointer("/metadata/annotations")?.get(LAST_APPLIED)?.as_str()?;
+        let text = live
+            .pointer("/metadata/annotations")?
+            .get(LAST_APPLIED)?
+            .as_str()?;
         if text.is_empty() {
             return None;
         }
         let last: Value = serde_json::from_str(text).ok()?;
-        if !last.is_object() || last.get("apiVersion").and_then(Value::as_str) != Some(req.api_version) {
+        if !last.is_object()
+            || last.get("apiVersion").and_then(Value::as_str) != Some(req.api_version)
+        {
             return None;
         }
         let set = to_field_set(&self.schema, &last).ok()?;
         let cmp = compare(&self.schema, &last, live).ok()?;
-        Some(set.difference(&cmp.modified).difference(&cmp.added).difference(&cmp.removed))
+        Some(
+            set.difference(&cmp.modified)
+                .difference(&cmp.added)
+                .difference(&cmp.removed),
+        )
     }
 }
 
@@ -409,7 +486,9 @@ fn cap_update_managers(managed: &mut ManagedFields) {
         if length <= MAX_UPDATE_MANAGERS {
             break;
         }
-        let Some(entry) = managed.entries.get(&k).cloned() else { continue };
+        let Some(entry) = managed.entries.get(&k).cloned() else {
+            continue;
+        };
         let version = entry.api_version.clone();
         let bucket = ManagerKey::new(ANCIENT_CHANGES, Operation::Update, &version, "");
         match first_by_version.get(&version) {
@@ -419,9 +498,20 @@ fn cap_update_managers(managed: &mut ManagedFields) {
                         managed.entries.insert(bucket.clone(), s);
                     }
                 }
-                let merged = managed.entries.get(&bucket).map(|b| b.set.union(&entry.set)).unwrap_or(entry.set);
+                let merged = managed
+                    .entries
+                    .get(&bucket)
+                    .map(|b| b.set.union(&entry.set))
+                    .unwrap_or(entry.set);
                 managed.entries.remove(&k);
-                managed.entries.insert(bucket, ManagerEntry { set: merged, api_version: version, time: entry.time });
+                managed.entries.insert(
+                    bucket,
+                    ManagerEntry {
+                        set: merged,
+                        api_version: version,
+                        time: entry.time,
+                    },
+                );
                 length -= 1;
             }
             None => {
@@ -440,7 +530,8 @@ fn managed_fields_of(obj: &Value) -> Option<&Value> {
 }
 
 fn decode_or_empty(v: Option<&Value>) -> ManagedFields {
-    v.and_then(|v| ManagedFields::decode(v).ok()).unwrap_or_default()
+    v.and_then(|v| ManagedFields::decode(v).ok())
+        .unwrap_or_default()
 }
 
 fn strip_managed_fields(obj: &mut Value) {
@@ -498,14 +589,13 @@ fn sorted(v: &Value) -> Value {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
         other => other.clone(),
     }
-}
-
-#[allow(dead_code)]
-fn field(name: &str) -> PathElement {
-    PathElement::field(name)
 }

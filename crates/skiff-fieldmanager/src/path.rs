@@ -141,8 +141,7 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
         }
         _ => compare_values(a, b) == Ordering::Equal,
@@ -202,7 +201,7 @@ mod tests {
 
     #[test]
     fn elements_order_fields_keys_values_indexes() {
-        let mut v = vec![
+        let mut v = [
             PathElement::Index(0),
             PathElement::Value(json!("a")),
             PathElement::key(vec![("name".into(), json!("x"))]),
@@ -232,6 +231,9 @@ mod tests {
             ]),
             PathElement::field("targetPort"),
         ]);
-        assert_eq!(p.to_string(), ".spec.ports[port=80,protocol=\"TCP\"].targetPort");
+        assert_eq!(
+            p.to_string(),
+            ".spec.ports[port=80,protocol=\"TCP\"].targetPort"
+        );
     }
 }

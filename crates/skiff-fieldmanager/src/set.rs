@@ -254,7 +254,9 @@ fn parse_node(map: &Map<String, Value>, depth: usize) -> Result<(Set, bool)> {
             None => continue,
         };
         let Value::Object(inner) = v else {
-            return Err(Error::InvalidFields(format!("value of {k:?} must be an object")));
+            return Err(Error::InvalidFields(format!(
+                "value of {k:?} must be an object"
+            )));
         };
         let (child, child_member) = parse_node(inner, depth + 1)?;
         if child_member {
@@ -357,8 +359,14 @@ mod tests {
             ("protocol".into(), json!("TCP")),
             ("containerPort".into(), json!(80)),
         ]);
-        assert_eq!(serialize_element(&pe), r#"k:{"containerPort":80,"protocol":"TCP"}"#);
-        assert_eq!(serialize_element(&PathElement::Value(json!("a<b"))), r#"v:"a\u003cb""#);
+        assert_eq!(
+            serialize_element(&pe),
+            r#"k:{"containerPort":80,"protocol":"TCP"}"#
+        );
+        assert_eq!(
+            serialize_element(&PathElement::Value(json!("a<b"))),
+            r#"v:"a\u003cb""#
+        );
         assert_eq!(serialize_element(&PathElement::Index(3)), "i:3");
         let back = deserialize_element(r#"k:{"protocol":"TCP","containerPort":80}"#).unwrap();
         assert_eq!(back, Some(pe));

@@ -4,7 +4,7 @@
 //! every node once (list items are indexed by their path element), so cost is linear in the
 //! size of the object.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
@@ -76,8 +76,9 @@ fn item_element(
             for k in keys {
                 if let Some(v) = m.get(k) {
                     fields.push((k.clone(), v.clone()));
-                } else if let Some(Field { default: Some(d), .. }) =
-                    declared.and_then(|f| f.get(k))
+                } else if let Some(Field {
+                    default: Some(d), ..
+                }) = declared.and_then(|f| f.get(k))
                 {
                     fields.push((k.clone(), d.clone()));
                 }
@@ -107,12 +108,20 @@ pub fn to_field_set(schema: &Schema, value: &Value) -> Result<Set> {
     Ok(out)
 }
 
-fn field_set(schema: &Schema, ty: TypeId, value: &Value, out: &mut Set, depth: usize) -> Result<()> {
+fn field_set(
+    schema: &Schema,
+    ty: TypeId,
+    value: &Value,
+    out: &mut Set,
+    depth: usize,
+) -> Result<()> {
     too_deep(depth)?;
     match schema.shape(ty, value) {
         Shape::Leaf => {}
         Shape::Map { fields, elem } => {
-            let Value::Object(m) = value else { return Ok(()) };
+            let Value::Object(m) = value else {
+                return Ok(());
+            };
             for (k, v) in m {
                 let (cty, named) = Schema::field_type(fields, elem, k);
                 let pe = PathElement::Field(k.clone());
@@ -127,8 +136,9 @@ fn field_set(schema: &Schema, ty: TypeId, value: &Value, out: &mut Set, depth: u
             }
         }
         Shape::List { elem, list_type } => {
-            let Value::Array(items) = value else { return Ok(()) };
-            let mut seen: HashMap<usize, ()> = HashMap::new();
+            let Value::Array(items) = value else {
+                return Ok(());
+            };
             let pes = items
                 .iter()
                 .enumerate()
@@ -138,13 +148,12 @@ fn field_set(schema: &Schema, ty: TypeId, value: &Value, out: &mut Set, depth: u
             for pe in &pes {
                 *counts.entry(pe).or_default() += 1;
             }
-            for (i, (pe, item)) in pes.iter().zip(items).enumerate() {
+            for (pe, item) in pes.iter().zip(items) {
                 if counts.get(pe).copied().unwrap_or(0) > 1 {
                     // Duplicates are owned as a whole, never field by field.
                     out.insert_member(pe.clone());
                     continue;
                 }
-                seen.insert(i, ());
                 let mut child = Set::new();
                 field_set(schema, elem, item, &mut child, depth + 1)?;
                 out.insert_member(pe.clone());
@@ -160,13 +169,20 @@ static EMPTY: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::Ob
 /// Upstream's typed objects always carry Go struct fields that are not pointers (they
 /// encode as `{}`); the table marks them with a `{}` default. Treating an absent one as
 /// `{}` makes comparisons give upstream's answer (no `"."` for `spec` on create).
-fn zero_present<'a>(field: Option<&Field>, v: Option<&'a Value>, other: Option<&Value>) -> Option<&'a Value> {
+fn zero_present<'a>(
+    field: Option<&Field>,
+    v: Option<&'a Value>,
+    other: Option<&Value>,
+) -> Option<&'a Value> {
     match (v, other, field) {
-        (None, Some(Value::Object(_)), Some(Field { default: Some(Value::Object(d)), .. }))
-            if d.is_empty() =>
-        {
-            Some(&EMPTY)
-        }
+        (
+            None,
+            Some(Value::Object(_)),
+            Some(Field {
+                default: Some(Value::Object(d)),
+                ..
+            }),
+        ) if d.is_empty() => Some(&EMPTY),
         _ => v,
     }
 }
@@ -246,23 +262,34 @@ fn compare_children(
         Shape::Map { fields, elem } => {
             let lm = l.and_then(Value::as_object);
             let rm = r.and_then(Value::as_object);
-            let keys = lm
-                .into_iter()
-                .flat_map(|m| m.keys())
-                .chain(rm.into_iter().flat_map(|m| m.keys()).filter(|k| lm.is_none_or(|m| !m.contains_key(*k))));
+            let keys = lm.into_iter().flat_map(|m| m.keys()).chain(
+                rm.into_iter()
+                    .flat_map(|m| m.keys())
+                    .filter(|k| lm.is_none_or(|m| !m.contains_key(*k))),
+            );
             for k in keys {
                 let (cty, named) = Schema::field_type(fields, elem, k);
                 let lv = lm.and_then(|m| m.get(k));
                 let rv = rm.and_then(|m| m.get(k));
                 let (lv, rv) = (zero_present(named, lv, rv), zero_present(named, rv, lv));
-                compare_node(schema, cty, &PathElement::Field(k.clone()), lv, rv, out, depth)?;
+                compare_node(
+                    schema,
+                    cty,
+                    &PathElement::Field(k.clone()),
+                    lv,
+                    rv,
+                    out,
+                    depth,
+                )?;
             }
         }
         Shape::List { elem, list_type } => {
             let li = index_items(schema, elem, list_type, l)?;
             let ri = index_items(schema, elem, list_type, r)?;
-            let rmap: BTreeMap<&PathElement, &Vec<&Value>> = ri.iter().map(|(p, v)| (p, v)).collect();
-            let lmap: BTreeMap<&PathElement, &Vec<&Value>> = li.iter().map(|(p, v)| (p, v)).collect();
+            let rmap: BTreeMap<&PathElement, &Vec<&Value>> =
+                ri.iter().map(|(p, v)| (p, v)).collect();
+            let lmap: BTreeMap<&PathElement, &Vec<&Value>> =
+                li.iter().map(|(p, v)| (p, v)).collect();
             let all = li
                 .iter()
                 .map(|(p, _)| p)
@@ -271,9 +298,15 @@ fn compare_children(
                 let ll = lmap.get(pe).map(|v| v.as_slice()).unwrap_or(&[]);
                 let rl = rmap.get(pe).map(|v| v.as_slice()).unwrap_or(&[]);
                 match (ll.len(), rl.len()) {
-                    (a, b) if a <= 1 && b <= 1 => {
-                        compare_node(schema, elem, pe, ll.first().copied(), rl.first().copied(), out, depth)?
-                    }
+                    (a, b) if a <= 1 && b <= 1 => compare_node(
+                        schema,
+                        elem,
+                        pe,
+                        ll.first().copied(),
+                        rl.first().copied(),
+                        out,
+                        depth,
+                    )?,
                     (a, b) if a >= 2 && b >= 2 => {
                         let same = a == b && ll.iter().zip(rl).all(|(x, y)| values_equal(x, y));
                         if !same {
@@ -394,7 +427,9 @@ fn merge_list(
     let mut robs: BTreeMap<&PathElement, &Value> = BTreeMap::new();
     for (pe, v) in rpes.iter().zip(ritems) {
         if robs.insert(pe, v).is_some() {
-            return Err(Error::InvalidObject(format!("duplicate entries for key {pe}")));
+            return Err(Error::InvalidObject(format!(
+                "duplicate entries for key {pe}"
+            )));
         }
     }
     let lpes = litems
@@ -411,7 +446,11 @@ fn merge_list(
     let mut merged_r: BTreeMap<&PathElement, ()> = BTreeMap::new();
     let mut out = Vec::with_capacity(litems.len().max(ritems.len()));
     let (mut li, mut ri) = (0, 0);
-    let merge_item = |pe: &PathElement, lv: Option<&Value>, rv: Option<&Value>, out: &mut Vec<Value>| -> Result<()> {
+    let merge_item = |pe: &PathElement,
+                      lv: Option<&Value>,
+                      rv: Option<&Value>,
+                      out: &mut Vec<Value>|
+     -> Result<()> {
         let _ = pe;
         if let Some(v) = merge_node(schema, elem, lv, rv, depth + 1)? {
             out.push(v);
@@ -423,7 +462,12 @@ fn merge_list(
             let pe = &lpes[li];
             if *pe == rpes[ri] {
                 merged_r.insert(pe, ());
-                merge_item(pe, lobs.get(pe).copied().flatten(), robs.get(pe).copied(), &mut out)?;
+                merge_item(
+                    pe,
+                    lobs.get(pe).copied().flatten(),
+                    robs.get(pe).copied(),
+                    &mut out,
+                )?;
                 li += 1;
                 ri += 1;
                 next_shared = shared.next();
@@ -447,7 +491,12 @@ fn merge_list(
         if ri < rpes.len() {
             let pe = &rpes[ri];
             merged_r.insert(pe, ());
-            merge_item(pe, lobs.get(pe).copied().flatten(), robs.get(pe).copied(), &mut out)?;
+            merge_item(
+                pe,
+                lobs.get(pe).copied().flatten(),
+                robs.get(pe).copied(),
+                &mut out,
+            )?;
             ri += 1;
             if next_shared.is_some_and(|s| s == pe) {
                 next_shared = shared.next();
@@ -501,7 +550,8 @@ fn remove_node(schema: &Schema, ty: TypeId, value: &Value, set: &Set) -> Option<
                 }
                 match set.child(&pe) {
                     Some(sub) => out.push(
-                        remove_node(schema, elem, item, sub).unwrap_or_else(|| Value::Object(Map::new())),
+                        remove_node(schema, elem, item, sub)
+                            .unwrap_or_else(|| Value::Object(Map::new())),
                     ),
                     None => out.push(item.clone()),
                 }
@@ -528,7 +578,10 @@ fn ensure_named(schema: &Schema, ty: TypeId, set: &Set) -> Set {
                 out.insert_member(pe.clone());
             }
         }
-        out.attach(pe.clone(), ensure_named(schema, schema.child_type(ty, pe), child));
+        out.attach(
+            pe.clone(),
+            ensure_named(schema, schema.child_type(ty, pe), child),
+        );
     }
     out
 }

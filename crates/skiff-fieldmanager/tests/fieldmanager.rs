@@ -8,7 +8,12 @@ const T0: &str = "2024-05-01T10:00:00Z";
 const T1: &str = "2024-05-01T10:01:00Z";
 
 fn req<'a>(manager: &'a str, av: &'a str, now: &'a str) -> Request<'a> {
-    Request { manager, api_version: av, subresource: "", now }
+    Request {
+        manager,
+        api_version: av,
+        subresource: "",
+        now,
+    }
 }
 
 fn fm(av: &str, kind: &str) -> FieldManager {
@@ -65,13 +70,19 @@ fn create_gives_the_whole_object_to_the_writer_with_upstreams_fields_v1() {
 #[test]
 fn update_moves_changed_fields_to_the_writer_and_drops_empty_managers() {
     let f = fm("apps/v1", "Deployment");
-    let created = f.update(None, deployment(1), &req("creator", "apps/v1", T0)).unwrap();
+    let created = f
+        .update(None, deployment(1), &req("creator", "apps/v1", T0))
+        .unwrap();
     let scaled = f
-        .update(Some(&created), {
-            let mut d = created.clone();
-            d["spec"]["replicas"] = json!(3);
-            d
-        }, &req("scaler", "apps/v1", T1))
+        .update(
+            Some(&created),
+            {
+                let mut d = created.clone();
+                d["spec"]["replicas"] = json!(3);
+                d
+            },
+            &req("scaler", "apps/v1", T1),
+        )
         .unwrap();
     let m = managers(&scaled);
     assert_eq!(m.len(), 2);
@@ -82,7 +93,9 @@ fn update_moves_changed_fields_to_the_writer_and_drops_empty_managers() {
     // A manager whose every field is taken disappears.
     let mut d = scaled.clone();
     d["spec"]["replicas"] = json!(5);
-    let again = f.update(Some(&scaled), d, &req("scaler2", "apps/v1", T1)).unwrap();
+    let again = f
+        .update(Some(&scaled), d, &req("scaler2", "apps/v1", T1))
+        .unwrap();
     assert!(managers(&again).iter().all(|e| e.0 != "scaler"));
 }
 
@@ -91,32 +104,51 @@ fn update_that_omits_managed_fields_keeps_the_live_ones_and_reset_clears_them() 
     let f = fm("v1", "ConfigMap");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
     let created = f.update(None, cm.clone(), &req("a", "v1", T0)).unwrap();
-    let same = f.update(Some(&created), cm.clone(), &req("b", "v1", T1)).unwrap();
+    let same = f
+        .update(Some(&created), cm.clone(), &req("b", "v1", T1))
+        .unwrap();
     assert_eq!(managers(&same).len(), 1, "no change: no entry for b");
     let mut reset = cm.clone();
     reset["metadata"]["managedFields"] = json!([{}]);
-    let cleared = f.update(Some(&created), reset, &req("b", "v1", T1)).unwrap();
+    let cleared = f
+        .update(Some(&created), reset, &req("b", "v1", T1))
+        .unwrap();
     assert!(cleared["metadata"].get("managedFields").is_none());
 }
 
 #[test]
 fn apply_conflicts_with_an_updater_and_prints_upstreams_409() {
     let f = fm("apps/v1", "Deployment");
-    let created = f.update(None, deployment(1), &req("kubectl-client-side-apply", "apps/v1", T0)).unwrap();
+    let created = f
+        .update(
+            None,
+            deployment(1),
+            &req("kubectl-client-side-apply", "apps/v1", T0),
+        )
+        .unwrap();
     let applied = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web"}, "spec": {"replicas": 2}});
-    let err = f.apply(Some(&created), &applied, &req("helm", "apps/v1", T1), false).unwrap_err();
-    let Error::Conflict(c) = err else { panic!("{err}") };
+    let err = f
+        .apply(Some(&created), &applied, &req("helm", "apps/v1", T1), false)
+        .unwrap_err();
+    let Error::Conflict(c) = err else {
+        panic!("{err}")
+    };
     assert_eq!(
         c.to_string(),
         "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
     );
     let cause = &c.causes()[0];
     assert_eq!(cause.reason, "FieldManagerConflict");
-    assert_eq!(cause.message, "conflict with \"kubectl-client-side-apply\" using apps/v1");
+    assert_eq!(
+        cause.message,
+        "conflict with \"kubectl-client-side-apply\" using apps/v1"
+    );
     assert_eq!(cause.field, ".spec.replicas");
     // Forced, the field changes hands.
-    let out = f.apply(Some(&created), &applied, &req("helm", "apps/v1", T1), true).unwrap();
+    let out = f
+        .apply(Some(&created), &applied, &req("helm", "apps/v1", T1), true)
+        .unwrap();
     assert_eq!(out["spec"]["replicas"], 2);
     let helm = managers(&out).into_iter().find(|e| e.0 == "helm").unwrap();
     assert_eq!(helm.1, "Apply");
@@ -126,10 +158,24 @@ fn apply_conflicts_with_an_updater_and_prints_upstreams_409() {
 #[test]
 fn conflicts_with_several_managers_list_each_path() {
     let f = fm("v1", "ConfigMap");
-    let live = f.apply(None, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
-        "data": {"a": "1", "b": "1"}}), &req("one", "v1", T0), false).unwrap();
-    let err = f.apply(Some(&live), &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
-        "data": {"a": "2", "b": "2"}}), &req("two", "v1", T1), false).unwrap_err();
+    let live = f
+        .apply(
+            None,
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": {"a": "1", "b": "1"}}),
+            &req("one", "v1", T0),
+            false,
+        )
+        .unwrap();
+    let err = f
+        .apply(
+            Some(&live),
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": {"a": "2", "b": "2"}}),
+            &req("two", "v1", T1),
+            false,
+        )
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "Apply failed with 2 conflicts: conflicts with \"one\":\n- .data.a\n- .data.b"
@@ -141,10 +187,15 @@ fn applying_the_same_value_shares_ownership_without_conflict() {
     let f = fm("v1", "ConfigMap");
     let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
     let live = f.apply(None, &cfg, &req("one", "v1", T0), false).unwrap();
-    let out = f.apply(Some(&live), &cfg, &req("two", "v1", T1), false).unwrap();
+    let out = f
+        .apply(Some(&live), &cfg, &req("two", "v1", T1), false)
+        .unwrap();
     let m = managers(&out);
     assert_eq!(m.len(), 2);
-    assert!(m.iter().all(|e| e.2 == json!({"f:data": {"f:a": {}}})), "{m:?}");
+    assert!(
+        m.iter().all(|e| e.2 == json!({"f:data": {"f:a": {}}})),
+        "{m:?}"
+    );
 }
 
 #[test]
@@ -153,36 +204,94 @@ fn a_key_dropped_from_the_applied_config_is_removed_unless_someone_else_owns_it(
     let v1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
     let live = f.apply(None, &v1, &req("helm", "v1", T0), false).unwrap();
     let v2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
-    let out = f.apply(Some(&live), &v2, &req("helm", "v1", T1), false).unwrap();
+    let out = f
+        .apply(Some(&live), &v2, &req("helm", "v1", T1), false)
+        .unwrap();
     assert_eq!(out["data"], json!({"a": "1"}));
     // Shared with another applier: it stays.
-    let shared = f.apply(Some(&live), &json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "c"}, "data": {"b": "2"}}), &req("other", "v1", T0), false).unwrap();
-    let out = f.apply(Some(&shared), &v2, &req("helm", "v1", T1), false).unwrap();
+    let shared = f
+        .apply(
+            Some(&live),
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c"}, "data": {"b": "2"}}),
+            &req("other", "v1", T0),
+            false,
+        )
+        .unwrap();
+    let out = f
+        .apply(Some(&shared), &v2, &req("helm", "v1", T1), false)
+        .unwrap();
     assert_eq!(out["data"], json!({"a": "1", "b": "2"}));
 }
 
 #[test]
 fn associative_list_items_merge_by_key_and_go_with_their_last_applier() {
     let f = fm("v1", "Pod");
-    let pod = |containers: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-        "spec": {"containers": containers}});
-    let live = f.apply(None, &pod(json!([{"name": "a", "image": "a:1"}])), &req("one", "v1", T0), false).unwrap();
-    let live = f.apply(Some(&live), &pod(json!([{"name": "b", "image": "b:1"}])), &req("two", "v1", T0), false).unwrap();
-    assert_eq!(live["spec"]["containers"], json!([{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]));
-    let out = f.apply(Some(&live), &pod(json!([])), &req("one", "v1", T1), false).unwrap();
-    assert_eq!(out["spec"]["containers"], json!([{"name": "b", "image": "b:1"}]));
+    let pod = |containers: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": containers}})
+    };
+    let live = f
+        .apply(
+            None,
+            &pod(json!([{"name": "a", "image": "a:1"}])),
+            &req("one", "v1", T0),
+            false,
+        )
+        .unwrap();
+    let live = f
+        .apply(
+            Some(&live),
+            &pod(json!([{"name": "b", "image": "b:1"}])),
+            &req("two", "v1", T0),
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        live["spec"]["containers"],
+        json!([{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}])
+    );
+    let out = f
+        .apply(Some(&live), &pod(json!([])), &req("one", "v1", T1), false)
+        .unwrap();
+    assert_eq!(
+        out["spec"]["containers"],
+        json!([{"name": "b", "image": "b:1"}])
+    );
 }
 
 #[test]
 fn atomic_lists_are_replaced_and_conflict_as_a_whole() {
     let f = fm("v1", "Pod");
-    let pod = |tol: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-        "spec": {"tolerations": tol}});
-    let live = f.apply(None, &pod(json!([{"key": "a"}])), &req("one", "v1", T0), false).unwrap();
-    let err = f.apply(Some(&live), &pod(json!([{"key": "b"}])), &req("two", "v1", T1), false).unwrap_err();
+    let pod = |tol: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"tolerations": tol}})
+    };
+    let live = f
+        .apply(
+            None,
+            &pod(json!([{"key": "a"}])),
+            &req("one", "v1", T0),
+            false,
+        )
+        .unwrap();
+    let err = f
+        .apply(
+            Some(&live),
+            &pod(json!([{"key": "b"}])),
+            &req("two", "v1", T1),
+            false,
+        )
+        .unwrap_err();
     assert!(err.to_string().ends_with(": .spec.tolerations"), "{err}");
-    let out = f.apply(Some(&live), &pod(json!([{"key": "b"}])), &req("two", "v1", T1), true).unwrap();
+    let out = f
+        .apply(
+            Some(&live),
+            &pod(json!([{"key": "b"}])),
+            &req("two", "v1", T1),
+            true,
+        )
+        .unwrap();
     assert_eq!(out["spec"]["tolerations"], json!([{"key": "b"}]));
 }
 
@@ -190,11 +299,22 @@ fn atomic_lists_are_replaced_and_conflict_as_a_whole() {
 fn first_apply_over_an_unmanaged_object_credits_before_first_apply() {
     let f = fm("v1", "ConfigMap");
     let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": "1"}});
-    let out = f.apply(Some(&live), &json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "c"}, "data": {"y": "2"}}), &req("me", "v1", T0), false).unwrap();
+    let out = f
+        .apply(
+            Some(&live),
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c"}, "data": {"y": "2"}}),
+            &req("me", "v1", T0),
+            false,
+        )
+        .unwrap();
     let m = managers(&out);
-    assert!(m.iter().any(|e| e.0 == "before-first-apply" && e.1 == "Update"
-        && e.2 == json!({"f:data": {".": {}, "f:x": {}}})), "{m:?}");
+    assert!(
+        m.iter().any(|e| e.0 == "before-first-apply"
+            && e.1 == "Update"
+            && e.2 == json!({"f:data": {".": {}, "f:x": {}}})),
+        "{m:?}"
+    );
 }
 
 #[test]
@@ -204,10 +324,17 @@ fn kubectl_server_side_apply_takes_over_client_side_apply_fields_without_conflic
     let mut created = cfg.clone();
     created["metadata"]["annotations"] = json!({
         "kubectl.kubernetes.io/last-applied-configuration": serde_json::to_string(&cfg).unwrap() + "\n"});
-    let live = f.update(None, created, &req("kubectl-client-side-apply", "v1", T0)).unwrap();
+    let live = f
+        .update(None, created, &req("kubectl-client-side-apply", "v1", T0))
+        .unwrap();
     let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}});
-    assert!(matches!(f.apply(Some(&live), &applied, &req("other", "v1", T1), false), Err(Error::Conflict(_))));
-    let out = f.apply(Some(&live), &applied, &req("kubectl", "v1", T1), false).unwrap();
+    assert!(matches!(
+        f.apply(Some(&live), &applied, &req("other", "v1", T1), false),
+        Err(Error::Conflict(_))
+    ));
+    let out = f
+        .apply(Some(&live), &applied, &req("kubectl", "v1", T1), false)
+        .unwrap();
     assert_eq!(out["data"]["a"], "2");
     assert_eq!(
         out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
@@ -218,8 +345,13 @@ fn kubectl_server_side_apply_takes_over_client_side_apply_fields_without_conflic
 #[test]
 fn update_managers_beyond_ten_merge_into_ancient_changes() {
     let f = fm("v1", "ConfigMap");
-    let mut live = f.update(None, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
-        &req("creator", "v1", T0)).unwrap();
+    let mut live = f
+        .update(
+            None,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            &req("creator", "v1", T0),
+        )
+        .unwrap();
     for i in 0..12 {
         let mut next = live.clone();
         next["data"] = json!({});
@@ -228,7 +360,9 @@ fn update_managers_beyond_ten_merge_into_ancient_changes() {
             next["data"][format!("k{j}")] = live["data"][format!("k{j}")].clone();
         }
         let now = format!("2024-05-01T11:{i:02}:00Z");
-        live = f.update(Some(&live), next, &req(&format!("m{i}"), "v1", &now)).unwrap();
+        live = f
+            .update(Some(&live), next, &req(&format!("m{i}"), "v1", &now))
+            .unwrap();
     }
     let m = managers(&live);
     assert_eq!(m.len(), 10, "{m:?}");
@@ -247,10 +381,18 @@ fn status_subresource_tracks_only_status_and_main_resource_ignores_it() {
     let mut s = created.clone();
     s["status"]["replicas"] = json!(2);
     s["spec"]["replicas"] = json!(9);
-    let r = Request { subresource: "status", ..req("ctrl", "apps/v1", T1) };
+    let r = Request {
+        subresource: "status",
+        ..req("ctrl", "apps/v1", T1)
+    };
     let out = status.update(Some(&created), s, &r).unwrap();
-    let ctrl = out["metadata"]["managedFields"].as_array().unwrap().iter()
-        .find(|e| e["manager"] == "ctrl").unwrap().clone();
+    let ctrl = out["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "ctrl")
+        .unwrap()
+        .clone();
     assert_eq!(ctrl["fieldsV1"], json!({"f:status": {"f:replicas": {}}}));
     assert_eq!(ctrl["subresource"], "status");
 }
@@ -259,15 +401,23 @@ fn status_subresource_tracks_only_status_and_main_resource_ignores_it() {
 fn apply_of_another_api_version_or_with_managed_fields_is_refused() {
     let f = fm("v1", "ConfigMap");
     let bad = json!({"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "c"}});
-    assert!(matches!(f.apply(None, &bad, &req("m", "v1", T0), false), Err(Error::InvalidApply(_))));
+    assert!(matches!(
+        f.apply(None, &bad, &req("m", "v1", T0), false),
+        Err(Error::InvalidApply(_))
+    ));
     let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "managedFields": []}});
-    assert!(matches!(f.apply(None, &bad, &req("m", "v1", T0), false), Err(Error::InvalidApply(_))));
+    assert!(matches!(
+        f.apply(None, &bad, &req("m", "v1", T0), false),
+        Err(Error::InvalidApply(_))
+    ));
 }
 
 #[test]
 fn a_pod_with_ten_thousand_containers_is_handled_linearly() {
     let f = fm("v1", "Pod");
-    let containers: Vec<Value> = (0..10_000).map(|i| json!({"name": format!("c{i}"), "image": "x"})).collect();
+    let containers: Vec<Value> = (0..10_000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "x"}))
+        .collect();
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}});
     let live = f.apply(None, &pod, &req("m", "v1", T0), false).unwrap();
     let fields = &live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:containers"];
@@ -275,7 +425,9 @@ fn a_pod_with_ten_thousand_containers_is_handled_linearly() {
     assert!(fields.get("k:{\"name\":\"c9999\"}").is_some());
     let mut changed = pod.clone();
     changed["spec"]["containers"][5000]["image"] = json!("y");
-    let out = f.apply(Some(&live), &changed, &req("m", "v1", T1), false).unwrap();
+    let out = f
+        .apply(Some(&live), &changed, &req("m", "v1", T1), false)
+        .unwrap();
     assert_eq!(out["spec"]["containers"][5000]["image"], "y");
 }
 

@@ -64,6 +64,9 @@ impl Schema {
 
 /// Parses the table. The table is ours and tested, so a malformed line is skipped rather
 /// than failing at run time.
+/// A struct being read: its id, fields so far, `elem` and `atomic` flags.
+type OpenStruct = (TypeId, HashMap<String, Field>, Option<TypeId>, bool);
+
 fn parse(text: &str) -> Schema {
     let mut schema = Schema::with_base();
     // First pass: an id per named type, so fields can refer to types defined later.
@@ -74,10 +77,17 @@ fn parse(text: &str) -> Schema {
             schema.name(name, id);
         }
     }
-    let mut current: Option<(TypeId, HashMap<String, Field>, Option<TypeId>, bool)> = None;
-    let finish = |schema: &mut Schema, cur: Option<(TypeId, HashMap<String, Field>, Option<TypeId>, bool)>| {
+    let mut current: Option<OpenStruct> = None;
+    let finish = |schema: &mut Schema, cur: Option<OpenStruct>| {
         if let Some((id, fields, elem, atomic)) = cur {
-            schema.set(id, Atom::Map { fields, elem, atomic });
+            schema.set(
+                id,
+                Atom::Map {
+                    fields,
+                    elem,
+                    atomic,
+                },
+            );
         }
     };
     for line in text.lines() {
@@ -85,7 +95,9 @@ fn parse(text: &str) -> Schema {
             finish(&mut schema, current.take());
             let mut words = rest.split_whitespace();
             let name = words.next().unwrap_or_default();
-            let Some(id) = schema.lookup(name) else { continue };
+            let Some(id) = schema.lookup(name) else {
+                continue;
+            };
             let mut elem = None;
             let mut atomic = false;
             let mut alias = None;
@@ -123,7 +135,9 @@ fn parse(text: &str) -> Schema {
 }
 
 fn parse_type<'a>(schema: &mut Schema, words: &mut impl Iterator<Item = &'a str>) -> TypeId {
-    let Some(w) = words.next() else { return DEDUCED };
+    let Some(w) = words.next() else {
+        return DEDUCED;
+    };
     if w.starts_with("s:") {
         return SCALAR;
     }
@@ -191,22 +205,42 @@ mod tests {
     #[test]
     fn every_kind_skiff_serves_is_in_the_table() {
         for (av, kind) in [
-            ("v1", "Namespace"), ("v1", "Pod"), ("v1", "Service"), ("v1", "Endpoints"),
-            ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Event"), ("v1", "Node"),
-            ("v1", "ServiceAccount"), ("v1", "PersistentVolume"),
-            ("v1", "PersistentVolumeClaim"), ("v1", "ResourceQuota"), ("v1", "LimitRange"),
-            ("v1", "ReplicationController"), ("v1", "PodTemplate"), ("apps/v1", "Deployment"),
-            ("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"),
-            ("apps/v1", "ControllerRevision"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
-            ("coordination.k8s.io/v1", "Lease"), ("discovery.k8s.io/v1", "EndpointSlice"),
-            ("events.k8s.io/v1", "Event"), ("rbac.authorization.k8s.io/v1", "Role"),
+            ("v1", "Namespace"),
+            ("v1", "Pod"),
+            ("v1", "Service"),
+            ("v1", "Endpoints"),
+            ("v1", "ConfigMap"),
+            ("v1", "Secret"),
+            ("v1", "Event"),
+            ("v1", "Node"),
+            ("v1", "ServiceAccount"),
+            ("v1", "PersistentVolume"),
+            ("v1", "PersistentVolumeClaim"),
+            ("v1", "ResourceQuota"),
+            ("v1", "LimitRange"),
+            ("v1", "ReplicationController"),
+            ("v1", "PodTemplate"),
+            ("apps/v1", "Deployment"),
+            ("apps/v1", "ReplicaSet"),
+            ("apps/v1", "StatefulSet"),
+            ("apps/v1", "DaemonSet"),
+            ("apps/v1", "ControllerRevision"),
+            ("batch/v1", "Job"),
+            ("batch/v1", "CronJob"),
+            ("coordination.k8s.io/v1", "Lease"),
+            ("discovery.k8s.io/v1", "EndpointSlice"),
+            ("events.k8s.io/v1", "Event"),
+            ("rbac.authorization.k8s.io/v1", "Role"),
             ("rbac.authorization.k8s.io/v1", "ClusterRole"),
             ("rbac.authorization.k8s.io/v1", "RoleBinding"),
             ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-            ("networking.k8s.io/v1", "Ingress"), ("networking.k8s.io/v1", "IngressClass"),
-            ("networking.k8s.io/v1", "NetworkPolicy"), ("policy/v1", "PodDisruptionBudget"),
+            ("networking.k8s.io/v1", "Ingress"),
+            ("networking.k8s.io/v1", "IngressClass"),
+            ("networking.k8s.io/v1", "NetworkPolicy"),
+            ("policy/v1", "PodDisruptionBudget"),
             ("autoscaling/v2", "HorizontalPodAutoscaler"),
-            ("scheduling.k8s.io/v1", "PriorityClass"), ("storage.k8s.io/v1", "StorageClass"),
+            ("scheduling.k8s.io/v1", "PriorityClass"),
+            ("storage.k8s.io/v1", "StorageClass"),
         ] {
             assert!(Schema::builtin(av, kind).is_some(), "{av} {kind}");
         }
@@ -220,14 +254,29 @@ mod tests {
         let c = ["spec", "containers", "[]"];
         assert_eq!(list_type(&s, &["spec", "containers"]), keys(&["name"]));
         assert_eq!(list_type(&s, &["spec", "initContainers"]), keys(&["name"]));
-        assert_eq!(list_type(&s, &["spec", "ephemeralContainers"]), keys(&["name"]));
-        assert_eq!(list_type(&s, &[&c[..], &["ports"]].concat()), keys(&["containerPort", "protocol"]));
+        assert_eq!(
+            list_type(&s, &["spec", "ephemeralContainers"]),
+            keys(&["name"])
+        );
+        assert_eq!(
+            list_type(&s, &[&c[..], &["ports"]].concat()),
+            keys(&["containerPort", "protocol"])
+        );
         assert_eq!(list_type(&s, &[&c[..], &["env"]].concat()), keys(&["name"]));
-        assert_eq!(list_type(&s, &[&c[..], &["envFrom"]].concat()), ListType::Atomic);
-        assert_eq!(list_type(&s, &[&c[..], &["volumeMounts"]].concat()), keys(&["mountPath"]));
+        assert_eq!(
+            list_type(&s, &[&c[..], &["envFrom"]].concat()),
+            ListType::Atomic
+        );
+        assert_eq!(
+            list_type(&s, &[&c[..], &["volumeMounts"]].concat()),
+            keys(&["mountPath"])
+        );
         assert_eq!(list_type(&s, &["spec", "volumes"]), keys(&["name"]));
         assert_eq!(list_type(&s, &["spec", "tolerations"]), ListType::Atomic);
-        assert_eq!(list_type(&s, &["spec", "imagePullSecrets"]), keys(&["name"]));
+        assert_eq!(
+            list_type(&s, &["spec", "imagePullSecrets"]),
+            keys(&["name"])
+        );
         assert_eq!(list_type(&s, &["spec", "hostAliases"]), keys(&["ip"]));
         assert_eq!(
             list_type(&s, &["spec", "topologySpreadConstraints"]),
@@ -236,24 +285,39 @@ mod tests {
         assert_eq!(list_type(&s, &["spec", "resourceClaims"]), keys(&["name"]));
         assert_eq!(list_type(&s, &["spec", "readinessGates"]), ListType::Atomic);
         let port = path_type(&s, &[&c[..], &["ports", "[]"]].concat());
-        assert_eq!(field(&s, port, "protocol").default, Some(Value::from("TCP")));
+        assert_eq!(
+            field(&s, port, "protocol").default,
+            Some(Value::from("TCP"))
+        );
     }
 
     #[test]
     fn metadata_service_selectors_and_data_are_as_upstream() {
         let s = Schema::builtin("v1", "Service").unwrap();
-        assert_eq!(list_type(&s, &["spec", "ports"]), keys(&["port", "protocol"]));
+        assert_eq!(
+            list_type(&s, &["spec", "ports"]),
+            keys(&["port", "protocol"])
+        );
         assert_eq!(list_type(&s, &["metadata", "finalizers"]), ListType::Set);
-        assert_eq!(list_type(&s, &["metadata", "ownerReferences"]), keys(&["uid"]));
+        assert_eq!(
+            list_type(&s, &["metadata", "ownerReferences"]),
+            keys(&["uid"])
+        );
         let d = Schema::builtin("apps/v1", "Deployment").unwrap();
         let sel = path_type(&d, &["spec", "selector"]);
-        assert!(matches!(d.atom(sel), Atom::Map { atomic: true, .. }), "LabelSelector is atomic");
+        assert!(
+            matches!(d.atom(sel), Atom::Map { atomic: true, .. }),
+            "LabelSelector is atomic"
+        );
         assert_eq!(
             list_type(&d, &["spec", "template", "spec", "containers"]),
             keys(&["name"])
         );
         let cm = Schema::builtin("v1", "ConfigMap").unwrap();
-        assert!(matches!(cm.atom(path_type(&cm, &["data"])), Atom::Map { atomic: false, .. }));
+        assert!(matches!(
+            cm.atom(path_type(&cm, &["data"])),
+            Atom::Map { atomic: false, .. }
+        ));
         let role = Schema::builtin("rbac.authorization.k8s.io/v1", "Role").unwrap();
         assert_eq!(list_type(&role, &["rules"]), ListType::Atomic);
         let node = Schema::builtin("v1", "Node").unwrap();

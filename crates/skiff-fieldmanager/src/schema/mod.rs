@@ -160,7 +160,14 @@ impl Schema {
     /// string where a map is declared) is treated as a leaf rather than an error.
     pub(crate) fn shape<'a>(&'a self, ty: TypeId, value: &Value) -> Shape<'a> {
         match (self.atom(ty), value) {
-            (Atom::Map { atomic: false, fields, elem }, Value::Object(_)) => Shape::Map {
+            (
+                Atom::Map {
+                    atomic: false,
+                    fields,
+                    elem,
+                },
+                Value::Object(_),
+            ) => Shape::Map {
                 fields: Some(fields),
                 elem: *elem,
             },

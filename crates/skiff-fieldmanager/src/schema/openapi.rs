@@ -18,19 +18,42 @@ impl Schema {
     pub fn from_openapi_v3(schema: &Value) -> Schema {
         let mut out = Schema::with_base();
         let root = convert(&mut out, schema, 0);
-        let meta = Schema::builtin("v1", "ConfigMap")
-            .and_then(|cm| match cm.atom(cm.root()) {
-                Atom::Map { fields, .. } => fields.get("metadata").map(|f| (cm.clone(), f.ty)),
-                _ => None,
-            });
+        let meta = Schema::builtin("v1", "ConfigMap").and_then(|cm| match cm.atom(cm.root()) {
+            Atom::Map { fields, .. } => fields.get("metadata").map(|f| (cm.clone(), f.ty)),
+            _ => None,
+        });
         if let Some((cm, meta_ty)) = meta {
             let meta_id = import(&mut out, &cm, meta_ty, &mut HashMap::new());
-            if let Atom::Map { fields, elem, atomic } = out.atom(root).clone() {
+            if let Atom::Map {
+                fields,
+                elem,
+                atomic,
+            } = out.atom(root).clone()
+            {
                 let mut fields = fields;
-                fields.insert("metadata".into(), Field { ty: meta_id, default: None });
-                fields.entry("apiVersion".into()).or_insert(Field { ty: SCALAR, default: None });
-                fields.entry("kind".into()).or_insert(Field { ty: SCALAR, default: None });
-                out.set(root, Atom::Map { fields, elem, atomic });
+                fields.insert(
+                    "metadata".into(),
+                    Field {
+                        ty: meta_id,
+                        default: None,
+                    },
+                );
+                fields.entry("apiVersion".into()).or_insert(Field {
+                    ty: SCALAR,
+                    default: None,
+                });
+                fields.entry("kind".into()).or_insert(Field {
+                    ty: SCALAR,
+                    default: None,
+                });
+                out.set(
+                    root,
+                    Atom::Map {
+                        fields,
+                        elem,
+                        atomic,
+                    },
+                );
             }
         }
         out.with_root(root)
@@ -38,7 +61,12 @@ impl Schema {
 }
 
 /// Copies type `ty` of `from` (and what it reaches) into `to`.
-fn import(to: &mut Schema, from: &Schema, ty: TypeId, seen: &mut HashMap<TypeId, TypeId>) -> TypeId {
+fn import(
+    to: &mut Schema,
+    from: &Schema,
+    ty: TypeId,
+    seen: &mut HashMap<TypeId, TypeId>,
+) -> TypeId {
     if ty <= SCALAR {
         return ty;
     }
@@ -48,15 +76,30 @@ fn import(to: &mut Schema, from: &Schema, ty: TypeId, seen: &mut HashMap<TypeId,
     let id = to.push(Atom::Scalar);
     seen.insert(ty, id);
     let atom = match from.atom(ty).clone() {
-        Atom::Map { fields, elem, atomic } => Atom::Map {
+        Atom::Map {
+            fields,
+            elem,
+            atomic,
+        } => Atom::Map {
             fields: fields
                 .into_iter()
-                .map(|(k, f)| (k, Field { ty: import(to, from, f.ty, seen), default: f.default }))
+                .map(|(k, f)| {
+                    (
+                        k,
+                        Field {
+                            ty: import(to, from, f.ty, seen),
+                            default: f.default,
+                        },
+                    )
+                })
                 .collect(),
             elem: elem.map(|e| import(to, from, e, seen)),
             atomic,
         },
-        Atom::List { elem, list_type } => Atom::List { elem: import(to, from, elem, seen), list_type },
+        Atom::List { elem, list_type } => Atom::List {
+            elem: import(to, from, elem, seen),
+            list_type,
+        },
         other => other,
     };
     to.set(id, atom);
@@ -87,28 +130,54 @@ fn convert(out: &mut Schema, s: &Value, depth: usize) -> TypeId {
                 }
             }
             let elem = match m.get("additionalProperties") {
-                Some(Value::Object(ap)) => Some(convert(out, &Value::Object(ap.clone()), depth + 1)),
+                Some(Value::Object(ap)) => {
+                    Some(convert(out, &Value::Object(ap.clone()), depth + 1))
+                }
                 _ if preserve => Some(DEDUCED),
                 _ => None,
             };
             if m.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true)) {
-                fields.entry("apiVersion".into()).or_insert(Field { ty: SCALAR, default: None });
-                fields.entry("kind".into()).or_insert(Field { ty: SCALAR, default: None });
-                fields.entry("metadata".into()).or_insert(Field { ty: DEDUCED, default: None });
+                fields.entry("apiVersion".into()).or_insert(Field {
+                    ty: SCALAR,
+                    default: None,
+                });
+                fields.entry("kind".into()).or_insert(Field {
+                    ty: SCALAR,
+                    default: None,
+                });
+                fields.entry("metadata".into()).or_insert(Field {
+                    ty: DEDUCED,
+                    default: None,
+                });
             }
-            out.push(Atom::Map { fields, elem, atomic: false })
+            out.push(Atom::Map {
+                fields,
+                elem,
+                atomic: false,
+            })
         }
         "array" => {
-            let elem = m.get("items").map(|i| convert(out, i, depth + 1)).unwrap_or(DEDUCED);
+            let elem = m
+                .get("items")
+                .map(|i| convert(out, i, depth + 1))
+                .unwrap_or(DEDUCED);
             let list_type = match m.get("x-kubernetes-list-type").and_then(Value::as_str) {
                 Some("set") => ListType::Set,
                 Some("map") => {
                     let keys: Vec<String> = m
                         .get("x-kubernetes-list-map-keys")
                         .and_then(Value::as_array)
-                        .map(|ks| ks.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+                        .map(|ks| {
+                            ks.iter()
+                                .filter_map(|k| k.as_str().map(str::to_owned))
+                                .collect()
+                        })
                         .unwrap_or_default();
-                    if keys.is_empty() { ListType::Atomic } else { ListType::Map(keys) }
+                    if keys.is_empty() {
+                        ListType::Atomic
+                    } else {
+                        ListType::Map(keys)
+                    }
                 }
                 _ => ListType::Atomic,
             };
@@ -151,20 +220,49 @@ mod tests {
                 }}
             }
         }));
-        let Atom::Map { fields, .. } = s.atom(s.root()) else { panic!() };
+        let Atom::Map { fields, .. } = s.atom(s.root()) else {
+            panic!()
+        };
         assert!(fields.contains_key("metadata"));
-        let Atom::Map { fields: spec, .. } = s.atom(fields["spec"].ty) else { panic!() };
-        assert!(matches!(s.atom(spec["items"].ty), Atom::List { list_type: ListType::Map(k), .. } if k == &["name"]));
-        assert!(matches!(s.atom(spec["tags"].ty), Atom::List { list_type: ListType::Set, .. }));
-        assert!(matches!(s.atom(spec["plain"].ty), Atom::List { list_type: ListType::Atomic, .. }));
+        let Atom::Map { fields: spec, .. } = s.atom(fields["spec"].ty) else {
+            panic!()
+        };
+        assert!(
+            matches!(s.atom(spec["items"].ty), Atom::List { list_type: ListType::Map(k), .. } if k == &["name"])
+        );
+        assert!(matches!(
+            s.atom(spec["tags"].ty),
+            Atom::List {
+                list_type: ListType::Set,
+                ..
+            }
+        ));
+        assert!(matches!(
+            s.atom(spec["plain"].ty),
+            Atom::List {
+                list_type: ListType::Atomic,
+                ..
+            }
+        ));
         assert_eq!(spec["sel"].ty, ATOMIC);
         assert_eq!(spec["port"].ty, SCALAR);
-        assert!(matches!(s.atom(spec["free"].ty), Atom::Map { elem: Some(DEDUCED), .. }));
+        assert!(matches!(
+            s.atom(spec["free"].ty),
+            Atom::Map {
+                elem: Some(DEDUCED),
+                ..
+            }
+        ));
     }
 
     #[test]
     fn malformed_schemas_degrade_to_deduced() {
-        for bad in [json!(null), json!(3), json!({"type": 7}), json!({"type": "array", "items": 1})] {
+        for bad in [
+            json!(null),
+            json!(3),
+            json!({"type": 7}),
+            json!({"type": "array", "items": 1}),
+        ] {
             let _ = Schema::from_openapi_v3(&bad);
         }
     }
