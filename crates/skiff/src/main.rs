@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 mod controllers;
 mod image;
+mod memory;
 mod net;
 mod node;
 
@@ -205,6 +206,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("creating default namespaces")?;
     tokio::spawn(api.clone().run_background(background));
+    tokio::spawn(memory::give_back_freed_memory());
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -266,6 +268,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(why) = node::unusable() {
         anyhow::bail!("this host cannot run pods: {why}");
     }
+    tokio::spawn(memory::give_back_freed_memory());
     let data_dir = &args.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot use data dir {}", data_dir.display()))?;
