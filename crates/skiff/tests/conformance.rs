@@ -44,13 +44,13 @@ struct Server {
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(start_server)
+    SERVER.get_or_init(|| start_server("conformance-server"))
 }
 
 /// Starts `skiff server` (no node agent: pods stay Pending) from a thread that lives as long as
 /// the server, which gets SIGKILL when the test process ends (a static is never dropped).
-fn start_server() -> Server {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("conformance-server");
+fn start_server(name: &str) -> Server {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("server data dir");
     let log: &'static Mutex<VecDeque<String>> = Box::leak(Box::default());
@@ -106,7 +106,15 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let s = server();
+    run_on(server(), body)
+}
+
+/// [`run`] against a given server.
+fn run_on<F, Fut>(s: &'static Server, body: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -2514,5 +2522,248 @@ fn gc_should_not_be_blocked_by_dependency_circle() {
             (count(&pods).await == 0).then_some(())
         })
         .await;
+    });
+}
+
+/// chunking.go "should support continue listing from the last key if the original version has
+/// been compacted away, though the list is inconsistent [Slow]" (Conformance). Upstream waits
+/// for etcd's periodic compaction; skiff compacts once its history holds more than 20,000
+/// revisions, so this test writes that many on a server of its own (the shared server's other
+/// tests watch from recent revisions).
+#[test]
+#[ignore = "issue 10: paged lists carry no remainingItemCount, and the 410 for an expired continue token carries no inconsistent continue token"]
+fn chunking_should_support_continue_listing_from_the_last_key_if_the_original_version_has_been_compacted_away_though_the_list_is_inconsistent(
+) {
+    static OWN: OnceLock<Server> = OnceLock::new();
+    run_on(
+        OWN.get_or_init(|| start_server("conformance-compaction")),
+        |c| async move {
+            const TOTAL: usize = 400;
+            let ns = namespace(&c, "cf-chunking-compacted").await;
+            create_pod_templates(&c, &ns, TOTAL, 20).await;
+            let api: Api<PodTemplate> = Api::namespaced(c.clone(), &ns);
+            let remaining_ok = |list: &kube::core::ObjectList<PodTemplate>, found: usize| match list
+                .metadata
+                .continue_
+                .as_deref()
+                .filter(|t| !t.is_empty())
+            {
+                None => assert_eq!(list.metadata.remaining_item_count, None),
+                Some(_) => {
+                    let remaining = list
+                        .metadata
+                        .remaining_item_count
+                        .expect("remainingItemCount on a page with more");
+                    assert_eq!(remaining as usize + list.items.len() + found, TOTAL);
+                }
+            };
+
+            let one_tenth = (TOTAL / 10) as u32;
+            let list = api
+                .list(&ListParams::default().limit(one_tenth))
+                .await
+                .unwrap();
+            remaining_ok(&list, 0);
+            let first_token = list.metadata.continue_.clone().expect("a continue token");
+            let first_rv = list.metadata.resource_version.clone().unwrap();
+
+            // Write until the first page's revision is compacted and the token expires.
+            let cms: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
+            let uri = format!(
+                "/api/v1/namespaces/{ns}/podtemplates?limit={one_tenth}&continue={first_token}"
+            );
+            let mut written = 0;
+            let inconsistent = loop {
+                let r = get(&c, &uri).await;
+                if r.status == StatusCode::GONE {
+                    let status = r.json();
+                    assert_eq!(status["reason"], "Expired", "{status}");
+                    let token = status["metadata"]["continue"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned();
+                    assert_ne!(token, "", "expect non empty continue token: {status}");
+                    break token;
+                }
+                ok(&r, "the second page before the token expired");
+                assert!(
+                    written < 40_000,
+                    "the continue token never expired after {written} writes"
+                );
+                futures::stream::iter(written..written + 2_000)
+                    .for_each_concurrent(32, |i| {
+                        let cms = cms.clone();
+                        async move {
+                            let cm: ConfigMap =
+                                obj(json!({"metadata": {"name": format!("w-{i}")}}));
+                            cms.create(&PostParams::default(), &cm)
+                                .await
+                                .expect("write");
+                        }
+                    })
+                    .await;
+                written += 2_000;
+            };
+
+            let lp = ListParams::default()
+                .limit(one_tenth)
+                .continue_token(&inconsistent);
+            let list = api
+                .list(&lp)
+                .await
+                .expect("list with the inconsistent continue token");
+            let rv = list.metadata.resource_version.clone().unwrap();
+            assert_ne!(rv, first_rv);
+            assert_eq!(list.items.len(), one_tenth as usize);
+            let mut found = one_tenth as usize;
+            remaining_ok(&list, found);
+            for item in &list.items {
+                assert_eq!(
+                    item.metadata.name.as_deref(),
+                    Some(format!("template-{found:04}").as_str())
+                );
+                found += 1;
+            }
+            let mut token = list.metadata.continue_.clone();
+            while let Some(t) = token.filter(|t| !t.is_empty()) {
+                let list = api
+                    .list(&ListParams::default().limit(one_tenth).continue_token(&t))
+                    .await
+                    .unwrap();
+                remaining_ok(&list, found);
+                assert!(list.items.len() <= one_tenth as usize);
+                assert_eq!(list.metadata.resource_version.as_deref(), Some(rv.as_str()));
+                for item in &list.items {
+                    assert_eq!(
+                        item.metadata.name.as_deref(),
+                        Some(format!("template-{found:04}").as_str())
+                    );
+                    found += 1;
+                }
+                token = list.metadata.continue_.clone();
+            }
+            assert_eq!(found, TOTAL);
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated clientset (test/e2e/apimachinery/generated_clientset.go)
+
+/// generated_clientset.go "should create v1 cronJobs, delete cronJobs, watch cronJobs".
+#[test]
+fn generated_clientset_should_create_v1_cronjobs_delete_cronjobs_watch_cronjobs() {
+    run(|c| async move {
+        use k8s_openapi::api::batch::v1::CronJob;
+        let ns = namespace(&c, "cf-clientset-cronjob").await;
+        let api: Api<CronJob> = Api::namespaced(c, &ns);
+        let value = format!("{}", std::process::id());
+        let selector = format!("time={value}");
+        let cronjob: CronJob = obj(json!({
+            "metadata": {"name": "cronjob-cf", "labels": {"time": value}},
+            "spec": {
+                "schedule": "*/1 * * * ?",
+                "concurrencyPolicy": "Allow",
+                "jobTemplate": {"spec": {
+                    "parallelism": 1,
+                    "completions": 1,
+                    "template": {"spec": {
+                        "restartPolicy": "OnFailure",
+                        "volumes": [{"name": "data", "emptyDir": {}}],
+                        "containers": [{
+                            "name": "c",
+                            "image": "registry.k8s.io/e2e-test-images/busybox:1.36.1-1",
+                            "volumeMounts": [{"mountPath": "/data", "name": "data"}]
+                        }]
+                    }}
+                }}
+            }
+        }));
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap();
+        assert!(list.items.is_empty());
+        let rv = list.metadata.resource_version.unwrap();
+        let mut w = api
+            .watch(&WatchParams::default().labels(&selector), &rv)
+            .await
+            .expect("set up watch")
+            .boxed();
+        let created = api
+            .create(&PostParams::default(), &cronjob)
+            .await
+            .expect("create cronJob");
+        let at = created.metadata.resource_version.clone().unwrap();
+        let list = api
+            .list(&ListParams::default().labels(&selector).at(&at))
+            .await
+            .unwrap();
+        assert_eq!(list.items.len(), 1, "the cronJob is in kubernetes");
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(30), w.next())
+                .await
+                .expect("observe cronJob creation")
+                .expect("watch closed unexpectedly")
+                .expect("watch error");
+            match ev {
+                WatchEvent::Added(_) => break,
+                WatchEvent::Bookmark(_) => continue,
+                other => panic!("expected ADDED, got {other:?}"),
+            }
+        }
+        api.delete("cronjob-cf", &DeleteParams::background())
+            .await
+            .expect("delete cronJob");
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap();
+        assert!(
+            list.items.is_empty(),
+            "the cronJob is still listed after its delete"
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server request timeout (test/e2e/apimachinery/request_timeout.go)
+
+/// request_timeout.go "should return HTTP status code 400 if the user specifies an invalid
+/// timeout in the request URL".
+#[test]
+#[ignore = "issue 10: ?timeout=invalid is served (200) instead of refused with 400"]
+fn request_timeout_should_return_http_status_code_400_if_the_user_specifies_an_invalid_timeout_in_the_request_url(
+) {
+    run(|c| async move {
+        let r = get(&c, "/version?timeout=invalid").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(
+            r.body.contains("invalid timeout specified in the request URL"),
+            "expected HTTP status message to contain: invalid timeout specified in the request URL, but got: {}",
+            r.body
+        );
+    });
+}
+
+/// request_timeout.go "the request should be served with a default timeout if the specified
+/// timeout in the request URL exceeds maximum allowed".
+#[test]
+fn request_timeout_the_request_should_be_served_with_a_default_timeout_if_the_specified_timeout_in_the_request_url_exceeds_maximum_allowed(
+) {
+    run(|c| async move {
+        let r = get(&c, "/version?timeout=3m").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    });
+}
+
+/// request_timeout.go "default timeout should be used if the specified timeout in the request
+/// URL is 0s".
+#[test]
+fn request_timeout_default_timeout_should_be_used_if_the_specified_timeout_in_the_request_url_is_0s(
+) {
+    run(|c| async move {
+        let r = get(&c, "/version?timeout=0s").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     });
 }
