@@ -2767,3 +2767,51 @@ fn request_timeout_default_timeout_should_be_used_if_the_specified_timeout_in_th
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// CustomResourceDefinition resources (test/e2e/apimachinery/custom_resource_definition.go)
+
+/// custom_resource_definition.go "should include custom resource definition resources in
+/// discovery documents" (Conformance): the apiextensions.k8s.io group, its v1 version as the
+/// preferred one, and `customresourcedefinitions` in its resource list.
+#[test]
+fn crd_should_include_custom_resource_definition_resources_in_discovery_documents() {
+    run(|c| async move {
+        let list = ok(&get(&c, "/apis").await, "/apis");
+        let group = list["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|g| g["name"] == "apiextensions.k8s.io"))
+            .cloned()
+            .expect("apiextensions.k8s.io API group in /apis");
+        assert!(
+            group["versions"]
+                .as_array()
+                .is_some_and(|vs| vs.iter().any(|v| v["version"] == "v1")),
+            "apiextensions.k8s.io/v1 in /apis: {group}"
+        );
+        assert_eq!(group["preferredVersion"]["version"], "v1", "{group}");
+
+        let group = ok(
+            &get(&c, "/apis/apiextensions.k8s.io").await,
+            "/apis/apiextensions.k8s.io",
+        );
+        assert!(
+            group["versions"]
+                .as_array()
+                .is_some_and(|vs| vs.iter().any(|v| v["version"] == "v1")),
+            "{group}"
+        );
+        assert_eq!(group["preferredVersion"]["version"], "v1", "{group}");
+
+        let resources = ok(
+            &get(&c, "/apis/apiextensions.k8s.io/v1").await,
+            "/apis/apiextensions.k8s.io/v1",
+        );
+        assert!(
+            resources["resources"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["name"] == "customresourcedefinitions")),
+            "customresourcedefinitions in /apis/apiextensions.k8s.io/v1: {resources}"
+        );
+    });
+}
