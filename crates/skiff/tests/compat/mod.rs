@@ -233,11 +233,12 @@ impl Kubectl {
         run(self.cmd(args), Some(stdin))
     }
 
-    /// `get -o json` of one object; Err with the run if kubectl failed.
+    /// `get -o json` of one object, managedFields included (kubectl strips them otherwise);
+    /// Err with the run if kubectl failed.
     pub fn get_json(&self, args: &[&str]) -> Result<serde_json::Value, String> {
         let mut all = vec!["get"];
         all.extend(args);
-        all.extend(["-o", "json"]);
+        all.extend(["-o", "json", "--show-managed-fields"]);
         let run = self.run(&all);
         if !run.ok() {
             return Err(run.show());
