@@ -253,11 +253,20 @@ impl Admission {
     }
 
     /// Registry logic on update: fields the server assigned stay assigned.
-    pub fn on_update(&self, r: &ResourceInfo, old: &Value, new: &mut Value) -> Result<()> {
+    pub fn on_update(
+        &self,
+        r: &ResourceInfo,
+        subresource: Option<&str>,
+        old: &Value,
+        new: &mut Value,
+    ) -> Result<()> {
         use skiff_apimachinery::defaults;
         match (r.group.as_str(), r.kind.as_str()) {
             ("", "Service") => {
-                defaults::drop_service_type_dependent_fields(new, old);
+                // Only the main resource's strategy drops them; a status write keeps spec.
+                if subresource.is_none() {
+                    defaults::drop_service_type_dependent_fields(new, old);
+                }
                 defaults::carry_over_service_allocations(new, old);
             }
             ("", "Secret") => defaults::fold_secret_string_data(new),

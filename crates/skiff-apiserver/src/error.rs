@@ -40,6 +40,10 @@ pub enum ApiError {
         name: String,
         detail: String,
     },
+    /// A server-side apply changes fields other managers own (upstream's
+    /// `NewApplyConflict`: the details carry only the causes).
+    #[error("{message}")]
+    ApplyConflict { message: String, causes: Vec<Cause> },
     /// Validation failed; `message` is already formatted as upstream.
     #[error("{message}")]
     Invalid {
@@ -152,7 +156,9 @@ impl ApiError {
     pub fn code(&self) -> StatusCode {
         match self {
             ApiError::NotFound { .. } | ApiError::NoRoute => StatusCode::NOT_FOUND,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::AlreadyExists { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Gone(_) => StatusCode::GONE,
@@ -172,7 +178,7 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } | ApiError::NoRoute => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Gone(_) => "Expired",
@@ -219,6 +225,9 @@ impl ApiError {
                 d["causes"] = causes.iter().map(cause_json).collect();
                 Some(d)
             }
+            ApiError::ApplyConflict { causes, .. } => Some(json!({
+                "causes": causes.iter().map(cause_json).collect::<Vec<_>>(),
+            })),
             // Upstream's generic 404 for a path it does not serve carries empty details.
             ApiError::NoRoute => Some(json!({})),
             ApiError::TooLargeResourceVersion { .. } => Some(json!({

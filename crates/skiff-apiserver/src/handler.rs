@@ -8,6 +8,7 @@ use skiff_store::{KeyValue, Store};
 
 use crate::admission;
 use crate::error::{ApiError, Result};
+use crate::managed::Writer;
 use crate::object::{self, meta_mut};
 use crate::options::DeleteOptions;
 use crate::request::{Params, Target};
@@ -26,6 +27,15 @@ pub struct Api {
     pub admission: admission::Admission,
     /// Namespaces marked for deletion, for the termination task to empty.
     pub terminating: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+/// How a write's `metadata.managedFields` come about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// Computed here: what the write changed belongs to its manager (operation Update).
+    Track,
+    /// Already computed by a server-side apply.
+    Applied,
 }
 
 /// Parses a stored value and stamps it with its resourceVersion.
@@ -148,7 +158,19 @@ impl Api {
     }
 
     /// POST to a collection.
-    pub async fn create(&self, t: &Target, p: &Params, mut obj: Value) -> Result<Value> {
+    pub async fn create(&self, t: &Target, p: &Params, obj: Value) -> Result<Value> {
+        self.create_with(t, p, obj, Fields::Track).await
+    }
+
+    /// A create whose managedFields are tracked for the writer, or were already computed
+    /// by a server-side apply.
+    pub async fn create_with(
+        &self,
+        t: &Target,
+        p: &Params,
+        mut obj: Value,
+        fields: Fields,
+    ) -> Result<Value> {
         let r = t.resource.clone();
         check_kind(&r, &mut obj)?;
         let ns = self.namespace_for(t, &obj)?;
@@ -180,7 +202,16 @@ impl Api {
                 }
             }
         }
-        let mut obj = self.admission.decode(&r, obj, p)?;
+        let obj = self.admission.decode(&r, obj, p)?;
+        let mut obj = match fields {
+            Fields::Track => Writer {
+                resource: &r,
+                subresource: None,
+                params: p,
+            }
+            .track(None, obj),
+            Fields::Applied => obj,
+        };
         object::strip_server_fields(&mut obj);
         let meta = meta_mut(&mut obj);
         for owned in [
@@ -249,6 +280,19 @@ impl Api {
         t: &Target,
         p: &Params,
         precondition: Option<i64>,
+        transform: impl FnMut(&Value) -> Result<Value>,
+    ) -> Result<Value> {
+        self.update_fields(t, p, precondition, Fields::Track, transform)
+            .await
+    }
+
+    /// [`Api::update_with`], saying how the new object's managedFields come about.
+    pub async fn update_fields(
+        &self,
+        t: &Target,
+        p: &Params,
+        precondition: Option<i64>,
+        fields: Fields,
         mut transform: impl FnMut(&Value) -> Result<Value>,
     ) -> Result<Value> {
         let r = t.resource.clone();
@@ -263,7 +307,18 @@ impl Api {
             check_kind(&r, &mut new)?;
             let mut new = self.admission.decode(&r, new, p)?;
             preserve_server_fields(&r, &old, &mut new);
-            self.admission.on_update(&r, &old, &mut new)?;
+            self.admission
+                .on_update(&r, t.subresource.as_deref(), &old, &mut new)?;
+            // Upstream's binding and finalize endpoints write without the field manager.
+            let tracked = matches!(t.subresource.as_deref(), None | Some("status" | "scale"));
+            if fields == Fields::Track && tracked {
+                new = Writer {
+                    resource: &r,
+                    subresource: t.subresource.as_deref(),
+                    params: p,
+                }
+                .track(Some(&old), new);
+            }
             // A binding only sets spec.nodeName, which pod-update validation forbids for
             // ordinary updates; upstream's binding path validates the pod, not the update.
             let validate_against = match t.subresource.as_deref() {

@@ -117,7 +117,13 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     authenticate(&server, &parts.headers, &path)?;
-    let params = Params::parse(parts.uri.query());
+    let mut params = Params::parse(parts.uri.query());
+    params.user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| Some(String::new()));
     let accept = parts
         .headers
         .get(header::ACCEPT)

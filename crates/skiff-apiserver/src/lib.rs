@@ -13,6 +13,7 @@ pub mod error;
 mod events_ttl;
 pub mod handler;
 pub mod http;
+pub mod managed;
 mod namespace;
 pub mod object;
 pub mod openapi;

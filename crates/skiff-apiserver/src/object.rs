@@ -56,7 +56,6 @@ pub fn set_resource_version(obj: &mut Value, revision: i64) {
 pub fn strip_server_fields(obj: &mut Value) {
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
-        m.remove("managedFields");
         m.remove("selfLink");
     }
 }

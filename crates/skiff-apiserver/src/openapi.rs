@@ -134,11 +134,14 @@ fn build(version: &str, resources: &[Arc<ResourceInfo>]) -> Value {
             ]
         };
         let mut patch = op("patch", patch_params, false);
+        // Strategic merge patch is served but not declared: kubectl (1.29+) takes a declared
+        // one as the sign that the schemas carry `x-kubernetes-patch-merge-key`, and would
+        // then merge lists these generated schemas leave unannotated as atomic (a second
+        // `kubectl apply` of an unchanged Deployment would no longer be "unchanged").
         patch["requestBody"] = json!({"content": {
             "application/apply-patch+yaml": {"schema": {"type": "object"}},
             "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
             "application/merge-patch+json": {"schema": {"type": "object"}},
-            "application/strategic-merge-patch+json": {"schema": {"type": "object"}},
         }, "required": true});
         let mut delete_collection = op(
             "deletecollection",

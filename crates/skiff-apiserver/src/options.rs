@@ -164,7 +164,7 @@ pub fn validate_write(p: &Params, verb: Verb) -> Result<()> {
             }
         }
         Verb::Patch { apply: false } => {
-            if p.0.contains_key("force") {
+            if p.has("force") {
                 causes.push(forbidden(
                     "force",
                     "may not be specified for non-apply patch",
@@ -341,7 +341,7 @@ pub fn validate_list(p: &Params) -> Result<()> {
     }
     let mut causes = Vec::new();
     let matching = p.get("resourceVersionMatch");
-    let initial = p.0.contains_key("sendInitialEvents");
+    let initial = p.has("sendInitialEvents");
     let continued = p.get("continue").is_some();
     if watch {
         if initial && matching != Some("NotOlderThan") {

@@ -68,25 +68,35 @@ impl Target {
     }
 }
 
-/// Query parameters of a request, with typed accessors for the ones the API defines.
+/// Query parameters of a request, with typed accessors for the ones the API defines, and
+/// the client's User-Agent (which names the field manager of writes that give none).
 #[derive(Default, Clone)]
-pub struct Params(pub HashMap<String, String>);
+pub struct Params {
+    pub query: HashMap<String, String>,
+    pub user_agent: Option<String>,
+}
 
 impl Params {
     pub fn parse(query: Option<&str>) -> Params {
-        Params(
-            query
+        Params {
+            query: query
                 .map(|q| {
                     form_urlencoded::parse(q.as_bytes())
                         .map(|(k, v)| (k.into_owned(), v.into_owned()))
                         .collect()
                 })
                 .unwrap_or_default(),
-        )
+            user_agent: None,
+        }
+    }
+
+    /// Whether the query names `key` at all, even with an empty value.
+    pub fn has(&self, key: &str) -> bool {
+        self.query.contains_key(key)
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
+        self.query
             .get(key)
             .map(String::as_str)
             .filter(|s| !s.is_empty())

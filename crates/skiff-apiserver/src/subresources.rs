@@ -27,10 +27,9 @@ pub async fn handle(
         ("scale", Method::PUT | Method::PATCH) if r.scale_subresource => {
             let patch_doc = parse_body(content_type, body)?;
             let is_put = content_type == "application/json" || content_type == "application/yaml";
-            let parent = Target {
-                subresource: None,
-                ..t.clone()
-            };
+            // Written as the parent object, owned as upstream records it: by the writer,
+            // through the scale subresource.
+            let parent = t.clone();
             let updated = api
                 .update_with(&parent, p, None, |old| {
                     let scale = scale_of(old);

@@ -124,8 +124,34 @@ impl FieldManager {
     /// `managedFields` replaces them (`[]` or `[{}]` clears them); one that omits them keeps
     /// the live ones. On error, upstream keeps the live managedFields and stores anyway.
     pub fn update(&self, live: Option<&Value>, new: Value, req: &Request) -> Result<Value> {
+        let mut new = new;
+        self.update_in_place(live, &mut new, req)?;
+        Ok(new)
+    }
+
+    /// [`FieldManager::update`] as upstream's `UpdateNoErrors`, which every non-apply write
+    /// goes through: a write is never refused for its managedFields; when they cannot be
+    /// computed (a broken entry stored earlier, an object the schema cannot walk), the live
+    /// object's managedFields are kept as they were.
+    pub fn update_no_errors(&self, live: Option<&Value>, new: Value, req: &Request) -> Value {
+        let mut new = new;
+        if self.update_in_place(live, &mut new, req).is_err() {
+            match live.and_then(managed_fields_of) {
+                Some(kept) => {
+                    let kept = kept.clone();
+                    if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert("managedFields".into(), kept);
+                    }
+                }
+                None => strip_managed_fields(&mut new),
+            }
+        }
+        new
+    }
+
+    fn update_in_place(&self, live: Option<&Value>, new: &mut Value, req: &Request) -> Result<()> {
         let live_managed = || decode_or_empty(live.and_then(managed_fields_of));
-        let sent = managed_fields_of(&new);
+        let sent = managed_fields_of(new);
         let managed = if !req.subresource.is_empty() {
             live_managed()
         } else if is_reset(sent) {
@@ -136,14 +162,13 @@ impl FieldManager {
                 _ => live_managed(),
             }
         };
-        let mut new = new;
-        strip_managed_fields(&mut new);
+        strip_managed_fields(new);
         let live = live
             .map(without_managed_fields)
             .unwrap_or_else(empty_object);
-        let managed = self.update_chain(&live, &new, managed, req, req.manager)?;
-        set_managed_fields(&mut new, &managed);
-        Ok(new)
+        let managed = self.update_chain(&live, new, managed, req, req.manager)?;
+        set_managed_fields(new, &managed);
+        Ok(())
     }
 
     /// Server-side apply: merges `applied` into `live` (`None`: the object does not exist

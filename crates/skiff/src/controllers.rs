@@ -5,9 +5,10 @@ use crate::Components;
 /// Starts the controllers and the scheduler as API clients of the local server. They run in
 /// the background: start-up does not wait for them, and they retry until the API answers.
 pub async fn start(components: &Components) -> anyhow::Result<()> {
-    let client = components.client().await?;
-    skiff_controllers::spawn_all(client.clone());
-    tokio::spawn(skiff_scheduler::run(client));
+    skiff_controllers::spawn_all(components.client("kube-controller-manager").await?);
+    tokio::spawn(skiff_scheduler::run(
+        components.client("kube-scheduler").await?,
+    ));
     tracing::info!("controllers and scheduler started");
     Ok(())
 }

@@ -119,8 +119,10 @@ pub struct Components {
 }
 
 impl Components {
-    /// An admin API client of the local server.
-    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+    /// An admin API client of the local server for `component`, which its User-Agent names:
+    /// the server attributes the component's writes (managedFields) to it, as upstream's
+    /// `kube-controller-manager`, `kube-scheduler` and `kubelet`.
+    pub async fn client(&self, component: &str) -> anyhow::Result<kube::Client> {
         // kube's TLS client needs a process-wide crypto provider; ignore "already installed".
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
@@ -129,6 +131,14 @@ impl Components {
             &kube::config::KubeConfigOptions::default(),
         )
         .await?;
+        let mut config = config;
+        config.headers.push((
+            hyper::header::USER_AGENT,
+            hyper::header::HeaderValue::from_str(&format!(
+                "{component}/{}",
+                skiff_apiserver::GIT_VERSION
+            ))?,
+        ));
         Ok(kube::Client::try_from(config)?)
     }
 }

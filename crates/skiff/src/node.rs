@@ -72,7 +72,7 @@ pub async fn start(
         shim: vec![exe.into(), "internal-shim".into()],
         cgroup_parent: env("SKIFF_CGROUP_PARENT", "skiff"),
     };
-    let client = components.client().await?;
+    let client = components.client("kubelet").await?;
     // The API serves only once start-up returns, so the agent registers in the background.
     tokio::spawn(async move {
         let started = std::time::Instant::now();

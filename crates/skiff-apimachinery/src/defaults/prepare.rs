@@ -91,7 +91,9 @@ pub fn drop_service_type_dependent_fields(new: &mut Value, old: &Value) {
     if etp_dropped {
         spec.remove("externalTrafficPolicy");
     }
-    if new_type != "LoadBalancer" {
+    // Upstream clears it on any update of a non-LoadBalancer Service; only a change away
+    // from LoadBalancer can leave a load balancer's status behind.
+    if old_type == "LoadBalancer" && new_type != "LoadBalancer" {
         if let Some(status) = new.get_mut("status").and_then(Value::as_object_mut) {
             status.insert("loadBalancer".into(), Value::Object(Map::new()));
         }
