@@ -412,3 +412,124 @@ async fn a_load_balancer_service_can_be_patched_back_to_cluster_ip() {
     .await;
     assert_eq!(code, StatusCode::CREATED, "{out}");
 }
+
+async fn apply(app: &axum::Router, manager: &str, extra: &str, yaml: &str) -> (StatusCode, Value) {
+    let (code, _, out) = raw(
+        app,
+        "PATCH",
+        &format!("/api/v1/namespaces/default/configmaps/settings?fieldManager={manager}{extra}"),
+        Some("application/apply-patch+yaml"),
+        yaml.as_bytes().to_vec(),
+    )
+    .await;
+    (code, serde_json::from_slice(&out).unwrap())
+}
+
+fn managers(obj: &Value) -> Vec<(String, String)> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().to_owned(),
+                e["operation"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Helm 4 upgrades with server-side apply: a key the chart no longer renders must go.
+#[tokio::test]
+async fn a_key_dropped_from_an_apply_is_removed() {
+    let (app, _) = app().await;
+    let v1 = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n  b: '2'\n";
+    let v2 = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n";
+    let (code, created) = apply(&app, "helm", "", v1).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(managers(&created), [("helm".into(), "Apply".into())]);
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:data": {"f:a": {}, "f:b": {}}})
+    );
+    let (code, upgraded) = apply(&app, "helm", "", v2).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(upgraded["data"], json!({"a": "1"}), "{upgraded}");
+    // Applying the same again changes nothing, not even the resourceVersion.
+    let (_, again) = apply(&app, "helm", "", v2).await;
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        upgraded["metadata"]["resourceVersion"]
+    );
+}
+
+/// Two managers setting one field: 409 with upstream's message and causes, then `force`.
+#[tokio::test]
+async fn a_second_manager_conflicts_until_it_forces() {
+    let (app, _) = app().await;
+    let mine = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n";
+    let theirs = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '2'\n";
+    apply(&app, "a", "", mine).await;
+    let (code, status) = apply(&app, "b", "", theirs).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(status["reason"], "Conflict");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"a\": .data.a"
+    );
+    assert_eq!(
+        status["details"],
+        json!({"causes": [{"reason": "FieldManagerConflict", "message": "conflict with \"a\"", "field": ".data.a"}]})
+    );
+    // The same value is shared ownership, not a conflict.
+    let (code, shared) = apply(&app, "b", "", mine).await;
+    assert_eq!(code, StatusCode::OK, "{shared}");
+    let (code, forced) = apply(&app, "c", "&force=true", theirs).await;
+    assert_eq!(code, StatusCode::OK, "{forced}");
+    assert_eq!(forced["data"]["a"], "2");
+    assert_eq!(managers(&forced), [("c".into(), "Apply".into())]);
+}
+
+/// Writes that are not applies are tracked too (operation Update), by fieldManager or the
+/// User-Agent's product name, and a dry-run apply stores nothing.
+#[tokio::test]
+async fn updates_are_owned_by_their_writer_and_dry_run_applies_store_nothing() {
+    let (app, store) = app().await;
+    let (code, created) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps?fieldManager=kubectl-create",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "1"}})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    assert_eq!(managers(&created), [("kubectl-create".into(), "Update".into())]);
+    let (code, _, out) = raw(
+        &app,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/settings",
+        Some("application/merge-patch+json"),
+        body(&json!({"data": {"b": "2"}})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let patched: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        managers(&patched),
+        [
+            ("kubectl-create".into(), "Update".into()),
+            ("unknown".into(), "Update".into())
+        ]
+    );
+    let before = skiff_store::Store::current_revision(store.as_ref());
+    let (code, out) = apply(
+        &app,
+        "x",
+        "&dryRun=All",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  c: '3'\n",
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{out}");
+    assert_eq!(out["data"]["c"], "3");
+    assert_eq!(skiff_store::Store::current_revision(store.as_ref()), before);
+}
