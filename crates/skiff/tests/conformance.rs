@@ -700,7 +700,6 @@ fn nginx_deployment(
 /// apply.go "should create an applied object if it does not already exist": apply creates; a
 /// second manager re-applies the same without conflict; both own exactly the applied fields.
 #[test]
-#[ignore = "issue 10: no managedFields"]
 fn server_side_apply_should_create_an_applied_object_if_it_does_not_already_exist() {
     run(|c| async move {
         let ns = namespace(&c, "cf-ssa-create").await;
@@ -795,7 +794,6 @@ fn server_side_apply_should_work_for_subresources() {
 
 /// apply.go "should remove a field if it is owned but removed in the apply request".
 #[test]
-#[ignore = "issue 10: a field dropped from the applied config stays"]
 fn server_side_apply_should_remove_a_field_if_it_is_owned_but_removed_in_the_apply_request() {
     run(|c| async move {
         let ns = namespace(&c, "cf-ssa-remove").await;
@@ -866,7 +864,6 @@ fn server_side_apply_should_not_remove_a_field_if_an_owner_unsets_the_field_but_
 /// apply.go "should ignore conflict errors if force apply is used": after another writer changes
 /// `spec.replicas`, a re-apply conflicts (409 naming the field); with `force=true` it succeeds.
 #[test]
-#[ignore = "issue 10: no field ownership, so no 409 conflict"]
 fn server_side_apply_should_ignore_conflict_errors_if_force_apply_is_used() {
     run(|c| async move {
         let ns = namespace(&c, "cf-ssa-force").await;
