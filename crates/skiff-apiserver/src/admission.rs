@@ -97,8 +97,9 @@ impl Admission {
         })
     }
 
-    /// Typed round trip (wrong types and, under `fieldValidation=Strict`, unknown fields are
-    /// 400 as upstream), then upstream defaulting.
+    /// Typed round trip, then upstream defaulting. Wrong types are a 400; unknown fields
+    /// and the body's duplicate fields fail under `fieldValidation=Strict`, become
+    /// `Warning`s under `Warn` (the default) and are dropped silently under `Ignore`.
     pub fn decode(&self, r: &ResourceInfo, obj: Value, p: &Params) -> Result<Value> {
         let cannot = |detail: String| {
             ApiError::BadRequest(format!(
@@ -109,17 +110,30 @@ impl Admission {
         let mut obj = match r.decode {
             Some(decode) => {
                 let decoded = decode(&obj).map_err(|e| cannot(e.to_string()))?;
-                if p.get("fieldValidation") == Some("Strict") && !decoded.unknown_fields.is_empty()
-                {
-                    let fields: Vec<String> = decoded
-                        .unknown_fields
-                        .iter()
-                        .map(|f| format!("unknown field \"{f}\""))
-                        .collect();
-                    return Err(cannot(format!(
-                        "strict decoding error: {}",
-                        fields.join(", ")
-                    )));
+                let problems: Vec<String> = decoded
+                    .unknown_fields
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .chain(
+                        p.duplicate_fields
+                            .iter()
+                            .map(|f| format!("duplicate field \"{f}\"")),
+                    )
+                    .collect();
+                match crate::options::FieldValidation::of(p) {
+                    _ if problems.is_empty() => {}
+                    crate::options::FieldValidation::Strict => {
+                        return Err(cannot(format!(
+                            "strict decoding error: {}",
+                            problems.join(", ")
+                        )));
+                    }
+                    crate::options::FieldValidation::Warn => {
+                        for problem in problems {
+                            p.warn(problem);
+                        }
+                    }
+                    crate::options::FieldValidation::Ignore => {}
                 }
                 decoded.value
             }

@@ -206,13 +206,12 @@ pub fn negotiate(accept: &str) -> Option<Aggregated> {
         let wants_aggregated = group.is_some() || version.is_some() || as_kind.is_some();
         match media.as_str() {
             "application/json" if wants_aggregated => {
-                if group == Some("apidiscovery.k8s.io") && as_kind == Some("APIGroupDiscoveryList")
-                {
-                    match version {
-                        Some("v2") => return Some(Aggregated::V2),
-                        Some("v2beta1") => return Some(Aggregated::V2beta1),
-                        _ => {}
-                    }
+                let discovery = group == Some("apidiscovery.k8s.io")
+                    && as_kind == Some("APIGroupDiscoveryList");
+                match version {
+                    Some("v2") if discovery => return Some(Aggregated::V2),
+                    Some("v2beta1") if discovery => return Some(Aggregated::V2beta1),
+                    _ => {}
                 }
             }
             "application/json" | "*/*" | "application/*" => return None,

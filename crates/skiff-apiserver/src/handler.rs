@@ -29,6 +29,9 @@ pub struct Api {
     pub terminating: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
+/// Namespaces upstream refuses to delete (`NamespaceLifecycle` admission).
+const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 /// How a write's `metadata.managedFields` come about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fields {
@@ -390,6 +393,12 @@ impl Api {
     pub async fn delete(&self, t: &Target, o: &DeleteOptions) -> Result<(Value, bool)> {
         let r = t.resource.clone();
         let name = t.name()?.to_owned();
+        // Upstream's namespace lifecycle admission keeps the namespaces the system needs.
+        if is_namespace(&r) && PROTECTED_NAMESPACES.contains(&name.as_str()) {
+            return Err(ApiError::Forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         let policy = o.propagation_policy.clone();
         let grace = o.grace_period_seconds;
         let pre_uid = o.precondition_uid.as_deref();
@@ -473,6 +482,8 @@ impl Api {
                     return Ok((obj, false));
                 }
                 Err(skiff_store::Error::Conflict { .. }) if pre_rv.is_none() => continue,
+                // Deleted meanwhile by someone else (a concurrent delete, a finalizer).
+                Err(skiff_store::Error::NotFound(_)) => return Err(ApiError::not_found(&r, &name)),
                 Err(e) => return Err(ApiError::from(e)),
             }
         }
@@ -486,6 +497,13 @@ impl Api {
         p: &Params,
         options: &DeleteOptions,
     ) -> Result<Value> {
+        // Upstream's namespace storage has no DeleteCollection: one call must not be able
+        // to take every namespace away.
+        if is_namespace(&t.resource) {
+            return Err(ApiError::MethodNotAllowed(
+                "the server does not allow this method on the requested resource".into(),
+            ));
+        }
         let list = self.list(t, p)?;
         let mut deleted = Vec::new();
         for item in list["items"].as_array().cloned().unwrap_or_default() {

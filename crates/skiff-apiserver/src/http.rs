@@ -66,8 +66,9 @@ async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let span = tracing::debug_span!("request", %method, %path);
     let _enter = span.enter();
+    let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
     // A bug must cost one request a 500, never the connection (and its other streams).
-    match std::panic::AssertUnwindSafe(handle(server, req))
+    let mut resp = match std::panic::AssertUnwindSafe(handle(server, req, warnings.clone()))
         .catch_unwind()
         .await
     {
@@ -82,6 +83,22 @@ async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
             tracing::error!(%method, %path, panic = %what, "request handler panicked");
             ApiError::Internal(format!("the server had a problem handling {method} {path}"))
                 .into_response()
+        }
+    };
+    add_warnings(
+        &mut resp,
+        &warnings.lock().unwrap_or_else(|p| p.into_inner()),
+    );
+    resp
+}
+
+/// `Warning: 299 - "<text>"` headers (RFC 7234, as upstream's `warning` package writes
+/// them), which kubectl prints as `Warning: <text>`.
+fn add_warnings(resp: &mut Response, warnings: &[String]) {
+    for w in warnings {
+        let text = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = header::HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            resp.headers_mut().append(header::WARNING, value);
         }
     }
 }
@@ -113,7 +130,11 @@ async fn read_body(body: Body) -> Result<Bytes> {
     Ok(buf.freeze())
 }
 
-async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
+async fn handle(
+    server: Arc<Server>,
+    req: Request,
+    warnings: Arc<std::sync::Mutex<Vec<String>>>,
+) -> Result<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     authenticate(&server, &parts.headers, &path)?;
@@ -124,6 +145,7 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| Some(String::new()));
+    params.warnings = warnings;
     let accept = parts
         .headers
         .get(header::ACCEPT)
@@ -166,7 +188,9 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+        // No Content-Type is read as JSON, upstream's first serializer (the python client
+        // sends bodies without one).
+        .unwrap_or("application/json")
         .split(';')
         .next()
         .unwrap_or("")
@@ -240,12 +264,12 @@ async fn handle(server: Arc<Server>, req: Request) -> Result<Response> {
             }
         }
         (Method::POST, false, None) => {
-            let obj = parse_body(&content_type, &body)?;
+            let obj = parse_object_body(&mut params, &content_type, &body)?;
             let created = api.create(&target, &params, obj).await?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::PUT, true, None) | (Method::PUT, true, Some("status")) => {
-            let obj = parse_body(&content_type, &body)?;
+            let obj = parse_object_body(&mut params, &content_type, &body)?;
             Ok(json_response(
                 StatusCode::OK,
                 &api.replace(&target, &params, obj).await?,
@@ -298,7 +322,7 @@ fn delete_options(params: &Params, content_type: &str, body: &[u8]) -> Result<De
 
 /// The media types a request body may have, as upstream's `NegotiateInputSerializer`: the
 /// object serializers for POST, PUT and DELETE, the four patch types for PATCH (checked by
-/// [`patch`]). A missing Content-Type is upstream's `application/octet-stream`: refused.
+/// [`patch`]).
 fn check_media_type(method: &Method, content_type: &str) -> Result<()> {
     let object_types = [
         "application/json",
@@ -380,6 +404,19 @@ fn openapi_v2() -> Response {
 }
 
 /// Decodes a JSON or YAML request body.
+/// Decodes an object body (POST, PUT) as [`parse_body`], noting the fields a JSON body
+/// repeats in `params` for field validation.
+fn parse_object_body(params: &mut Params, content_type: &str, body: &[u8]) -> Result<Value> {
+    if content_type == "application/json" {
+        let (value, duplicates) = crate::strict::parse_json(body).map_err(|e| {
+            ApiError::BadRequest(format!("error decoding the request body as JSON: {e}"))
+        })?;
+        params.duplicate_fields = duplicates;
+        return Ok(value);
+    }
+    parse_body(content_type, body)
+}
+
 pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value> {
     match content_type {
         "application/yaml" | "application/apply-patch+yaml" => serde_yaml::from_slice(body)

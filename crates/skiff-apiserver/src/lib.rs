@@ -22,6 +22,7 @@ mod podlogs;
 pub mod request;
 pub mod resources;
 pub mod serve;
+mod strict;
 mod subresources;
 pub mod table;
 pub mod watch;

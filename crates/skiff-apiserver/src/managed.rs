@@ -60,10 +60,9 @@ impl Writer<'_> {
     }
 
     fn subresource_name(&self) -> &str {
-        match self.subresource {
-            Some(s @ ("status" | "scale")) => s,
-            _ => "",
-        }
+        self.subresource
+            .filter(|s| matches!(*s, "status" | "scale"))
+            .unwrap_or("")
     }
 
     /// `new` with its managedFields after a create (`live` None) or update: the fields that

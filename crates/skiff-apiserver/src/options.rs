@@ -154,22 +154,18 @@ pub fn validate_write(p: &Params, verb: Verb) -> Result<()> {
         }
     }
     match verb {
-        Verb::Patch { apply: true } => {
-            if manager.is_none() {
-                causes.push(cause(
-                    "FieldValueRequired",
-                    "fieldManager",
-                    "Required value: is required for apply patch".into(),
-                ));
-            }
+        Verb::Patch { apply: true } if manager.is_none() => {
+            causes.push(cause(
+                "FieldValueRequired",
+                "fieldManager",
+                "Required value: is required for apply patch".into(),
+            ));
         }
-        Verb::Patch { apply: false } => {
-            if p.has("force") {
-                causes.push(forbidden(
-                    "force",
-                    "may not be specified for non-apply patch",
-                ));
-            }
+        Verb::Patch { apply: false } if p.has("force") => {
+            causes.push(forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            ));
         }
         _ => {}
     }

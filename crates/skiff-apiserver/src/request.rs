@@ -74,6 +74,10 @@ impl Target {
 pub struct Params {
     pub query: HashMap<String, String>,
     pub user_agent: Option<String>,
+    /// Fields the request body repeated (see `strict.rs`), for field validation.
+    pub duplicate_fields: Vec<String>,
+    /// Warnings for the response's `Warning` headers, collected while handling.
+    pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Params {
@@ -86,7 +90,15 @@ impl Params {
                         .collect()
                 })
                 .unwrap_or_default(),
-            user_agent: None,
+            ..Params::default()
+        }
+    }
+
+    /// Adds a warning for the client (upstream's `warning.AddWarning`), once.
+    pub fn warn(&self, message: String) {
+        let mut w = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        if !w.contains(&message) {
+            w.push(message);
         }
     }
 

@@ -40,16 +40,18 @@ async fn delete_with_dry_run_in_the_body_deletes_nothing() {
     assert_eq!(get_cm(&app, "kept").await, StatusCode::OK);
 
     // A namespace too, and a whole collection.
+    let team = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
+    call(&app, "POST", "/api/v1/namespaces", Some(team)).await;
     let (code, _, _) = raw(
         &app,
         "DELETE",
-        "/api/v1/namespaces/default",
+        "/api/v1/namespaces/team",
         Some("application/json"),
         body(&options),
     )
     .await;
     assert!(code.is_success());
-    let (_, ns) = call(&app, "GET", "/api/v1/namespaces/default", None).await;
+    let (_, ns) = call(&app, "GET", "/api/v1/namespaces/team", None).await;
     assert!(ns["metadata"]["deletionTimestamp"].is_null(), "{ns}");
     let (code, _, _) = raw(
         &app,
@@ -160,7 +162,10 @@ async fn bogus_options_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn bodies_in_unknown_media_types_get_415() {
     let (app, _) = app().await;
-    for ct in [Some("text/plain"), None] {
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
         let (code, _, out) = raw(
             &app,
             "POST",
@@ -174,6 +179,16 @@ async fn bodies_in_unknown_media_types_get_415() {
         assert_eq!(status["reason"], "UnsupportedMediaType");
     }
     assert_eq!(get_cm(&app, "t").await, StatusCode::NOT_FOUND);
+    // No Content-Type at all is JSON, as upstream (the python client sends none).
+    let (code, _, _) = raw(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        None,
+        body(&cm("t")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -443,7 +458,8 @@ fn managers(obj: &Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn a_key_dropped_from_an_apply_is_removed() {
     let (app, _) = app().await;
-    let v1 = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n  b: '2'\n";
+    let v1 =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n  b: '2'\n";
     let v2 = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n";
     let (code, created) = apply(&app, "helm", "", v1).await;
     assert_eq!(code, StatusCode::CREATED, "{created}");
@@ -503,7 +519,10 @@ async fn updates_are_owned_by_their_writer_and_dry_run_applies_store_nothing() {
     )
     .await;
     assert_eq!(code, StatusCode::CREATED);
-    assert_eq!(managers(&created), [("kubectl-create".into(), "Update".into())]);
+    assert_eq!(
+        managers(&created),
+        [("kubectl-create".into(), "Update".into())]
+    );
     let (code, _, out) = raw(
         &app,
         "PATCH",
@@ -532,4 +551,90 @@ async fn updates_are_owned_by_their_writer_and_dry_run_applies_store_nothing() {
     assert_eq!(code, StatusCode::OK, "{out}");
     assert_eq!(out["data"]["c"], "3");
     assert_eq!(skiff_store::Store::current_revision(store.as_ref()), before);
+}
+
+#[tokio::test]
+async fn system_namespaces_cannot_be_deleted_nor_namespaces_deleted_as_a_collection() {
+    let (app, _) = app().await;
+    for ns in ["default", "kube-system", "kube-public"] {
+        let (code, status) = call(&app, "DELETE", &format!("/api/v1/namespaces/{ns}"), None).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{ns}: {status}");
+        assert_eq!(
+            status["message"],
+            format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted")
+        );
+    }
+    let (code, _) = call(&app, "DELETE", "/api/v1/namespaces", None).await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    let (_, ns) = call(&app, "GET", "/api/v1/namespaces/default", None).await;
+    assert!(ns["metadata"]["deletionTimestamp"].is_null());
+}
+
+/// Unknown and duplicate fields: 400 under Strict with upstream's message (conformance
+/// "should detect unknown and duplicate fields of a typed object"), Warning headers under
+/// the default Warn, nothing under Ignore.
+#[tokio::test]
+async fn unknown_and_duplicate_fields_follow_field_validation() {
+    let (app, _) = app().await;
+    let deployment = br#"{"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "my-dep", "labels": {"app": "nginx"}},
+        "spec": {"unknownField": "foo", "replicas": 2, "replicas": 3,
+                 "selector": {"matchLabels": {"app": "nginx"}},
+                 "template": {"metadata": {"labels": {"app": "nginx"}},
+                              "spec": {"containers": [{"name": "nginx", "image": "nginx:latest"}]}}}}"#;
+    let uri = "/apis/apps/v1/namespaces/default/deployments";
+    let (code, _, out) = raw(
+        &app,
+        "POST",
+        &format!("{uri}?fieldValidation=Strict"),
+        Some("application/json"),
+        deployment.to_vec(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let status: Value = serde_json::from_slice(&out).unwrap();
+    assert!(
+        status["message"].as_str().unwrap().contains(
+            "strict decoding error: unknown field \"spec.unknownField\", duplicate field \"spec.replicas\""
+        ),
+        "{status}"
+    );
+    let (code, headers, out) = raw(
+        &app,
+        "POST",
+        uri,
+        Some("application/json"),
+        deployment.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        code,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let warnings: Vec<&str> = headers
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "299 - \"unknown field \\\"spec.unknownField\\\"\"",
+            "299 - \"duplicate field \\\"spec.replicas\\\"\""
+        ]
+    );
+    let created: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(created["spec"]["replicas"], 3);
+    let (code, headers, _) = raw(
+        &app,
+        "PUT",
+        &format!("{uri}/my-dep?fieldValidation=Ignore"),
+        Some("application/json"),
+        deployment.to_vec(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(headers.get("warning").is_none());
 }
