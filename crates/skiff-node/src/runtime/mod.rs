@@ -246,7 +246,11 @@ pub async fn stop<R: Runtime + ?Sized>(
         return Ok(status);
     }
     runtime.kill(id, libc::SIGTERM)?;
-    let deadline = tokio::time::Instant::now() + grace;
+    // A pod may ask for any int64 of grace: past the clock's range it means "no deadline".
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(grace)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
     loop {
         let status = runtime.state(id)?;
         if matches!(
@@ -307,5 +311,22 @@ pub fn validate_id(id: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidSpec(format!("bad container id {id:?}")))
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+    use crate::runtime::fake::FakeRuntime;
+
+    /// A pod may ask for any int64 of grace; the deadline once overflowed the clock.
+    #[tokio::test]
+    async fn a_grace_period_past_the_clocks_range_does_not_overflow() {
+        let runtime = FakeRuntime::with_running("c");
+        runtime.exit_on(libc::SIGTERM, 0);
+        let status = stop(&runtime, "c", Duration::from_secs(i64::MAX as u64))
+            .await
+            .unwrap();
+        assert!(matches!(status.state, ContainerState::Exited(_)));
     }
 }

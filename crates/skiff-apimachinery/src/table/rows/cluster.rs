@@ -79,7 +79,7 @@ pub(super) fn row(group: &str, kind: &str, obj: &Value, now: DateTime<Utc>) -> O
                 .pointer("/spec/expirationSeconds")
                 .and_then(Value::as_i64)
             {
-                Some(s) => human_duration(Duration::seconds(s)),
+                Some(s) => Duration::try_seconds(s).map_or_else(|| "<none>".into(), human_duration),
                 None => "<none>".into(),
             };
             vec![
