@@ -5,7 +5,6 @@ use super::*;
 /// field_validation.go "should detect unknown and duplicate fields of a typed object"
 /// (Conformance): a strict create names both problems in one decoding error.
 #[test]
-#[ignore = "issue 10: strict decoding reports the unknown field but not the duplicate \"spec.replicas\""]
 fn field_validation_should_detect_unknown_and_duplicate_fields_of_a_typed_object() {
     run(|c| async move {
         let ns = namespace(&c, "cf-fv-typed").await;
