@@ -55,6 +55,10 @@ pub enum ApiError {
     },
     #[error("{0}")]
     BadRequest(String),
+    /// A continue token whose revision is compacted; `token` continues from the same key at
+    /// the latest revision, carried in the Status's metadata as upstream.
+    #[error("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")]
+    ExpiredContinue { token: String },
     /// A watch or list asked for history that has been compacted.
     #[error("{0}")]
     Gone(String),
@@ -161,7 +165,7 @@ impl ApiError {
             | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::Gone(_) | ApiError::ExpiredContinue { .. } => StatusCode::GONE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -181,7 +185,7 @@ impl ApiError {
             ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
-            ApiError::Gone(_) => "Expired",
+            ApiError::Gone(_) | ApiError::ExpiredContinue { .. } => "Expired",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
@@ -245,7 +249,11 @@ impl ApiError {
         let mut status = serde_json::Map::new();
         status.insert("kind".into(), json!("Status"));
         status.insert("apiVersion".into(), json!("v1"));
-        status.insert("metadata".into(), json!({}));
+        let metadata = match self {
+            ApiError::ExpiredContinue { token } => json!({"continue": token}),
+            _ => json!({}),
+        };
+        status.insert("metadata".into(), metadata);
         status.insert("status".into(), json!("Failure"));
         status.insert("message".into(), json!(self.to_string()));
         status.insert("reason".into(), json!(self.reason()));

@@ -114,12 +114,18 @@ impl Api {
         let (mut start, mut revision) = match p.get("continue") {
             Some(token) => {
                 let (rv, key) = decode_continue(token)?;
-                if rv < self.store.compacted_revision() {
-                    return Err(ApiError::Gone(
-                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
-                    ));
+                // A token whose revision is compacted has expired; upstream answers with a
+                // token that continues from the same key at the latest revision (-1), for
+                // clients that accept an inconsistent list.
+                if rv == INCONSISTENT_CONTINUE {
+                    (Some(key), None)
+                } else if rv < self.store.compacted_revision() {
+                    return Err(ApiError::ExpiredContinue {
+                        token: encode_continue(INCONSISTENT_CONTINUE, &key),
+                    });
+                } else {
+                    (Some(key), Some(rv))
                 }
-                (Some(key), Some(rv))
             }
             None => (None, None),
         };
@@ -151,6 +157,10 @@ impl Api {
         let mut metadata = json!({"resourceVersion": revision.to_string()});
         if let Some(key) = next {
             metadata["continue"] = json!(encode_continue(revision, &key));
+            // Upstream counts what is left only when no selector filters it.
+            if p.get("labelSelector").is_none() && p.get("fieldSelector").is_none() {
+                metadata["remainingItemCount"] = json!(self.store.count_after(&prefix, &key)?);
+            }
         }
         Ok(json!({
             "kind": r.list_kind(),
@@ -645,6 +655,16 @@ fn merge_for_subresource(
     merge_for_status(r, sub, old, new)
 }
 
+/// Kinds whose upstream status strategy (`PrepareForUpdate`) copies only the old spec, so
+/// their status endpoint also writes labels and annotations.
+fn status_write_keeps_metadata(r: &ResourceInfo) -> bool {
+    r.group.is_empty()
+        && matches!(
+            r.kind.as_str(),
+            "Namespace" | "Node" | "Pod" | "Service" | "PersistentVolume" | "PersistentVolumeClaim"
+        )
+}
+
 /// The status subresource changes only status; the main resource keeps the stored status.
 fn merge_for_status(r: &ResourceInfo, sub: Option<&str>, old: &Value, mut new: Value) -> Value {
     match sub {
@@ -656,6 +676,21 @@ fn merge_for_status(r: &ResourceInfo, sub: Option<&str>, old: &Value, mut new: V
                 None => {
                     if let Some(m) = merged.as_object_mut() {
                         m.remove("status");
+                    }
+                }
+            }
+            // Upstream's status strategies of these kinds reset only the spec: metadata a
+            // status write carries (labels, annotations) is kept. Other kinds' strategies
+            // reset metadata too (`ResetObjectMetaForStatus`).
+            if status_write_keeps_metadata(r) {
+                for field in ["labels", "annotations"] {
+                    match new.pointer(&format!("/metadata/{field}")) {
+                        Some(v) if !v.is_null() => {
+                            meta_mut(&mut merged).insert(field.into(), v.clone());
+                        }
+                        _ => {
+                            meta_mut(&mut merged).remove(field);
+                        }
                     }
                 }
             }
@@ -712,6 +747,8 @@ fn preserve_server_fields(r: &ResourceInfo, old: &Value, new: &mut Value) {
 }
 
 const CONTINUE_VERSION: &str = "meta.k8s.io/v1";
+/// The revision of a continue token that lists on from the latest state (upstream's -1).
+const INCONSISTENT_CONTINUE: i64 = -1;
 
 /// Upstream's continue token: base64 of `{"v","rv","start"}`.
 fn encode_continue(revision: i64, last_key: &str) -> String {

@@ -146,6 +146,14 @@ async fn handle(
         .map(str::to_owned)
         .or_else(|| Some(String::new()));
     params.warnings = warnings;
+    // Upstream's request-deadline filter refuses a timeout it cannot parse, on every path.
+    if let Some(t) = params.get("timeout") {
+        if crate::request::parse_go_duration(t).is_none() {
+            return Err(ApiError::BadRequest(
+                "invalid timeout specified in the request URL".into(),
+            ));
+        }
+    }
     let accept = parts
         .headers
         .get(header::ACCEPT)

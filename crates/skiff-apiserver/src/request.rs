@@ -147,3 +147,74 @@ impl Params {
         }
     }
 }
+
+/// Parses a Go duration (`time.ParseDuration`: `30s`, `1m30s`, `1.5h`, `100ms`, `0`), as
+/// the `timeout` query parameter is written; None when it is not one.
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let negative = s.starts_with('-');
+    if unsigned == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    if unsigned.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = unsigned;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_len);
+        if number.is_empty() || number == "." {
+            return None;
+        }
+        let value: f64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = tail;
+    }
+    if negative {
+        return Some(std::time::Duration::ZERO);
+    }
+    std::time::Duration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations_parse_as_time_parse_duration() {
+        let cases = [
+            ("32s", Some(Duration::from_secs(32))),
+            ("1m30s", Some(Duration::from_secs(90))),
+            ("1.5h", Some(Duration::from_secs(5400))),
+            ("100ms", Some(Duration::from_millis(100))),
+            ("0", Some(Duration::ZERO)),
+            ("-5s", Some(Duration::ZERO)),
+            ("invalid", None),
+            ("10", None),
+            ("", None),
+            ("s", None),
+            ("1x", None),
+            ("1e400h", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_go_duration(input), want, "{input:?}");
+        }
+    }
+}

@@ -123,6 +123,12 @@ pub trait Store: Send + Sync + 'static {
         limit: Option<usize>,
     ) -> Result<ListResult>;
 
+    /// How many keys under `prefix` sort after `start_after`: what a paged list reports as
+    /// `remainingItemCount`. The default walks the keys; backends answer it from an index.
+    fn count_after(&self, prefix: &str, start_after: &str) -> Result<usize> {
+        Ok(self.list(prefix, Some(start_after), None)?.items.len())
+    }
+
     /// The revision of the latest committed write (0 on an empty store).
     fn current_revision(&self) -> Revision;
 

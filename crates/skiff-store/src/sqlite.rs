@@ -216,6 +216,21 @@ impl Store for SqliteStore {
         })
     }
 
+    fn count_after(&self, prefix: &str, start_after: &str) -> Result<usize> {
+        self.read(|conn| {
+            let lower = if start_after >= prefix {
+                start_after
+            } else {
+                prefix
+            };
+            let upper = prefix_end(prefix).unwrap_or_else(|| "\u{7f}".repeat(8));
+            let mut stmt =
+                conn.prepare_cached("SELECT COUNT(*) FROM kv WHERE key > ?1 AND key < ?2")?;
+            let n: i64 = stmt.query_row(params![lower, upper], |r| r.get(0))?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+    }
+
     fn list(
         &self,
         prefix: &str,

@@ -197,3 +197,22 @@ async fn random_histories_match_the_memory_model() {
         assert_eq!(a, b);
     }
 }
+
+async fn counts_after(store: Arc<dyn Store>) {
+    for key in ["/r/a/1", "/r/a/2", "/r/a/3", "/r/b/1", "/r/a0"] {
+        store.create(key.into(), b("v")).await.unwrap();
+    }
+    assert_eq!(store.count_after("/r/a/", "/r/a/1").unwrap(), 2);
+    assert_eq!(store.count_after("/r/a/", "/r/a/3").unwrap(), 0);
+    assert_eq!(store.count_after("/r/", "/r/a/2").unwrap(), 3);
+    // A start before the prefix counts the whole prefix.
+    assert_eq!(store.count_after("/r/b/", "/r/a/9").unwrap(), 1);
+}
+
+/// Paged lists report `remainingItemCount` from this; both backends must agree.
+#[tokio::test]
+async fn count_after_agrees_on_both_backends() {
+    counts_after(MemoryStore::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    counts_after(sqlite(&dir)).await;
+}

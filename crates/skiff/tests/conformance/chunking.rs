@@ -6,7 +6,6 @@ use super::*;
 /// templates listed three times in pages of random size, each page at the first page's
 /// resourceVersion with a true `remainingItemCount`; then all at once.
 #[test]
-#[ignore = "issue 10: paged lists carry no metadata.remainingItemCount"]
 fn chunking_should_return_chunks_of_results_for_list_calls() {
     run(|c| async move {
         const TOTAL: usize = 400;
@@ -76,7 +75,6 @@ fn chunking_should_return_chunks_of_results_for_list_calls() {
 /// revisions, so this test writes that many on a server of its own (the shared server's other
 /// tests watch from recent revisions).
 #[test]
-#[ignore = "issue 10: paged lists carry no remainingItemCount, and the 410 for an expired continue token carries no inconsistent continue token"]
 fn chunking_should_support_continue_listing_from_the_last_key_if_the_original_version_has_been_compacted_away_though_the_list_is_inconsistent(
 ) {
     static OWN: OnceLock<Server> = OnceLock::new();

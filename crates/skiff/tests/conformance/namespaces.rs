@@ -115,7 +115,6 @@ fn namespaces_should_patch_a_namespace() {
 
 /// namespace.go "should apply changes to a namespace status" (Conformance).
 #[test]
-#[ignore = "issue 10: a patch of namespaces/status drops its metadata (annotation) changes"]
 fn namespaces_should_apply_changes_to_a_namespace_status() {
     run(|c| async move {
         let ns = namespace(&c, "cf-ns-status").await;
