@@ -387,7 +387,6 @@ fn gc_should_not_delete_dependents_that_have_both_valid_owner_and_owner_thats_wa
 
 /// garbage_collector.go "should not be blocked by dependency circle" (Conformance).
 #[test]
-#[ignore = "issue 10: foreground deletion of an ownership cycle deadlocks, every pod keeps foregroundDeletion"]
 fn gc_should_not_be_blocked_by_dependency_circle() {
     run(|c| async move {
         let ns = namespace(&c, "cf-gc-circle").await;
