@@ -139,6 +139,7 @@ impl Admission {
             }
             None => obj,
         };
+        drop_empty_metadata(&mut obj);
         skiff_apimachinery::defaults::apply_defaults(&r.group, &r.kind, &mut obj);
         Ok(obj)
     }
@@ -365,6 +366,19 @@ fn free_ip(a: &Allocations) -> Option<Ipv4Addr> {
     })
 }
 
+/// Every list and map of ObjectMeta is `omitempty` upstream: an emptied one (labels `{}`,
+/// the last owner reference removed) is not stored, so clients that test for presence see
+/// what they would on upstream.
+fn drop_empty_metadata(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| match v {
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            _ => true,
+        });
+    }
+}
+
 /// The deletion grace period a pod gets, or None when it goes at once: unscheduled or
 /// finished pods, and an explicit zero, are deleted immediately, as upstream.
 pub fn grace_period(r: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Option<i64> {
@@ -395,6 +409,17 @@ pub fn grace_period(r: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emptied_metadata_lists_and_maps_are_not_stored() {
+        let mut obj = serde_json::json!({"metadata": {"name": "a", "labels": {}, "ownerReferences": [],
+            "finalizers": [], "annotations": {"k": "v"}}});
+        drop_empty_metadata(&mut obj);
+        assert_eq!(
+            obj,
+            serde_json::json!({"metadata": {"name": "a", "annotations": {"k": "v"}}})
+        );
+    }
 
     #[test]
     fn free_ips_skip_reserved_and_allocated_addresses() {
