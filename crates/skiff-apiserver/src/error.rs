@@ -129,10 +129,16 @@ impl ApiError {
 
     /// `Kind.group "name" is invalid: ...` with upstream's one-or-list formatting.
     pub fn invalid(r: &ResourceInfo, name: &str, causes: Vec<Cause>) -> ApiError {
-        let qualified_kind = if r.group.is_empty() {
-            r.kind.clone()
+        ApiError::invalid_kind(&r.group, &r.kind, name, causes)
+    }
+
+    /// [`ApiError::invalid`] for any group and kind (option kinds of meta.k8s.io,
+    /// PodLogOptions): upstream's `NewInvalid`.
+    pub fn invalid_kind(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> ApiError {
+        let qualified_kind = if group.is_empty() {
+            kind.to_owned()
         } else {
-            format!("{}.{}", r.kind, r.group)
+            format!("{kind}.{group}")
         };
         let rendered: Vec<String> = causes
             .iter()
@@ -144,13 +150,13 @@ impl ApiError {
                 }
             })
             .collect();
-        let list = match rendered.len() {
-            1 => rendered[0].clone(),
+        let list = match rendered.as_slice() {
+            [one] => one.clone(),
             _ => format!("[{}]", rendered.join(", ")),
         };
         ApiError::Invalid {
-            group: r.group.clone(),
-            kind: r.kind.clone(),
+            group: group.to_owned(),
+            kind: kind.to_owned(),
             name: name.to_owned(),
             message: format!("{qualified_kind} \"{name}\" is invalid: {list}"),
             causes,

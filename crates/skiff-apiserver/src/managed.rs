@@ -65,9 +65,8 @@ impl Writer<'_> {
             .unwrap_or("")
     }
 
-    /// `new` with its managedFields after a create (`live` None) or update: the fields that
-    /// changed belong to this writer (operation Update). Never fails, as upstream.
-    pub fn track(&self, live: Option<&Value>, new: Value) -> Value {
+    /// Runs `f` with this write's field-manager request, stamped now.
+    fn with_request<T>(&self, f: impl FnOnce(&FieldManager, &Request) -> T) -> T {
         let now = object::now_rfc3339();
         let manager = self.manager();
         let api_version = self.resource.api_version();
@@ -77,25 +76,21 @@ impl Writer<'_> {
             subresource: self.subresource_name(),
             now: &now,
         };
-        self.field_manager().update_no_errors(live, new, &req)
+        f(&self.field_manager(), &req)
+    }
+
+    /// `new` with its managedFields after a create (`live` None) or update: the fields that
+    /// changed belong to this writer (operation Update). Never fails, as upstream.
+    pub fn track(&self, live: Option<&Value>, new: Value) -> Value {
+        self.with_request(|fm, req| fm.update_no_errors(live, new, req))
     }
 
     /// Server-side apply of `applied` over `live` (None: the object does not exist yet):
     /// the object to store, with managedFields. Conflicts are a 409 naming each field and
     /// manager, unless `force=true`.
     pub fn apply(&self, live: Option<&Value>, applied: &Value) -> Result<Value> {
-        let now = object::now_rfc3339();
-        let manager = self.manager();
-        let api_version = self.resource.api_version();
-        let req = Request {
-            manager: &manager,
-            api_version: &api_version,
-            subresource: self.subresource_name(),
-            now: &now,
-        };
         let force = self.params.flag("force");
-        self.field_manager()
-            .apply(live, applied, &req, force)
+        self.with_request(|fm, req| fm.apply(live, applied, req, force))
             .map_err(|e| match e {
                 skiff_fieldmanager::Error::Conflict(conflicts) => ApiError::ApplyConflict {
                     message: conflicts.to_string(),

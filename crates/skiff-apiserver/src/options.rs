@@ -97,21 +97,7 @@ fn go_string_slice(values: &[String]) -> String {
 
 /// `422 Invalid` on an options kind of meta.k8s.io, with upstream's aggregate message.
 fn invalid(kind: &str, causes: Vec<Cause>) -> ApiError {
-    let rendered: Vec<String> = causes
-        .iter()
-        .map(|c| format!("{}: {}", c.field, c.message))
-        .collect();
-    let list = match rendered.as_slice() {
-        [one] => one.clone(),
-        _ => format!("[{}]", rendered.join(", ")),
-    };
-    ApiError::Invalid {
-        group: "meta.k8s.io".into(),
-        kind: kind.into(),
-        name: String::new(),
-        message: format!("{kind}.meta.k8s.io \"\" is invalid: {list}"),
-        causes,
-    }
+    ApiError::invalid_kind("meta.k8s.io", kind, "", causes)
 }
 
 fn check_dry_run(values: &[String], out: &mut Vec<Cause>) {

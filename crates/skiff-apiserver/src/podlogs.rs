@@ -157,25 +157,5 @@ fn validate(name: &str, p: &Params) -> Result<()> {
     if causes.is_empty() {
         return Ok(());
     }
-    let rendered: Vec<String> = causes
-        .iter()
-        .map(|c| {
-            if c.field.is_empty() {
-                c.message.clone()
-            } else {
-                format!("{}: {}", c.field, c.message)
-            }
-        })
-        .collect();
-    let list = match rendered.as_slice() {
-        [one] => one.clone(),
-        _ => format!("[{}]", rendered.join(", ")),
-    };
-    Err(ApiError::Invalid {
-        group: String::new(),
-        kind: "PodLogOptions".into(),
-        name: name.into(),
-        message: format!("PodLogOptions \"{name}\" is invalid: {list}"),
-        causes,
-    })
+    Err(ApiError::invalid_kind("", "PodLogOptions", name, causes))
 }
