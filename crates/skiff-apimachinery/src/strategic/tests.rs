@@ -575,8 +575,10 @@ fn invalid_patches_are_rejected_like_upstream() {
         (
             "unknown_directive_is_a_client_error",
             json!({"metadata": {"labels": {"$patch": "explode"}}}),
-            |e| matches!(e, PatchError::BadPatchType { directive, .. } if directive == "explode")
-                && e.status_code() == 400,
+            |e| {
+                matches!(e, PatchError::BadPatchType { directive, .. } if directive == "explode")
+                    && e.status_code() == 400
+            },
         ),
         (
             "patch_merge_item_in_list",
