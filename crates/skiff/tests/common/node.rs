@@ -548,6 +548,13 @@ impl NodeCluster {
     /// a thread of its own) and returns a plain HTTP/1.0 GET that answers the body, or
     /// `None` if nothing answered within 2 s.
     pub fn http_getter(netns: &str) -> impl Fn(&str, u16, &str) -> Option<String> {
+        let get = Self::http_getter_why(netns);
+        move |ip: &str, port: u16, path: &str| get(ip, port, path).ok()
+    }
+
+    /// [`NodeCluster::http_getter`] that says why a request failed (which step, and the
+    /// OS error: refused, reset, timed out), so a rare failure under load can be told apart.
+    pub fn http_getter_why(netns: &str) -> impl Fn(&str, u16, &str) -> Result<String, String> {
         use std::io::{Read, Write};
         use std::os::fd::AsRawFd;
         let entered = std::fs::File::open(format!("/run/netns/{netns}"))
@@ -556,17 +563,29 @@ impl NodeCluster {
             .unwrap_or(false);
         move |ip: &str, port: u16, path: &str| {
             if !entered {
-                return None;
+                return Err("could not enter the network namespace".into());
             }
-            let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().ok()?;
+            let addr: std::net::SocketAddr = format!("{ip}:{port}")
+                .parse()
+                .map_err(|e| format!("address: {e}"))?;
             let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n");
-            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            s.write_all(request.as_bytes()).ok()?;
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                .map_err(|e| format!("connect: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))
+                .map_err(|e| format!("set timeout: {e}"))?;
+            s.write_all(request.as_bytes())
+                .map_err(|e| format!("write: {e}"))?;
             let mut out = String::new();
-            s.read_to_string(&mut out).ok()?;
-            let (head, body) = out.split_once("\r\n\r\n")?;
-            head.starts_with("HTTP/1").then(|| body.to_string())
+            s.read_to_string(&mut out)
+                .map_err(|e| format!("read: {e}"))?;
+            let (head, body) = out
+                .split_once("\r\n\r\n")
+                .ok_or_else(|| format!("no HTTP response: {out:?}"))?;
+            if head.starts_with("HTTP/1") {
+                Ok(body.to_string())
+            } else {
+                Err(format!("not HTTP: {head:?}"))
+            }
         }
     }
 }
@@ -584,13 +603,13 @@ impl Load {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (netns, ip, s) = (c.netns.clone(), ip.to_string(), stop.clone());
         let thread = std::thread::spawn(move || {
-            let get = NodeCluster::http_getter(&netns);
+            let get = NodeCluster::http_getter_why(&netns);
             let (mut total, mut failures) = (0, Vec::new());
             while !s.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                if get(&ip, port, "/").is_none() {
+                if let Err(why) = get(&ip, port, "/") {
                     failures.push(format!(
-                        "at {} after {:?}",
+                        "at {} after {:?}: {why}",
                         k8s_openapi::jiff::Timestamp::now(),
                         started.elapsed()
                     ));
