@@ -100,24 +100,45 @@ pub fn start_redis() -> Option<(ChildGuard, String)> {
     Some((guard, format!("redis://127.0.0.1:{port}/")))
 }
 
-/// Starts `nats-server` on a free port, or None (with a message) if it is not installed.
+/// Starts `nats-server` on a port it picks itself (`-p -1`), or None (with a message) if it
+/// is not installed. Returns once the server logs "Server is ready" with the port it
+/// listens on: picking a free port first and waiting for it to accept raced with the other
+/// tests' servers (a client once got "connection reset by peer").
 pub fn start_nats() -> Option<(ChildGuard, String)> {
+    use std::io::{BufRead, BufReader};
     let Some(bin) = find_binary("nats-server") else {
         eprintln!("SKIP: nats-server not installed (apt-get install nats-server)");
         return None;
     };
-    let port = free_port();
-    let child = Command::new(bin)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+    let mut child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", "-1"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start nats-server");
+    let stderr = child.stderr.take().expect("piped stderr");
     let guard = ChildGuard(child);
-    assert!(
-        wait_for_port(port, Duration::from_secs(10)),
-        "nats-server did not start"
-    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut port = None;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("Listening for client connections on ").nth(1) {
+                port = addr
+                    .trim()
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok());
+            }
+            if line.contains("Server is ready") {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(10))
+        .ok()
+        .flatten()
+        .expect("nats-server did not become ready");
     Some((guard, format!("nats://127.0.0.1:{port}")))
 }
 
