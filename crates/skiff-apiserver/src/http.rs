@@ -43,9 +43,16 @@ pub fn router(server: Arc<Server>) -> Router {
 
 /// A JSON response as upstream writes it: `json.Encoder` output, so one trailing newline.
 pub fn json_response(code: StatusCode, value: &Value) -> Response {
+    json_response_as(code, "application/json", value)
+}
+
+/// [`json_response`] under another JSON media type (aggregated discovery's).
+fn json_response_as(code: StatusCode, content_type: &str, value: &Value) -> Response {
     let mut body = serde_json::to_vec(value).expect("Value serializes");
     body.push(b'\n');
-    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let content_type =
+        header::HeaderValue::from_str(content_type).expect("media types are header-safe");
+    (code, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 fn authenticate(server: &Server, headers: &HeaderMap, path: &str) -> Result<()> {
@@ -175,14 +182,11 @@ async fn handle(
             .flatten()
         {
             let body = discovery::aggregated(&server.api.registry, path == "/api", format);
-            let mut bytes = serde_json::to_vec(&body).expect("Value serializes");
-            bytes.push(b'\n');
-            return Ok((
+            return Ok(json_response_as(
                 StatusCode::OK,
-                [(header::CONTENT_TYPE, format.content_type())],
-                bytes,
-            )
-                .into_response());
+                &format.content_type(),
+                &body,
+            ));
         }
         if let Some(resp) = non_resource(&server, &path) {
             return resp;
@@ -343,21 +347,17 @@ fn check_media_type(method: &Method, content_type: &str) -> Result<()> {
         "application/strategic-merge-patch+json",
         "application/apply-patch+yaml",
     ];
-    let ok = if *method == Method::PATCH {
-        patch_types.contains(&content_type)
+    let accepted: &[&str] = if *method == Method::PATCH {
+        &patch_types
     } else {
-        object_types.contains(&content_type)
+        &object_types
     };
-    if ok {
+    if accepted.contains(&content_type) {
         return Ok(());
     }
-    let accepted = if *method == Method::PATCH {
-        patch_types.join(", ")
-    } else {
-        object_types.join(", ")
-    };
     Err(ApiError::UnsupportedMediaType(format!(
-        "the body of the request was in an unknown format - accepted media types include: {accepted}"
+        "the body of the request was in an unknown format - accepted media types include: {}",
+        accepted.join(", ")
     )))
 }
 
@@ -411,7 +411,6 @@ fn openapi_v2() -> Response {
         .into_response()
 }
 
-/// Decodes a JSON or YAML request body.
 /// Decodes an object body (POST, PUT) as [`parse_body`], noting the fields a JSON body
 /// repeats in `params` for field validation.
 fn parse_object_body(params: &mut Params, content_type: &str, body: &[u8]) -> Result<Value> {
@@ -425,6 +424,7 @@ fn parse_object_body(params: &mut Params, content_type: &str, body: &[u8]) -> Re
     parse_body(content_type, body)
 }
 
+/// Decodes a JSON, YAML or protobuf request body.
 pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value> {
     match content_type {
         "application/yaml" | "application/apply-patch+yaml" => serde_yaml::from_slice(body)

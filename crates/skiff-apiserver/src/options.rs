@@ -110,7 +110,9 @@ fn check_dry_run(values: &[String], out: &mut Vec<Cause>) {
     }
 }
 
-/// Every value of a query parameter given (possibly) several times, empty ones dropped.
+/// A list-valued query parameter (`dryRun`) as the list upstream decodes. [`Params`] keeps
+/// one value per key (the last one given), so a repeated parameter is judged by its last
+/// value only; an empty value counts as absent.
 fn all_values(p: &Params, key: &str) -> Vec<String> {
     p.get(key).map(|v| vec![v.to_owned()]).unwrap_or_default()
 }

@@ -28,10 +28,9 @@ pub async fn handle(
             let patch_doc = parse_body(content_type, body)?;
             let is_put = content_type == "application/json" || content_type == "application/yaml";
             // Written as the parent object, owned as upstream records it: by the writer,
-            // through the scale subresource.
-            let parent = t.clone();
+            // through the scale subresource (hence the target keeps its subresource).
             let updated = api
-                .update_with(&parent, p, None, |old| {
+                .update_with(t, p, None, |old| {
                     let scale = scale_of(old);
                     let new_scale = if is_put {
                         patch_doc.clone()

@@ -62,11 +62,11 @@ impl Schema {
     }
 }
 
-/// Parses the table. The table is ours and tested, so a malformed line is skipped rather
-/// than failing at run time.
 /// A struct being read: its id, fields so far, `elem` and `atomic` flags.
 type OpenStruct = (TypeId, HashMap<String, Field>, Option<TypeId>, bool);
 
+/// Parses the table. The table is ours and tested, so a malformed line is skipped rather
+/// than failing at run time.
 fn parse(text: &str) -> Schema {
     let mut schema = Schema::with_base();
     // First pass: an id per named type, so fields can refer to types defined later.

@@ -31,6 +31,7 @@ impl Schema {
             } = out.atom(root).clone()
             {
                 let mut fields = fields;
+                // The root's metadata is always ObjectMeta, whatever the schema says.
                 fields.insert(
                     "metadata".into(),
                     Field {
@@ -38,14 +39,7 @@ impl Schema {
                         default: None,
                     },
                 );
-                fields.entry("apiVersion".into()).or_insert(Field {
-                    ty: SCALAR,
-                    default: None,
-                });
-                fields.entry("kind".into()).or_insert(Field {
-                    ty: SCALAR,
-                    default: None,
-                });
+                add_object_fields(&mut fields, meta_id);
                 out.set(
                     root,
                     Atom::Map {
@@ -106,6 +100,21 @@ fn import(
     id
 }
 
+/// The fields every object has whatever its schema lists, as upstream adds them to a root
+/// or an embedded resource: `apiVersion` and `kind` as scalars, and `metadata` of type
+/// `metadata` unless the schema gives one.
+fn add_object_fields(fields: &mut HashMap<String, Field>, metadata: TypeId) {
+    for (name, ty) in [
+        ("apiVersion", SCALAR),
+        ("kind", SCALAR),
+        ("metadata", metadata),
+    ] {
+        fields
+            .entry(name.into())
+            .or_insert(Field { ty, default: None });
+    }
+}
+
 fn convert(out: &mut Schema, s: &Value, depth: usize) -> TypeId {
     let Value::Object(m) = s else { return DEDUCED };
     if depth > MAX_DEPTH {
@@ -130,25 +139,12 @@ fn convert(out: &mut Schema, s: &Value, depth: usize) -> TypeId {
                 }
             }
             let elem = match m.get("additionalProperties") {
-                Some(Value::Object(ap)) => {
-                    Some(convert(out, &Value::Object(ap.clone()), depth + 1))
-                }
+                Some(ap @ Value::Object(_)) => Some(convert(out, ap, depth + 1)),
                 _ if preserve => Some(DEDUCED),
                 _ => None,
             };
             if m.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true)) {
-                fields.entry("apiVersion".into()).or_insert(Field {
-                    ty: SCALAR,
-                    default: None,
-                });
-                fields.entry("kind".into()).or_insert(Field {
-                    ty: SCALAR,
-                    default: None,
-                });
-                fields.entry("metadata".into()).or_insert(Field {
-                    ty: DEDUCED,
-                    default: None,
-                });
+                add_object_fields(&mut fields, DEDUCED);
             }
             out.push(Atom::Map {
                 fields,
