@@ -62,11 +62,42 @@ pub fn apply_defaults(group: &str, kind: &str, obj: &mut Value) {
             default(root, "reclaimPolicy", json!("Delete"));
             default(root, "volumeBindingMode", json!("Immediate"));
         }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(ensure_obj(root, "spec")),
         ("autoscaling", "HorizontalPodAutoscaler") => {
             default(ensure_obj(root, "spec"), "minReplicas", json!(1))
         }
         _ => {}
     }
+}
+
+/// `SetDefaults_CustomResourceDefinitionSpec`: singular and listKind from the kind, and
+/// conversion `None`.
+fn crd(spec: &mut Map<String, Value>) {
+    let names = ensure_obj(spec, "names");
+    let kind = names
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if !kind.is_empty() {
+        if names
+            .get("singular")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            names.insert("singular".into(), json!(kind.to_lowercase()));
+        }
+        if names
+            .get("listKind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            names.insert("listKind".into(), json!(format!("{kind}List")));
+        }
+    }
+    default(spec, "conversion", json!({"strategy": "None"}));
 }
 
 /// Sets `protocol: TCP` on a port that has none.

@@ -10,6 +10,7 @@
 //! [`crate::defaults::fold_secret_string_data`] (Secret writes). It covers writes to the main
 //! resource; `status` and `binding` subresource writes have their own upstream rules.
 
+pub mod apiextensions;
 mod apps;
 mod container;
 mod core;
@@ -229,6 +230,9 @@ pub fn validate(group: &str, kind: &str, obj: &Value, old: Option<&Value>) -> Ve
         ("", "Node") => errs.extend(core::validate_node(obj)),
         ("", "Event") => errs.extend(core::validate_event(obj)),
         ("", "PersistentVolumeClaim") => errs.extend(core::validate_pvc(obj)),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            errs.extend(apiextensions::validate_crd(obj, old))
+        }
         ("coordination.k8s.io", "Lease") => errs.extend(core::validate_lease(obj)),
         ("rbac.authorization.k8s.io", "Role") => errs.extend(rbac::validate_role(obj, true)),
         ("rbac.authorization.k8s.io", "ClusterRole") => {
