@@ -173,6 +173,7 @@ impl Admission {
                 obj["status"] = json!({"phase": "Pending"});
             }
             ("", "Service") => obj["status"] = json!({"loadBalancer": {}}),
+            ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::prepare_create(obj),
             _ if r.status_subresource => {
                 if let Some(m) = obj.as_object_mut() {
                     m.remove("status");
@@ -285,6 +286,9 @@ impl Admission {
                 defaults::carry_over_service_allocations(new, old);
             }
             ("", "Secret") => defaults::fold_secret_string_data(new),
+            ("apiextensions.k8s.io", "CustomResourceDefinition") if subresource.is_none() => {
+                crate::crd::prepare_update(new)
+            }
             _ => {}
         }
         Ok(())

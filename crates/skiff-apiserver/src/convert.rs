@@ -1,8 +1,9 @@
 //! Conversions between a resource's served shape and its stored shape.
 //!
-//! Only Events need one: `events.k8s.io/v1` Events are the same objects as core `v1` Events,
+//! Events need one: `events.k8s.io/v1` Events are the same objects as core `v1` Events,
 //! stored once in the core shape (as upstream does), so `kubectl describe` shows events
-//! recorded through either API.
+//! recorded through either API. Custom resources are stored in their CRD's storage version
+//! and served in any other with only `apiVersion` changed (conversion strategy `None`).
 
 use serde_json::{Map, Value};
 
@@ -42,18 +43,31 @@ fn rename(obj: Value, api_version: &str, to_new: bool) -> Value {
 /// The stored (core) shape of an object written through `r`.
 pub fn to_storage(r: &ResourceInfo, obj: Value) -> Value {
     if is_events_v1(r) {
-        rename(obj, "v1", false)
-    } else {
-        obj
+        return rename(obj, "v1", false);
     }
+    match &r.custom {
+        Some(c) if c.storage_version != r.version => {
+            with_api_version(obj, format!("{}/{}", r.group, c.storage_version))
+        }
+        _ => obj,
+    }
+}
+
+fn with_api_version(mut obj: Value, api_version: String) -> Value {
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(api_version));
+    }
+    obj
 }
 
 /// The shape `r` serves for a stored object.
 pub fn from_storage(r: &ResourceInfo, obj: Value) -> Value {
     if is_events_v1(r) {
-        rename(obj, "events.k8s.io/v1", true)
-    } else {
-        obj
+        return rename(obj, "events.k8s.io/v1", true);
+    }
+    match &r.custom {
+        Some(c) if c.storage_version != r.version => with_api_version(obj, r.api_version()),
+        _ => obj,
     }
 }
 

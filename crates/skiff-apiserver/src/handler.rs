@@ -717,7 +717,10 @@ fn merge_for_status(r: &ResourceInfo, sub: Option<&str>, old: &Value, mut new: V
 /// when (and only when) the spec changes.
 fn preserve_server_fields(r: &ResourceInfo, old: &Value, new: &mut Value) {
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
-    let spec_changed = old.get("spec") != new.get("spec");
+    let spec_changed = match &r.custom {
+        Some(_) => content_changed(old, new, r.status_subresource),
+        None => old.get("spec") != new.get("spec"),
+    };
     let meta = meta_mut(new);
     for field in [
         "uid",
@@ -744,6 +747,21 @@ fn preserve_server_fields(r: &ResourceInfo, old: &Value, new: &mut Value) {
     } else {
         meta.remove("generation");
     }
+}
+
+/// Upstream's custom resource strategy: any change but metadata (and status, when that is a
+/// subresource) makes a new generation.
+fn content_changed(old: &Value, new: &Value, status_apart: bool) -> bool {
+    let counts = |k: &str| {
+        !matches!(k, "metadata" | "apiVersion" | "kind") && !(status_apart && k == "status")
+    };
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return old != new;
+    };
+    o.iter()
+        .filter(|(k, _)| counts(k))
+        .any(|(k, v)| n.get(k) != Some(v))
+        || n.keys().filter(|k| counts(k)).any(|k| !o.contains_key(k))
 }
 
 const CONTINUE_VERSION: &str = "meta.k8s.io/v1";

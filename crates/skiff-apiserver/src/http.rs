@@ -196,6 +196,14 @@ async fn handle(
         Some(t) => t?,
         None => return Err(ApiError::NoRoute),
     };
+    if let Some(warning) = target
+        .resource
+        .custom
+        .as_ref()
+        .and_then(|c| c.deprecation.clone())
+    {
+        params.warn(warning);
+    }
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -461,7 +469,8 @@ pub async fn patch(
     };
     let kind = content_type.to_owned();
     if kind == "application/strategic-merge-patch+json"
-        && !skiff_apimachinery::strategic::supports_strategic_merge(&r.group, &r.kind)
+        && (r.custom.is_some()
+            || !skiff_apimachinery::strategic::supports_strategic_merge(&r.group, &r.kind))
     {
         return Err(ApiError::UnsupportedMediaType("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into()));
     }

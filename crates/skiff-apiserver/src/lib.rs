@@ -8,6 +8,7 @@
 pub mod admission;
 mod apply;
 mod convert;
+pub mod crd;
 pub mod discovery;
 pub mod error;
 mod events_ttl;
@@ -59,15 +60,14 @@ impl Api {
         let registry = resources::Registry::new(resources::builtins());
         let admission = admission::Admission::load(store.as_ref(), &registry)?;
         let (terminating, queue) = tokio::sync::mpsc::unbounded_channel();
-        Ok((
-            Api {
-                store,
-                registry,
-                admission,
-                terminating,
-            },
-            Background { queue },
-        ))
+        let api = Api {
+            store,
+            registry,
+            admission,
+            terminating,
+        };
+        crd::load(&api)?;
+        Ok((api, Background { queue }))
     }
 
     /// Runs the API's own background work (namespace termination, event expiry) until the API is
@@ -86,6 +86,7 @@ impl Api {
             }
         }
         tokio::spawn(events_ttl::run(self.clone()));
+        tokio::spawn(crd::run(self.clone()));
         namespace::run(self, background.queue).await;
     }
 

@@ -25,7 +25,10 @@ pub struct Writer<'a> {
 impl Writer<'_> {
     fn field_manager(&self) -> FieldManager {
         let r = self.resource;
-        let schema = Schema::builtin(&r.api_version(), &r.kind).unwrap_or_else(Schema::deduced);
+        let schema = match &r.custom {
+            Some(c) => c.fields.clone(),
+            None => Schema::builtin(&r.api_version(), &r.kind).unwrap_or_else(Schema::deduced),
+        };
         let tracked = match self.subresource {
             Some("status") => Tracked::status_subresource(),
             _ if r.status_subresource => Tracked::main_resource_with_status(),

@@ -55,11 +55,9 @@ pub async fn run(api: Arc<Api>, mut queue: mpsc::UnboundedReceiver<String>) {
 /// Deletes everything in `ns`; true once nothing is left.
 async fn empty(api: &Api, ns: &str) -> Result<bool, ApiError> {
     let mut left = 0;
-    for r in api.registry.all().iter().filter(|r| r.namespaced) {
-        // events.k8s.io shares core Events' storage; one pass over it is enough.
-        if r.group == "events.k8s.io" {
-            continue;
-        }
+    // One pass per stored collection: events.k8s.io shares core Events' storage, and a
+    // CRD's versions share one.
+    for r in api.registry.per_storage().iter().filter(|r| r.namespaced) {
         let target = Target {
             resource: r.clone(),
             namespace: Some(ns.to_owned()),

@@ -12,10 +12,22 @@ use serde_json::{json, Map, Value};
 
 use crate::resources::{Registry, ResourceInfo};
 
-/// Lazily built documents by path (`api/v1`, `apis/apps/v1`).
+/// Lazily built documents by path (`api/v1`, `apis/apps/v1`), for one generation of the
+/// served resources: a CRD change starts a new cache.
 #[derive(Default)]
 pub struct OpenApi {
-    docs: Mutex<HashMap<String, Arc<Value>>>,
+    docs: Mutex<(u64, HashMap<String, Arc<Value>>)>,
+}
+
+/// The hash a group-version's document is published under: fixed for built-in groups,
+/// new with every change to the custom resources for the others, so clients that cache
+/// documents by URL (kubectl does) fetch a changed schema.
+fn document_hash(resources: &[Arc<ResourceInfo>], generation: u64) -> String {
+    if resources.iter().any(|r| r.custom.is_some()) {
+        format!("{generation:040X}")
+    } else {
+        crate::VERSION_HASH.to_owned()
+    }
 }
 
 /// The document path of a group-version.
@@ -30,12 +42,14 @@ pub fn gv_path(group: &str, version: &str) -> String {
 impl OpenApi {
     /// `/openapi/v3`: where each group-version's document lives.
     pub fn root(&self, registry: &Registry) -> Value {
-        let paths: Map<String, Value> = registry
+        let snapshot = registry.snapshot();
+        let paths: Map<String, Value> = snapshot
             .group_versions()
             .iter()
-            .map(|(g, v, _)| {
+            .map(|(g, v, resources)| {
                 let path = gv_path(g, v);
-                let url = format!("/openapi/v3/{path}?hash={}", crate::VERSION_HASH);
+                let hash = document_hash(resources, snapshot.generation);
+                let url = format!("/openapi/v3/{path}?hash={hash}");
                 (path, json!({"serverRelativeURL": url}))
             })
             .collect();
@@ -44,23 +58,25 @@ impl OpenApi {
 
     /// The document for one group-version path, or None if no such group-version.
     pub fn document(&self, registry: &Registry, path: &str) -> Option<Arc<Value>> {
-        if let Some(doc) = self
-            .docs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(path)
+        let snapshot = registry.snapshot();
         {
-            return Some(doc.clone());
+            let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+            if docs.0 != snapshot.generation {
+                *docs = (snapshot.generation, HashMap::new());
+            }
+            if let Some(doc) = docs.1.get(path) {
+                return Some(doc.clone());
+            }
         }
-        let (_, version, resources) = registry
+        let (_, version, resources) = snapshot
             .group_versions()
             .into_iter()
             .find(|(g, v, _)| gv_path(g, v) == path)?;
         let doc = Arc::new(build(&version, &resources));
-        self.docs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(path.to_owned(), doc.clone());
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if docs.0 == snapshot.generation {
+            docs.1.insert(path.to_owned(), doc.clone());
+        }
         Some(doc)
     }
 }
@@ -72,7 +88,18 @@ fn build(version: &str, resources: &[Arc<ResourceInfo>]) -> Value {
             schema(&mut generator);
         }
     }
+    let metadata_ref = resources.iter().any(|r| r.custom.is_some()).then(|| {
+        generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>()
+    });
     let mut schemas = generator.take_definitions(true);
+    for r in resources {
+        if let (Some(c), Some(meta)) = (&r.custom, &metadata_ref) {
+            schemas.insert(
+                r.schema_name.clone(),
+                custom_schema(&c.schema, meta.as_value()),
+            );
+        }
+    }
     let mut paths = Map::new();
     for r in resources {
         let gvk = json!({"group": r.group, "version": version, "kind": r.kind});
@@ -181,6 +208,35 @@ fn build(version: &str, resources: &[Arc<ResourceInfo>]) -> Value {
         "paths": paths,
         "components": {"schemas": schemas},
     })
+}
+
+/// A CRD version's schema as upstream publishes it: `metadata` is ObjectMeta, and
+/// `apiVersion` and `kind` are described even where the CRD leaves them out.
+fn custom_schema(schema: &Value, metadata: &Value) -> Value {
+    let mut s = schema.clone();
+    if !s.is_object() {
+        s = json!({"type": "object"});
+    }
+    if !s["properties"].is_object() {
+        s["properties"] = json!({});
+    }
+    let props = &mut s["properties"];
+    props["metadata"] = metadata.clone();
+    for (field, description) in [
+        (
+            "apiVersion",
+            "APIVersion defines the versioned schema of this representation of an object.",
+        ),
+        (
+            "kind",
+            "Kind is a string value representing the REST resource this object represents.",
+        ),
+    ] {
+        if !props[field].is_object() {
+            props[field] = json!({"type": "string", "description": description});
+        }
+    }
+    s
 }
 
 fn resource_paths(r: &ResourceInfo) -> (String, String) {

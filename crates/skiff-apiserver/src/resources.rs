@@ -55,6 +55,8 @@ pub struct ResourceInfo {
     pub schema_name: String,
     pub schema: Option<SchemaFn>,
     pub decode: Option<DecodeFn>,
+    /// The CRD rules of a custom resource; `None` for built-in kinds.
+    pub custom: Option<Arc<crate::crd::Custom>>,
 }
 
 impl ResourceInfo {
@@ -187,6 +189,7 @@ where
         schema_name: T::schema_name().into_owned(),
         schema: Some(|g| g.subschema_for::<T>()),
         decode: Some(decode::<T>),
+        custom: None,
     }
 }
 
@@ -291,15 +294,39 @@ pub fn builtins() -> Vec<ResourceInfo> {
     ]
 }
 
-/// Lookup of served resources by group, version and plural.
+/// Lookup of served resources by group, version and plural: the built-in kinds, plus the
+/// custom resources of established CRDs, which come and go while the server runs.
+///
+/// Readers take a snapshot (an `Arc`) under a short read lock, so a CRD being installed
+/// never blocks a request for longer than a pointer copy.
 pub struct Registry {
-    resources: Vec<Arc<ResourceInfo>>,
-    by_path: HashMap<(String, String, String), Arc<ResourceInfo>>,
+    builtin: Vec<Arc<ResourceInfo>>,
+    current: std::sync::RwLock<Arc<Snapshot>>,
 }
 
-impl Registry {
-    pub fn new(resources: Vec<ResourceInfo>) -> Registry {
-        let resources: Vec<Arc<ResourceInfo>> = resources.into_iter().map(Arc::new).collect();
+/// One consistent view of every served resource.
+#[derive(Default)]
+pub struct Snapshot {
+    resources: Vec<Arc<ResourceInfo>>,
+    by_path: HashMap<(String, String, String), Arc<ResourceInfo>>,
+    /// The custom resources of each CRD (by the CRD's name), in the order they were added.
+    custom: Vec<(String, Vec<Arc<ResourceInfo>>)>,
+    /// Counts the changes to the served custom resources, for caches built from a snapshot
+    /// (OpenAPI documents) to tell they are stale.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    fn build(
+        builtin: &[Arc<ResourceInfo>],
+        custom: Vec<(String, Vec<Arc<ResourceInfo>>)>,
+        generation: u64,
+    ) -> Snapshot {
+        let resources: Vec<Arc<ResourceInfo>> = builtin
+            .iter()
+            .chain(custom.iter().flat_map(|(_, rs)| rs.iter()))
+            .cloned()
+            .collect();
         let by_path = resources
             .iter()
             .map(|r| {
@@ -309,25 +336,102 @@ impl Registry {
                 )
             })
             .collect();
-        Registry { resources, by_path }
+        Snapshot {
+            resources,
+            by_path,
+            custom,
+            generation,
+        }
+    }
+}
+
+impl Registry {
+    pub fn new(resources: Vec<ResourceInfo>) -> Registry {
+        let builtin: Vec<Arc<ResourceInfo>> = resources.into_iter().map(Arc::new).collect();
+        let snapshot = Snapshot::build(&builtin, vec![], 0);
+        Registry {
+            builtin,
+            current: std::sync::RwLock::new(Arc::new(snapshot)),
+        }
+    }
+
+    /// The current view; cheap, and stable for as long as the caller holds it.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Serves `resources` for the CRD `crd` (replacing what it served before); an empty list
+    /// stops serving it.
+    pub fn set_custom(&self, crd: &str, resources: Vec<ResourceInfo>) {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let mut custom: Vec<(String, Vec<Arc<ResourceInfo>>)> = current
+            .custom
+            .iter()
+            .filter(|(name, _)| name != crd)
+            .cloned()
+            .collect();
+        if !resources.is_empty() {
+            custom.push((
+                crd.to_owned(),
+                resources.into_iter().map(Arc::new).collect(),
+            ));
+        }
+        let generation = current.generation.wrapping_add(1);
+        *current = Arc::new(Snapshot::build(&self.builtin, custom, generation));
+    }
+
+    /// What the CRD `crd` serves now, if anything.
+    pub fn custom(&self, crd: &str) -> Vec<Arc<ResourceInfo>> {
+        self.snapshot()
+            .custom
+            .iter()
+            .find(|(name, _)| name == crd)
+            .map(|(_, rs)| rs.clone())
+            .unwrap_or_default()
     }
 
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
-        self.by_path
-            .get(&(group.to_owned(), version.to_owned(), plural.to_owned()))
-            .cloned()
+        self.snapshot().get(group, version, plural)
     }
 
     /// The resource serving `kind` in `group`, whichever version.
     pub fn by_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
-        self.resources
+        self.snapshot()
+            .resources
             .iter()
             .find(|r| r.group == group && r.kind == kind)
             .cloned()
     }
 
-    pub fn all(&self) -> &[Arc<ResourceInfo>] {
-        &self.resources
+    /// One resource per stored collection (a CRD's versions, and core and events.k8s.io
+    /// Events, share one), for work that must visit every stored object once.
+    pub fn per_storage(&self) -> Vec<Arc<ResourceInfo>> {
+        let mut seen = std::collections::HashSet::new();
+        self.all()
+            .into_iter()
+            .filter(|r| seen.insert(r.storage.clone()))
+            .collect()
+    }
+
+    /// Every served resource, built-in first.
+    pub fn all(&self) -> Vec<Arc<ResourceInfo>> {
+        self.snapshot().resources.clone()
+    }
+
+    /// Group-versions in discovery order (core first), each with its resources.
+    pub fn group_versions(&self) -> Vec<(String, String, Vec<Arc<ResourceInfo>>)> {
+        self.snapshot().group_versions()
+    }
+}
+
+impl Snapshot {
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        self.by_path
+            .get(&(group.to_owned(), version.to_owned(), plural.to_owned()))
+            .cloned()
     }
 
     /// Group-versions in discovery order (core first), each with its resources.

@@ -10,6 +10,7 @@ use crate::handler::Api;
 use crate::http::{apply_patch, parse_body};
 use crate::object;
 use crate::request::{Params, Target};
+use crate::resources::ResourceInfo;
 
 pub async fn handle(
     api: &Api,
@@ -23,7 +24,7 @@ pub async fn handle(
     let r = &t.resource;
     let ok = |v: Value| Ok(axum::Json(v).into_response());
     match (sub, method) {
-        ("scale", Method::GET) if r.scale_subresource => ok(scale_of(&api.get(t)?)),
+        ("scale", Method::GET) if r.scale_subresource => ok(scale_of(r, &api.get(t)?)),
         ("scale", Method::PUT | Method::PATCH) if r.scale_subresource => {
             let patch_doc = parse_body(content_type, body)?;
             let is_put = content_type == "application/json" || content_type == "application/yaml";
@@ -31,7 +32,7 @@ pub async fn handle(
             // through the scale subresource (hence the target keeps its subresource).
             let updated = api
                 .update_with(t, p, None, |old| {
-                    let scale = scale_of(old);
+                    let scale = scale_of(r, old);
                     let new_scale = if is_put {
                         patch_doc.clone()
                     } else {
@@ -41,11 +42,12 @@ pub async fn handle(
                         ApiError::BadRequest("spec.replicas is required in a Scale".into())
                     })?;
                     let mut new = old.clone();
-                    new["spec"]["replicas"] = json!(replicas);
+                    let (spec, _, _) = scale_paths(r);
+                    set_at(&mut new, &spec, json!(replicas));
                     Ok(new)
                 })
                 .await?;
-            ok(scale_of(&updated))
+            ok(scale_of(r, &updated))
         }
         ("binding", Method::POST) if r.kind == "Pod" && r.group.is_empty() => {
             let binding = parse_body(content_type, body)?;
@@ -97,12 +99,53 @@ pub async fn handle(
     }
 }
 
+/// Where a kind keeps its replicas and selector, as JSON pointers: a CRD names them, a
+/// built-in workload has `spec.replicas`, `status.replicas` and `spec.selector`.
+fn scale_paths(r: &ResourceInfo) -> (String, String, Option<String>) {
+    match r.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+        Some(s) => (
+            crate::crd::pointer(&s.spec_replicas),
+            crate::crd::pointer(&s.status_replicas),
+            s.label_selector.as_deref().map(crate::crd::pointer),
+        ),
+        None => ("/spec/replicas".into(), "/status/replicas".into(), None),
+    }
+}
+
+/// Sets the value at a JSON pointer of object fields, creating the objects on the way.
+fn set_at(obj: &mut Value, pointer: &str, value: Value) {
+    let mut at = obj;
+    for part in pointer.split('/').skip(1) {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        at = at
+            .as_object_mut()
+            .expect("made an object above")
+            .entry(part)
+            .or_insert(Value::Null);
+    }
+    *at = value;
+}
+
 /// The autoscaling/v1 Scale view of a workload.
-fn scale_of(obj: &Value) -> Value {
-    let selector =
-        skiff_apimachinery::selector::LabelSelector::from_label_selector(&obj["spec"]["selector"])
-            .map(|s| s.to_string())
-            .unwrap_or_default();
+fn scale_of(r: &ResourceInfo, obj: &Value) -> Value {
+    let (spec, status, selector_path) = scale_paths(r);
+    let selector = match (&r.custom, selector_path) {
+        // A custom resource keeps its selector as a string already.
+        (Some(_), Some(p)) => obj
+            .pointer(&p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        (Some(_), None) => String::new(),
+        (None, _) => skiff_apimachinery::selector::LabelSelector::from_label_selector(
+            &obj["spec"]["selector"],
+        )
+        .map(|s| s.to_string())
+        .unwrap_or_default(),
+    };
+    let default_replicas = if r.custom.is_some() { 0 } else { 1 };
     let meta = &obj["metadata"];
     json!({
         "kind": "Scale",
@@ -114,9 +157,9 @@ fn scale_of(obj: &Value) -> Value {
             "resourceVersion": meta["resourceVersion"],
             "creationTimestamp": meta["creationTimestamp"],
         },
-        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "spec": {"replicas": obj.pointer(&spec).and_then(Value::as_i64).unwrap_or(default_replicas)},
         "status": {
-            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
+            "replicas": obj.pointer(&status).and_then(Value::as_i64).unwrap_or(0),
             "selector": selector,
         },
     })

@@ -48,7 +48,12 @@ pub fn table(
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
-            let cells = skiff_apimachinery::table::row_cells(&r.group, &r.kind, obj, now);
+            let cells = match &r.custom {
+                Some(c) => {
+                    skiff_apimachinery::table::custom_resource_row_cells(&c.columns, obj, now)
+                }
+                None => skiff_apimachinery::table::row_cells(&r.group, &r.kind, obj, now),
+            };
             let mut row = json!({"cells": cells});
             match opts.include {
                 IncludeObject::None => {}
@@ -65,7 +70,10 @@ pub fn table(
         })
         .collect();
     let columns = if with_columns {
-        skiff_apimachinery::table::column_definitions(&r.group, &r.kind)
+        match &r.custom {
+            Some(c) => skiff_apimachinery::table::custom_resource_column_definitions(&c.columns),
+            None => skiff_apimachinery::table::column_definitions(&r.group, &r.kind),
+        }
     } else {
         vec![]
     };

@@ -1,0 +1,336 @@
+//! CustomResourceDefinitions served as APIs, as kube-apiserver's apiextensions server does:
+//! an established CRD adds rows to the resource table, so its custom resources go through
+//! the same generic verbs, discovery, OpenAPI, watch and tables as built-in kinds.
+//!
+//! `names` decides which names a CRD may have (conflicts within its group); `controller`
+//! keeps each CRD's status and the served table in step with the stored CRDs, and deletes a
+//! CRD's objects before the CRD itself goes.
+
+mod controller;
+pub mod names;
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::resources::ResourceInfo;
+
+pub use controller::{load, run};
+
+/// The finalizer that keeps a CRD until its custom resources are deleted.
+pub const FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// What a custom resource row carries beyond a built-in one: its CRD's rules.
+pub struct Custom {
+    /// The CRD's name (`<plural>.<group>`).
+    pub crd: String,
+    /// The version objects are stored in; every served version shares that storage
+    /// (conversion `None` changes only `apiVersion`).
+    pub storage_version: String,
+    /// This version's `openAPIV3Schema`, as written.
+    pub schema: Value,
+    /// This version's `additionalPrinterColumns`.
+    pub columns: Vec<Value>,
+    /// This version's scale subresource paths, when it has one.
+    pub scale: Option<ScalePaths>,
+    /// The warning for a deprecated version.
+    pub deprecation: Option<String>,
+    /// Server-side apply's view of the schema.
+    pub fields: skiff_fieldmanager::Schema,
+}
+
+/// Where the scale subresource reads and writes its numbers (simple JSON paths).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
+impl ScalePaths {
+    fn of(scale: &Value) -> Option<ScalePaths> {
+        Some(ScalePaths {
+            spec_replicas: scale["specReplicasPath"].as_str()?.to_owned(),
+            status_replicas: scale["statusReplicasPath"].as_str()?.to_owned(),
+            label_selector: scale["labelSelectorPath"].as_str().map(str::to_owned),
+        })
+    }
+}
+
+/// A simple JSON path (`.spec.replicas`) as a JSON pointer (`/spec/replicas`).
+pub fn pointer(path: &str) -> String {
+    path.replace('.', "/")
+}
+
+/// Upstream's OpenAPI definition name of a custom kind: the group reversed, then the
+/// version and kind (`io.k8s.networking.gateway.v1.Gateway`).
+fn definition_name(group: &str, version: &str, kind: &str) -> String {
+    let reversed: Vec<&str> = group.split('.').rev().collect();
+    format!("{}.{version}.{kind}", reversed.join("."))
+}
+
+/// Kubernetes' version priority (`v1` > `v1beta2` > `v1beta1` > `v1alpha1` > others
+/// alphabetically), as a sort key: a group's versions in discovery sort by it, the first is
+/// preferred.
+pub fn version_priority(v: &str) -> (bool, u8, u64, u64, String) {
+    let parse = |s: &str| -> Option<(u64, u8, u64)> {
+        let rest = s.strip_prefix('v')?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let major: u64 = digits.parse().ok()?;
+        let tail = &rest[digits.len()..];
+        if tail.is_empty() {
+            return Some((major, 3, 0));
+        }
+        let (level, n) = if let Some(n) = tail.strip_prefix("beta") {
+            (2, n)
+        } else if let Some(n) = tail.strip_prefix("alpha") {
+            (1, n)
+        } else {
+            return None;
+        };
+        Some((major, level, n.parse().ok()?))
+    };
+    match parse(v) {
+        // Higher versions sort first, so each part is inverted for an ascending sort.
+        Some((major, level, minor)) => (
+            false,
+            3 - level,
+            u64::MAX - major,
+            u64::MAX - minor,
+            String::new(),
+        ),
+        None => (true, 0, 0, 0, v.to_owned()),
+    }
+}
+
+/// The resources an established CRD serves: one per served version, by its accepted
+/// names, preferred version first.
+pub fn resources_of(crd: &Value) -> Vec<ResourceInfo> {
+    let spec = &crd["spec"];
+    let names = &crd["status"]["acceptedNames"];
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let group = s(&spec["group"]);
+    let plural = s(&names["plural"]);
+    let kind = s(&names["kind"]);
+    if plural.is_empty() || kind.is_empty() {
+        return vec![];
+    }
+    let crd_name = s(&crd["metadata"]["name"]);
+    let versions: Vec<&Value> = spec["versions"].as_array().into_iter().flatten().collect();
+    let storage_version = versions
+        .iter()
+        .find(|v| v["storage"] == true)
+        .map(|v| s(&v["name"]))
+        .unwrap_or_default();
+    let mut served: Vec<&Value> = versions
+        .into_iter()
+        .filter(|v| v["served"] == true)
+        .collect();
+    served.sort_by_key(|v| version_priority(v["name"].as_str().unwrap_or("")));
+    served
+        .into_iter()
+        .map(|v| {
+            let version = s(&v["name"]);
+            let schema = v["schema"]["openAPIV3Schema"].clone();
+            let deprecation =
+                (v["deprecated"] == true).then(|| match v["deprecationWarning"].as_str() {
+                    Some(w) => w.to_owned(),
+                    None => format!("{group}/{version} {kind} is deprecated"),
+                });
+            let custom = Custom {
+                crd: crd_name.clone(),
+                storage_version: storage_version.clone(),
+                fields: skiff_fieldmanager::Schema::from_openapi_v3(&schema),
+                schema,
+                columns: v["additionalPrinterColumns"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                scale: ScalePaths::of(&v["subresources"]["scale"]),
+                deprecation,
+            };
+            ResourceInfo {
+                group: group.clone(),
+                version: version.clone(),
+                kind: kind.clone(),
+                plural: plural.clone(),
+                singular: s(&names["singular"]),
+                namespaced: spec["scope"] == "Namespaced",
+                short_names: strings(&names["shortNames"]),
+                categories: strings(&names["categories"]),
+                status_subresource: v["subresources"]["status"].is_object(),
+                scale_subresource: custom.scale.is_some(),
+                generation: true,
+                storage: format!("{group}/{plural}"),
+                schema_name: definition_name(&group, &version, &kind),
+                schema: None,
+                decode: None,
+                custom: Some(Arc::new(custom)),
+            }
+        })
+        .collect()
+}
+
+/// A CRD's condition of `ty`, if set.
+pub fn condition<'a>(crd: &'a Value, ty: &str) -> Option<&'a Value> {
+    crd["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == ty)
+}
+
+/// Whether a CRD's condition of `ty` is `True`.
+pub fn condition_true(crd: &Value, ty: &str) -> bool {
+    condition(crd, ty).is_some_and(|c| c["status"] == "True")
+}
+
+/// Sets a condition, keeping its transition time when its status does not change.
+pub fn set_condition(crd: &mut Value, ty: &str, status: &str, reason: &str, message: &str) {
+    let now = crate::object::now_rfc3339();
+    let since = match condition(crd, ty) {
+        Some(c) if c["status"] == status => c["lastTransitionTime"].clone(),
+        _ => json!(now),
+    };
+    let new = json!({"type": ty, "status": status, "lastTransitionTime": since,
+                     "reason": reason, "message": message});
+    if !crd["status"]["conditions"].is_array() {
+        crd["status"]["conditions"] = json!([]);
+    }
+    if let Some(conditions) = crd["status"]["conditions"].as_array_mut() {
+        match conditions.iter_mut().find(|c| c["type"] == ty) {
+            Some(c) => *c = new,
+            None => conditions.push(new),
+        }
+    }
+}
+
+/// Upstream's CRD strategy on create: status starts empty but for the storage version,
+/// and the cleanup finalizer is added.
+pub fn prepare_create(crd: &mut Value) {
+    let storage: Vec<Value> = crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["storage"] == true)
+        .map(|v| v["name"].clone())
+        .collect();
+    crd["status"] = json!({
+        "conditions": [],
+        "acceptedNames": {"plural": "", "kind": ""},
+        "storedVersions": storage,
+    });
+    add_finalizer(crd);
+}
+
+fn add_finalizer(crd: &mut Value) {
+    let meta = crate::object::meta_mut(crd);
+    let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+    if let Some(list) = finalizers.as_array_mut() {
+        if !list.iter().any(|f| f == FINALIZER) {
+            list.push(json!(FINALIZER));
+        }
+    }
+}
+
+/// Upstream's CRD strategy on update: the storage version joins `storedVersions`.
+pub fn prepare_update(crd: &mut Value) {
+    let storage = crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["storage"] == true)
+        .map(|v| v["name"].clone());
+    if let Some(storage) = storage {
+        if !crd["status"]["storedVersions"].is_array() {
+            crd["status"]["storedVersions"] = json!([]);
+        }
+        if let Some(stored) = crd["status"]["storedVersions"].as_array_mut() {
+            if !stored.contains(&storage) {
+                stored.push(storage);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_as_kubernetes_prioritizes_them() {
+        let mut v = vec![
+            "v1alpha1",
+            "v2",
+            "foo1",
+            "v1beta1",
+            "v1",
+            "v11alpha2",
+            "v1beta2",
+            "foo10",
+            "v12alpha1",
+            "v10beta3",
+            "v10",
+        ];
+        v.sort_by_key(|s| version_priority(s));
+        // Upstream's documented order (CRD versioning docs).
+        assert_eq!(
+            v,
+            vec![
+                "v10",
+                "v2",
+                "v1",
+                "v10beta3",
+                "v1beta2",
+                "v1beta1",
+                "v12alpha1",
+                "v11alpha2",
+                "v1alpha1",
+                "foo1",
+                "foo10"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_crd_serves_each_served_version_under_its_accepted_names() {
+        let crd = json!({
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Cluster",
+                "names": {"plural": "widgets", "kind": "Widget"},
+                "versions": [
+                    {"name": "v1beta1", "served": true, "storage": false, "deprecated": true},
+                    {"name": "v1", "served": true, "storage": true,
+                     "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}}},
+                    {"name": "v0", "served": false, "storage": false},
+                ]},
+            "status": {"acceptedNames": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"], "categories": ["all"]}},
+        });
+        let rs = resources_of(&crd);
+        let versions: Vec<&str> = rs.iter().map(|r| r.version.as_str()).collect();
+        assert_eq!(versions, ["v1", "v1beta1"]);
+        assert!(rs[0].status_subresource && rs[0].scale_subresource && !rs[0].namespaced);
+        assert_eq!(rs[0].storage, "example.com/widgets");
+        assert_eq!(rs[0].schema_name, "com.example.v1.Widget");
+        assert_eq!(rs[0].short_names, ["wd"]);
+        let c = rs[1].custom.as_ref().unwrap();
+        assert_eq!(c.storage_version, "v1");
+        assert_eq!(
+            c.deprecation.as_deref(),
+            Some("example.com/v1beta1 Widget is deprecated")
+        );
+    }
+
+    #[test]
+    fn nothing_is_served_before_names_are_accepted() {
+        let crd = json!({"spec": {"group": "example.com", "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true}]}});
+        assert!(resources_of(&crd).is_empty());
+    }
+}
