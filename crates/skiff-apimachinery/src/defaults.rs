@@ -379,7 +379,13 @@ fn job_spec(spec: &mut Map<String, Value>) -> Option<Value> {
         spec.insert("completions".into(), json!(1));
     }
     default(spec, "parallelism", json!(1));
-    default(spec, "backoffLimit", json!(6));
+    // A per-index limit makes the global one unbounded, as upstream's SetDefaults_Job.
+    let backoff_limit = if unset(spec, "backoffLimitPerIndex") {
+        6
+    } else {
+        i32::MAX
+    };
+    default(spec, "backoffLimit", json!(backoff_limit));
     default(spec, "completionMode", json!("NonIndexed"));
     default(spec, "suspend", json!(false));
     let replacement = if unset(spec, "podFailurePolicy") {

@@ -6,6 +6,7 @@
 //! the store keeps and what patches operate on; typed k8s-openapi structs are used inside
 //! where they make a rule clearer.
 
+pub mod cron;
 pub mod defaults;
 pub mod quantity;
 pub mod selector;

@@ -411,3 +411,19 @@ fn job_selector_is_generated_from_the_uid_unless_manual() {
     super::generate_job_selector(&mut manual, "uid-1");
     assert_eq!(manual, before);
 }
+
+#[test]
+fn job_backoff_limit_is_unbounded_with_a_per_index_limit() {
+    let job = defaulted(
+        "batch",
+        "Job",
+        json!({"spec": {"completionMode": "Indexed", "completions": 3, "backoffLimitPerIndex": 1}}),
+    );
+    assert_eq!(job["spec"]["backoffLimit"], json!(i32::MAX));
+    let explicit = defaulted(
+        "batch",
+        "Job",
+        json!({"spec": {"backoffLimitPerIndex": 1, "backoffLimit": 4}}),
+    );
+    assert_eq!(explicit["spec"]["backoffLimit"], json!(4));
+}

@@ -676,15 +676,41 @@ pub(super) fn validate_cron_job(obj: &Value, _old: Option<&Value>) -> Vec<FieldE
             "must be no more than 52 characters",
         ));
     }
+    let time_zone = spec.get("timeZone").and_then(Value::as_str);
     match spec.get("schedule").and_then(Value::as_str).unwrap_or("") {
         "" => errs.push(FieldError::required("spec.schedule", "")),
         schedule => {
-            if let Err(msg) = check_cron(schedule) {
+            if let Err(msg) = crate::cron::parse(schedule) {
                 errs.push(FieldError::invalid(
                     "spec.schedule",
                     Value::from(schedule),
                     msg,
                 ));
+            }
+            if schedule.contains("TZ") && time_zone.is_some() {
+                errs.push(FieldError::invalid(
+                    "spec.schedule",
+                    Value::from(schedule),
+                    "cannot use both timeZone field and TZ or CRON_TZ in schedule",
+                ));
+            }
+        }
+    }
+    match time_zone {
+        None => {}
+        Some("") => errs.push(FieldError::invalid(
+            "spec.timeZone",
+            Value::from(""),
+            "timeZone must be nil or non-empty string",
+        )),
+        Some(tz) if tz.eq_ignore_ascii_case("Local") => errs.push(FieldError::invalid(
+            "spec.timeZone",
+            Value::from(tz),
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        )),
+        Some(tz) => {
+            if let Err(msg) = crate::cron::parse_time_zone(tz) {
+                errs.push(FieldError::invalid("spec.timeZone", Value::from(tz), msg));
             }
         }
     }
@@ -717,37 +743,4 @@ pub(super) fn validate_cron_job(obj: &Value, _old: Option<&Value>) -> Vec<FieldE
     let job_spec = spec.pointer("/jobTemplate/spec").unwrap_or(&null);
     validate_job_spec(job_spec, "spec.jobTemplate.spec", &mut errs);
     errs
-}
-
-/// A light check of a cron schedule: a descriptor (`@hourly`, `@every 5m`) or five fields of
-/// cron characters, with the robfig parser's message for a wrong field count.
-fn check_cron(schedule: &str) -> Result<(), String> {
-    let body = schedule
-        .strip_prefix("TZ=")
-        .or_else(|| schedule.strip_prefix("CRON_TZ="))
-        .map_or(schedule, |rest| rest.split_once(' ').map_or("", |(_, s)| s));
-    if body.starts_with('@') {
-        return match body {
-            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight"
-            | "@hourly" => Ok(()),
-            b if b.starts_with("@every ") => Ok(()),
-            b => Err(format!("unrecognized descriptor: {b}")),
-        };
-    }
-    let fields: Vec<&str> = body.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "expected exactly 5 fields, found {}: {body}",
-            fields.len()
-        ));
-    }
-    let ok = fields.iter().all(|f| {
-        f.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "*/,-?".contains(c))
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("failed to parse schedule: {body}"))
-    }
 }

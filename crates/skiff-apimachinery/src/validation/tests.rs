@@ -643,3 +643,53 @@ fn common_manifests_validate_clean() {
         );
     }
 }
+
+#[test]
+fn cron_job_schedule_and_time_zone_get_upstream_messages() {
+    let cron = |schedule: &str, tz: Option<&str>| {
+        let mut obj = json!({"metadata": {"name": "report"}, "spec": {"schedule": schedule,
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}]}}}}}});
+        if let Some(tz) = tz {
+            obj["spec"]["timeZone"] = json!(tz);
+        }
+        obj
+    };
+    let cases: Vec<(&str, Value, &[&str])> = vec![
+        (
+            "bogus schedule",
+            cron("bogus", None),
+            &["spec.schedule: Invalid value: \"bogus\": expected exactly 5 fields, found 1: [bogus]"],
+        ),
+        (
+            "unknown descriptor",
+            cron("@fortnightly", None),
+            &["spec.schedule: Invalid value: \"@fortnightly\": unrecognized descriptor: @fortnightly"],
+        ),
+        (
+            "TZ in schedule and timeZone",
+            cron("TZ=UTC 0 * * * *", Some("UTC")),
+            &["spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use both timeZone field and TZ or CRON_TZ in schedule"],
+        ),
+        (
+            "empty time zone",
+            cron("0 * * * *", Some("")),
+            &["spec.timeZone: Invalid value: \"\": timeZone must be nil or non-empty string"],
+        ),
+        (
+            "Local time zone",
+            cron("0 * * * *", Some("Local")),
+            &["spec.timeZone: Invalid value: \"Local\": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"],
+        ),
+        (
+            "unknown time zone",
+            cron("0 * * * *", Some("Mars/Olympus")),
+            &["spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus"],
+        ),
+        ("descriptor with a time zone", cron("@hourly", Some("Europe/Paris")), &[]),
+        ("every minute", cron("*/1 * * * *", None), &[]),
+    ];
+    for (name, obj, want) in cases {
+        check(name, "batch", "CronJob", obj, want);
+    }
+}
