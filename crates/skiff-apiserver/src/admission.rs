@@ -107,37 +107,28 @@ impl Admission {
                 r.kind, r.version, r.kind
             ))
         };
-        let mut obj = match r.decode {
-            Some(decode) => {
+        let mut obj = match (r.decode, &r.custom) {
+            (Some(decode), _) => {
                 let decoded = decode(&obj).map_err(|e| cannot(e.to_string()))?;
-                let problems: Vec<String> = decoded
+                let unknown = decoded
                     .unknown_fields
                     .iter()
-                    .map(|f| format!("unknown field \"{f}\""))
-                    .chain(
-                        p.duplicate_fields
-                            .iter()
-                            .map(|f| format!("duplicate field \"{f}\"")),
-                    )
-                    .collect();
-                match crate::options::FieldValidation::of(p) {
-                    _ if problems.is_empty() => {}
-                    crate::options::FieldValidation::Strict => {
-                        return Err(cannot(format!(
-                            "strict decoding error: {}",
-                            problems.join(", ")
-                        )));
-                    }
-                    crate::options::FieldValidation::Warn => {
-                        for problem in problems {
-                            p.warn(problem);
-                        }
-                    }
-                    crate::options::FieldValidation::Ignore => {}
-                }
+                    .map(|f| format!("unknown field \"{f}\""));
+                report_problems(p, unknown, &cannot)?;
                 decoded.value
             }
-            None => obj,
+            (None, Some(custom)) => {
+                let mut obj = obj;
+                let mut problems = decode_object_meta(&mut obj).map_err(cannot)?;
+                if let Some(schema) = &custom.structural {
+                    problems.extend(schema.prune(&mut obj));
+                    schema.apply_defaults(&mut obj);
+                }
+                let unknown = problems.iter().map(|f| format!("unknown field \"{f}\""));
+                report_problems(p, unknown, &cannot)?;
+                obj
+            }
+            (None, None) => obj,
         };
         drop_empty_metadata(&mut obj);
         skiff_apimachinery::defaults::apply_defaults(&r.group, &r.kind, &mut obj);
@@ -294,14 +285,11 @@ impl Admission {
         Ok(())
     }
 
-    /// Upstream validation; any error is a 422 naming the fields.
+    /// Upstream validation; any error is a 422 naming the fields. Custom resources are
+    /// held to their CRD's schema, and CRDs' schemas to the structural rules.
     pub fn validate(&self, r: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Result<()> {
         let errors = skiff_apimachinery::validation::validate(&r.group, &r.kind, obj, old);
-        if errors.is_empty() {
-            return Ok(());
-        }
-        let name = crate::object::name(obj).unwrap_or_default().to_owned();
-        let causes = errors
+        let mut causes: Vec<Cause> = errors
             .iter()
             .map(|e| Cause {
                 reason: e.kind.reason().to_owned(),
@@ -309,6 +297,26 @@ impl Admission {
                 field: e.field.clone(),
             })
             .collect();
+        let schema_errors = match (&r.custom, r.group.as_str(), r.kind.as_str()) {
+            (Some(custom), _, _) => custom
+                .structural
+                .as_ref()
+                .map(|s| s.validate(obj))
+                .unwrap_or_default(),
+            (None, "apiextensions.k8s.io", "CustomResourceDefinition") => {
+                crate::crd::validate_schemas(obj)
+            }
+            _ => vec![],
+        };
+        causes.extend(schema_errors.iter().map(|e| Cause {
+            reason: e.kind.reason().to_owned(),
+            message: e.body(),
+            field: e.field.clone(),
+        }));
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let name = crate::object::name(obj).unwrap_or_default().to_owned();
         Err(ApiError::invalid(r, &name, causes))
     }
 
@@ -435,4 +443,74 @@ mod tests {
             assert!(a.ips.insert(ip), "{ip} handed out twice");
         }
     }
+}
+
+/// Unknown or duplicate fields, handled per `fieldValidation`: an error under `Strict`,
+/// `Warning`s under `Warn` (the default), nothing under `Ignore`.
+fn report_problems(
+    p: &Params,
+    unknown: impl Iterator<Item = String>,
+    cannot: &dyn Fn(String) -> ApiError,
+) -> Result<()> {
+    let problems: Vec<String> = unknown
+        .chain(
+            p.duplicate_fields
+                .iter()
+                .map(|f| format!("duplicate field \"{f}\"")),
+        )
+        .collect();
+    match crate::options::FieldValidation::of(p) {
+        _ if problems.is_empty() => {}
+        crate::options::FieldValidation::Strict => {
+            return Err(cannot(format!(
+                "strict decoding error: {}",
+                problems.join(", ")
+            )));
+        }
+        crate::options::FieldValidation::Warn => {
+            for problem in problems {
+                p.warn(problem);
+            }
+        }
+        crate::options::FieldValidation::Ignore => {}
+    }
+    Ok(())
+}
+
+/// A custom resource's `metadata` through its typed form, as upstream coerces it: a wrong
+/// type fails the decode, unknown fields are dropped and returned (`metadata.foo`).
+fn decode_object_meta(obj: &mut Value) -> std::result::Result<Vec<String>, String> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let Some(meta) = obj.get("metadata") else {
+        return Ok(vec![]);
+    };
+    let typed: ObjectMeta = serde_path_to_error::deserialize(meta)
+        .map_err(|e| format!("metadata.{}: {}", e.path(), e.inner()))?;
+    let normalised = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    const FIELDS: [&str; 15] = [
+        "annotations",
+        "creationTimestamp",
+        "deletionGracePeriodSeconds",
+        "deletionTimestamp",
+        "finalizers",
+        "generateName",
+        "generation",
+        "labels",
+        "managedFields",
+        "name",
+        "namespace",
+        "ownerReferences",
+        "resourceVersion",
+        "selfLink",
+        "uid",
+    ];
+    let unknown: Vec<String> = meta
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| !v.is_null() && !FIELDS.contains(&k.as_str()))
+        .map(|(k, _)| format!("metadata.{k}"))
+        .collect();
+    obj["metadata"] = normalised;
+    Ok(unknown)
 }

@@ -65,10 +65,18 @@ pub fn from_storage(r: &ResourceInfo, obj: Value) -> Value {
     if is_events_v1(r) {
         return rename(obj, "events.k8s.io/v1", true);
     }
-    match &r.custom {
-        Some(c) if c.storage_version != r.version => with_api_version(obj, r.api_version()),
-        _ => obj,
+    let Some(c) = &r.custom else { return obj };
+    let mut obj = if c.storage_version != r.version {
+        with_api_version(obj, r.api_version())
+    } else {
+        obj
+    };
+    // Upstream defaults custom resources on read too, so a default added to the schema
+    // later shows on objects stored before it.
+    if let Some(schema) = &c.structural {
+        schema.apply_defaults(&mut obj);
     }
+    obj
 }
 
 #[cfg(test)]

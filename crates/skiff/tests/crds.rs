@@ -50,8 +50,15 @@ spec:
               size:
                 type: string
                 description: How big the widget is.
+                enum: [small, medium, large]
               replicas:
                 type: integer
+                minimum: 0
+              color:
+                type: string
+                default: blue
+                pattern: '^[a-z]+$'
+            required: [size]
           status:
             type: object
             properties:
@@ -261,4 +268,65 @@ fn custom_resources_survive_a_restart_and_are_served_at_once() {
     c.boot();
     let w = c.json(&["get", "widget", "w1"]);
     assert_eq!(w["spec"]["size"], "large");
+}
+
+#[test]
+fn custom_resources_are_held_to_their_schema() {
+    let c = Cluster::start();
+    install_widgets(&c);
+    // Types, enums, minimum, pattern and required fields: 422 with upstream's messages, and
+    // nothing stored.
+    let bad = WIDGET
+        .replace("size: large", "size: huge")
+        .replace("replicas: 1", "replicas: -1\n  color: Red");
+    let err = c.kubectl_err(&["apply", "-f", "-"], Some(&bad));
+    for want in [
+        r#"spec.size: Unsupported value: "huge": supported values: "small", "medium", "large""#,
+        "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0",
+        r#"spec.color: Invalid value: "Red": spec.color in body should match '^[a-z]+$'"#,
+    ] {
+        assert!(err.contains(want), "missing {want} in {err}");
+    }
+    let err = c.kubectl_err(
+        &["apply", "-f", "-"],
+        Some(&WIDGET.replace("  size: large\n", "")),
+    );
+    assert!(err.contains("spec.size: Required value"), "{err}");
+    let err = c.kubectl_err(
+        &["apply", "-f", "-"],
+        Some(&WIDGET.replace("replicas: 1", "replicas: one")),
+    );
+    assert!(
+        err.contains(r#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#),
+        "{err}"
+    );
+    assert_eq!(c.kubectl(&["get", "widgets", "-o", "name"]).trim(), "");
+    // Defaults are applied; unknown fields are pruned with a warning, or refused under
+    // strict field validation.
+    let extra = WIDGET.replace("size: large", "size: large\n  shape: round");
+    let out = c.kubectl_output(&["create", "--validate=warn", "-f", "-"], Some(&extra));
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(r#"unknown field "spec.shape""#), "{stderr}");
+    let w = c.json(&["get", "widget", "w1"]);
+    assert_eq!(w["spec"]["color"], "blue");
+    assert!(w["spec"].get("shape").is_none(), "{w}");
+    let strict = extra.replace("name: w1", "name: w2");
+    let err = c.kubectl_err(&["create", "--validate=strict", "-f", "-"], Some(&strict));
+    assert!(err.contains(r#"unknown field "spec.shape""#), "{err}");
+}
+
+#[test]
+fn a_crd_whose_schema_is_not_structural_is_refused() {
+    let c = Cluster::start();
+    let bad = WIDGET_CRD.replace(
+        "              replicas:\n                type: integer\n                minimum: 0",
+        "              replicas:\n                minimum: 0",
+    );
+    assert_ne!(bad, WIDGET_CRD);
+    let err = c.kubectl_err(&["apply", "-f", "-"], Some(&bad));
+    assert!(
+        err.contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[replicas].type: Required value: must not be empty for specified object fields"),
+        "{err}"
+    );
 }

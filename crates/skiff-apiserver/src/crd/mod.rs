@@ -37,6 +37,9 @@ pub struct Custom {
     pub deprecation: Option<String>,
     /// Server-side apply's view of the schema.
     pub fields: skiff_fieldmanager::Schema,
+    /// The checked schema that validates, defaults and prunes objects; `None` only for a
+    /// CRD stored before its schema was checked (it is then served without validation).
+    pub structural: Option<skiff_schema::Structural>,
 }
 
 /// Where the scale subresource reads and writes its numbers (simple JSON paths).
@@ -144,8 +147,16 @@ pub fn resources_of(crd: &Value) -> Vec<ResourceInfo> {
                     Some(w) => w.to_owned(),
                     None => format!("{group}/{version} {kind} is deprecated"),
                 });
+            let structural = match skiff_schema::Structural::new(&schema, "") {
+                Ok(s) => Some(s),
+                Err(errs) => {
+                    tracing::warn!(crd = %crd_name, version = %version, errors = ?errs, "serving a CRD version whose schema is not structural without validation");
+                    None
+                }
+            };
             let custom = Custom {
                 crd: crd_name.clone(),
+                structural,
                 storage_version: storage_version.clone(),
                 fields: skiff_fieldmanager::Schema::from_openapi_v3(&schema),
                 schema,
@@ -176,6 +187,28 @@ pub fn resources_of(crd: &Value) -> Vec<ResourceInfo> {
             }
         })
         .collect()
+}
+
+/// The structural-schema errors of every version of a CRD being written, with their
+/// paths in the CRD (`spec.versions[0].schema.openAPIV3Schema...`).
+pub fn validate_schemas(crd: &Value) -> Vec<skiff_schema::FieldError> {
+    let mut errs = Vec::new();
+    for (i, v) in crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let schema = &v["schema"]["openAPIV3Schema"];
+        if schema.is_null() {
+            continue;
+        }
+        let base = format!("spec.versions[{i}].schema.openAPIV3Schema");
+        if let Err(e) = skiff_schema::Structural::new(schema, &base) {
+            errs.extend(e);
+        }
+    }
+    errs
 }
 
 /// A CRD's condition of `ty`, if set.
