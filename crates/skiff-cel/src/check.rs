@@ -1,0 +1,387 @@
+//! The compile-time checks the `cel` crate leaves to its caller: every identifier is a declared
+//! variable (or a comprehension's), every function is one the environment registers, and
+//! literal arguments that upstream validates at compile time (regexes, quantities, URLs, IPs)
+//! are valid.
+//!
+//! The `cel` crate has no type checker, so this is not upstream's full check: a type error
+//! (`self.replicas + 'a'`) is found at evaluation, not at compile time.
+
+use crate::{CompileError, Env};
+use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use std::collections::HashSet;
+
+/// Functions and methods the shared environment registers (standard library, optional types,
+/// strings and lists extensions, and the Kubernetes libraries), by the name a call spells.
+const FUNCTIONS: &[&str] = &[
+    // standard library
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "bool",
+    "duration",
+    "timestamp",
+    "type",
+    "dyn",
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getFullYear",
+    "getHours",
+    "getMilliseconds",
+    "getMinutes",
+    "getMonth",
+    "getSeconds",
+    // optional types
+    "optional.of",
+    "optional.none",
+    "optional.ofNonZeroValue",
+    "hasValue",
+    "value",
+    "or",
+    "orValue",
+    "optMap",
+    "optFlatMap",
+    // strings extension
+    "charAt",
+    "indexOf",
+    "lastIndexOf",
+    "lowerAscii",
+    "upperAscii",
+    "trim",
+    "replace",
+    "split",
+    "substring",
+    "join",
+    "format",
+    "strings.quote",
+    "reverse",
+    // lists extension
+    "slice",
+    "flatten",
+    "distinct",
+    "sort",
+    "sortBy",
+    "lists.range",
+    // math extension
+    "math.greatest",
+    "math.least",
+    "math.abs",
+    "math.ceil",
+    "math.floor",
+    "math.round",
+    "math.trunc",
+    "math.sign",
+    "math.isInf",
+    "math.isNaN",
+    "math.isFinite",
+    "math.sqrt",
+    "math.bitAnd",
+    "math.bitOr",
+    "math.bitXor",
+    "math.bitNot",
+    "math.bitShiftLeft",
+    "math.bitShiftRight",
+    // encoders
+    "base64.encode",
+    "base64.decode",
+    // Kubernetes lists
+    "isSorted",
+    "sum",
+    "min",
+    "max",
+    // Kubernetes regex
+    "find",
+    "findAll",
+    // Kubernetes URLs
+    "url",
+    "isURL",
+    "getScheme",
+    "getHost",
+    "getHostname",
+    "getPort",
+    "getEscapedPath",
+    "getQuery",
+    // Kubernetes quantity
+    "quantity",
+    "isQuantity",
+    "compareTo",
+    "isLessThan",
+    "isGreaterThan",
+    "add",
+    "sub",
+    "asInteger",
+    "isInteger",
+    "asApproximateFloat",
+    "sign",
+    // Kubernetes IP and CIDR
+    "ip",
+    "isIP",
+    "cidr",
+    "isCIDR",
+    "family",
+    "containsIP",
+    "containsCIDR",
+    "prefixLength",
+    "masked",
+    "isLoopback",
+    "isUnspecified",
+    "isLinkLocalMulticast",
+    "isLinkLocalUnicast",
+    "isGlobalUnicast",
+    "ip.isCanonical",
+    // Kubernetes format
+    "format.dns1123Label",
+    "format.dns1123Subdomain",
+    "format.dns1035Label",
+    "format.qualifiedName",
+    "format.dns1123LabelPrefix",
+    "format.dns1123SubdomainPrefix",
+    "format.dns1035LabelPrefix",
+    "format.labelValue",
+    "format.uri",
+    "format.uuid",
+    "format.byte",
+    "format.date",
+    "format.datetime",
+    "format.named",
+    "validate",
+];
+
+/// Names an expression may use as values without declaring them: the type names.
+const TYPE_NAMES: &[&str] = &[
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
+    "optional_type",
+];
+
+/// Runs the checks on a parsed program.
+pub(crate) fn check(program: &cel::Program, env: &Env) -> Result<(), CompileError> {
+    let checker = Checker {
+        env,
+        source: &program.source_info().source,
+        info: program.source_info(),
+    };
+    let mut scope = Vec::new();
+    checker.expr(program.expression(), &mut scope)
+}
+
+struct Checker<'e> {
+    env: &'e Env,
+    source: &'e str,
+    info: &'e cel::common::ast::SourceInfo,
+}
+
+impl Checker<'_> {
+    fn expr(&self, e: &IdedExpr, scope: &mut Vec<String>) -> Result<(), CompileError> {
+        match &e.expr {
+            Expr::Unspecified | Expr::Literal(_) => Ok(()),
+            Expr::Ident(name) => {
+                if scope.iter().any(|s| s == name)
+                    || self.env.variable(name).is_some()
+                    || TYPE_NAMES.contains(&name.as_str())
+                {
+                    Ok(())
+                } else {
+                    Err(self.undeclared(name, e.id))
+                }
+            }
+            Expr::Select(select) => self.expr(&select.operand, scope),
+            Expr::Call(call) => {
+                if let Some(target) = &call.target {
+                    let qualified =
+                        qualified_name(target).map(|t| format!("{t}.{}", call.func_name));
+                    match qualified {
+                        Some(q) if FUNCTIONS.contains(&q.as_str()) => {}
+                        _ => {
+                            self.expr(target, scope)?;
+                            self.function(&call.func_name, e.id)?;
+                        }
+                    }
+                } else {
+                    self.function(&call.func_name, e.id)?;
+                }
+                for arg in &call.args {
+                    self.expr(arg, scope)?;
+                }
+                self.literal_arguments(&call.func_name, call.target.as_deref(), &call.args, e.id)
+            }
+            Expr::List(list) => list.elements.iter().try_for_each(|x| self.expr(x, scope)),
+            Expr::Map(map) => map.entries.iter().try_for_each(|entry| match &entry.expr {
+                EntryExpr::MapEntry(m) => {
+                    self.expr(&m.key, scope)?;
+                    self.expr(&m.value, scope)
+                }
+                EntryExpr::StructField(f) => self.expr(&f.value, scope),
+            }),
+            Expr::Struct(s) => Err(self.undeclared(&s.type_name, e.id)),
+            Expr::Comprehension(c) => {
+                self.expr(&c.iter_range, scope)?;
+                self.expr(&c.accu_init, scope)?;
+                let depth = scope.len();
+                scope.push(c.accu_var.clone());
+                scope.push(c.iter_var.clone());
+                if let Some(v2) = &c.iter_var2 {
+                    scope.push(v2.clone());
+                }
+                let result = self
+                    .expr(&c.loop_cond, scope)
+                    .and_then(|_| self.expr(&c.loop_step, scope))
+                    .and_then(|_| {
+                        scope.truncate(depth + 1);
+                        self.expr(&c.result, scope)
+                    });
+                scope.truncate(depth);
+                result
+            }
+        }
+    }
+
+    fn function(&self, name: &str, id: u64) -> Result<(), CompileError> {
+        let operator = name.starts_with(['_', '@', '!', '-']);
+        if operator || FUNCTIONS.contains(&name) {
+            Ok(())
+        } else {
+            Err(self.undeclared(name, id))
+        }
+    }
+
+    /// Upstream's libraries validate constant arguments when compiling (`matches` and `find`
+    /// with an invalid regex, `quantity('x')`, `url('x')`, `ip('x')`, `cidr('x')`), so a
+    /// rule that would fail on every object is refused when the CRD is written.
+    fn literal_arguments(
+        &self,
+        function: &str,
+        target: Option<&IdedExpr>,
+        args: &[IdedExpr],
+        id: u64,
+    ) -> Result<(), CompileError> {
+        let literal = |e: &IdedExpr| match &e.expr {
+            Expr::Literal(LiteralValue::String(s)) => Some(s.inner().to_string()),
+            _ => None,
+        };
+        let problem = match (function, target, args) {
+            ("matches" | "find" | "findAll", Some(_), [pattern, ..])
+            | ("matches", None, [_, pattern]) => {
+                literal(pattern).and_then(|p| crate::library::regex::compile(&p).err())
+            }
+            ("quantity", None, [arg]) => {
+                literal(arg).and_then(|s| crate::library::quantity::parse(&s).err())
+            }
+            ("url", None, [arg]) => {
+                literal(arg).and_then(|s| crate::library::urls::parse(&s).err())
+            }
+            ("ip", None, [arg]) => {
+                literal(arg).and_then(|s| crate::library::ip::parse_ip(&s).err())
+            }
+            ("cidr", None, [arg]) => {
+                literal(arg).and_then(|s| crate::library::ip::parse_cidr(&s).err())
+            }
+            _ => None,
+        };
+        match problem {
+            None => Ok(()),
+            Some(message) => {
+                let (line, column) = self.position(id);
+                Err(CompileError::InvalidArgument {
+                    message,
+                    line,
+                    column,
+                })
+            }
+        }
+    }
+
+    fn undeclared(&self, name: &str, id: u64) -> CompileError {
+        let (line, column) = self.position(id);
+        CompileError::UndeclaredReference {
+            name: name.to_string(),
+            line,
+            column,
+        }
+    }
+
+    /// 1-based line and column (in characters) of node `id`.
+    fn position(&self, id: u64) -> (usize, usize) {
+        let Some((start, _)) = self.info.offset_for(id) else {
+            return (1, 1);
+        };
+        let start = (start as usize).min(self.source.len());
+        let before = self.source.get(..start).unwrap_or(self.source);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+}
+
+/// `a.b.c` for an identifier chain, else `None`.
+fn qualified_name(e: &IdedExpr) -> Option<String> {
+    match &e.expr {
+        Expr::Ident(name) => Some(name.clone()),
+        Expr::Select(s) if !s.test => {
+            qualified_name(&s.operand).map(|p| format!("{p}.{}", s.field))
+        }
+        _ => None,
+    }
+}
+
+/// Names of variables (not comprehension variables) the expression reads.
+pub(crate) fn free_variables(e: &IdedExpr) -> HashSet<String> {
+    let mut out = HashSet::new();
+    collect(e, &mut Vec::new(), &mut out);
+    out
+}
+
+fn collect(e: &IdedExpr, scope: &mut Vec<String>, out: &mut HashSet<String>) {
+    match &e.expr {
+        Expr::Ident(n) if !scope.contains(n) => {
+            out.insert(n.clone());
+        }
+        Expr::Select(s) => collect(&s.operand, scope, out),
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                collect(t, scope, out);
+            }
+            c.args.iter().for_each(|a| collect(a, scope, out));
+        }
+        Expr::List(l) => l.elements.iter().for_each(|x| collect(x, scope, out)),
+        Expr::Map(m) => m.entries.iter().for_each(|en| match &en.expr {
+            EntryExpr::MapEntry(me) => {
+                collect(&me.key, scope, out);
+                collect(&me.value, scope, out);
+            }
+            EntryExpr::StructField(f) => collect(&f.value, scope, out),
+        }),
+        Expr::Comprehension(c) => {
+            collect(&c.iter_range, scope, out);
+            collect(&c.accu_init, scope, out);
+            let depth = scope.len();
+            scope.push(c.accu_var.clone());
+            scope.push(c.iter_var.clone());
+            if let Some(v) = &c.iter_var2 {
+                scope.push(v.clone());
+            }
+            collect(&c.loop_cond, scope, out);
+            collect(&c.loop_step, scope, out);
+            collect(&c.result, scope, out);
+            scope.truncate(depth);
+        }
+        _ => {}
+    }
+}

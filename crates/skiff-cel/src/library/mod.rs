@@ -1,0 +1,118 @@
+//! The Kubernetes CEL libraries (upstream `k8s.io/apiserver/pkg/cel/library`) registered as
+//! overloads on the `cel` crate's environment, next to its standard library and the strings and
+//! lists extensions.
+
+pub(crate) mod format;
+pub(crate) mod ip;
+pub(crate) mod lists;
+pub(crate) mod quantity;
+pub(crate) mod regex;
+pub(crate) mod urls;
+
+use cel::common::types::{CelBool, CelInt, CelString};
+use cel::common::value::{CowVal, Val};
+use cel::ExecutionError;
+
+/// Marker message of a library function that stopped because the evaluation ran out of
+/// budget; mapped to `EvalError::CostLimitExceeded`.
+pub(crate) const COST_EXCEEDED: &str = "operation cancelled: actual cost limit exceeded";
+
+/// Registers one library's overloads.
+type Library = fn(&mut cel::Env) -> Result<(), cel::DeclarationError>;
+
+/// The shared environment: standard library (with optional types), strings, lists, math and
+/// encoder extensions, and the Kubernetes libraries.
+///
+/// Registration only fails on a duplicate overload, a programming error that every test
+/// catches at once; the environment is then built without that library rather than panic.
+pub(crate) fn build_env() -> cel::Env {
+    let mut env = cel::Env::stdlib();
+    let libraries: [(&str, Library); 10] = [
+        ("strings", cel::extensions::strings),
+        ("lists extension", cel::extensions::lists),
+        ("math", cel::extensions::math),
+        ("encoders", cel::extensions::encoders),
+        ("kubernetes lists", lists::register),
+        ("regex", regex::register),
+        ("urls", urls::register),
+        ("quantity", quantity::register),
+        ("ip", ip::register),
+        ("format", format::register),
+    ];
+    for (name, library) in libraries {
+        if let Err(e) = env.add_extension(library) {
+            debug_assert!(false, "registering the {name} library: {e}");
+        }
+    }
+    env
+}
+
+/// A call's result.
+pub(crate) type Ret<'b, 'v> = Result<CowVal<'b, 'v>, ExecutionError>;
+
+/// An owned result.
+pub(crate) fn owned<'b, 'v>(v: impl Val + 'v) -> Ret<'b, 'v> {
+    Ok(CowVal::owned(v))
+}
+
+/// A `bool` result.
+pub(crate) fn boolean<'b, 'v>(b: bool) -> Ret<'b, 'v> {
+    owned(CelBool::from(b))
+}
+
+/// An `int` result.
+pub(crate) fn int<'b, 'v>(i: i64) -> Ret<'b, 'v> {
+    owned(CelInt::from(i))
+}
+
+/// A `string` result.
+pub(crate) fn string<'b, 'v>(s: String) -> Ret<'b, 'v> {
+    owned(CelString::from(s))
+}
+
+/// Argument `i` as a string.
+pub(crate) fn str_arg<'x>(
+    args: &'x [CowVal<'_, '_>],
+    i: usize,
+    function: &str,
+) -> Result<&'x str, ExecutionError> {
+    args.get(i)
+        .and_then(|a| a.as_ref().downcast_ref::<CelString>())
+        .map(|s| s.inner())
+        .ok_or_else(|| {
+            ExecutionError::function_error(function, format!("argument {i} is not a string"))
+        })
+}
+
+/// A library error with upstream's message.
+pub(crate) fn fail(function: &str, message: impl ToString) -> ExecutionError {
+    ExecutionError::function_error(function, message)
+}
+
+/// Implements `Val` for a `'static`, `Clone + PartialEq` library type with the given CEL type.
+macro_rules! library_type {
+    ($ty:ty, $cel_type:ident, $name:literal) => {
+        pub(crate) static $cel_type: cel::common::types::Type =
+            cel::common::types::Type::new_unspecified_type($name);
+
+        impl cel::common::value::Val for $ty {
+            fn get_type(&self) -> &cel::common::types::Type {
+                &$cel_type
+            }
+            fn cel_type() -> &'static cel::common::types::Type {
+                &$cel_type
+            }
+            fn equals(&self, other: &dyn cel::common::value::Val) -> bool {
+                other.downcast_ref::<$ty>().is_some_and(|o| o == self)
+            }
+            fn clone_as_boxed<'v>(&self) -> Box<dyn cel::common::value::Val + 'v> {
+                Box::new(self.clone())
+            }
+            fn as_any(&self) -> Option<&dyn std::any::Any> {
+                Some(self)
+            }
+        }
+        impl cel::common::value::StaticVal for $ty {}
+    };
+}
+pub(crate) use library_type;
