@@ -13,6 +13,7 @@ use crate::object::{self, meta_mut};
 use crate::options::DeleteOptions;
 use crate::request::{Params, Target};
 use crate::resources::{Registry, ResourceInfo};
+use crate::webhook::{Attributes, Operation};
 
 /// How many times a server-side read-modify-write retries on a conflict it caused itself.
 const CONFLICT_RETRIES: usize = 16;
@@ -25,6 +26,8 @@ pub struct Api {
     pub store: Arc<dyn Store>,
     pub registry: Registry,
     pub admission: admission::Admission,
+    /// Admission webhooks (mutating before validation, validating after).
+    pub webhooks: crate::webhook::Webhooks,
     /// Namespaces marked for deletion, for the termination task to empty.
     pub terminating: tokio::sync::mpsc::UnboundedSender<String>,
 }
@@ -246,8 +249,19 @@ impl Api {
             self.require_namespace(ns)?;
         }
         self.admission.on_create(self, &r, &mut obj)?;
+        let attrs = Attributes {
+            resource: &r,
+            subresource: None,
+            operation: Operation::Create,
+            namespace: ns.as_deref(),
+            name: &name,
+            dry_run: p.dry_run(),
+            params: p,
+        };
+        let mut obj = self.webhooks.mutate(self, &attrs, obj, None).await?;
         let guard = self.admission.reserve(&r, &mut obj)?;
         self.admission.validate(&r, &obj, None)?;
+        self.validating_admission(&attrs, Some(&obj), None).await?;
         let key = r.key(ns.as_deref(), Some(&name));
         if p.dry_run() {
             return Ok(obj);
@@ -322,6 +336,16 @@ impl Api {
             preserve_server_fields(&r, &old, &mut new);
             self.admission
                 .on_update(&r, t.subresource.as_deref(), &old, &mut new)?;
+            let attrs = Attributes {
+                resource: &r,
+                subresource: t.subresource.as_deref(),
+                operation: Operation::Update,
+                namespace: t.namespace.as_deref(),
+                name: &name,
+                dry_run: p.dry_run(),
+                params: p,
+            };
+            let mut new = self.webhooks.mutate(self, &attrs, new, Some(&old)).await?;
             // Upstream's binding and finalize endpoints write without the field manager.
             let tracked = matches!(t.subresource.as_deref(), None | Some("status" | "scale"));
             if fields == Fields::Track && tracked {
@@ -339,6 +363,8 @@ impl Api {
                 _ => Some(&old),
             };
             self.admission.validate(&r, &new, validate_against)?;
+            self.validating_admission(&attrs, Some(&new), Some(&old))
+                .await?;
             let mut old_cmp = old.clone();
             object::strip_server_fields(&mut old_cmp);
             let mut new_cmp = new.clone();
@@ -375,6 +401,17 @@ impl Api {
             }
         }
         Err(ApiError::modified(&r, &name))
+    }
+
+    /// The validating stage of admission, after an object passed validation: admission
+    /// policies, then validating webhooks.
+    pub async fn validating_admission(
+        &self,
+        attrs: &Attributes<'_>,
+        object: Option<&Value>,
+        old: Option<&Value>,
+    ) -> Result<()> {
+        self.webhooks.validate(self, attrs, object, old).await
     }
 
     async fn finish_delete(

@@ -27,6 +27,7 @@ mod strict;
 mod subresources;
 pub mod table;
 pub mod watch;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -64,6 +65,7 @@ impl Api {
             store,
             registry,
             admission,
+            webhooks: Default::default(),
             terminating,
         };
         crd::load(&api)?;

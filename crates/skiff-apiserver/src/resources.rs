@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
@@ -11,6 +12,7 @@ use k8s_openapi::api::{
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -290,6 +292,27 @@ pub fn builtins() -> Vec<ResourceInfo> {
             status: true,
             generation: true,
             ..short(&["crd", "crds"])
+        }),
+        builtin::<admissionregistration::MutatingWebhookConfiguration>(Extra {
+            generation: true,
+            ..PLAIN
+        }),
+        builtin::<admissionregistration::ValidatingWebhookConfiguration>(Extra {
+            generation: true,
+            ..PLAIN
+        }),
+        builtin::<admissionregistration::ValidatingAdmissionPolicy>(Extra {
+            status: true,
+            generation: true,
+            ..PLAIN
+        }),
+        builtin::<admissionregistration::ValidatingAdmissionPolicyBinding>(Extra {
+            generation: true,
+            ..PLAIN
+        }),
+        builtin::<apiregistration::APIService>(Extra {
+            status: true,
+            ..PLAIN
         }),
     ]
 }
