@@ -491,7 +491,7 @@ fn go_parse_duration(s: &str) -> bool {
             return false;
         };
         total += v * nanos;
-        if total > 9.223372036854775807e18 {
+        if total > 9.223_372_036_854_776e18 {
             return false;
         }
     }
@@ -506,14 +506,40 @@ pub(crate) fn compile_go_regex(pattern: &str) -> Result<Regex, String> {
         .size_limit(1 << 22)
         .dfa_size_limit(1 << 22)
         .build()
-        .map_err(|e| {
-            e.to_string()
-                .lines()
+        .map_err(|e| go_regex_error(pattern, &e.to_string()))
+}
+
+/// Go's `regexp.Compile` error text for the common mistakes (`error parsing regexp: missing
+/// closing ): `(a``); other errors keep the `regex` crate's wording after Go's prefix.
+fn go_regex_error(pattern: &str, rust: &str) -> String {
+    let msg = rust
+        .lines()
+        .rfind(|l| l.starts_with("error:"))
+        .map(|l| l.trim_start_matches("error:").trim().to_string())
+        .unwrap_or_else(|| {
+            rust.lines()
                 .last()
                 .unwrap_or("invalid regular expression")
                 .trim()
                 .to_string()
-        })
+        });
+    let go = match msg.as_str() {
+        "unclosed group" => format!("missing closing ): `{pattern}`"),
+        "unopened group" => format!("unexpected ): `{pattern}`"),
+        "unclosed character class" => {
+            let from = pattern.rfind('[').unwrap_or(0);
+            format!("missing closing ]: `{}`", &pattern[from..])
+        }
+        "repetition operator missing expression" => {
+            let op = pattern
+                .chars()
+                .find(|c| matches!(c, '*' | '+' | '?'))
+                .unwrap_or('*');
+            format!("missing argument to repetition operator: `{op}`")
+        }
+        other => other.to_string(),
+    };
+    format!("error parsing regexp: {go}")
 }
 
 fn translate_go_regex(p: &str) -> String {

@@ -272,13 +272,16 @@ fn type_validate(s: &Schema, data: &Value, k: Option<Kind>, path: &str) -> Res {
     let is_float_int = matches!(k, Kind::Float(f) if is_json_integer(f)) && contains("integer");
     let is_int_float = sch_type == "integer" && contains("number");
     let stringish = matches!(k, Kind::Str | Kind::Slice);
-    if !stringish
-        && !fmt.is_empty()
-        && !(contains(sch_type) || format == fmt || is_float_int || is_int_float)
+    if !(stringish
+        || fmt.is_empty()
+        || contains(sch_type)
+        || format == fmt
+        || is_float_int
+        || is_int_float)
     {
         return Res::err(invalid_type(path, fmt, Value::String(format.into())));
     }
-    if !(contains("number") || contains("integer")) && !fmt.is_empty() && stringish {
+    if stringish && !(contains("number") || contains("integer") || fmt.is_empty()) {
         return res;
     }
     if !(contains(sch_type) || is_float_int || is_int_float) {

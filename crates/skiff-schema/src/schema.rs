@@ -260,11 +260,7 @@ fn parse_key(s: &mut Schema, k: &str, val: &Value, path: &str, errs: &mut Vec<Fi
         "title" => s.title = get_str(val, path, k, errs),
         "description" => s.description = get_str(val, path, k, errs),
         "nullable" => s.nullable = get_bool(val, path, k, errs).unwrap_or(false),
-        "default" => {
-            if !val.is_null() {
-                s.default = Some(val.clone());
-            }
-        }
+        "default" if !val.is_null() => s.default = Some(val.clone()),
         "example" => {}
         "enum" => match val {
             Value::Array(a) => s.enum_ = Some(a.clone()),
@@ -325,11 +321,7 @@ fn parse_key(s: &mut Schema, k: &str, val: &Value, path: &str, errs: &mut Vec<Fi
         "allOf" => s.all_of = get_schemas(val, path, k, errs),
         "anyOf" => s.any_of = get_schemas(val, path, k, errs),
         "oneOf" => s.one_of = get_schemas(val, path, k, errs),
-        "not" => {
-            if !val.is_null() {
-                s.not = Some(Box::new(parse(val, &child(path, k), errs)));
-            }
-        }
+        "not" if !val.is_null() => s.not = Some(Box::new(parse(val, &child(path, k), errs))),
         "x-kubernetes-preserve-unknown-fields" => s.preserve_unknown = get_bool(val, path, k, errs),
         "x-kubernetes-embedded-resource" => {
             s.embedded = get_bool(val, path, k, errs).unwrap_or(false)
@@ -337,17 +329,11 @@ fn parse_key(s: &mut Schema, k: &str, val: &Value, path: &str, errs: &mut Vec<Fi
         "x-kubernetes-int-or-string" => {
             s.int_or_string = get_bool(val, path, k, errs).unwrap_or(false)
         }
-        "x-kubernetes-list-type" => {
-            if !val.is_null() {
-                s.list_type = Some(get_str(val, path, k, errs));
-            }
+        "x-kubernetes-list-type" if !val.is_null() => {
+            s.list_type = Some(get_str(val, path, k, errs))
         }
         "x-kubernetes-list-map-keys" => s.list_map_keys = get_strings(val, path, k, errs),
-        "x-kubernetes-map-type" => {
-            if !val.is_null() {
-                s.map_type = Some(get_str(val, path, k, errs));
-            }
-        }
+        "x-kubernetes-map-type" if !val.is_null() => s.map_type = Some(get_str(val, path, k, errs)),
         "x-kubernetes-validations" => match val {
             Value::Array(a) => s.validations = a.clone(),
             Value::Null => {}
