@@ -7,7 +7,9 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
+pub mod cronjob;
 pub mod gc;
+pub mod job;
 pub mod meta;
 pub mod replicaset;
 pub mod volumes;
@@ -37,5 +39,7 @@ pub fn spawn_all(client: kube::Client) {
     tokio::spawn(deployment::run(client.clone()));
     tokio::spawn(endpoints::run(client.clone()));
     tokio::spawn(volumes::run(client.clone()));
+    tokio::spawn(job::run(client.clone()));
+    tokio::spawn(cronjob::run(client.clone()));
     tokio::spawn(gc::run(client));
 }

@@ -1,0 +1,364 @@
+//! The Job controller: runs pods to completion, tracking each finished pod exactly once
+//! through the `batch.kubernetes.io/job-tracking` finalizer, and deletes finished Jobs after
+//! `ttlSecondsAfterFinished`.
+
+pub mod indexes;
+pub mod plan;
+pub mod policy;
+#[cfg(test)]
+mod tests;
+pub mod ttl;
+
+use crate::events::{reference, Recorder};
+use crate::meta::{controller_ref, is_controlled_by, key};
+use crate::replicaset::plan::slow_start_batches;
+use crate::Error;
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use plan::{Action, Input, TRACKING_FINALIZER};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the controller trusts its own unconfirmed writes over the cache (a lost watch
+/// event then costs one extra pass, not a stuck Job).
+const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
+/// Backoff after a failed reconcile (the Controller also rate-limits per key).
+const ERROR_REQUEUE: Duration = Duration::from_secs(2);
+/// How often pods of deleted Jobs are swept for the tracking finalizer.
+const ORPHAN_SWEEP: Duration = Duration::from_secs(2);
+
+/// Writes this controller made for one Job that its caches may not show yet.
+#[derive(Default)]
+struct Expectations {
+    /// Pods created (by name) and not yet seen.
+    creates: HashSet<String>,
+    /// Pods deleted (by name) and still seen without a deletion timestamp.
+    deletes: HashSet<String>,
+    /// Pods (by uid) whose finalizer was removed after they were counted.
+    removals: HashSet<String>,
+    /// The Job's resourceVersion after our last status write.
+    written_rv: Option<u64>,
+    since: Option<Instant>,
+}
+
+/// What reconcile needs besides the Job.
+struct Ctx {
+    client: kube::Client,
+    pods: Store<Pod>,
+    recorder: Recorder,
+    expectations: Mutex<HashMap<String, Expectations>>,
+}
+
+impl Ctx {
+    fn with<T>(&self, uid: &str, f: impl FnOnce(&mut Expectations) -> T) -> T {
+        let mut all = self.expectations.lock().unwrap_or_else(|e| e.into_inner());
+        let exp = all.entry(uid.to_string()).or_default();
+        exp.since = Some(Instant::now());
+        f(exp)
+    }
+}
+
+/// Runs the controller until the process exits.
+pub async fn run(client: kube::Client) {
+    let (pods, writer) = reflector::store();
+    let pod_events = reflector(
+        writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff(),
+    )
+    .touched_objects();
+    let controller = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default());
+    let jobs = controller.store();
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), "job-controller"),
+        client: client.clone(),
+        pods: pods.clone(),
+        expectations: Mutex::new(HashMap::new()),
+    });
+    tokio::spawn(sweep_orphans(client, pods, jobs.clone()));
+    controller
+        .watches_stream(pod_events, |pod: Pod| owner_of(&pod))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "job reconcile failed");
+            }
+        })
+        .await;
+}
+
+/// The Job a pod event concerns: its controller, when that is a Job.
+fn owner_of(pod: &Pod) -> Option<ObjectRef<Job>> {
+    let owner = controller_ref(&pod.metadata)?;
+    if owner.kind != "Job" || !owner.api_version.starts_with("batch/") {
+        return None;
+    }
+    let ns = pod.metadata.namespace.as_deref()?;
+    Some(ObjectRef::new(&owner.name).within(ns))
+}
+
+/// Removes the tracking finalizer from pods whose Job no longer exists (deleted while the
+/// controller was down, or in background propagation), which reconcile never sees because
+/// it is driven by Jobs. Level-triggered: every sweep re-reads both caches.
+async fn sweep_orphans(client: kube::Client, pods: Store<Pod>, jobs: Store<Job>) {
+    if pods.wait_until_ready().await.is_err() || jobs.wait_until_ready().await.is_err() {
+        return;
+    }
+    loop {
+        let live: HashSet<String> = jobs
+            .state()
+            .iter()
+            .filter_map(|j| j.metadata.uid.clone())
+            .collect();
+        for pod in pods.state() {
+            let holds = pod
+                .metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|f| f == TRACKING_FINALIZER));
+            let orphan = controller_ref(&pod.metadata)
+                .is_none_or(|r| r.kind == "Job" && !live.contains(&r.uid));
+            if holds && orphan {
+                let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+                let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                if let Err(error) = remove_finalizer(&api, name).await {
+                    tracing::warn!(%error, pod = name, "could not release orphan job pod");
+                }
+            }
+        }
+        tokio::time::sleep(ORPHAN_SWEEP).await;
+    }
+}
+
+fn error_policy(_job: Arc<Job>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
+    tracing::warn!(%error, "job reconcile failed; retrying");
+    Requeue::requeue(ERROR_REQUEUE)
+}
+
+fn resource_version(job: &Job) -> Option<u64> {
+    job.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+/// Whether the caches show every write made for `uid`; returns the finalizer removals the
+/// pod cache still lags behind on.
+fn caches_caught_up(ctx: &Ctx, job: &Job, uid: &str, pods: &[&Pod]) -> Option<HashSet<String>> {
+    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(exp) = all.get_mut(uid) else {
+        return Some(HashSet::new());
+    };
+    let expired = exp.since.is_some_and(|t| t.elapsed() > EXPECTATIONS_TTL);
+    let live: HashSet<&str> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect();
+    exp.creates.retain(|n| !live.contains(n.as_str()));
+    exp.deletes.retain(|n| live.contains(n.as_str()));
+    exp.removals.retain(|u| {
+        pods.iter().any(|p| {
+            p.metadata.uid.as_deref() == Some(u)
+                && p.metadata
+                    .finalizers
+                    .as_ref()
+                    .is_some_and(|f| f.iter().any(|f| f == TRACKING_FINALIZER))
+        })
+    });
+    let job_fresh = exp
+        .written_rv
+        .is_none_or(|w| resource_version(job).is_some_and(|rv| rv >= w));
+    let met = exp.creates.is_empty() && exp.deletes.is_empty() && job_fresh;
+    if met || expired {
+        exp.creates.clear();
+        exp.deletes.clear();
+        exp.written_rv = None;
+        let removals = exp.removals.clone();
+        if removals.is_empty() {
+            all.remove(uid);
+        }
+        return Some(removals);
+    }
+    None
+}
+
+#[tracing::instrument(skip_all, fields(key = %key(&job.metadata)))]
+async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+    let ns = job
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::Missing("namespace"))?;
+    let uid = job.metadata.uid.clone().ok_or(Error::Missing("uid"))?;
+    let all = ctx.pods.state();
+    let pods: Vec<&Pod> = all
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
+        .filter(|p| is_controlled_by(&p.metadata, &uid))
+        .collect();
+    let Some(expected_removals) = caches_caught_up(&ctx, &job, &uid, &pods) else {
+        return Ok(Requeue::requeue(Duration::from_millis(200)));
+    };
+    let plan = plan::plan(&Input {
+        job: &job,
+        pods: &pods,
+        expected_removals: &expected_removals,
+        now: Timestamp::now(),
+    });
+    if !plan.actions.is_empty() {
+        tracing::debug!(actions = ?plan.actions, "job plan");
+    }
+    let mut current = (*job).clone();
+    for action in plan.actions {
+        if !apply(&mut current, &uid, &pods, &ctx, action).await? {
+            // A status write lost to a newer Job: look again at once.
+            return Ok(Requeue::requeue(Duration::from_millis(100)));
+        }
+    }
+    Ok(match plan.requeue_after {
+        Some(after) => Requeue::requeue(after),
+        None => Requeue::await_change(),
+    })
+}
+
+/// Applies one action; `Ok(false)` when a status write conflicted.
+async fn apply(
+    job: &mut Job,
+    uid: &str,
+    pods: &[&Pod],
+    ctx: &Ctx,
+    action: Action,
+) -> Result<bool, Error> {
+    let ns = job.metadata.namespace.clone().unwrap_or_default();
+    let name = job.metadata.name.clone().ok_or(Error::Missing("name"))?;
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let me = reference("batch/v1", "Job", &job.metadata);
+    match action {
+        Action::Status(status) => {
+            job.status = Some(*status);
+            match job_api
+                .replace_status(&name, &PostParams::default(), job)
+                .await
+            {
+                Ok(written) => {
+                    let rv = resource_version(&written);
+                    ctx.with(uid, |e| e.written_rv = rv);
+                    job.metadata.resource_version = written.metadata.resource_version;
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => return Ok(false),
+                Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Action::RemoveFinalizer { pods: names } => {
+            let results =
+                futures::future::join_all(names.iter().map(|n| remove_finalizer(&pod_api, n)))
+                    .await;
+            for (n, result) in names.iter().zip(results) {
+                result?;
+                let pod_uid = pods
+                    .iter()
+                    .find(|p| p.metadata.name.as_deref() == Some(n))
+                    .and_then(|p| p.metadata.uid.clone());
+                ctx.with(uid, |e| e.removals.extend(pod_uid));
+            }
+        }
+        Action::Delete { pods: names } => {
+            let dp = DeleteParams::default();
+            let results =
+                futures::future::join_all(names.iter().map(|n| pod_api.delete(n, &dp))).await;
+            for (n, result) in names.iter().zip(results) {
+                match result {
+                    Ok(_) => {
+                        ctx.with(uid, |e| e.deletes.insert(n.clone()));
+                        let msg = format!("Deleted pod: {n}");
+                        ctx.recorder
+                            .publish(&me, "Normal", "SuccessfulDelete", &msg)
+                            .await;
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        Action::Create { pods: new } => {
+            let pp = PostParams::default();
+            let mut left = new.as_slice();
+            for batch in slow_start_batches(new.len()) {
+                let (now, rest) = left.split_at(batch.min(left.len()));
+                left = rest;
+                let templates: Vec<Pod> = now
+                    .iter()
+                    .map(|n| plan::pod_for(job, n).ok_or(Error::Missing("spec.template")))
+                    .collect::<Result<_, _>>()?;
+                let results =
+                    futures::future::join_all(templates.iter().map(|p| pod_api.create(&pp, p)))
+                        .await;
+                let mut failed = None;
+                for result in results {
+                    match result {
+                        Ok(created) => {
+                            let pod = created.metadata.name.unwrap_or_default();
+                            let msg = format!("Created pod: {pod}");
+                            ctx.with(uid, |e| e.creates.insert(pod));
+                            ctx.recorder
+                                .publish(&me, "Normal", "SuccessfulCreate", &msg)
+                                .await;
+                        }
+                        Err(error) => {
+                            let msg = format!("Error creating: {error}");
+                            ctx.recorder
+                                .publish(&me, "Warning", "FailedCreate", &msg)
+                                .await;
+                            failed = Some(error);
+                        }
+                    }
+                }
+                if let Some(error) = failed {
+                    return Err(error.into());
+                }
+            }
+        }
+        Action::Event {
+            type_,
+            reason,
+            message,
+        } => ctx.recorder.publish(&me, type_, reason, &message).await,
+        Action::DeleteJob => {
+            let dp = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..DeleteParams::default()
+            };
+            match job_api.delete(&name, &dp).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Removes only the tracking finalizer, leaving any others (strategic merge's
+/// `$deleteFromPrimitiveList`, as upstream); a pod already gone needs nothing.
+async fn remove_finalizer(api: &Api<Pod>, pod: &str) -> Result<(), Error> {
+    let patch = json!({ "metadata": {
+        "$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER],
+    }});
+    match api
+        .patch(pod, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
