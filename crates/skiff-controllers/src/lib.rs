@@ -9,9 +9,11 @@ pub mod endpoints;
 pub mod events;
 pub mod cronjob;
 pub mod gc;
+pub mod history;
 pub mod job;
 pub mod meta;
 pub mod replicaset;
+pub mod statefulset;
 pub mod volumes;
 
 use std::time::Duration;
@@ -39,6 +41,7 @@ pub fn spawn_all(client: kube::Client) {
     tokio::spawn(deployment::run(client.clone()));
     tokio::spawn(endpoints::run(client.clone()));
     tokio::spawn(volumes::run(client.clone()));
+    tokio::spawn(statefulset::run(client.clone()));
     tokio::spawn(job::run(client.clone()));
     tokio::spawn(cronjob::run(client.clone()));
     tokio::spawn(gc::run(client));
