@@ -2,7 +2,9 @@
 //! garbage-collector reconcile loops.
 //!
 //! Each controller watches the kinds it cares about, computes changes with a pure `plan`
-//! function and applies them through the API (see DESIGN.md, "Reconcile loops").
+//! function and applies them through the API (see DESIGN.md, "Reconcile loops"). All of
+//! them run on `skiff-reconcile`'s harness: its queue gives per-key exponential backoff,
+//! requeue-after and resync, so nothing here sleeps or retries by hand.
 
 pub mod deployment;
 pub mod endpoints;
@@ -15,8 +17,6 @@ pub mod meta;
 pub mod replicaset;
 pub mod statefulset;
 pub mod volumes;
-
-use std::time::Duration;
 
 /// Why a reconcile failed; transient errors are requeued with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -32,17 +32,21 @@ pub enum Error {
     Missing(&'static str),
 }
 
-/// Backoff after a failed reconcile (the Controller also rate-limits per key).
-pub(crate) const ERROR_REQUEUE: Duration = Duration::from_secs(2);
+/// A flat retry delay, only for loops not yet on the harness (whose queue retries with
+/// per-key exponential backoff instead); it goes once they have moved.
+pub const ERROR_REQUEUE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Starts every controller on `client`; each runs until the process exits.
-pub fn spawn_all(client: kube::Client) {
-    tokio::spawn(replicaset::run(client.clone()));
-    tokio::spawn(deployment::run(client.clone()));
-    tokio::spawn(endpoints::run(client.clone()));
-    tokio::spawn(volumes::run(client.clone()));
+/// Starts every controller on `client`; each runs until the process exits. Returns the
+/// metrics they report into, for the binary to serve.
+pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
+    let metrics = skiff_reconcile::Metrics::new();
+    tokio::spawn(replicaset::run(client.clone(), metrics.clone()));
+    tokio::spawn(deployment::run(client.clone(), metrics.clone()));
+    tokio::spawn(endpoints::run(client.clone(), metrics.clone()));
+    tokio::spawn(volumes::run(client.clone(), metrics.clone()));
     tokio::spawn(statefulset::run(client.clone()));
     tokio::spawn(job::run(client.clone()));
     tokio::spawn(cronjob::run(client.clone()));
-    tokio::spawn(gc::run(client));
+    tokio::spawn(gc::run(client, metrics.clone()));
+    metrics
 }

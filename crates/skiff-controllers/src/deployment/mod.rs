@@ -6,17 +6,15 @@ pub mod plan;
 mod tests;
 
 use crate::events::{reference, Recorder};
-use crate::meta::{is_controlled_by, key};
-use crate::{Error, ERROR_REQUEUE};
-use futures::StreamExt;
+use crate::meta::is_controlled_by;
+use crate::Error;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::reflector::{self, reflector, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use plan::{Action, DESIRED_REPLICAS, MAX_REPLICAS, REVISION};
 use serde_json::json;
+use skiff_reconcile::{Harness, Metrics, Outcome};
 use std::sync::Arc;
 
 /// What reconcile needs besides the Deployment.
@@ -27,40 +25,19 @@ struct Ctx {
 }
 
 /// Runs the controller until the process exits.
-pub async fn run(client: kube::Client) {
-    let (replicasets, writer) = reflector::store();
-    let rs_events = reflector(
-        writer,
-        watcher(
-            Api::<ReplicaSet>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff(),
-    )
-    .touched_objects();
+pub async fn run(client: kube::Client, metrics: Metrics) {
+    let mut controller = Harness::new("deployment-controller", client.clone())
+        .metrics(&metrics)
+        .watch::<Deployment>();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "deployment-controller"),
-        client: client.clone(),
-        replicasets,
+        client,
+        replicasets: controller.cache::<ReplicaSet>(),
     });
-    Controller::new(Api::<Deployment>::all(client), watcher::Config::default())
-        .owns_stream(rs_events)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "deployment reconcile failed");
-            }
-        })
-        .await;
+    controller.owns::<ReplicaSet>().run(reconcile, ctx).await;
 }
 
-fn error_policy(_d: Arc<Deployment>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
-    tracing::warn!(%error, "deployment reconcile failed; retrying");
-    Requeue::requeue(ERROR_REQUEUE)
-}
-
-#[tracing::instrument(skip_all, fields(key = %key(&d.metadata)))]
-async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
     let ns = d
         .metadata
         .namespace
@@ -82,8 +59,8 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Requeue, Error> 
         apply(&d, &ns, &ctx, action).await?;
     }
     Ok(match plan.requeue_after {
-        Some(after) => Requeue::requeue(after),
-        None => Requeue::await_change(),
+        Some(after) => Outcome::RequeueAfter(after),
+        None => Outcome::Done,
     })
 }
 

@@ -3,9 +3,12 @@
 //! and DNS read it.
 //!
 //! One loop serves all three because they share their inputs (Services, Pods, Endpoints,
-//! EndpointSlices) and their key (the Service). Watch events become Service keys on a queue;
-//! `reconcile(key)` reads the caches, asks [`plan`] what the objects should hold and writes
-//! only the differences, so it is level-triggered and idempotent.
+//! EndpointSlices) and their key (the Service). Watch events become Service keys on the
+//! harness's queue; `reconcile(key)` reads the caches, asks [`plan`] what the objects should
+//! hold and writes only the differences, so it is level-triggered and idempotent. That
+//! includes cleanup: leftover Endpoints and slices map to their Service's key, so a Service
+//! found absent (deleted while skiff was down too) has what this controller wrote for it
+//! removed, without depending on a watch Delete event.
 
 pub mod plan;
 #[cfg(test)]
@@ -13,26 +16,28 @@ mod tests;
 
 use crate::meta::new_controller_ref;
 use crate::Error;
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use plan::{SliceAction, SliceContent, MANAGED_BY, MANAGED_BY_LABEL, MIRRORED_BY};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use skiff_reconcile::{Harness, Metrics, ObjectKey, Outcome};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// How long a created slice may take to show up in the cache before the cache is trusted
 /// again; until then the Service is not reconciled, so it never gets a duplicate slice.
 const CREATE_TTL: Duration = Duration::from_secs(5);
-/// Retry delay after a failed reconcile (conflicts resolve on the next pass).
-const RETRY: Duration = Duration::from_millis(200);
 
-/// Caches and bookkeeping shared by the watch tasks and the workers.
+/// Marks Endpoints this controller wrote (upstream's label telling the mirroring controller
+/// to leave them alone). It is also how a leftover is told from Endpoints a user wrote for
+/// a selector-less Service, or before creating the Service: only ours go with the Service.
+pub const SKIP_MIRROR_LABEL: &str = "endpointslice.kubernetes.io/skip-mirror";
+
+/// Caches and bookkeeping shared by the workers.
 struct Ctx {
     client: kube::Client,
     services: Store<Service>,
@@ -41,183 +46,66 @@ struct Ctx {
     slices: Store<EndpointSlice>,
     /// Slices created per Service key and not yet seen in the cache.
     created: Mutex<HashMap<String, (Vec<String>, Instant)>>,
-    /// Services seen deleted: their Endpoints go too (and only then, so Endpoints written
-    /// before their Service are not taken for leftovers).
-    deleted: Mutex<HashSet<String>>,
 }
 
 /// Runs the controllers until the process exits.
-pub async fn run(client: kube::Client) {
-    let (services, svc_w) = reflector::store();
-    let (pods, pod_w) = reflector::store();
-    let (endpoints, ep_w) = reflector::store();
-    let (slices, slice_w) = reflector::store();
+pub async fn run(client: kube::Client, metrics: Metrics) {
     let managed = format!("{MANAGED_BY_LABEL} in ({MANAGED_BY},{MIRRORED_BY})");
+    let slice_config = watcher::Config::default().labels(&managed);
+    let mut controller = Harness::new("endpoint-controller", client.clone())
+        .metrics(&metrics)
+        .watch::<Service>();
     let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        services,
-        pods,
-        endpoints,
-        slices,
+        client,
+        services: controller.store(),
+        pods: controller.cache::<Pod>(),
+        endpoints: controller.cache::<Endpoints>(),
+        slices: controller.cache_with::<EndpointSlice>(slice_config.clone()),
         created: Mutex::new(HashMap::new()),
-        deleted: Mutex::new(HashSet::new()),
     });
-    let (tx, rx) = mpsc::unbounded_channel::<String>();
-    let all = watcher::Config::default();
-    let svc_stream = reflector(
-        svc_w,
-        watcher(Api::<Service>::all(client.clone()), all.clone()),
-    );
-    let pod_stream = reflector(pod_w, watcher(Api::<Pod>::all(client.clone()), all.clone()));
-    let ep_stream = reflector(ep_w, watcher(Api::<Endpoints>::all(client.clone()), all));
-    let slice_stream = reflector(
-        slice_w,
-        watcher(
-            Api::<EndpointSlice>::all(client),
-            watcher::Config::default().labels(&managed),
-        ),
-    );
-    {
-        let (ctx, tx) = (ctx.clone(), tx.clone());
-        tokio::spawn(feed(svc_stream, tx, move |event| {
-            let (obj, deleted) = event;
-            let key = crate::meta::key(&obj.metadata);
-            if deleted {
-                ctx.deleted
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key.clone());
-            }
-            vec![key]
-        }));
-    }
-    {
-        let (ctx, tx) = (ctx.clone(), tx.clone());
-        tokio::spawn(feed(pod_stream, tx, move |(pod, _)| {
-            services_of(&ctx, &pod)
-        }));
-    }
-    tokio::spawn(feed(ep_stream, tx.clone(), |(ep, _)| {
-        vec![crate::meta::key(&ep.metadata)]
-    }));
-    tokio::spawn(feed(slice_stream, tx.clone(), |(slice, _)| {
-        let ns = slice.metadata.namespace.clone().unwrap_or_default();
-        slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(plan::SERVICE_NAME_LABEL))
-            .map(|svc| vec![format!("{ns}/{svc}")])
-            .unwrap_or_default()
-    }));
-    // Nothing is written before every cache holds a full list: an empty pod cache would
-    // otherwise empty every Service.
-    for ready in [
-        ctx.services.wait_until_ready().await,
-        ctx.pods.wait_until_ready().await,
-        ctx.endpoints.wait_until_ready().await,
-        ctx.slices.wait_until_ready().await,
-    ] {
-        if ready.is_err() {
-            return;
-        }
-    }
-    for svc in ctx.services.state() {
-        let _ = tx.send(crate::meta::key(&svc.metadata));
-    }
-    work(ctx, rx, tx).await;
+    let (services, slices) = (ctx.services.clone(), ctx.slices.clone());
+    controller
+        .watches(move |pod: &Pod| services_of(&services, &slices, pod))
+        .watches(|ep: &Endpoints| ObjectKey::of(&ep.metadata))
+        .watches_with(slice_config, |slice: &EndpointSlice| {
+            service_of_slice(slice)
+        })
+        .run_keys(reconcile, ctx)
+        .await;
 }
 
-/// Drives one reflector stream, turning each object it touches into Service keys.
-async fn feed<K, S>(
-    stream: S,
-    tx: mpsc::UnboundedSender<String>,
-    keys: impl Fn((Arc<K>, bool)) -> Vec<String>,
-) where
-    S: Stream<Item = watcher::Result<watcher::Event<K>>>,
-    K: Clone,
-{
-    let stream = stream.default_backoff();
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        let touched = match event {
-            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (Arc::new(o), false),
-            Ok(watcher::Event::Delete(o)) => (Arc::new(o), true),
-            Ok(_) => continue,
-            Err(error) => {
-                tracing::debug!(%error, "endpoints watch error; retrying");
-                continue;
-            }
-        };
-        for key in keys(touched) {
-            if tx.send(key).is_err() {
-                return;
-            }
-        }
-    }
+/// The Service a slice belongs to, by its `kubernetes.io/service-name` label.
+fn service_of_slice(slice: &EndpointSlice) -> Option<ObjectKey> {
+    let svc = slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(plan::SERVICE_NAME_LABEL)?;
+    Some(ObjectKey::new(slice.metadata.namespace.as_deref(), svc))
 }
 
 /// The Services a pod event concerns: those selecting it now, and those still listing it
 /// (it may have stopped matching or gone).
-fn services_of(ctx: &Ctx, pod: &Pod) -> Vec<String> {
+fn services_of(
+    services: &Store<Service>,
+    slices: &Store<EndpointSlice>,
+    pod: &Pod,
+) -> Vec<ObjectKey> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let mut keys: BTreeSet<String> = ctx
-        .services
+    let mut keys: BTreeSet<ObjectKey> = services
         .state()
         .iter()
         .filter(|s| s.metadata.namespace.as_deref() == Some(&ns))
         .filter(|s| plan::selects(s, pod.metadata.labels.as_ref()))
-        .map(|s| crate::meta::key(&s.metadata))
+        .filter_map(|s| ObjectKey::of(&s.metadata))
         .collect();
-    for slice in ctx.slices.state() {
+    for slice in slices.state() {
         if slice.metadata.namespace.as_deref() == Some(&ns) && plan::lists_pod(&slice, &name) {
-            if let Some(svc) = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(plan::SERVICE_NAME_LABEL))
-            {
-                keys.insert(format!("{ns}/{svc}"));
-            }
+            keys.extend(service_of_slice(&slice));
         }
     }
     keys.into_iter().collect()
-}
-
-/// The queue's consumer: every key that arrived while the last batch ran is reconciled once,
-/// distinct keys concurrently; failures come back after [`RETRY`].
-async fn work(
-    ctx: Arc<Ctx>,
-    mut rx: mpsc::UnboundedReceiver<String>,
-    tx: mpsc::UnboundedSender<String>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = BTreeSet::from([first]);
-        while let Ok(key) = rx.try_recv() {
-            batch.insert(key);
-        }
-        let results = futures::future::join_all(batch.into_iter().map(|key| {
-            let ctx = ctx.clone();
-            async move { (reconcile(&ctx, &key).await, key) }
-        }))
-        .await;
-        for (result, key) in results {
-            let retry_after = match result {
-                Ok(None) => continue,
-                Ok(Some(after)) => after,
-                Err(error) => {
-                    tracing::debug!(%key, %error, "endpoints reconcile failed; retrying");
-                    RETRY
-                }
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(retry_after).await;
-                let _ = tx.send(key);
-            });
-        }
-    }
 }
 
 /// Whether slices created for `key` are all in the cache (or waited for long enough).
@@ -236,11 +124,17 @@ fn creations_seen(ctx: &Ctx, key: &str, ns: &str) -> bool {
     false
 }
 
-/// Brings the Endpoints and slices of one Service in line; `Some(delay)` asks to come back.
-async fn reconcile(ctx: &Ctx, key: &str) -> Result<Option<Duration>, Error> {
-    let (ns, name) = key.split_once('/').ok_or(Error::Missing("namespace"))?;
+/// Brings the Endpoints and slices of one Service in line, or removes them when the
+/// Service is gone.
+async fn reconcile(key: ObjectKey, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
+    let ns = key
+        .namespace
+        .as_deref()
+        .ok_or(Error::Missing("namespace"))?;
+    let (name, key) = (key.name.as_str(), key.to_string());
+    let (ctx, key) = (ctx.as_ref(), key.as_str());
     if !creations_seen(ctx, key, ns) {
-        return Ok(Some(Duration::from_millis(50)));
+        return Ok(Outcome::RequeueAfter(Duration::from_millis(50)));
     }
     let service = ctx.services.get(&ObjectRef::new(name).within(ns));
     let all_slices = ctx.slices.state();
@@ -272,16 +166,15 @@ async fn reconcile(ctx: &Ctx, key: &str) -> Result<Option<Duration>, Error> {
             )
             .await?;
         }
-        let was_deleted = ctx
-            .deleted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-        if was_deleted {
+        let ours = ctx
+            .endpoints
+            .get(&ObjectRef::new(name).within(ns))
+            .is_some_and(|ep| written_by_us(&ep));
+        if ours {
             let api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), ns);
             delete(&api, name).await?;
         }
-        return Ok(None);
+        return Ok(Outcome::Done);
     };
     let current = ctx.endpoints.get(&ObjectRef::new(name).within(ns));
     let created;
@@ -330,7 +223,16 @@ async fn reconcile(ctx: &Ctx, key: &str) -> Result<Option<Duration>, Error> {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.to_string(), (created, Instant::now()));
     }
-    Ok(None)
+    Ok(Outcome::Done)
+}
+
+/// Whether this controller wrote `ep` (see [`SKIP_MIRROR_LABEL`]).
+fn written_by_us(ep: &Endpoints) -> bool {
+    ep.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SKIP_MIRROR_LABEL))
+        .is_some_and(|v| v == "true")
 }
 
 /// Deletes an object; already gone is fine.
@@ -353,7 +255,8 @@ async fn write_endpoints(
     subsets: Vec<k8s_openapi::api::core::v1::EndpointSubset>,
 ) -> Result<(), Error> {
     let ns = service.metadata.namespace.as_deref().unwrap_or_default();
-    let labels = plan::labels(service);
+    let mut labels = plan::labels(service);
+    labels.insert(SKIP_MIRROR_LABEL.into(), "true".into());
     let subsets = (!subsets.is_empty()).then_some(subsets);
     let api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), ns);
     match current {

@@ -4,26 +4,32 @@
 //!
 //! Scope: owners and dependents among Deployments, ReplicaSets and Pods, the kinds the
 //! controllers create. Owner references to other kinds are left alone rather than guessed.
-//! Decisions are in `plan`; this runner keeps the caches and applies the actions.
+//! Decisions are in `plan`; this runner keeps the caches and applies the actions, as one
+//! pass over the whole state under a single key of the harness (queued by any change and
+//! by a short resync, so nothing depends on one event being seen).
 
 pub mod plan;
 #[cfg(test)]
 mod tests;
 
 use crate::Error;
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::{self, reflector, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 pub use plan::{plan, Action, Kind, Obj, Propagation};
 use serde_json::json;
+use skiff_reconcile::{Config, Harness, Metrics, ObjectKey, Outcome};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The caches the collector plans from.
+/// A pass runs at least this often although nothing changed.
+const RESYNC: Duration = Duration::from_secs(5);
+
+/// The caches the collector plans from, and its client.
 struct Caches {
+    client: kube::Client,
     deployments: Store<Deployment>,
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
@@ -50,59 +56,42 @@ impl Caches {
     }
 }
 
-/// A cache of `K` kept by a watch, and a stream that yields on every change.
-fn cached<K>(client: &kube::Client) -> (Store<K>, impl Stream<Item = ()> + Send + 'static)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff(),
-    )
-    .map(|_| ());
-    (store, stream)
+/// Runs the collector until the process exits.
+pub async fn run(client: kube::Client, metrics: Metrics) {
+    let config = Config {
+        resync: Some(RESYNC),
+        ..Config::default()
+    };
+    let mut controller = Harness::new("garbage-collector-controller", client.clone())
+        .metrics(&metrics)
+        .config(config)
+        .keys()
+        .key(ObjectKey::named("graph"));
+    let caches = Arc::new(Caches {
+        client,
+        deployments: controller.cache(),
+        replicasets: controller.cache(),
+        pods: controller.cache(),
+    });
+    controller
+        .triggers::<Deployment>()
+        .triggers::<ReplicaSet>()
+        .triggers::<Pod>()
+        .run_keys(|_key, caches: Arc<Caches>| collect(caches), caches)
+        .await;
 }
 
-/// Runs the collector until the process exits: a pass after every burst of changes, and a
-/// periodic pass so nothing depends on one event being seen.
-pub async fn run(client: kube::Client) {
-    let (deployments, d) = cached::<Deployment>(&client);
-    let (replicasets, r) = cached::<ReplicaSet>(&client);
-    let (pods, p) = cached::<Pod>(&client);
-    let caches = Caches {
-        deployments,
-        replicasets,
-        pods,
-    };
-    let mut changes = futures::stream::select(futures::stream::select(d, r), p).boxed();
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            change = changes.next() => if change.is_none() { return },
-            _ = tick.tick() => {}
-        }
-        // Let the burst settle (and the watches catch up) before planning.
-        let settle = tokio::time::sleep(Duration::from_millis(20));
-        tokio::pin!(settle);
-        loop {
-            tokio::select! {
-                _ = &mut settle => break,
-                change = changes.next() => if change.is_none() { return },
-            }
-        }
-        for action in plan(&caches.snapshot()) {
-            if let Err(error) = apply(&client, &action).await {
-                tracing::warn!(%error, ?action, "garbage collection step failed; retrying later");
-            }
+/// One pass: plans from the caches and applies every action; a failed action does not stop
+/// the others, and the pass is retried with backoff.
+async fn collect(caches: Arc<Caches>) -> Result<Outcome, Error> {
+    let mut failed = None;
+    for action in plan(&caches.snapshot()) {
+        if let Err(error) = apply(&caches.client, &action).await {
+            tracing::debug!(%error, ?action, "garbage collection step failed");
+            failed = Some(error);
         }
     }
+    failed.map_or(Ok(Outcome::Done), Err)
 }
 
 fn api<K>(client: &kube::Client, ns: &str) -> Api<K>

@@ -5,19 +5,17 @@ pub mod plan;
 mod tests;
 
 use crate::events::{reference, Recorder};
-use crate::meta::{is_controlled_by, key, new_controller_ref};
-use crate::{Error, ERROR_REQUEUE};
-use futures::StreamExt;
+use crate::meta::{is_controlled_by, new_controller_ref};
+use crate::Error;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use plan::{Action, Counts};
 use serde_json::json;
+use skiff_reconcile::{Harness, Metrics, ObjectKey, Outcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,37 +43,25 @@ struct Ctx {
 }
 
 /// Runs the controller until the process exits.
-pub async fn run(client: kube::Client) {
-    let (pods, writer) = reflector::store();
-    let pod_events = reflector(
-        writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff(),
-    )
-    .touched_objects();
-    let controller = Controller::new(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
+pub async fn run(client: kube::Client, metrics: Metrics) {
+    let mut controller = Harness::new("replicaset-controller", client.clone())
+        .metrics(&metrics)
+        .watch::<ReplicaSet>();
     let replicasets = controller.store();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "replicaset-controller"),
         client,
-        pods,
+        pods: controller.cache::<Pod>(),
         expectations: Mutex::new(HashMap::new()),
     });
     controller
-        .watches_stream(pod_events, move |pod: Pod| owners_of(&replicasets, &pod))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "replicaset reconcile failed");
-            }
-        })
+        .watches(move |pod: &Pod| owners_of(&replicasets, pod))
+        .run(reconcile, ctx)
         .await;
 }
 
 /// The ReplicaSets a pod event concerns: its controller, and any that could adopt it.
-fn owners_of(replicasets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
+fn owners_of(replicasets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectKey> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let labels = crate::meta::labels(&pod.metadata);
     replicasets
@@ -90,13 +76,8 @@ fn owners_of(replicasets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef<Replic
                     .as_ref()
                     .is_some_and(|s| crate::meta::selector_matches(&s.selector, &labels))
         })
-        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+        .filter_map(|rs| ObjectKey::of(&rs.metadata))
         .collect()
-}
-
-fn error_policy(_rs: Arc<ReplicaSet>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
-    tracing::warn!(%error, "replicaset reconcile failed; retrying");
-    Requeue::requeue(ERROR_REQUEUE)
 }
 
 /// Whether the cache shows every create and delete made for `uid`; clears them once it does.
@@ -120,8 +101,7 @@ fn expectations_met(ctx: &Ctx, uid: &str, pods: &[&Pod]) -> bool {
     false
 }
 
-#[tracing::instrument(skip_all, fields(key = %key(&rs.metadata)))]
-async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
     let ns = rs
         .metadata
         .namespace
@@ -135,7 +115,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
         .collect();
     if !expectations_met(&ctx, &uid, &pods) {
-        return Ok(Requeue::requeue(Duration::from_millis(500)));
+        return Ok(Outcome::RequeueAfter(Duration::from_millis(500)));
     }
     let plan = plan::plan(&rs, &pods, Timestamp::now());
     if !plan.actions.is_empty() {
@@ -146,8 +126,8 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error>
         apply(&rs, &uid, &api, &ctx, action).await?;
     }
     Ok(match plan.requeue_after {
-        Some(after) => Requeue::requeue(after),
-        None => Requeue::await_change(),
+        Some(after) => Outcome::RequeueAfter(after),
+        None => Outcome::Done,
     })
 }
 

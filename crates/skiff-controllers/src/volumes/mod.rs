@@ -3,8 +3,9 @@
 //! the binder of claims to volumes, and reclaiming volumes whose claim is gone.
 //!
 //! Claims and volumes bind to each other, so one pass plans over the whole state rather
-//! than per key: any watch event (or a periodic resync) triggers a pass that reads the
-//! caches, asks [`plan::plan`] for the writes and applies them. Every write is idempotent.
+//! than per key: the harness runs it under a single key that any watch event (or the
+//! resync) queues; it reads the caches, asks [`plan::plan`] for the writes and applies
+//! them. Every write is idempotent.
 //! The directories themselves are made and removed by the node agent that holds them
 //! (docs/decisions/0011-local-volumes.md).
 
@@ -13,22 +14,20 @@ pub mod plan;
 mod tests;
 
 use crate::events::{reference, Recorder};
-use crate::{Error, ERROR_REQUEUE};
-use futures::{Stream, StreamExt};
+use crate::Error;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, reflector, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use plan::{Action, ClaimKey, Observed};
 use serde_json::json;
+use skiff_reconcile::{Config, Harness, Metrics, ObjectKey, Outcome};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
-/// A pass runs at least this often although nothing changed (a missed event or a failed
-/// write is retried no later than this).
+/// A pass runs at least this often although nothing changed (a missed event is made up for
+/// no later than this; failed writes are retried sooner, with backoff).
 const RESYNC: Duration = Duration::from_secs(10);
 
 /// Caches and bookkeeping of the controller.
@@ -46,107 +45,40 @@ struct Ctx {
 }
 
 /// Runs the controller until the process exits.
-pub async fn run(client: kube::Client) {
-    let (classes, classes_w) = reflector::store();
-    let (claims, claims_w) = reflector::store();
-    let (volumes, volumes_w) = reflector::store();
-    let (pods, pods_w) = reflector::store();
-    let (nodes, nodes_w) = reflector::store();
-    let all = watcher::Config::default();
-    let changed = Arc::new(Notify::new());
-    let c = client.clone();
-    tokio::spawn(feed(
-        reflector(classes_w, watcher(Api::<StorageClass>::all(c), all.clone())),
-        changed.clone(),
-    ));
-    let c = client.clone();
-    tokio::spawn(feed(
-        reflector(
-            claims_w,
-            watcher(Api::<PersistentVolumeClaim>::all(c), all.clone()),
-        ),
-        changed.clone(),
-    ));
-    let c = client.clone();
-    tokio::spawn(feed(
-        reflector(
-            volumes_w,
-            watcher(Api::<PersistentVolume>::all(c), all.clone()),
-        ),
-        changed.clone(),
-    ));
-    let c = client.clone();
-    // Only pods with claims concern volumes; waking a whole pass for every other pod event
-    // would spend a core on busy clusters.
-    tokio::spawn(feed_when(
-        reflector(pods_w, watcher(Api::<Pod>::all(c), all.clone())),
-        changed.clone(),
-        uses_claims,
-    ));
-    let c = client.clone();
-    tokio::spawn(feed(
-        reflector(nodes_w, watcher(Api::<Node>::all(c), all)),
-        changed.clone(),
-    ));
-    let ctx = Ctx {
+pub async fn run(client: kube::Client, metrics: Metrics) {
+    let pass_key = ObjectKey::named("volumes");
+    let config = Config {
+        resync: Some(RESYNC),
+        ..Config::default()
+    };
+    let mut controller = Harness::new("persistentvolume-controller", client.clone())
+        .metrics(&metrics)
+        .config(config)
+        .keys()
+        .key(pass_key.clone());
+    let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "persistentvolume-controller"),
         client,
-        classes,
-        claims,
-        volumes,
-        pods,
-        nodes,
+        classes: controller.cache(),
+        claims: controller.cache(),
+        volumes: controller.cache(),
+        pods: controller.cache(),
+        nodes: controller.cache(),
         reported: std::sync::Mutex::new(HashSet::new()),
-    };
-    // Nothing is planned on a partial list: an empty class cache would create a second
-    // default class, an empty claim cache would reclaim every volume.
-    for ready in [
-        ctx.classes.wait_until_ready().await,
-        ctx.claims.wait_until_ready().await,
-        ctx.volumes.wait_until_ready().await,
-        ctx.pods.wait_until_ready().await,
-        ctx.nodes.wait_until_ready().await,
-    ] {
-        if ready.is_err() {
-            return;
-        }
-    }
-    loop {
-        let wait = match pass(&ctx).await {
-            Ok(()) => RESYNC,
-            Err(error) => {
-                tracing::warn!(%error, "volume pass failed; retrying");
-                ERROR_REQUEUE
-            }
-        };
-        let _ = tokio::time::timeout(wait, changed.notified()).await;
-    }
-}
-
-/// Drives one reflector stream, waking the pass loop on every change.
-async fn feed<K, S>(stream: S, changed: Arc<Notify>)
-where
-    S: Stream<Item = watcher::Result<watcher::Event<K>>>,
-{
-    feed_when(stream, changed, |_| true).await
-}
-
-/// Drives one reflector stream, waking the pass loop on changes to objects `relevant` picks.
-async fn feed_when<K, S>(stream: S, changed: Arc<Notify>, relevant: impl Fn(&K) -> bool)
-where
-    S: Stream<Item = watcher::Result<watcher::Event<K>>>,
-{
-    let mut stream = std::pin::pin!(stream.default_backoff());
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) if relevant(&o) => {
-                changed.notify_one()
-            }
-            Ok(watcher::Event::InitDone) => changed.notify_one(),
-            Ok(_) => {}
-            Err(error) => tracing::debug!(%error, "volume controller watch failed"),
-        }
-    }
+    });
+    controller
+        .triggers::<StorageClass>()
+        .triggers::<PersistentVolumeClaim>()
+        .triggers::<PersistentVolume>()
+        .triggers::<Node>()
+        // Only pods with claims concern volumes; a pass for every other pod event would
+        // spend a core on busy clusters.
+        .watches(move |pod: &Pod| uses_claims(pod).then(|| pass_key.clone()))
+        .run_keys(
+            |_key, ctx: Arc<Ctx>| async move { pass(&ctx).await.map(|()| Outcome::Done) },
+            ctx,
+        )
+        .await;
 }
 
 /// Whether a pod mounts any PersistentVolumeClaim.
