@@ -297,22 +297,22 @@ impl Admission {
                 field: e.field.clone(),
             })
             .collect();
-        let schema_errors = match (&r.custom, r.group.as_str(), r.kind.as_str()) {
-            (Some(custom), _, _) => custom
-                .structural
-                .as_ref()
-                .map(|s| s.validate(obj))
-                .unwrap_or_default(),
-            (None, "apiextensions.k8s.io", "CustomResourceDefinition") => {
-                crate::crd::validate_schemas(obj)
+        match (&r.custom, r.group.as_str(), r.kind.as_str()) {
+            (Some(custom), _, _) => {
+                if let Some(schema) = &custom.structural {
+                    causes.extend(schema.validate(obj).iter().map(|e| Cause {
+                        reason: e.kind.reason().to_owned(),
+                        message: e.body(),
+                        field: e.field.clone(),
+                    }));
+                    causes.extend(custom.rules.validate(schema, obj, old));
+                }
             }
-            _ => vec![],
-        };
-        causes.extend(schema_errors.iter().map(|e| Cause {
-            reason: e.kind.reason().to_owned(),
-            message: e.body(),
-            field: e.field.clone(),
-        }));
+            (None, "apiextensions.k8s.io", "CustomResourceDefinition") => {
+                causes.extend(crate::crd::validate_schemas(obj))
+            }
+            _ => {}
+        }
         if causes.is_empty() {
             return Ok(());
         }

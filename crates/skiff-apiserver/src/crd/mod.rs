@@ -8,6 +8,7 @@
 
 mod controller;
 pub mod names;
+pub mod rules;
 
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ pub struct Custom {
     /// The checked schema that validates, defaults and prunes objects; `None` only for a
     /// CRD stored before its schema was checked (it is then served without validation).
     pub structural: Option<skiff_schema::Structural>,
+    /// The schema's `x-kubernetes-validations`, compiled.
+    pub rules: rules::Rules,
 }
 
 /// Where the scale subresource reads and writes its numbers (simple JSON paths).
@@ -154,9 +157,14 @@ pub fn resources_of(crd: &Value) -> Vec<ResourceInfo> {
                     None
                 }
             };
+            let rules = structural
+                .as_ref()
+                .map(|s| rules::compile(s, "").0)
+                .unwrap_or_default();
             let custom = Custom {
                 crd: crd_name.clone(),
                 structural,
+                rules,
                 storage_version: storage_version.clone(),
                 fields: skiff_fieldmanager::Schema::from_openapi_v3(&schema),
                 schema,
@@ -191,7 +199,7 @@ pub fn resources_of(crd: &Value) -> Vec<ResourceInfo> {
 
 /// The structural-schema errors of every version of a CRD being written, with their
 /// paths in the CRD (`spec.versions[0].schema.openAPIV3Schema...`).
-pub fn validate_schemas(crd: &Value) -> Vec<skiff_schema::FieldError> {
+pub fn validate_schemas(crd: &Value) -> Vec<crate::error::Cause> {
     let mut errs = Vec::new();
     for (i, v) in crd["spec"]["versions"]
         .as_array()
@@ -204,8 +212,16 @@ pub fn validate_schemas(crd: &Value) -> Vec<skiff_schema::FieldError> {
             continue;
         }
         let base = format!("spec.versions[{i}].schema.openAPIV3Schema");
-        if let Err(e) = skiff_schema::Structural::new(schema, &base) {
-            errs.extend(e);
+        match skiff_schema::Structural::new(schema, &base) {
+            Ok(structural) => {
+                let (_, rule_errors) = rules::compile(&structural, &base);
+                errs.extend(rule_errors.iter().map(rules::RuleError::cause));
+            }
+            Err(e) => errs.extend(e.iter().map(|e| crate::error::Cause {
+                reason: e.kind.reason().to_owned(),
+                message: e.body(),
+                field: e.field.clone(),
+            })),
         }
     }
     errs

@@ -1,0 +1,343 @@
+//! A CRD version's `x-kubernetes-validations`: compiled once when the CRD is served (and
+//! checked when it is written), evaluated on every write of a custom resource with `self`
+//! and, for transition rules, `oldSelf`, as upstream's `schema/cel` validator does.
+
+use serde_json::{json, Value};
+use skiff_cel::{Bindings, Env, Program};
+use skiff_schema::{Rule, RuleSite, Structural};
+
+use crate::error::Cause;
+
+/// One compiled rule with what its failure reports.
+pub struct CompiledRule {
+    rule: Rule,
+    program: Program,
+    message: Option<Program>,
+}
+
+/// The compiled rules of every rule site of one schema, by site index.
+#[derive(Default)]
+pub struct Rules {
+    sites: Vec<Vec<CompiledRule>>,
+}
+
+/// What a rule's compile failed with, as a field error of the CRD.
+pub struct RuleError {
+    pub field: String,
+    pub rule: Rule,
+    pub detail: String,
+}
+
+impl RuleError {
+    /// Upstream prints the offending rule as the Go struct it is.
+    pub fn cause(&self) -> Cause {
+        let r = &self.rule;
+        let opt = |o: &Option<String>, ty: &str| match o {
+            Some(v) => format!("\"{v}\""),
+            None => format!("({ty})(nil)"),
+        };
+        let value = format!(
+            "apiextensions.ValidationRule{{Rule:{:?}, Message:{:?}, MessageExpression:{:?}, Reason:{}, FieldPath:{:?}, OptionalOldSelf:{}}}",
+            r.rule,
+            r.message.clone().unwrap_or_default(),
+            r.message_expression.clone().unwrap_or_default(),
+            opt(&r.reason, "*apiextensions.FieldValueErrorReason"),
+            r.field_path.clone().unwrap_or_default(),
+            match r.optional_old_self {
+                Some(b) => format!("(*bool)({b})"),
+                None => "(*bool)(nil)".into(),
+            },
+        );
+        Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {value}: {}", self.detail),
+            field: self.field.clone(),
+        }
+    }
+}
+
+/// The schema `self` has at a site: a resource root also has `apiVersion`, `kind` and
+/// `metadata.name`/`generateName`, as upstream's `WithTypeAndObjectMeta`.
+fn site_schema(site: &RuleSite) -> Value {
+    let mut schema = site.schema.clone();
+    if site.resource_root && schema.is_object() {
+        if !schema["properties"].is_object() {
+            schema["properties"] = json!({});
+        }
+        let props = &mut schema["properties"];
+        props["apiVersion"] = json!({"type": "string"});
+        props["kind"] = json!({"type": "string"});
+        props["metadata"] = json!({"type": "object", "properties": {
+            "name": {"type": "string"}, "generateName": {"type": "string"}}});
+    }
+    schema
+}
+
+/// Compiles every rule of `structural`; errors name the rule's place under `base`.
+pub fn compile(structural: &Structural, base: &str) -> (Rules, Vec<RuleError>) {
+    let mut rules = Rules::default();
+    let mut errors = Vec::new();
+    for site in structural.rule_sites() {
+        let schema = site_schema(site);
+        let mut compiled = Vec::new();
+        for (i, rule) in site.rules.iter().enumerate() {
+            let field = format!("{base}{}.x-kubernetes-validations[{i}]", site.schema_path);
+            let mut env = Env::crd_rule(&schema, true);
+            if rule.optional_old_self == Some(true) {
+                env = env.with_optional_old_self();
+            }
+            let program = match Program::compile(&rule.rule, &env) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(RuleError {
+                        field: format!("{field}.rule"),
+                        rule: rule.clone(),
+                        detail: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if program.uses_old_self() {
+                if let Some(at) = &site.uncorrelatable {
+                    errors.push(RuleError {
+                        field: format!("{field}.rule"),
+                        rule: rule.clone(),
+                        detail: format!(
+                            "oldSelf cannot be used on the uncorrelatable portion of the schema within {base}{at}"
+                        ),
+                    });
+                    continue;
+                }
+            }
+            let message = match &rule.message_expression {
+                Some(expr) => match Program::compile(expr, &env) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        errors.push(RuleError {
+                            field: format!("{field}.messageExpression"),
+                            rule: rule.clone(),
+                            detail: e.to_string(),
+                        });
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            compiled.push(CompiledRule {
+                rule: rule.clone(),
+                program,
+                message,
+            });
+        }
+        rules.sites.push(compiled);
+    }
+    (rules, errors)
+}
+
+impl Rules {
+    pub fn is_empty(&self) -> bool {
+        self.sites.iter().all(Vec::is_empty)
+    }
+
+    /// Evaluates the rules on `object` (and `old`, on update), returning upstream's field
+    /// errors for every rule that does not hold.
+    pub fn validate(
+        &self,
+        structural: &Structural,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        if self.is_empty() {
+            return causes;
+        }
+        structural.walk_rules(object, old, &mut |visit| {
+            let Some(rules) = self.sites.get(visit.site_index) else {
+                return;
+            };
+            let ty = visit.site.schema["type"].as_str().unwrap_or("object").to_owned();
+            for compiled in rules {
+                let optional = compiled.rule.optional_old_self == Some(true);
+                if compiled.program.uses_old_self() && visit.old_value.is_none() && !optional {
+                    // A transition rule needs a value to compare with.
+                    continue;
+                }
+                let mut bindings = Bindings::new().with("self", visit.value);
+                if let Some(old) = visit.old_value {
+                    bindings.set("oldSelf", old);
+                }
+                let path = match compiled.rule.field_path.as_deref() {
+                    Some(extra) if !extra.is_empty() => join_path(visit.field_path, extra),
+                    _ => visit.field_path.to_owned(),
+                };
+                let fail = |detail: String, causes: &mut Vec<Cause>| {
+                    causes.push(field_cause(&path, &ty, detail, compiled.rule.reason.as_deref()))
+                };
+                match compiled.program.eval(&bindings) {
+                    Ok(Value::Bool(true)) => {}
+                    Ok(Value::Bool(false)) => {
+                        let detail = compiled
+                            .message
+                            .as_ref()
+                            .and_then(|m| match m.eval(&bindings) {
+                                Ok(Value::String(s)) => {
+                                    let s = s.trim();
+                                    (!s.is_empty() && !s.contains('\n')).then(|| s.to_owned())
+                                }
+                                _ => None,
+                            })
+                            .unwrap_or_else(|| message_or_default(&compiled.rule));
+                        fail(detail, &mut causes);
+                    }
+                    Ok(other) => fail(
+                        format!("rule did not evaluate to a bool ({other}) evaluating rule: {}", error_string(&compiled.rule)),
+                        &mut causes,
+                    ),
+                    Err(skiff_cel::EvalError::CostLimitExceeded) => fail(
+                        format!(
+                            "'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: {}",
+                            error_string(&compiled.rule)
+                        ),
+                        &mut causes,
+                    ),
+                    Err(e) => fail(
+                        format!("{e} evaluating rule: {}", error_string(&compiled.rule)),
+                        &mut causes,
+                    ),
+                }
+            }
+        });
+        causes
+    }
+}
+
+/// Upstream's `ruleMessageOrDefault`.
+fn message_or_default(rule: &Rule) -> String {
+    match rule.message.as_deref().map(str::trim) {
+        Some(m) if !m.is_empty() => m.to_owned(),
+        _ => format!("failed rule: {}", error_string(rule)),
+    }
+}
+
+/// Upstream's `ruleErrorString`.
+fn error_string(rule: &Rule) -> String {
+    match rule.message.as_deref().map(str::trim) {
+        Some(m) if !m.is_empty() => m.to_owned(),
+        _ => rule.rule.trim().to_owned(),
+    }
+}
+
+/// A rule's `fieldPath` (`.spec.x`, `['a.b']`, `[0]`) below the site's path.
+fn join_path(base: &str, extra: &str) -> String {
+    let extra = extra.strip_prefix('.').unwrap_or(extra);
+    match (base.is_empty(), extra.starts_with('[')) {
+        (true, _) => extra.to_owned(),
+        (false, true) => format!("{base}{extra}"),
+        (false, false) => format!("{base}.{extra}"),
+    }
+}
+
+/// Upstream's `fieldErrorForReason`: the rule's `reason` picks the error's type; the value
+/// printed is the schema type of `self`.
+fn field_cause(path: &str, ty: &str, detail: String, reason: Option<&str>) -> Cause {
+    let field = if path.is_empty() {
+        "<nil>".to_owned()
+    } else {
+        path.to_owned()
+    };
+    let (reason, message) = match reason {
+        Some("FieldValueForbidden") => ("FieldValueForbidden", format!("Forbidden: {detail}")),
+        Some("FieldValueRequired") => ("FieldValueRequired", format!("Required value: {detail}")),
+        Some("FieldValueDuplicate") => ("FieldValueDuplicate", format!("Duplicate value: {ty:?}")),
+        _ => (
+            "FieldValueInvalid",
+            format!("Invalid value: {ty:?}: {detail}"),
+        ),
+    };
+    Cause {
+        reason: reason.into(),
+        message,
+        field,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {"spec": {
+                "type": "object",
+                "x-kubernetes-validations": [
+                    {"rule": "self.min <= self.max", "message": "min must not exceed max"},
+                    {"rule": "self.max <= 100", "messageExpression": "'max is ' + string(self.max)", "fieldPath": ".max"},
+                    {"rule": "self.max >= oldSelf.max", "reason": "FieldValueForbidden"},
+                ],
+                "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
+            }},
+        })
+    }
+
+    fn check(obj: Value, old: Option<Value>) -> Vec<String> {
+        let s = Structural::new(&schema(), "").unwrap();
+        let (rules, errs) = compile(&s, "");
+        assert!(errs.is_empty());
+        rules
+            .validate(&s, &obj, old.as_ref())
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn failing_rules_report_message_message_expression_and_field_path() {
+        assert_eq!(
+            check(json!({"spec": {"min": 5, "max": 200}}), None),
+            vec![r#"spec.max: Invalid value: "object": max is 200"#.to_owned(),]
+        );
+        assert_eq!(
+            check(json!({"spec": {"min": 5, "max": 3}}), None),
+            vec![r#"spec: Invalid value: "object": min must not exceed max"#.to_owned()]
+        );
+    }
+
+    #[test]
+    fn transition_rules_run_only_on_update_with_their_reason() {
+        assert!(check(json!({"spec": {"min": 1, "max": 3}}), None).is_empty());
+        assert_eq!(
+            check(
+                json!({"spec": {"min": 1, "max": 3}}),
+                Some(json!({"spec": {"min": 1, "max": 4}}))
+            ),
+            vec!["spec: Forbidden: failed rule: self.max >= oldSelf.max".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_rule_that_does_not_compile_is_a_crd_error_naming_the_rule() {
+        let schema = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a == other"}],
+            "properties": {"a": {"type": "string"}}});
+        let s = Structural::new(&schema, "").unwrap();
+        let (_, errs) = compile(&s, "spec.versions[0].schema.openAPIV3Schema");
+        assert_eq!(errs.len(), 1);
+        let cause = errs[0].cause();
+        assert_eq!(
+            cause.field,
+            "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule"
+        );
+        assert!(
+            cause.message.starts_with(
+                r#"Invalid value: apiextensions.ValidationRule{Rule:"self.a == other""#
+            ),
+            "{}",
+            cause.message
+        );
+        assert!(
+            cause.message.contains("compilation failed"),
+            "{}",
+            cause.message
+        );
+    }
+}
