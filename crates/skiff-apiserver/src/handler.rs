@@ -30,6 +30,8 @@ pub struct Api {
     pub webhooks: crate::webhook::Webhooks,
     /// Namespaces marked for deletion, for the termination task to empty.
     pub terminating: tokio::sync::mpsc::UnboundedSender<String>,
+    /// APIServices: the routes of remote group-versions and their discovery.
+    pub aggregator: crate::aggregator::Aggregator,
 }
 
 /// Namespaces upstream refuses to delete (`NamespaceLifecycle` admission).

@@ -145,6 +145,11 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     authenticate(&server, &parts.headers, &path)?;
+    // Remote group-versions go to their APIService's backend; local ones pay one lookup.
+    if let Some(route) = server.api.aggregator.route(&path) {
+        let req = Request::from_parts(parts, body);
+        return Ok(crate::aggregator::forward(&server.api, &route, req).await);
+    }
     let mut params = Params::parse(parts.uri.query());
     params.user_agent = parts
         .headers
@@ -181,7 +186,10 @@ async fn handle(
             .then(|| discovery::negotiate(&accept))
             .flatten()
         {
-            let body = discovery::aggregated(&server.api.registry, path == "/api", format);
+            let mut body = discovery::aggregated(&server.api.registry, path == "/api", format);
+            if path == "/apis" {
+                server.api.aggregator.extend_aggregated(&mut body);
+            }
             return Ok(json_response_as(
                 StatusCode::OK,
                 &format.content_type(),
@@ -378,12 +386,18 @@ fn non_resource(server: &Server, path: &str) -> Option<Result<Response>> {
         ["version"] => ok(discovery::version()),
         ["healthz"] | ["livez"] | ["readyz"] => Some(Ok((StatusCode::OK, "ok").into_response())),
         ["api"] => ok(discovery::core_versions(&server.address)),
-        ["apis"] => ok(discovery::group_list(registry)),
+        ["apis"] => {
+            let mut list = discovery::group_list(registry);
+            server.api.aggregator.extend_group_list(&mut list);
+            ok(list)
+        }
         ["api", version] => discovery::resource_list(registry, "", version)
             .map(|v| Ok(json_response(StatusCode::OK, &v))),
-        ["apis", group] => {
-            discovery::group(registry, group).map(|v| Ok(json_response(StatusCode::OK, &v)))
-        }
+        ["apis", group] => server
+            .api
+            .aggregator
+            .group(discovery::group(registry, group), group)
+            .map(|v| Ok(json_response(StatusCode::OK, &v))),
         ["apis", group, version] => discovery::resource_list(registry, group, version)
             .map(|v| Ok(json_response(StatusCode::OK, &v))),
         ["openapi", "v3"] => ok(server.openapi.root(registry)),

@@ -6,6 +6,7 @@
 //! (defaulting, validation, allocation) applied between decoding and storing.
 
 pub mod admission;
+pub mod aggregator;
 mod apply;
 mod convert;
 pub mod crd;
@@ -67,6 +68,7 @@ impl Api {
             admission,
             webhooks: Default::default(),
             terminating,
+            aggregator: Default::default(),
         };
         crd::load(&api)?;
         Ok((api, Background { queue }))
@@ -89,6 +91,7 @@ impl Api {
         }
         tokio::spawn(events_ttl::run(self.clone()));
         tokio::spawn(crd::run(self.clone()));
+        tokio::spawn(aggregator::run(self.clone()));
         namespace::run(self, background.queue).await;
     }
 

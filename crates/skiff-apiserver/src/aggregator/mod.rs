@@ -1,0 +1,204 @@
+//! kube-aggregator inside skiff: every served group-version is listed as a Local
+//! APIService, and an APIService that names a Service is proxied to it, with its
+//! availability checked and its discovery merged into the server's.
+//!
+//! `register` decides the Local APIServices (built-in at start, CRDs as they come and go);
+//! `status` decides the `Available` condition (pure); `controller` runs both and keeps the
+//! routing table in step with the stored APIServices; `proxy` forwards requests; `client`
+//! is the HTTPS client; `discovery` merges remote group-versions into discovery.
+
+mod client;
+mod controller;
+pub mod discovery;
+mod proxy;
+pub mod register;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+pub use controller::run;
+pub use proxy::forward;
+
+/// What went wrong in the aggregator's own work (requests it proxies answer with the
+/// backend's response, or upstream's plain-text errors, not with these).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An APIService's TLS settings cannot be used (a `caBundle` with no certificate).
+    #[error("{0}")]
+    Tls(String),
+    /// Reading or writing APIServices, Services or Endpoints failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Listing or watching the stored APIServices failed.
+    #[error(transparent)]
+    Store(#[from] skiff_store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One remote group-version: where its requests go and whether they may.
+pub struct Route {
+    /// The APIService's name (`<version>.<group>`).
+    pub name: String,
+    pub group: String,
+    pub version: String,
+    pub group_priority: i64,
+    pub version_priority: i64,
+    pub service: status::ServiceRef,
+    /// The `Available` condition as stored: requests are refused with 503 until it is True,
+    /// as upstream's proxy does.
+    pub available: bool,
+    trust: client::Trust,
+    /// The client requests are proxied with, or why none can be built (answered with 500).
+    client: std::result::Result<client::Client, String>,
+    /// The availability probe's client: upstream never verifies the backend for it.
+    probe: std::result::Result<client::Client, String>,
+}
+
+/// The aggregator's shared state: the routing table the HTTP edge consults on every
+/// request, and the discovery documents of remote group-versions.
+#[derive(Default)]
+pub struct Aggregator {
+    /// Remote routes by `group/version`, replaced whole on every APIService change.
+    routes: RwLock<Arc<HashMap<String, Arc<Route>>>>,
+    /// How many remote routes there are: with none, a request costs one atomic load.
+    remote: AtomicUsize,
+    /// The APIResourceList each remote APIService last answered, by APIService name; kept
+    /// while the backend is down, so discovery can say Stale rather than forget it.
+    discovery: Mutex<HashMap<String, Value>>,
+    /// Spreads requests over a Service's endpoints.
+    pick: AtomicUsize,
+}
+
+impl Aggregator {
+    /// The remote route serving `path` (`/apis/<group>/<version>` and below), if any.
+    pub fn route(&self, path: &str) -> Option<Arc<Route>> {
+        if self.remote.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let rest = path.strip_prefix("/apis/")?;
+        let mut parts = rest.splitn(3, '/');
+        let group = parts.next()?;
+        let version = parts.next().filter(|v| !v.is_empty())?;
+        let key = &rest[..group.len() + 1 + version.len()];
+        self.routes().get(key).cloned()
+    }
+
+    /// Every remote route, highest group priority first, then by name.
+    pub fn remote_routes(&self) -> Vec<Arc<Route>> {
+        let mut all: Vec<Arc<Route>> = self.routes().values().cloned().collect();
+        all.sort_by(|a, b| {
+            b.group_priority
+                .cmp(&a.group_priority)
+                .then_with(|| a.group.cmp(&b.group))
+                .then_with(|| b.version_priority.cmp(&a.version_priority))
+                .then_with(|| {
+                    crate::crd::version_priority(&a.version)
+                        .cmp(&crate::crd::version_priority(&b.version))
+                })
+        });
+        all
+    }
+
+    fn routes(&self) -> Arc<HashMap<String, Arc<Route>>> {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Rebuilds the routing table from the stored APIServices, keeping the clients (and
+    /// their pooled connections) of routes whose backend identity did not change.
+    fn set_routes(&self, api_services: &[Value]) {
+        let old = self.routes();
+        let mut next: HashMap<String, Arc<Route>> = HashMap::new();
+        for obj in api_services {
+            let Some(service) = status::ServiceRef::of(obj) else {
+                continue;
+            };
+            let spec = &obj["spec"];
+            let group = spec["group"].as_str().unwrap_or("").to_owned();
+            let version = spec["version"].as_str().unwrap_or("").to_owned();
+            let name = crate::object::name(obj).unwrap_or("").to_owned();
+            // `v1.` with a Service would take over `/api`: not supported, so kept Local.
+            if group.is_empty() || version.is_empty() {
+                continue;
+            }
+            let trust = trust_of(spec);
+            let key = format!("{group}/{version}");
+            let (client, probe) = match old.get(&key) {
+                Some(r) if r.service == service && r.trust == trust => {
+                    (r.client.clone(), r.probe.clone())
+                }
+                _ => {
+                    let server_name = service.server_name();
+                    let client = client::build(&trust, &server_name).map_err(|e| e.to_string());
+                    let probe = client::build(&client::Trust::Insecure, &server_name)
+                        .map_err(|e| e.to_string());
+                    (client, probe)
+                }
+            };
+            next.insert(
+                key,
+                Arc::new(Route {
+                    name,
+                    group,
+                    version,
+                    group_priority: spec["groupPriorityMinimum"].as_i64().unwrap_or(0),
+                    version_priority: spec["versionPriority"].as_i64().unwrap_or(0),
+                    service,
+                    available: status::is_available(obj),
+                    trust,
+                    client,
+                    probe,
+                }),
+            );
+        }
+        let names: std::collections::HashSet<&str> =
+            next.values().map(|r| r.name.as_str()).collect();
+        self.discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|name, _| names.contains(name.as_str()));
+        self.remote.store(next.len(), Ordering::Relaxed);
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+    }
+
+    fn set_discovery(&self, name: &str, list: Value) {
+        self.discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), list);
+    }
+
+    fn cached_discovery(&self, name: &str) -> Option<Value> {
+        self.discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
+
+/// How an APIService's backend is verified: skip, its `caBundle` (base64 in JSON), or the
+/// system roots.
+fn trust_of(spec: &Value) -> client::Trust {
+    use base64::Engine;
+    if spec["insecureSkipTLSVerify"] == true {
+        return client::Trust::Insecure;
+    }
+    match spec["caBundle"].as_str().filter(|s| !s.is_empty()) {
+        Some(b64) => client::Trust::Bundle(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap_or_default(),
+        ),
+        None => client::Trust::System,
+    }
+}
