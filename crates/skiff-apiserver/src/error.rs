@@ -85,6 +85,16 @@ pub enum ApiError {
     /// (upstream's `NewTooLargeResourceVersionError`).
     #[error("Timeout: Too large resource version: {requested}, current: {current}")]
     TooLargeResourceVersion { requested: i64, current: i64 },
+    /// A denial whose `Status` someone else wrote (an admission webhook's response): its
+    /// code, reason and details are passed on as given, as upstream returns the webhook's
+    /// `Status` itself.
+    #[error("{message}")]
+    Relayed {
+        code: u16,
+        reason: String,
+        message: String,
+        details: Option<Value>,
+    },
 }
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -181,6 +191,9 @@ impl ApiError {
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooLargeResourceVersion { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Relayed { code, .. } => {
+                StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
@@ -201,6 +214,8 @@ impl ApiError {
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::TooLarge(_) => "RequestEntityTooLarge",
             ApiError::TooLargeResourceVersion { .. } => "Timeout",
+            // Rendered from the relayed Status's own reason in `status`.
+            ApiError::Relayed { .. } => "",
         }
     }
 
@@ -244,6 +259,7 @@ impl ApiError {
                 "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
                 "retryAfterSeconds": 1,
             })),
+            ApiError::Relayed { details, .. } => details.clone(),
             _ => None,
         }
     }
@@ -262,7 +278,14 @@ impl ApiError {
         status.insert("metadata".into(), metadata);
         status.insert("status".into(), json!("Failure"));
         status.insert("message".into(), json!(self.to_string()));
-        status.insert("reason".into(), json!(self.reason()));
+        let reason = match self {
+            ApiError::Relayed { reason, .. } => reason.as_str(),
+            _ => self.reason(),
+        };
+        // Go's `Status.reason` is omitempty: a relayed Status may have none.
+        if !reason.is_empty() {
+            status.insert("reason".into(), json!(reason));
+        }
         if let Some(d) = self.details() {
             status.insert("details".into(), d);
         }

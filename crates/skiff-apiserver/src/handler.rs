@@ -471,6 +471,20 @@ impl Api {
             if pre_rv.is_some_and(|rv| rv != kv.mod_revision) {
                 return Err(ApiError::modified(&r, &name));
             }
+            let params = Params {
+                warnings: o.warnings.clone(),
+                ..Params::default()
+            };
+            let attrs = Attributes {
+                resource: &r,
+                subresource: None,
+                operation: Operation::Delete,
+                namespace: t.namespace.as_deref(),
+                name: &name,
+                dry_run: o.dry_run,
+                params: &params,
+            };
+            self.webhooks.admit_delete(self, &attrs, &obj, o).await?;
             let mut finalizers = object::finalizers(&obj);
             match policy.as_deref() {
                 Some("Orphan") => add_unique(&mut finalizers, "orphan"),

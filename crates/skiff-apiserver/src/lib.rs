@@ -71,6 +71,7 @@ impl Api {
             aggregator: Default::default(),
         };
         crd::load(&api)?;
+        webhook::load(&api)?;
         Ok((api, Background { queue }))
     }
 
@@ -91,6 +92,7 @@ impl Api {
         }
         tokio::spawn(events_ttl::run(self.clone()));
         tokio::spawn(crd::run(self.clone()));
+        tokio::spawn(webhook::run(self.clone()));
         tokio::spawn(aggregator::run(self.clone()));
         namespace::run(self, background.queue).await;
     }

@@ -182,6 +182,9 @@ pub struct DeleteOptions {
     pub propagation_policy: Option<String>,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
+    /// The request's `Warning` headers (its `Params::warnings`), for what admission
+    /// webhooks called by the delete have to say.
+    pub warnings: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl DeleteOptions {
@@ -263,6 +266,7 @@ impl DeleteOptions {
                         "/preconditions/resourceVersion",
                         "Preconditions.resourceVersion",
                     )?,
+                    ..DeleteOptions::default()
                 }
             }
             None => {
@@ -292,7 +296,10 @@ impl DeleteOptions {
             }
         }
         if causes.is_empty() {
-            Ok(opts)
+            Ok(DeleteOptions {
+                warnings: p.warnings.clone(),
+                ..opts
+            })
         } else {
             Err(invalid("DeleteOptions", causes))
         }
