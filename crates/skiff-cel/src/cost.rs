@@ -364,7 +364,7 @@ impl<'l> Estimator<'l> {
                 };
                 (1, shape)
             }
-            "matches" | "find" | "findAll" => {
+            "matches" | "@k8s_matches" | "find" | "findAll" => {
                 let pattern = if target.is_some() {
                     arg_size(0)
                 } else {

@@ -210,7 +210,8 @@ fn cel_env() -> &'static Arc<cel::Env> {
 /// threads.
 #[derive(Debug)]
 pub struct Program {
-    program: cel::Program,
+    /// The parsed expression, with `matches` calls pointed at the cached-regex overload.
+    expression: cel::IdedExpr,
     variables: Vec<Variable>,
     uses_old_self: bool,
     estimated_cost: u64,
@@ -250,8 +251,10 @@ impl Program {
                 factor: cost::factor(estimated_cost, env.cost_limit),
             });
         }
+        let mut expression = program.expression().clone();
+        library::rewrite(&mut expression);
         Ok(Program {
-            program,
+            expression,
             variables: used,
             uses_old_self,
             estimated_cost,
@@ -277,8 +280,7 @@ impl Program {
         if self.estimated_cost > self.per_call_limit {
             // The schema allows costlier inputs than one call may spend: bound the cost with
             // the sizes of these inputs instead (see `cost` for how this differs upstream).
-            let actual =
-                cost::estimate_actual(self.program.expression(), &self.variables, bindings);
+            let actual = cost::estimate_actual(&self.expression, &self.variables, bindings);
             if actual > self.per_call_limit {
                 return Err(EvalError::CostLimitExceeded);
             }
@@ -298,7 +300,7 @@ impl Program {
             };
             context.add_variable_as_val(variable.name.clone(), val);
         }
-        match guard(|| self.program.execute(&context)) {
+        match guard(|| cel::Value::resolve(&self.expression, &context)) {
             None => Err(EvalError::Internal {
                 message: "the CEL interpreter panicked".into(),
             }),

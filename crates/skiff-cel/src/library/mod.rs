@@ -47,6 +47,48 @@ pub(crate) fn build_env() -> cel::Env {
     env
 }
 
+/// Points calls at the overloads this crate substitutes for the `cel` crate's (see
+/// [`regex::CACHED_MATCHES`]); run once per program, after checking.
+pub(crate) fn rewrite(e: &mut cel::IdedExpr) {
+    use cel::common::ast::{EntryExpr, Expr};
+    match &mut e.expr {
+        Expr::Call(call) => {
+            if call.func_name == "matches" {
+                call.func_name = regex::CACHED_MATCHES.to_string();
+            }
+            if let Some(t) = call.target.as_deref_mut() {
+                rewrite(t);
+            }
+            call.args.iter_mut().for_each(rewrite);
+        }
+        Expr::Select(s) => rewrite(&mut s.operand),
+        Expr::List(l) => l.elements.iter_mut().for_each(rewrite),
+        Expr::Map(m) => m
+            .entries
+            .iter_mut()
+            .for_each(|entry| match &mut entry.expr {
+                EntryExpr::MapEntry(me) => {
+                    rewrite(&mut me.key);
+                    rewrite(&mut me.value);
+                }
+                EntryExpr::StructField(f) => rewrite(&mut f.value),
+            }),
+        Expr::Struct(st) => st.entries.iter_mut().for_each(|entry| {
+            if let EntryExpr::StructField(f) = &mut entry.expr {
+                rewrite(&mut f.value)
+            }
+        }),
+        Expr::Comprehension(c) => {
+            rewrite(&mut c.iter_range);
+            rewrite(&mut c.accu_init);
+            rewrite(&mut c.loop_cond);
+            rewrite(&mut c.loop_step);
+            rewrite(&mut c.result);
+        }
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+}
+
 /// A call's result.
 pub(crate) type Ret<'b, 'v> = Result<CowVal<'b, 'v>, ExecutionError>;
 
