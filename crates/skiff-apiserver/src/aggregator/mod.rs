@@ -34,10 +34,16 @@ pub enum Error {
     Tls(String),
     /// Reading or writing APIServices, Services or Endpoints failed.
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     /// Listing or watching the stored APIServices failed.
     #[error(transparent)]
     Store(#[from] skiff_store::Error),
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Error {
+        Error::Api(Box::new(e))
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -290,7 +290,7 @@ mod tests {
             Some("true"),
             json!({"group": "example.com"}),
         );
-        let changes = plan(&[want.clone()], &[changed], false);
+        let changes = plan(std::slice::from_ref(&want), &[changed], false);
         let [Change::Update(obj)] = changes.as_slice() else {
             panic!("{changes:?}")
         };
