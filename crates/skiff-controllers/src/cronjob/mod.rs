@@ -128,7 +128,7 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
                     status
                         .active
                         .get_or_insert_with(Vec::new)
-                        .extend(created.drain(..));
+                        .append(&mut created);
                 }
                 let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
                 let mut next = (*cj).clone();

@@ -104,9 +104,11 @@ fn owner_of(pod: &Pod) -> Option<ObjectRef<Job>> {
     Some(ObjectRef::new(&owner.name).within(ns))
 }
 
-/// Removes the tracking finalizer from pods whose Job no longer exists (deleted while the
-/// controller was down, or in background propagation), which reconcile never sees because
-/// it is driven by Jobs. Level-triggered: every sweep re-reads both caches.
+/// Lets go of pods whose Job no longer exists (deleted while the controller was down, or in
+/// background propagation), which reconcile never sees because it is driven by Jobs: their
+/// tracking finalizer is removed and, as the garbage collector does not yet cover Job
+/// owners, they are deleted. Level-triggered: every sweep re-reads both caches; a Job's
+/// pods are created only after the Job is in this same cache, so a missing owner is gone.
 async fn sweep_orphans(client: kube::Client, pods: Store<Pod>, jobs: Store<Job>) {
     if pods.wait_until_ready().await.is_err() || jobs.wait_until_ready().await.is_err() {
         return;
@@ -123,14 +125,26 @@ async fn sweep_orphans(client: kube::Client, pods: Store<Pod>, jobs: Store<Job>)
                 .finalizers
                 .as_ref()
                 .is_some_and(|f| f.iter().any(|f| f == TRACKING_FINALIZER));
-            let orphan = controller_ref(&pod.metadata)
-                .is_none_or(|r| r.kind == "Job" && !live.contains(&r.uid));
-            if holds && orphan {
-                let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-                let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-                let name = pod.metadata.name.as_deref().unwrap_or_default();
+            let owner = controller_ref(&pod.metadata);
+            let job_gone = owner.is_some_and(|r| r.kind == "Job" && !live.contains(&r.uid));
+            if !(job_gone || (holds && owner.is_none())) {
+                continue;
+            }
+            let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            if holds {
                 if let Err(error) = remove_finalizer(&api, name).await {
                     tracing::warn!(%error, pod = name, "could not release orphan job pod");
+                }
+            }
+            if job_gone && pod.metadata.deletion_timestamp.is_none() {
+                match api.delete(name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(error) => {
+                        tracing::warn!(%error, pod = name, "could not delete pod of a deleted job")
+                    }
                 }
             }
         }

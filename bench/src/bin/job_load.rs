@@ -1,0 +1,168 @@
+//! Job controller benchmark on a real node: a Job of C completions with parallelism P (time
+//! from create to Complete), then J Jobs of one pod each created at once (time until all
+//! are Complete, and the server's CPU time meanwhile).
+//!
+//! The controllers run inside `skiff server`, so the CPU figure is the whole server's
+//! (API server, store, scheduler, node agent and every controller): an upper bound on the
+//! controllers' share. Pods run `true` in the busybox test image.
+//!
+//! Usage (as root): `job-load [--skiff PATH] [--completions C] [--parallelism P]
+//! [--jobs J]`. Prints Markdown.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+use skiff_bench::node::{self, Node};
+
+const IMAGE: &str = "busybox:bench";
+
+#[derive(Parser)]
+#[command(about = "Job controller benchmark: one wide Job, then many small Jobs")]
+struct Args {
+    /// The skiff binary (default: `skiff` next to this executable).
+    #[arg(long)]
+    skiff: Option<PathBuf>,
+    /// Completions of the wide Job.
+    #[arg(long, default_value_t = 100)]
+    completions: i32,
+    /// Its parallelism.
+    #[arg(long, default_value_t = 10)]
+    parallelism: i32,
+    /// Jobs of one pod created at once.
+    #[arg(long, default_value_t = 1000)]
+    jobs: usize,
+    /// Give up after this many seconds per phase.
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
+}
+
+fn job(name: &str, completions: i32, parallelism: i32) -> Result<Job> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"completions": completions, "parallelism": parallelism,
+            "template": {"spec": {"restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "work", "image": IMAGE, "command": ["true"]}]}}}
+    }))?)
+}
+
+fn complete(j: &Job) -> bool {
+    j.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Complete" && c.status == "True"))
+}
+
+/// Server CPU seconds (user + system) from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|v| v.parse::<u64>().unwrap_or(0))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
+}
+
+/// Polls until `n` Jobs are Complete; returns when.
+async fn wait_complete(api: &Api<Job>, n: usize, timeout: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let done = api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|j| complete(j))
+            .count();
+        if done >= n {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            bail!("only {done} of {n} Jobs complete after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let skiff = node::preflight("job-load", &[], args.skiff.as_deref())?;
+    let node = Node::start(&skiff)?;
+    node.load_image(&skiff_node::testing::busybox_oci_archive(IMAGE)?)?;
+    let pid = node.pid().context("no server pid")?;
+    let timeout = Duration::from_secs(args.timeout);
+    let (wide, many) = node::block_on(&node, async {
+        let client = node.client().await?;
+        let wide_api: Api<Job> = Api::namespaced(client.clone(), "default");
+        let cpu0 = cpu_seconds(pid);
+        let started = Instant::now();
+        wide_api
+            .create(
+                &PostParams::default(),
+                &job("wide", args.completions, args.parallelism)?,
+            )
+            .await?;
+        wait_complete(&wide_api, 1, timeout).await?;
+        let wide = (started.elapsed(), cpu_seconds(pid) - cpu0);
+
+        let ns = "many";
+        let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+        )
+        .await?;
+        let api: Api<Job> = Api::namespaced(client.clone(), ns);
+        let cpu0 = cpu_seconds(pid);
+        let started = Instant::now();
+        let pp = PostParams::default();
+        let jobs: Vec<Job> = (0..args.jobs)
+            .map(|i| job(&format!("one-{i}"), 1, 1))
+            .collect::<Result<_>>()?;
+        for chunk in jobs.chunks(64) {
+            let made = futures::future::join_all(chunk.iter().map(|j| api.create(&pp, j))).await;
+            for m in made {
+                m?;
+            }
+        }
+        let created = started.elapsed();
+        wait_complete(&api, args.jobs, timeout).await?;
+        let many = (created, started.elapsed(), cpu_seconds(pid) - cpu0);
+        Ok((wide, many))
+    })?;
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| Job of {} completions, parallelism {}: create to Complete | {:.1} s |",
+        args.completions,
+        args.parallelism,
+        wide.0.as_secs_f64()
+    );
+    println!("| server CPU meanwhile | {:.1} s |", wide.1);
+    println!(
+        "| {} one-pod Jobs: all created | {:.1} s |",
+        args.jobs,
+        many.0.as_secs_f64()
+    );
+    println!(
+        "| {} one-pod Jobs: create to all Complete | {:.1} s |",
+        args.jobs,
+        many.1.as_secs_f64()
+    );
+    println!(
+        "| server CPU meanwhile (API, store, scheduler, node agent, controllers) | {:.1} s |",
+        many.2
+    );
+    Ok(())
+}
