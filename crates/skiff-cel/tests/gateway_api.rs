@@ -1,37 +1,42 @@
 //! Every `x-kubernetes-validations` rule of the Gateway API standard-channel CRDs compiles
 //! with its schema, within the static cost limit.
 //!
-//! The CRDs are upstream data, not vendored here: the test reads them from the directory in
-//! `SKIFF_GATEWAY_CRDS`, else `shared/gateway-api/` beside the repository, and says it skipped
-//! when neither exists.
+//! The CRDs are upstream data, vendored once for the repository (`vendor/gateway-api/`, with
+//! their licence); `SKIFF_GATEWAY_CRDS` points the test at another directory of CRD files
+//! (e.g. the separate standard-channel files). It says it skipped when it finds none.
 
 use serde_json::Value;
 use skiff_cel::{Env, Program};
 use std::path::PathBuf;
 
-/// Where the CRD YAML files are, if anywhere.
-fn crd_dir() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("SKIFF_GATEWAY_CRDS") {
-        return Some(PathBuf::from(dir));
-    }
-    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/gateway-api");
-    shared.is_dir().then_some(shared)
-}
-
-/// (file, schema path, schema node, rule) for every rule in every CRD.
-fn rules() -> Option<Vec<(String, String, Value, Value)>> {
-    let dir = crd_dir()?;
-    let mut out = Vec::new();
+/// The CRD YAML files: those in `SKIFF_GATEWAY_CRDS`, else the repository's vendored
+/// `vendor/gateway-api/standard-install.yaml`, else `shared/gateway-api/` beside the repository.
+fn crd_files() -> Option<Vec<PathBuf>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = match std::env::var("SKIFF_GATEWAY_CRDS") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => {
+            let vendored = root.join("vendor/gateway-api/standard-install.yaml");
+            if vendored.is_file() {
+                return Some(vec![vendored]);
+            }
+            root.join("../shared/gateway-api")
+        }
+    };
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .ok()?
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("yaml"))
         .collect();
     files.sort();
-    for path in files {
-        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
-            continue;
-        }
+    Some(files)
+}
+
+/// (file, schema path, schema node, rule) for every rule in every CRD.
+fn rules() -> Option<Vec<(String, String, Value, Value)>> {
+    let mut out = Vec::new();
+    for path in crd_files()? {
         let text = std::fs::read_to_string(&path).ok()?;
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let Ok(doc) = serde_yaml::Value::deserialize(doc) else {
