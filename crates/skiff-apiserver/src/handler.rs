@@ -28,6 +28,8 @@ pub struct Api {
     pub admission: admission::Admission,
     /// Admission webhooks (mutating before validation, validating after).
     pub webhooks: crate::webhook::Webhooks,
+    /// ValidatingAdmissionPolicies and their bindings.
+    pub policies: crate::policy::Policies,
     /// Namespaces marked for deletion, for the termination task to empty.
     pub terminating: tokio::sync::mpsc::UnboundedSender<String>,
     /// APIServices: the routes of remote group-versions and their discovery.
@@ -413,6 +415,7 @@ impl Api {
         object: Option<&Value>,
         old: Option<&Value>,
     ) -> Result<()> {
+        self.policies.validate(self, attrs, object, old).await?;
         self.webhooks.validate(self, attrs, object, old).await
     }
 
@@ -806,7 +809,8 @@ fn preserve_server_fields(r: &ResourceInfo, old: &Value, new: &mut Value) {
 /// subresource) makes a new generation.
 fn content_changed(old: &Value, new: &Value, status_apart: bool) -> bool {
     let counts = |k: &str| {
-        !matches!(k, "metadata" | "apiVersion" | "kind") && !(status_apart && k == "status")
+        let envelope = matches!(k, "metadata" | "apiVersion" | "kind");
+        !(envelope || (status_apart && k == "status"))
     };
     let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
         return old != new;

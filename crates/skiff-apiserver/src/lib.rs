@@ -21,6 +21,7 @@ pub mod object;
 pub mod openapi;
 pub mod options;
 mod podlogs;
+pub mod policy;
 pub mod request;
 pub mod resources;
 pub mod serve;
@@ -67,10 +68,12 @@ impl Api {
             registry,
             admission,
             webhooks: Default::default(),
+            policies: Default::default(),
             terminating,
             aggregator: Default::default(),
         };
         crd::load(&api)?;
+        policy::load(&api)?;
         webhook::load(&api)?;
         Ok((api, Background { queue }))
     }
@@ -92,6 +95,7 @@ impl Api {
         }
         tokio::spawn(events_ttl::run(self.clone()));
         tokio::spawn(crd::run(self.clone()));
+        tokio::spawn(policy::run(self.clone()));
         tokio::spawn(webhook::run(self.clone()));
         tokio::spawn(aggregator::run(self.clone()));
         namespace::run(self, background.queue).await;

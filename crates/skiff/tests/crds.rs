@@ -330,3 +330,301 @@ fn a_crd_whose_schema_is_not_structural_is_refused() {
         "{err}"
     );
 }
+
+/// The upstream Gateway API standard channel (v1.6.1, vendored with its licence).
+fn gateway_api() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../vendor/gateway-api/standard-install.yaml")
+}
+
+const GATEWAY_EXAMPLES: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: nginx
+spec:
+  controllerName: skiff.dev/gateway-controller
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: main-gateway
+spec:
+  gatewayClassName: nginx
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: 80
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: collector
+spec:
+  parentRefs:
+  - name: main-gateway
+  hostnames: ["collector.example.com"]
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /
+    backendRefs:
+    - name: collector
+      port: 80
+"#;
+
+#[test]
+fn the_gateway_api_installs_and_its_rules_hold() {
+    let c = Cluster::start();
+    let path = gateway_api();
+    let out = c.kubectl(&["apply", "--server-side", "-f", path.to_str().unwrap()]);
+    assert!(
+        out.contains("customresourcedefinition.apiextensions.k8s.io/httproutes.gateway.networking.k8s.io serverside-applied"),
+        "{out}"
+    );
+    assert!(
+        out.contains("validatingadmissionpolicy.admissionregistration.k8s.io/safe-upgrades.gateway.networking.k8s.io serverside-applied"),
+        "{out}"
+    );
+    c.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=30s",
+        "crd",
+        "--all",
+    ]);
+    // A second apply of the same documents changes nothing.
+    let again = c.kubectl(&["apply", "--server-side", "-f", path.to_str().unwrap()]);
+    assert!(
+        again.contains("httproutes.gateway.networking.k8s.io serverside-applied"),
+        "{again}"
+    );
+    let out = c.kubectl_in(&["apply", "-f", "-"], GATEWAY_EXAMPLES);
+    for want in [
+        "gatewayclass.gateway.networking.k8s.io/nginx created",
+        "gateway.gateway.networking.k8s.io/main-gateway created",
+        "httproute.gateway.networking.k8s.io/collector created",
+    ] {
+        assert!(out.contains(want), "{out}");
+    }
+    // Defaults from the schema are applied.
+    let route = c.json(&["get", "httproute", "collector"]);
+    assert_eq!(
+        route["spec"]["parentRefs"][0]["group"],
+        "gateway.networking.k8s.io"
+    );
+    assert_eq!(route["spec"]["rules"][0]["backendRefs"][0]["weight"], 1);
+    // A CEL rule of the HTTPRoute schema refuses a relative path prefix.
+    let bad = GATEWAY_EXAMPLES
+        .split("---")
+        .nth(2)
+        .unwrap()
+        .replace("name: collector\nspec", "name: bad\nspec")
+        .replace("value: /", "value: relative");
+    let err = c.kubectl_err(&["apply", "-f", "-"], Some(&bad));
+    assert!(
+        err.contains("value must be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']"),
+        "{err}"
+    );
+    assert!(
+        c.kubectl_output(&["get", "httproute", "bad"], None)
+            .status
+            .success()
+            == false
+    );
+    // Printer columns of the upstream CRDs.
+    let table = c.kubectl(&["get", "gateways"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"],
+        "{table}"
+    );
+}
+
+const POLICY: &str = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: small-configmaps
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["configmaps"]
+  variables:
+  - name: keys
+    expression: "has(object.data) ? object.data.size() : 0"
+  validations:
+  - expression: "variables.keys <= 2"
+    messageExpression: "'too many keys: ' + string(variables.keys)"
+  - expression: "!has(object.data) || !('forbidden' in object.data)"
+    message: "the key 'forbidden' is not allowed"
+    reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: small-configmaps-deny
+spec:
+  policyName: small-configmaps
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        policy: enforced
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["configmaps"]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: small-configmaps-warn
+spec:
+  policyName: small-configmaps
+  validationActions: [Warn]
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        policy: warned
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["configmaps"]
+"#;
+
+/// Waits until a write is denied by the policies, which apply once their watch has them.
+fn until_denied(c: &Cluster, args: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = c.kubectl_output(args, None);
+        if !out.status.success() {
+            return String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        let name = args
+            .iter()
+            .position(|a| *a == "configmap")
+            .map(|i| args[i + 1]);
+        if let Some(name) = name {
+            c.kubectl(&["delete", "configmap", name, "-n", args[args.len() - 1]]);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{args:?} was never denied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn validating_admission_policies_deny_and_warn_as_their_bindings_say() {
+    let c = Cluster::start();
+    c.kubectl(&["create", "namespace", "strict"]);
+    c.kubectl(&["label", "namespace", "strict", "policy=enforced"]);
+    c.kubectl(&["create", "namespace", "lenient"]);
+    c.kubectl(&["label", "namespace", "lenient", "policy=warned"]);
+    c.kubectl_in(&["apply", "-f", "-"], POLICY);
+    let err = until_denied(
+        &c,
+        &[
+            "create",
+            "configmap",
+            "big",
+            "--from-literal=a=1",
+            "--from-literal=b=2",
+            "--from-literal=c=3",
+            "-n",
+            "strict",
+        ],
+    );
+    assert!(
+        err.contains(r#"configmaps "big" is forbidden: ValidatingAdmissionPolicy 'small-configmaps' with binding 'small-configmaps-deny' denied request: too many keys: 3"#),
+        "{err}"
+    );
+    let err = c.kubectl_err(
+        &[
+            "create",
+            "configmap",
+            "f",
+            "--from-literal=forbidden=1",
+            "-n",
+            "strict",
+        ],
+        None,
+    );
+    assert!(err.contains("the key 'forbidden' is not allowed"), "{err}");
+    assert!(err.contains(r#"configmaps "f" is forbidden"#), "{err}");
+    // The Warn binding admits and warns.
+    let out = c.kubectl_output(
+        &[
+            "create",
+            "configmap",
+            "big",
+            "--from-literal=a=1",
+            "--from-literal=b=2",
+            "--from-literal=c=3",
+            "-n",
+            "lenient",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Warning: Validation failed for ValidatingAdmissionPolicy 'small-configmaps' with binding 'small-configmaps-warn': too many keys: 3"),
+        "{stderr}"
+    );
+    // Namespaces neither binding selects are untouched.
+    c.kubectl(&[
+        "create",
+        "configmap",
+        "big",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+        "--from-literal=c=3",
+    ]);
+}
+
+#[test]
+fn the_gateway_api_safe_upgrades_policy_refuses_experimental_crds_over_standard() {
+    let c = Cluster::start();
+    let path = gateway_api();
+    c.kubectl(&["apply", "--server-side", "-f", path.to_str().unwrap()]);
+    let crd = c.json(&["get", "crd", "gatewayclasses.gateway.networking.k8s.io"]);
+    let mut experimental = crd.clone();
+    experimental["metadata"]["annotations"]["gateway.networking.k8s.io/channel"] =
+        serde_json::json!("experimental");
+    for f in [
+        "managedFields",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "generation",
+    ] {
+        experimental["metadata"].as_object_mut().unwrap().remove(f);
+    }
+    experimental.as_object_mut().unwrap().remove("status");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let err = loop {
+        let out = c.kubectl_output(&["replace", "-f", "-"], Some(&experimental.to_string()));
+        if !out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "never denied");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        err.contains(
+            "Installing experimental CRDs on top of standard channel CRDs is prohibited by default"
+        ),
+        "{err}"
+    );
+}
