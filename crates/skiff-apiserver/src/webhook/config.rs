@@ -104,7 +104,7 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn rule(v: &Value) -> Rule {
+pub fn rule(v: &Value) -> Rule {
     Rule {
         operations: strings(&v["operations"]),
         api_groups: strings(&v["apiGroups"]),
@@ -146,7 +146,9 @@ fn hook(
     let match_conditions = w["matchConditions"]
         .as_array()
         .map(|conditions| {
-            let env = skiff_cel::Env::admission(&skiff_cel::AdmissionVariables::default());
+            // Admission expressions are bounded at run time only, as upstream's.
+            let env = skiff_cel::Env::admission(&skiff_cel::AdmissionVariables::default())
+                .with_cost_limit(u64::MAX);
             conditions
                 .iter()
                 .map(|c| MatchCondition {

@@ -11,10 +11,10 @@
 //! `client` makes the HTTPS calls and `dispatch` runs the stages.
 
 mod client;
-mod config;
+pub(crate) mod config;
 mod dispatch;
-mod matching;
-mod review;
+pub(crate) mod matching;
+pub(crate) mod review;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -152,8 +152,11 @@ fn exempt(r: &ResourceInfo) -> bool {
     matching::is_exempt(&r.group, &r.kind)
 }
 
+/// A stored configuration: its store key, mod revision and object.
+type Stored = (String, i64, Value);
+
 /// The stored configurations of one stage, and the revision they were read at.
-fn stored(api: &Api, stage: Stage) -> Result<(Vec<(String, i64, Value)>, i64)> {
+fn stored(api: &Api, stage: Stage) -> Result<(Vec<Stored>, i64)> {
     let r = resource(api, stage)?;
     let list = api.store.list(&r.key(None, None), None, None)?;
     let mut items = Vec::with_capacity(list.items.len());
