@@ -86,7 +86,9 @@ fn response(resp: Value) -> Vec<u8> {
 #[test]
 fn responses_are_verified_as_upstream() {
     let patch = b64(r#"[{"op":"add","path":"/foo","value":"bar"}]"#);
-    let cases: Vec<(&str, bool, Vec<u8>, Result<(), &str>)> = vec![
+    /// Name, mutating, response body, and the error's start (or success).
+    type Case = (&'static str, bool, Vec<u8>, Result<(), &'static str>);
+    let cases: Vec<Case> = vec![
         (
             "v1 allowed",
             false,
