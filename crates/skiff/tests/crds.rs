@@ -215,6 +215,49 @@ fn a_crd_becomes_an_api_kubectl_can_use_end_to_end() {
     c.kubectl(&["label", "widget", "w1", "tier=gold"]);
     let names = c.kubectl(&["get", "widgets", "-l", "tier=gold", "-o", "name"]);
     assert_eq!(names.trim(), "widget.example.com/w1");
+    let names = c.kubectl(&[
+        "get",
+        "widgets",
+        "--field-selector",
+        "metadata.name=w1,metadata.namespace=default",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(names.trim(), "widget.example.com/w1");
+    // A watch sees the changes to a custom resource.
+    let mut watch = c
+        .kubectl_cmd(&["get", "widgets", "--watch-only", "-o", "name"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut round = 0;
+    let seen = loop {
+        round += 1;
+        let touched = format!("touched={round}");
+        c.kubectl(&["annotate", "--overwrite", "widget", "w1", &touched]);
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch saw nothing"
+        );
+    };
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(seen, "widget.example.com/w1");
 
     // Deleting the CRD deletes its objects first, then the API goes.
     c.kubectl(&["delete", "crd", "widgets.example.com", "--timeout=30s"]);
