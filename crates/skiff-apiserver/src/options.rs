@@ -110,11 +110,10 @@ fn check_dry_run(values: &[String], out: &mut Vec<Cause>) {
     }
 }
 
-/// A list-valued query parameter (`dryRun`) as the list upstream decodes. [`Params`] keeps
-/// one value per key (the last one given), so a repeated parameter is judged by its last
-/// value only; an empty value counts as absent.
+/// A list-valued query parameter (`dryRun`) as the list upstream decodes: every value
+/// given, an empty one counting as absent.
 fn all_values(p: &Params, key: &str) -> Vec<String> {
-    p.get(key).map(|v| vec![v.to_owned()]).unwrap_or_default()
+    p.all(key)
 }
 
 /// `ValidateCreateOptions` / `ValidateUpdateOptions` / `ValidatePatchOptions`.
@@ -426,6 +425,14 @@ mod tests {
             ));
         }
         assert!(validate_write(&params("dryRun=All"), Verb::Create).is_ok());
+        // Every value of a repeated parameter counts, not only the last.
+        let e = validate_write(&params("dryRun=Bogus&dryRun=All"), Verb::Create).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(r#"[]string{"Bogus", "All"}: supported values: "All""#),
+            "{e}"
+        );
+        assert!(validate_write(&params("dryRun=All&dryRun=All"), Verb::Create).is_ok());
     }
 
     #[test]

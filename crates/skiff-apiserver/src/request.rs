@@ -73,6 +73,9 @@ impl Target {
 #[derive(Default, Clone)]
 pub struct Params {
     pub query: HashMap<String, String>,
+    /// Every value of a key the query repeats (`dryRun=All&dryRun=All`), in order; `query`
+    /// keeps the last one. List-valued options are judged by all of them, as upstream's.
+    pub repeated: HashMap<String, Vec<String>>,
     pub user_agent: Option<String>,
     /// Fields the request body repeated (see `strict.rs`), for field validation.
     pub duplicate_fields: Vec<String>,
@@ -82,15 +85,28 @@ pub struct Params {
 
 impl Params {
     pub fn parse(query: Option<&str>) -> Params {
-        Params {
-            query: query
-                .map(|q| {
-                    form_urlencoded::parse(q.as_bytes())
-                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                        .collect()
-                })
+        let mut params = Params::default();
+        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let (k, v) = (k.into_owned(), v.into_owned());
+            if let Some(previous) = params.query.insert(k.clone(), v.clone()) {
+                params
+                    .repeated
+                    .entry(k)
+                    .or_insert_with(|| vec![previous])
+                    .push(v);
+            }
+        }
+        params
+    }
+
+    /// Every non-empty value given for `key`, in order.
+    pub fn all(&self, key: &str) -> Vec<String> {
+        match self.repeated.get(key) {
+            Some(values) => values.iter().filter(|v| !v.is_empty()).cloned().collect(),
+            None => self
+                .get(key)
+                .map(|v| vec![v.to_owned()])
                 .unwrap_or_default(),
-            ..Params::default()
         }
     }
 
