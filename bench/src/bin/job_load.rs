@@ -56,7 +56,10 @@ fn complete(j: &Job) -> bool {
     j.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Complete" && c.status == "True"))
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+        })
 }
 
 /// Server CPU seconds (user + system) from `/proc/PID/stat`.
@@ -115,6 +118,12 @@ fn main() -> Result<()> {
             .await?;
         wait_complete(&wide_api, 1, timeout).await?;
         let wide = (started.elapsed(), cpu_seconds(pid) - cpu0);
+        // Printed at once: the second phase may not finish on a slow node.
+        eprintln!(
+            "wide Job complete after {:.1} s (server CPU {:.1} s)",
+            wide.0.as_secs_f64(),
+            wide.1
+        );
 
         let ns = "many";
         let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
