@@ -68,6 +68,8 @@ fn name_rule(group: &str, kind: &str) -> fn(&str) -> Vec<String> {
         ("", "Namespace") => is_dns1123_label,
         ("", "Service") => is_dns1035_label,
         ("rbac.authorization.k8s.io", _) => is_valid_path_segment_name,
+        // kube-aggregator's: `v1.` (the core group's APIService) must be a valid name.
+        ("apiregistration.k8s.io", "APIService") => is_valid_path_segment_name,
         _ => is_dns1123_subdomain,
     }
 }

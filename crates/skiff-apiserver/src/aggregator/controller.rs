@@ -3,6 +3,7 @@
 //! APIService's availability, on each APIService change and every few seconds, as
 //! upstream's autoregister and availability controllers do between them.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,6 +133,7 @@ async fn sync_registrations(api: &Api, first_pass: bool) -> Result<()> {
     let desired = register::desired(&api.registry.snapshot());
     let (current, _) = stored(api)?;
     let params = Params::default();
+    let mut failed = None;
     for change in register::plan(&desired, &current, first_pass) {
         let result = match change {
             Change::Create(obj) => api
@@ -156,10 +158,18 @@ async fn sync_registrations(api: &Api, first_pass: bool) -> Result<()> {
         };
         match result {
             Ok(()) | Err(ApiError::AlreadyExists { .. }) | Err(ApiError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+            // The others are still made; this one is tried again on the next pass.
+            Err(e) => failed = Some(e),
         }
     }
-    Ok(())
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+fn route_key(route: &Route) -> String {
+    format!("{}/{}", route.group, route.version)
 }
 
 /// Decides and writes the `Available` condition of every APIService, concurrently (a
@@ -180,7 +190,15 @@ async fn check_all(api: &Api) -> Result<()> {
             let condition = match &route {
                 None if status::ServiceRef::of(obj).is_some() => return Ok(()),
                 None => status::local(),
-                Some(route) => check_remote(api, route).await,
+                Some(route) => {
+                    let condition = check_remote(api, route).await;
+                    if let Some(current) = api.aggregator.routes().get(&route_key(route)) {
+                        current
+                            .available
+                            .store(condition.status == "True", Ordering::Relaxed);
+                    }
+                    condition
+                }
             };
             write_condition(api, obj, &condition).await
         }
@@ -196,10 +214,7 @@ async fn check_all(api: &Api) -> Result<()> {
 /// The remote controller's checks, then (when they pass) a fresh copy of the backend's
 /// discovery document for the merged discovery.
 async fn check_remote(api: &Api, route: &Route) -> Condition {
-    let pick = api
-        .aggregator
-        .pick
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pick = api.aggregator.pick.fetch_add(1, Ordering::Relaxed);
     let backend = match super::proxy::resolve_backend(api, &route.service, pick) {
         Ok(b) => b,
         Err(condition) => return condition,

@@ -104,7 +104,7 @@ impl Aggregator {
                     Some(json!({
                         "version": r.version,
                         "resources": aggregated_resources(&list),
-                        "freshness": if r.available { "Current" } else { "Stale" },
+                        "freshness": if r.available() { "Current" } else { "Stale" },
                     }))
                 })
                 .collect();

@@ -15,7 +15,7 @@ pub mod register;
 pub mod status;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
@@ -57,14 +57,23 @@ pub struct Route {
     pub group_priority: i64,
     pub version_priority: i64,
     pub service: status::ServiceRef,
-    /// The `Available` condition as stored: requests are refused with 503 until it is True,
-    /// as upstream's proxy does.
-    pub available: bool,
+    /// The `Available` condition: requests are refused with 503 until it is True, as
+    /// upstream's proxy does. Read from the stored APIService, and set by the checker just
+    /// before it writes a new condition, so a client that saw the condition True is never
+    /// refused for a table not yet rebuilt.
+    available: AtomicBool,
     trust: client::Trust,
     /// The client requests are proxied with, or why none can be built (answered with 500).
     client: std::result::Result<client::Client, String>,
     /// The availability probe's client: upstream never verifies the backend for it.
     probe: std::result::Result<client::Client, String>,
+}
+
+impl Route {
+    /// Whether requests may go to the backend.
+    pub fn available(&self) -> bool {
+        self.available.load(Ordering::Relaxed)
+    }
 }
 
 /// The aggregator's shared state: the routing table the HTTP edge consults on every
@@ -159,7 +168,7 @@ impl Aggregator {
                     group_priority: spec["groupPriorityMinimum"].as_i64().unwrap_or(0),
                     version_priority: spec["versionPriority"].as_i64().unwrap_or(0),
                     service,
-                    available: status::is_available(obj),
+                    available: AtomicBool::new(status::is_available(obj)),
                     trust,
                     client,
                     probe,

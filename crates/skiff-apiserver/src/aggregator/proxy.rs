@@ -47,7 +47,7 @@ fn plain(code: StatusCode, message: &str) -> Response {
 
 /// Answers `req` from the backend of `route`.
 pub async fn forward(api: &Api, route: &Route, mut req: Request) -> Response {
-    if !route.available {
+    if !route.available() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
     }
     let client = match &route.client {
