@@ -5,7 +5,8 @@
 //! beside the API that works through the same handler (so grace periods and finalizers of
 //! the contents are honoured), resumed at start for namespaces left terminating.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -31,24 +32,67 @@ pub fn has_finalizer(ns: &Value) -> bool {
 }
 
 /// Runs until the API is dropped: empties each namespace sent on `queue`, then finalizes it.
+/// A namespace sent again while its cleanup runs (a repeated DELETE, the resume at start)
+/// joins that cleanup instead of starting a second one.
 pub async fn run(api: Arc<Api>, mut queue: mpsc::UnboundedReceiver<String>) {
+    let active = Active::default();
     while let Some(name) = queue.recv().await {
+        let Some(claim) = active.claim(&name) else {
+            tracing::debug!(namespace = %name, "namespace already being emptied");
+            continue;
+        };
         let api = api.clone();
         tokio::spawn(async move {
+            let _claim = claim;
+            // Level-triggered: each pass looks at what is left, until the namespace is gone.
             loop {
-                match empty(&api, &name).await {
+                match terminate(&api, &name).await {
                     Ok(true) => break,
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::warn!(namespace = %name, error = %e, "deleting namespace content")
+                        tracing::warn!(namespace = %name, error = %e, "terminating namespace")
                     }
                 }
                 tokio::time::sleep(RETRY).await;
             }
-            if let Err(e) = finalize(&api, &name).await {
-                tracing::warn!(namespace = %name, error = %e, "finalizing namespace");
-            }
         });
+    }
+}
+
+/// Empties `ns` and, once nothing is left, finalizes it; true when done.
+async fn terminate(api: &Api, ns: &str) -> Result<bool, ApiError> {
+    if !empty(api, ns).await? {
+        return Ok(false);
+    }
+    finalize(api, ns).await?;
+    Ok(true)
+}
+
+/// The namespaces whose cleanup is running.
+#[derive(Clone, Default)]
+struct Active(Arc<Mutex<HashSet<String>>>);
+
+/// Holds a namespace's cleanup slot; dropping it (the task ends) frees the slot.
+struct Claim {
+    active: Active,
+    name: String,
+}
+
+impl Active {
+    /// The slot of `name`, unless a cleanup of it already holds it.
+    fn claim(&self, name: &str) -> Option<Claim> {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.insert(name.to_owned()).then(|| Claim {
+            active: self.clone(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut set = self.active.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.remove(&self.name);
     }
 }
 
@@ -106,5 +150,30 @@ async fn finalize(api: &Api, ns: &str) -> Result<(), ApiError> {
     {
         Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_deleted_again_while_its_cleanup_runs_gets_no_second_cleanup() {
+        let active = Active::default();
+        let first = active.claim("team-a");
+        assert!(first.is_some());
+        assert!(
+            active.claim("team-a").is_none(),
+            "second DELETE joins the first"
+        );
+        assert!(
+            active.claim("team-b").is_some(),
+            "other namespaces are independent"
+        );
+        drop(first);
+        assert!(
+            active.claim("team-a").is_some(),
+            "a later termination starts afresh"
+        );
     }
 }

@@ -247,6 +247,20 @@ impl Recorder {
         reason: &str,
         message: &str,
     ) {
+        self.publish_action(object, type_, reason, reason, message)
+            .await
+    }
+
+    /// [`Recorder::publish`] with upstream's `action` where it differs from the reason (the
+    /// scheduler's `Scheduled` event is action `Binding`).
+    pub async fn publish_action(
+        &self,
+        object: &ObjectReference,
+        type_: &str,
+        reason: &str,
+        action: &str,
+        message: &str,
+    ) {
         let key = EventKey::new(&self.source_key(), object, type_, reason, message);
         let now = Timestamp::now();
         let decision = self
@@ -308,7 +322,7 @@ impl Recorder {
             reporting_component: self.source.component.clone(),
             reporting_instance: Some(self.instance.clone()),
             // The API requires an action of events with an eventTime.
-            action: Some(reason.to_string()),
+            action: Some(action.to_string()),
             ..Event::default()
         };
         match api.create(&PostParams::default(), &event).await {

@@ -10,13 +10,14 @@ mod tests;
 
 use fit::NodeInfo;
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, reflector, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
+use skiff_reconcile::{reference, Recorder};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -269,70 +270,17 @@ fn key(meta: &ObjectMeta) -> String {
     )
 }
 
-fn reference(pod: &Pod) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        name: pod.metadata.name.clone(),
-        namespace: pod.metadata.namespace.clone(),
-        uid: pod.metadata.uid.clone(),
-        resource_version: pod.metadata.resource_version.clone(),
-        ..ObjectReference::default()
-    }
-}
-
-/// Posts a core v1 event about `pod` from the scheduler.
-async fn event(
-    client: &kube::Client,
-    pod: &Pod,
-    type_: &str,
-    reason: &str,
-    message: &str,
-) -> Result<(), Error> {
-    let ns = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let now = Timestamp::now();
-    let event = Event {
-        metadata: ObjectMeta {
-            name: Some(format!(
-                "{}.{:x}",
-                pod.metadata.name.as_deref().unwrap_or("pod"),
-                now.as_nanosecond()
-            )),
-            namespace: Some(ns.clone()),
-            ..ObjectMeta::default()
-        },
-        involved_object: reference(pod),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        type_: Some(type_.into()),
-        source: Some(EventSource {
-            component: Some(SCHEDULER_NAME.into()),
-            host: None,
-        }),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        event_time: Some(MicroTime(now)),
-        count: Some(1),
-        reporting_component: Some(SCHEDULER_NAME.into()),
-        reporting_instance: Some(format!("{SCHEDULER_NAME}-skiff")),
-        action: Some(
-            if reason == "Scheduled" {
-                "Binding"
-            } else {
-                "Scheduling"
-            }
-            .into(),
-        ),
-        ..Event::default()
+/// Records an event about `pod` from the scheduler (repeats aggregated by the recorder).
+async fn event(recorder: &Recorder, pod: &Pod, type_: &str, reason: &str, message: &str) {
+    let action = if reason == "Scheduled" {
+        "Binding"
+    } else {
+        "Scheduling"
     };
-    Api::<Event>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &event)
-        .await?;
-    Ok(())
+    let object = reference("v1", "Pod", &pod.metadata);
+    recorder
+        .publish_action(&object, type_, reason, action, message)
+        .await;
 }
 
 /// Binds `pod` to `node` through the binding subresource and records the Scheduled event.
@@ -375,19 +323,21 @@ enum Report {
 const REPORT_CONCURRENCY: usize = 8;
 
 async fn reporter(client: kube::Client, rx: tokio::sync::mpsc::Receiver<Report>) {
+    let recorder = Recorder::new(client.clone(), SCHEDULER_NAME);
     tokio_stream_from(rx)
         .for_each_concurrent(REPORT_CONCURRENCY, |report| {
-            let client = client.clone();
+            let (client, recorder) = (client.clone(), recorder.clone());
             async move {
                 let result = match &report {
                     Report::Scheduled(pod, node) => {
                         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
                         let name = pod.metadata.name.as_deref().unwrap_or_default();
                         let message = format!("Successfully assigned {ns}/{name} to {node}");
-                        event(&client, pod, "Normal", "Scheduled", &message).await
+                        event(&recorder, pod, "Normal", "Scheduled", &message).await;
+                        Ok(())
                     }
                     Report::Unschedulable(pod, message) => {
-                        report_unschedulable(&client, pod, message).await
+                        report_unschedulable(&client, &recorder, pod, message).await
                     }
                 };
                 if let Err(error) = result {
@@ -401,6 +351,7 @@ async fn reporter(client: kube::Client, rx: tokio::sync::mpsc::Receiver<Report>)
 /// Records FailedScheduling and sets PodScheduled=False (reason Unschedulable).
 async fn report_unschedulable(
     client: &kube::Client,
+    recorder: &Recorder,
     pod: &Pod,
     message: &str,
 ) -> Result<(), Error> {
@@ -439,5 +390,6 @@ async fn report_unschedulable(
         Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
         Err(error) => return Err(error.into()),
     }
-    event(client, pod, "Warning", "FailedScheduling", message).await
+    event(recorder, pod, "Warning", "FailedScheduling", message).await;
+    Ok(())
 }
