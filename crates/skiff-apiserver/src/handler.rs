@@ -30,6 +30,8 @@ pub struct Api {
     pub webhooks: crate::webhook::Webhooks,
     /// ValidatingAdmissionPolicies and their bindings.
     pub policies: crate::policy::Policies,
+    /// Which post-start hooks have finished, for `/healthz`, `/livez` and `/readyz`.
+    pub health: crate::health::Health,
     /// Namespaces marked for deletion, for the termination task to empty.
     pub terminating: tokio::sync::mpsc::UnboundedSender<String>,
     /// APIServices: the routes of remote group-versions and their discovery.

@@ -56,7 +56,14 @@ fn json_response_as(code: StatusCode, content_type: &str, value: &Value) -> Resp
 }
 
 fn authenticate(server: &Server, headers: &HeaderMap, path: &str) -> Result<()> {
-    let public = matches!(path, "/version" | "/healthz" | "/livez" | "/readyz");
+    // Health and version are public, as upstream's default RBAC grants them to anyone.
+    let public = path == "/version"
+        || ["/healthz", "/livez", "/readyz"].iter().any(|p| {
+            path == *p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -196,7 +203,7 @@ async fn handle(
                 &body,
             ));
         }
-        if let Some(resp) = non_resource(&server, &path) {
+        if let Some(resp) = non_resource(&server, &path, parts.uri.query().unwrap_or("")) {
             return resp;
         }
     }
@@ -378,13 +385,18 @@ fn check_media_type(method: &Method, content_type: &str) -> Result<()> {
 }
 
 /// Discovery, OpenAPI and health endpoints.
-fn non_resource(server: &Server, path: &str) -> Option<Result<Response>> {
+fn non_resource(server: &Server, path: &str, query: &str) -> Option<Result<Response>> {
     let registry = &server.api.registry;
     let ok = |v: Value| Some(Ok(json_response(StatusCode::OK, &v)));
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
         ["version"] => ok(discovery::version()),
-        ["healthz"] | ["livez"] | ["readyz"] => Some(Ok((StatusCode::OK, "ok").into_response())),
+        [endpoint] | [endpoint, _] if crate::health::Endpoint::parse(endpoint).is_some() => {
+            let which = crate::health::Endpoint::parse(endpoint)?;
+            let check = segs.get(1).copied();
+            let (code, body) = crate::health::respond(&server.api, which, check, query);
+            Some(Ok((code, body).into_response()))
+        }
         ["api"] => ok(discovery::core_versions(&server.address)),
         ["apis"] => {
             let mut list = discovery::group_list(registry);

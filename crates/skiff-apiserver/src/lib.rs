@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod error;
 mod events_ttl;
 pub mod handler;
+pub mod health;
 pub mod http;
 pub mod managed;
 mod namespace;
@@ -69,12 +70,20 @@ impl Api {
             admission,
             webhooks: Default::default(),
             policies: Default::default(),
+            health: Default::default(),
             terminating,
             aggregator: Default::default(),
         };
+        api.health.mark("generic-apiserver-start-informers");
         crd::load(&api)?;
+        api.health.mark("start-apiextensions-informers");
+        api.health.mark("crd-informer-synced");
         policy::load(&api)?;
         webhook::load(&api)?;
+        api.health.mark("start-apiserver-admission-initializer");
+        api.health
+            .mark("start-kube-apiserver-admission-initializer");
+        api.health.mark("informer-sync");
         Ok((api, Background { queue }))
     }
 
@@ -95,9 +104,17 @@ impl Api {
         }
         tokio::spawn(events_ttl::run(self.clone()));
         tokio::spawn(crd::run(self.clone()));
+        self.health.mark("start-apiextensions-controllers");
         tokio::spawn(policy::run(self.clone()));
         tokio::spawn(webhook::run(self.clone()));
         tokio::spawn(aggregator::run(self.clone()));
+        for hook in [
+            "start-kube-aggregator-informers",
+            "apiservice-registration-controller",
+            "apiservice-status-available-controller",
+        ] {
+            self.health.mark(hook);
+        }
         namespace::run(self, background.queue).await;
     }
 
@@ -115,11 +132,82 @@ impl Api {
         };
         for ns in DEFAULT_NAMESPACES {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            match self.create(&target, &request::Params::default(), obj).await {
-                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            self.create_if_absent(&target, obj).await?;
         }
+        self.health.mark("start-system-namespaces-controller");
+        // Upstream's system priority classes, which critical pods name.
+        let classes = request::Target {
+            resource: self
+                .registry
+                .get("scheduling.k8s.io", "v1", "priorityclasses")
+                .ok_or(ApiError::NoRoute)?,
+            namespace: None,
+            name: None,
+            subresource: None,
+        };
+        for (name, value, description) in [
+            ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
+            ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+        ] {
+            let obj = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description});
+            self.create_if_absent(&classes, obj).await?;
+        }
+        self.health
+            .mark("scheduling/bootstrap-system-priority-classes");
+        Ok(())
+    }
+
+    /// Creates `obj` unless an object of its name exists.
+    async fn create_if_absent(&self, t: &request::Target, obj: Value) -> Result<(), ApiError> {
+        match self.create(t, &request::Params::default(), obj).await {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `kube-system/extension-apiserver-authentication`: how extension API servers (behind
+    /// APIServices) authenticate clients and the aggregator's proxied requests, as
+    /// upstream's cluster-authentication-info controller publishes it.
+    pub async fn publish_authentication_info(&self, client_ca_pem: &str) -> Result<(), ApiError> {
+        let t = request::Target {
+            resource: self
+                .registry
+                .get("", "v1", "configmaps")
+                .ok_or(ApiError::NoRoute)?,
+            namespace: Some("kube-system".into()),
+            name: Some("extension-apiserver-authentication".into()),
+            subresource: None,
+        };
+        let data = json!({
+            "client-ca-file": client_ca_pem,
+            "requestheader-client-ca-file": client_ca_pem,
+            "requestheader-allowed-names": "[]",
+            "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
+            "requestheader-group-headers": "[\"X-Remote-Group\"]",
+            "requestheader-username-headers": "[\"X-Remote-User\"]",
+        });
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+            "data": data});
+        let params = request::Params::default();
+        match self.get(&t) {
+            Ok(_) => {
+                self.update_with(&t, &params, None, |old| {
+                    let mut new = old.clone();
+                    new["data"] = data.clone();
+                    Ok(new)
+                })
+                .await?;
+            }
+            Err(ApiError::NotFound { .. }) => {
+                let collection = request::Target { name: None, ..t };
+                self.create_if_absent(&collection, obj).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.health
+            .mark("start-cluster-authentication-info-controller");
         Ok(())
     }
 
@@ -174,7 +262,7 @@ impl Api {
         if !subsets.is_null() {
             endpoints["subsets"] = subsets.clone();
         }
-        match self
+        let result = match self
             .create(&target("endpoints", None)?, &params, endpoints)
             .await
         {
@@ -198,6 +286,11 @@ impl Api {
                 .map(|_| ())
             }
             Err(e) => Err(e),
+        };
+        if result.is_ok() {
+            // Upstream's bootstrap controller is what keeps this Service and its endpoints.
+            self.health.mark("bootstrap-controller");
         }
+        result
     }
 }

@@ -243,6 +243,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     api.ensure_kubernetes_service(in_cluster)
         .await
         .context("creating the kubernetes Service")?;
+    api.publish_authentication_info(&credentials.ca_pem)
+        .await
+        .context("publishing kube-system/extension-apiserver-authentication")?;
     let kubeconfig = data_dir.join("kubeconfig");
     write_kubeconfig(&kubeconfig, &credentials.kubeconfig(&url))?;
 
