@@ -2,24 +2,13 @@
 //! `kubectl describe pod` and `kubectl get events` show probe failures, hook failures
 //! and kills.
 //!
-//! A repeat of the same event (a readiness probe failing every period) bumps the
-//! `count` of the one already posted instead of posting another, as client-go's event
-//! correlator does; otherwise a failing probe would write an object per period.
+//! Posting goes through the project's one recorder (`skiff-reconcile`), so a repeat of the
+//! same event (a readiness probe failing every period) bumps the `count` of the one already
+//! posted instead of posting another, as client-go's event correlator does.
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use std::collections::HashMap;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+pub use skiff_reconcile::events::{NORMAL, WARNING};
 use tokio::sync::mpsc;
-
-/// `Normal` event type.
-pub const NORMAL: &str = "Normal";
-/// `Warning` event type.
-pub const WARNING: &str = "Warning";
-
-/// How many distinct events are remembered for aggregation before the memory is reset.
-const REMEMBERED: usize = 4096;
 
 /// The pod (and, with `container`, the container) an event is about; `fieldPath` is how
 /// upstream ties a container event to its container (`spec.containers{name}`).
@@ -69,14 +58,16 @@ impl Recorder {
     /// A recorder whose events are posted as the kubelet of `node`, by a spawned task.
     pub fn spawn(client: kube::Client, node: String) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let recorder = skiff_reconcile::Recorder::new(client, "kubelet").with_host(&node);
         tokio::spawn(async move {
-            let mut poster = Poster {
-                client,
-                node,
-                posted: HashMap::new(),
-            };
             while let Some(e) = rx.recv().await {
-                poster.post(e).await;
+                let PendingEvent {
+                    object,
+                    type_,
+                    reason,
+                    message,
+                } = e;
+                recorder.publish(&object, type_, reason, &message).await;
             }
         });
         Self { tx }
@@ -102,88 +93,6 @@ impl Recorder {
             reason,
             message: message.into(),
         });
-    }
-}
-
-struct Poster {
-    client: kube::Client,
-    node: String,
-    /// Posted events by (namespace, object uid, fieldPath, type, reason, message):
-    /// the event's name and count so far.
-    posted: HashMap<String, (String, i32)>,
-}
-
-impl Poster {
-    /// Posts an event, or bumps the count of the same one posted before. Failures are
-    /// logged and otherwise ignored: events are best effort, upstream too.
-    async fn post(&mut self, e: PendingEvent) {
-        let PendingEvent {
-            object,
-            type_,
-            reason,
-            message,
-        } = e;
-        let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
-        let key = format!(
-            "{namespace}\x00{}\x00{}\x00{type_}\x00{reason}\x00{message}",
-            object.uid.as_deref().unwrap_or_default(),
-            object.field_path.as_deref().unwrap_or_default()
-        );
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let now = Timestamp::now();
-        if let Some((name, count)) = self.posted.get(&key).cloned() {
-            let patch = serde_json::json!({
-                "count": count + 1,
-                "lastTimestamp": Time(now),
-            });
-            if api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .is_ok()
-            {
-                self.posted.insert(key, (name, count + 1));
-                return;
-            }
-            // Gone (expired or deleted): post a new one.
-        }
-        let name = format!(
-            "{}.{:x}",
-            object.name.as_deref().unwrap_or("object"),
-            now.as_nanosecond()
-        );
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            involved_object: object,
-            reason: Some(reason.to_string()),
-            message: Some(message),
-            type_: Some(type_.to_string()),
-            source: Some(EventSource {
-                component: Some("kubelet".into()),
-                host: Some(self.node.clone()),
-            }),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            event_time: Some(MicroTime(now)),
-            count: Some(1),
-            reporting_component: Some("kubelet".into()),
-            reporting_instance: Some(self.node.clone()),
-            // The API requires it of events with an eventTime.
-            action: Some(reason.to_string()),
-            ..Event::default()
-        };
-        match api.create(&PostParams::default(), &event).await {
-            Ok(_) => {
-                if self.posted.len() >= REMEMBERED {
-                    self.posted.clear();
-                }
-                self.posted.insert(key, (name, 1));
-            }
-            Err(error) => tracing::warn!(%error, reason, "could not record event"),
-        }
     }
 }
 
