@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod events;
 pub mod cronjob;
+pub mod daemonset;
 pub mod gc;
 pub mod history;
 pub mod job;
@@ -47,6 +48,7 @@ pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
     tokio::spawn(statefulset::run(client.clone()));
     tokio::spawn(job::run(client.clone()));
     tokio::spawn(cronjob::run(client.clone()));
+    tokio::spawn(daemonset::run(client.clone(), metrics.clone()));
     tokio::spawn(gc::run(client, metrics.clone()));
     metrics
 }
