@@ -338,3 +338,55 @@ fn no_fit_explains_every_reason() {
         "0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu."
     );
 }
+
+/// DaemonSet pods name their node as upstream's controller does: a required term with
+/// `matchFields` on `metadata.name`, which only that node satisfies.
+#[test]
+fn a_match_fields_term_on_the_node_name_fits_only_that_node() {
+    let pinned = |op: &str, values: &[&str]| {
+        with_spec(pod("100m", "64Mi"), |s| {
+            s.affinity = Some(Affinity {
+                node_affinity: Some(NodeAffinity {
+                    required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                        node_selector_terms: vec![NodeSelectorTerm {
+                            match_expressions: None,
+                            match_fields: Some(vec![NodeSelectorRequirement {
+                                key: "metadata.name".into(),
+                                operator: op.into(),
+                                values: Some(values.iter().map(|v| v.to_string()).collect()),
+                            }]),
+                        }],
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        })
+    };
+    let (a, b) = (node("node-a", "2", "4Gi"), node("node-b", "2", "4Gi"));
+    let p = pinned("In", &["node-b"]);
+    assert_eq!(filter(&p, &a), Err(Unfit::Affinity));
+    assert_eq!(filter(&p, &b), Ok(()));
+    let placed = place(&p, &[a.clone(), b.clone()]).map(|n| n.name.clone());
+    assert_eq!(placed, Ok("node-b".to_string()));
+    let not_a = pinned("NotIn", &["node-a"]);
+    assert_eq!(filter(&not_a, &a), Err(Unfit::Affinity));
+    assert_eq!(filter(&not_a, &b), Ok(()));
+    // Only the node name is a selectable field.
+    let mut other = pinned("In", &["node-a"]);
+    if let Some(t) = other
+        .spec
+        .as_mut()
+        .and_then(|s| s.affinity.as_mut())
+        .and_then(|a| a.node_affinity.as_mut())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_mut()
+        })
+    {
+        if let Some(f) = t.node_selector_terms[0].match_fields.as_mut() {
+            f[0].key = "metadata.uid".into();
+        }
+    }
+    assert_eq!(filter(&other, &a), Err(Unfit::Affinity));
+}
