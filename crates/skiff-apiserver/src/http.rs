@@ -391,9 +391,11 @@ fn non_resource(server: &Server, path: &str, query: &str) -> Option<Result<Respo
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
         ["version"] => ok(discovery::version()),
-        [endpoint] | [endpoint, _] if crate::health::Endpoint::parse(endpoint).is_some() => {
+        [endpoint, rest @ ..] if crate::health::Endpoint::parse(endpoint).is_some() => {
             let which = crate::health::Endpoint::parse(endpoint)?;
-            let check = segs.get(1).copied();
+            // A check's name may have slashes (`poststarthook/bootstrap-controller`).
+            let joined = rest.join("/");
+            let check = (!rest.is_empty()).then_some(joined.as_str());
             let (code, body) = crate::health::respond(&server.api, which, check, query);
             Some(Ok((code, body).into_response()))
         }

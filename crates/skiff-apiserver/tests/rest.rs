@@ -406,3 +406,38 @@ async fn binding_assigns_the_node_and_a_second_binding_conflicts() {
     .await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// Post-start hooks are reported by the components that did their work: before the
+/// background tasks run and the kubernetes Service exists, the listing says so.
+#[tokio::test]
+async fn health_checks_report_what_has_really_started() {
+    let (app, _) = common::app().await;
+    let (status, body) = common::call(&app, "GET", "/healthz/etcd", None).await;
+    assert_eq!((status, body), (StatusCode::OK, Value::String("ok".into())));
+    let (status, body) = common::call(&app, "GET", "/readyz?verbose=1", None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let body = body.as_str().unwrap().to_owned();
+    for line in [
+        "[+]ping ok",
+        "[+]poststarthook/crd-informer-synced ok",
+        "[+]poststarthook/start-system-namespaces-controller ok",
+        "[+]poststarthook/scheduling/bootstrap-system-priority-classes ok",
+        "[+]informer-sync ok",
+        "[-]poststarthook/bootstrap-controller failed: reason withheld",
+        "[-]poststarthook/start-apiextensions-controllers failed: reason withheld",
+        "readyz check failed",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing {line:?} in {body}"
+        );
+    }
+    let (status, _) = common::call(
+        &app,
+        "GET",
+        "/livez/poststarthook/bootstrap-controller",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
