@@ -162,6 +162,17 @@ impl Admission {
             ("", "Node") => {}
             ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
                 obj["status"] = json!({"phase": "Pending"});
+                // upstream's StorageObjectInUseProtection admission plugin.
+                let protection = if r.kind == "PersistentVolume" {
+                    "kubernetes.io/pv-protection"
+                } else {
+                    "kubernetes.io/pvc-protection"
+                };
+                let mut all = crate::object::finalizers(obj);
+                if !all.iter().any(|f| f == protection) {
+                    all.push(protection.to_string());
+                    obj["metadata"]["finalizers"] = json!(all);
+                }
             }
             ("", "Service") => obj["status"] = json!({"loadBalancer": {}}),
             ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::prepare_create(obj),
@@ -418,33 +429,6 @@ pub fn grace_period(r: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Op
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emptied_metadata_lists_and_maps_are_not_stored() {
-        let mut obj = serde_json::json!({"metadata": {"name": "a", "labels": {}, "ownerReferences": [],
-            "finalizers": [], "annotations": {"k": "v"}}});
-        drop_empty_metadata(&mut obj);
-        assert_eq!(
-            obj,
-            serde_json::json!({"metadata": {"name": "a", "annotations": {"k": "v"}}})
-        );
-    }
-
-    #[test]
-    fn free_ips_skip_reserved_and_allocated_addresses() {
-        let mut a = Allocations::default();
-        for _ in 0..1000 {
-            let ip = free_ip(&a).unwrap();
-            let host = u16::from_be_bytes([ip.octets()[2], ip.octets()[3]]);
-            assert!(!RESERVED_HOSTS.contains(&host));
-            assert!(a.ips.insert(ip), "{ip} handed out twice");
-        }
-    }
-}
-
 /// Unknown or duplicate fields, handled per `fieldValidation`: an error under `Strict`,
 /// `Warning`s under `Warn` (the default), nothing under `Ignore`.
 fn report_problems(
@@ -513,4 +497,31 @@ fn decode_object_meta(obj: &mut Value) -> std::result::Result<Vec<String>, Strin
         .collect();
     obj["metadata"] = normalised;
     Ok(unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emptied_metadata_lists_and_maps_are_not_stored() {
+        let mut obj = serde_json::json!({"metadata": {"name": "a", "labels": {}, "ownerReferences": [],
+            "finalizers": [], "annotations": {"k": "v"}}});
+        drop_empty_metadata(&mut obj);
+        assert_eq!(
+            obj,
+            serde_json::json!({"metadata": {"name": "a", "annotations": {"k": "v"}}})
+        );
+    }
+
+    #[test]
+    fn free_ips_skip_reserved_and_allocated_addresses() {
+        let mut a = Allocations::default();
+        for _ in 0..1000 {
+            let ip = free_ip(&a).unwrap();
+            let host = u16::from_be_bytes([ip.octets()[2], ip.octets()[3]]);
+            assert!(!RESERVED_HOSTS.contains(&host));
+            assert!(a.ips.insert(ip), "{ip} handed out twice");
+        }
+    }
 }

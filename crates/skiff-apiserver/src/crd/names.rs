@@ -191,7 +191,7 @@ mod tests {
             "Widget",
             Some(("widgets", "Widget")),
         );
-        let n = decide(&mine, &[mine.clone()]);
+        let n = decide(&mine, std::slice::from_ref(&mine));
         assert_eq!(n.condition.0, "True");
     }
 }
