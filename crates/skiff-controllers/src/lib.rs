@@ -45,7 +45,7 @@ pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
     tokio::spawn(deployment::run(client.clone(), metrics.clone()));
     tokio::spawn(endpoints::run(client.clone(), metrics.clone()));
     tokio::spawn(volumes::run(client.clone(), metrics.clone()));
-    tokio::spawn(statefulset::run(client.clone()));
+    tokio::spawn(statefulset::run(client.clone(), metrics.clone()));
     tokio::spawn(job::run(client.clone()));
     tokio::spawn(cronjob::run(client.clone()));
     tokio::spawn(daemonset::run(client.clone(), metrics.clone()));

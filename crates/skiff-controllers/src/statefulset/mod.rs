@@ -9,18 +9,16 @@ pub mod pod;
 mod tests;
 
 use crate::events::{reference, Recorder};
-use crate::meta::{is_controlled_by, key, new_controller_ref};
-use crate::{Error, ERROR_REQUEUE};
-use futures::StreamExt;
+use crate::meta::{is_controlled_by, new_controller_ref};
+use crate::Error;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use plan::{Action, Observed};
 use serde_json::json;
+use skiff_reconcile::{Harness, Metrics, ObjectKey, Outcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,59 +50,32 @@ struct Ctx {
     expectations: Mutex<HashMap<String, Expectations>>,
 }
 
-/// Runs the controller until the process exits.
-pub async fn run(client: kube::Client) {
-    let all = watcher::Config::default();
-    let (pods, pods_w) = reflector::store();
-    let pod_events = reflector(
-        pods_w,
-        watcher(Api::<Pod>::all(client.clone()), all.clone()).default_backoff(),
-    )
-    .touched_objects();
-    let (claims, claims_w) = reflector::store();
-    let claim_events = reflector(
-        claims_w,
-        watcher(
-            Api::<PersistentVolumeClaim>::all(client.clone()),
-            all.clone(),
-        )
-        .default_backoff(),
-    )
-    .touched_objects();
-    let (revisions, revisions_w) = reflector::store();
-    let revision_events = reflector(
-        revisions_w,
-        watcher(Api::<ControllerRevision>::all(client.clone()), all.clone()).default_backoff(),
-    )
-    .touched_objects();
-    let controller = Controller::new(Api::<StatefulSet>::all(client.clone()), all);
+/// Runs the controller until the process exits: a set is reconciled when it changes, when
+/// one of its revisions, pods (or would-be members) or claims changes, and on resync.
+pub async fn run(client: kube::Client, metrics: Metrics) {
+    let mut controller = Harness::new("statefulset-controller", client.clone())
+        .metrics(&metrics)
+        .watch::<StatefulSet>();
     let sets = controller.store();
     let sets_for_claims = sets.clone();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "statefulset-controller"),
         client,
-        pods,
-        claims,
-        revisions,
+        pods: controller.cache::<Pod>(),
+        claims: controller.cache::<PersistentVolumeClaim>(),
+        revisions: controller.cache::<ControllerRevision>(),
         expectations: Mutex::new(HashMap::new()),
     });
     controller
-        .owns_stream(revision_events)
-        .watches_stream(pod_events, move |pod: Pod| sets_of_pod(&sets, &pod))
-        .watches_stream(claim_events, move |claim: PersistentVolumeClaim| {
-            sets_of_claim(&sets_for_claims, &claim)
-        })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "statefulset reconcile failed");
-            }
-        })
+        .owns::<ControllerRevision>()
+        .watches(move |pod: &Pod| sets_of_pod(&sets, pod))
+        .watches(move |claim: &PersistentVolumeClaim| sets_of_claim(&sets_for_claims, claim))
+        .run(reconcile, ctx)
         .await;
 }
 
 /// The sets a pod event concerns: its controller, and any whose member it could be.
-fn sets_of_pod(sets: &Store<StatefulSet>, pod: &Pod) -> Vec<ObjectRef<StatefulSet>> {
+fn sets_of_pod(sets: &Store<StatefulSet>, pod: &Pod) -> Vec<ObjectKey> {
     sets.state()
         .iter()
         .filter(|s| s.metadata.namespace == pod.metadata.namespace)
@@ -112,16 +83,13 @@ fn sets_of_pod(sets: &Store<StatefulSet>, pod: &Pod) -> Vec<ObjectRef<StatefulSe
             let uid = s.metadata.uid.as_deref().unwrap_or_default();
             is_controlled_by(&pod.metadata, uid) || pod::is_member(s, pod)
         })
-        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .filter_map(|s| ObjectKey::of(&s.metadata))
         .collect()
 }
 
 /// The sets a claim event concerns: those with a template whose claims it could be
 /// (`<template>-<set>-<ordinal>`), so a pod waiting on a claim's deletion is retried.
-fn sets_of_claim(
-    sets: &Store<StatefulSet>,
-    claim: &PersistentVolumeClaim,
-) -> Vec<ObjectRef<StatefulSet>> {
+fn sets_of_claim(sets: &Store<StatefulSet>, claim: &PersistentVolumeClaim) -> Vec<ObjectKey> {
     let name = claim.metadata.name.as_deref().unwrap_or_default();
     sets.state()
         .iter()
@@ -134,13 +102,8 @@ fn sets_of_claim(
                     .is_some_and(|ord| !ord.is_empty() && ord.bytes().all(|b| b.is_ascii_digit()))
             })
         })
-        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .filter_map(|s| ObjectKey::of(&s.metadata))
         .collect()
-}
-
-fn error_policy(_set: Arc<StatefulSet>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
-    tracing::warn!(%error, "statefulset reconcile failed; retrying");
-    Requeue::requeue(ERROR_REQUEUE)
 }
 
 /// Whether the cache shows every create and delete made for `uid`; clears them once it does.
@@ -176,8 +139,7 @@ fn remember(ctx: &Ctx, uid: &str, create: Option<String>, delete: Option<(String
     exp.deletes.extend(delete);
 }
 
-#[tracing::instrument(skip_all, fields(key = %key(&set.metadata)))]
-async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
     let ns = set
         .metadata
         .namespace
@@ -194,7 +156,7 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
         .filter(|p| in_ns(&p.metadata))
         .collect();
     if !expectations_met(&ctx, &uid, &pods) {
-        return Ok(Requeue::requeue(EXPECTATIONS_RETRY));
+        return Ok(Outcome::RequeueAfter(EXPECTATIONS_RETRY));
     }
     let all_claims = ctx.claims.state();
     let claims: Vec<&PersistentVolumeClaim> = all_claims
@@ -222,8 +184,8 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Requeue, Erro
         apply(&set, &ns, &uid, &ctx, action).await?;
     }
     Ok(match plan.requeue_after {
-        Some(after) => Requeue::requeue(after),
-        None => Requeue::await_change(),
+        Some(after) => Outcome::RequeueAfter(after),
+        None => Outcome::Done,
     })
 }
 
