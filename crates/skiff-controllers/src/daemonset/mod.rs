@@ -7,6 +7,7 @@ pub mod node;
 pub mod plan;
 #[cfg(test)]
 mod tests;
+pub mod update;
 
 use crate::events::{reference, Recorder};
 use crate::meta::{is_controlled_by, key, labels, new_controller_ref, selector_matches};
