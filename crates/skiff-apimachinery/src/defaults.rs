@@ -14,6 +14,7 @@
 //! `metadata.generation`; workload `status`.
 //! Resource quantities are not rounded up to milli scale (`SetDefaults_ResourceList`).
 
+mod admissionregistration;
 mod json;
 mod pod;
 mod prepare;
@@ -63,6 +64,19 @@ pub fn apply_defaults(group: &str, kind: &str, obj: &mut Value) {
             default(root, "volumeBindingMode", json!("Immediate"));
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(ensure_obj(root, "spec")),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            admissionregistration::webhook_configuration(root, false)
+        }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            admissionregistration::webhook_configuration(root, true)
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            admissionregistration::validating_admission_policy(root)
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            admissionregistration::validating_admission_policy_binding(root)
+        }
+        ("apiregistration.k8s.io", "APIService") => admissionregistration::api_service(root),
         ("autoscaling", "HorizontalPodAutoscaler") => {
             default(ensure_obj(root, "spec"), "minReplicas", json!(1))
         }

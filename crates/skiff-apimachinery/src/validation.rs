@@ -10,7 +10,9 @@
 //! [`crate::defaults::fold_secret_string_data`] (Secret writes). It covers writes to the main
 //! resource; `status` and `binding` subresource writes have their own upstream rules.
 
+pub mod admissionregistration;
 pub mod apiextensions;
+mod apiregistration;
 mod apps;
 mod container;
 mod core;
@@ -232,6 +234,21 @@ pub fn validate(group: &str, kind: &str, obj: &Value, old: Option<&Value>) -> Ve
         ("", "PersistentVolumeClaim") => errs.extend(core::validate_pvc(obj)),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             errs.extend(apiextensions::validate_crd(obj, old))
+        }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => errs.extend(
+            admissionregistration::validate_webhook_configuration(obj, old, false),
+        ),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => errs.extend(
+            admissionregistration::validate_webhook_configuration(obj, old, true),
+        ),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => errs.extend(
+            admissionregistration::validate_validating_admission_policy(obj, old),
+        ),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            errs.extend(admissionregistration::validate_validating_admission_policy_binding(obj))
+        }
+        ("apiregistration.k8s.io", "APIService") => {
+            errs.extend(apiregistration::validate_api_service(obj))
         }
         ("coordination.k8s.io", "Lease") => errs.extend(core::validate_lease(obj)),
         ("rbac.authorization.k8s.io", "Role") => errs.extend(rbac::validate_role(obj, true)),

@@ -15,7 +15,7 @@ fn labels_of(template: Option<&Value>) -> Option<&Map<String, Value>> {
 }
 
 /// `ValidateLabelSelector` (strict): keys are qualified names, operators and values legal.
-fn validate_label_selector(sel: &Value, path: &str) -> Vec<FieldError> {
+pub(super) fn validate_label_selector(sel: &Value, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if let Some(labels) = sel.get("matchLabels") {
         errs.extend(super::meta::validate_labels(
