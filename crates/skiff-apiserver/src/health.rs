@@ -15,9 +15,8 @@ use axum::http::StatusCode;
 use crate::handler::Api;
 
 /// The post-start hooks kube-apiserver reports that skiff has a component for, in
-/// upstream's order. (`apiservice-openapi-controller` is not among them: the OpenAPI of
-/// aggregated servers is not merged.)
-const HOOKS: [&str; 16] = [
+/// upstream's order.
+const HOOKS: [&str; 17] = [
     "generic-apiserver-start-informers",
     "start-apiserver-admission-initializer",
     "start-kube-apiserver-admission-initializer",
@@ -32,6 +31,7 @@ const HOOKS: [&str; 16] = [
     "apiservice-registration-controller",
     "apiservice-status-available-controller",
     "kube-apiserver-autoregistration",
+    "apiservice-openapi-controller",
     "autoregister-completion",
     "informer-sync",
 ];

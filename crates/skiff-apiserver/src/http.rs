@@ -414,9 +414,17 @@ fn non_resource(server: &Server, path: &str, query: &str) -> Option<Result<Respo
             .map(|v| Ok(json_response(StatusCode::OK, &v))),
         ["apis", group, version] => discovery::resource_list(registry, group, version)
             .map(|v| Ok(json_response(StatusCode::OK, &v))),
-        ["openapi", "v3"] => ok(server.openapi.root(registry)),
+        ["openapi", "v3"] => {
+            let mut root = server.openapi.root(registry);
+            server.api.aggregator.extend_openapi_root(&mut root);
+            ok(root)
+        }
         ["openapi", "v3", rest @ ..] => {
-            let doc = server.openapi.document(registry, &rest.join("/"));
+            let path = rest.join("/");
+            let doc = match server.api.aggregator.openapi_document(&path) {
+                Some(remote) => remote,
+                None => server.openapi.document(registry, &path),
+            };
             Some(
                 doc.map(|d| json_response(StatusCode::OK, &d))
                     .ok_or(ApiError::NoRoute),

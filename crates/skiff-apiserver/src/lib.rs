@@ -112,6 +112,8 @@ impl Api {
             "start-kube-aggregator-informers",
             "apiservice-registration-controller",
             "apiservice-status-available-controller",
+            // The same loop fetches remote OpenAPI v3 documents with each check.
+            "apiservice-openapi-controller",
         ] {
             self.health.mark(hook);
         }
@@ -182,7 +184,8 @@ impl Api {
         let data = json!({
             "client-ca-file": client_ca_pem,
             "requestheader-client-ca-file": client_ca_pem,
-            "requestheader-allowed-names": "[]",
+            // The aggregator's client certificate (serve.rs), signed by the same CA.
+            "requestheader-allowed-names": json!([serve::FRONT_PROXY_CLIENT]).to_string(),
             "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
             "requestheader-group-headers": "[\"X-Remote-Group\"]",
             "requestheader-username-headers": "[\"X-Remote-User\"]",

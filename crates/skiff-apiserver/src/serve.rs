@@ -36,10 +36,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
     }
 }
 
+/// The common name of the aggregator's client certificate, the one name
+/// `requestheader-allowed-names` allows.
+pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
 /// The cluster's credentials, kept under `<data-dir>/pki`.
 pub struct Credentials {
     pub ca_pem: String,
     pub admin_token: String,
+    /// The aggregator's client certificate (CN `front-proxy-client`, signed by the CA) and
+    /// its key, PEM: what it presents to extension API servers.
+    pub front_proxy_cert_pem: String,
+    pub front_proxy_key_pem: String,
     server_cert: CertificateDer<'static>,
     server_key: PrivateKeyDer<'static>,
 }
@@ -64,7 +72,10 @@ impl Credentials {
         let ca_key_path = dir.join("ca.key");
         let ca_cert_path = dir.join("ca.crt");
         let token_path = dir.join("admin.token");
-        if !ca_key_path.exists() || !ca_cert_path.exists() {
+        let proxy_cert_path = dir.join("front-proxy-client.crt");
+        let proxy_key_path = dir.join("front-proxy-client.key");
+        let new_ca = !ca_key_path.exists() || !ca_cert_path.exists();
+        if new_ca {
             let key = KeyPair::generate()?;
             let mut params = CertificateParams::new(Vec::<String>::new())?;
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -95,6 +106,29 @@ impl Credentials {
             .trim()
             .to_owned();
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key_pem)?)?;
+        if new_ca || !proxy_cert_path.exists() || !proxy_key_path.exists() {
+            // Upstream signs it with a separate front-proxy CA; skiff has one CA, and
+            // extension servers tell this certificate from users' by its CN
+            // (`requestheader-allowed-names`).
+            let key = KeyPair::generate()?;
+            let mut params = CertificateParams::new(Vec::<String>::new())?;
+            params
+                .distinguished_name
+                .push(DnType::CommonName, FRONT_PROXY_CLIENT);
+            params.use_authority_key_identifier_extension = true;
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            let cert = params.signed_by(&key, &issuer)?;
+            write_private(&proxy_key_path, &key.serialize_pem())?;
+            std::fs::write(&proxy_cert_path, cert.pem()).map_err(io_err(&proxy_cert_path))?;
+        }
+        let front_proxy_cert_pem =
+            std::fs::read_to_string(&proxy_cert_path).map_err(io_err(&proxy_cert_path))?;
+        let front_proxy_key_pem =
+            std::fs::read_to_string(&proxy_key_path).map_err(io_err(&proxy_key_path))?;
         let server_key = KeyPair::generate()?;
         let mut params = CertificateParams::new(hosts.to_vec())?;
         params
@@ -106,6 +140,8 @@ impl Credentials {
         Ok(Credentials {
             ca_pem,
             admin_token,
+            front_proxy_cert_pem,
+            front_proxy_key_pem,
             server_cert: cert.der().clone(),
             server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
         })

@@ -1,10 +1,13 @@
 //! Aggregated APIs end to end in one process: a tiny HTTPS extension API server, registered
 //! through an APIService pointing at a Service whose Endpoints name it, is checked
-//! available, proxied to, merged into discovery, and seen going away.
+//! available, proxied to, merged into discovery and OpenAPI v3, and seen going away. The
+//! extension server, as metrics-server does, accepts only clients with a certificate from
+//! the cluster's request-header CA, and reports the certificate's CN.
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,6 +17,7 @@ use axum::Json;
 use base64::Engine;
 use common::*;
 use http_body_util::BodyExt;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{json, Value};
 use skiff_apiserver::{router, Api, Server};
 use skiff_store::MemoryStore;
@@ -25,14 +29,85 @@ const V2BETA1: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGr
 
 /// The extension server: a CA (for the APIService's caBundle) and a running HTTPS server
 /// whose certificate names `metrics-server.kube-system.svc`, stopped by aborting `task`.
+/// `openapi_rev` is written into its OpenAPI document, so a test can change the document.
 struct Extension {
     ca_pem: String,
     port: u16,
     task: tokio::task::JoinHandle<()>,
+    openapi_rev: Arc<AtomicUsize>,
 }
 
-fn extension_routes() -> axum::Router {
+/// The cluster's request-header CA and the aggregator's client certificate it signed (PEM
+/// CA, certificate, key), as `skiff server` makes them: made once per test binary.
+fn front_proxy() -> &'static (String, String, String) {
+    static CELL: OnceLock<(String, String, String)> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "front-proxy-client");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (ca_pem, cert.pem(), key.serialize_pem())
+    })
+}
+
+/// The subject CN of a DER certificate: the value after the last commonName OID (the
+/// subject follows the issuer), in short-form length, as the test's certificates have it.
+fn subject_cn(der: &[u8]) -> Option<String> {
+    const CN_OID: [u8; 5] = [0x06, 0x03, 0x55, 0x04, 0x03];
+    let at = der.windows(5).rposition(|w| w == CN_OID)? + 5;
+    let len = *der.get(at + 1)? as usize;
+    let value = der.get(at + 2..at + 2 + len)?;
+    String::from_utf8(value.to_vec()).ok()
+}
+
+/// The CN of the client certificate a connection presented.
+#[derive(Clone)]
+struct ClientCn(String);
+
+fn openapi_doc(rev: usize) -> Value {
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Metrics", "version": format!("rev-{rev}")},
+        "paths": {},
+        "components": {"schemas": {
+            "com.example.metrics.v1.Widget": {
+                "type": "object",
+                "description": "A Widget measures things.",
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "metadata": {"type": "object"},
+                    "size": {"type": "integer", "description": "How big the widget is."},
+                },
+                "x-kubernetes-group-version-kind": [
+                    {"group": "metrics.example.com", "version": "v1", "kind": "Widget"}
+                ],
+            }
+        }},
+    })
+}
+
+fn extension_routes(openapi_rev: Arc<AtomicUsize>) -> axum::Router {
     axum::Router::new()
+        .route(
+            "/openapi/v3/apis/metrics.example.com/v1",
+            get(move || {
+                let rev = openapi_rev.load(Ordering::Relaxed);
+                async move { Json(openapi_doc(rev)) }
+            }),
+        )
         .route(
             "/apis/metrics.example.com/v1",
             get(|| async {
@@ -50,6 +125,7 @@ fn extension_routes() -> axum::Router {
             "/apis/metrics.example.com/v1/namespaces/{ns}/widgets",
             get(
                 |headers: HeaderMap,
+                 axum::Extension(ClientCn(cn)): axum::Extension<ClientCn>,
                  axum::extract::RawQuery(query): axum::extract::RawQuery| async move {
                     if query.as_deref().is_some_and(|q| q.contains("watch=true")) {
                         // Two events a moment apart: the proxy must stream, not buffer.
@@ -81,6 +157,7 @@ fn extension_routes() -> axum::Router {
                         "groups": header("x-remote-group"),
                         "authorization": header("authorization"),
                         "query": query,
+                        "client_cn": cn,
                     });
                     axum::response::IntoResponse::into_response(Json(json!({
                         "kind": "WidgetList", "apiVersion": "metrics.example.com/v1",
@@ -108,10 +185,22 @@ async fn start_extension() -> Extension {
         rcgen::CertificateParams::new(vec!["metrics-server.kube-system.svc".to_owned()]).unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // Only clients with a certificate from the request-header CA get in.
+    let mut client_roots = rustls::RootCertStore::empty();
+    let (front_proxy_ca, _, _) = front_proxy();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(front_proxy_ca.as_bytes()) {
+        client_roots.add(cert.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(client_roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
     let tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(
             vec![cert.der().clone()],
             rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
@@ -120,7 +209,8 @@ async fn start_extension() -> Extension {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = extension_routes();
+    let openapi_rev = Arc::new(AtomicUsize::new(1));
+    let app = extension_routes(openapi_rev.clone());
     let task = tokio::spawn(async move {
         // Connections live in this set, so aborting the task closes them too.
         let mut connections = tokio::task::JoinSet::new();
@@ -129,11 +219,23 @@ async fn start_extension() -> Extension {
                 continue;
             };
             let acceptor = acceptor.clone();
-            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let app = app.clone();
             connections.spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                // The CN of the (verified) client certificate, as a request-header
+                // authenticator checks it against `requestheader-allowed-names`.
+                let cn = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(|der| subject_cn(der))
+                    .unwrap_or_default();
+                let service = hyper_util::service::TowerToHyperService::new(
+                    app.layer(axum::Extension(ClientCn(cn))),
+                );
                 let _ = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
                 )
@@ -142,14 +244,28 @@ async fn start_extension() -> Extension {
             });
         }
     });
-    Extension { ca_pem, port, task }
+    Extension {
+        ca_pem,
+        port,
+        task,
+        openapi_rev,
+    }
 }
 
-/// A server whose background work (registration, availability) runs.
+/// A server whose background work (registration, availability) runs, presenting the
+/// front-proxy client certificate to backends.
 async fn running_app() -> axum::Router {
+    running_app_with(true).await
+}
+
+async fn running_app_with(client_certificate: bool) -> axum::Router {
     let store = MemoryStore::new();
     let (api, background) = Api::new(store).unwrap();
     api.bootstrap().await.unwrap();
+    if client_certificate {
+        let (_, cert, key) = front_proxy();
+        api.aggregator.set_client_identity(cert, key).unwrap();
+    }
     let api = Arc::new(api);
     tokio::spawn(api.clone().run_background(background));
     router(Arc::new(Server {
@@ -327,6 +443,7 @@ async fn an_extension_api_server_is_proxied_discovered_and_seen_going_away() {
     );
     assert_eq!(seen["authorization"], json!([]));
     assert_eq!(seen["query"], "limit=5");
+    assert_eq!(seen["client_cn"], "front-proxy-client");
 
     // A watch is streamed through as the backend writes it.
     let events = watch_events(
@@ -430,6 +547,7 @@ async fn a_wrong_ca_bundle_passes_the_check_but_is_refused_by_the_proxy() {
             ca_pem: other.ca_pem.clone(),
             port: ext.port,
             task: tokio::spawn(async {}),
+            openapi_rev: ext.openapi_rev.clone(),
         },
     )
     .await;
@@ -449,4 +567,73 @@ async fn a_wrong_ca_bundle_passes_the_check_but_is_refused_by_the_proxy() {
         "{}",
         String::from_utf8_lossy(&body)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_front_proxy_certificate_the_extension_refuses_the_aggregator() {
+    let app = running_app_with(false).await;
+    let ext = start_extension().await;
+    register_extension(&app, &ext).await;
+    let c = wait_condition(&app, "v1.metrics.example.com", |c| {
+        c["reason"] == "FailedDiscoveryCheck"
+    })
+    .await;
+    assert_eq!(c["status"], "False");
+}
+
+/// The `serverRelativeURL` `/openapi/v3` lists for the remote group-version, once there is
+/// one that `want` accepts.
+async fn remote_openapi_url(app: &axum::Router, want: impl Fn(&str) -> bool) -> String {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let (code, root) = call(app, "GET", "/openapi/v3", None).await;
+        assert_eq!(code, StatusCode::OK);
+        last = root["paths"]["apis/metrics.example.com/v1"].clone();
+        if let Some(url) = last["serverRelativeURL"].as_str().filter(|u| want(u)) {
+            return url.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/openapi/v3 never listed the wanted remote document; last: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_v3_of_an_extension_api_server_is_listed_and_served() {
+    let app = running_app().await;
+    let ext = start_extension().await;
+    register_extension(&app, &ext).await;
+    wait_condition(&app, "v1.metrics.example.com", |c| c["status"] == "True").await;
+
+    let first = remote_openapi_url(&app, |_| true).await;
+    assert!(
+        first.starts_with("/openapi/v3/apis/metrics.example.com/v1?hash="),
+        "{first}"
+    );
+    // Built-in group-versions are still listed beside it.
+    let (_, root) = call(&app, "GET", "/openapi/v3", None).await;
+    assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].is_string());
+
+    let (code, doc) = call(&app, "GET", &first, None).await;
+    assert_eq!(code, StatusCode::OK, "{doc}");
+    assert_eq!(doc["info"]["version"], "rev-1");
+    let widget = &doc["components"]["schemas"]["com.example.metrics.v1.Widget"];
+    assert_eq!(widget["properties"]["size"]["type"], "integer");
+
+    // The backend's document changes: the listed hash does, and the new one is served.
+    ext.openapi_rev.store(2, Ordering::Relaxed);
+    let second = remote_openapi_url(&app, |u| u != first).await;
+    let (code, doc) = call(&app, "GET", &second, None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(doc["info"]["version"], "rev-2");
+
+    // It goes away: no longer listed, and its document is not served.
+    ext.task.abort();
+    wait_condition(&app, "v1.metrics.example.com", |c| c["status"] == "False").await;
+    let (_, root) = call(&app, "GET", "/openapi/v3", None).await;
+    assert!(
+        root["paths"].get("apis/metrics.example.com/v1").is_none(),
+        "{root}"
+    );
+    let (code, _) = call(&app, "GET", "/openapi/v3/apis/metrics.example.com/v1", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
 }

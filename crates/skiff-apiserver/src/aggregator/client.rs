@@ -1,7 +1,9 @@
 //! The HTTPS client to extension API servers: hyper-util's pooled client over a connector
 //! that dials TCP and speaks TLS with tokio-rustls, verifying the server as
 //! `<service>.<namespace>.svc` against the APIService's `caBundle` (or not at all, with
-//! `insecureSkipTLSVerify`), as kube-aggregator's transport does.
+//! `insecureSkipTLSVerify`), as kube-aggregator's transport does, and presenting the
+//! front-proxy client certificate (when the server has one) that extension servers require
+//! before they believe `X-Remote-User`.
 
 use std::future::Future;
 use std::io;
@@ -15,7 +17,7 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 
@@ -42,28 +44,55 @@ pub enum Trust {
     System,
 }
 
-/// Builds a client that verifies backends as `server_name` under `trust`.
-pub fn build(trust: &Trust, server_name: &str) -> Result<Client> {
+/// The client certificate (with its chain) and key the aggregator presents to backends
+/// (upstream's `--proxy-client-cert-file`/`--proxy-client-key-file`).
+#[derive(Debug)]
+pub struct Identity {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Identity {
+    /// Reads a PEM certificate chain and its PEM private key.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Identity> {
+        let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Tls(format!("proxy client certificate: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Tls(
+                "proxy client certificate: no certificate in PEM".into(),
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| Error::Tls(format!("proxy client key: {e}")))?;
+        Ok(Identity { certs, key })
+    }
+}
+
+/// Builds a client that verifies backends as `server_name` under `trust`, presenting
+/// `identity` when there is one.
+pub fn build(trust: &Trust, server_name: &str, identity: Option<&Identity>) -> Result<Client> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?;
-    let config = match trust {
+    let builder = match trust {
         Trust::Insecure => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth(),
-        Trust::Bundle(pem) => builder
-            .with_root_certificates(roots(pem, "caBundle")?)
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+        Trust::Bundle(pem) => builder.with_root_certificates(roots(pem, "caBundle")?),
         Trust::System => {
             let pem = std::fs::read(SYSTEM_ROOTS).unwrap_or_default();
-            builder
-                .with_root_certificates(
-                    roots(&pem, SYSTEM_ROOTS).unwrap_or_else(|_| rustls::RootCertStore::empty()),
-                )
-                .with_no_client_auth()
+            builder.with_root_certificates(
+                roots(&pem, SYSTEM_ROOTS).unwrap_or_else(|_| rustls::RootCertStore::empty()),
+            )
         }
+    };
+    let config = match identity {
+        Some(id) => builder
+            .with_client_auth_cert(id.certs.clone(), id.key.clone_key())
+            .map_err(|e| Error::Tls(format!("proxy client certificate: {e}")))?,
+        None => builder.with_no_client_auth(),
     };
     let server_name = ServerName::try_from(server_name.to_owned())
         .map_err(|e| Error::Tls(format!("server name {server_name}: {e}")))?;

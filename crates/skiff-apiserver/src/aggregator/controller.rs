@@ -232,8 +232,39 @@ async fn check_remote(api: &Api, route: &Route) -> Condition {
     let condition = status::probe_result(&url, probe);
     if condition.status == "True" {
         refresh_discovery(&api.aggregator, route, &url).await;
+        let openapi = format!(
+            "{}/openapi/v3/apis/{}/{}",
+            backend.base_url(),
+            route.group,
+            route.version
+        );
+        refresh_openapi(&api.aggregator, route, &openapi).await;
     }
     condition
+}
+
+/// Fetches the backend's OpenAPI v3 document of the group-version through the verifying
+/// client, as upstream's apiservice-openapi controller does; a backend that has none (404)
+/// loses the copy, any other failure keeps it.
+async fn refresh_openapi(agg: &Aggregator, route: &Route, url: &str) {
+    let Ok(client) = &route.client else {
+        return;
+    };
+    match get(client, url).await {
+        Ok((code, body)) if (200..300).contains(&code) => {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(doc) if doc.is_object() => agg.set_openapi(&route.name, &body, doc),
+                _ => {
+                    tracing::debug!(apiservice = %route.name, "OpenAPI answer is not a document")
+                }
+            }
+        }
+        Ok((404, _)) => agg.forget_openapi(&route.name),
+        Ok((code, _)) => {
+            tracing::debug!(apiservice = %route.name, code, "OpenAPI v3 answered an error")
+        }
+        Err(e) => tracing::debug!(apiservice = %route.name, error = %e, "OpenAPI v3 failed"),
+    }
 }
 
 /// Fetches the backend's APIResourceList through the verifying client; a failure keeps

@@ -5,7 +5,9 @@
 //! `register` decides the Local APIServices (built-in at start, CRDs as they come and go);
 //! `status` decides the `Available` condition (pure); `controller` runs both and keeps the
 //! routing table in step with the stored APIServices; `proxy` forwards requests; `client`
-//! is the HTTPS client; `discovery` merges remote group-versions into discovery.
+//! is the HTTPS client; `discovery` merges remote group-versions into discovery. The
+//! OpenAPI v3 documents of remote group-versions are fetched with each availability check
+//! and listed in `/openapi/v3` (upstream's apiservice-openapi controller).
 
 mod client;
 mod controller;
@@ -67,6 +69,8 @@ pub struct Route {
     client: std::result::Result<client::Client, String>,
     /// The availability probe's client: upstream never verifies the backend for it.
     probe: std::result::Result<client::Client, String>,
+    /// The client certificate both clients present.
+    identity: Option<Arc<client::Identity>>,
 }
 
 impl Route {
@@ -89,6 +93,14 @@ pub struct Aggregator {
     discovery: Mutex<HashMap<String, Value>>,
     /// Spreads requests over a Service's endpoints.
     pick: AtomicUsize,
+    /// The OpenAPI v3 document each remote APIService last answered, with its hash, by
+    /// APIService name.
+    openapi: Mutex<HashMap<String, (String, Arc<Value>)>>,
+    /// The client certificate presented to backends (the front-proxy client).
+    identity: RwLock<Option<Arc<client::Identity>>>,
+    /// The APIServices the table was last built from (held while building, so builds do
+    /// not interleave).
+    services: Mutex<Vec<Value>>,
 }
 
 impl Aggregator {
@@ -128,9 +140,32 @@ impl Aggregator {
             .clone()
     }
 
+    /// Makes every backend connection present this client certificate (PEM chain and
+    /// key), as upstream's proxy presents `--proxy-client-cert-file`: extension servers
+    /// believe `X-Remote-User` only from a client whose certificate the
+    /// `requestheader-client-ca-file` signed.
+    pub fn set_client_identity(&self, cert_pem: &str, key_pem: &str) -> Result<()> {
+        let identity = Arc::new(client::Identity::from_pem(cert_pem, key_pem)?);
+        *self.identity.write().unwrap_or_else(|p| p.into_inner()) = Some(identity);
+        let services = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        self.build_routes(&services);
+        Ok(())
+    }
+
     /// Rebuilds the routing table from the stored APIServices, keeping the clients (and
     /// their pooled connections) of routes whose backend identity did not change.
     fn set_routes(&self, api_services: &[Value]) {
+        let mut services = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        *services = api_services.to_vec();
+        self.build_routes(&services);
+    }
+
+    fn build_routes(&self, api_services: &[Value]) {
+        let identity = self
+            .identity
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let old = self.routes();
         let mut next: HashMap<String, Arc<Route>> = HashMap::new();
         for obj in api_services {
@@ -147,14 +182,20 @@ impl Aggregator {
             }
             let trust = trust_of(spec);
             let key = format!("{group}/{version}");
+            let same_identity = |r: &Route| match (&r.identity, &identity) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
             let (client, probe) = match old.get(&key) {
-                Some(r) if r.service == service && r.trust == trust => {
+                Some(r) if r.service == service && r.trust == trust && same_identity(r) => {
                     (r.client.clone(), r.probe.clone())
                 }
                 _ => {
                     let server_name = service.server_name();
-                    let client = client::build(&trust, &server_name).map_err(|e| e.to_string());
-                    let probe = client::build(&client::Trust::Insecure, &server_name)
+                    let id = identity.as_deref();
+                    let client = client::build(&trust, &server_name, id).map_err(|e| e.to_string());
+                    let probe = client::build(&client::Trust::Insecure, &server_name, id)
                         .map_err(|e| e.to_string());
                     (client, probe)
                 }
@@ -172,12 +213,17 @@ impl Aggregator {
                     trust,
                     client,
                     probe,
+                    identity: identity.clone(),
                 }),
             );
         }
         let names: std::collections::HashSet<&str> =
             next.values().map(|r| r.name.as_str()).collect();
         self.discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|name, _| names.contains(name.as_str()));
+        self.openapi
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|name, _| names.contains(name.as_str()));
@@ -190,6 +236,58 @@ impl Aggregator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_owned(), list);
+    }
+
+    /// Keeps `doc` as the OpenAPI v3 document of the APIService `name`, under a hash of
+    /// its bytes (so the URL `/openapi/v3` lists changes when the document does).
+    fn set_openapi(&self, name: &str, body: &[u8], doc: Value) {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut hasher);
+        let hash = format!("{:016X}", hasher.finish());
+        let mut docs = self.openapi.lock().unwrap_or_else(|p| p.into_inner());
+        if docs.get(name).is_none_or(|(h, _)| *h != hash) {
+            docs.insert(name.to_owned(), (hash, Arc::new(doc)));
+        }
+    }
+
+    fn forget_openapi(&self, name: &str) {
+        self.openapi
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    /// Adds to `/openapi/v3`'s `paths` every Available remote group-version whose backend
+    /// has served its document.
+    pub fn extend_openapi_root(&self, root: &mut Value) {
+        if self.remote.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let docs = self.openapi.lock().unwrap_or_else(|p| p.into_inner());
+        for route in self.routes().values() {
+            let Some((hash, _)) = docs.get(&route.name).filter(|_| route.available()) else {
+                continue;
+            };
+            let path = format!("apis/{}/{}", route.group, route.version);
+            let url = format!("/openapi/v3/{path}?hash={hash}");
+            root["paths"][path] = serde_json::json!({ "serverRelativeURL": url });
+        }
+    }
+
+    /// The OpenAPI v3 document at `path` (`apis/<group>/<version>`) when that
+    /// group-version is remote: `Some(None)` when its backend has none to give (or is not
+    /// available), `None` when the group-version is not remote.
+    pub fn openapi_document(&self, path: &str) -> Option<Option<Arc<Value>>> {
+        let route = self.route(&format!("/{path}"))?;
+        if format!("apis/{}/{}", route.group, route.version) != path {
+            return None;
+        }
+        if !route.available() {
+            return Some(None);
+        }
+        let docs = self.openapi.lock().unwrap_or_else(|p| p.into_inner());
+        Some(docs.get(&route.name).map(|(_, doc)| doc.clone()))
     }
 
     fn cached_discovery(&self, name: &str) -> Option<Value> {
