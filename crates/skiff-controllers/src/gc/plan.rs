@@ -1,5 +1,7 @@
-//! Pure garbage-collection planning: from a snapshot of every handled object, the changes,
-//! with upstream's decisions (`pkg/controller/garbagecollector/garbagecollector.go`).
+//! Pure garbage-collection planning: from a snapshot of the objects that own or are owned,
+//! the changes, with upstream's decisions (`pkg/controller/garbagecollector`:
+//! `garbagecollector.go` for what is deleted, `graph_builder.go` for how references are
+//! matched to owners).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::HashMap;
@@ -9,33 +11,48 @@ pub const FOREGROUND: &str = "foregroundDeletion";
 /// The finalizer of orphan deletion: the owner waits for its dependents to drop it.
 pub const ORPHAN: &str = "orphan";
 
-/// The kinds the collector handles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Deployment,
-    ReplicaSet,
-    Pod,
+/// A kind by API group, whatever the version: an owner reference written against
+/// `apps/v1beta2` still names the `apps/v1` object it was made for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKind {
+    /// The API group; empty for the core group.
+    pub group: String,
+    pub kind: String,
 }
 
-impl Kind {
-    /// The handled kind an owner reference points to, if any.
-    pub fn of_ref(r: &OwnerReference) -> Option<Kind> {
-        match (r.api_version.as_str(), r.kind.as_str()) {
-            ("apps/v1", "Deployment") => Some(Kind::Deployment),
-            ("apps/v1", "ReplicaSet") => Some(Kind::ReplicaSet),
-            ("v1", "Pod") => Some(Kind::Pod),
-            _ => None,
+impl GroupKind {
+    /// The kind `kind` of the group of `api_version` (`apps/v1` → `apps`, `v1` → core).
+    pub fn new(api_version: &str, kind: &str) -> GroupKind {
+        let group = match api_version.split_once('/') {
+            Some((group, _)) => group,
+            None => "",
+        };
+        GroupKind {
+            group: group.to_string(),
+            kind: kind.to_string(),
         }
     }
+
+    /// The kind an owner reference points to.
+    pub fn of_ref(r: &OwnerReference) -> GroupKind {
+        GroupKind::new(&r.api_version, &r.kind)
+    }
 }
+
+/// Whether each kind the collector watches is namespaced, from API discovery. A reference
+/// to a kind not in it (not served, or not listable) is left alone rather than guessed.
+pub type Scopes = HashMap<GroupKind, bool>;
 
 /// What the collector needs to know of an object.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Obj {
-    pub kind: Kind,
+    pub kind: GroupKind,
+    /// The namespace; empty for cluster-scoped objects.
     pub namespace: String,
     pub name: String,
     pub uid: String,
+    /// For the optimistic lock of a JSON merge patch, where strategic merge is not served.
+    pub resource_version: String,
     pub owners: Vec<OwnerReference>,
     pub finalizers: Vec<String>,
     pub deleting: bool,
@@ -43,12 +60,13 @@ pub struct Obj {
 
 impl Obj {
     /// The summary of an object of `kind`.
-    pub fn new(kind: Kind, meta: &ObjectMeta) -> Obj {
+    pub fn new(kind: GroupKind, meta: &ObjectMeta) -> Obj {
         Obj {
             kind,
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
+            resource_version: meta.resource_version.clone().unwrap_or_default(),
             owners: meta.owner_references.clone().unwrap_or_default(),
             finalizers: meta.finalizers.clone().unwrap_or_default(),
             deleting: meta.deletion_timestamp.is_some(),
@@ -70,6 +88,30 @@ impl Obj {
             .iter()
             .any(|r| r.uid == owner_uid && r.block_owner_deletion == Some(true))
     }
+
+    /// Whether `r` (a reference of a dependent in `namespace`) names this very object: uid,
+    /// group, kind and name, and, for a namespaced object, the dependent's namespace (owner
+    /// references never cross namespaces).
+    fn is_named_by(&self, r: &OwnerReference, namespace: &str) -> bool {
+        r.uid == self.uid
+            && r.name == self.name
+            && GroupKind::of_ref(r) == self.kind
+            && (self.namespace.is_empty() || self.namespace == namespace)
+    }
+}
+
+/// Whether an object matters to the collector at all: it has owners, or it waits for its
+/// dependents. Every other object matters only as an owner, by uid.
+pub fn is_dependent_or_finalizing(meta: &ObjectMeta) -> bool {
+    meta.owner_references
+        .as_ref()
+        .is_some_and(|r| !r.is_empty())
+        || (meta.deletion_timestamp.is_some()
+            && meta
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == FOREGROUND || f == ORPHAN))
 }
 
 /// How a dependent is deleted.
@@ -108,20 +150,25 @@ enum Owner {
     /// Exists and is not waiting for its dependents; also an owner of a kind the collector
     /// does not watch, which it leaves alone rather than guessing it is gone.
     Solid,
-    /// Absent from the cache (the API confirms before anything is deleted).
+    /// Absent from the cache, or the uid there is another object's (a namesake, another
+    /// kind, another namespace): the API confirms before anything is deleted.
     Dangling,
     /// Exists and is being deleted in the foreground.
     WaitingForDependentsDeletion,
+    /// A cluster-scoped dependent naming a namespaced owner, which cannot exist: upstream
+    /// leaves such a dependent alone (`namespacedOwnerOfClusterScopedObjectErr`).
+    Invalid,
 }
 
 /// The snapshot indexed by uid and by owner uid.
 struct Graph<'a> {
+    scopes: &'a Scopes,
     by_uid: HashMap<&'a str, &'a Obj>,
     dependents: HashMap<&'a str, Vec<&'a Obj>>,
 }
 
 impl<'a> Graph<'a> {
-    fn new(objects: &'a [Obj]) -> Graph<'a> {
+    fn new(objects: &'a [Obj], scopes: &'a Scopes) -> Graph<'a> {
         let mut by_uid: HashMap<&str, &Obj> = HashMap::new();
         let mut dependents: HashMap<&str, Vec<&Obj>> = HashMap::new();
         for o in objects {
@@ -130,26 +177,38 @@ impl<'a> Graph<'a> {
                 dependents.entry(r.uid.as_str()).or_default().push(o);
             }
         }
-        Graph { by_uid, dependents }
+        Graph {
+            scopes,
+            by_uid,
+            dependents,
+        }
     }
 
-    /// The dependents of `owner` (owner references only count within a namespace).
+    /// The dependents whose references name `owner` (in its namespace, or in any for a
+    /// cluster-scoped owner).
     fn dependents(&self, owner: &Obj) -> Vec<&'a Obj> {
-        self.dependents
+        let mut out: Vec<&Obj> = self
+            .dependents
             .get(owner.uid.as_str())
             .into_iter()
             .flatten()
-            .filter(|d| d.namespace == owner.namespace)
+            .filter(|d| d.owners.iter().any(|r| owner.is_named_by(r, &d.namespace)))
             .copied()
-            .collect()
+            .collect();
+        // A dependent listing the same owner twice is one dependent.
+        out.dedup_by(|a, b| a.uid == b.uid);
+        out
     }
 
     fn classify(&self, dependent: &Obj, r: &OwnerReference) -> Owner {
-        if Kind::of_ref(r).is_none() {
+        let Some(&namespaced) = self.scopes.get(&GroupKind::of_ref(r)) else {
             return Owner::Solid;
+        };
+        if namespaced && dependent.namespace.is_empty() {
+            return Owner::Invalid;
         }
         match self.by_uid.get(r.uid.as_str()) {
-            Some(o) if o.namespace == dependent.namespace => {
+            Some(o) if o.is_named_by(r, &dependent.namespace) => {
                 if o.deleting_dependents() {
                     Owner::WaitingForDependentsDeletion
                 } else {
@@ -161,9 +220,11 @@ impl<'a> Graph<'a> {
     }
 }
 
-/// Computes the collector's changes for a snapshot of every handled object.
-pub fn plan(objects: &[Obj]) -> Vec<Action> {
-    let graph = Graph::new(objects);
+/// Computes the collector's changes for a snapshot of the objects that own or are owned
+/// (every dependent, every owner being deleted with a finalizer, and every object some
+/// reference's uid names), of the kinds in `scopes`.
+pub fn plan(objects: &[Obj], scopes: &Scopes) -> Vec<Action> {
+    let graph = Graph::new(objects, scopes);
     let mut actions = Vec::new();
     for owner in objects.iter().filter(|o| o.deleting) {
         let deps = graph.dependents(owner);
@@ -207,6 +268,9 @@ fn attempt_to_delete(graph: &Graph, dep: &Obj) -> Option<Action> {
         .iter()
         .map(|r| (graph.classify(dep, r), r))
         .collect();
+    if owners.iter().any(|(c, _)| *c == Owner::Invalid) {
+        return None;
+    }
     let uids_of = |class: Owner| -> Vec<String> {
         owners
             .iter()

@@ -2,15 +2,60 @@
 //! these changes; and, for ownership cycles, that applying them the way the API server would
 //! deletes every member.
 
-use super::plan::{plan, Action, Kind, Obj, Propagation, FOREGROUND, ORPHAN};
+use super::plan::{self, Action, GroupKind, Obj, Propagation, Scopes, FOREGROUND, ORPHAN};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
+/// The kinds of these tests: built-in ones of several groups and scopes, and custom
+/// resources (a namespaced `Widget` and a cluster-scoped `Cluster`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Deployment,
+    ReplicaSet,
+    Pod,
+    Job,
+    Node,
+    Widget,
+    Cluster,
+}
+
+impl Kind {
+    fn api_version_kind(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Deployment => ("apps/v1", "Deployment"),
+            Kind::ReplicaSet => ("apps/v1", "ReplicaSet"),
+            Kind::Pod => ("v1", "Pod"),
+            Kind::Job => ("batch/v1", "Job"),
+            Kind::Node => ("v1", "Node"),
+            Kind::Widget => ("example.com/v1", "Widget"),
+            Kind::Cluster => ("example.com/v1alpha1", "Cluster"),
+        }
+    }
+
+    fn group_kind(self) -> GroupKind {
+        let (api_version, kind) = self.api_version_kind();
+        GroupKind::new(api_version, kind)
+    }
+
+    fn namespaced(self) -> bool {
+        !matches!(self, Kind::Node | Kind::Cluster)
+    }
+}
+
+/// What discovery would report for the test kinds.
+fn scopes() -> Scopes {
+    use Kind::*;
+    [Deployment, ReplicaSet, Pod, Job, Node, Widget, Cluster]
+        .into_iter()
+        .map(|k| (k.group_kind(), k.namespaced()))
+        .collect()
+}
+
+fn plan(objects: &[Obj]) -> Vec<Action> {
+    plan::plan(objects, &scopes())
+}
+
 fn reference(kind: Kind, name: &str) -> OwnerReference {
-    let (api_version, kind) = match kind {
-        Kind::Deployment => ("apps/v1", "Deployment"),
-        Kind::ReplicaSet => ("apps/v1", "ReplicaSet"),
-        Kind::Pod => ("v1", "Pod"),
-    };
+    let (api_version, kind) = kind.api_version_kind();
     OwnerReference {
         api_version: api_version.into(),
         kind: kind.into(),
@@ -24,10 +69,11 @@ fn reference(kind: Kind, name: &str) -> OwnerReference {
 /// An object owned by the ReplicaSets `owners`.
 fn obj(kind: Kind, name: &str, owners: &[&str], finalizers: &[&str], deleting: bool) -> Obj {
     Obj {
-        kind,
-        namespace: "default".into(),
+        kind: kind.group_kind(),
+        namespace: if kind.namespaced() { "default" } else { "" }.into(),
         name: name.into(),
         uid: format!("uid-{name}"),
+        resource_version: String::new(),
         owners: owners
             .iter()
             .map(|o| reference(Kind::ReplicaSet, o))
@@ -169,11 +215,174 @@ fn orphan_strips_owner_references_then_drops_the_finalizer() {
 }
 
 #[test]
-fn owners_of_unknown_kinds_are_left_alone() {
-    let mut pod = obj(Kind::Pod, "p", &["job"], &[], false);
-    pod.owners[0].api_version = "batch/v1".into();
-    pod.owners[0].kind = "Job".into();
+fn owners_of_kinds_not_served_are_left_alone() {
+    let mut pod = obj(Kind::Pod, "p", &["gadget"], &[], false);
+    pod.owners[0].api_version = "unknown.example/v1".into();
+    pod.owners[0].kind = "Gadget".into();
     assert_eq!(plan(&[pod]), vec![]);
+}
+
+/// `o` owned by the objects `owners` (of their kinds) instead.
+fn owned_by(o: Obj, owners: &[(Kind, &str)]) -> Obj {
+    Obj {
+        owners: owners.iter().map(|(k, n)| reference(*k, n)).collect(),
+        ..o
+    }
+}
+
+#[test]
+fn dependents_of_a_vanished_owner_of_any_kind_are_deleted_after_confirmation() {
+    let table = [
+        (Kind::Job, Kind::Pod),
+        (Kind::Widget, Kind::Deployment),
+        (Kind::Cluster, Kind::Widget),
+        (Kind::Node, Kind::Pod),
+    ];
+    for (owner, dependent) in table {
+        let dep = owned_by(obj(dependent, "d", &[], &[], false), &[(owner, "o")]);
+        assert_eq!(
+            plan(std::slice::from_ref(&dep)),
+            vec![Action::DeleteIfOrphaned { obj: dep.clone() }],
+            "{owner:?} owning {dependent:?}"
+        );
+        let live = obj(owner, "o", &[], &[], false);
+        assert_eq!(plan(&[live, dep]), vec![], "{owner:?} alive");
+    }
+}
+
+/// upstream's graph is keyed by uid but a reference names its owner by group, kind, name and
+/// namespace too: an object under that uid that is not the one named (a namesake created
+/// again, another kind, another namespace) leaves the owner absent.
+#[test]
+fn an_owner_whose_identity_differs_from_the_reference_counts_as_absent() {
+    let dep = owned_by(
+        obj(Kind::Pod, "p", &[], &[], false),
+        &[(Kind::ReplicaSet, "rs")],
+    );
+    let rs = obj(Kind::ReplicaSet, "rs", &[], &[], false);
+    let table: Vec<(&str, Obj)> = vec![
+        (
+            "uid mismatch: recreated with a new uid",
+            Obj {
+                uid: "uid-rs-2".into(),
+                ..rs.clone()
+            },
+        ),
+        (
+            "same uid, another kind",
+            Obj {
+                kind: Kind::Deployment.group_kind(),
+                ..rs.clone()
+            },
+        ),
+        (
+            "same uid, another name",
+            Obj {
+                name: "other".into(),
+                ..rs.clone()
+            },
+        ),
+        (
+            "same uid, another namespace",
+            Obj {
+                namespace: "elsewhere".into(),
+                ..rs.clone()
+            },
+        ),
+    ];
+    for (name, owner) in table {
+        assert_eq!(
+            plan(&[owner, dep.clone()]),
+            vec![Action::DeleteIfOrphaned { obj: dep.clone() }],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_reference_in_another_api_version_of_the_group_names_the_owner() {
+    let mut dep = owned_by(
+        obj(Kind::Pod, "p", &[], &[], false),
+        &[(Kind::ReplicaSet, "rs")],
+    );
+    dep.owners[0].api_version = "apps/v1beta2".into();
+    let rs = obj(Kind::ReplicaSet, "rs", &[], &[], false);
+    assert_eq!(plan(&[rs, dep]), vec![]);
+}
+
+#[test]
+fn namespaced_dependents_of_a_cluster_scoped_owner_follow_it_in_every_namespace() {
+    let node = obj(Kind::Node, "n", &[], &[], false);
+    let a = owned_by(obj(Kind::Pod, "a", &[], &[], false), &[(Kind::Node, "n")]);
+    let b = Obj {
+        namespace: "other".into(),
+        ..owned_by(obj(Kind::Pod, "b", &[], &[], false), &[(Kind::Node, "n")])
+    };
+    assert_eq!(plan(&[node.clone(), a.clone(), b.clone()]), vec![]);
+
+    let foreground = in_foreground(&node);
+    assert_eq!(
+        plan(&[foreground.clone(), a.clone(), b.clone()]),
+        vec![
+            delete(&a, Propagation::Background),
+            delete(&b, Propagation::Background)
+        ]
+    );
+    assert_eq!(
+        plan(std::slice::from_ref(&foreground)),
+        vec![remove_foreground(&foreground)]
+    );
+
+    let orphaning = Obj {
+        finalizers: vec![ORPHAN.into()],
+        deleting: true,
+        ..node
+    };
+    assert_eq!(
+        plan(&[orphaning, a.clone(), b.clone()]),
+        vec![
+            Action::StripOwners {
+                obj: a,
+                owner_uids: vec!["uid-n".into()]
+            },
+            Action::StripOwners {
+                obj: b,
+                owner_uids: vec!["uid-n".into()]
+            },
+        ]
+    );
+}
+
+/// upstream's `namespacedOwnerOfClusterScopedObjectErr`: a cluster-scoped object cannot
+/// have a namespaced owner; it is never deleted for it, nor waited for.
+#[test]
+fn a_cluster_scoped_dependent_of_a_namespaced_owner_is_invalid_and_left_alone() {
+    let dep = owned_by(
+        obj(Kind::Cluster, "c", &[], &[], false),
+        &[(Kind::Widget, "w")],
+    );
+    assert_eq!(plan(std::slice::from_ref(&dep)), vec![]);
+    let also_cluster_owner = owned_by(dep.clone(), &[(Kind::Widget, "w"), (Kind::Node, "n")]);
+    assert_eq!(plan(&[also_cluster_owner]), vec![]);
+    let w = in_foreground(&obj(Kind::Widget, "w", &[], &[], false));
+    assert_eq!(plan(&[w.clone(), dep]), vec![remove_foreground(&w)]);
+}
+
+#[test]
+fn foreground_deletion_of_a_custom_resource_deletes_its_built_in_dependents() {
+    let w = in_foreground(&obj(Kind::Widget, "w", &[], &[], false));
+    let deploy = owned_by(
+        obj(Kind::Deployment, "d", &[], &[], false),
+        &[(Kind::Widget, "w")],
+    );
+    let rs = owned_by(
+        obj(Kind::ReplicaSet, "rs", &[], &[], false),
+        &[(Kind::Deployment, "d")],
+    );
+    assert_eq!(
+        plan(&[w, deploy.clone(), rs]),
+        vec![delete(&deploy, Propagation::Foreground)]
+    );
 }
 
 /// Each step of upstream's resolution of the three-pod cycle (pod1 owned by pod3, pod2 by
