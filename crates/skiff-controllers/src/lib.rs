@@ -49,6 +49,10 @@ pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
     tokio::spawn(job::run(client.clone()));
     tokio::spawn(cronjob::run(client.clone()));
     tokio::spawn(daemonset::run(client.clone(), metrics.clone()));
+    tokio::spawn(replicaset::run_for::<k8s_openapi::api::core::v1::ReplicationController>(
+        client.clone(),
+        metrics.clone(),
+    ));
     tokio::spawn(gc::run(client, metrics.clone()));
     metrics
 }

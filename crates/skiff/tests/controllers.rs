@@ -313,3 +313,136 @@ fn scheduler_binds_pods_to_a_ready_node_and_explains_misfits() {
     assert_eq!(cond["reason"], "Unschedulable");
     assert!(big["spec"]["nodeName"].is_null());
 }
+
+const RC: &str = r#"
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: legacy
+spec:
+  replicas: 2
+  selector:
+    app: legacy
+  template:
+    metadata:
+      labels:
+        app: legacy
+    spec:
+      containers:
+      - name: main
+        image: collector:v2
+"#;
+
+#[test]
+fn replication_controller_keeps_its_replicas() {
+    let c = Cluster::start();
+    c.kubectl_in(&["create", "-f", "-"], RC);
+    let pods = wait_for(20, "2 pods", || {
+        let pods = live_pods(&c, "app=legacy");
+        (pods.len() == 2).then_some(pods)
+    });
+    for p in &pods {
+        let owner = &p["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["kind"], "ReplicationController", "{p:#}");
+        assert_eq!(owner["apiVersion"], "v1", "{p:#}");
+        assert_eq!(owner["controller"], true, "{p:#}");
+        // No node runs here: the pods stay Pending.
+        assert_eq!(p["status"]["phase"], "Pending", "{p:#}");
+    }
+    wait_for(20, "status replicas 2", || {
+        let rc = c.json(&["get", "rc", "legacy"]);
+        (rc["status"]["replicas"] == 2).then_some(())
+    });
+    c.kubectl(&["scale", "rc", "legacy", "--replicas=3"]);
+    wait_for(20, "3 pods", || {
+        (live_pods(&c, "app=legacy").len() == 3).then_some(())
+    });
+    // Deleting it deletes its pods, through the garbage collector.
+    c.kubectl(&["delete", "rc", "legacy"]);
+    wait_for(20, "pods gone", || {
+        items(&c.json(&["get", "pods", "-l", "app=legacy"]))
+            .is_empty()
+            .then_some(())
+    });
+}
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+
+/// A ConfigMap owned by the Widget `owner` (uid `uid`), and a Widget owned by a ConfigMap.
+fn owned_configmap(name: &str, owner: &str, uid: &str) -> String {
+    format!(
+        r#"{{"apiVersion": "v1", "kind": "ConfigMap",
+  "metadata": {{"name": "{name}", "ownerReferences": [
+    {{"apiVersion": "example.com/v1", "kind": "Widget", "name": "{owner}", "uid": "{uid}",
+      "blockOwnerDeletion": true}}]}}}}"#
+    )
+}
+
+/// Custom resources are owners and dependents like any kind, once their CRD is established:
+/// background and foreground deletion reach built-in dependents of a Widget, and a Widget
+/// owned by a deleted ConfigMap is collected.
+#[test]
+fn garbage_collection_covers_custom_resources() {
+    let c = Cluster::start();
+    c.kubectl_in(&["create", "-f", "-"], WIDGET_CRD);
+    c.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "crd/widgets.example.com",
+        "--timeout=30s",
+    ]);
+    for (widget, cascade) in [("bg", "background"), ("fg", "foreground")] {
+        c.kubectl_in(
+            &["create", "-f", "-"],
+            &format!(r#"{{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {{"name": "{widget}"}}}}"#),
+        );
+        let uid = c.json(&["get", "widget", widget])["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let cm = format!("{widget}-config");
+        c.kubectl_in(&["create", "-f", "-"], &owned_configmap(&cm, widget, &uid));
+        c.kubectl(&["delete", "widget", widget, &format!("--cascade={cascade}")]);
+        wait_for(30, "the owned ConfigMap to be collected", || {
+            let out = c.kubectl_output(&["get", "configmap", &cm], None);
+            (!out.status.success()).then_some(())
+        });
+        let left = c.kubectl_output(&["get", "widget", widget], None);
+        assert!(!left.status.success(), "{cascade}: the Widget is gone");
+    }
+
+    c.kubectl(&["create", "configmap", "owner"]);
+    let uid = c.json(&["get", "configmap", "owner"])["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    c.kubectl_in(
+        &["create", "-f", "-"],
+        &format!(
+            r#"{{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {{"name": "dependent",
+  "ownerReferences": [{{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "{uid}"}}]}}}}"#
+        ),
+    );
+    c.kubectl(&["delete", "configmap", "owner"]);
+    wait_for(30, "the owned Widget to be collected", || {
+        let out = c.kubectl_output(&["get", "widget", "dependent"], None);
+        (!out.status.success()).then_some(())
+    });
+}

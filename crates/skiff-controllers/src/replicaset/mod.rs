@@ -1,4 +1,6 @@
-//! The ReplicaSet controller: keeps `replicas` pods matching the selector.
+//! The ReplicaSet controller: keeps `replicas` pods matching the selector. The same
+//! controller runs for ReplicationControllers (upstream's replication manager is the
+//! ReplicaSet controller too), each kind seen through a ReplicaSet view by [`Replicated`].
 
 pub mod plan;
 #[cfg(test)]
@@ -7,15 +9,16 @@ mod tests;
 use crate::events::{reference, Recorder};
 use crate::meta::{is_controlled_by, new_controller_ref};
 use crate::Error;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
 use plan::{Action, Counts};
 use serde_json::json;
-use skiff_reconcile::{Harness, Metrics, ObjectKey, Outcome};
+use skiff_reconcile::{Harness, Metrics, Object, ObjectKey, Outcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,31 +45,88 @@ struct Ctx {
     expectations: Mutex<HashMap<String, Expectations>>,
 }
 
-/// Runs the controller until the process exits.
+/// A kind this controller keeps replicas of: ReplicaSet, and ReplicationController (whose
+/// selector is a plain map), each read through a ReplicaSet view that the plan works on.
+pub trait Replicated: Object + kube::Resource<Scope = NamespaceResourceScope> {
+    /// The controller's name (metrics, spans, Event source), as upstream's.
+    const CONTROLLER: &'static str;
+    /// The object as a ReplicaSet with the same metadata, spec and status.
+    fn view(&self) -> ReplicaSet;
+}
+
+impl Replicated for ReplicaSet {
+    const CONTROLLER: &'static str = "replicaset-controller";
+    fn view(&self) -> ReplicaSet {
+        self.clone()
+    }
+}
+
+impl Replicated for ReplicationController {
+    const CONTROLLER: &'static str = "replication-controller";
+    /// An RC's selector is a map of labels; when unset it is the template's labels (the
+    /// API server defaults it so, and upstream's controller relies on that).
+    fn view(&self) -> ReplicaSet {
+        let spec = self.spec.clone().unwrap_or_default();
+        let template_labels = spec
+            .template
+            .as_ref()
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone());
+        let status = self.status.clone().unwrap_or_default();
+        ReplicaSet {
+            metadata: self.metadata.clone(),
+            spec: Some(ReplicaSetSpec {
+                replicas: spec.replicas,
+                min_ready_seconds: spec.min_ready_seconds,
+                selector: LabelSelector {
+                    match_labels: spec.selector.filter(|s| !s.is_empty()).or(template_labels),
+                    match_expressions: None,
+                },
+                template: spec.template,
+            }),
+            status: Some(ReplicaSetStatus {
+                replicas: status.replicas,
+                fully_labeled_replicas: status.fully_labeled_replicas,
+                ready_replicas: status.ready_replicas,
+                available_replicas: status.available_replicas,
+                observed_generation: status.observed_generation,
+                ..ReplicaSetStatus::default()
+            }),
+        }
+    }
+}
+
+/// Runs the ReplicaSet controller until the process exits.
 pub async fn run(client: kube::Client, metrics: Metrics) {
-    let mut controller = Harness::new("replicaset-controller", client.clone())
+    run_for::<ReplicaSet>(client, metrics).await
+}
+
+/// Runs the controller for `K` until the process exits.
+pub async fn run_for<K: Replicated>(client: kube::Client, metrics: Metrics) {
+    let mut controller = Harness::new(K::CONTROLLER, client.clone())
         .metrics(&metrics)
-        .watch::<ReplicaSet>();
-    let replicasets = controller.store();
+        .watch::<K>();
+    let owners = controller.store();
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), "replicaset-controller"),
+        recorder: Recorder::new(client.clone(), K::CONTROLLER),
         client,
         pods: controller.cache::<Pod>(),
         expectations: Mutex::new(HashMap::new()),
     });
     controller
-        .watches(move |pod: &Pod| owners_of(&replicasets, pod))
-        .run(reconcile, ctx)
+        .watches(move |pod: &Pod| owners_of(&owners, pod))
+        .run(reconcile::<K>, ctx)
         .await;
 }
 
-/// The ReplicaSets a pod event concerns: its controller, and any that could adopt it.
-fn owners_of(replicasets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectKey> {
+/// The owners a pod event concerns: its controller, and any that could adopt it.
+fn owners_of<K: Replicated>(owners: &Store<K>, pod: &Pod) -> Vec<ObjectKey> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let labels = crate::meta::labels(&pod.metadata);
-    replicasets
+    owners
         .state()
         .iter()
+        .map(|o| o.view())
         .filter(|rs| rs.metadata.namespace.as_deref() == Some(&ns))
         .filter(|rs| {
             let uid = rs.metadata.uid.as_deref().unwrap_or_default();
@@ -101,7 +161,8 @@ fn expectations_met(ctx: &Ctx, uid: &str, pods: &[&Pod]) -> bool {
     false
 }
 
-async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
+async fn reconcile<K: Replicated>(owner: Arc<K>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
+    let rs = owner.view();
     let ns = rs
         .metadata
         .namespace
@@ -123,7 +184,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Outcome, Error>
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     for action in plan.actions {
-        apply(&rs, &uid, &api, &ctx, action).await?;
+        apply::<K>(&rs, &uid, &api, &ctx, action).await?;
     }
     Ok(match plan.requeue_after {
         Some(after) => Outcome::RequeueAfter(after),
@@ -139,17 +200,18 @@ fn remember(ctx: &Ctx, uid: &str, create: Option<String>, delete: Option<String>
     exp.deletes.extend(delete);
 }
 
-async fn apply(
+async fn apply<K: Replicated>(
     rs: &ReplicaSet,
     uid: &str,
     api: &Api<Pod>,
     ctx: &Ctx,
     action: Action,
 ) -> Result<(), Error> {
-    let me = reference("apps/v1", "ReplicaSet", &rs.metadata);
+    let (api_version, kind) = (K::api_version(&()), K::kind(&()));
+    let me = reference(&api_version, &kind, &rs.metadata);
     match action {
         Action::Create { batches } => {
-            let pod = pod_from_template(rs)?;
+            let pod = pod_from_template(rs, &api_version, &kind)?;
             let pp = PostParams::default();
             for batch in batches {
                 let results =
@@ -191,7 +253,7 @@ async fn apply(
             Err(error) => return Err(error.into()),
         },
         Action::Adopt { pod } => {
-            let owner = new_controller_ref("apps/v1", "ReplicaSet", &rs.metadata)
+            let owner = new_controller_ref(&api_version, &kind, &rs.metadata)
                 .ok_or(Error::Missing("name"))?;
             let current = match ctx.pods.state().iter().find(|p| {
                 p.metadata.name.as_deref() == Some(&pod)
@@ -220,7 +282,7 @@ async fn apply(
                 .collect();
             patch_owners(api, &pod, &refs).await?;
         }
-        Action::Status(counts) => write_status(ctx, rs, &counts).await?,
+        Action::Status(counts) => write_status::<K>(ctx, rs, &counts).await?,
     }
     Ok(())
 }
@@ -241,10 +303,10 @@ async fn patch_owners(
     }
 }
 
-async fn write_status(ctx: &Ctx, rs: &ReplicaSet, c: &Counts) -> Result<(), Error> {
+async fn write_status<K: Replicated>(ctx: &Ctx, rs: &ReplicaSet, c: &Counts) -> Result<(), Error> {
     let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
     let name = rs.metadata.name.as_deref().ok_or(Error::Missing("name"))?;
-    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
     let patch = json!({ "status": {
         "replicas": c.replicas,
         "fullyLabeledReplicas": c.fully_labeled_replicas,
@@ -262,8 +324,9 @@ async fn write_status(ctx: &Ctx, rs: &ReplicaSet, c: &Counts) -> Result<(), Erro
     }
 }
 
-/// The pod a ReplicaSet creates: its template, a generated name and a controller reference.
-pub fn pod_from_template(rs: &ReplicaSet) -> Result<Pod, Error> {
+/// The pod a ReplicaSet (or the `kind` seen as one) creates: its template, a generated name
+/// and a controller reference.
+pub fn pod_from_template(rs: &ReplicaSet, api_version: &str, kind: &str) -> Result<Pod, Error> {
     let template = rs
         .spec
         .as_ref()
@@ -278,8 +341,7 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Result<Pod, Error> {
             labels: tmeta.labels,
             annotations: tmeta.annotations,
             finalizers: tmeta.finalizers,
-            owner_references: new_controller_ref("apps/v1", "ReplicaSet", &rs.metadata)
-                .map(|r| vec![r]),
+            owner_references: new_controller_ref(api_version, kind, &rs.metadata).map(|r| vec![r]),
             ..ObjectMeta::default()
         },
         spec: template.spec,

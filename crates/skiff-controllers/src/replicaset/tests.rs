@@ -382,3 +382,71 @@ fn deleting_replicaset_neither_creates_nor_adopts() {
         vec![]
     );
 }
+
+/// A ReplicationController with `selector` (a plain map; None = unset) and 2 replicas.
+fn rc(
+    selector: Option<BTreeMap<String, String>>,
+) -> k8s_openapi::api::core::v1::ReplicationController {
+    use k8s_openapi::api::core::v1::{ReplicationController, ReplicationControllerSpec};
+    let template = rs(2, 0).spec.and_then(|s| s.template);
+    ReplicationController {
+        metadata: rs(2, 0).metadata,
+        spec: Some(ReplicationControllerSpec {
+            replicas: Some(2),
+            selector,
+            template,
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+#[test]
+fn a_replication_controller_is_planned_as_a_replicaset_with_its_map_selector() {
+    use super::Replicated;
+    let orphan = pod(&P {
+        name: "orphan",
+        owner: None,
+        ..BASE
+    });
+    let other = pod(&P {
+        name: "other",
+        owner: None,
+        label: "api",
+        ..BASE
+    });
+    for (name, selector) in [
+        ("selector set", Some(app("web"))),
+        ("selector unset: the template's labels", None),
+    ] {
+        let view = rc(selector).view();
+        let actions = plan(&view, &[&orphan, &other], ts(1000)).actions;
+        assert_eq!(
+            replica_actions(&actions),
+            vec![
+                Action::Adopt {
+                    pod: "orphan".into()
+                },
+                Action::Create { batches: vec![1] },
+            ],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn replication_controller_pods_are_owned_by_the_controller() {
+    use super::Replicated;
+    let view = rc(Some(app("web"))).view();
+    let pod = super::pod_from_template(&view, "v1", "ReplicationController").expect("pod");
+    let owner = &pod.metadata.owner_references.expect("owner")[0];
+    assert_eq!(
+        (
+            owner.api_version.as_str(),
+            owner.kind.as_str(),
+            owner.uid.as_str()
+        ),
+        ("v1", "ReplicationController", UID)
+    );
+    assert_eq!(pod.metadata.generate_name.as_deref(), Some("web-"));
+}
