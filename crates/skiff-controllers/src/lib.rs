@@ -15,6 +15,7 @@ pub mod gc;
 pub mod history;
 pub mod job;
 pub mod meta;
+pub mod protection;
 pub mod replicaset;
 pub mod statefulset;
 pub mod volumes;
@@ -53,6 +54,7 @@ pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
         client.clone(),
         metrics.clone(),
     ));
+    tokio::spawn(protection::run(client.clone(), metrics.clone()));
     tokio::spawn(gc::run(client, metrics.clone()));
     metrics
 }

@@ -221,3 +221,85 @@ spec:
         "Retain keeps the data"
     );
 }
+
+/// Storage protection: a claim deleted while a running pod uses it stays Terminating, with
+/// its volume and data, until the pod is gone; then the claim, the volume and the
+/// directory go.
+#[test]
+fn a_claim_in_use_is_kept_until_its_pod_is_gone() {
+    let c = node_cluster_or_skip!();
+    c.node_name();
+    c.load_busybox("busybox:test");
+    c.kubectl_in(&["apply", "-f", "-"], CLAIM);
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        &pod("user", "echo kept > /data/file && echo WROTE"),
+    );
+    c.wait_logs("user", "WROTE", Duration::from_secs(30));
+    let claim = c.json(&["get", "pvc", "data"]);
+    let finalizers = claim["metadata"]["finalizers"].to_string();
+    assert!(
+        finalizers.contains("kubernetes.io/pvc-protection"),
+        "{claim:#}"
+    );
+    let volume = claim["spec"]["volumeName"].as_str().unwrap().to_string();
+    let pv = c.json(&["get", "pv", &volume]);
+    assert!(
+        pv["metadata"]["finalizers"]
+            .to_string()
+            .contains("kubernetes.io/pv-protection"),
+        "{pv:#}"
+    );
+    let dir = PathBuf::from(pv["spec"]["hostPath"]["path"].as_str().unwrap());
+
+    c.kubectl(&["delete", "pvc", "data", "--wait=false"]);
+    let claim = c.wait_for(
+        "the claim to be Terminating",
+        Duration::from_secs(10),
+        || {
+            let claim = c.json(&["get", "pvc", "data"]);
+            claim["metadata"]["deletionTimestamp"]
+                .is_string()
+                .then_some(claim)
+        },
+    );
+    assert!(
+        claim["metadata"]["finalizers"]
+            .to_string()
+            .contains("kubernetes.io/pvc-protection"),
+        "{claim:#}"
+    );
+    let table = c.kubectl(&["get", "pvc", "data"]);
+    assert!(table.contains("Terminating"), "{table}");
+    // The pod keeps running on its data while the claim waits: the volume stays bound.
+    let pod = c.json(&["get", "pod", "user"]);
+    assert_eq!(pod["status"]["phase"], "Running", "{pod:#}");
+    let pv = c.json(&["get", "pv", &volume]);
+    assert_eq!(pv["status"]["phase"], "Bound", "{pv:#}");
+    assert!(pv["metadata"]["deletionTimestamp"].is_null(), "{pv:#}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("file")).unwrap_or_default(),
+        "kept\n",
+        "the data is still there"
+    );
+    let claim = c.json(&["get", "pvc", "data"]);
+    assert!(
+        claim["metadata"]["deletionTimestamp"].is_string(),
+        "{claim:#}"
+    );
+
+    c.kubectl(&["delete", "pod", "user", "--timeout=30s"]);
+    c.wait_for("the claim to be gone", Duration::from_secs(20), || {
+        let out = c.kubectl_output(&["get", "pvc", "data"], None);
+        (!out.status.success()).then_some(())
+    });
+    c.wait_for("the volume to be deleted", Duration::from_secs(20), || {
+        let out = c.kubectl_output(&["get", "pv", &volume], None);
+        (!out.status.success()).then_some(())
+    });
+    c.wait_for(
+        "its directory to be removed",
+        Duration::from_secs(20),
+        || (!dir.exists()).then_some(()),
+    );
+}
