@@ -24,15 +24,6 @@ pub fn revision_name(prefix: &str, hash: &str) -> String {
     format!("{}-{hash}", &prefix[..end])
 }
 
-/// Upstream's `rand.SafeEncodeString`: each byte mapped onto consonants and digits, so a hash
-/// never spells a word and is valid in a DNS label.
-fn safe_encode(s: &str) -> String {
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    s.bytes()
-        .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
-        .collect()
-}
-
 /// The bytes a revision's data is hashed and compared by: JSON with every object's keys
 /// sorted, as Go's `json.Marshal` of a map writes them, so equal data always gives equal
 /// bytes whatever order the API returned the keys in.
@@ -61,7 +52,7 @@ pub fn hash_revision(data: &Value, collision_count: Option<i32>) -> String {
     if let Some(count) = collision_count {
         bytes.extend_from_slice(count.to_string().as_bytes());
     }
-    safe_encode(&fnv1_32(&bytes).to_string())
+    crate::deployment::hash::safe_encode(&fnv1_32(&bytes).to_string())
 }
 
 /// FNV-1, 32 bit: multiply, then xor each byte.
@@ -192,7 +183,7 @@ mod tests {
         assert_eq!(fnv1_32(b"a"), 0x050c_5d7e);
         assert_eq!(
             hash_revision(&json!("a"), Some(7)),
-            safe_encode(&fnv1_32(b"\"a\"7").to_string())
+            crate::deployment::hash::safe_encode(&fnv1_32(b"\"a\"7").to_string())
         );
         let a = json!({"b": 1, "a": {"d": 2, "c": 3}});
         let b = json!({"a": {"c": 3, "d": 2}, "b": 1});

@@ -28,7 +28,7 @@ pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -
 
 /// Upstream's `rand.SafeEncodeString`: maps each byte onto consonants and digits so the
 /// result never spells words and is valid in a DNS label.
-fn safe_encode(s: &str) -> String {
+pub(crate) fn safe_encode(s: &str) -> String {
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     s.bytes()
         .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
