@@ -1,14 +1,22 @@
 //! The compile-time checks the `cel` crate leaves to its caller: every identifier is a declared
-//! variable (or a comprehension's), every function is one the environment registers, and
-//! literal arguments that upstream validates at compile time (regexes, quantities, URLs, IPs)
-//! are valid.
+//! variable (or a comprehension's), every function is one the environment registers, every
+//! field selected from a value whose schema is known is one the schema declares, and literal
+//! arguments that upstream validates at compile time (regexes, quantities, URLs, IPs) are
+//! valid.
 //!
 //! The `cel` crate has no type checker, so this is not upstream's full check: a type error
-//! (`self.replicas + 'a'`) is found at evaluation, not at compile time.
+//! (`self.replicas + 'a'`) is found at evaluation, not at compile time. Schemas are followed
+//! through field selection, indexing and comprehension variables over lists; a value computed
+//! otherwise (a function's result, a ternary) is unchecked.
 
-use crate::{CompileError, Env};
+use crate::{schema, CompileError, Env};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use serde_json::Value;
 use std::collections::HashSet;
+
+/// Comprehension variables in scope, innermost last, with the schema of their values when
+/// known (an element of a list with `items`).
+type Scope<'e> = Vec<(String, Option<&'e Value>)>;
 
 /// Functions and methods the shared environment registers (standard library, optional types,
 /// strings and lists extensions, and the Kubernetes libraries), by the name a call spells.
@@ -187,12 +195,12 @@ struct Checker<'e> {
     info: &'e cel::common::ast::SourceInfo,
 }
 
-impl Checker<'_> {
-    fn expr(&self, e: &IdedExpr, scope: &mut Vec<String>) -> Result<(), CompileError> {
+impl<'e> Checker<'e> {
+    fn expr(&self, e: &IdedExpr, scope: &mut Scope<'e>) -> Result<(), CompileError> {
         match &e.expr {
             Expr::Unspecified | Expr::Literal(_) => Ok(()),
             Expr::Ident(name) => {
-                if scope.iter().any(|s| s == name)
+                if scope.iter().any(|(s, _)| s == name)
                     || self.env.variable(name).is_some()
                     || TYPE_NAMES.contains(&name.as_str())
                 {
@@ -201,7 +209,20 @@ impl Checker<'_> {
                     Err(self.undeclared(name, e.id))
                 }
             }
-            Expr::Select(select) => self.expr(&select.operand, scope),
+            Expr::Select(select) => {
+                self.expr(&select.operand, scope)?;
+                match self.schema_of(&select.operand, scope) {
+                    Some(s) if !field_defined(s, &select.field) => {
+                        let (line, column) = self.position(e.id);
+                        Err(CompileError::UndefinedField {
+                            name: select.field.clone(),
+                            line,
+                            column,
+                        })
+                    }
+                    _ => Ok(()),
+                }
+            }
             Expr::Call(call) => {
                 if let Some(target) = &call.target {
                     let qualified =
@@ -233,11 +254,19 @@ impl Checker<'_> {
             Expr::Comprehension(c) => {
                 self.expr(&c.iter_range, scope)?;
                 self.expr(&c.accu_init, scope)?;
+                // A list's elements have its `items` schema: the value variable of the loop.
+                let element = self
+                    .schema_of(&c.iter_range, scope)
+                    .filter(|s| schema::type_of(s) == Some("array"))
+                    .and_then(schema::items);
                 let depth = scope.len();
-                scope.push(c.accu_var.clone());
-                scope.push(c.iter_var.clone());
-                if let Some(v2) = &c.iter_var2 {
-                    scope.push(v2.clone());
+                scope.push((c.accu_var.clone(), None));
+                match &c.iter_var2 {
+                    None => scope.push((c.iter_var.clone(), element)),
+                    Some(v2) => {
+                        scope.push((c.iter_var.clone(), None));
+                        scope.push((v2.clone(), element));
+                    }
                 }
                 let result = self
                     .expr(&c.loop_cond, scope)
@@ -249,6 +278,37 @@ impl Checker<'_> {
                 scope.truncate(depth);
                 result
             }
+        }
+    }
+
+    /// The schema of `e`'s value, when the checker can tell: a declared variable with a
+    /// schema, a comprehension variable over a list of known items, and fields or elements
+    /// of those.
+    fn schema_of(&self, e: &IdedExpr, scope: &Scope<'e>) -> Option<&'e Value> {
+        match &e.expr {
+            Expr::Ident(name) => match scope.iter().rev().find(|(n, _)| n == name) {
+                Some((_, s)) => *s,
+                // An optional variable (`optionalOldSelf`) is an optional, not the object.
+                None => self
+                    .env
+                    .variable(name)
+                    .filter(|v| !v.optional)
+                    .and_then(|v| v.schema.as_deref()),
+            },
+            Expr::Select(s) if !s.test => {
+                let parent = self.schema_of(&s.operand, scope)?;
+                schema::property_by_cel_name(parent, &s.field)
+                    .or_else(|| schema::additional_properties(parent))
+                    .filter(|s| s.is_object())
+            }
+            Expr::Call(call) if call.func_name == "_[_]" && call.args.len() == 2 => {
+                let parent = self.schema_of(&call.args[0], scope)?;
+                match schema::type_of(parent) {
+                    Some("array") => schema::items(parent),
+                    _ => schema::additional_properties(parent).filter(|s| s.is_object()),
+                }
+            }
+            _ => None,
         }
     }
 
@@ -328,6 +388,21 @@ impl Checker<'_> {
         let column = before[line_start..].chars().count() + 1;
         (line, column)
     }
+}
+
+/// Whether a value of `schema` has the field CEL calls `field`: always, unless the schema is
+/// an object with a fixed set of properties (no `additionalProperties`, no preserved unknown
+/// fields, not an embedded resource, whose metadata upstream adds).
+fn field_defined(schema: &Value, field: &str) -> bool {
+    if schema::type_of(schema) != Some("object")
+        || schema::flag(schema, "x-kubernetes-preserve-unknown-fields")
+        || schema::flag(schema, "x-kubernetes-embedded-resource")
+        || schema::flag(schema, "x-skiff-dynamic-properties")
+        || schema::additional_properties(schema).is_some()
+    {
+        return true;
+    }
+    schema::property_by_cel_name(schema, field).is_some()
 }
 
 /// `a.b.c` for an identifier chain, else `None`.

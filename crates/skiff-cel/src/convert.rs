@@ -1,23 +1,23 @@
 //! JSON to CEL values as the schema types them, and CEL results back to JSON.
 
+use crate::lazy::JsonMap;
 use crate::schema;
 use crate::EvalError;
 use cel::common::types::{
-    CelBool, CelDouble, CelDuration, CelInt, CelList, CelMap, CelMapKey, CelNull, CelOptional,
-    CelString, CelTimestamp,
+    CelBool, CelDouble, CelDuration, CelInt, CelList, CelNull, CelOptional, CelString, CelTimestamp,
 };
 use cel::common::value::Val;
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// Converts `json` to a CEL value borrowing its strings, typed by `schema` (`None`: dynamic).
 ///
-/// Objects with `properties` expose their fields under escaped names (`__namespace__`) as
-/// upstream's object types do; maps (`additionalProperties`) and schemaless objects keep their
-/// keys. Numbers follow the schema's `type`; strings with `format: date-time`/`date` or
+/// Objects become [`JsonMap`]s, which convert their fields when read: those with `properties`
+/// expose their fields under escaped names (`__namespace__`) as upstream's object types do;
+/// maps (`additionalProperties`) and schemaless objects keep their keys. Lists are converted
+/// at once, as their elements are cheap until read. Numbers follow the schema's `type`; strings with `format: date-time`/`date` or
 /// `duration` become timestamps and durations when they parse (else stay strings, as
 /// validation reports the format error anyway).
-pub(crate) fn to_val<'a>(json: &'a Value, schema: Option<&Value>) -> Box<dyn Val + 'a> {
+pub(crate) fn to_val<'a>(json: &'a Value, schema: Option<&'a Value>) -> Box<dyn Val + 'a> {
     match json {
         Value::Null => Box::new(CelNull),
         Value::Bool(b) => Box::new(CelBool::from(*b)),
@@ -29,35 +29,12 @@ pub(crate) fn to_val<'a>(json: &'a Value, schema: Option<&Value>) -> Box<dyn Val
                 items.iter().map(|i| to_val(i, item_schema)).collect();
             Box::new(CelList::from(list))
         }
-        Value::Object(fields) => {
-            let mut map: HashMap<CelMapKey<'a>, Box<dyn Val + 'a>> =
-                HashMap::with_capacity(fields.len());
-            let props = schema.and_then(schema::properties);
-            let additional = schema.and_then(schema::additional_properties);
-            for (key, value) in fields {
-                match props.and_then(|p| p.get(key)) {
-                    Some(prop_schema) => {
-                        let Some(name) = schema::escape(key) else {
-                            continue;
-                        };
-                        let name = match name {
-                            std::borrow::Cow::Borrowed(_) => CelMapKey::from(key.as_str()),
-                            std::borrow::Cow::Owned(s) => CelMapKey::from(s),
-                        };
-                        map.insert(name, to_val(value, Some(prop_schema)));
-                    }
-                    None => {
-                        map.insert(CelMapKey::from(key.as_str()), to_val(value, additional));
-                    }
-                }
-            }
-            Box::new(CelMap::from(map))
-        }
+        Value::Object(fields) => Box::new(JsonMap::new(fields, schema)),
     }
 }
 
 /// `optional.of(json)`, for an `optionalOldSelf` binding.
-pub(crate) fn to_optional<'a>(json: &'a Value, schema: Option<&Value>) -> Box<dyn Val + 'a> {
+pub(crate) fn to_optional<'a>(json: &'a Value, schema: Option<&'a Value>) -> Box<dyn Val + 'a> {
     Box::new(CelOptional::of(to_val(json, schema)))
 }
 
@@ -159,9 +136,46 @@ pub(crate) fn parse_duration(s: &str) -> Option<chrono::Duration> {
     Some(chrono::Duration::nanoseconds(nanos))
 }
 
+/// Converts an evaluation result to JSON, going through `Val`'s traits for maps and lists so
+/// that [`JsonMap`]s (which `cel::Value` has no conversion for) convert like built-in maps.
+pub(crate) fn val_to_json(value: &dyn Val) -> Result<Value, EvalError> {
+    use cel::common::types::Kind;
+    let unsupported = || EvalError::UnsupportedResult {
+        message: format!("{} has no JSON representation", value.get_type().name()),
+    };
+    match value.get_type().kind() {
+        Kind::List => {
+            let mut items = value.as_iterable().ok_or_else(unsupported)?.iter();
+            let mut out = Vec::new();
+            while let Some(item) = items.next() {
+                out.push(val_to_json(item)?);
+            }
+            Ok(Value::Array(out))
+        }
+        Kind::Map => {
+            let indexer = value.as_indexer().ok_or_else(unsupported)?;
+            let mut keys = value.as_iterable().ok_or_else(unsupported)?.iter();
+            let mut out = serde_json::Map::new();
+            while let Some(key) = keys.next() {
+                let name = match key.downcast_ref::<CelString>() {
+                    Some(s) => s.inner().to_owned(),
+                    None => match val_to_json(key)? {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    },
+                };
+                let item = indexer.get(key).map_err(EvalError::from_execution)?;
+                out.insert(name, val_to_json(item.as_ref())?);
+            }
+            Ok(Value::Object(out))
+        }
+        _ => to_json(&cel::Value::try_from(value).map_err(EvalError::from_execution)?),
+    }
+}
+
 /// Converts an evaluation result to JSON: what a rule (bool) or a `messageExpression`
 /// (string) returns, and any plain data an admission expression computes.
-pub(crate) fn to_json(value: &cel::Value) -> Result<Value, EvalError> {
+fn to_json(value: &cel::Value) -> Result<Value, EvalError> {
     use cel::Value as V;
     Ok(match value {
         V::Null => Value::Null,

@@ -21,6 +21,17 @@ pub enum CompileError {
         /// 1-based column of the reference.
         column: usize,
     },
+    /// A field is selected from an object whose schema does not declare it, as upstream's
+    /// type checker refuses it.
+    #[error("compilation failed: ERROR: <input>:{line}:{column}: undefined field '{name}'")]
+    UndefinedField {
+        /// The field, as the expression spells it.
+        name: String,
+        /// 1-based line of the selection.
+        line: usize,
+        /// 1-based column of the selection (its `.`).
+        column: usize,
+    },
     /// A literal argument is invalid, caught at compile time as upstream's library
     /// validators do (a regex that does not compile, a malformed `quantity('..')`, ...).
     #[error("compilation failed: ERROR: <input>:{line}:{column}: {message}")]

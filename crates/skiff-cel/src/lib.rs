@@ -23,6 +23,7 @@ mod check;
 mod convert;
 pub mod cost;
 mod errors;
+mod lazy;
 mod library;
 mod schema;
 
@@ -33,6 +34,16 @@ pub use errors::{CompileError, EvalError};
 
 /// Upstream's per-evaluation runtime cost limit (`PerCallLimit`).
 pub const PER_CALL_LIMIT: u64 = 1_000_000;
+
+/// Upstream's runtime cost budget for all the rules evaluated on one custom resource
+/// (`RuntimeCELCostBudget`): a caller sums [`Program::eval_with_cost`]'s charges against it.
+pub const RUNTIME_COST_BUDGET: u64 = 10_000_000;
+
+/// Programs whose static estimate is at most this are charged the estimate by
+/// [`Program::eval_with_cost`]: cheap rules without loops over the input, where bounding the
+/// charge by the input's sizes would cost more than running them. Over-charging them is at
+/// most this much per evaluation, a hundred-thousandth of [`RUNTIME_COST_BUDGET`].
+pub const CHEAP_PROGRAM_COST: u64 = 100;
 
 /// Upstream's limit on one CRD rule's statically estimated cost
 /// (`StaticEstimatedCostLimit`).
@@ -285,7 +296,38 @@ impl Program {
                 return Err(EvalError::CostLimitExceeded);
             }
         }
-        let mut context = cel::Context::with_env(cel_env().clone());
+        self.run(bindings)
+    }
+
+    /// Evaluates as [`Program::eval`] and returns the cost charged for it, for a caller that
+    /// keeps a budget over many evaluations (upstream's [`RUNTIME_COST_BUDGET`] across the
+    /// rules of one custom resource).
+    ///
+    /// The `cel` crate has no running meter, so the charge is an upper bound of the run's
+    /// cost (see [`cost`]): a program whose static estimate is at most
+    /// [`CHEAP_PROGRAM_COST`] is charged that estimate, as bounding it further costs more
+    /// than the program; a costlier one is charged its estimate over the sizes of these
+    /// inputs. A refused evaluation (over the per-call limit) is charged what it would have
+    /// cost.
+    pub fn eval_with_cost(
+        &self,
+        bindings: &Bindings<'_>,
+    ) -> (Result<serde_json::Value, EvalError>, u64) {
+        let cost = if self.estimated_cost <= CHEAP_PROGRAM_COST {
+            self.estimated_cost
+        } else {
+            cost::estimate_actual(&self.expression, &self.variables, bindings)
+                .min(self.estimated_cost)
+        };
+        if cost > self.per_call_limit {
+            return (Err(EvalError::CostLimitExceeded), cost);
+        }
+        (self.run(bindings), cost)
+    }
+
+    /// Converts the bound values and runs the program, unmetered.
+    fn run(&self, bindings: &Bindings<'_>) -> Result<serde_json::Value, EvalError> {
+        let mut values = Vec::with_capacity(self.variables.len());
         for variable in &self.variables {
             let value = bindings.get(&variable.name);
             let val = match (value, variable.optional) {
@@ -298,15 +340,34 @@ impl Program {
                     })
                 }
             };
-            context.add_variable_as_val(variable.name.clone(), val);
+            values.push((variable.name.as_str(), val));
         }
-        match guard(|| cel::Value::resolve(&self.expression, &context)) {
-            None => Err(EvalError::Internal {
+        let values = Values(values);
+        let mut context = cel::Context::with_env(cel_env().clone());
+        context.set_variable_resolver(&values);
+        let result = guard(|| {
+            cel::Value::resolve_val(&self.expression, &context)
+                .map_err(EvalError::from_execution)
+                .and_then(|value| convert::val_to_json(value.as_ref()))
+        });
+        result.unwrap_or_else(|| {
+            Err(EvalError::Internal {
                 message: "the CEL interpreter panicked".into(),
-            }),
-            Some(Err(e)) => Err(EvalError::from_execution(e)),
-            Some(Ok(value)) => convert::to_json(&value),
-        }
+            })
+        })
+    }
+}
+
+/// The converted variables of one evaluation, looked up by the interpreter: cheaper than
+/// the context's own variable map, which copies each name and allocates per evaluation.
+struct Values<'a>(Vec<(&'a str, Box<dyn cel::common::value::Val + 'a>)>);
+
+impl cel::context::VariableResolver for Values<'_> {
+    fn resolve<'b>(&'b self, name: &str) -> Option<cel::common::value::CowVal<'b, 'b>> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| cel::common::value::CowVal::Borrowed(v.as_ref()))
     }
 }
 

@@ -323,6 +323,68 @@ fn undeclared_variables_and_functions_are_refused_at_compile_time() {
 }
 
 #[test]
+fn fields_the_schema_does_not_declare_are_refused_at_compile_time() {
+    // Upstream's checker: `compilation failed: ERROR: <input>:1:5: undefined field 'nope'`,
+    // at the selection's dot.
+    let schema = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {
+            "items": {"type": "array", "maxItems": 4, "items": {"type": "object",
+                "properties": {"port": {"type": "integer"}}}},
+            "labels": {"type": "object", "maxProperties": 4,
+                "additionalProperties": {"type": "string", "maxLength": 8}},
+            "raw": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "namespace": {"type": "string"},
+            "a.b": {"type": "string"},
+        }},
+    }});
+    let env = Env::crd_rule(&schema, true);
+    let refused = |expr: &str| {
+        Program::compile(expr, &env)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        refused("self.nope == 1"),
+        "compilation failed: ERROR: <input>:1:5: undefined field 'nope'"
+    );
+    assert_eq!(
+        refused("self.spec.nope"),
+        "compilation failed: ERROR: <input>:1:10: undefined field 'nope'"
+    );
+    for (expr, field) in [
+        ("has(self.spec.nope)", "nope"),
+        ("self.spec.items.all(i, i.nope > 0)", "nope"),
+        ("self.spec.items[0].host == 'x'", "host"),
+        ("self.spec.namespace == 'x'", "namespace"),
+        ("oldSelf.spec.itemz == self.spec.items", "itemz"),
+        (
+            "self.spec.items.exists(i, self.spec.items.all(j, j.port == i.prot))",
+            "prot",
+        ),
+    ] {
+        let err = refused(expr);
+        assert!(
+            err.ends_with(&format!("undefined field '{field}'")),
+            "{expr}: {err}"
+        );
+    }
+    for expr in [
+        "self.spec.items.all(i, i.port > 0)",
+        "self.spec.labels.anything == 'x'",
+        "self.spec.raw.any.depth == 1",
+        "self.spec.__namespace__ == 'x' && self.spec.a__dot__b == 'y'",
+        "[{'nope': 1}].all(m, m.nope == 1)",
+        "self.spec.items.map(i, i).all(i, i.whatever == 1)",
+    ] {
+        assert!(Program::compile(expr, &env).is_ok(), "{expr}");
+    }
+    // Dynamic variables and schemaless objects select anything.
+    let dynamic = Env::new().with_variable("request", None);
+    assert!(Program::compile("request.anything.at.all == 1", &dynamic).is_ok());
+}
+
+#[test]
 fn invalid_literal_arguments_are_refused_at_compile_time() {
     let env = Env::crd_rule(&json!({"type": "string"}), false);
     for expr in [

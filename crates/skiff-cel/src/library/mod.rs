@@ -48,13 +48,23 @@ pub(crate) fn build_env() -> cel::Env {
 }
 
 /// Points calls at the overloads this crate substitutes for the `cel` crate's (see
-/// [`regex::CACHED_MATCHES`]); run once per program, after checking.
+/// [`regex::CACHED_MATCHES`]) and puts map and list literals on the right of `==`; run once
+/// per program, after checking.
 pub(crate) fn rewrite(e: &mut cel::IdedExpr) {
     use cel::common::ast::{EntryExpr, Expr};
     match &mut e.expr {
         Expr::Call(call) => {
             if call.func_name == "matches" {
                 call.func_name = regex::CACHED_MATCHES.to_string();
+            }
+            // A built-in map or list on the left of `==` is only equal to built-in ones, not
+            // to the input's objects (`crate::lazy`); equality is symmetric, so put literals
+            // on the right, where the input's values compare with anything.
+            let equality = call.func_name == "_==_" || call.func_name == "_!=_";
+            let literal = |e: &cel::IdedExpr| matches!(e.expr, Expr::Map(_) | Expr::List(_));
+            if equality && call.args.len() == 2 && literal(&call.args[0]) && !literal(&call.args[1])
+            {
+                call.args.swap(0, 1);
             }
             if let Some(t) = call.target.as_deref_mut() {
                 rewrite(t);
