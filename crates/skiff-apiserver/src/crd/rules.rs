@@ -151,11 +151,39 @@ impl Rules {
         if self.is_empty() {
             return causes;
         }
+        // Upstream's per-object budget: each evaluation's cost is taken from it, and running
+        // out (or one call over its own limit) stops all further rules.
+        let mut remaining = skiff_cel::RUNTIME_COST_BUDGET;
+        let mut stopped = false;
         structural.walk_rules(object, old, &mut |visit| {
             let Some(rules) = self.sites.get(visit.site_index) else {
                 return;
             };
+            if stopped || rules.is_empty() {
+                return;
+            }
             let ty = visit.site.schema["type"].as_str().unwrap_or("object").to_owned();
+            let out_of_budget = |causes: &mut Vec<Cause>| {
+                causes.push(field_cause(
+                    visit.field_path,
+                    &ty,
+                    "validation failed due to running out of cost budget, no further validation rules will be run".into(),
+                    None,
+                ))
+            };
+            if remaining == 0 {
+                out_of_budget(&mut causes);
+                stopped = true;
+                return;
+            }
+            // Takes `cost` from the budget; false when it does not fit.
+            let mut charge = |cost: u64| match remaining.checked_sub(cost) {
+                Some(left) => {
+                    remaining = left;
+                    true
+                }
+                None => false,
+            };
             for compiled in rules {
                 let optional = compiled.rule.optional_old_self == Some(true);
                 if compiled.program.uses_old_self() && visit.old_value.is_none() && !optional {
@@ -173,33 +201,51 @@ impl Rules {
                 let fail = |detail: String, causes: &mut Vec<Cause>| {
                     causes.push(field_cause(&path, &ty, detail, compiled.rule.reason.as_deref()))
                 };
-                match compiled.program.eval(&bindings) {
+                let (result, cost) = compiled.program.eval_with_cost(&bindings);
+                if !matches!(result, Err(skiff_cel::EvalError::CostLimitExceeded)) && !charge(cost)
+                {
+                    out_of_budget(&mut causes);
+                    stopped = true;
+                    return;
+                }
+                match result {
                     Ok(Value::Bool(true)) => {}
                     Ok(Value::Bool(false)) => {
-                        let detail = compiled
-                            .message
-                            .as_ref()
-                            .and_then(|m| match m.eval(&bindings) {
+                        let mut message = None;
+                        if let Some(m) = &compiled.message {
+                            let (result, cost) = m.eval_with_cost(&bindings);
+                            if !charge(cost) {
+                                out_of_budget(&mut causes);
+                                stopped = true;
+                                return;
+                            }
+                            message = match result {
                                 Ok(Value::String(s)) => {
                                     let s = s.trim();
                                     (!s.is_empty() && !s.contains('\n')).then(|| s.to_owned())
                                 }
                                 _ => None,
-                            })
-                            .unwrap_or_else(|| message_or_default(&compiled.rule));
+                            };
+                        }
+                        let detail = message.unwrap_or_else(|| message_or_default(&compiled.rule));
                         fail(detail, &mut causes);
                     }
                     Ok(other) => fail(
                         format!("rule did not evaluate to a bool ({other}) evaluating rule: {}", error_string(&compiled.rule)),
                         &mut causes,
                     ),
-                    Err(skiff_cel::EvalError::CostLimitExceeded) => fail(
-                        format!(
-                            "'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: {}",
-                            error_string(&compiled.rule)
-                        ),
-                        &mut causes,
-                    ),
+                    Err(skiff_cel::EvalError::CostLimitExceeded) => {
+                        fail(
+                            format!(
+                                "'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: {}",
+                                error_string(&compiled.rule)
+                            ),
+                            &mut causes,
+                        );
+                        // As upstream: no further rules run on this object.
+                        stopped = true;
+                        return;
+                    }
                     Err(e) => fail(
                         format!("{e} evaluating rule: {}", error_string(&compiled.rule)),
                         &mut causes,
@@ -312,6 +358,41 @@ mod tests {
                 Some(json!({"spec": {"min": 1, "max": 4}}))
             ),
             vec!["spec: Forbidden: failed rule: self.max >= oldSelf.max".to_owned()]
+        );
+    }
+
+    #[test]
+    fn rules_stop_with_upstreams_message_when_the_object_runs_out_of_cost_budget() {
+        // Each list is within the per-call limit, but 40 of them exceed the object's budget.
+        let schema = json!({"type": "object", "properties": {"lists": {
+            "type": "array",
+            "items": {
+                "type": "array", "maxItems": 300, "items": {"type": "integer"},
+                "x-kubernetes-validations": [{"rule": "self.all(x, self.all(y, x + y >= 0))"}],
+            },
+        }}});
+        let s = Structural::new(&schema, "").unwrap();
+        let (rules, errs) = compile(&s, "");
+        assert!(
+            errs.is_empty(),
+            "{:?}",
+            errs.iter().map(|e| &e.detail).collect::<Vec<_>>()
+        );
+        let list: Vec<i64> = (0..300).collect();
+        let within = json!({"lists": vec![list.clone(); 5]});
+        assert!(rules.validate(&s, &within, None).is_empty());
+        let over = json!({"lists": vec![list; 40]});
+        let causes: Vec<String> = rules
+            .validate(&s, &over, None)
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert!(
+            causes[0].ends_with(
+                r#"Invalid value: "array": validation failed due to running out of cost budget, no further validation rules will be run"#
+            ),
+            "{causes:?}"
         );
     }
 
