@@ -223,6 +223,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let credentials = Credentials::load_or_create(&data_dir.join("pki"), &certificate_hosts(addr))?;
+    api.aggregator
+        .set_client_identity(
+            &credentials.front_proxy_cert_pem,
+            &credentials.front_proxy_key_pem,
+        )
+        .context("loading the front-proxy client certificate")?;
     let client_addr = if addr.ip().is_unspecified() {
         SocketAddr::new([127, 0, 0, 1].into(), addr.port())
     } else {

@@ -1,6 +1,7 @@
 //! End-to-end: aggregated APIs with the real `kubectl`: the Local APIServices of a fresh
 //! server, and an extension API server (a small Python HTTPS server) reached through a
-//! registered APIService.
+//! registered APIService, which (as metrics-server does) accepts only clients with a
+//! certificate from the request-header CA skiff publishes.
 
 mod common;
 
@@ -10,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::Cluster;
 
-/// Serves `/apis/metrics.example.com/v1` discovery and a list of one Widget that says who
-/// the aggregator told it the caller is.
-const EXTENSION: &str = r#"
+/// Serves `/apis/metrics.example.com/v1` discovery, its OpenAPI v3 document, and a list of
+/// one Widget that says who the aggregator told it the caller is and which client
+/// certificate it presented. Clients need a certificate signed by the CA in `argv[3]`.
+const EXTENSION: &str = r##"
 import json, ssl, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,9 +29,26 @@ class Handler(BaseHTTPRequestHandler):
                     "groupVersion": "metrics.example.com/v1",
                     "resources": [{"name": "widgets", "singularName": "widget", "namespaced": True,
                                    "kind": "Widget", "verbs": ["get", "list"]}]}
+        elif path == "/openapi/v3/apis/metrics.example.com/v1":
+            # kubectl explain finds the kind from an operation on the resource's path.
+            op = {"x-kubernetes-group-version-kind":
+                      {"group": "metrics.example.com", "version": "v1", "kind": "Widget"},
+                  "responses": {"200": {"description": "OK", "content": {"application/json": {
+                      "schema": {"$ref": "#/components/schemas/com.example.metrics.v1.Widget"}}}}}}
+            body = {"openapi": "3.0.0", "info": {"title": "Metrics", "version": "v1"},
+                    "paths": {"/apis/metrics.example.com/v1/namespaces/{namespace}/widgets": {"get": op}},
+                    "components": {"schemas": {"com.example.metrics.v1.Widget": {
+                        "type": "object", "description": "A Widget measures things.",
+                        "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                                       "metadata": {"type": "object"},
+                                       "size": {"type": "integer", "description": "How big the widget is."}},
+                        "x-kubernetes-group-version-kind": [
+                            {"group": "metrics.example.com", "version": "v1", "kind": "Widget"}]}}}}
         elif path.endswith("/widgets"):
+            subject = dict(x[0] for x in self.connection.getpeercert()["subject"])
             seen = {"user": self.headers.get("X-Remote-User", ""),
-                    "groups": ",".join(self.headers.get_all("X-Remote-Group") or [])}
+                    "groups": ",".join(self.headers.get_all("X-Remote-Group") or []),
+                    "client-cn": subject.get("commonName", "")}
             body = {"kind": "WidgetList", "apiVersion": "metrics.example.com/v1", "metadata": {},
                     "items": [{"kind": "Widget", "apiVersion": "metrics.example.com/v1",
                                "metadata": {"name": "w1", "namespace": "default",
@@ -50,10 +69,12 @@ class Handler(BaseHTTPRequestHandler):
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations(sys.argv[3])
 server.socket = ctx.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
-"#;
+"##;
 
 /// The Python extension server, killed on drop.
 struct Extension {
@@ -89,6 +110,8 @@ fn start_extension(dir: &std::path::Path) -> Extension {
         .arg(EXTENSION)
         .arg(&cert)
         .arg(&key)
+        // The request-header CA skiff publishes (its cluster CA).
+        .arg(dir.join("pki/ca.crt"))
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn python3");
@@ -124,6 +147,32 @@ fn apiservice_row(c: &Cluster, name: &str) -> Option<Vec<String>> {
 #[test]
 fn kubectl_lists_local_apiservices_and_reaches_an_extension_api_server() {
     let c = Cluster::start();
+    // The aggregator's client certificate, and what extension servers are told to accept.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let pki = c.dir.path().join("pki");
+        assert!(pki.join("front-proxy-client.crt").exists());
+        let mode = std::fs::metadata(pki.join("front-proxy-client.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let cm = c.json(&[
+            "get",
+            "configmap",
+            "-n",
+            "kube-system",
+            "extension-apiserver-authentication",
+        ]);
+        assert_eq!(
+            cm["data"]["requestheader-allowed-names"],
+            r#"["front-proxy-client"]"#
+        );
+        assert_eq!(
+            cm["data"]["requestheader-client-ca-file"],
+            std::fs::read_to_string(pki.join("ca.crt")).unwrap()
+        );
+    }
     let header = c.kubectl(&["get", "apiservices"]);
     let header: Vec<&str> = header.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "SERVICE", "AVAILABLE", "AGE"]);
@@ -191,6 +240,7 @@ spec:
         seen["groups"], "system:masters,system:authenticated",
         "{raw}"
     );
+    assert_eq!(seen["client-cn"], "front-proxy-client", "{raw}");
 
     // kubectl finds the remote resource through discovery.
     let names = eventually("widgets in discovery", || {
@@ -200,6 +250,15 @@ spec:
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     });
     assert_eq!(names.trim(), "widget.metrics.example.com/w1");
+
+    // kubectl explains the remote kind from the OpenAPI v3 document skiff lists for it.
+    let explained = eventually("kubectl explain widgets", || {
+        let out = c.kubectl_output(&["explain", "widgets.size"], None);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert!(explained.contains("How big the widget is."), "{explained}");
 
     // It stops: the APIService says why, and kubectl gets 503.
     drop(ext);

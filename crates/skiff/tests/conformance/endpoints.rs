@@ -26,7 +26,6 @@ fn server_version_should_find_the_server_version() {
 /// health_handlers.go "should contain necessary checks": `/healthz`, `/livez` and `/readyz`
 /// with `verbose=1` list every check kube-apiserver has.
 #[test]
-#[ignore = "issue 11: poststarthook/apiservice-openapi-controller: the OpenAPI of aggregated API servers is not merged"]
 fn health_handlers_should_contain_necessary_checks() {
     run(|c| async move {
         let hooks = [
