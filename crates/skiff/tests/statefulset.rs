@@ -287,4 +287,22 @@ fn the_articles_statefulset_keeps_names_order_claims_and_data() {
         let s = status(&c);
         (s["replicas"] == 1 && s["readyReplicas"] == 1).then_some(())
     });
+
+    // Deleting the set takes its pods and revisions (the garbage collector follows every
+    // owner kind); the claims stay (whenDeleted: Retain).
+    c.kubectl(&["delete", "sts", "mystore"]);
+    c.wait_for(
+        "pods and revisions of the deleted set",
+        Duration::from_secs(60),
+        || {
+            let revisions = c.json(&["get", "controllerrevisions"])["items"]
+                .as_array()
+                .map(Vec::len);
+            (pods(&c).is_empty() && revisions == Some(0)).then_some(())
+        },
+    );
+    assert_eq!(
+        c.json(&["get", "pvc"])["items"].as_array().map(Vec::len),
+        Some(3)
+    );
 }
