@@ -16,7 +16,7 @@ mod apiregistration;
 mod apps;
 mod container;
 mod core;
-mod fmt_go;
+pub mod fmt_go;
 mod meta;
 pub mod names;
 mod pod;
@@ -54,6 +54,11 @@ pub enum ErrorKind {
     TooMany,
     /// A referenced value does not exist (e.g. a volume mount naming no volume).
     NotFound,
+    /// A value has the wrong type (e.g. a string where a CRD schema wants an integer); prints
+    /// as `Invalid value`.
+    TypeInvalid,
+    /// Something that is not the user's fault; the value is not printed.
+    Internal,
 }
 
 impl ErrorKind {
@@ -68,6 +73,8 @@ impl ErrorKind {
             ErrorKind::TooLong => "FieldValueTooLong",
             ErrorKind::TooMany => "FieldValueTooMany",
             ErrorKind::NotFound => "FieldValueNotFound",
+            ErrorKind::TypeInvalid => "FieldValueTypeInvalid",
+            ErrorKind::Internal => "InternalError",
         }
     }
 
@@ -75,13 +82,14 @@ impl ErrorKind {
     pub fn text(&self) -> &'static str {
         match self {
             ErrorKind::Required => "Required value",
-            ErrorKind::Invalid => "Invalid value",
+            ErrorKind::Invalid | ErrorKind::TypeInvalid => "Invalid value",
             ErrorKind::NotSupported => "Unsupported value",
             ErrorKind::Duplicate => "Duplicate value",
             ErrorKind::Forbidden => "Forbidden",
             ErrorKind::TooLong => "Too long",
             ErrorKind::TooMany => "Too many",
             ErrorKind::NotFound => "Not found",
+            ErrorKind::Internal => "Internal error",
         }
     }
 }
@@ -98,7 +106,8 @@ pub struct FieldError {
     /// Extra explanation after the value.
     pub detail: String,
     /// How upstream prints `value` when it is not a plain JSON scalar (a Go struct, map or
-    /// `fmt.Stringer`, e.g. `map[string]string{"app":"web"}`); `None` prints `value` itself.
+    /// `fmt.Stringer`, e.g. `map[string]string{"app":"web"}`, or an `interface{}` via
+    /// [`FieldError::untyped`]); `None` prints `value` itself.
     pub rendered_value: Option<String>,
 }
 
@@ -124,11 +133,11 @@ impl FieldError {
     }
 
     /// `field.NotSupported(path, value, valid)`: the detail lists the quoted valid values.
-    pub fn not_supported(field: &str, value: Value, valid: &[&str]) -> Self {
+    pub fn not_supported(field: &str, value: Value, valid: &[impl AsRef<str>]) -> Self {
         let detail = if valid.is_empty() {
             String::new()
         } else {
-            let quoted: Vec<String> = valid.iter().map(|v| fmt_go::quote(v)).collect();
+            let quoted: Vec<String> = valid.iter().map(|v| fmt_go::quote(v.as_ref())).collect();
             format!("supported values: {}", quoted.join(", "))
         };
         Self::new(field, ErrorKind::NotSupported, Some(value), detail)
@@ -170,6 +179,24 @@ impl FieldError {
         Self::new(field, ErrorKind::NotFound, Some(value), "")
     }
 
+    /// `field.TypeInvalid(path, value, detail)`.
+    pub fn type_invalid(field: &str, value: Value, detail: impl Into<String>) -> Self {
+        Self::new(field, ErrorKind::TypeInvalid, Some(value), detail)
+    }
+
+    /// `field.InternalError(path, err)`.
+    pub fn internal(field: &str, detail: impl Into<String>) -> Self {
+        Self::new(field, ErrorKind::Internal, None, detail)
+    }
+
+    /// Prints the value as Go prints an `interface{}` holding decoded JSON (maps as
+    /// `map[string]interface {}{...}`, floats as `%v`), as upstream does for unstructured data
+    /// such as custom resources checked against their schema.
+    pub fn untyped(mut self) -> Self {
+        self.rendered_value = self.value.as_ref().map(fmt_go::interface_value);
+        self
+    }
+
     /// Sets how the value prints when upstream prints a Go struct or map.
     pub fn rendered(mut self, rendered: impl Into<String>) -> Self {
         self.rendered_value = Some(rendered.into());
@@ -180,9 +207,10 @@ impl FieldError {
     /// message.
     pub fn body(&self) -> String {
         let mut s = match self.kind {
-            ErrorKind::Required | ErrorKind::Forbidden | ErrorKind::TooLong => {
-                self.kind.text().to_string()
-            }
+            ErrorKind::Required
+            | ErrorKind::Forbidden
+            | ErrorKind::TooLong
+            | ErrorKind::Internal => self.kind.text().to_string(),
             _ => match (&self.rendered_value, &self.value) {
                 (Some(r), _) => format!("{}: {r}", self.kind.text()),
                 (None, None) => self.kind.text().to_string(),
@@ -195,14 +223,20 @@ impl FieldError {
         }
         s
     }
+
+    /// Upstream's `field.Error.Error()`: `<field>: <body>`.
+    pub fn message(&self) -> String {
+        format!("{}: {}", self.field, self.body())
+    }
 }
 
 impl fmt::Display for FieldError {
-    /// Upstream's `field.Error.Error()`: `<field>: <body>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.body())
+        f.write_str(&self.message())
     }
 }
+
+impl std::error::Error for FieldError {}
 
 /// Validates `obj` (and, on update, its transition from `old`) as upstream would for
 /// `group`/`kind`. Kinds without upstream rules get the metadata checks only.

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::error::FieldError;
+use crate::error::{self, FieldError};
 use crate::schema::Schema;
 use crate::walk::{self, FieldPath};
 
@@ -74,7 +74,7 @@ fn is_int_or_string_any_of(any_of: &[Schema]) -> bool {
 fn invariants(s: &Schema, lvl: Level, path: &str, errs: &mut Vec<FieldError>) {
     if s.ty == "array" && s.items.is_none() {
         errs.push(FieldError::required(
-            format!("{path}.items"),
+            &format!("{path}.items"),
             "must be specified",
         ));
     }
@@ -87,7 +87,7 @@ fn invariants(s: &Schema, lvl: Level, path: &str, errs: &mut Vec<FieldError>) {
     if let Some(a) = &s.additional {
         if lvl == Level::Root {
             errs.push(FieldError::forbidden(
-                format!("{path}.additionalProperties"),
+                &format!("{path}.additionalProperties"),
                 "must not be used at the root",
             ));
         }
@@ -102,15 +102,15 @@ fn invariants(s: &Schema, lvl: Level, path: &str, errs: &mut Vec<FieldError>) {
     }
     // extensions
     if s.int_or_string && s.preserves_unknown() {
-        errs.push(FieldError::invalid(
-            format!("{path}.x-kubernetes-preserve-unknown-fields"),
+        errs.push(error::invalid(
+            &format!("{path}.x-kubernetes-preserve-unknown-fields"),
             Value::Bool(true),
             "must be false if x-kubernetes-int-or-string is true",
         ));
     }
     if s.int_or_string && s.embedded {
-        errs.push(FieldError::invalid(
-            format!("{path}.x-kubernetes-embedded-resource"),
+        errs.push(error::invalid(
+            &format!("{path}.x-kubernetes-embedded-resource"),
             Value::Bool(true),
             "must be false if x-kubernetes-int-or-string is true",
         ));
@@ -126,12 +126,12 @@ fn invariants(s: &Schema, lvl: Level, path: &str, errs: &mut Vec<FieldError>) {
     if s.embedded && s.ty != "object" {
         if s.ty.is_empty() {
             errs.push(FieldError::required(
-                format!("{path}.type"),
+                &format!("{path}.type"),
                 "must be object if x-kubernetes-embedded-resource is true",
             ));
         } else {
-            errs.push(FieldError::invalid(
-                format!("{path}.type"),
+            errs.push(error::invalid(
+                &format!("{path}.type"),
                 Value::String(s.ty.clone()),
                 "must be object if x-kubernetes-embedded-resource is true",
             ));
@@ -142,17 +142,17 @@ fn invariants(s: &Schema, lvl: Level, path: &str, errs: &mut Vec<FieldError>) {
             Level::Item => "must not be empty for specified array items",
             Level::Field => "must not be empty for specified object fields",
         };
-        errs.push(FieldError::required(format!("{path}.type"), detail));
+        errs.push(FieldError::required(&format!("{path}.type"), detail));
     }
     if s.embedded && s.additional.is_some() {
         errs.push(FieldError::forbidden(
-            format!("{path}.additionalProperties"),
+            &format!("{path}.additionalProperties"),
             "must not be used if x-kubernetes-embedded-resource is set",
         ));
     }
     if lvl == Level::Root && !s.ty.is_empty() && s.ty != "object" {
-        errs.push(FieldError::invalid(
-            format!("{path}.type"),
+        errs.push(error::invalid(
+            &format!("{path}.type"),
             Value::String(s.ty.clone()),
             "must be object at the root",
         ));
@@ -161,8 +161,8 @@ fn invariants(s: &Schema, lvl: Level, path: &str, errs: &mut Vec<FieldError>) {
         for name in ["kind", "apiVersion"] {
             if let Some(p) = s.properties.get(name) {
                 if p.ty != "string" {
-                    errs.push(FieldError::invalid(
-                        format!("{}.type", key(path, name)),
+                    errs.push(error::invalid(
+                        &format!("{}.type", key(path, name)),
                         Value::String(p.ty.clone()),
                         "must be string",
                     ));
@@ -173,22 +173,22 @@ fn invariants(s: &Schema, lvl: Level, path: &str, errs: &mut Vec<FieldError>) {
     if let Some(meta) = s.properties.get("metadata") {
         let mpath = key(path, "metadata");
         if check_metadata && meta.ty != "object" {
-            errs.push(FieldError::invalid(
-                format!("{mpath}.type"),
+            errs.push(error::invalid(
+                &format!("{mpath}.type"),
                 Value::String(meta.ty.clone()),
                 "must be object",
             ));
         }
         if lvl == Level::Root && !metadata_only_names(meta) {
             errs.push(FieldError::forbidden(
-                mpath,
+                &mpath,
                 "must not specify anything other than name and generateName, but metadata is implicitly specified",
             ));
         }
     }
     if s.embedded && !s.preserves_unknown() && s.properties.is_empty() {
         errs.push(FieldError::required(
-            format!("{path}.properties"),
+            &format!("{path}.properties"),
             "must not be empty if x-kubernetes-embedded-resource is true without x-kubernetes-preserve-unknown-fields",
         ));
     }
@@ -239,8 +239,8 @@ fn value_validation(
     }
     if let Some(p) = &s.pattern {
         if let Err(e) = &p.regex {
-            errs.push(FieldError::invalid(
-                format!("{path}.pattern"),
+            errs.push(error::invalid(
+                &format!("{path}.pattern"),
                 Value::String(p.source.clone()),
                 format!("must be a valid regular expression, but isn't: {e}"),
             ));
@@ -258,7 +258,7 @@ fn nested(v: &Schema, skip_any_of: bool, path: &str, errs: &mut Vec<FieldError>)
         nested(p, false, &key(path, k), errs);
     }
     let forbid = |errs: &mut Vec<FieldError>, what: &str, detail: &str| {
-        errs.push(FieldError::forbidden(format!("{path}.{what}"), detail));
+        errs.push(FieldError::forbidden(&format!("{path}.{what}"), detail));
     };
     if !v.ty.is_empty() {
         forbid(errs, "type", "must be empty to be structural");
@@ -336,7 +336,7 @@ fn nested(v: &Schema, skip_any_of: bool, path: &str, errs: &mut Vec<FieldError>)
     }
     if v.properties.contains_key("metadata") {
         errs.push(FieldError::forbidden(
-            key(path, "metadata"),
+            &key(path, "metadata"),
             "must not be specified in a nested context",
         ));
     }
@@ -390,7 +390,7 @@ fn completeness_nested(
     for (k, vf) in &v.properties {
         match s.properties.get(k) {
             None => errs.push(FieldError::required(
-                key(s_path, k),
+                &key(s_path, k),
                 format!("because it is defined in {}", key(v_path, k)),
             )),
             Some(sf) => completeness_nested(vf, Some(sf), &key(s_path, k), &key(v_path, k), errs),
@@ -432,8 +432,8 @@ pub(crate) fn openapi_schema(s: &Schema, path: &str) -> Vec<FieldError> {
 fn ssv_validate(s: &Schema, path: &str, ssv: &Ssv, errs: &mut Vec<FieldError>) {
     if !s.ty.is_empty() && !OPENAPI_V3_TYPES.contains(&s.ty.as_str()) {
         let valid: Vec<String> = OPENAPI_V3_TYPES.iter().map(|t| t.to_string()).collect();
-        errs.push(FieldError::not_supported(
-            format!("{path}.type"),
+        errs.push(error::not_supported(
+            &format!("{path}.type"),
             Value::String(s.ty.clone()),
             &valid,
         ));
@@ -444,7 +444,7 @@ fn ssv_validate(s: &Schema, path: &str, ssv: &Ssv, errs: &mut Vec<FieldError>) {
             detail.push(' ');
             detail.push_str(&ssv.disallow_reason);
         }
-        errs.push(FieldError::forbidden(format!("{path}.default"), detail));
+        errs.push(FieldError::forbidden(&format!("{path}.default"), detail));
     }
     for u in &s.unsupported {
         let (field, detail) = match *u {
@@ -455,23 +455,23 @@ fn ssv_validate(s: &Schema, path: &str, ssv: &Ssv, errs: &mut Vec<FieldError>) {
             "dependencies" => ("dependencies", "dependencies is not supported"),
             _ => ("$ref", "$ref is not supported"),
         };
-        errs.push(FieldError::forbidden(format!("{path}.{field}"), detail));
+        errs.push(FieldError::forbidden(&format!("{path}.{field}"), detail));
     }
     if s.ty == "null" {
         errs.push(FieldError::forbidden(
-            format!("{path}.type"),
+            &format!("{path}.type"),
             "type cannot be set to null, use nullable as an alternative",
         ));
     }
     if s.items_array {
         errs.push(FieldError::forbidden(
-            format!("{path}.items"),
+            &format!("{path}.items"),
             "items must be a schema object and not an array",
         ));
     }
     if ssv.inside_meta && s.embedded {
         errs.push(FieldError::forbidden(
-            format!("{path}.x-kubernetes-embedded-resource"),
+            &format!("{path}.x-kubernetes-embedded-resource"),
             "must not be used inside of resource meta",
         ));
     }
@@ -481,14 +481,14 @@ fn node(s: &Schema, path: &str, ssv: &Ssv, is_root: bool, errs: &mut Vec<FieldEr
     ssv_validate(s, path, ssv, errs);
     if s.unique_items {
         errs.push(FieldError::forbidden(
-            format!("{path}.uniqueItems"),
+            &format!("{path}.uniqueItems"),
             "uniqueItems cannot be set to true since the runtime complexity becomes quadratic",
         ));
     }
     if let Some(a) = &s.additional {
         if !s.properties.is_empty() && (!a.allows || a.schema.is_some()) {
             errs.push(FieldError::forbidden(
-                format!("{path}.additionalProperties"),
+                &format!("{path}.additionalProperties"),
                 "additionalProperties and properties are mutual exclusive",
             ));
         }
@@ -541,8 +541,8 @@ fn node(s: &Schema, path: &str, ssv: &Ssv, is_root: bool, errs: &mut Vec<FieldEr
         node(items, &format!("{path}.items"), &sub, false, errs);
     }
     if s.preserve_unknown == Some(false) {
-        errs.push(FieldError::invalid(
-            format!("{path}.x-kubernetes-preserve-unknown-fields"),
+        errs.push(error::invalid(
+            &format!("{path}.x-kubernetes-preserve-unknown-fields"),
             Value::Bool(false),
             "must be true or undefined",
         ));
@@ -552,8 +552,8 @@ fn node(s: &Schema, path: &str, ssv: &Ssv, is_root: bool, errs: &mut Vec<FieldEr
             type_must_be(s, path, "object", "x-kubernetes-map-type", errs);
         }
         if mt != "atomic" && mt != "granular" {
-            errs.push(FieldError::not_supported(
-                format!("{path}.x-kubernetes-map-type"),
+            errs.push(error::not_supported(
+                &format!("{path}.x-kubernetes-map-type"),
                 Value::String(mt.clone()),
                 &["atomic".into(), "granular".into()],
             ));
@@ -565,15 +565,15 @@ fn node(s: &Schema, path: &str, ssv: &Ssv, is_root: bool, errs: &mut Vec<FieldEr
         } else if lt == "set" {
             if let Some(is) = &s.items {
                 if is.ty == "array" && is.list_type.as_deref().is_some_and(|t| t != "atomic") {
-                    errs.push(FieldError::invalid(
-                        format!("{path}.items.x-kubernetes-list-type"),
+                    errs.push(error::invalid(
+                        &format!("{path}.items.x-kubernetes-list-type"),
                         Value::String(is.list_type.clone().unwrap_or_default()),
                         "must be atomic as item of a list with x-kubernetes-list-type=set",
                     ));
                 }
                 if is.ty == "object" && is.map_type.as_deref() != Some("atomic") {
-                    errs.push(FieldError::invalid(
-                        format!("{path}.items.x-kubernetes-map-type"),
+                    errs.push(error::invalid(
+                        &format!("{path}.items.x-kubernetes-map-type"),
                         is.list_type
                             .clone()
                             .map(Value::String)
@@ -584,8 +584,8 @@ fn node(s: &Schema, path: &str, ssv: &Ssv, is_root: bool, errs: &mut Vec<FieldEr
             }
         }
         if lt != "atomic" && lt != "set" && lt != "map" {
-            errs.push(FieldError::not_supported(
-                format!("{path}.x-kubernetes-list-type"),
+            errs.push(error::not_supported(
+                &format!("{path}.x-kubernetes-list-type"),
                 Value::String(lt.clone()),
                 &["atomic".into(), "set".into(), "map".into()],
             ));
@@ -594,12 +594,12 @@ fn node(s: &Schema, path: &str, ssv: &Ssv, is_root: bool, errs: &mut Vec<FieldEr
     if !s.list_map_keys.is_empty() {
         match s.list_type.as_deref() {
             None => errs.push(FieldError::required(
-                format!("{path}.x-kubernetes-list-type"),
+                &format!("{path}.x-kubernetes-list-type"),
                 "must be map if x-kubernetes-list-map-keys is non-empty",
             )),
             Some("map") => {}
-            Some(other) => errs.push(FieldError::invalid(
-                format!("{path}.x-kubernetes-list-type"),
+            Some(other) => errs.push(error::invalid(
+                &format!("{path}.x-kubernetes-list-type"),
                 Value::String(other.to_string()),
                 "must be map if x-kubernetes-list-map-keys is non-empty",
             )),
@@ -615,10 +615,10 @@ fn node(s: &Schema, path: &str, ssv: &Ssv, is_root: bool, errs: &mut Vec<FieldEr
 fn type_must_be(s: &Schema, path: &str, want: &str, ext: &str, errs: &mut Vec<FieldError>) {
     let detail = format!("must be {want} if {ext} is specified");
     if s.ty.is_empty() {
-        errs.push(FieldError::required(format!("{path}.type"), detail));
+        errs.push(FieldError::required(&format!("{path}.type"), detail));
     } else {
-        errs.push(FieldError::invalid(
-            format!("{path}.type"),
+        errs.push(error::invalid(
+            &format!("{path}.type"),
             Value::String(s.ty.clone()),
             detail,
         ));
@@ -628,27 +628,27 @@ fn type_must_be(s: &Schema, path: &str, want: &str, ext: &str, errs: &mut Vec<Fi
 fn list_map_checks(s: &Schema, path: &str, errs: &mut Vec<FieldError>) {
     if s.list_map_keys.is_empty() {
         errs.push(FieldError::required(
-            format!("{path}.x-kubernetes-list-map-keys"),
+            &format!("{path}.x-kubernetes-list-map-keys"),
             "must not be empty if x-kubernetes-list-type is map",
         ));
     }
     let Some(items) = &s.items else {
         errs.push(FieldError::required(
-            format!("{path}.items"),
+            &format!("{path}.items"),
             "must have a schema if x-kubernetes-list-type is map",
         ));
         return;
     };
     if s.items_array {
-        errs.push(FieldError::invalid(
-            format!("{path}.items"),
+        errs.push(error::invalid(
+            &format!("{path}.items"),
             Value::String(String::new()),
             "must only have a single schema if x-kubernetes-list-type is map",
         ));
     }
     if items.ty != "object" {
-        errs.push(FieldError::invalid(
-            format!("{path}.items.type"),
+        errs.push(error::invalid(
+            &format!("{path}.items.type"),
             Value::String(items.ty.clone()),
             "must be object if parent array's x-kubernetes-list-type is map",
         ));
@@ -658,21 +658,21 @@ fn list_map_checks(s: &Schema, path: &str, errs: &mut Vec<FieldError>) {
     let mut seen = std::collections::HashSet::new();
     for k in &s.list_map_keys {
         match items.properties.get(k) {
-            Some(p) if p.ty == "array" || p.ty == "object" => errs.push(FieldError::invalid(
-                format!("{}.type", key(&format!("{path}.items"), k)),
+            Some(p) if p.ty == "array" || p.ty == "object" => errs.push(error::invalid(
+                &format!("{}.type", key(&format!("{path}.items"), k)),
                 Value::String(items.ty.clone()),
                 "must be a scalar type if parent array's x-kubernetes-list-type is map",
             )),
             Some(_) => {}
-            None => errs.push(FieldError::invalid(
-                format!("{path}.x-kubernetes-list-map-keys"),
+            None => errs.push(error::invalid(
+                &format!("{path}.x-kubernetes-list-map-keys"),
                 keys_value.clone(),
                 "entries must all be names of item properties",
             )),
         }
         if !seen.insert(k.as_str()) {
-            errs.push(FieldError::invalid(
-                format!("{path}.x-kubernetes-list-map-keys"),
+            errs.push(error::invalid(
+                &format!("{path}.x-kubernetes-list-map-keys"),
                 keys_value.clone(),
                 "must not contain duplicate entries",
             ));
@@ -690,7 +690,7 @@ fn map_list_keys_map_set(s: &Schema, path: &str, errs: &mut Vec<FieldError>) {
     }
     if items.nullable {
         errs.push(FieldError::forbidden(
-            format!("{path}.items.nullable"),
+            &format!("{path}.items.nullable"),
             format!("cannot be nullable when x-kubernetes-list-type is {lt}"),
         ));
     }
@@ -702,13 +702,13 @@ fn map_list_keys_map_set(s: &Schema, path: &str, errs: &mut Vec<FieldError>) {
             let ppath = key(&format!("{path}.items"), k);
             if !items.required.contains(k) && p.default.is_none() {
                 errs.push(FieldError::required(
-                    format!("{ppath}.default"),
+                    &format!("{ppath}.default"),
                     "this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property",
                 ));
             }
             if p.nullable {
                 errs.push(FieldError::forbidden(
-                    format!("{ppath}.nullable"),
+                    &format!("{ppath}.nullable"),
                     "this property is in x-kubernetes-list-map-keys, so it cannot be nullable",
                 ));
             }
@@ -726,7 +726,7 @@ fn rules(s: &Schema, path: &str, errs: &mut Vec<FieldError>) {
     for (i, r) in s.validations.iter().enumerate() {
         let rpath = format!("{path}.x-kubernetes-validations[{i}]");
         let Some(m) = r.as_object() else {
-            errs.push(FieldError::invalid(rpath, r.clone(), "must be an object"));
+            errs.push(error::invalid(&rpath, r.clone(), "must be an object"));
             continue;
         };
         let get = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");
@@ -735,38 +735,38 @@ fn rules(s: &Schema, path: &str, errs: &mut Vec<FieldError>) {
         let message_expr = get("messageExpression");
         if rule.trim().is_empty() {
             errs.push(FieldError::required(
-                format!("{rpath}.rule"),
+                &format!("{rpath}.rule"),
                 "rule is not specified",
             ));
         } else if !message.is_empty() && message.trim().is_empty() {
-            errs.push(FieldError::invalid(
-                format!("{rpath}.message"),
+            errs.push(error::invalid(
+                &format!("{rpath}.message"),
                 Value::String(message.into()),
                 "message must be non-empty if specified",
             ));
         } else if has_newlines(message.trim()) {
-            errs.push(FieldError::invalid(
-                format!("{rpath}.message"),
+            errs.push(error::invalid(
+                &format!("{rpath}.message"),
                 Value::String(message.into()),
                 "message must not contain line breaks",
             ));
         } else if has_newlines(rule.trim()) && message.trim().is_empty() {
             errs.push(FieldError::required(
-                format!("{rpath}.message"),
+                &format!("{rpath}.message"),
                 "message must be specified if rule contains line breaks",
             ));
         }
         if !message_expr.is_empty() && message_expr.trim().is_empty() {
             errs.push(FieldError::required(
-                format!("{rpath}.messageExpression"),
+                &format!("{rpath}.messageExpression"),
                 "messageExpression must be non-empty if specified",
             ));
         }
         if let Some(reason) = m.get("reason").and_then(Value::as_str) {
             if !VALIDATION_REASONS.contains(&reason) {
                 let valid: Vec<String> = VALIDATION_REASONS.iter().map(|r| r.to_string()).collect();
-                errs.push(FieldError::not_supported(
-                    format!("{rpath}.reason"),
+                errs.push(error::not_supported(
+                    &format!("{rpath}.reason"),
                     Value::String(reason.into()),
                     &valid,
                 ));
@@ -774,15 +774,15 @@ fn rules(s: &Schema, path: &str, errs: &mut Vec<FieldError>) {
         }
         let field_path = get("fieldPath");
         if !field_path.is_empty() && field_path.trim().is_empty() {
-            errs.push(FieldError::invalid(
-                format!("{rpath}.fieldPath"),
+            errs.push(error::invalid(
+                &format!("{rpath}.fieldPath"),
                 Value::String(field_path.into()),
                 "fieldPath must be non-empty if specified",
             ));
         }
         if has_newlines(field_path) {
-            errs.push(FieldError::invalid(
-                format!("{rpath}.fieldPath"),
+            errs.push(error::invalid(
+                &format!("{rpath}.fieldPath"),
                 Value::String(field_path.into()),
                 "fieldPath must not contain line breaks",
             ));
@@ -791,8 +791,8 @@ fn rules(s: &Schema, path: &str, errs: &mut Vec<FieldError>) {
             && !has_newlines(field_path)
             && !crate::cel::valid_field_path(s, field_path)
         {
-            errs.push(FieldError::invalid(
-                format!("{rpath}.fieldPath"),
+            errs.push(error::invalid(
+                &format!("{rpath}.fieldPath"),
                 Value::String(field_path.into()),
                 "fieldPath must be a valid path",
             ));
@@ -830,8 +830,8 @@ fn defaults_node(
                 &mut ignored,
             );
             if &pruned != d {
-                errs.push(FieldError::invalid(
-                    dpath.clone(),
+                errs.push(error::invalid(
+                    &dpath,
                     d.clone(),
                     "must not have unknown fields",
                 ));

@@ -64,7 +64,7 @@ impl Structural {
         let mut errs = Vec::new();
         if root.nullable {
             errs.push(FieldError::forbidden(
-                format!("{base}.nullable"),
+                &format!("{base}.nullable"),
                 "nullable cannot be true at the root",
             ));
         }

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{go_float, go_json, quote, ErrorKind, FieldError};
+use crate::error::{self, go_float, go_json, quote, FieldError};
 use crate::schema::Schema;
 
 const IN: &str = "body";
@@ -822,9 +822,7 @@ fn join(root: Option<&str>, name: &str) -> String {
 fn to_field_error(e: OErr, root: Option<&str>) -> FieldError {
     let root_path = root.unwrap_or("<nil>").to_string();
     match e {
-        OErr::Plain(message) => {
-            FieldError::invalid(root_path, Value::String(String::new()), message)
-        }
+        OErr::Plain(message) => error::invalid(&root_path, Value::String(String::new()), message),
         OErr::Validation {
             code,
             name,
@@ -844,7 +842,7 @@ fn to_field_error(e: OErr, root: Option<&str>) -> FieldError {
                     .unwrap_or_else(|| Value::String(String::new()))
             };
             match code {
-                Code::Required => FieldError::required(field, ""),
+                Code::Required => FieldError::required(&field, ""),
                 Code::Enum => {
                     let listed: Vec<String> = values
                         .iter()
@@ -856,20 +854,15 @@ fn to_field_error(e: OErr, root: Option<&str>) -> FieldError {
                             }
                         })
                         .collect();
-                    FieldError::not_supported(field, value.unwrap_or(Value::Null), &listed)
+                    error::not_supported(&field, value.unwrap_or(Value::Null), &listed)
                 }
-                Code::TooLong => FieldError::too_long(field, value_or_empty(), valid.unwrap_or(-1)),
+                Code::TooLong => error::too_long(&field, valid.unwrap_or(-1)),
                 Code::MaxItems | Code::TooManyProperties => {
                     let actual = value.as_ref().and_then(Value::as_i64).unwrap_or(-1);
-                    FieldError::too_many(field, actual, valid.unwrap_or(-1))
+                    error::too_many(&field, actual, valid.unwrap_or(-1))
                 }
-                Code::InvalidType => FieldError::new(
-                    ErrorKind::TypeInvalid,
-                    field,
-                    Some(value_or_empty()),
-                    message,
-                ),
-                Code::Other => FieldError::invalid(field, value_or_empty(), message),
+                Code::InvalidType => error::type_invalid(&field, value_or_empty(), message),
+                Code::Other => error::invalid(&field, value_or_empty(), message),
             }
         }
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::Value;
 
-use crate::error::FieldError;
+use crate::error::{self, FieldError};
 use crate::formats::Format;
 
 /// `additionalProperties`: a boolean or a schema (a schema means "allowed").
@@ -94,11 +94,7 @@ impl Schema {
 pub(crate) fn parse(v: &Value, path: &str, errs: &mut Vec<FieldError>) -> Schema {
     let mut s = Schema::default();
     let Some(m) = v.as_object() else {
-        errs.push(FieldError::invalid(
-            path,
-            v.clone(),
-            "must be a JSON object",
-        ));
+        errs.push(error::invalid(path, v.clone(), "must be a JSON object"));
         return s;
     };
     for (k, val) in m {
@@ -117,8 +113,8 @@ fn get_str(val: &Value, path: &str, k: &str, errs: &mut Vec<FieldError>) -> Stri
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => {
-            errs.push(FieldError::invalid(
-                child(path, k),
+            errs.push(error::invalid(
+                &child(path, k),
                 other.clone(),
                 "must be a string",
             ));
@@ -132,8 +128,8 @@ fn get_bool(val: &Value, path: &str, k: &str, errs: &mut Vec<FieldError>) -> Opt
         Value::Bool(b) => Some(*b),
         Value::Null => None,
         other => {
-            errs.push(FieldError::invalid(
-                child(path, k),
+            errs.push(error::invalid(
+                &child(path, k),
                 other.clone(),
                 "must be a boolean",
             ));
@@ -147,8 +143,8 @@ fn get_f64(val: &Value, path: &str, k: &str, errs: &mut Vec<FieldError>) -> Opti
         Value::Number(n) => n.as_f64(),
         Value::Null => None,
         other => {
-            errs.push(FieldError::invalid(
-                child(path, k),
+            errs.push(error::invalid(
+                &child(path, k),
                 other.clone(),
                 "must be a number",
             ));
@@ -162,8 +158,8 @@ fn get_i64(val: &Value, path: &str, k: &str, errs: &mut Vec<FieldError>) -> Opti
         Value::Number(n) if n.as_i64().is_some() => n.as_i64(),
         Value::Null => None,
         other => {
-            errs.push(FieldError::invalid(
-                child(path, k),
+            errs.push(error::invalid(
+                &child(path, k),
                 other.clone(),
                 "must be an integer",
             ));
@@ -180,8 +176,8 @@ fn get_strings(val: &Value, path: &str, k: &str, errs: &mut Vec<FieldError>) -> 
             .filter_map(|(i, x)| match x {
                 Value::String(s) => Some(s.clone()),
                 other => {
-                    errs.push(FieldError::invalid(
-                        format!("{path}.{k}[{i}]"),
+                    errs.push(error::invalid(
+                        &format!("{path}.{k}[{i}]"),
                         other.clone(),
                         "must be a string",
                     ));
@@ -191,8 +187,8 @@ fn get_strings(val: &Value, path: &str, k: &str, errs: &mut Vec<FieldError>) -> 
             .collect(),
         Value::Null => Vec::new(),
         other => {
-            errs.push(FieldError::invalid(
-                child(path, k),
+            errs.push(error::invalid(
+                &child(path, k),
                 other.clone(),
                 "must be an array of strings",
             ));
@@ -210,8 +206,8 @@ fn get_schemas(val: &Value, path: &str, k: &str, errs: &mut Vec<FieldError>) -> 
             .collect(),
         Value::Null => Vec::new(),
         other => {
-            errs.push(FieldError::invalid(
-                child(path, k),
+            errs.push(error::invalid(
+                &child(path, k),
                 other.clone(),
                 "must be an array of schemas",
             ));
@@ -233,8 +229,8 @@ fn get_schema_map(
             .collect(),
         Value::Null => BTreeMap::new(),
         other => {
-            errs.push(FieldError::invalid(
-                child(path, k),
+            errs.push(error::invalid(
+                &child(path, k),
                 other.clone(),
                 "must be an object of schemas",
             ));
@@ -265,8 +261,8 @@ fn parse_key(s: &mut Schema, k: &str, val: &Value, path: &str, errs: &mut Vec<Fi
         "enum" => match val {
             Value::Array(a) => s.enum_ = Some(a.clone()),
             Value::Null => {}
-            other => errs.push(FieldError::invalid(
-                child(path, k),
+            other => errs.push(error::invalid(
+                &child(path, k),
                 other.clone(),
                 "must be an array",
             )),
@@ -337,8 +333,8 @@ fn parse_key(s: &mut Schema, k: &str, val: &Value, path: &str, errs: &mut Vec<Fi
         "x-kubernetes-validations" => match val {
             Value::Array(a) => s.validations = a.clone(),
             Value::Null => {}
-            other => errs.push(FieldError::invalid(
-                child(path, k),
+            other => errs.push(error::invalid(
+                &child(path, k),
                 other.clone(),
                 "must be an array",
             )),

@@ -10,7 +10,7 @@ use skiff_apimachinery::validation::{
     is_dns1035_label, is_dns1123_label, is_qualified_name, is_valid_label_value,
 };
 
-use crate::error::FieldError;
+use crate::error::{self, FieldError};
 use crate::schema::Schema;
 
 const META_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
@@ -285,7 +285,7 @@ pub(crate) fn list_sets_and_maps(
                 Some("set") => {
                     for i in non_unique(a.iter()) {
                         let base = path.index(i);
-                        errs.push(FieldError::duplicate(path.0.clone(), a[i].clone()));
+                        errs.push(error::duplicate(&path.0, a[i].clone()));
                         path.reset(base);
                     }
                 }
@@ -358,8 +358,8 @@ fn list_map(path: &mut FieldPath, s: &Schema, a: &[Value], errs: &mut Vec<FieldE
     for (i, x) in a.iter().enumerate() {
         if !x.is_null() && !x.is_object() {
             let base = path.index(i);
-            errs.push(FieldError::invalid(
-                path.0.clone(),
+            errs.push(error::invalid(
+                &path.0,
                 x.clone(),
                 "must be an object for an array of list-type map",
             ));
@@ -388,7 +388,7 @@ fn list_map(path: &mut FieldPath, s: &Schema, a: &[Value], errs: &mut Vec<FieldE
         .collect();
     for i in non_unique(keys.iter()) {
         let base = path.index(i);
-        errs.push(FieldError::duplicate(path.0.clone(), keys[i].clone()));
+        errs.push(error::duplicate(&path.0, keys[i].clone()));
         path.reset(base);
     }
 }
@@ -459,44 +459,44 @@ pub(crate) fn validate_embedded(
     errs: &mut Vec<FieldError>,
 ) {
     if !m.contains_key("apiVersion") {
-        errs.push(FieldError::required(path.with_child("apiVersion"), ""));
+        errs.push(FieldError::required(&path.with_child("apiVersion"), ""));
     }
     if !m.contains_key("kind") {
-        errs.push(FieldError::required(path.with_child("kind"), ""));
+        errs.push(FieldError::required(&path.with_child("kind"), ""));
     }
     for (k, v) in m {
         match k.as_str() {
             "apiVersion" => match v {
-                Value::String(av) if av.is_empty() => errs.push(FieldError::invalid(
-                    path.with_child("apiVersion"),
+                Value::String(av) if av.is_empty() => errs.push(error::invalid(
+                    &path.with_child("apiVersion"),
                     v.clone(),
                     "must not be empty",
                 )),
                 Value::String(av) if av != "/" && av.matches('/').count() > 1 => {
-                    errs.push(FieldError::invalid(
-                        path.with_child("apiVersion"),
+                    errs.push(error::invalid(
+                        &path.with_child("apiVersion"),
                         v.clone(),
                         format!("unexpected GroupVersion string: {av}"),
                     ))
                 }
                 Value::String(_) => {}
-                _ => errs.push(FieldError::invalid(
-                    path.with_child("apiVersion"),
+                _ => errs.push(error::invalid(
+                    &path.with_child("apiVersion"),
                     v.clone(),
                     "must be a string",
                 )),
             },
             "kind" => match v {
-                Value::String(kind) if kind.is_empty() => errs.push(FieldError::invalid(
-                    path.with_child("kind"),
+                Value::String(kind) if kind.is_empty() => errs.push(error::invalid(
+                    &path.with_child("kind"),
                     v.clone(),
                     "must not be empty",
                 )),
                 Value::String(kind) => {
                     let msgs = is_dns1035_label(&kind.to_lowercase());
                     if !msgs.is_empty() {
-                        errs.push(FieldError::invalid(
-                            path.with_child("kind"),
+                        errs.push(error::invalid(
+                            &path.with_child("kind"),
                             v.clone(),
                             format!(
                                 "may have mixed case, but should otherwise match: {}",
@@ -505,8 +505,8 @@ pub(crate) fn validate_embedded(
                         ));
                     }
                 }
-                _ => errs.push(FieldError::invalid(
-                    path.with_child("kind"),
+                _ => errs.push(error::invalid(
+                    &path.with_child("kind"),
                     v.clone(),
                     "must be a string",
                 )),
@@ -522,7 +522,7 @@ pub(crate) fn validate_embedded(
 fn validate_embedded_meta(path: &str, v: &Value, errs: &mut Vec<FieldError>) {
     let Some(m) = v.as_object() else {
         if !v.is_null() {
-            errs.push(FieldError::invalid(path, v.clone(), "must be an object"));
+            errs.push(error::invalid(path, v.clone(), "must be an object"));
         }
         return;
     };
@@ -531,8 +531,8 @@ fn validate_embedded_meta(path: &str, v: &Value, errs: &mut Vec<FieldError>) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                errs.push(FieldError::invalid(
-                    format!("{path}.{k}"),
+                errs.push(error::invalid(
+                    &format!("{path}.{k}"),
                     other.clone(),
                     "must be a string",
                 ));
@@ -543,8 +543,8 @@ fn validate_embedded_meta(path: &str, v: &Value, errs: &mut Vec<FieldError>) {
     if let Some(name) = str_field("name", errs) {
         if !name.is_empty() {
             for msg in path_segment(&name, false) {
-                errs.push(FieldError::invalid(
-                    format!("{path}.name"),
+                errs.push(error::invalid(
+                    &format!("{path}.name"),
                     Value::String(name.clone()),
                     msg,
                 ));
@@ -553,8 +553,8 @@ fn validate_embedded_meta(path: &str, v: &Value, errs: &mut Vec<FieldError>) {
     }
     if let Some(gn) = str_field("generateName", errs) {
         for msg in path_segment(&gn, true) {
-            errs.push(FieldError::invalid(
-                format!("{path}.generateName"),
+            errs.push(error::invalid(
+                &format!("{path}.generateName"),
                 Value::String(gn.clone()),
                 msg,
             ));
@@ -563,8 +563,8 @@ fn validate_embedded_meta(path: &str, v: &Value, errs: &mut Vec<FieldError>) {
     if let Some(ns) = str_field("namespace", errs) {
         if !ns.is_empty() {
             for msg in is_dns1123_label(&ns) {
-                errs.push(FieldError::invalid(
-                    format!("{path}.namespace"),
+                errs.push(error::invalid(
+                    &format!("{path}.namespace"),
                     Value::String(ns.clone()),
                     msg,
                 ));
@@ -575,15 +575,11 @@ fn validate_embedded_meta(path: &str, v: &Value, errs: &mut Vec<FieldError>) {
         let lp = format!("{path}.labels");
         for (k, val) in labels {
             for msg in is_qualified_name(k) {
-                errs.push(FieldError::invalid(
-                    lp.clone(),
-                    Value::String(k.clone()),
-                    msg,
-                ));
+                errs.push(error::invalid(&lp, Value::String(k.clone()), msg));
             }
             let text = val.as_str().unwrap_or("");
             for msg in is_valid_label_value(text) {
-                errs.push(FieldError::invalid(lp.clone(), val.clone(), msg));
+                errs.push(error::invalid(&lp, val.clone(), msg));
             }
         }
     }
@@ -592,22 +588,14 @@ fn validate_embedded_meta(path: &str, v: &Value, errs: &mut Vec<FieldError>) {
         let mut total = 0usize;
         for (k, val) in annotations {
             for msg in is_qualified_name(&k.to_lowercase()) {
-                errs.push(FieldError::invalid(
-                    ap.clone(),
-                    Value::String(k.clone()),
-                    msg,
-                ));
+                errs.push(error::invalid(&ap, Value::String(k.clone()), msg));
             }
             total = total
                 .saturating_add(k.len())
                 .saturating_add(val.as_str().map_or(0, str::len));
         }
         if total > 256 * 1024 {
-            errs.push(FieldError::too_long(
-                ap,
-                Value::String(String::new()),
-                256 * 1024,
-            ));
+            errs.push(error::too_long(&ap, 256 * 1024));
         }
     }
 }
