@@ -34,10 +34,6 @@ pub enum Error {
     Missing(&'static str),
 }
 
-/// A flat retry delay, only for loops not yet on the harness (whose queue retries with
-/// per-key exponential backoff instead); it goes once they have moved.
-pub const ERROR_REQUEUE: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Starts every controller on `client`; each runs until the process exits. Returns the
 /// metrics they report into, for the binary to serve.
 pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
@@ -47,8 +43,8 @@ pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
     tokio::spawn(endpoints::run(client.clone(), metrics.clone()));
     tokio::spawn(volumes::run(client.clone(), metrics.clone()));
     tokio::spawn(statefulset::run(client.clone(), metrics.clone()));
-    tokio::spawn(job::run(client.clone()));
-    tokio::spawn(cronjob::run(client.clone()));
+    tokio::spawn(job::run(client.clone(), metrics.clone()));
+    tokio::spawn(cronjob::run(client.clone(), metrics.clone()));
     tokio::spawn(daemonset::run(client.clone(), metrics.clone()));
     tokio::spawn(replicaset::run_for::<k8s_openapi::api::core::v1::ReplicationController>(
         client.clone(),

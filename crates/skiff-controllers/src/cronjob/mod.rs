@@ -6,21 +6,16 @@ pub mod plan;
 mod tests;
 
 use crate::events::{reference, Recorder};
-use crate::meta::{controller_ref, is_controlled_by, key};
+use crate::meta::is_controlled_by;
 use crate::Error;
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
-use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use plan::Action;
+use skiff_reconcile::{Harness, Metrics, Outcome};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Backoff after a failed reconcile (the Controller also rate-limits per key).
-const ERROR_REQUEUE: Duration = Duration::from_secs(2);
 
 /// What reconcile needs besides the CronJob.
 struct Ctx {
@@ -30,50 +25,19 @@ struct Ctx {
 }
 
 /// Runs the controller until the process exits.
-pub async fn run(client: kube::Client) {
-    let (jobs, writer) = reflector::store();
-    let job_events = reflector(
-        writer,
-        watcher(Api::<Job>::all(client.clone()), watcher::Config::default()).default_backoff(),
-    )
-    .touched_objects();
-    let controller = Controller::new(
-        Api::<CronJob>::all(client.clone()),
-        watcher::Config::default(),
-    );
+pub async fn run(client: kube::Client, metrics: Metrics) {
+    let mut controller = Harness::new("cronjob-controller", client.clone())
+        .metrics(&metrics)
+        .watch::<CronJob>();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "cronjob-controller"),
         client,
-        jobs,
+        jobs: controller.cache::<Job>(),
     });
-    controller
-        .watches_stream(job_events, |job: Job| owner_of(&job))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "cronjob reconcile failed");
-            }
-        })
-        .await;
+    controller.owns::<Job>().run(reconcile, ctx).await;
 }
 
-/// The CronJob a Job event concerns: its controller, when that is a CronJob.
-fn owner_of(job: &Job) -> Option<ObjectRef<CronJob>> {
-    let owner = controller_ref(&job.metadata)?;
-    if owner.kind != "CronJob" {
-        return None;
-    }
-    let ns = job.metadata.namespace.as_deref()?;
-    Some(ObjectRef::new(&owner.name).within(ns))
-}
-
-fn error_policy(_cj: Arc<CronJob>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
-    tracing::warn!(%error, "cronjob reconcile failed; retrying");
-    Requeue::requeue(ERROR_REQUEUE)
-}
-
-#[tracing::instrument(skip_all, fields(key = %key(&cj.metadata)))]
-async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
     let ns = cj
         .metadata
         .namespace
@@ -140,7 +104,7 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
                     Ok(_) => {}
                     // A newer CronJob is on its way through the watch; its pass decides.
                     Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {
-                        return Ok(Requeue::requeue(Duration::from_millis(200)));
+                        return Ok(Outcome::RequeueAfter(Duration::from_millis(200)));
                     }
                     Err(error) => return Err(error.into()),
                 }
@@ -153,7 +117,7 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
         }
     }
     Ok(match plan.requeue_after {
-        Some(after) => Requeue::requeue(after),
-        None => Requeue::await_change(),
+        Some(after) => Outcome::RequeueAfter(after),
+        None => Outcome::Done,
     })
 }

@@ -10,19 +10,17 @@ mod tests;
 pub mod ttl;
 
 use crate::events::{reference, Recorder};
-use crate::meta::{controller_ref, is_controlled_by, key};
+use crate::meta::{controller_ref, is_controlled_by};
 use crate::replicaset::plan::slow_start_batches;
 use crate::Error;
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
-use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::reflector::{self, reflector, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use plan::{Action, Input, TRACKING_FINALIZER};
 use serde_json::json;
+use skiff_reconcile::{Harness, Metrics, ObjectKey, Outcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,10 +28,8 @@ use std::time::{Duration, Instant};
 /// How long the controller trusts its own unconfirmed writes over the cache (a lost watch
 /// event then costs one extra pass, not a stuck Job).
 const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
-/// Backoff after a failed reconcile (the Controller also rate-limits per key).
-const ERROR_REQUEUE: Duration = Duration::from_secs(2);
-/// How often pods of deleted Jobs are swept for the tracking finalizer.
-const ORPHAN_SWEEP: Duration = Duration::from_secs(2);
+/// The label the API server puts on a Job's pod template (and so on its pods).
+const JOB_NAME_LABELS: [&str; 2] = ["batch.kubernetes.io/job-name", "job-name"];
 
 /// Writes this controller made for one Job that its caches may not show yet.
 #[derive(Default)]
@@ -52,6 +48,7 @@ struct Expectations {
 /// What reconcile needs besides the Job.
 struct Ctx {
     client: kube::Client,
+    jobs: Store<Job>,
     pods: Store<Pod>,
     recorder: Recorder,
     expectations: Mutex<HashMap<String, Expectations>>,
@@ -66,95 +63,94 @@ impl Ctx {
     }
 }
 
-/// Runs the controller until the process exits.
-pub async fn run(client: kube::Client) {
-    let (pods, writer) = reflector::store();
-    let pod_events = reflector(
-        writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff(),
-    )
-    .touched_objects();
-    let controller = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default());
-    let jobs = controller.store();
+/// Runs the controller until the process exits. Keys are Jobs; a pod queues its Job's key
+/// (its controller, or for a tracked pod that lost its controller, its job-name label), and
+/// reconcile runs for keys whose Job is gone too, so pods left holding the tracking
+/// finalizer are released however and whenever their Job went away.
+pub async fn run(client: kube::Client, metrics: Metrics) {
+    let mut controller = Harness::new("job-controller", client.clone())
+        .metrics(&metrics)
+        .watch::<Job>();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "job-controller"),
-        client: client.clone(),
-        pods: pods.clone(),
+        client,
+        jobs: controller.store(),
+        pods: controller.cache::<Pod>(),
         expectations: Mutex::new(HashMap::new()),
     });
-    tokio::spawn(sweep_orphans(client, pods, jobs.clone()));
     controller
-        .watches_stream(pod_events, |pod: Pod| owner_of(&pod))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "job reconcile failed");
-            }
-        })
+        .watches(|pod: &Pod| job_key(pod))
+        .run_keys(reconcile_key, ctx)
         .await;
 }
 
-/// The Job a pod event concerns: its controller, when that is a Job.
-fn owner_of(pod: &Pod) -> Option<ObjectRef<Job>> {
-    let owner = controller_ref(&pod.metadata)?;
-    if owner.kind != "Job" || !owner.api_version.starts_with("batch/") {
-        return None;
-    }
+/// The Job key a pod concerns: its controller when that is a Job; for a pod that holds the
+/// tracking finalizer without a controller (orphaned), the Job its labels name (`""` when
+/// none, a name no Job has).
+fn job_key(pod: &Pod) -> Option<ObjectKey> {
     let ns = pod.metadata.namespace.as_deref()?;
-    Some(ObjectRef::new(&owner.name).within(ns))
-}
-
-/// Lets go of pods whose Job no longer exists (deleted while the controller was down, or in
-/// background propagation), which reconcile never sees because it is driven by Jobs: their
-/// tracking finalizer is removed and, as the garbage collector does not yet cover Job
-/// owners, they are deleted. Level-triggered: every sweep re-reads both caches; a Job's
-/// pods are created only after the Job is in this same cache, so a missing owner is gone.
-async fn sweep_orphans(client: kube::Client, pods: Store<Pod>, jobs: Store<Job>) {
-    if pods.wait_until_ready().await.is_err() || jobs.wait_until_ready().await.is_err() {
-        return;
-    }
-    loop {
-        let live: HashSet<String> = jobs
-            .state()
-            .iter()
-            .filter_map(|j| j.metadata.uid.clone())
-            .collect();
-        for pod in pods.state() {
-            let holds = pod
-                .metadata
-                .finalizers
-                .as_ref()
-                .is_some_and(|f| f.iter().any(|f| f == TRACKING_FINALIZER));
-            let owner = controller_ref(&pod.metadata);
-            let job_gone = owner.is_some_and(|r| r.kind == "Job" && !live.contains(&r.uid));
-            if !(job_gone || (holds && owner.is_none())) {
-                continue;
-            }
-            let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-            let name = pod.metadata.name.as_deref().unwrap_or_default();
-            if holds {
-                if let Err(error) = remove_finalizer(&api, name).await {
-                    tracing::warn!(%error, pod = name, "could not release orphan job pod");
-                }
-            }
-            if job_gone && pod.metadata.deletion_timestamp.is_none() {
-                match api.delete(name, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(error) => {
-                        tracing::warn!(%error, pod = name, "could not delete pod of a deleted job")
-                    }
-                }
-            }
+    match controller_ref(&pod.metadata) {
+        Some(owner) if owner.kind == "Job" && owner.api_version.starts_with("batch/") => {
+            Some(ObjectKey::new(Some(ns), &owner.name))
         }
-        tokio::time::sleep(ORPHAN_SWEEP).await;
+        Some(_) => None,
+        None if holds_finalizer(pod) => Some(ObjectKey::new(Some(ns), orphan_job_name(pod))),
+        None => None,
     }
 }
 
-fn error_policy(_job: Arc<Job>, error: &Error, _ctx: Arc<Ctx>) -> Requeue {
-    tracing::warn!(%error, "job reconcile failed; retrying");
-    Requeue::requeue(ERROR_REQUEUE)
+fn holds_finalizer(pod: &Pod) -> bool {
+    pod.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == TRACKING_FINALIZER))
+}
+
+fn orphan_job_name(pod: &Pod) -> &str {
+    let labels = pod.metadata.labels.as_ref();
+    JOB_NAME_LABELS
+        .iter()
+        .find_map(|l| labels.and_then(|m| m.get(*l)))
+        .map_or("", String::as_str)
+}
+
+/// Reconciles the Job of `key` if it exists, after letting go of the pods of that key whose
+/// Job no longer exists (deleted while the controller was down, in background propagation,
+/// or replaced by a Job of the same name) or that lost their controller: their tracking
+/// finalizer is removed, so the garbage collector's deletion of them completes. A Job's
+/// pods are created only after the Job is in this same cache, so an owner missing from it
+/// is gone.
+async fn reconcile_key(key: ObjectKey, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
+    let job = ctx.jobs.get(&key.to_ref::<Job>());
+    let live = job.as_ref().and_then(|j| j.metadata.uid.as_deref());
+    let orphans: Vec<String> = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.metadata.namespace == key.namespace && holds_finalizer(p))
+        .filter(|p| match controller_ref(&p.metadata) {
+            Some(r) => {
+                r.kind == "Job"
+                    && r.api_version.starts_with("batch/")
+                    && r.name == key.name
+                    && Some(r.uid.as_str()) != live
+            }
+            None => orphan_job_name(p) == key.name,
+        })
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    if !orphans.is_empty() {
+        let ns = key.namespace.as_deref().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+        tracing::debug!(pods = ?orphans, "releasing pods of a deleted job");
+        let results =
+            futures::future::join_all(orphans.iter().map(|n| remove_finalizer(&api, n))).await;
+        results.into_iter().collect::<Result<(), Error>>()?;
+    }
+    match job {
+        Some(job) => reconcile(job, ctx).await,
+        None => Ok(Outcome::Done),
+    }
 }
 
 fn resource_version(job: &Job) -> Option<u64> {
@@ -202,8 +198,7 @@ fn caches_caught_up(ctx: &Ctx, job: &Job, uid: &str, pods: &[&Pod]) -> Option<Ha
     None
 }
 
-#[tracing::instrument(skip_all, fields(key = %key(&job.metadata)))]
-async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
+async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
     let ns = job
         .metadata
         .namespace
@@ -218,7 +213,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
         .filter(|p| is_controlled_by(&p.metadata, &uid))
         .collect();
     let Some(expected_removals) = caches_caught_up(&ctx, &job, &uid, &pods) else {
-        return Ok(Requeue::requeue(Duration::from_millis(200)));
+        return Ok(Outcome::RequeueAfter(Duration::from_millis(200)));
     };
     let plan = plan::plan(&Input {
         job: &job,
@@ -233,12 +228,12 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Requeue, Error> {
     for action in plan.actions {
         if !apply(&mut current, &uid, &pods, &ctx, action).await? {
             // A status write lost to a newer Job: look again at once.
-            return Ok(Requeue::requeue(Duration::from_millis(100)));
+            return Ok(Outcome::RequeueAfter(Duration::from_millis(100)));
         }
     }
     Ok(match plan.requeue_after {
-        Some(after) => Requeue::requeue(after),
-        None => Requeue::await_change(),
+        Some(after) => Outcome::RequeueAfter(after),
+        None => Outcome::Done,
     })
 }
 
