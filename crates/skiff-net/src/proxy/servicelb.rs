@@ -3,12 +3,12 @@
 //! do that), and its `status.loadBalancer.ingress` says so, so `kubectl get svc` shows an
 //! EXTERNAL-IP instead of `<pending>` forever.
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
+use skiff_reconcile::{Harness, Outcome};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// The status a Service should have: the node address for a LoadBalancer, nothing for
 /// other types (a Service changed away from LoadBalancer loses its ingress).
@@ -34,35 +34,46 @@ fn current(service: &Service) -> Option<LoadBalancerStatus> {
         .filter(|lb| lb.ingress.as_ref().is_some_and(|i| !i.is_empty()))
 }
 
-/// Keeps every Service's load-balancer status in step until the API goes away.
+/// What reconcile needs besides the Service.
+struct Ctx {
+    client: kube::Client,
+    node_ip: Ipv4Addr,
+}
+
+/// Keeps every Service's load-balancer status in step until the API goes away, on the
+/// reconcile harness (a failed write is retried with per-key backoff).
 pub async fn run(client: kube::Client, node_ip: Ipv4Addr) {
-    let stream = watcher(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .applied_objects();
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        let Ok(service) = event else { continue };
-        let want = desired(&service, node_ip);
-        if current(&service) == want {
-            continue;
-        }
-        let ns = service.metadata.namespace.as_deref().unwrap_or_default();
-        let name = service.metadata.name.as_deref().unwrap_or_default();
-        let api: Api<Service> = Api::namespaced(client.clone(), ns);
-        let lb = match want {
-            Some(lb) => json!(lb),
-            None => json!({ "ingress": null }),
-        };
-        let patch = json!({ "status": { "loadBalancer": lb } });
-        if let Err(error) = api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            tracing::warn!(%error, service = %format!("{ns}/{name}"), "load balancer status not set");
-        }
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        node_ip,
+    });
+    Harness::new("service-lb-controller", client)
+        .watch::<Service>()
+        .run(reconcile, ctx)
+        .await;
+}
+
+async fn reconcile(service: Arc<Service>, ctx: Arc<Ctx>) -> Result<Outcome, kube::Error> {
+    let want = desired(&service, ctx.node_ip);
+    if current(&service) == want {
+        return Ok(Outcome::Done);
+    }
+    let ns = service.metadata.namespace.as_deref().unwrap_or_default();
+    let name = service.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let lb = match want {
+        Some(lb) => json!(lb),
+        None => json!({ "ingress": null }),
+    };
+    let patch = json!({ "status": { "loadBalancer": lb } });
+    match api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(Outcome::Done),
+        // Deleted meanwhile: nothing left to set.
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Outcome::Done),
+        Err(error) => Err(error),
     }
 }
 
