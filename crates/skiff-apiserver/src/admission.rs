@@ -322,6 +322,9 @@ impl Admission {
             (None, "apiextensions.k8s.io", "CustomResourceDefinition") => {
                 causes.extend(crate::crd::validate_schemas(obj))
             }
+            (None, "admissionregistration.k8s.io", kind) => {
+                causes.extend(crate::policy::check::validate_expressions(kind, obj, old))
+            }
             _ => {}
         }
         if causes.is_empty() {

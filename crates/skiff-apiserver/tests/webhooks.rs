@@ -106,17 +106,23 @@ async fn webhook_server() -> WebhookServer {
 
 /// The API with its background tasks (the webhook configuration watch among them).
 async fn app() -> axum::Router {
+    app_and_store().await.0
+}
+
+/// [`app`], with its store for writing objects as an older server stored them.
+async fn app_and_store() -> (axum::Router, Arc<MemoryStore>) {
     let store = MemoryStore::new();
-    let (api, background) = Api::new(store).unwrap();
+    let (api, background) = Api::new(store.clone()).unwrap();
     api.bootstrap().await.unwrap();
     let api = Arc::new(api);
     tokio::spawn(api.clone().run_background(background));
-    router(Arc::new(Server {
+    let app = router(Arc::new(Server {
         api,
         openapi: Default::default(),
         admin_tokens: vec![TOKEN.into()],
         address: "127.0.0.1:6443".into(),
-    }))
+    }));
+    (app, store)
 }
 
 /// One webhook on ConfigMaps calling `url`.
@@ -444,20 +450,31 @@ async fn webhook_warnings_become_warning_headers() {
 #[tokio::test]
 async fn dry_run_is_refused_by_a_webhook_with_side_effects() {
     let wh = webhook_server().await;
-    let app = app().await;
+    let (app, store) = app_and_store().await;
     let url = format!("{}/allow", wh.base);
-    configure(
-        &app,
-        "validating",
-        "effects",
-        vec![hook(
-            "effects.example.com",
-            &url,
-            &wh.ca_bundle,
-            json!({"sideEffects": "Unknown"}),
-        )],
+    // v1 refuses side effects other than None and NoneOnDryRun on create, as upstream; a
+    // configuration stored through v1beta1 by an older server can still have them.
+    let mut hook = hook(
+        "effects.example.com",
+        &url,
+        &wh.ca_bundle,
+        json!({"sideEffects": "Unknown"}),
+    );
+    hook["failurePolicy"] = json!("Fail");
+    hook["matchPolicy"] = json!("Equivalent");
+    hook["timeoutSeconds"] = json!(10);
+    let config = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "effects", "uid": "2f6c1a0e-6d0b-4d3c-9a57-6f1f3c2b9e10",
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "webhooks": [hook]});
+    skiff_store::Store::create(
+        &*store,
+        "/registry/validatingwebhookconfigurations/effects".into(),
+        serde_json::to_vec(&config).unwrap().into(),
     )
-    .await;
+    .await
+    .unwrap();
     let (code, _, body) =
         create_until(&app, "?dryRun=All", |c, _, _| c != StatusCode::CREATED).await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");

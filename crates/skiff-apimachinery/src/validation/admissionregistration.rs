@@ -604,13 +604,17 @@ fn validate_webhook(
     } else {
         ALL_SIDE_EFFECTS
     };
-    if present(hook, "sideEffects").is_none() {
+    // Typed clients (and the API server's own typed round trip) send a missing
+    // `sideEffects` as "", so "" counts as missing.
+    if present(hook, "sideEffects").is_none_or(|e| e == "") {
         errs.push(FieldError::required(
             &child(path, "sideEffects"),
             format!("must specify one of {}", allowed.join(", ")),
         ));
     }
-    enum_field(hook, "sideEffects", allowed, path, errs);
+    if !s(hook, "sideEffects").is_empty() {
+        enum_field(hook, "sideEffects", allowed, path, errs);
+    }
     if let Some(t) = present(hook, "timeoutSeconds").and_then(Value::as_i64) {
         if !(1..=30).contains(&t) {
             errs.push(FieldError::invalid(

@@ -87,6 +87,11 @@ fn webhook_configurations_validate_as_upstream() {
             vec!["webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun"],
         ),
         (
+            "an empty sideEffects (how typed clients send none) is missing",
+            hook_with(|h| h["sideEffects"] = json!("")),
+            vec!["webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun"],
+        ),
+        (
             "sideEffects Some not allowed in v1",
             hook_with(|h| h["sideEffects"] = json!("Some")),
             vec!["webhooks[0].sideEffects: Unsupported value: \"Some\": supported values: \"None\", \"NoneOnDryRun\""],

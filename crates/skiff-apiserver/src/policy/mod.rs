@@ -7,6 +7,7 @@
 //! current), so a request pays only for the policies that match it, and nothing at all when
 //! there are none.
 
+pub mod check;
 mod compile;
 mod evaluate;
 
