@@ -1,6 +1,7 @@
 //! Kubernetes API machinery that needs no I/O: the rules the apiserver applies to objects
-//! (defaulting, validation, selectors, strategic merge patch, table printing). Kept apart from
-//! the HTTP server so every rule is a pure function with table-driven unit tests.
+//! (defaulting, validation, selectors, strategic merge patch, table printing), and the node
+//! affinity and taint rules pods are placed by. Kept apart from the HTTP server so every rule
+//! is a pure function with table-driven unit tests.
 //!
 //! Objects are handled as `serde_json::Value` in their wire (JSON) form, because that is what
 //! the store keeps and what patches operate on; typed k8s-openapi structs are used inside
@@ -9,6 +10,7 @@
 pub mod cron;
 pub mod defaults;
 pub mod quantity;
+pub mod scheduling;
 pub mod selector;
 pub mod strategic;
 pub mod table;

@@ -1,10 +1,9 @@
 //! Pure scheduling decisions: which nodes can take a pod (`filter`) and which is best
 //! (`score`), from node objects and the pods already bound to them.
 
-use k8s_openapi::api::core::v1::{
-    Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
-};
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use skiff_apimachinery::quantity::Quantity;
+use skiff_apimachinery::scheduling::{node_affinity_matches, tolerated, tolerates_all};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Resource amounts in milli-units (cpu in millicores, memory in thousandths of a byte),
@@ -167,88 +166,6 @@ impl NodeInfo {
     }
 }
 
-fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
-    tolerations.iter().any(|t| {
-        let effect_ok = t
-            .effect
-            .as_deref()
-            .is_none_or(|e| e.is_empty() || e == taint.effect);
-        let key_ok = t
-            .key
-            .as_deref()
-            .is_none_or(|k| k.is_empty() || k == taint.key);
-        let value_ok = match t.operator.as_deref() {
-            Some("Exists") => true,
-            _ => {
-                t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
-            }
-        };
-        effect_ok
-            && key_ok
-            && value_ok
-            && (t.key.as_deref().is_some_and(|k| !k.is_empty())
-                || t.operator.as_deref() == Some("Exists"))
-    })
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&String>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.contains(v)),
-        "NotIn" => value.is_none_or(|v| !values.contains(v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (
-                value.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
-fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, node.labels.get(&r.key)))
-        && fields
-            .iter()
-            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(&node.name)))
-}
-
-fn affinity_matches(pod: &Pod, node: &NodeInfo) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return true;
-    };
-    let selector_ok = spec
-        .node_selector
-        .as_ref()
-        .is_none_or(|s| s.iter().all(|(k, v)| node.labels.get(k) == Some(v)));
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| {
-            a.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    selector_ok
-        && required.is_none_or(|r| r.node_selector_terms.iter().any(|t| term_matches(t, node)))
-}
-
 /// Whether `node` can take `pod`, or the first reason it cannot.
 pub fn filter(pod: &Pod, node: &NodeInfo) -> Result<(), Unfit> {
     let tolerations = pod
@@ -262,7 +179,7 @@ pub fn filter(pod: &Pod, node: &NodeInfo) -> Result<(), Unfit> {
             effect: "NoSchedule".into(),
             ..Taint::default()
         };
-        if !tolerates(&tolerations, &not_ready) {
+        if !tolerated(&tolerations, &not_ready) {
             return Err(Unfit::NotReady);
         }
     }
@@ -272,19 +189,18 @@ pub fn filter(pod: &Pod, node: &NodeInfo) -> Result<(), Unfit> {
             effect: "NoSchedule".into(),
             ..Taint::default()
         };
-        if !tolerates(&tolerations, &unschedulable) {
+        if !tolerated(&tolerations, &unschedulable) {
             return Err(Unfit::Unschedulable);
         }
     }
-    if !affinity_matches(pod, node) {
+    let affinity_ok = pod
+        .spec
+        .as_ref()
+        .is_none_or(|s| node_affinity_matches(s, &node.labels, &node.name));
+    if !affinity_ok {
         return Err(Unfit::Affinity);
     }
-    if node
-        .taints
-        .iter()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-        .any(|t| !tolerates(&tolerations, t))
-    {
+    if !tolerates_all(&tolerations, &node.taints, &["NoSchedule", "NoExecute"]) {
         return Err(Unfit::Taint);
     }
     let ports = pod_host_ports(pod);

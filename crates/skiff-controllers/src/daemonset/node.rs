@@ -6,12 +6,11 @@
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
-    PodSpec, Taint, Toleration,
+    PodSpec, Toleration,
 };
+pub use skiff_apimachinery::scheduling::NODE_NAME_FIELD;
+use skiff_apimachinery::scheduling::{node_affinity_matches, tolerates_all};
 use std::collections::BTreeMap;
-
-/// The node field a `matchFields` requirement may name (upstream `NodeFieldSelectorKeyNodeName`).
-pub const NODE_NAME_FIELD: &str = "metadata.name";
 
 /// Whether a daemon pod should start on a node and whether one already there may stay
 /// (upstream's `shouldRun, shouldContinueRunning`): a node with an untolerated NoSchedule
@@ -37,7 +36,9 @@ pub fn node_should_run(node: &Node, ds: &DaemonSet) -> Fit {
     {
         return NO;
     }
-    if !affinity_matches(&spec, node) {
+    let empty = BTreeMap::new();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    if !node_affinity_matches(&spec, labels, name) {
         return NO;
     }
     let tolerations = spec.tolerations.as_deref().unwrap_or_default();
@@ -46,110 +47,15 @@ pub fn node_should_run(node: &Node, ds: &DaemonSet) -> Fit {
         .as_ref()
         .and_then(|s| s.taints.as_deref())
         .unwrap_or_default();
-    let untolerated = |effects: &[&str]| {
-        taints
-            .iter()
-            .filter(|t| effects.contains(&t.effect.as_str()))
-            .any(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
-    };
-    if untolerated(&["NoSchedule", "NoExecute"]) {
+    if !tolerates_all(tolerations, taints, &["NoSchedule", "NoExecute"]) {
         return Fit {
             should_run: false,
-            should_continue_running: !untolerated(&["NoExecute"]),
+            should_continue_running: tolerates_all(tolerations, taints, &["NoExecute"]),
         };
     }
     Fit {
         should_run: true,
         should_continue_running: true,
-    }
-}
-
-/// Upstream `Toleration.ToleratesTaint`: an empty effect or key matches any; `Exists` ignores
-/// the value, `Equal` (or no operator) compares it.
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    let effect = t.effect.as_deref().unwrap_or_default();
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = t.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or_default() {
-        "" | "Equal" => {
-            t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
-        }
-        "Exists" => true,
-        _ => false,
-    }
-}
-
-/// The node selector and required node affinity of `spec` against `node` (upstream
-/// `GetRequiredNodeAffinity(pod).Match(node)`): every selector label, and any one term.
-fn affinity_matches(spec: &PodSpec, node: &Node) -> bool {
-    let empty = BTreeMap::new();
-    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
-    let name = node.metadata.name.clone().unwrap_or_default();
-    let selector_ok = spec
-        .node_selector
-        .as_ref()
-        .is_none_or(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)));
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| {
-            a.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    selector_ok
-        && required.is_none_or(|r| {
-            r.node_selector_terms
-                .iter()
-                .any(|t| term_matches(t, labels, &name))
-        })
-}
-
-/// A term matches when all its requirements do; a term with none matches nothing.
-fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            // Only the node name is a selectable field, and only with In and NotIn.
-            r.key == NODE_NAME_FIELD
-                && matches!(r.operator.as_str(), "In" | "NotIn")
-                && requirement_matches(r, Some(name))
-        })
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    let has = |v: &str| values.iter().any(|x| x == v);
-    match r.operator.as_str() {
-        "In" => value.is_some_and(has),
-        "NotIn" => value.is_none_or(|v| !has(v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), [bound]) = (value.and_then(|v| v.parse::<i64>().ok()), values) else {
-                return false;
-            };
-            let Ok(bound) = bound.parse::<i64>() else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
     }
 }
 

@@ -4,8 +4,7 @@
 //! writes and plays the scheduler (binds pods to the node of their affinity) and the kubelet.
 
 use super::node::{
-    add_daemon_tolerations, node_should_run, pin_to_node, target_node, tolerates, Fit,
-    NODE_NAME_FIELD,
+    add_daemon_tolerations, node_should_run, pin_to_node, target_node, Fit, NODE_NAME_FIELD,
 };
 use super::plan::{
     is_pod_updated, new_pod, plan, revision_data, scaled_value, update_counts, Action, Error,
@@ -801,29 +800,6 @@ fn daemon_tolerations_replace_a_users_of_the_same_key_and_effect() {
     assert!(!t
         .iter()
         .any(|t| t.key.as_deref() == Some("node.kubernetes.io/network-unavailable")));
-}
-
-#[test]
-fn tolerations_match_taints_as_upstream() {
-    let taint = Taint {
-        key: "k".into(),
-        value: Some("v".into()),
-        effect: "NoSchedule".into(),
-        time_added: None,
-    };
-    let cases = [
-        (toleration("k", "Equal", "v", "NoSchedule"), true),
-        (toleration("k", "Equal", "w", "NoSchedule"), false),
-        (toleration("k", "", "v", ""), true),
-        (toleration("k", "Exists", "", ""), true),
-        (toleration("k", "Exists", "", "NoExecute"), false),
-        (toleration("other", "Exists", "", ""), false),
-        (toleration("", "Exists", "", ""), true),
-        (toleration("k", "Bogus", "v", ""), false),
-    ];
-    for (t, want) in cases {
-        assert_eq!(tolerates(&t, &taint), want, "{t:?}");
-    }
 }
 
 #[test]
