@@ -470,12 +470,10 @@ fn the_gateway_api_installs_and_its_rules_hold() {
         err.contains("value must be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']"),
         "{err}"
     );
-    assert!(
-        c.kubectl_output(&["get", "httproute", "bad"], None)
-            .status
-            .success()
-            == false
-    );
+    assert!(!c
+        .kubectl_output(&["get", "httproute", "bad"], None)
+        .status
+        .success());
     // Printer columns of the upstream CRDs.
     let table = c.kubectl(&["get", "gateways"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
