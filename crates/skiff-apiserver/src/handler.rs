@@ -453,7 +453,12 @@ impl Api {
                 "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
             )));
         }
-        let policy = o.propagation_policy.clone();
+        // Upstream's `DefaultGarbageCollectionPolicy`: core v1 ReplicationControllers orphan
+        // their pods when the client names no policy (kept for backwards compatibility);
+        // every other kind deletes dependents in the background.
+        let policy = o.propagation_policy.clone().or_else(|| {
+            (r.group.is_empty() && r.kind == "ReplicationController").then(|| "Orphan".to_owned())
+        });
         let grace = o.grace_period_seconds;
         let pre_uid = o.precondition_uid.as_deref();
         let pre_rv = o

@@ -55,7 +55,6 @@ where
 
 /// garbage_collector.go "should delete pods created by rc when not orphaning" (Conformance).
 #[test]
-#[ignore = "issue 12: no ReplicationController controller, the rc never creates pods"]
 fn gc_should_delete_pods_created_by_rc_when_not_orphaning() {
     run(|c| async move {
         let ns = namespace(&c, "cf-gc-rc-delete").await;
@@ -87,7 +86,6 @@ fn gc_should_delete_pods_created_by_rc_when_not_orphaning() {
 /// (Conformance). Upstream then waits 30 s to see the GC delete no pod; here the orphan
 /// finalizer's work is checked directly: the RC is only gone after its pods were released.
 #[test]
-#[ignore = "issue 12: no ReplicationController controller, the rc never creates pods"]
 fn gc_should_orphan_pods_created_by_rc_if_delete_options_say_so() {
     run(|c| async move {
         let ns = namespace(&c, "cf-gc-rc-orphan").await;
@@ -129,7 +127,6 @@ fn gc_should_orphan_pods_created_by_rc_if_delete_options_say_so() {
 /// garbage_collector.go "should orphan pods created by rc if deleteOptions.OrphanDependents is
 /// nil" (v1 ReplicationControllers orphan by default).
 #[test]
-#[ignore = "issue 12: no ReplicationController controller, the rc never creates pods"]
 fn gc_should_orphan_pods_created_by_rc_if_delete_options_orphan_dependents_is_nil() {
     run(|c| async move {
         let ns = namespace(&c, "cf-gc-rc-nil").await;
@@ -275,7 +272,6 @@ fn gc_should_orphan_rs_created_by_deployment_when_delete_options_propagation_pol
 /// garbage_collector.go "should keep the rc around until all its pods are deleted if the
 /// deleteOptions says so" (Conformance): foreground deletion.
 #[test]
-#[ignore = "issue 12: no ReplicationController controller, the rc never creates pods"]
 fn gc_should_keep_the_rc_around_until_all_its_pods_are_deleted_if_the_delete_options_says_so() {
     run(|c| async move {
         let ns = namespace(&c, "cf-gc-rc-foreground").await;
@@ -313,7 +309,6 @@ fn gc_should_keep_the_rc_around_until_all_its_pods_are_deleted_if_the_delete_opt
 /// garbage_collector.go "should not delete dependents that have both valid owner and owner
 /// that's waiting for dependents to be deleted" (Conformance).
 #[test]
-#[ignore = "issue 12: no ReplicationController controller, the rc never creates pods"]
 fn gc_should_not_delete_dependents_that_have_both_valid_owner_and_owner_thats_waiting_for_dependents_to_be_deleted(
 ) {
     run(|c| async move {
