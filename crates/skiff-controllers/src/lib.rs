@@ -6,11 +6,11 @@
 //! them run on `skiff-reconcile`'s harness: its queue gives per-key exponential backoff,
 //! requeue-after and resync, so nothing here sleeps or retries by hand.
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
-pub mod cronjob;
-pub mod daemonset;
 pub mod gc;
 pub mod history;
 pub mod job;
@@ -46,10 +46,9 @@ pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
     tokio::spawn(job::run(client.clone(), metrics.clone()));
     tokio::spawn(cronjob::run(client.clone(), metrics.clone()));
     tokio::spawn(daemonset::run(client.clone(), metrics.clone()));
-    tokio::spawn(replicaset::run_for::<k8s_openapi::api::core::v1::ReplicationController>(
-        client.clone(),
-        metrics.clone(),
-    ));
+    tokio::spawn(replicaset::run_for::<
+        k8s_openapi::api::core::v1::ReplicationController,
+    >(client.clone(), metrics.clone()));
     tokio::spawn(protection::run(client.clone(), metrics.clone()));
     tokio::spawn(gc::run(client, metrics.clone()));
     metrics
