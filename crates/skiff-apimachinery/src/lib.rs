@@ -14,4 +14,5 @@ pub mod scheduling;
 pub mod selector;
 pub mod strategic;
 pub mod table;
+pub mod user;
 pub mod validation;
