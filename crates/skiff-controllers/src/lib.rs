@@ -15,6 +15,7 @@ pub mod gc;
 pub mod history;
 pub mod job;
 pub mod meta;
+pub mod podcontrol;
 pub mod protection;
 pub mod replicaset;
 pub mod statefulset;

@@ -11,7 +11,7 @@ pub mod update;
 
 use crate::events::{reference, Recorder};
 use crate::meta::{is_controlled_by, key, labels, new_controller_ref, selector_matches};
-use futures::future::join_all;
+use crate::podcontrol;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -254,8 +254,8 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Outcome, Error> 
     Ok(requeue.map_or(Outcome::Done, Outcome::RequeueAfter))
 }
 
-/// Creates pods in batches of 1, 2, 4, ... (upstream's slow start): a quota or admission
-/// error then costs one request, not one per node, and one Event.
+/// Creates the gathered pods (in slow-start batches: a quota or admission error then costs
+/// one request, not one per node, and one Event).
 async fn create_pods(
     ds: &DaemonSet,
     ns: &str,
@@ -265,37 +265,10 @@ async fn create_pods(
 ) -> Result<(), Error> {
     let me = reference("apps/v1", "DaemonSet", &ds.metadata);
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let pp = PostParams::default();
-    let mut rest = pods.as_slice();
-    let mut batch = 1usize;
-    while !rest.is_empty() {
-        let (now, later) = rest.split_at(batch.min(rest.len()));
-        rest = later;
-        batch = batch.saturating_mul(2);
-        let mut failed = None;
-        for result in join_all(now.iter().map(|p| api.create(&pp, p))).await {
-            match result {
-                Ok(created) => {
-                    let name = created.metadata.name.unwrap_or_default();
-                    remember(ctx, uid, Some(name.clone()), None);
-                    let msg = format!("Created pod: {name}");
-                    ctx.recorder
-                        .publish(&me, "Normal", "SuccessfulCreate", &msg)
-                        .await;
-                }
-                Err(error) => {
-                    let msg = format!("Error creating: {error}");
-                    ctx.recorder
-                        .publish(&me, "Warning", "FailedCreate", &msg)
-                        .await;
-                    failed = Some(error);
-                }
-            }
-        }
-        if let Some(error) = failed {
-            return Err(error.into());
-        }
-    }
+    podcontrol::create_pods(&api, &pods, &ctx.recorder, &me, |name| {
+        remember(ctx, uid, Some(name), None)
+    })
+    .await?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ pub mod ttl;
 
 use crate::events::{reference, Recorder};
 use crate::meta::{controller_ref, is_controlled_by};
-use crate::replicaset::plan::slow_start_batches;
+use crate::podcontrol;
 use crate::Error;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -299,42 +299,14 @@ async fn apply(
             }
         }
         Action::Create { pods: new } => {
-            let pp = PostParams::default();
-            let mut left = new.as_slice();
-            for batch in slow_start_batches(new.len()) {
-                let (now, rest) = left.split_at(batch.min(left.len()));
-                left = rest;
-                let templates: Vec<Pod> = now
-                    .iter()
-                    .map(|n| plan::pod_for(job, n).ok_or(Error::Missing("spec.template")))
-                    .collect::<Result<_, _>>()?;
-                let results =
-                    futures::future::join_all(templates.iter().map(|p| pod_api.create(&pp, p)))
-                        .await;
-                let mut failed = None;
-                for result in results {
-                    match result {
-                        Ok(created) => {
-                            let pod = created.metadata.name.unwrap_or_default();
-                            let msg = format!("Created pod: {pod}");
-                            ctx.with(uid, |e| e.creates.insert(pod));
-                            ctx.recorder
-                                .publish(&me, "Normal", "SuccessfulCreate", &msg)
-                                .await;
-                        }
-                        Err(error) => {
-                            let msg = format!("Error creating: {error}");
-                            ctx.recorder
-                                .publish(&me, "Warning", "FailedCreate", &msg)
-                                .await;
-                            failed = Some(error);
-                        }
-                    }
-                }
-                if let Some(error) = failed {
-                    return Err(error.into());
-                }
-            }
+            let pods: Vec<Pod> = new
+                .iter()
+                .map(|n| plan::pod_for(job, n).ok_or(Error::Missing("spec.template")))
+                .collect::<Result<_, _>>()?;
+            podcontrol::create_pods(&pod_api, &pods, &ctx.recorder, &me, |pod| {
+                ctx.with(uid, |e| e.creates.insert(pod));
+            })
+            .await?;
         }
         Action::Event {
             type_,

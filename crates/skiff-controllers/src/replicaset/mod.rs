@@ -8,13 +8,14 @@ mod tests;
 
 use crate::events::{reference, Recorder};
 use crate::meta::{is_controlled_by, new_controller_ref};
+use crate::podcontrol;
 use crate::Error;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use plan::{Action, Counts};
 use serde_json::json;
@@ -210,36 +211,13 @@ async fn apply<K: Replicated>(
     let (api_version, kind) = (K::api_version(&()), K::kind(&()));
     let me = reference(&api_version, &kind, &rs.metadata);
     match action {
-        Action::Create { batches } => {
+        Action::Create { count } => {
             let pod = pod_from_template(rs, &api_version, &kind)?;
-            let pp = PostParams::default();
-            for batch in batches {
-                let results =
-                    futures::future::join_all((0..batch).map(|_| api.create(&pp, &pod))).await;
-                let mut failed = None;
-                for result in results {
-                    match result {
-                        Ok(created) => {
-                            let name = created.metadata.name.unwrap_or_default();
-                            remember(ctx, uid, Some(name.clone()), None);
-                            let msg = format!("Created pod: {name}");
-                            ctx.recorder
-                                .publish(&me, "Normal", "SuccessfulCreate", &msg)
-                                .await;
-                        }
-                        Err(error) => {
-                            let msg = format!("Error creating: {error}");
-                            ctx.recorder
-                                .publish(&me, "Warning", "FailedCreate", &msg)
-                                .await;
-                            failed = Some(error);
-                        }
-                    }
-                }
-                if let Some(error) = failed {
-                    return Err(error.into());
-                }
-            }
+            let pods = vec![pod; count];
+            podcontrol::create_pods(api, &pods, &ctx.recorder, &me, |name| {
+                remember(ctx, uid, Some(name), None)
+            })
+            .await?;
         }
         Action::Delete { pod } => match api.delete(&pod, &DeleteParams::default()).await {
             Ok(_) => {

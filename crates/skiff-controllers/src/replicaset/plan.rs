@@ -25,9 +25,9 @@ pub struct Counts {
 /// One change to make through the API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Create pods from the template in slow-start batches (1, 2, 4, ...): a failed batch
-    /// stops the rest, so a quota or admission error costs one request, not hundreds.
-    Create { batches: Vec<usize> },
+    /// Create this many pods from the template (sent in slow-start batches by
+    /// `podcontrol::create_pods`).
+    Create { count: usize },
     /// Delete this pod (scale down).
     Delete { pod: String },
     /// Take ownership of an orphan pod matching the selector.
@@ -45,19 +45,6 @@ pub struct Plan {
     /// When to look again although nothing changes (a pod becoming available after
     /// minReadySeconds).
     pub requeue_after: Option<Duration>,
-}
-
-/// Batch sizes for creating `n` pods: 1, 2, 4, ... as upstream's `slowStartBatch`.
-pub fn slow_start_batches(n: usize) -> Vec<usize> {
-    let mut batches = Vec::new();
-    let (mut left, mut size) = (n, 1);
-    while left > 0 {
-        let b = size.min(left);
-        batches.push(b);
-        left -= b;
-        size *= 2;
-    }
-    batches
 }
 
 /// Ranks pods for deletion, most deletable first (upstream `ActivePods` ordering):
@@ -126,9 +113,7 @@ pub fn plan(rs: &ReplicaSet, pods: &[&Pod], now: Timestamp) -> Plan {
         let want = usize::try_from(spec.replicas.unwrap_or(1).max(0)).unwrap_or(0);
         if active.len() < want {
             let n = (want - active.len()).min(BURST_REPLICAS);
-            out.actions.push(Action::Create {
-                batches: slow_start_batches(n),
-            });
+            out.actions.push(Action::Create { count: n });
         } else if active.len() > want {
             let mut ranked = active.clone();
             ranked.sort_by_key(|p| deletion_rank(p));

@@ -1,6 +1,6 @@
 //! Table-driven tests of the ReplicaSet plan: given these pods, expect exactly these changes.
 
-use super::plan::{plan, slow_start_batches, Action, Counts};
+use super::plan::{plan, Action, Counts};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
@@ -118,20 +118,6 @@ fn replica_actions(actions: &[Action]) -> Vec<Action> {
 }
 
 #[test]
-fn slow_start_batches_double_until_done() {
-    let cases: &[(usize, &[usize])] = &[
-        (0, &[]),
-        (1, &[1]),
-        (3, &[1, 2]),
-        (10, &[1, 2, 4, 3]),
-        (16, &[1, 2, 4, 8, 1]),
-    ];
-    for (n, want) in cases {
-        assert_eq!(slow_start_batches(*n), want.to_vec(), "n={n}");
-    }
-}
-
-#[test]
 fn replica_changes_per_observed_pods() {
     let d = |pod: &str| Action::Delete { pod: pod.into() };
     let cases: Vec<(&str, i32, Vec<P>, Vec<Action>)> = vec![
@@ -139,15 +125,13 @@ fn replica_changes_per_observed_pods() {
             "no pods: create all in batches",
             3,
             vec![],
-            vec![Action::Create {
-                batches: vec![1, 2],
-            }],
+            vec![Action::Create { count: 3 }],
         ),
         (
             "one missing: create one",
             3,
             vec![P { name: "a", ..BASE }, P { name: "b", ..BASE }],
-            vec![Action::Create { batches: vec![1] }],
+            vec![Action::Create { count: 1 }],
         ),
         (
             "exact: nothing",
@@ -166,7 +150,7 @@ fn replica_changes_per_observed_pods() {
                     ..BASE
                 },
             ],
-            vec![Action::Create { batches: vec![1] }],
+            vec![Action::Create { count: 1 }],
         ),
         (
             "failed pods do not count",
@@ -177,7 +161,7 @@ fn replica_changes_per_observed_pods() {
                 ready: None,
                 ..BASE
             }],
-            vec![Action::Create { batches: vec![1] }],
+            vec![Action::Create { count: 1 }],
         ),
         (
             "scale down deletes not-ready before ready",
@@ -276,7 +260,7 @@ fn replica_changes_per_observed_pods() {
                 owner: Some("other"),
                 ..BASE
             }],
-            vec![Action::Create { batches: vec![1] }],
+            vec![Action::Create { count: 1 }],
         ),
         (
             "ignores orphans that do not match",
@@ -287,7 +271,7 @@ fn replica_changes_per_observed_pods() {
                 label: "db",
                 ..BASE
             }],
-            vec![Action::Create { batches: vec![1] }],
+            vec![Action::Create { count: 1 }],
         ),
         (
             "releases an owned pod whose labels changed and replaces it",
@@ -301,7 +285,7 @@ fn replica_changes_per_observed_pods() {
                 Action::Release {
                     pod: "relabeled".into(),
                 },
-                Action::Create { batches: vec![1] },
+                Action::Create { count: 1 },
             ],
         ),
     ];
@@ -427,7 +411,7 @@ fn a_replication_controller_is_planned_as_a_replicaset_with_its_map_selector() {
                 Action::Adopt {
                     pod: "orphan".into()
                 },
-                Action::Create { batches: vec![1] },
+                Action::Create { count: 1 },
             ],
             "{name}"
         );
