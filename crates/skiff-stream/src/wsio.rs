@@ -1,0 +1,50 @@
+//! A WebSocket as a byte stream: how kubectl 1.31+ tunnels SPDY port-forwarding through a
+//! WebSocket (`SPDY/3.1+portforward.k8s.io`), each binary message carrying the next bytes
+//! of the SPDY connection.
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::session::CHUNK;
+
+/// The bytes of `ws`'s binary messages, and writes sent back as binary messages. The
+/// pipe between is bounded ([`CHUNK`] each way), so neither side buffers more.
+pub fn into_bytes<S>(ws: WebSocketStream<S>) -> DuplexStream
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mine, theirs) = tokio::io::duplex(CHUNK);
+    let (mut pipe_read, mut pipe_write) = tokio::io::split(mine);
+    let (mut sink, mut source) = ws.split();
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = source.next().await {
+            let data = match msg {
+                Message::Binary(b) => b,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if pipe_write.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+        let _ = pipe_write.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match pipe_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let msg = Message::Binary(buf[..n].to_vec().into());
+                    if sink.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = sink.close().await;
+    });
+    theirs
+}
