@@ -11,6 +11,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
+pub mod expectations;
 pub mod gc;
 pub mod history;
 pub mod job;

@@ -10,6 +10,7 @@ mod tests;
 pub mod update;
 
 use crate::events::{reference, Recorder};
+use crate::expectations::{Expectations, PodWrites};
 use crate::meta::{is_controlled_by, key, labels, new_controller_ref, selector_matches};
 use crate::podcontrol;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
@@ -20,13 +21,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use plan::{Action, FailedBackoff, Observed};
 use serde_json::{json, Value};
 use skiff_reconcile::{Harness, Metrics, ObjectKey, Outcome};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// How long the controller waits for its own pod writes to show up in the cache before it
-/// trusts the cache again (upstream waits 5 minutes; a lost event here costs one extra pass).
-const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
+use std::time::Duration;
 
 /// How soon to look again while the cache has not caught up with our writes.
 const EXPECTATIONS_RETRY: Duration = Duration::from_millis(500);
@@ -49,15 +46,6 @@ pub enum Error {
     Collision(String),
 }
 
-/// Pod creates and deletes made for one DaemonSet and not yet seen in the cache: without
-/// them a stale cache would put a second pod on a node.
-#[derive(Default)]
-struct Expectations {
-    creates: HashSet<String>,
-    deletes: HashSet<String>,
-    since: Option<Instant>,
-}
-
 /// What reconcile needs besides the DaemonSet.
 struct Ctx {
     client: kube::Client,
@@ -65,7 +53,9 @@ struct Ctx {
     nodes: Store<Node>,
     revisions: Store<ControllerRevision>,
     recorder: Recorder,
-    expectations: Mutex<HashMap<String, Expectations>>,
+    /// Pod creates and deletes per DaemonSet uid not yet seen in the cache: without them
+    /// a stale cache would put a second pod on a node.
+    expectations: Expectations<PodWrites>,
     backoff: Mutex<FailedBackoff>,
 }
 
@@ -82,7 +72,7 @@ pub async fn run(client: kube::Client, metrics: Metrics) {
         pods: controller.cache::<Pod>(),
         nodes: nodes.clone(),
         revisions: controller.cache::<ControllerRevision>(),
-        expectations: Mutex::new(HashMap::new()),
+        expectations: Expectations::default(),
         backoff: Mutex::new(FailedBackoff::default()),
     });
     let (sets_for_pods, sets_for_nodes) = (sets.clone(), sets);
@@ -155,35 +145,6 @@ fn node_changed(nodes: &Store<Node>, seen: &Mutex<HashMap<String, Value>>, node:
     seen.insert(name, fingerprint.clone()) != Some(fingerprint)
 }
 
-/// Whether the cache shows every create and delete made for `uid`; clears them once it does.
-fn expectations_met(ctx: &Ctx, uid: &str, pods: &[&Pod]) -> bool {
-    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(exp) = all.get(uid) else {
-        return true;
-    };
-    let seen: HashSet<&str> = pods
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| p.metadata.name.as_deref())
-        .collect();
-    let met = exp.creates.iter().all(|n| seen.contains(n.as_str()))
-        && exp.deletes.iter().all(|n| !seen.contains(n.as_str()));
-    let expired = exp.since.is_some_and(|t| t.elapsed() > EXPECTATIONS_TTL);
-    if met || expired {
-        all.remove(uid);
-        return true;
-    }
-    false
-}
-
-fn remember(ctx: &Ctx, uid: &str, create: Option<String>, delete: Option<String>) {
-    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
-    let exp = all.entry(uid.to_string()).or_default();
-    exp.since = Some(Instant::now());
-    exp.creates.extend(create);
-    exp.deletes.extend(delete);
-}
-
 #[tracing::instrument(skip_all, fields(key = %key(&ds.metadata)))]
 async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
     let ns = ds
@@ -209,7 +170,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Outcome, Error> 
         .map(|r| r.as_ref())
         .filter(|r| in_ns(&r.metadata))
         .collect();
-    let expectations_met = expectations_met(&ctx, &uid, &pods);
+    let expectations_met = ctx
+        .expectations
+        .settle(&uid, |w, expired| expired || w.seen_in(&pods));
     let now = Timestamp::now();
     let plan = {
         let mut backoff = ctx.backoff.lock().unwrap_or_else(|e| e.into_inner());
@@ -266,7 +229,7 @@ async fn create_pods(
     let me = reference("apps/v1", "DaemonSet", &ds.metadata);
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     podcontrol::create_pods(&api, &pods, &ctx.recorder, &me, |name| {
-        remember(ctx, uid, Some(name), None)
+        ctx.expectations.expect(uid, |w| w.creates.insert(name));
     })
     .await?;
     Ok(())
@@ -355,7 +318,8 @@ async fn apply(
         Action::CreatePod { pod, .. } => create_pods(ds, ns, uid, ctx, vec![*pod]).await?,
         Action::DeletePod { pod, why } => match pods.delete(&pod, &DeleteParams::default()).await {
             Ok(_) => {
-                remember(ctx, uid, None, Some(pod.clone()));
+                ctx.expectations
+                    .expect(uid, |w| w.deletes.insert(pod.clone()));
                 tracing::info!(pod, ?why, "deleted daemon pod");
                 let msg = format!("Deleted pod: {pod}");
                 ctx.recorder

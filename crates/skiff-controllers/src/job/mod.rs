@@ -10,6 +10,7 @@ mod tests;
 pub mod ttl;
 
 use crate::events::{reference, Recorder};
+use crate::expectations::Expectations;
 use crate::meta::{controller_ref, is_controlled_by};
 use crate::podcontrol;
 use crate::Error;
@@ -21,19 +22,16 @@ use kube::runtime::reflector::Store;
 use plan::{Action, Input, TRACKING_FINALIZER};
 use serde_json::json;
 use skiff_reconcile::{Harness, Metrics, ObjectKey, Outcome};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// How long the controller trusts its own unconfirmed writes over the cache (a lost watch
-/// event then costs one extra pass, not a stuck Job).
-const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
 /// The label the API server puts on a Job's pod template (and so on its pods).
 const JOB_NAME_LABELS: [&str; 2] = ["batch.kubernetes.io/job-name", "job-name"];
 
 /// Writes this controller made for one Job that its caches may not show yet.
 #[derive(Default)]
-struct Expectations {
+struct JobWrites {
     /// Pods created (by name) and not yet seen.
     creates: HashSet<String>,
     /// Pods deleted (by name) and still seen without a deletion timestamp.
@@ -42,7 +40,6 @@ struct Expectations {
     removals: HashSet<String>,
     /// The Job's resourceVersion after our last status write.
     written_rv: Option<u64>,
-    since: Option<Instant>,
 }
 
 /// What reconcile needs besides the Job.
@@ -51,16 +48,7 @@ struct Ctx {
     jobs: Store<Job>,
     pods: Store<Pod>,
     recorder: Recorder,
-    expectations: Mutex<HashMap<String, Expectations>>,
-}
-
-impl Ctx {
-    fn with<T>(&self, uid: &str, f: impl FnOnce(&mut Expectations) -> T) -> T {
-        let mut all = self.expectations.lock().unwrap_or_else(|e| e.into_inner());
-        let exp = all.entry(uid.to_string()).or_default();
-        exp.since = Some(Instant::now());
-        f(exp)
-    }
+    expectations: Expectations<JobWrites>,
 }
 
 /// Runs the controller until the process exits. Keys are Jobs; a pod queues its Job's key
@@ -76,7 +64,7 @@ pub async fn run(client: kube::Client, metrics: Metrics) {
         client,
         jobs: controller.store(),
         pods: controller.cache::<Pod>(),
-        expectations: Mutex::new(HashMap::new()),
+        expectations: Expectations::default(),
     });
     controller
         .watches(|pod: &Pod| job_key(pod))
@@ -160,42 +148,40 @@ fn resource_version(job: &Job) -> Option<u64> {
 /// Whether the caches show every write made for `uid`; returns the finalizer removals the
 /// pod cache still lags behind on.
 fn caches_caught_up(ctx: &Ctx, job: &Job, uid: &str, pods: &[&Pod]) -> Option<HashSet<String>> {
-    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(exp) = all.get_mut(uid) else {
-        return Some(HashSet::new());
-    };
-    let expired = exp.since.is_some_and(|t| t.elapsed() > EXPECTATIONS_TTL);
-    let live: HashSet<&str> = pods
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| p.metadata.name.as_deref())
-        .collect();
-    exp.creates.retain(|n| !live.contains(n.as_str()));
-    exp.deletes.retain(|n| live.contains(n.as_str()));
-    exp.removals.retain(|u| {
-        pods.iter().any(|p| {
-            p.metadata.uid.as_deref() == Some(u)
-                && p.metadata
-                    .finalizers
-                    .as_ref()
-                    .is_some_and(|f| f.iter().any(|f| f == TRACKING_FINALIZER))
-        })
-    });
-    let job_fresh = exp
-        .written_rv
-        .is_none_or(|w| resource_version(job).is_some_and(|rv| rv >= w));
-    let met = exp.creates.is_empty() && exp.deletes.is_empty() && job_fresh;
-    if met || expired {
+    // Nothing pending: caught up, with no removals outstanding.
+    let mut removals = Some(HashSet::new());
+    ctx.expectations.settle(uid, |exp, expired| {
+        let live: HashSet<&str> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect();
+        exp.creates.retain(|n| !live.contains(n.as_str()));
+        exp.deletes.retain(|n| live.contains(n.as_str()));
+        exp.removals.retain(|u| {
+            pods.iter().any(|p| {
+                p.metadata.uid.as_deref() == Some(u)
+                    && p.metadata
+                        .finalizers
+                        .as_ref()
+                        .is_some_and(|f| f.iter().any(|f| f == TRACKING_FINALIZER))
+            })
+        });
+        let job_fresh = exp
+            .written_rv
+            .is_none_or(|w| resource_version(job).is_some_and(|rv| rv >= w));
+        let met = exp.creates.is_empty() && exp.deletes.is_empty() && job_fresh;
+        if !(met || expired) {
+            removals = None;
+            return false;
+        }
         exp.creates.clear();
         exp.deletes.clear();
         exp.written_rv = None;
-        let removals = exp.removals.clone();
-        if removals.is_empty() {
-            all.remove(uid);
-        }
-        return Some(removals);
-    }
-    None
+        removals = Some(exp.removals.clone());
+        exp.removals.is_empty()
+    });
+    removals
 }
 
 async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
@@ -259,7 +245,7 @@ async fn apply(
             {
                 Ok(written) => {
                     let rv = resource_version(&written);
-                    ctx.with(uid, |e| e.written_rv = rv);
+                    ctx.expectations.expect(uid, |e| e.written_rv = rv);
                     job.metadata.resource_version = written.metadata.resource_version;
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => return Ok(false),
@@ -277,7 +263,7 @@ async fn apply(
                     .iter()
                     .find(|p| p.metadata.name.as_deref() == Some(n))
                     .and_then(|p| p.metadata.uid.clone());
-                ctx.with(uid, |e| e.removals.extend(pod_uid));
+                ctx.expectations.expect(uid, |e| e.removals.extend(pod_uid));
             }
         }
         Action::Delete { pods: names } => {
@@ -287,7 +273,8 @@ async fn apply(
             for (n, result) in names.iter().zip(results) {
                 match result {
                     Ok(_) => {
-                        ctx.with(uid, |e| e.deletes.insert(n.clone()));
+                        ctx.expectations
+                            .expect(uid, |e| e.deletes.insert(n.clone()));
                         let msg = format!("Deleted pod: {n}");
                         ctx.recorder
                             .publish(&me, "Normal", "SuccessfulDelete", &msg)
@@ -304,7 +291,7 @@ async fn apply(
                 .map(|n| plan::pod_for(job, n).ok_or(Error::Missing("spec.template")))
                 .collect::<Result<_, _>>()?;
             podcontrol::create_pods(&pod_api, &pods, &ctx.recorder, &me, |pod| {
-                ctx.with(uid, |e| e.creates.insert(pod));
+                ctx.expectations.expect(uid, |e| e.creates.insert(pod));
             })
             .await?;
         }

@@ -7,6 +7,7 @@ pub mod plan;
 mod tests;
 
 use crate::events::{reference, Recorder};
+use crate::expectations::{Expectations, PodWrites};
 use crate::meta::{is_controlled_by, new_controller_ref};
 use crate::podcontrol;
 use crate::Error;
@@ -20,30 +21,16 @@ use kube::runtime::reflector::Store;
 use plan::{Action, Counts};
 use serde_json::json;
 use skiff_reconcile::{Harness, Metrics, Object, ObjectKey, Outcome};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// How long the controller waits for its own creates/deletes to show up in the cache
-/// before trusting the cache again (upstream's expectations timeout is 5 minutes; ours is
-/// short because a lost watch event here only costs one extra reconcile).
-const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
-
-/// Pods this controller created or deleted and has not yet seen in its cache, per ReplicaSet
-/// uid: without them a stale cache would make it create the same pods twice.
-#[derive(Default)]
-struct Expectations {
-    creates: HashSet<String>,
-    deletes: HashSet<String>,
-    since: Option<Instant>,
-}
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What reconcile needs besides the ReplicaSet.
 struct Ctx {
     client: kube::Client,
     pods: Store<Pod>,
     recorder: Recorder,
-    expectations: Mutex<HashMap<String, Expectations>>,
+    /// Pod creates and deletes per ReplicaSet uid not yet seen in the cache.
+    expectations: Expectations<PodWrites>,
 }
 
 /// A kind this controller keeps replicas of: ReplicaSet, and ReplicationController (whose
@@ -112,7 +99,7 @@ pub async fn run_for<K: Replicated>(client: kube::Client, metrics: Metrics) {
         recorder: Recorder::new(client.clone(), K::CONTROLLER),
         client,
         pods: controller.cache::<Pod>(),
-        expectations: Mutex::new(HashMap::new()),
+        expectations: Expectations::default(),
     });
     controller
         .watches(move |pod: &Pod| owners_of(&owners, pod))
@@ -141,27 +128,6 @@ fn owners_of<K: Replicated>(owners: &Store<K>, pod: &Pod) -> Vec<ObjectKey> {
         .collect()
 }
 
-/// Whether the cache shows every create and delete made for `uid`; clears them once it does.
-fn expectations_met(ctx: &Ctx, uid: &str, pods: &[&Pod]) -> bool {
-    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(exp) = all.get(uid) else {
-        return true;
-    };
-    let seen: HashSet<&str> = pods
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| p.metadata.name.as_deref())
-        .collect();
-    let met = exp.creates.iter().all(|n| seen.contains(n.as_str()))
-        && exp.deletes.iter().all(|n| !seen.contains(n.as_str()));
-    let expired = exp.since.is_some_and(|t| t.elapsed() > EXPECTATIONS_TTL);
-    if met || expired {
-        all.remove(uid);
-        return true;
-    }
-    false
-}
-
 async fn reconcile<K: Replicated>(owner: Arc<K>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
     let rs = owner.view();
     let ns = rs
@@ -176,7 +142,10 @@ async fn reconcile<K: Replicated>(owner: Arc<K>, ctx: Arc<Ctx>) -> Result<Outcom
         .map(|p| p.as_ref())
         .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
         .collect();
-    if !expectations_met(&ctx, &uid, &pods) {
+    if !ctx
+        .expectations
+        .settle(&uid, |w, expired| expired || w.seen_in(&pods))
+    {
         return Ok(Outcome::RequeueAfter(Duration::from_millis(500)));
     }
     let plan = plan::plan(&rs, &pods, Timestamp::now());
@@ -193,14 +162,6 @@ async fn reconcile<K: Replicated>(owner: Arc<K>, ctx: Arc<Ctx>) -> Result<Outcom
     })
 }
 
-fn remember(ctx: &Ctx, uid: &str, create: Option<String>, delete: Option<String>) {
-    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
-    let exp = all.entry(uid.to_string()).or_default();
-    exp.since = Some(Instant::now());
-    exp.creates.extend(create);
-    exp.deletes.extend(delete);
-}
-
 async fn apply<K: Replicated>(
     rs: &ReplicaSet,
     uid: &str,
@@ -215,13 +176,14 @@ async fn apply<K: Replicated>(
             let pod = pod_from_template(rs, &api_version, &kind)?;
             let pods = vec![pod; count];
             podcontrol::create_pods(api, &pods, &ctx.recorder, &me, |name| {
-                remember(ctx, uid, Some(name), None)
+                ctx.expectations.expect(uid, |w| w.creates.insert(name));
             })
             .await?;
         }
         Action::Delete { pod } => match api.delete(&pod, &DeleteParams::default()).await {
             Ok(_) => {
-                remember(ctx, uid, None, Some(pod.clone()));
+                ctx.expectations
+                    .expect(uid, |w| w.deletes.insert(pod.clone()));
                 let msg = format!("Deleted pod: {pod}");
                 ctx.recorder
                     .publish(&me, "Normal", "SuccessfulDelete", &msg)

@@ -9,6 +9,7 @@ pub mod pod;
 mod tests;
 
 use crate::events::{reference, Recorder};
+use crate::expectations::Expectations;
 use crate::meta::{is_controlled_by, new_controller_ref};
 use crate::Error;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
@@ -19,13 +20,9 @@ use kube::runtime::reflector::Store;
 use plan::{Action, Observed};
 use serde_json::json;
 use skiff_reconcile::{Harness, Metrics, ObjectKey, Outcome};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// How long the controller waits for its own pod writes to show up in the cache before it
-/// trusts the cache again: a lost event then costs one extra pass, not a wedged set.
-const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// How soon to look again while the cache has not caught up with our writes.
 const EXPECTATIONS_RETRY: Duration = Duration::from_millis(200);
@@ -33,11 +30,28 @@ const EXPECTATIONS_RETRY: Duration = Duration::from_millis(200);
 /// Pod creates and deletes made for one set and not yet seen in the cache: without them a
 /// stale cache would delete one pod too many in a rolling update with maxUnavailable.
 #[derive(Default)]
-struct Expectations {
+struct SetWrites {
     creates: HashSet<String>,
     /// `(name, uid)`: a pod of the name with another uid is a replacement, not the old one.
     deletes: HashSet<(String, String)>,
-    since: Option<Instant>,
+}
+
+impl SetWrites {
+    /// Whether the cache shows every created pod (terminating or not: a member's name is
+    /// taken either way) and none of the deleted ones still live.
+    fn seen_in(&self, pods: &[&Pod]) -> bool {
+        let live = |name: &str, uid: &str| {
+            pods.iter().any(|p| {
+                p.metadata.name.as_deref() == Some(name)
+                    && p.metadata.deletion_timestamp.is_none()
+                    && p.metadata.uid.as_deref() == Some(uid)
+            })
+        };
+        self.creates.iter().all(|n| {
+            pods.iter()
+                .any(|p| p.metadata.name.as_deref() == Some(n.as_str()))
+        }) && self.deletes.iter().all(|(n, u)| !live(n, u))
+    }
 }
 
 /// What reconcile needs besides the StatefulSet.
@@ -47,7 +61,7 @@ struct Ctx {
     claims: Store<PersistentVolumeClaim>,
     revisions: Store<ControllerRevision>,
     recorder: Recorder,
-    expectations: Mutex<HashMap<String, Expectations>>,
+    expectations: Expectations<SetWrites>,
 }
 
 /// Runs the controller until the process exits: a set is reconciled when it changes, when
@@ -64,7 +78,7 @@ pub async fn run(client: kube::Client, metrics: Metrics) {
         pods: controller.cache::<Pod>(),
         claims: controller.cache::<PersistentVolumeClaim>(),
         revisions: controller.cache::<ControllerRevision>(),
-        expectations: Mutex::new(HashMap::new()),
+        expectations: Expectations::default(),
     });
     controller
         .owns::<ControllerRevision>()
@@ -106,39 +120,6 @@ fn sets_of_claim(sets: &Store<StatefulSet>, claim: &PersistentVolumeClaim) -> Ve
         .collect()
 }
 
-/// Whether the cache shows every create and delete made for `uid`; clears them once it does.
-fn expectations_met(ctx: &Ctx, uid: &str, pods: &[&Pod]) -> bool {
-    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(exp) = all.get(uid) else {
-        return true;
-    };
-    let live = |name: &str, uid: Option<&str>| {
-        pods.iter().any(|p| {
-            p.metadata.name.as_deref() == Some(name)
-                && p.metadata.deletion_timestamp.is_none()
-                && uid.is_none_or(|u| p.metadata.uid.as_deref() == Some(u))
-        })
-    };
-    let met = exp.creates.iter().all(|n| {
-        pods.iter()
-            .any(|p| p.metadata.name.as_deref() == Some(n.as_str()))
-    }) && exp.deletes.iter().all(|(n, u)| !live(n, Some(u)));
-    let expired = exp.since.is_some_and(|t| t.elapsed() > EXPECTATIONS_TTL);
-    if met || expired {
-        all.remove(uid);
-        return true;
-    }
-    false
-}
-
-fn remember(ctx: &Ctx, uid: &str, create: Option<String>, delete: Option<(String, String)>) {
-    let mut all = ctx.expectations.lock().unwrap_or_else(|e| e.into_inner());
-    let exp = all.entry(uid.to_string()).or_default();
-    exp.since = Some(Instant::now());
-    exp.creates.extend(create);
-    exp.deletes.extend(delete);
-}
-
 async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
     let ns = set
         .metadata
@@ -155,7 +136,10 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Outcome, Erro
         .map(|p| p.as_ref())
         .filter(|p| in_ns(&p.metadata))
         .collect();
-    if !expectations_met(&ctx, &uid, &pods) {
+    if !ctx
+        .expectations
+        .settle(&uid, |w, expired| expired || w.seen_in(&pods))
+    {
         return Ok(Outcome::RequeueAfter(EXPECTATIONS_RETRY));
     }
     let all_claims = ctx.claims.state();
@@ -294,7 +278,8 @@ async fn apply(
             let name = pod.metadata.name.clone().unwrap_or_default();
             match pods.create(&PostParams::default(), &*pod).await {
                 Ok(_) => {
-                    remember(ctx, uid, Some(name.clone()), None);
+                    ctx.expectations
+                        .expect(uid, |w| w.creates.insert(name.clone()));
                     let msg = format!("create Pod {name} in StatefulSet {set_name} successful");
                     ctx.recorder
                         .publish(&me, "Normal", "SuccessfulCreate", &msg)
@@ -327,7 +312,8 @@ async fn apply(
             };
             match pods.delete(&pod, &dp).await {
                 Ok(_) => {
-                    remember(ctx, uid, None, pod_uid.map(|u| (pod.clone(), u)));
+                    ctx.expectations
+                        .expect(uid, |w| w.deletes.extend(pod_uid.map(|u| (pod.clone(), u))));
                     tracing::info!(pod, ?why, "deleted pod");
                     let msg = format!("delete Pod {pod} in StatefulSet {set_name} successful");
                     ctx.recorder
