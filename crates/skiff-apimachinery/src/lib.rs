@@ -9,7 +9,9 @@
 
 pub mod cron;
 pub mod defaults;
+pub mod limitrange;
 pub mod quantity;
+pub mod quota;
 pub mod scheduling;
 pub mod selector;
 pub mod strategic;

@@ -147,6 +147,48 @@ impl Quantity {
     pub fn is_negative(&self) -> bool {
         self.nanos < 0
     }
+
+    /// A whole number in decimal SI form (`4`), as upstream's `NewQuantity(n, DecimalSI)`:
+    /// what object counts are.
+    pub fn from_int(value: i64) -> Quantity {
+        Quantity {
+            nanos: i128::from(value) * NANO,
+            format: Format::DecimalSI,
+        }
+    }
+
+    /// Zero, in the given format.
+    pub fn zero(format: Format) -> Quantity {
+        Quantity { nanos: 0, format }
+    }
+
+    /// True for zero.
+    pub fn is_zero(&self) -> bool {
+        self.nanos == 0
+    }
+
+    /// The sum, keeping this quantity's format (upstream's `Add`, which keeps the
+    /// receiver's unless it is zero); None when it leaves the supported range.
+    pub fn checked_add(&self, other: &Quantity) -> Option<Quantity> {
+        // Upstream's `Add` onto a zero takes the other's format: 0 + 1Gi prints `1Gi`.
+        let format = if self.nanos == 0 {
+            other.format
+        } else {
+            self.format
+        };
+        Some(Quantity {
+            nanos: self.nanos.checked_add(other.nanos)?,
+            format,
+        })
+    }
+
+    /// The difference, keeping this quantity's format; None when it leaves the range.
+    pub fn checked_sub(&self, other: &Quantity) -> Option<Quantity> {
+        Some(Quantity {
+            nanos: self.nanos.checked_sub(other.nanos)?,
+            format: self.format,
+        })
+    }
 }
 
 impl PartialOrd for Quantity {
@@ -359,5 +401,27 @@ mod tests {
         assert!(q("500m") < q("1"));
         assert!(q("1Gi") > q("1G"));
         assert_eq!(q("1000m").nano_value(), q("1").nano_value());
+    }
+
+    #[test]
+    fn sums_keep_the_first_format_and_refuse_overflow() {
+        let q = |s| Quantity::parse(s).unwrap();
+        assert_eq!(q("500m").checked_add(&q("1")).unwrap().to_string(), "1500m");
+        assert_eq!(q("1Gi").checked_add(&q("1Gi")).unwrap().to_string(), "2Gi");
+        assert_eq!(
+            Quantity::from_int(3)
+                .checked_sub(&q("1"))
+                .unwrap()
+                .to_string(),
+            "2"
+        );
+        assert!(Quantity::from_int(0).is_zero());
+        let zero = Quantity::zero(Format::DecimalSI);
+        assert_eq!(zero.checked_add(&q("1Gi")).unwrap().to_string(), "1Gi");
+        let big = Quantity {
+            nanos: i128::MAX,
+            format: Format::DecimalSI,
+        };
+        assert!(big.checked_add(&q("1")).is_none());
     }
 }
