@@ -481,10 +481,13 @@ impl Api {
             if pre_rv.is_some_and(|rv| rv != kv.mod_revision) {
                 return Err(ApiError::modified(&r, &name));
             }
-            let params = Params {
+            let mut params = Params {
                 warnings: o.warnings.clone(),
                 ..Params::default()
             };
+            if let Some(user) = &o.user {
+                params.user = user.clone();
+            }
             let attrs = Attributes {
                 resource: &r,
                 subresource: None,

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
+use skiff_apimachinery::user::UserInfo;
 
 use crate::error::{ApiError, Result};
 use crate::handler::{resource_version_of, Api};
@@ -55,8 +56,45 @@ fn json_response_as(code: StatusCode, content_type: &str, value: &Value) -> Resp
     (code, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn authenticate(server: &Server, headers: &HeaderMap, path: &str) -> Result<()> {
-    // Health and version are public, as upstream's default RBAC grants them to anyone.
+/// The identity a connection's verified TLS client certificate names, which serve.rs puts
+/// on every request of that connection (none without a certificate).
+#[derive(Clone, Default)]
+pub struct PeerIdentity(pub Option<Arc<UserInfo>>);
+
+/// Who makes the request: upstream's authenticator union. A client certificate the TLS
+/// handshake verified wins; then a bearer token, which must be valid when given (a bad one
+/// is a 401, never anonymous); no credentials at all is `system:anonymous`.
+pub fn authenticate(server: &Server, parts: &axum::http::request::Parts) -> Result<UserInfo> {
+    if let Some(PeerIdentity(Some(user))) = parts.extensions.get::<PeerIdentity>() {
+        return Ok(UserInfo::clone(user));
+    }
+    let Some(authorization) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(UserInfo::anonymous());
+    };
+    let token = authorization
+        .to_str()
+        .ok()
+        .and_then(bearer_token)
+        .ok_or(ApiError::Unauthorized)?;
+    if server.admin_tokens.iter().any(|a| a == token) {
+        return Ok(UserInfo::cluster_admin());
+    }
+    Err(ApiError::Unauthorized)
+}
+
+/// The token of an `Authorization: Bearer <token>` header, as upstream's bearertoken
+/// authenticator reads it (scheme case-insensitive, surrounding spaces dropped).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// What anonymous requests may do until RBAC decides: health and version only, as
+/// upstream's default `system:public-info-viewer` grants; anything else is a 401, as before
+/// skiff knew identities. Authenticated users may do everything.
+// RBAC replaces this with `authorize(&user, &attributes)`.
+fn allowed_before_rbac(user: &UserInfo, path: &str) -> Result<()> {
     let public = path == "/version"
         || ["/healthz", "/livez", "/readyz"].iter().any(|p| {
             path == *p
@@ -64,15 +102,10 @@ fn authenticate(server: &Server, headers: &HeaderMap, path: &str) -> Result<()> 
                     .strip_prefix(p)
                     .is_some_and(|rest| rest.starts_with('/'))
         });
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match token {
-        Some(t) if server.admin_tokens.iter().any(|a| a == t) => Ok(()),
-        _ if public => Ok(()),
-        _ => Err(ApiError::Unauthorized),
+    if public || user.in_group(skiff_apimachinery::user::ALL_AUTHENTICATED) {
+        return Ok(());
     }
+    Err(ApiError::Unauthorized)
 }
 
 async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
@@ -151,13 +184,15 @@ async fn handle(
 ) -> Result<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
-    authenticate(&server, &parts.headers, &path)?;
+    let user = authenticate(&server, &parts)?;
+    allowed_before_rbac(&user, &path)?;
     // Remote group-versions go to their APIService's backend; local ones pay one lookup.
     if let Some(route) = server.api.aggregator.route(&path) {
         let req = Request::from_parts(parts, body);
-        return Ok(crate::aggregator::forward(&server.api, &route, req).await);
+        return Ok(crate::aggregator::forward(&server.api, &route, &user, req).await);
     }
     let mut params = Params::parse(parts.uri.query());
+    params.user = Arc::new(user);
     params.user_agent = parts
         .headers
         .get(header::USER_AGENT)
@@ -564,5 +599,39 @@ pub fn apply_patch(
         other => Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other})"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_as_upstream_reads_them() {
+        for (header, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("  Bearer   abc  ", Some("abc")),
+            ("Bearer ", None),
+            ("Basic YTpi", None),
+            ("abc", None),
+        ] {
+            assert_eq!(bearer_token(header), want, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn anonymous_requests_reach_only_public_paths_before_rbac() {
+        let anonymous = UserInfo::anonymous();
+        for path in ["/version", "/healthz", "/readyz/etcd", "/livez"] {
+            assert!(allowed_before_rbac(&anonymous, path).is_ok(), "{path}");
+        }
+        for path in ["/api/v1/pods", "/apis", "/healthzz", "/openapi/v3"] {
+            assert!(matches!(
+                allowed_before_rbac(&anonymous, path),
+                Err(ApiError::Unauthorized)
+            ));
+        }
+        assert!(allowed_before_rbac(&UserInfo::cluster_admin(), "/api/v1/pods").is_ok());
     }
 }

@@ -184,6 +184,8 @@ pub struct DeleteOptions {
     /// The request's `Warning` headers (its `Params::warnings`), for what admission
     /// webhooks called by the delete have to say.
     pub warnings: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Who deletes (its `Params::user`); `None` for the server's own deletes.
+    pub user: Option<std::sync::Arc<skiff_apimachinery::user::UserInfo>>,
 }
 
 impl DeleteOptions {
@@ -297,6 +299,7 @@ impl DeleteOptions {
         if causes.is_empty() {
             Ok(DeleteOptions {
                 warnings: p.warnings.clone(),
+                user: Some(p.user.clone()),
                 ..opts
             })
         } else {

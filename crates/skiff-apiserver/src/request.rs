@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use skiff_apimachinery::selector::{FieldSelector, LabelSelector};
+use skiff_apimachinery::user::UserInfo;
 
 use crate::error::{ApiError, Result};
 use crate::resources::{Registry, ResourceInfo};
@@ -68,9 +69,10 @@ impl Target {
     }
 }
 
-/// Query parameters of a request, with typed accessors for the ones the API defines, and
-/// the client's User-Agent (which names the field manager of writes that give none).
-#[derive(Default, Clone)]
+/// Query parameters of a request, with typed accessors for the ones the API defines, the
+/// client's User-Agent (which names the field manager of writes that give none) and who
+/// makes the request.
+#[derive(Clone)]
 pub struct Params {
     pub query: HashMap<String, String>,
     /// Every value of a key the query repeats (`dryRun=All&dryRun=All`), in order; `query`
@@ -81,6 +83,35 @@ pub struct Params {
     pub duplicate_fields: Vec<String>,
     /// Warnings for the response's `Warning` headers, collected while handling.
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Who makes the request (after impersonation): what admission webhooks and policies
+    /// see as `userInfo`. The server's own writes are [`loopback_user`]'s.
+    pub user: Arc<UserInfo>,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            query: HashMap::new(),
+            repeated: HashMap::new(),
+            user_agent: None,
+            duplicate_fields: Vec::new(),
+            warnings: Arc::default(),
+            user: Arc::new(loopback_user()),
+        }
+    }
+}
+
+/// The identity of the server's own requests (bootstrap objects, in-process controllers):
+/// upstream's loopback client, `system:apiserver` in `system:masters`.
+pub fn loopback_user() -> UserInfo {
+    UserInfo {
+        username: "system:apiserver".into(),
+        groups: vec![
+            skiff_apimachinery::user::ALL_AUTHENTICATED.into(),
+            skiff_apimachinery::user::SYSTEM_MASTERS.into(),
+        ],
+        ..UserInfo::default()
+    }
 }
 
 impl Params {

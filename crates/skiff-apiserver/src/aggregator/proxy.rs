@@ -14,10 +14,7 @@ use super::status::{self, Backend, ServiceRef};
 use super::Route;
 use crate::handler::Api;
 use crate::request::Target;
-
-/// Who proxied requests act as, until skiff authenticates users other than its admin.
-const USER: &str = "kubernetes-admin";
-const GROUPS: [&str; 2] = ["system:masters", "system:authenticated"];
+use skiff_apimachinery::user::UserInfo;
 
 /// Headers that describe one connection, not the request (RFC 9110 §7.6.1), and are not
 /// forwarded; `Connection` and `Upgrade` are, for an upgrade.
@@ -46,7 +43,7 @@ fn plain(code: StatusCode, message: &str) -> Response {
 }
 
 /// Answers `req` from the backend of `route`.
-pub async fn forward(api: &Api, route: &Route, mut req: Request) -> Response {
+pub async fn forward(api: &Api, route: &Route, user: &UserInfo, mut req: Request) -> Response {
     if !route.available() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
     }
@@ -79,7 +76,7 @@ pub async fn forward(api: &Api, route: &Route, mut req: Request) -> Response {
     *out.method_mut() = parts.method;
     *out.uri_mut() = uri;
     *out.version_mut() = Version::HTTP_11;
-    *out.headers_mut() = request_headers(parts.headers, upgrade);
+    *out.headers_mut() = request_headers(parts.headers, upgrade, user);
     let mut resp = match client.request(out).await {
         Ok(r) => r,
         Err(e) => {
@@ -112,7 +109,7 @@ pub async fn forward(api: &Api, route: &Route, mut req: Request) -> Response {
 
 /// The headers sent on: the caller's, without hop-by-hop ones, its credentials or identity
 /// claims, with the aggregator's statement of who it is (`SetAuthProxyHeaders`).
-fn request_headers(mut headers: HeaderMap, upgrade: bool) -> HeaderMap {
+fn request_headers(mut headers: HeaderMap, upgrade: bool, user: &UserInfo) -> HeaderMap {
     for h in HOP_BY_HOP {
         if !(upgrade && (h == "connection" || h == "upgrade")) {
             headers.remove(h);
@@ -131,11 +128,44 @@ fn request_headers(mut headers: HeaderMap, upgrade: bool) -> HeaderMap {
     for k in claims {
         headers.remove(k);
     }
-    headers.insert("x-remote-user", HeaderValue::from_static(USER));
-    for g in GROUPS {
-        headers.append("x-remote-group", HeaderValue::from_static(g));
+    // Names and groups come from a verified credential, but a value a header cannot carry
+    // is dropped rather than sent mangled.
+    if let Ok(v) = HeaderValue::from_str(&user.username) {
+        headers.insert("x-remote-user", v);
+    }
+    for g in &user.groups {
+        if let Ok(v) = HeaderValue::from_str(g) {
+            headers.append("x-remote-group", v);
+        }
+    }
+    // Extra keys are percent-encoded into the header name, as upstream's requestheader
+    // authenticator expects (`X-Remote-Extra-<url.PathEscape(key)>`).
+    for (key, values) in &user.extra {
+        let name = format!("x-remote-extra-{}", extra_key_escape(key));
+        let Ok(name) = header::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        for value in values {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.append(name.clone(), v);
+            }
+        }
     }
     headers
+}
+
+/// Go's `url.PathEscape` of an extra key, lowercased as HTTP/2 header names must be
+/// (upstream unescapes and lowercases keys on the receiving side).
+fn extra_key_escape(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.to_ascii_lowercase().bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Whether a request asks to switch protocols (`kubectl exec`, `port-forward`).
@@ -196,18 +226,25 @@ mod tests {
         h.insert("impersonate-user", HeaderValue::from_static("root"));
         h.insert("connection", HeaderValue::from_static("keep-alive"));
         h.insert("accept", HeaderValue::from_static("application/json"));
-        let out = request_headers(h, false);
+        let user = UserInfo {
+            username: "intern".into(),
+            groups: vec!["interns".into(), "system:authenticated".into()],
+            extra: [("example.com/team".to_owned(), vec!["blue".to_owned()])].into(),
+            ..UserInfo::default()
+        };
+        let out = request_headers(h, false, &user);
         assert!(out.get("authorization").is_none());
+        assert_eq!(out["x-remote-extra-example.com%2Fteam"], "blue");
         assert!(out.get("x-remote-extra-scopes").is_none());
         assert!(out.get("impersonate-user").is_none());
         assert!(out.get("connection").is_none());
-        assert_eq!(out["x-remote-user"], "kubernetes-admin");
+        assert_eq!(out["x-remote-user"], "intern");
         let groups: Vec<&str> = out
             .get_all("x-remote-group")
             .iter()
             .map(|v| v.to_str().unwrap())
             .collect();
-        assert_eq!(groups, ["system:masters", "system:authenticated"]);
+        assert_eq!(groups, ["interns", "system:authenticated"]);
         assert_eq!(out["accept"], "application/json");
     }
 
@@ -217,7 +254,7 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("Upgrade"));
         h.insert("upgrade", HeaderValue::from_static("websocket"));
         assert!(is_upgrade(&h));
-        let out = request_headers(h, true);
+        let out = request_headers(h, true, &UserInfo::cluster_admin());
         assert_eq!(out["upgrade"], "websocket");
         assert_eq!(out["connection"], "Upgrade");
     }

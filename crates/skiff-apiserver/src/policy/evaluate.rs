@@ -208,6 +208,7 @@ fn request_of(attrs: &Attributes<'_>, object: Option<&Value>, old: Option<&Value
             attrs.dry_run,
             attrs.params.get("fieldManager"),
         ),
+        user: &attrs.params.user,
     }
     .request()
 }

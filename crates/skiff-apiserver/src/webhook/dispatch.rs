@@ -309,6 +309,7 @@ impl<'a> Call<'a> {
             old_object: old,
             dry_run: self.attrs.dry_run,
             options: self.options.clone(),
+            user: &self.attrs.params.user,
         }
     }
 }

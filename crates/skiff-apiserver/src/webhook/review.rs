@@ -3,10 +3,7 @@
 //! denial turned into the Status the client sees (upstream's `errors/statuserror.go`).
 
 use serde_json::{json, Map, Value};
-
-/// Who makes requests, until authentication (another issue) says otherwise.
-const USERNAME: &str = "kubernetes-admin";
-const GROUPS: [&str; 2] = ["system:masters", "system:authenticated"];
+use skiff_apimachinery::user::UserInfo;
 
 /// `group/version/kind` and `group/version/resource` of a request or an invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +38,8 @@ pub struct ReviewRequest<'a> {
     pub old_object: Option<&'a Value>,
     pub dry_run: bool,
     pub options: Value,
+    /// Who makes the request.
+    pub user: &'a UserInfo,
 }
 
 impl ReviewRequest<'_> {
@@ -65,10 +64,7 @@ impl ReviewRequest<'_> {
             r.insert("namespace".into(), json!(self.namespace));
         }
         r.insert("operation".into(), json!(self.operation));
-        r.insert(
-            "userInfo".into(),
-            json!({"username": USERNAME, "groups": GROUPS}),
-        );
+        r.insert("userInfo".into(), json!(self.user));
         r.insert("object".into(), self.object.cloned().unwrap_or(Value::Null));
         r.insert(
             "oldObject".into(),

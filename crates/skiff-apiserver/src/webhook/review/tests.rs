@@ -42,6 +42,12 @@ fn review_request_carries_upstream_fields() {
         old_object: None,
         dry_run: true,
         options: options("CreateOptions", true, Some("kubectl")),
+        user: &UserInfo {
+            username: "intern".into(),
+            uid: "u-1".into(),
+            groups: vec!["interns".into(), "system:authenticated".into()],
+            extra: [("scopes".to_owned(), vec!["a".to_owned()])].into(),
+        },
     };
     let review = req.review("v1");
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
@@ -62,10 +68,10 @@ fn review_request_carries_upstream_fields() {
     assert_eq!(r["name"], "a");
     assert_eq!(r["namespace"], "default");
     assert_eq!(r["operation"], "CREATE");
-    assert_eq!(r["userInfo"]["username"], "kubernetes-admin");
     assert_eq!(
-        r["userInfo"]["groups"],
-        json!(["system:masters", "system:authenticated"])
+        r["userInfo"],
+        json!({"username": "intern", "uid": "u-1", "groups": ["interns", "system:authenticated"],
+               "extra": {"scopes": ["a"]}})
     );
     assert_eq!(r["object"], obj);
     assert_eq!(r["oldObject"], Value::Null);
