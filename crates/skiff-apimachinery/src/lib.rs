@@ -10,6 +10,7 @@
 pub mod cron;
 pub mod defaults;
 pub mod limitrange;
+pub mod podsecurity;
 pub mod quantity;
 pub mod quota;
 pub mod scheduling;
