@@ -7,30 +7,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
 
-/// Whether `labels` satisfy `selector` (matchLabels and matchExpressions, as upstream).
-/// An empty selector matches nothing here, as a controller with one must not grab every pod.
+/// Whether `labels` satisfy `selector`, through the one selector matcher
+/// (`skiff_apimachinery::selector`). An empty selector matches nothing here, as a controller
+/// with one must not grab every pod; so does one that does not parse (upstream's controllers
+/// stop at `LabelSelectorAsSelector`'s error; the API server refuses such selectors anyway).
 pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let match_labels = selector.match_labels.as_ref();
-    let exprs = selector.match_expressions.as_deref().unwrap_or_default();
-    if match_labels.is_none_or(|m| m.is_empty()) && exprs.is_empty() {
+    let Ok(json) = serde_json::to_value(selector) else {
         return false;
+    };
+    match skiff_apimachinery::selector::LabelSelector::from_label_selector(&json) {
+        Ok(s) if !s.is_empty() => s.matches_by(|k| labels.get(k).map(String::as_str)),
+        _ => false,
     }
-    if let Some(m) = match_labels {
-        if !m.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            return false;
-        }
-    }
-    exprs.iter().all(|e| {
-        let values = e.values.as_deref().unwrap_or_default();
-        let value = labels.get(&e.key);
-        match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    })
 }
 
 /// The owner reference marked `controller: true`, if any.

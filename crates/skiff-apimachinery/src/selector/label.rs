@@ -123,16 +123,21 @@ impl Requirement {
 
     /// Whether this requirement holds for a label set (upstream `Requirement.Matches`).
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
-        let lookup = |k: &str| labels.and_then(|l| l.get(k));
-        let value = || lookup(&self.key).and_then(Value::as_str);
+        self.matches_by(|k| json_label(labels, k))
+    }
+
+    /// [`Requirement::matches`] over any label store: `get` gives a label's value (typed
+    /// objects' `BTreeMap<String, String>` labels need no JSON copy).
+    pub fn matches_by<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+        let value = || get(&self.key);
         let has_value = |v: &str| self.values.iter().any(|x| x == v);
         match self.op {
             Operator::In | Operator::Equals | Operator::DoubleEquals => {
                 value().is_some_and(has_value)
             }
             Operator::NotIn | Operator::NotEquals => !value().is_some_and(has_value),
-            Operator::Exists => lookup(&self.key).is_some(),
-            Operator::DoesNotExist => lookup(&self.key).is_none(),
+            Operator::Exists => value().is_some(),
+            Operator::DoesNotExist => value().is_none(),
             Operator::GreaterThan | Operator::LessThan => {
                 let Some(actual) = value().and_then(|v| v.parse::<i64>().ok()) else {
                     return false;
@@ -151,6 +156,12 @@ impl Requirement {
             }
         }
     }
+}
+
+/// A label's value in JSON `metadata.labels`. Label values are strings once validated; any
+/// other value still counts as present (for `Exists`) with an empty value.
+fn json_label<'a>(labels: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a str> {
+    labels?.get(key).map(|v| v.as_str().unwrap_or_default())
 }
 
 impl fmt::Display for Requirement {
@@ -299,7 +310,12 @@ impl LabelSelector {
 
     /// Whether an object with these labels (`metadata.labels`, absent = `None`) is selected.
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
-        !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
+        self.matches_by(|k| json_label(labels, k))
+    }
+
+    /// [`LabelSelector::matches`] over any label store (see [`Requirement::matches_by`]).
+    pub fn matches_by<'a>(&self, get: impl Fn(&str) -> Option<&'a str> + Copy) -> bool {
+        !self.nothing && self.requirements.iter().all(|r| r.matches_by(get))
     }
 
     /// True when the selector does not restrict anything (upstream `Empty()`); `nothing()` is

@@ -93,30 +93,12 @@ pub enum Action {
     },
 }
 
-/// Bytes of a quantity (`1Gi`, `500M`, `1e3`), `None` when it does not parse.
-pub fn quantity_bytes(q: &Quantity) -> Option<f64> {
-    let s = q.0.trim();
-    const SUFFIXES: [(&str, f64); 13] = [
-        ("Ki", 1024.0),
-        ("Mi", 1024.0 * 1024.0),
-        ("Gi", 1024.0 * 1024.0 * 1024.0),
-        ("Ti", 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("Pi", 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("Ei", 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    for (suffix, mult) in SUFFIXES {
-        if let Some(n) = s.strip_suffix(suffix) {
-            return n.parse::<f64>().ok().map(|n| n * mult);
-        }
-    }
-    s.parse::<f64>().ok()
+/// Bytes of a quantity (`1Gi`, `500M`, `1e3`), rounded up as upstream's `Value()`; `None`
+/// when it does not parse. Through the one quantity parser.
+pub fn quantity_bytes(q: &Quantity) -> Option<i128> {
+    skiff_apimachinery::quantity::Quantity::parse(q.0.trim())
+        .ok()
+        .map(|q| q.value())
 }
 
 fn key(c: &PersistentVolumeClaim) -> ClaimKey {
@@ -213,7 +195,7 @@ fn requested(c: &PersistentVolumeClaim) -> Option<&Quantity> {
         .get("storage")
 }
 
-fn capacity(v: &PersistentVolume) -> Option<f64> {
+fn capacity(v: &PersistentVolume) -> Option<i128> {
     v.spec
         .as_ref()?
         .capacity
@@ -229,7 +211,7 @@ fn fits(v: &PersistentVolume, c: &PersistentVolumeClaim, class: &str) -> bool {
         return false;
     };
     let mode = |m: &Option<String>| m.clone().unwrap_or_else(|| "Filesystem".into());
-    let want = requested(c).and_then(quantity_bytes).unwrap_or(0.0);
+    let want = requested(c).and_then(quantity_bytes).unwrap_or(0);
     let modes = vs.access_modes.as_deref().unwrap_or_default();
     let selector_ok = cs.selector.as_ref().is_none_or(|s| {
         let empty = s.match_labels.as_ref().is_none_or(|m| m.is_empty())
@@ -261,10 +243,7 @@ pub fn best_match<'a>(
         .iter()
         .copied()
         .filter(|v| is_free(v) && fits(v, c, class))
-        .min_by(|a, b| {
-            let (a, b) = (capacity(a).unwrap_or(0.0), capacity(b).unwrap_or(0.0));
-            a.total_cmp(&b)
-        })
+        .min_by_key(|v| capacity(v).unwrap_or(0))
 }
 
 /// The node a claim is wanted on: the scheduler's selected-node annotation, else the node

@@ -138,11 +138,12 @@ fn bound_to(actions: &[Action]) -> Vec<(String, String)> {
 fn quantities_parse_binary_and_decimal_suffixes() {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     for (q, bytes) in [
-        ("1Gi", 1073741824.0),
-        ("512Mi", 536870912.0),
-        ("2G", 2e9),
-        ("1500", 1500.0),
-        ("1.5Ki", 1536.0),
+        ("1Gi", 1073741824),
+        ("512Mi", 536870912),
+        ("2G", 2_000_000_000),
+        ("1500", 1500),
+        ("1.5Ki", 1536),
+        ("1e3", 1000),
     ] {
         assert_eq!(quantity_bytes(&Quantity(q.into())), Some(bytes), "{q}");
     }
