@@ -1,0 +1,19 @@
+//! Authentication: who a request is. Everything here is pure or local (a key file), so the
+//! API server decides with objects it looks up through [`serviceaccount::ObjectLookup`].
+//!
+//! - [`keys`]: the ServiceAccount signing key skiff keeps in its data dir, its JWKS and
+//!   the OIDC discovery document;
+//! - [`serviceaccount`]: bound (TokenRequest) and legacy (Secret) ServiceAccount JWTs:
+//!   claims, signing, verification, the identity they stand for;
+//! - [`x509`]: the identity a verified client certificate names;
+//! - [`impersonation`]: the `Impersonate-*` headers, as upstream's impersonation filter.
+//!
+//! Every identity is a [`skiff_apimachinery::user::UserInfo`].
+
+pub mod impersonation;
+pub mod keys;
+pub mod serviceaccount;
+pub mod x509;
+
+pub use keys::SigningKey;
+pub use serviceaccount::{ObjectLookup, TokenAuthenticator, TokenError};
