@@ -1,5 +1,6 @@
 //! The kubelet's log endpoint, `GET /containerLogs/{namespace}/{pod}/{container}`, which
-//! the API server proxies `pods/{name}/log` to.
+//! the API server proxies `pods/{name}/log` to; it also serves the streaming endpoints
+//! of `streaming.rs`.
 
 use super::pods::{LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_NAME, LABEL_NAMESPACE};
 use super::Shared;
@@ -21,6 +22,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
             axum::routing::get(container_logs),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .merge(super::streaming::routes())
         .with_state(shared);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!(error = %e, "log endpoint stopped");

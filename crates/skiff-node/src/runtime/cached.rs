@@ -80,6 +80,10 @@ impl<R: Runtime> Runtime for CachedList<R> {
     fn exec(&self, id: &str, argv: &[String], timeout: Option<Duration>) -> Result<ExecOutput> {
         self.inner.exec(id, argv, timeout)
     }
+
+    fn exec_command(&self, id: &str, argv: &[String]) -> Result<super::ExecCommand> {
+        self.inner.exec_command(id, argv)
+    }
 }
 
 #[cfg(test)]

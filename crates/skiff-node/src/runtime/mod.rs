@@ -15,7 +15,7 @@ mod spec;
 
 pub use cached::CachedList;
 pub use process::ProcessSpec;
-pub use runc::{RuncConfig, RuncRuntime};
+pub use runc::{ExecCommand, RuncConfig, RuncRuntime};
 
 use crate::logs::Rotation;
 use serde::{Deserialize, Serialize};
@@ -231,6 +231,15 @@ pub trait Runtime: Send + Sync {
     /// containerd's by default, it waits for the output to close, so a background child
     /// that keeps stdout open holds it up to the timeout.
     fn exec(&self, id: &str, argv: &[String], timeout: Option<Duration>) -> Result<ExecOutput>;
+    /// Prepares `argv` to run inside a running container with the caller's stdio (`kubectl
+    /// exec`'s streaming exec): the caller spawns the command and connects its pipes. Only
+    /// a runtime with real processes has it.
+    fn exec_command(&self, id: &str, argv: &[String]) -> Result<ExecCommand> {
+        let _ = (id, argv);
+        Err(Error::InvalidSpec(
+            "streaming exec is not supported by this runtime".into(),
+        ))
+    }
 }
 
 /// Stops a container as the kubelet does: SIGTERM, wait up to `grace`, then SIGKILL, and

@@ -474,6 +474,43 @@ impl Runtime for RuncRuntime {
         }
     }
 
+    fn exec_command(&self, id: &str, argv: &[String]) -> Result<ExecCommand> {
+        validate_id(id)?;
+        if argv.is_empty() {
+            return Err(Error::InvalidSpec("exec: empty command".into()));
+        }
+        if self.state(id)?.state != ContainerState::Running {
+            return Err(Error::NotRunning(id.to_string()));
+        }
+        let dir = self.dir(id);
+        let tag = crate::util::unique_suffix();
+        let files = ExecFiles {
+            process: dir.join(format!("exec-{tag}.json")),
+            pid: dir.join(format!("exec-{tag}.pid")),
+            log: dir.join(format!("exec-{tag}.log")),
+        };
+        let process = self.exec_process(id, argv)?;
+        write(
+            &files.process,
+            &serde_json::to_vec(&process).map_err(|e| Error::InvalidSpec(e.to_string()))?,
+        )?;
+        let mut command = Command::new(&self.cfg.runc);
+        command
+            .arg("--root")
+            .arg(self.cfg.state_dir.join("runc"))
+            .arg("--log")
+            .arg(&files.log)
+            .arg("--log-format")
+            .arg("json")
+            .arg("exec")
+            .arg("--process")
+            .arg(&files.process)
+            .arg("--pid-file")
+            .arg(&files.pid)
+            .arg(id);
+        Ok(ExecCommand { command, files })
+    }
+
     fn list(&self) -> Result<Vec<ContainerStatus>> {
         let mut ids = std::collections::BTreeSet::new();
         let containers = self.cfg.state_dir.join("containers");
@@ -513,6 +550,37 @@ impl Runtime for RuncRuntime {
             }
         }
         Ok(out)
+    }
+}
+
+/// A `runc exec` ready to spawn, for streaming exec: the caller connects its stdio. Its
+/// files in the container dir go when it is dropped.
+pub struct ExecCommand {
+    /// `runc exec` with its arguments; stdio is the caller's to set.
+    pub command: Command,
+    files: ExecFiles,
+}
+
+impl ExecCommand {
+    /// SIGKILLs the command inside the container: runc forwards other signals to it, but
+    /// a killed `runc exec` leaves its command running.
+    pub fn kill_process(&self) {
+        if let Some(pid) = read_pid(&self.files.pid) {
+            // SAFETY: kill(2) on the pid runc wrote for this exec; at worst it is gone.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    /// runc's own failure (no such executable, container gone), once `runc exec` exited
+    /// non-zero: an error of the exec, not an exit code of the command.
+    pub fn runc_error(&self) -> Option<String> {
+        runc_log_error(&self.files.log)
+    }
+}
+
+impl Drop for ExecCommand {
+    fn drop(&mut self) {
+        self.files.remove();
     }
 }
 

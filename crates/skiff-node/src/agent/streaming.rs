@@ -1,0 +1,519 @@
+//! The kubelet's streaming endpoints, which the API server passes `pods/exec` and
+//! `pods/portforward` upgrades through to: `/exec/{namespace}/{pod}/{container}` and
+//! `/portForward/{namespace}/{pod}`, over WebSocket or SPDY (the framing is
+//! `skiff-stream`'s; this file runs the processes and connections behind it).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hyper_util::rt::TokioIo;
+use skiff_stream::channel::{Protocol, EXEC_PROTOCOLS};
+use skiff_stream::exec::ExecStreams;
+use skiff_stream::portforward::{self, Forward};
+use skiff_stream::remotecommand::{self, Options, Outcome, Version};
+use skiff_stream::session::{self, Output, CHUNK};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+use super::pods::{LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_NAME, LABEL_NAMESPACE, LABEL_UID};
+use super::Shared;
+use crate::runtime::{ContainerState, Runtime};
+
+/// The routes, merged into the log endpoint's router.
+pub(crate) fn routes() -> axum::Router<Arc<Shared>> {
+    axum::Router::new()
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            axum::routing::get(exec).post(exec),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}",
+            axum::routing::get(port_forward).post(port_forward),
+        )
+}
+
+fn text(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, [("content-type", "text/plain")], msg.into()).into_response()
+}
+
+/// The transport a request asked to upgrade to, once negotiated.
+enum Transport {
+    /// A WebSocket with this subprotocol ("" when the client offered none).
+    WebSocket(&'static str),
+    /// SPDY/3.1 with this `X-Stream-Protocol-Version`.
+    Spdy(&'static str),
+}
+
+/// Negotiates the upgrade as upstream's handshakes: WebSocket subprotocols among
+/// `ws_served`, SPDY stream protocols among `spdy_served`. Returns the transport and the
+/// 101 response, or the error response.
+fn negotiate(
+    headers: &HeaderMap,
+    ws_served: &[&'static str],
+    spdy_served: &[&'static str],
+) -> Result<(Transport, Response), (StatusCode, String)> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if upgrade == "websocket" {
+        let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return Err((StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key".into()));
+        };
+        let offered = values("sec-websocket-protocol");
+        let chosen = if offered.is_empty() {
+            ""
+        } else {
+            remotecommand::negotiate(offered.iter().map(String::as_str), ws_served).ok_or_else(
+                || {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "requested protocol(s) are not supported: {offered:?}; supports {ws_served:?}"
+                        ),
+                    )
+                },
+            )?
+        };
+        let mut resp = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(
+                header::SEC_WEBSOCKET_ACCEPT,
+                derive_accept_key(key.as_bytes()),
+            );
+        if !chosen.is_empty() {
+            resp = resp.header(header::SEC_WEBSOCKET_PROTOCOL, chosen);
+        }
+        let resp = resp.body(Body::empty()).expect("static response parts");
+        return Ok((Transport::WebSocket(chosen), resp));
+    }
+    if upgrade.starts_with("spdy/3.1") {
+        let offered = values("x-stream-protocol-version");
+        let chosen = remotecommand::negotiate(offered.iter().map(String::as_str), spdy_served)
+            .ok_or_else(|| {
+                (
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts {spdy_served:?}"
+                    ),
+                )
+            })?;
+        let resp = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "SPDY/3.1")
+            .header(
+                "X-Stream-Protocol-Version",
+                HeaderValue::from_static(chosen),
+            )
+            .body(Body::empty())
+            .expect("static response parts");
+        return Ok((Transport::Spdy(chosen), resp));
+    }
+    Err((
+        StatusCode::BAD_REQUEST,
+        "Upgrade request required: use WebSocket or SPDY/3.1".into(),
+    ))
+}
+
+/// The upgraded connection, once the 101 is sent.
+async fn upgraded(on: hyper::upgrade::OnUpgrade) -> Option<TokioIo<hyper::upgrade::Upgraded>> {
+    match on.await {
+        Ok(u) => Some(TokioIo::new(u)),
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            None
+        }
+    }
+}
+
+/// The running instance (latest attempt) of a pod's container, as the kubelet finds it.
+fn find_container(
+    runtime: &dyn Runtime,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+) -> Result<(String, ContainerState), String> {
+    let mut attempts: Vec<(u32, String, ContainerState)> = runtime
+        .list()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|s| {
+            let l = &s.spec.as_ref()?.labels;
+            (l.get(LABEL_NAMESPACE).map(String::as_str) == Some(namespace)
+                && l.get(LABEL_NAME).map(String::as_str) == Some(pod)
+                && l.get(LABEL_CONTAINER).map(String::as_str) == Some(container))
+            .then_some(())?;
+            Some((l.get(LABEL_ATTEMPT)?.parse().ok()?, s.id, s.state))
+        })
+        .collect();
+    attempts.sort_by_key(|a| a.0);
+    attempts
+        .pop()
+        .map(|(_, id, state)| (id, state))
+        .ok_or_else(|| format!("container not found ({container:?})"))
+}
+
+async fn exec(
+    State(shared): State<Arc<Shared>>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    mut req: Request,
+) -> Response {
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let opts = Options::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if let Err(e) = opts.validate() {
+        return text(StatusCode::BAD_REQUEST, e);
+    }
+    if opts.command.is_empty() {
+        return text(StatusCode::BAD_REQUEST, "command is required");
+    }
+    let runtime = shared.runtime.clone();
+    let (ns, p, c) = (namespace.clone(), pod.clone(), container.clone());
+    let found =
+        tokio::task::spawn_blocking(move || find_container(runtime.as_ref(), &ns, &p, &c)).await;
+    let id = match found {
+        Ok(Ok((id, ContainerState::Running))) => id,
+        Ok(Ok(_)) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("container not running ({container:?})"),
+            )
+        }
+        Ok(Err(e)) => return text(StatusCode::NOT_FOUND, e),
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let (transport, resp) = match negotiate(
+        req.headers(),
+        &EXEC_PROTOCOLS,
+        &remotecommand::SPDY_VERSIONS,
+    ) {
+        Ok(t) => t,
+        Err((code, msg)) => return text(code, msg),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Some(io) = upgraded(on_upgrade).await else {
+            return;
+        };
+        let streams = match transport {
+            Transport::WebSocket(name) => {
+                let proto = Protocol::from_name(name).expect("negotiated among known names");
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+                skiff_stream::exec::websocket(ws, proto, &opts)
+            }
+            Transport::Spdy(name) => {
+                let version = Version::from_name(name).expect("negotiated among known names");
+                match skiff_stream::exec::spdy(io, version, &opts).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "exec streams not opened");
+                        return;
+                    }
+                }
+            }
+        };
+        run_exec(shared.runtime.clone(), id, opts, streams).await;
+    });
+    resp
+}
+
+/// Runs the command with the client's streams and reports how it ended. The client going
+/// away kills the command.
+async fn run_exec(runtime: Arc<dyn Runtime>, id: String, opts: Options, streams: ExecStreams) {
+    let argv = opts.command.clone();
+    let prepared = {
+        let argv = argv.clone();
+        tokio::task::spawn_blocking(move || runtime.exec_command(&id, &argv)).await
+    };
+    let mut prepared = match prepared {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            let msg = format!("error executing command in container: {e}");
+            return streams.finish(&Outcome::Error(msg)).await;
+        }
+        Err(e) => return streams.finish(&Outcome::Error(e.to_string())).await,
+    };
+    let piped = |on: bool| {
+        if on {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        }
+    };
+    let std_cmd = std::mem::replace(&mut prepared.command, std::process::Command::new("true"));
+    let mut command = tokio::process::Command::from(std_cmd);
+    command
+        .stdin(piped(streams.stdin.is_some()))
+        .stdout(piped(streams.stdout.is_some()))
+        .stderr(piped(streams.stderr.is_some()))
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("error executing command in container: starting runc: {e}");
+            return streams.finish(&Outcome::Error(msg)).await;
+        }
+    };
+    let mut streams = streams;
+    let mut pumps = tokio::task::JoinSet::new();
+    if let (Some(mut rx), Some(mut stdin)) = (streams.stdin.take(), child.stdin.take()) {
+        pumps.spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if stdin.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+            // Dropping stdin is the command's EOF.
+        });
+    }
+    let mut outputs = tokio::task::JoinSet::new();
+    if let (Some(out), Some(pipe)) = (streams.stdout.clone(), child.stdout.take()) {
+        outputs.spawn(pump(pipe, out));
+    }
+    if let (Some(out), Some(pipe)) = (streams.stderr.clone(), child.stderr.take()) {
+        outputs.spawn(pump(pipe, out));
+    }
+    let mut closed = streams.closed.clone();
+    let status = tokio::select! {
+        s = child.wait() => s.ok(),
+        _ = closed.wait_for(|c| *c) => None,
+    };
+    let Some(status) = status else {
+        // The client is gone: the command must not outlive it.
+        tracing::debug!("exec client gone, killing the command");
+        prepared.kill_process();
+        let _ = child.kill().await;
+        pumps.abort_all();
+        outputs.abort_all();
+        return;
+    };
+    pumps.abort_all();
+    // The output the command wrote before exiting goes out first; a background child
+    // holding the pipes open does not hold up the status for long.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while outputs.join_next().await.is_some() {}
+    })
+    .await;
+    outputs.abort_all();
+    let code = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 255,
+    };
+    let outcome = if code == 0 {
+        Outcome::Success
+    } else {
+        let runc_error = tokio::task::spawn_blocking(move || prepared.runc_error())
+            .await
+            .ok()
+            .flatten();
+        match runc_error {
+            Some(msg) => Outcome::Error(format!(
+                "error executing command in container: OCI runtime exec failed: {msg}: unknown"
+            )),
+            None => Outcome::ExitCode {
+                code,
+                command: argv,
+            },
+        }
+    };
+    streams.finish(&outcome).await;
+}
+
+/// Copies a pipe to a stream until EOF; each send waits for room, so a slow client slows
+/// the command rather than growing a buffer.
+async fn pump(mut pipe: impl tokio::io::AsyncRead + Unpin, out: Output) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if out.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The pod's identity and network namespace (`None`: host network), from its containers'
+/// labels and its sandbox.
+fn find_pod(
+    shared: &Shared,
+    namespace: &str,
+    pod: &str,
+) -> Result<(String, Option<std::path::PathBuf>), String> {
+    let uid = shared
+        .runtime
+        .list()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|s| s.spec)
+        .find(|s| {
+            s.labels.get(LABEL_NAMESPACE).map(String::as_str) == Some(namespace)
+                && s.labels.get(LABEL_NAME).map(String::as_str) == Some(pod)
+        })
+        .and_then(|s| s.labels.get(LABEL_UID).cloned())
+        .ok_or_else(|| "pod does not exist".to_string())?;
+    let sandbox = shared
+        .sandboxes
+        .list()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|s| s.spec.id == uid)
+        .ok_or_else(|| "pod does not exist".to_string())?;
+    Ok((uid, sandbox.network.map(|n| n.netns_path)))
+}
+
+async fn port_forward(
+    State(shared): State<Arc<Shared>>,
+    Path((namespace, pod)): Path<(String, String)>,
+    mut req: Request,
+) -> Response {
+    let s = shared.clone();
+    let (ns, p) = (namespace.clone(), pod.clone());
+    let found = tokio::task::spawn_blocking(move || find_pod(&s, &ns, &p)).await;
+    let (uid, netns) = match found {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => return text(StatusCode::NOT_FOUND, e),
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let (transport, resp) = match negotiate(
+        req.headers(),
+        &[portforward::TUNNEL_PROTOCOL],
+        &[portforward::PROTOCOL],
+    ) {
+        Ok(t) => t,
+        Err((code, msg)) => return text(code, msg),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Some(io) = upgraded(on_upgrade).await else {
+            return;
+        };
+        let session = match transport {
+            Transport::WebSocket(_) => {
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+                session::serve(skiff_stream::wsio::into_bytes(ws))
+            }
+            Transport::Spdy(_) => session::serve(io),
+        };
+        let mut forwards = portforward::pairs(session);
+        while let Some(f) = forwards.recv().await {
+            let netns = netns.clone();
+            let who = format!("pod {pod}_{namespace}, uid {uid}");
+            tokio::spawn(forward(f, netns, who));
+        }
+    });
+    resp
+}
+
+/// One forwarded connection: to 127.0.0.1:port inside the pod's network namespace, as the
+/// kubelet does (so a server bound to localhost in the pod is reached too).
+async fn forward(f: Forward, netns: Option<std::path::PathBuf>, who: String) {
+    let port = f.port;
+    let stream = match connect_in(netns, port).await {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = format!(
+                "error forwarding port {port} to {who}: failed to connect to localhost:{port} inside the pod's network namespace: {e}"
+            );
+            let _ = f.error.send(Bytes::from(msg)).await;
+            f.error.close().await;
+            f.output.close().await;
+            return;
+        }
+    };
+    f.error.close().await;
+    let (mut read, mut write) = stream.into_split();
+    let mut input = f.input;
+    let to_pod = async move {
+        while let Some(b) = input.recv().await {
+            if write.write_all(&b).await.is_err() {
+                return;
+            }
+        }
+        let _ = write.shutdown().await;
+    };
+    let output = f.output;
+    let from_pod = async move {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if output
+                        .send(Bytes::copy_from_slice(&buf[..n]))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        output.close().await;
+    };
+    tokio::join!(to_pod, from_pod);
+}
+
+/// Connects to 127.0.0.1:`port` in `netns` (the host's when `None`). Entering a network
+/// namespace changes the calling thread, so it is done on a thread of its own that ends
+/// right after: no runtime thread ever runs in a pod's namespace.
+async fn connect_in(
+    netns: Option<std::path::PathBuf>,
+    port: u16,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = (|| {
+            if let Some(path) = &netns {
+                let file = std::fs::File::open(path)?;
+                // SAFETY: setns(2) on an open namespace fd, for this thread only (it exits
+                // after the connect).
+                let rc = unsafe {
+                    libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET)
+                };
+                if rc != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            let s = std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                std::time::Duration::from_secs(10),
+            )?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        })();
+        let _ = tx.send(result);
+    });
+    let s = rx
+        .await
+        .map_err(|_| std::io::Error::other("connect thread ended"))??;
+    tokio::net::TcpStream::from_std(s)
+}
