@@ -1,0 +1,1336 @@
+//! Pure: the Gateway API objects of skiff's classes, and the Services, EndpointSlices and
+//! ReferenceGrants they name, become one immutable routing [`Table`] (what the data plane
+//! serves) and a [`Report`] of every decision (what `status` writes).
+//!
+//! Both come out of the one pass so the status a route shows is exactly what the proxy
+//! does with it. Match precedence is the Gateway API's (HTTPRoute `hostnames` and `rules`
+//! docs): the most specific hostname first (exact, then the longest wildcard, then none);
+//! within it, an Exact path, a RegularExpression path (implementation-specific: skiff puts
+//! it between Exact and PathPrefix, as Envoy Gateway does), the longest PathPrefix, a
+//! method, the most header matches, the most query parameter matches; then the oldest
+//! route, then `namespace/name`, then rule and match order.
+
+use crate::api::{
+    BackendRef, Gateway, GatewayClass, HeaderModifier, HttpRoute, HttpRouteFilter, Listener,
+    ParentRef, ReferenceGrant, RequestRedirect, RouteGroupKind, UrlRewrite, GROUP,
+};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use regex::Regex;
+use skiff_apimachinery::selector::LabelSelector;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Everything the table is built from (the caller's caches).
+#[derive(Default)]
+pub struct Inputs<'a> {
+    /// skiff's `controllerName`: only classes naming it are served.
+    pub controller_name: &'a str,
+    pub classes: Vec<&'a GatewayClass>,
+    pub gateways: Vec<&'a Gateway>,
+    pub routes: Vec<&'a HttpRoute>,
+    pub services: Vec<&'a Service>,
+    pub slices: Vec<&'a EndpointSlice>,
+    pub grants: Vec<&'a ReferenceGrant>,
+    /// For `allowedRoutes.namespaces.from: Selector`.
+    pub namespaces: Vec<&'a Namespace>,
+    /// The nodes' addresses: every Gateway is served on all of them.
+    pub node_addresses: Vec<String>,
+}
+
+/// A condition's outcome: `Ok` or the `(reason, message)` of a False status.
+pub type Verdict = Result<(), (&'static str, String)>;
+
+/// What was decided for one listener.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerReport {
+    pub name: String,
+    pub port: i32,
+    /// Accepted False reason (UnsupportedProtocol, PortUnavailable).
+    pub accepted: Verdict,
+    /// Conflicted True reason (HostnameConflict, ProtocolConflict).
+    pub conflicted: Option<&'static str>,
+    /// ResolvedRefs False reason (InvalidRouteKinds, InvalidCertificateRef).
+    pub resolved: Verdict,
+    pub supported_kinds: Vec<RouteGroupKind>,
+    pub attached_routes: i64,
+}
+
+impl ListenerReport {
+    /// Whether the data plane serves this listener.
+    pub fn programmed(&self) -> bool {
+        self.accepted.is_ok() && self.conflicted.is_none() && self.resolved.is_ok()
+    }
+}
+
+/// What was decided for one of skiff's Gateways.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayReport {
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+    /// Accepted False (UnsupportedAddress) decided at the Gateway level.
+    pub address_error: Option<String>,
+    pub addresses: Vec<String>,
+    pub listeners: Vec<ListenerReport>,
+}
+
+/// What was decided for one parentRef of an HTTPRoute that names one of skiff's Gateways.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParentReport {
+    pub parent: ParentRef,
+    pub accepted: Verdict,
+    pub resolved: Verdict,
+}
+
+/// What was decided for one HTTPRoute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteReport {
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+    pub parents: Vec<ParentReport>,
+}
+
+/// The decisions the status writer turns into conditions.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Names of the classes skiff claims.
+    pub classes: Vec<String>,
+    pub gateways: Vec<GatewayReport>,
+    pub routes: Vec<RouteReport>,
+}
+
+/// The routing table: what each listening port serves.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub ports: BTreeMap<u16, PortRoutes>,
+}
+
+/// Routes of one port, per listener hostname: a request is served by the listener with
+/// the most specific hostname that matches it, and only by that listener's routes
+/// (listener isolation: `foo.bar.com` never falls through to `*.bar.com`'s routes).
+#[derive(Debug, Default)]
+pub struct PortRoutes {
+    /// Exact hostnames first, then wildcards longest first, then the catch-all (`None`).
+    listeners: Vec<(Option<String>, HostIndex)>,
+}
+
+impl PortRoutes {
+    /// The entry a request goes to, if any.
+    pub fn route(&self, req: &RequestView<'_>) -> Option<&Arc<Entry>> {
+        let (_, index) = self
+            .listeners
+            .iter()
+            .find(|(h, _)| h.as_deref().is_none_or(|h| hostname_matches(h, req.host)))?;
+        index.route(req)
+    }
+
+    fn listener(&mut self, hostname: Option<&str>) -> &mut HostIndex {
+        let hostname = hostname.map(str::to_ascii_lowercase);
+        let at = match self.listeners.iter().position(|(h, _)| *h == hostname) {
+            Some(i) => i,
+            None => {
+                self.listeners.push((hostname, HostIndex::default()));
+                self.listeners.len() - 1
+            }
+        };
+        &mut self.listeners[at].1
+    }
+
+    fn finish(&mut self) {
+        let rank = |h: &Option<String>| match h {
+            Some(h) if !h.starts_with('*') => (0, std::cmp::Reverse(h.len())),
+            Some(h) => (1, std::cmp::Reverse(h.len())),
+            None => (2, std::cmp::Reverse(0)),
+        };
+        self.listeners
+            .sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then(a.0.cmp(&b.0)));
+        self.listeners.iter_mut().for_each(|(_, i)| i.finish());
+    }
+
+    /// Number of entries (tests and logs).
+    pub fn len(&self) -> usize {
+        self.listeners.iter().map(|(_, i)| i.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One listener hostname's routes, indexed by the route hostname they apply to.
+#[derive(Debug, Default)]
+pub struct HostIndex {
+    exact: HashMap<String, Vec<Arc<Entry>>>,
+    /// `(".example.com", entries)` of `*.example.com`, longest suffix first.
+    wildcards: Vec<(String, Vec<Arc<Entry>>)>,
+    any: Vec<Arc<Entry>>,
+}
+
+/// One match of one rule, and what to do with a request it matches.
+#[derive(Debug)]
+pub struct Entry {
+    pub matcher: Matcher,
+    pub action: Arc<Action>,
+    /// `namespace/name` of the route, for the access log.
+    pub route: Arc<str>,
+    order: Order,
+}
+
+/// The precedence of an entry among those of the same hostname (smaller first).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Order {
+    path_rank: u8,
+    path_len: std::cmp::Reverse<usize>,
+    no_method: bool,
+    headers: std::cmp::Reverse<usize>,
+    query: std::cmp::Reverse<usize>,
+    created: String,
+    route: String,
+    rule: usize,
+    index: usize,
+}
+
+impl Order {
+    /// The match criteria, compared before hostname specificity.
+    #[allow(clippy::type_complexity)]
+    fn criteria(
+        &self,
+    ) -> (
+        u8,
+        std::cmp::Reverse<usize>,
+        bool,
+        std::cmp::Reverse<usize>,
+        std::cmp::Reverse<usize>,
+    ) {
+        (
+            self.path_rank,
+            self.path_len,
+            self.no_method,
+            self.headers,
+            self.query,
+        )
+    }
+
+    /// The tie-breakers after hostname specificity.
+    fn tail(&self) -> (&str, &str, usize, usize) {
+        (&self.created, &self.route, self.rule, self.index)
+    }
+}
+
+/// A request's view for matching (lower-cased host without port).
+pub struct RequestView<'a> {
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub method: &'a str,
+    pub headers: &'a hyper::HeaderMap,
+}
+
+#[derive(Debug)]
+pub enum PathMatcher {
+    Exact(String),
+    /// Without its trailing `/`; matches whole path elements.
+    Prefix(String),
+    Regex(Regex),
+}
+
+#[derive(Debug)]
+pub enum ValueMatcher {
+    Exact(String),
+    Regex(Regex),
+}
+
+impl ValueMatcher {
+    fn matches(&self, v: &str) -> bool {
+        match self {
+            ValueMatcher::Exact(want) => v == want,
+            ValueMatcher::Regex(re) => re.is_match(v),
+        }
+    }
+}
+
+/// One `matches[]` entry, compiled.
+#[derive(Debug)]
+pub struct Matcher {
+    pub path: PathMatcher,
+    pub headers: Vec<(hyper::header::HeaderName, ValueMatcher)>,
+    pub query: Vec<(String, ValueMatcher)>,
+    pub method: Option<String>,
+}
+
+impl Matcher {
+    pub fn matches(&self, req: &RequestView<'_>) -> bool {
+        let path_ok = match &self.path {
+            PathMatcher::Exact(p) => req.path == p,
+            PathMatcher::Prefix(p) => prefix_matches(p, req.path),
+            PathMatcher::Regex(re) => re.is_match(req.path),
+        };
+        if !path_ok {
+            return false;
+        }
+        if self.method.as_deref().is_some_and(|m| m != req.method) {
+            return false;
+        }
+        for (name, want) in &self.headers {
+            // Several values of one header are matched as their comma-joined list.
+            let values: Vec<&str> = req
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if values.is_empty() || !want.matches(&values.join(",")) {
+                return false;
+            }
+        }
+        if !self.query.is_empty() {
+            let pairs = query_pairs(req.query.unwrap_or(""));
+            for (name, want) in &self.query {
+                // The first value of a repeated parameter is the one matched (spec: "the
+                // first one"; implementations may choose, this is the common choice).
+                match pairs.iter().find(|(k, _)| k == name) {
+                    Some((_, v)) if want.matches(v) => {}
+                    _ => return false,
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Splits a query string into decoded `(name, value)` pairs.
+pub fn query_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b == b'+' { b' ' } else { b });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// PathPrefix semantics: element-wise, so `/foo` matches `/foo`, `/foo/` and `/foo/bar`
+/// but not `/foobar`. `prefix` is stored without its trailing `/` (`/` itself is empty).
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.is_empty(),
+        None => false,
+    }
+}
+
+/// What a matched request gets.
+#[derive(Debug)]
+pub struct Action {
+    pub request_headers: Option<HeaderModifier>,
+    pub response_headers: Option<HeaderModifier>,
+    pub redirect: Option<RequestRedirect>,
+    pub rewrite: Option<UrlRewrite>,
+    /// The path match the rewrite's `ReplacePrefixMatch` replaces.
+    pub matched_prefix: Option<String>,
+    pub backends: Vec<WeightedBackend>,
+    total_weight: u64,
+    /// A stride coprime with `total_weight`, so consecutive picks interleave backends while
+    /// every window of `total_weight` requests splits exactly by weight.
+    stride: u64,
+    counter: AtomicU64,
+}
+
+/// One backendRef of a rule.
+#[derive(Debug)]
+pub struct WeightedBackend {
+    pub weight: u64,
+    /// The Service's ready endpoints, or why requests for it get a 500.
+    pub target: Result<Arc<Upstream>, String>,
+    pub request_headers: Option<HeaderModifier>,
+    pub response_headers: Option<HeaderModifier>,
+}
+
+/// A Service port's ready endpoints, balanced round-robin.
+#[derive(Debug)]
+pub struct Upstream {
+    /// `namespace/name:port`, for the access log.
+    pub name: String,
+    pub endpoints: Vec<SocketAddr>,
+    next: AtomicU64,
+}
+
+impl Upstream {
+    pub fn new(name: String, endpoints: Vec<SocketAddr>) -> Upstream {
+        Upstream {
+            name,
+            endpoints,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Where the next request starts in the round-robin.
+    pub fn start(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) as usize
+    }
+
+    /// The endpoint of `attempt` (0, then retries after a refusal) of a request that
+    /// started at `start`: each retry goes to the next endpoint.
+    pub fn at(&self, start: usize, attempt: usize) -> Option<SocketAddr> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        Some(self.endpoints[start.wrapping_add(attempt) % self.endpoints.len()])
+    }
+}
+
+impl Action {
+    fn new(
+        filters: Filters,
+        backends: Vec<WeightedBackend>,
+        matched_prefix: Option<String>,
+    ) -> Action {
+        let total_weight: u64 = backends.iter().map(|b| b.weight).sum();
+        let stride = [7919u64, 104_729, 1]
+            .into_iter()
+            .find(|p| total_weight == 0 || gcd(*p, total_weight) == 1)
+            .unwrap_or(1);
+        Action {
+            request_headers: filters.request_headers,
+            response_headers: filters.response_headers,
+            redirect: filters.redirect,
+            rewrite: filters.rewrite,
+            matched_prefix,
+            backends,
+            total_weight,
+            stride,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The backend for the next request, by weight; `None` when every weight is 0.
+    pub fn pick(&self) -> Option<&WeightedBackend> {
+        if self.total_weight == 0 {
+            return None;
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut at = n.wrapping_mul(self.stride) % self.total_weight;
+        for b in &self.backends {
+            if at < b.weight {
+                return Some(b);
+            }
+            at -= b.weight;
+        }
+        None
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl HostIndex {
+    /// The entry a request goes to. Every route hostname group matching the host offers
+    /// its first matching entry (groups are sorted by precedence); the best of those wins
+    /// by match precedence, then by hostname specificity (exact, longest wildcard, none),
+    /// then by age and name (conformance HTTPRouteMatchingAcrossRoutes: `/v2` of a
+    /// `*.com` route beats `/` of an `example.com` route).
+    pub fn route(&self, req: &RequestView<'_>) -> Option<&Arc<Entry>> {
+        fn first<'e>(entries: &'e [Arc<Entry>], req: &RequestView<'_>) -> Option<&'e Arc<Entry>> {
+            entries.iter().find(|e| e.matcher.matches(req))
+        }
+        type Rank = (u8, std::cmp::Reverse<usize>);
+        let mut offers: Vec<(&Arc<Entry>, Rank)> = Vec::new();
+        if let Some(entries) = self.exact.get(req.host) {
+            offers.extend(first(entries, req).map(|e| (e, (0, std::cmp::Reverse(req.host.len())))));
+        }
+        for (suffix, entries) in &self.wildcards {
+            if req.host.len() > suffix.len() && req.host.ends_with(suffix.as_str()) {
+                offers
+                    .extend(first(entries, req).map(|e| (e, (1, std::cmp::Reverse(suffix.len())))));
+            }
+        }
+        offers.extend(first(&self.any, req).map(|e| (e, (2, std::cmp::Reverse(0)))));
+        let mut best: Option<(&Arc<Entry>, Rank)> = None;
+        for (e, rank) in offers {
+            let better = match &best {
+                None => true,
+                Some((b, b_rank)) => {
+                    (e.order.criteria(), rank, e.order.tail())
+                        < (b.order.criteria(), *b_rank, b.order.tail())
+                }
+            };
+            if better {
+                best = Some((e, rank));
+            }
+        }
+        best.map(|(e, _)| e)
+    }
+
+    fn push(&mut self, host: Option<&str>, entry: Arc<Entry>) {
+        match host {
+            None => self.any.push(entry),
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => match self.wildcards.iter_mut().find(|(s, _)| s == suffix) {
+                    Some((_, v)) => v.push(entry),
+                    None => self.wildcards.push((suffix.to_string(), vec![entry])),
+                },
+                None => self.exact.entry(h.to_string()).or_default().push(entry),
+            },
+        }
+    }
+
+    fn finish(&mut self) {
+        let sort = |v: &mut Vec<Arc<Entry>>| v.sort_by(|a, b| a.order.cmp(&b.order));
+        self.exact.values_mut().for_each(sort);
+        self.wildcards.iter_mut().for_each(|(_, v)| sort(v));
+        self.wildcards
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        sort(&mut self.any);
+    }
+
+    /// Number of entries (tests and logs).
+    pub fn len(&self) -> usize {
+        self.exact.values().map(Vec::len).sum::<usize>()
+            + self.wildcards.iter().map(|(_, v)| v.len()).sum::<usize>()
+            + self.any.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether `host` matches `pattern` (`*.example.com` covers one or more labels).
+pub fn hostname_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => pattern == host,
+    }
+}
+
+/// The hostnames a route serves on a listener: the intersection of the listener's
+/// hostname and the route's (`None` inside: any host). Empty when they do not intersect.
+pub fn effective_hostnames(listener: Option<&str>, route: &[String]) -> Vec<Option<String>> {
+    let route: Vec<String> = route.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let listener = listener.map(str::to_ascii_lowercase);
+    match (listener, route.is_empty()) {
+        (None, true) => vec![None],
+        (Some(l), true) => vec![Some(l)],
+        (None, false) => route.into_iter().map(Some).collect(),
+        (Some(l), false) => {
+            let mut out = Vec::new();
+            for r in route {
+                let hit = if r == l {
+                    Some(r)
+                } else if hostname_matches(&l, &r) {
+                    // Route more specific than the listener's wildcard.
+                    Some(r)
+                } else if hostname_matches(&r, &l) {
+                    Some(l.clone())
+                } else {
+                    None
+                };
+                if let Some(h) = hit {
+                    if !out.contains(&Some(h.clone())) {
+                        out.push(Some(h));
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The kinds a listener's protocol can carry.
+fn kinds_for(protocol: &str) -> &'static [&'static str] {
+    match protocol {
+        "HTTP" | "HTTPS" => &["HTTPRoute"],
+        _ => &[],
+    }
+}
+
+fn is_http_route_kind(k: &RouteGroupKind) -> bool {
+    k.group.as_deref().unwrap_or(GROUP) == GROUP && k.kind == "HTTPRoute"
+}
+
+/// A listener of one of skiff's Gateways, with the decisions made so far.
+struct ListenerState<'a> {
+    gateway: &'a Gateway,
+    listener: &'a Listener,
+    report: ListenerReport,
+}
+
+fn ns_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.namespace.as_deref().unwrap_or("default")
+}
+
+fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or_default()
+}
+
+fn created(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .unwrap_or_default()
+}
+
+/// The one pass: objects in, routing table and decisions out.
+pub fn build(inputs: &Inputs<'_>) -> (Table, Report) {
+    let mut report = Report::default();
+    let ours: Vec<&str> = inputs
+        .classes
+        .iter()
+        .filter(|c| c.spec.controller_name == inputs.controller_name)
+        .map(|c| name_of(&c.metadata))
+        .collect();
+    report.classes = ours.iter().map(|s| s.to_string()).collect();
+    let mut gateways: Vec<&Gateway> = inputs
+        .gateways
+        .iter()
+        .copied()
+        .filter(|g| ours.contains(&g.spec.gateway_class_name.as_str()))
+        .filter(|g| g.metadata.deletion_timestamp.is_none())
+        .collect();
+    // Oldest first: an older Gateway keeps a port a newer one wants for another protocol.
+    gateways.sort_by_key(|g| {
+        (
+            created(&g.metadata),
+            ns_of(&g.metadata).to_string(),
+            name_of(&g.metadata).to_string(),
+        )
+    });
+
+    let mut listeners: Vec<ListenerState<'_>> = Vec::new();
+    let mut port_protocol: HashMap<i32, (&str, String)> = HashMap::new();
+    for g in &gateways {
+        let key = format!("{}/{}", ns_of(&g.metadata), name_of(&g.metadata));
+        let first = listeners.len();
+        for l in &g.spec.listeners {
+            listeners.push(ListenerState {
+                gateway: g,
+                listener: l,
+                report: listener_report(l),
+            });
+        }
+        // Conflicts inside the Gateway: same port with another protocol, or the same
+        // port, protocol and hostname.
+        let mine = first..listeners.len();
+        for i in mine.clone() {
+            for j in mine.clone() {
+                if i == j {
+                    continue;
+                }
+                let (a, b) = (listeners[i].listener, listeners[j].listener);
+                if a.port != b.port {
+                    continue;
+                }
+                let reason = if a.protocol != b.protocol {
+                    Some("ProtocolConflict")
+                } else if a.hostname.as_deref().map(str::to_ascii_lowercase)
+                    == b.hostname.as_deref().map(str::to_ascii_lowercase)
+                {
+                    Some("HostnameConflict")
+                } else {
+                    None
+                };
+                if reason.is_some() && listeners[i].report.conflicted.is_none() {
+                    listeners[i].report.conflicted = reason;
+                }
+            }
+        }
+        // Across Gateways, a port belongs to the first protocol given it.
+        for state in &mut listeners[mine] {
+            if state.report.accepted.is_err() || state.report.conflicted.is_some() {
+                continue;
+            }
+            let l = state.listener;
+            match port_protocol.get(&l.port) {
+                Some((protocol, owner)) if *protocol != l.protocol.as_str() => {
+                    state.report.accepted = Err((
+                        "PortUnavailable",
+                        format!(
+                            "port {} is served with protocol {protocol} by Gateway {owner}",
+                            l.port
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    port_protocol.insert(l.port, (l.protocol.as_str(), key.clone()));
+                }
+            }
+        }
+    }
+
+    let mut table = Table::default();
+    let mut routes: Vec<&HttpRoute> = inputs
+        .routes
+        .iter()
+        .copied()
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .collect();
+    routes.sort_by_key(|r| {
+        (
+            created(&r.metadata),
+            ns_of(&r.metadata).to_string(),
+            name_of(&r.metadata).to_string(),
+        )
+    });
+    for route in routes {
+        let route_ns = ns_of(&route.metadata);
+        let route_key: Arc<str> = format!("{route_ns}/{}", name_of(&route.metadata)).into();
+        let mut parents = Vec::new();
+        // Backends resolve once per route; every parent reports the same ResolvedRefs.
+        let compiled = compile_rules(route, inputs);
+        for parent in &route.spec.parent_refs {
+            if parent.group.as_deref().unwrap_or(GROUP) != GROUP
+                || parent.kind.as_deref().unwrap_or("Gateway") != "Gateway"
+            {
+                continue;
+            }
+            let parent_ns = parent.namespace.as_deref().unwrap_or(route_ns);
+            let Some(gateway) = gateways
+                .iter()
+                .find(|g| ns_of(&g.metadata) == parent_ns && name_of(&g.metadata) == parent.name)
+            else {
+                continue;
+            };
+            let accepted = attach(
+                route,
+                parent,
+                gateway,
+                &mut listeners,
+                inputs,
+                &compiled,
+                &route_key,
+                &mut table,
+            );
+            let accepted = accepted.and(compiled.accepted.clone());
+            let resolved = compiled.resolved.clone();
+            parents.push(ParentReport {
+                parent: parent.clone(),
+                accepted,
+                resolved,
+            });
+        }
+        if !parents.is_empty() {
+            report.routes.push(RouteReport {
+                namespace: route_ns.to_string(),
+                name: name_of(&route.metadata).to_string(),
+                generation: route.metadata.generation.unwrap_or(0),
+                parents,
+            });
+        }
+    }
+    for p in table.ports.values_mut() {
+        p.finish();
+    }
+
+    for g in &gateways {
+        let address_error = g
+            .spec
+            .addresses
+            .iter()
+            .find(|a| {
+                a.type_.as_deref().unwrap_or("IPAddress") != "IPAddress"
+                    || !inputs.node_addresses.contains(&a.value)
+            })
+            .map(|a| format!("address {:?} is not one of the nodes' addresses", a.value));
+        report.gateways.push(GatewayReport {
+            namespace: ns_of(&g.metadata).to_string(),
+            name: name_of(&g.metadata).to_string(),
+            generation: g.metadata.generation.unwrap_or(0),
+            address_error,
+            addresses: inputs.node_addresses.clone(),
+            listeners: listeners
+                .iter()
+                .filter(|s| std::ptr::eq(s.gateway, *g))
+                .map(|s| s.report.clone())
+                .collect(),
+        });
+    }
+    (table, report)
+}
+
+/// A listener's own checks (protocol, route kinds, TLS), before conflicts.
+fn listener_report(l: &Listener) -> ListenerReport {
+    let allowed = kinds_for(&l.protocol);
+    let mut report = ListenerReport {
+        name: l.name.clone(),
+        port: l.port,
+        accepted: Ok(()),
+        conflicted: None,
+        resolved: Ok(()),
+        supported_kinds: Vec::new(),
+        attached_routes: 0,
+    };
+    if l.protocol != "HTTP" {
+        report.accepted = Err((
+            "UnsupportedProtocol",
+            format!(
+                "protocol {:?} is not supported by skiff's gateway (HTTP only)",
+                l.protocol
+            ),
+        ));
+    }
+    match l.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()) {
+        Some(kinds) if !kinds.is_empty() => {
+            for k in kinds {
+                if is_http_route_kind(k) && allowed.contains(&k.kind.as_str()) {
+                    report.supported_kinds.push(RouteGroupKind {
+                        group: Some(GROUP.into()),
+                        kind: k.kind.clone(),
+                    });
+                } else {
+                    report.resolved = Err((
+                        "InvalidRouteKinds",
+                        format!(
+                            "route kind {}/{} is not supported on a {} listener",
+                            k.group.as_deref().unwrap_or(GROUP),
+                            k.kind,
+                            l.protocol
+                        ),
+                    ));
+                }
+            }
+        }
+        _ => {
+            report.supported_kinds = allowed
+                .iter()
+                .map(|k| RouteGroupKind {
+                    group: Some(GROUP.into()),
+                    kind: k.to_string(),
+                })
+                .collect();
+        }
+    }
+    report
+}
+
+/// Whether a listener lets a route of namespace `route_ns` attach.
+fn namespace_allowed(l: &Listener, gateway_ns: &str, route_ns: &str, inputs: &Inputs<'_>) -> bool {
+    let from = l
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref());
+    match from.and_then(|n| n.from.as_deref()).unwrap_or("Same") {
+        "All" => true,
+        "Selector" => {
+            let Some(sel) = from.and_then(|n| n.selector.as_ref()) else {
+                return false;
+            };
+            let Ok(sel) = LabelSelector::from_label_selector(sel) else {
+                return false;
+            };
+            inputs
+                .namespaces
+                .iter()
+                .find(|n| name_of(&n.metadata) == route_ns)
+                .is_some_and(|n| {
+                    let labels = serde_json::to_value(&n.metadata.labels).unwrap_or_default();
+                    sel.matches(labels.as_object())
+                })
+        }
+        // "Same", and anything the schema would have refused.
+        _ => gateway_ns == route_ns,
+    }
+}
+
+/// Attaches a route to the listeners of `gateway` its parentRef selects, adding its
+/// entries to the table for every listener that takes it; the route's Accepted verdict.
+#[allow(clippy::too_many_arguments)]
+fn attach(
+    route: &HttpRoute,
+    parent: &ParentRef,
+    gateway: &Gateway,
+    listeners: &mut [ListenerState<'_>],
+    inputs: &Inputs<'_>,
+    compiled: &Compiled,
+    route_key: &Arc<str>,
+    table: &mut Table,
+) -> Verdict {
+    let route_ns = ns_of(&route.metadata);
+    let gateway_ns = ns_of(&gateway.metadata);
+    let selected: Vec<usize> = listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| std::ptr::eq(s.gateway, gateway))
+        .filter(|(_, s)| {
+            parent
+                .section_name
+                .as_ref()
+                .is_none_or(|n| *n == s.listener.name)
+        })
+        .filter(|(_, s)| parent.port.is_none_or(|p| p == s.listener.port))
+        .map(|(i, _)| i)
+        .collect();
+    if selected.is_empty() {
+        return Err((
+            "NoMatchingParent",
+            match (&parent.section_name, parent.port) {
+                (Some(s), _) => format!(
+                    "Gateway {gateway_ns}/{} has no listener named {s:?}",
+                    parent.name
+                ),
+                (None, Some(p)) => format!(
+                    "Gateway {gateway_ns}/{} has no listener on port {p}",
+                    parent.name
+                ),
+                (None, None) => format!("Gateway {gateway_ns}/{} has no listeners", parent.name),
+            },
+        ));
+    }
+    let allowed: Vec<usize> = selected
+        .into_iter()
+        .filter(|i| {
+            let s = &listeners[*i];
+            namespace_allowed(s.listener, gateway_ns, route_ns, inputs)
+                && s.report.supported_kinds.iter().any(is_http_route_kind)
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err((
+            "NotAllowedByListeners",
+            format!("no listener of Gateway {gateway_ns}/{} allows HTTPRoutes from namespace {route_ns:?}", parent.name),
+        ));
+    }
+    let mut attached_any = false;
+    for i in allowed {
+        let hosts = effective_hostnames(
+            listeners[i].listener.hostname.as_deref(),
+            &route.spec.hostnames,
+        );
+        if hosts.is_empty() {
+            continue;
+        }
+        attached_any = true;
+        listeners[i].report.attached_routes += 1;
+        if !listeners[i].report.programmed() {
+            continue;
+        }
+        let Ok(port) = u16::try_from(listeners[i].listener.port) else {
+            continue;
+        };
+        let index = table
+            .ports
+            .entry(port)
+            .or_default()
+            .listener(listeners[i].listener.hostname.as_deref());
+        for host in &hosts {
+            for e in &compiled.entries {
+                index.push(
+                    host.as_deref(),
+                    Arc::new(Entry {
+                        matcher: e.matcher.clone_matcher(),
+                        action: e.action.clone(),
+                        route: route_key.clone(),
+                        order: e.order.clone(),
+                    }),
+                );
+            }
+        }
+    }
+    if !attached_any {
+        return Err((
+            "NoMatchingListenerHostname",
+            "no hostname of the route matches a listener's hostname".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Matcher {
+    fn clone_matcher(&self) -> Matcher {
+        Matcher {
+            path: match &self.path {
+                PathMatcher::Exact(p) => PathMatcher::Exact(p.clone()),
+                PathMatcher::Prefix(p) => PathMatcher::Prefix(p.clone()),
+                PathMatcher::Regex(r) => PathMatcher::Regex(r.clone()),
+            },
+            headers: self
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone_value()))
+                .collect(),
+            query: self
+                .query
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone_value()))
+                .collect(),
+            method: self.method.clone(),
+        }
+    }
+}
+
+impl ValueMatcher {
+    fn clone_value(&self) -> ValueMatcher {
+        match self {
+            ValueMatcher::Exact(s) => ValueMatcher::Exact(s.clone()),
+            ValueMatcher::Regex(r) => ValueMatcher::Regex(r.clone()),
+        }
+    }
+}
+
+/// A route's rules compiled once, whatever listeners it attaches to.
+struct Compiled {
+    entries: Vec<CompiledEntry>,
+    /// ResolvedRefs: the first backend that did not resolve.
+    resolved: Verdict,
+    /// Accepted: the first filter or match skiff cannot apply (UnsupportedValue).
+    accepted: Verdict,
+}
+
+struct CompiledEntry {
+    matcher: Matcher,
+    action: Arc<Action>,
+    order: Order,
+}
+
+/// Rule-level filters, parsed.
+#[derive(Default)]
+struct Filters {
+    request_headers: Option<HeaderModifier>,
+    response_headers: Option<HeaderModifier>,
+    redirect: Option<RequestRedirect>,
+    rewrite: Option<UrlRewrite>,
+}
+
+fn parse_filters(filters: &[HttpRouteFilter]) -> Result<Filters, (&'static str, String)> {
+    let mut out = Filters::default();
+    for f in filters {
+        match f.type_.as_str() {
+            "RequestHeaderModifier" => out.request_headers = f.request_header_modifier.clone(),
+            "ResponseHeaderModifier" => out.response_headers = f.response_header_modifier.clone(),
+            "RequestRedirect" => out.redirect = f.request_redirect.clone(),
+            "URLRewrite" => out.rewrite = f.url_rewrite.clone(),
+            other => {
+                return Err((
+                    "UnsupportedValue",
+                    format!("filter type {other:?} is not supported by skiff's gateway"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Anchored: the Gateway API's regular expressions match the whole path or value.
+fn full_regex(pattern: &str) -> Result<Regex, (&'static str, String)> {
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        (
+            "UnsupportedValue",
+            format!("invalid regular expression {pattern:?}: {e}"),
+        )
+    })
+}
+
+/// A rule's filters and backends; `Err` when the rule uses what skiff does not support
+/// (its requests then get a 500, as the spec demands of a filter that cannot be applied).
+fn compile_action(
+    rule: &crate::api::HttpRouteRule,
+    route_ns: &str,
+    inputs: &Inputs<'_>,
+    resolved: &mut Verdict,
+) -> Result<(Filters, Vec<WeightedBackend>), (&'static str, String)> {
+    let filters = parse_filters(&rule.filters)?;
+    let mut backends = Vec::new();
+    for b in &rule.backend_refs {
+        let bf = parse_filters(&b.filters)?;
+        if bf.redirect.is_some() || bf.rewrite.is_some() {
+            return Err((
+                "UnsupportedValue",
+                "only header modifiers are supported as backendRef filters".into(),
+            ));
+        }
+        let target = match resolve_backend(route_ns, b, inputs) {
+            Ok(u) => Ok(Arc::new(u)),
+            Err((reason, message)) => {
+                if resolved.is_ok() {
+                    *resolved = Err((reason, message.clone()));
+                }
+                Err(message)
+            }
+        };
+        backends.push(WeightedBackend {
+            weight: u64::try_from(b.weight.unwrap_or(1)).unwrap_or(0),
+            target,
+            request_headers: bf.request_headers,
+            response_headers: bf.response_headers,
+        });
+    }
+    Ok((filters, backends))
+}
+
+/// One `matches[]` entry compiled, with its precedence rank and PathPrefix.
+#[allow(clippy::type_complexity)]
+fn compile_match(
+    m: &crate::api::HttpRouteMatch,
+) -> Result<(Matcher, u8, usize, Option<String>), (&'static str, String)> {
+    let (path_type, path_value) = match &m.path {
+        Some(p) => (
+            p.type_.as_deref().unwrap_or("PathPrefix"),
+            p.value.as_deref().unwrap_or("/"),
+        ),
+        None => ("PathPrefix", "/"),
+    };
+    let (path, rank, matched_prefix) = match path_type {
+        "Exact" => (PathMatcher::Exact(path_value.to_string()), 0, None),
+        "RegularExpression" => (PathMatcher::Regex(full_regex(path_value)?), 1, None),
+        _ => {
+            let p = path_value.trim_end_matches('/').to_string();
+            (PathMatcher::Prefix(p.clone()), 2, Some(p))
+        }
+    };
+    let mut headers = Vec::new();
+    for h in &m.headers {
+        let name = hyper::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
+            (
+                "UnsupportedValue",
+                format!("invalid header name {:?}", h.name),
+            )
+        })?;
+        headers.push((name, value_matcher(h.type_.as_deref(), &h.value)?));
+    }
+    let mut query = Vec::new();
+    for q in &m.query_params {
+        query.push((q.name.clone(), value_matcher(q.type_.as_deref(), &q.value)?));
+    }
+    let matcher = Matcher {
+        path,
+        headers,
+        query,
+        method: m.method.clone(),
+    };
+    // `/v2/` and `/v2` are the same prefix: length without the trailing slash.
+    let len = matched_prefix
+        .as_ref()
+        .map_or(path_value.len(), String::len);
+    Ok((matcher, rank, len, matched_prefix))
+}
+
+fn compile_rules(route: &HttpRoute, inputs: &Inputs<'_>) -> Compiled {
+    let route_ns = ns_of(&route.metadata);
+    let mut entries = Vec::new();
+    let mut resolved: Verdict = Ok(());
+    let mut accepted: Verdict = Ok(());
+    for (rule_index, rule) in route.spec.rules.iter().enumerate() {
+        let (filters, backends) = match compile_action(rule, route_ns, inputs, &mut resolved) {
+            Ok(a) => a,
+            Err((reason, message)) => {
+                if accepted.is_ok() {
+                    accepted = Err((reason, message.clone()));
+                }
+                let failed = WeightedBackend {
+                    weight: 1,
+                    target: Err(message),
+                    request_headers: None,
+                    response_headers: None,
+                };
+                (Filters::default(), vec![failed])
+            }
+        };
+        let default_match = [crate::api::HttpRouteMatch::default()];
+        let matches: &[crate::api::HttpRouteMatch] = if rule.matches.is_empty() {
+            &default_match
+        } else {
+            &rule.matches
+        };
+        for (index, m) in matches.iter().enumerate() {
+            let (matcher, rank, path_len, matched_prefix) = match compile_match(m) {
+                Ok(c) => c,
+                // A match that cannot be evaluated matches nothing.
+                Err(e) => {
+                    if accepted.is_ok() {
+                        accepted = Err(e);
+                    }
+                    continue;
+                }
+            };
+            let order = Order {
+                path_rank: rank,
+                path_len: std::cmp::Reverse(path_len),
+                no_method: m.method.is_none(),
+                headers: std::cmp::Reverse(matcher.headers.len()),
+                query: std::cmp::Reverse(matcher.query.len()),
+                created: created(&route.metadata),
+                route: format!("{route_ns}/{}", name_of(&route.metadata)),
+                rule: rule_index,
+                index,
+            };
+            let action = Action::new(
+                Filters {
+                    request_headers: filters.request_headers.clone(),
+                    response_headers: filters.response_headers.clone(),
+                    redirect: filters.redirect.clone(),
+                    rewrite: filters.rewrite.clone(),
+                },
+                backends
+                    .iter()
+                    .map(|b| WeightedBackend {
+                        weight: b.weight,
+                        target: b.target.clone(),
+                        request_headers: b.request_headers.clone(),
+                        response_headers: b.response_headers.clone(),
+                    })
+                    .collect(),
+                matched_prefix,
+            );
+            entries.push(CompiledEntry {
+                matcher,
+                action: Arc::new(action),
+                order,
+            });
+        }
+    }
+    Compiled {
+        entries,
+        resolved,
+        accepted,
+    }
+}
+
+fn value_matcher(kind: Option<&str>, value: &str) -> Result<ValueMatcher, (&'static str, String)> {
+    match kind.unwrap_or("Exact") {
+        "RegularExpression" => Ok(ValueMatcher::Regex(full_regex(value)?)),
+        _ => Ok(ValueMatcher::Exact(value.to_string())),
+    }
+}
+
+/// Whether a ReferenceGrant in `to_ns` lets HTTPRoutes of `from_ns` refer to Service `name`.
+fn granted(from_ns: &str, to_ns: &str, name: &str, grants: &[&ReferenceGrant]) -> bool {
+    grants.iter().any(|g| {
+        ns_of(&g.metadata) == to_ns
+            && g.spec
+                .from
+                .iter()
+                .any(|f| f.group == GROUP && f.kind == "HTTPRoute" && f.namespace == from_ns)
+            && g.spec.to.iter().any(|t| {
+                t.group.is_empty()
+                    && t.kind == "Service"
+                    && t.name.as_deref().is_none_or(|n| n.is_empty() || n == name)
+            })
+    })
+}
+
+/// A backendRef's ready endpoints, or ResolvedRefs' reason and message.
+fn resolve_backend(
+    route_ns: &str,
+    b: &BackendRef,
+    inputs: &Inputs<'_>,
+) -> Result<Upstream, (&'static str, String)> {
+    let group = b.group.as_deref().unwrap_or("");
+    let kind = b.kind.as_deref().unwrap_or("Service");
+    if !group.is_empty() || kind != "Service" {
+        return Err((
+            "InvalidKind",
+            format!("backendRef kind {group}/{kind} is not supported (Service only)"),
+        ));
+    }
+    let ns = b.namespace.as_deref().unwrap_or(route_ns);
+    if ns != route_ns && !granted(route_ns, ns, &b.name, &inputs.grants) {
+        return Err((
+            "RefNotPermitted",
+            format!(
+                "backendRef to Service {ns}/{} is not permitted by any ReferenceGrant",
+                b.name
+            ),
+        ));
+    }
+    let Some(service) = inputs
+        .services
+        .iter()
+        .find(|s| ns_of(&s.metadata) == ns && name_of(&s.metadata) == b.name)
+    else {
+        return Err((
+            "BackendNotFound",
+            format!("Service {ns}/{} not found", b.name),
+        ));
+    };
+    let Some(port) = b.port else {
+        return Err((
+            "UnsupportedValue",
+            "backendRef to a Service needs a port".into(),
+        ));
+    };
+    let Some(svc_port) = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|ps| ps.iter().find(|p| p.port == port))
+    else {
+        return Err((
+            "BackendNotFound",
+            format!("Service {ns}/{} has no port {port}", b.name),
+        ));
+    };
+    let port_name = svc_port.name.clone().unwrap_or_default();
+    let mut endpoints = Vec::new();
+    for slice in &inputs.slices {
+        if ns_of(&slice.metadata) != ns
+            || slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .map(String::as_str)
+                != Some(b.name.as_str())
+        {
+            continue;
+        }
+        let Some(target) = slice.ports.iter().flatten().find_map(|p| {
+            (p.name.clone().unwrap_or_default() == port_name
+                && p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+                .then_some(p.port)
+                .flatten()
+        }) else {
+            continue;
+        };
+        let Ok(target) = u16::try_from(target) else {
+            continue;
+        };
+        for ep in &slice.endpoints {
+            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            if !ready {
+                continue;
+            }
+            for a in &ep.addresses {
+                if let Ok(ip) = a.parse::<IpAddr>() {
+                    let addr = SocketAddr::new(ip, target);
+                    if !endpoints.contains(&addr) {
+                        endpoints.push(addr);
+                    }
+                }
+            }
+        }
+    }
+    endpoints.sort();
+    Ok(Upstream::new(format!("{ns}/{}:{port}", b.name), endpoints))
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,29 @@
+//! skiff's front door: the Gateway API, built in.
+//!
+//! An API client only (kube-rs), like `skiff-net`. [`install`] puts the vendored upstream
+//! CRDs and the default GatewayClass in place; [`config`] (pure) turns the Gateway API
+//! objects and the Services they name into one routing table and the decisions behind it;
+//! [`status`] (pure) renders those decisions as the spec's conditions; [`proxy`] is the
+//! per-node HTTP data plane on hyper, fed by [`controller`]'s loops.
+
+pub mod api;
+pub mod config;
+pub mod controller;
+pub mod install;
+pub mod proxy;
+pub mod status;
+
+pub use install::{CONTROLLER_NAME, DEFAULT_CLASS};
+
+/// The cluster-wide part, started once by `skiff server`: installs the Gateway API, then
+/// writes status for skiff's classes, Gateways and routes.
+pub async fn run_control_plane(client: kube::Client) {
+    install::run(client.clone()).await;
+    controller::run_status(client).await;
+}
+
+/// The per-node part: serves every listener of skiff's Gateways on `bind` (the node's
+/// address).
+pub async fn run_node(client: kube::Client, bind: std::net::IpAddr) {
+    controller::run_data_plane(client, bind).await;
+}

@@ -1,0 +1,617 @@
+//! The data plane: one HTTP server per listening port on the node's address, serving the
+//! current [`Table`] through hyper and forwarding to endpoints with hyper-util's pooled
+//! client (keep-alive connections to pods are reused across requests).
+//!
+//! The table is swapped atomically ([`arc_swap`]): a request reads the table once when it
+//! arrives and finishes on it, so a config change never drops an in-flight request, and
+//! open client connections carry on with the next request on the new table. A port that
+//! leaves the table stops accepting; its open connections are left to finish.
+
+use crate::api::{HeaderModifier, RequestRedirect};
+use crate::config::{Action, Entry, RequestView, Table, WeightedBackend};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bodies through the proxy: a client's or pod's stream, or one the proxy made.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never
+/// forwarded in either direction.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// How many endpoints a refused request is tried on before it fails with 502.
+const CONNECT_ATTEMPTS: usize = 3;
+
+/// The node's proxy: the table every listener serves, and the listeners.
+pub struct DataPlane {
+    table: ArcSwap<Table>,
+    client: Client<HttpConnector, Body>,
+    bind: IpAddr,
+    listeners: Mutex<HashMap<u16, tokio::task::JoinHandle<()>>>,
+}
+
+impl DataPlane {
+    /// A data plane whose listeners bind `bind` (the node's address).
+    pub fn new(bind: IpAddr) -> Arc<DataPlane> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Arc::new(DataPlane {
+            table: ArcSwap::from_pointee(Table::default()),
+            client,
+            bind,
+            listeners: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Serves `table` from now on: new ports start listening, ports gone stop accepting.
+    /// Returns the ports that could not be bound (retried on the next swap).
+    pub async fn swap(self: &Arc<Self>, table: Table) -> Vec<(u16, String)> {
+        let wanted: Vec<u16> = table.ports.keys().copied().collect();
+        self.table.store(Arc::new(table));
+        let mut failed = Vec::new();
+        let mut to_bind = Vec::new();
+        {
+            let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            listeners.retain(|port, task| {
+                let keep = wanted.contains(port) && !task.is_finished();
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            for port in &wanted {
+                if !listeners.contains_key(port) {
+                    to_bind.push(*port);
+                }
+            }
+        }
+        for port in to_bind {
+            let addr = SocketAddr::new(self.bind, port);
+            match bind(addr) {
+                Ok(listener) => {
+                    tracing::info!(%addr, "gateway listener started");
+                    let task = tokio::spawn(self.clone().accept(listener, port));
+                    self.listeners
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(port, task);
+                }
+                Err(e) => failed.push((port, e.to_string())),
+            }
+        }
+        failed
+    }
+
+    async fn accept(self: Arc<Self>, listener: tokio::net::TcpListener, port: u16) {
+        loop {
+            let (stream, remote) = match listener.accept().await {
+                Ok(c) => c,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep listening.
+                    tracing::warn!(%error, port, "gateway accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let dp = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let dp = dp.clone();
+                    async move { Ok::<_, Infallible>(dp.handle(req, port, remote).await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(error) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(%error, %remote, "gateway connection ended");
+                }
+            });
+        }
+    }
+
+    /// One request: route it, then redirect, fail or forward it; one access log line.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        port: u16,
+        remote: SocketAddr,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let table = self.table.load_full();
+        let method = req.method().clone();
+        let host = request_host(&req);
+        let path = req.uri().path().to_string();
+        let view = RequestView {
+            host: &host,
+            path: &path,
+            query: req.uri().query(),
+            method: method.as_str(),
+            headers: req.headers(),
+        };
+        let entry = table.ports.get(&port).and_then(|p| p.route(&view)).cloned();
+        let (response, upstream) = match &entry {
+            None => (plain(StatusCode::NOT_FOUND, "no route matches\n"), None),
+            Some(entry) => self.serve(entry, req, &host, port, remote).await,
+        };
+        tracing::info!(
+            target: "skiff_gateway::access",
+            %remote,
+            %method,
+            host = %host,
+            path = %path,
+            status = response.status().as_u16(),
+            route = entry.as_ref().map(|e| &*e.route).unwrap_or("-"),
+            upstream = upstream.as_deref().unwrap_or("-"),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        response
+    }
+
+    async fn serve(
+        &self,
+        entry: &Entry,
+        req: Request<Incoming>,
+        host: &str,
+        port: u16,
+        remote: SocketAddr,
+    ) -> (Response<Body>, Option<String>) {
+        let action = &entry.action;
+        if let Some(redirect) = &action.redirect {
+            return (redirect_response(redirect, action, &req, host, port), None);
+        }
+        let Some(backend) = action.pick() else {
+            return (
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "no backend\n"),
+                None,
+            );
+        };
+        let upstream = match &backend.target {
+            Ok(u) => u.clone(),
+            Err(why) => {
+                return (
+                    plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("{why}\n")),
+                    None,
+                );
+            }
+        };
+        if upstream.endpoints.is_empty() {
+            return (
+                plain(StatusCode::SERVICE_UNAVAILABLE, "no ready endpoints\n"),
+                Some(upstream.name.clone()),
+            );
+        }
+        let (mut parts, body) = req.into_parts();
+        let path_and_query = rewritten_path(action, &parts.uri);
+        prepare_request_headers(&mut parts.headers, action, backend, host, remote);
+        // Only a request without a body can be sent again; only an idempotent one may be.
+        let retryable = body.is_end_stream() && is_idempotent(&parts.method);
+        let mut body = Some(body.boxed());
+        let attempts = if retryable {
+            CONNECT_ATTEMPTS.min(upstream.endpoints.len())
+        } else {
+            1
+        };
+        let mut last_error = String::new();
+        let start = upstream.start();
+        for attempt in 0..attempts {
+            let Some(addr) = upstream.at(start, attempt) else {
+                break;
+            };
+            let uri: Uri = match format!("http://{addr}{path_and_query}").parse() {
+                Ok(u) => u,
+                Err(_) => return (plain(StatusCode::BAD_REQUEST, "bad path\n"), None),
+            };
+            let mut out = Request::new(body.take().unwrap_or_else(empty));
+            *out.method_mut() = parts.method.clone();
+            *out.uri_mut() = uri;
+            *out.headers_mut() = parts.headers.clone();
+            match self.client.request(out).await {
+                Ok(resp) => {
+                    let (mut rparts, rbody) = resp.into_parts();
+                    strip_hop_by_hop(&mut rparts.headers);
+                    if let Some(m) = &action.response_headers {
+                        modify(&mut rparts.headers, m);
+                    }
+                    if let Some(m) = &backend.response_headers {
+                        modify(&mut rparts.headers, m);
+                    }
+                    return (
+                        Response::from_parts(rparts, rbody.boxed()),
+                        Some(format!("{} {addr}", upstream.name)),
+                    );
+                }
+                Err(e) if e.is_connect() && retryable => {
+                    last_error = format!("{addr}: {e}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, %addr, "upstream request failed");
+                    return (
+                        plain(StatusCode::BAD_GATEWAY, "upstream failed\n"),
+                        Some(format!("{} {addr}", upstream.name)),
+                    );
+                }
+            }
+        }
+        tracing::debug!(error = %last_error, "no endpoint took the connection");
+        (
+            plain(StatusCode::BAD_GATEWAY, "upstream refused the connection\n"),
+            Some(upstream.name.clone()),
+        )
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+fn empty() -> Body {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A short plain-text response made by the proxy itself.
+pub fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(text.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The host a request names (Host header, or the URI authority of HTTP/2), lower-cased
+/// and without a port.
+pub fn request_host<B>(req: &Request<B>) -> String {
+    let raw = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    strip_port(raw).to_ascii_lowercase()
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map(|(h, _)| &h[1..]).unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers a Connection header lists are hop-by-hop too.
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Applies a RequestHeaderModifier or ResponseHeaderModifier: set, then add, then remove.
+pub fn modify(headers: &mut HeaderMap, m: &HeaderModifier) {
+    for h in &m.set {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_str(&h.value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    for h in &m.add {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_str(&h.value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    for name in &m.remove {
+        if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(n);
+        }
+    }
+}
+
+fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    action: &Action,
+    backend: &WeightedBackend,
+    host: &str,
+    remote: SocketAddr,
+) {
+    strip_hop_by_hop(headers);
+    if !headers.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(host) {
+            headers.insert(header::HOST, v);
+        }
+    }
+    if let Some(rewrite_host) = action.rewrite.as_ref().and_then(|r| r.hostname.as_deref()) {
+        if let Ok(v) = HeaderValue::from_str(rewrite_host) {
+            headers.insert(header::HOST, v);
+        }
+    }
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", remote.ip()),
+        None => remote.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Some(m) = &action.request_headers {
+        modify(headers, m);
+    }
+    if let Some(m) = &backend.request_headers {
+        modify(headers, m);
+    }
+}
+
+/// `path?query` after a URLRewrite's path modifier (if any).
+pub fn rewritten_path(action: &Action, uri: &Uri) -> String {
+    let path = uri.path();
+    let new_path = match action.rewrite.as_ref().and_then(|r| r.path.as_ref()) {
+        Some(m) => modified_path(m, action.matched_prefix.as_deref(), path),
+        None => path.to_string(),
+    };
+    match uri.query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    }
+}
+
+/// A path modifier applied to `path`: ReplaceFullPath, or ReplacePrefixMatch of the
+/// matched PathPrefix (element-wise: `/foo` → `/bar` turns `/foo/x` into `/bar/x`).
+pub fn modified_path(
+    m: &crate::api::PathModifier,
+    matched_prefix: Option<&str>,
+    path: &str,
+) -> String {
+    match m.type_.as_str() {
+        "ReplaceFullPath" => m.replace_full_path.clone().unwrap_or_else(|| "/".into()),
+        "ReplacePrefixMatch" => {
+            let Some(prefix) = matched_prefix else {
+                return path.to_string();
+            };
+            let rest = path.strip_prefix(prefix).unwrap_or(path);
+            let replacement = m.replace_prefix_match.as_deref().unwrap_or("/");
+            let mut out = format!("{}{rest}", replacement.trim_end_matches('/'));
+            if out.is_empty() {
+                out.push('/');
+            }
+            out
+        }
+        _ => path.to_string(),
+    }
+}
+
+/// The `Location` of a RequestRedirect (spec: an unset port is the scheme's well-known
+/// port when the scheme is set, else the listener's; well-known ports are left out).
+pub fn redirect_location(
+    r: &RequestRedirect,
+    matched_prefix: Option<&str>,
+    host: &str,
+    listener_port: u16,
+    uri: &Uri,
+) -> String {
+    let scheme = r.scheme.clone().unwrap_or_else(|| "http".into());
+    let port: Option<i64> = match (r.port, &r.scheme) {
+        (Some(p), _) => Some(p.into()),
+        (None, Some(_)) => None,
+        (None, None) => Some(listener_port.into()),
+    };
+    let port = port.filter(|p| !matches!((scheme.as_str(), *p), ("http", 80) | ("https", 443)));
+    let host = r.hostname.clone().unwrap_or_else(|| host.to_string());
+    let path = match &r.path {
+        Some(m) => modified_path(m, matched_prefix, uri.path()),
+        None => uri.path().to_string(),
+    };
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    match port {
+        Some(p) => format!("{scheme}://{host}:{p}{path}{query}"),
+        None => format!("{scheme}://{host}{path}{query}"),
+    }
+}
+
+fn redirect_response<B>(
+    r: &RequestRedirect,
+    action: &Action,
+    req: &Request<B>,
+    host: &str,
+    port: u16,
+) -> Response<Body> {
+    let location = redirect_location(r, action.matched_prefix.as_deref(), host, port, req.uri());
+    let status = r
+        .status_code
+        .and_then(|c| u16::try_from(c).ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::FOUND);
+    let mut resp = plain(status, "");
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    if let Some(m) = &action.response_headers {
+        modify(resp.headers_mut(), m);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::PathModifier;
+
+    fn prefix(to: &str) -> PathModifier {
+        PathModifier {
+            type_: "ReplacePrefixMatch".into(),
+            replace_prefix_match: Some(to.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prefix_rewrites() {
+        // Cases of the conformance suite's HTTPRouteRewritePath and HTTPRouteRedirectPath.
+        for (matched, to, path, want) in [
+            ("/prefix/one", "/one", "/prefix/one/two", "/one/two"),
+            ("/prefix/one", "/one", "/prefix/one", "/one"),
+            ("/strip-prefix", "/", "/strip-prefix/three", "/three"),
+            ("/strip-prefix", "/", "/strip-prefix", "/"),
+            ("", "/api", "/x", "/api/x"),
+            ("/foo", "/bar/", "/foo/baz", "/bar/baz"),
+        ] {
+            assert_eq!(
+                modified_path(&prefix(to), Some(matched), path),
+                want,
+                "{matched} -> {to} on {path}"
+            );
+        }
+        let full = PathModifier {
+            type_: "ReplaceFullPath".into(),
+            replace_full_path: Some("/one".into()),
+            ..Default::default()
+        };
+        assert_eq!(modified_path(&full, Some("/full"), "/full/path"), "/one");
+    }
+
+    #[test]
+    fn redirect_locations() {
+        let uri: Uri = "/path?x=1".parse().unwrap();
+        let r = |scheme: Option<&str>, host: Option<&str>, port: Option<i32>| RequestRedirect {
+            scheme: scheme.map(Into::into),
+            hostname: host.map(Into::into),
+            port,
+            ..Default::default()
+        };
+        for (redirect, listener, want) in [
+            (
+                r(None, Some("example.org"), None),
+                80,
+                "http://example.org/path?x=1",
+            ),
+            (
+                r(None, None, None),
+                8080,
+                "http://a.example.com:8080/path?x=1",
+            ),
+            (
+                r(Some("https"), None, None),
+                8080,
+                "https://a.example.com/path?x=1",
+            ),
+            (
+                r(Some("https"), None, Some(8443)),
+                80,
+                "https://a.example.com:8443/path?x=1",
+            ),
+            (
+                r(Some("https"), None, Some(443)),
+                80,
+                "https://a.example.com/path?x=1",
+            ),
+            (
+                r(None, None, Some(8081)),
+                80,
+                "http://a.example.com:8081/path?x=1",
+            ),
+        ] {
+            assert_eq!(
+                redirect_location(&redirect, None, "a.example.com", listener, &uri),
+                want
+            );
+        }
+    }
+
+    #[test]
+    fn hosts_and_headers() {
+        let req = Request::builder()
+            .uri("/")
+            .header("host", "Collector.Example.com:80")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&req), "collector.example.com");
+        let req = Request::builder()
+            .uri("http://[::1]:8080/")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&req), "::1");
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        let m = HeaderModifier {
+            set: vec![crate::api::HeaderValue {
+                name: "X-Kept".into(),
+                value: "2".into(),
+            }],
+            add: vec![crate::api::HeaderValue {
+                name: "x-new".into(),
+                value: "a".into(),
+            }],
+            remove: vec!["X-Other".into()],
+        };
+        h.insert("x-other", HeaderValue::from_static("gone"));
+        modify(&mut h, &m);
+        assert_eq!(h["x-kept"], "2");
+        assert_eq!(h["x-new"], "a");
+        assert!(!h.contains_key("x-other"));
+    }
+}
