@@ -68,6 +68,16 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// An admission plugin refused the object (upstream's `admission.NewForbidden`):
+    /// `<resource> "name" is forbidden: <reason>`, details naming the object.
+    #[error("{message}")]
+    Denied {
+        group: String,
+        plural: String,
+        name: String,
+        message: String,
+        causes: Vec<Cause>,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -128,6 +138,28 @@ impl ApiError {
         }
     }
 
+    /// An admission refusal of `name` (upstream's `NewForbidden`; a nameless object is
+    /// `<resource> is forbidden: ...`).
+    pub fn denied(r: &ResourceInfo, name: &str, reason: &str) -> ApiError {
+        ApiError::denied_with(r, name, reason, vec![])
+    }
+
+    /// [`ApiError::denied`] with status causes (NamespaceTerminating).
+    pub fn denied_with(r: &ResourceInfo, name: &str, reason: &str, causes: Vec<Cause>) -> ApiError {
+        let message = if name.is_empty() {
+            format!("{} is forbidden: {reason}", r.qualified())
+        } else {
+            format!("{} \"{name}\" is forbidden: {reason}", r.qualified())
+        };
+        ApiError::Denied {
+            group: r.group.clone(),
+            plural: r.plural.clone(),
+            name: name.to_owned(),
+            message,
+            causes,
+        }
+    }
+
     /// The usual conflict: a stale resourceVersion.
     pub fn modified(r: &ResourceInfo, name: &str) -> ApiError {
         ApiError::conflict(
@@ -184,7 +216,7 @@ impl ApiError {
             ApiError::Gone(_) | ApiError::ExpiredContinue { .. } => StatusCode::GONE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -207,7 +239,7 @@ impl ApiError {
             ApiError::Gone(_) | ApiError::ExpiredContinue { .. } => "Expired",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::Unauthorized => "Unauthorized",
-            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Forbidden(_) | ApiError::Denied { .. } => "Forbidden",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::Internal(_) => "InternalError",
@@ -248,6 +280,19 @@ impl ApiError {
             } => {
                 let mut d = details(name, group, kind);
                 d["causes"] = causes.iter().map(cause_json).collect();
+                Some(d)
+            }
+            ApiError::Denied {
+                group,
+                plural,
+                name,
+                causes,
+                ..
+            } => {
+                let mut d = details(name, group, plural);
+                if !causes.is_empty() {
+                    d["causes"] = causes.iter().map(cause_json).collect();
+                }
                 Some(d)
             }
             ApiError::ApplyConflict { causes, .. } => Some(json!({

@@ -59,7 +59,7 @@ pub fn materialize(kv: &KeyValue) -> Result<Value> {
 }
 
 /// Serializes an object in the shape it is stored in, without server-stamped fields.
-fn encode(r: &ResourceInfo, obj: &Value) -> Bytes {
+pub(crate) fn encode(r: &ResourceInfo, obj: &Value) -> Bytes {
     let mut stored = crate::convert::to_storage(r, obj.clone());
     object::strip_server_fields(&mut stored);
     Bytes::from(serde_json::to_vec(&stored).expect("a Value always serializes"))
@@ -252,7 +252,7 @@ impl Api {
         }
         let name = object::name(&obj).unwrap_or_default().to_owned();
         if let Some(ns) = &ns {
-            self.require_namespace(ns)?;
+            self.require_namespace(&r, &name, ns)?;
         }
         self.admission.on_create(self, &r, &mut obj)?;
         let attrs = Attributes {
@@ -264,10 +264,12 @@ impl Api {
             dry_run: p.dry_run(),
             params: p,
         };
+        self.admit_builtin(&attrs, &mut obj)?;
         let mut obj = self.webhooks.mutate(self, &attrs, obj, None).await?;
         let guard = self.admission.reserve(&r, &mut obj)?;
         self.admission.validate(&r, &obj, None)?;
         self.validating_admission(&attrs, Some(&obj), None).await?;
+        crate::plugins::quota::charge(self, &attrs, &obj, None).await?;
         let key = r.key(ns.as_deref(), Some(&name));
         if p.dry_run() {
             return Ok(obj);
@@ -371,6 +373,7 @@ impl Api {
             self.admission.validate(&r, &new, validate_against)?;
             self.validating_admission(&attrs, Some(&new), Some(&old))
                 .await?;
+            crate::plugins::quota::charge(self, &attrs, &new, Some(&old)).await?;
             let mut old_cmp = old.clone();
             object::strip_server_fields(&mut old_cmp);
             let mut new_cmp = new.clone();
@@ -409,14 +412,16 @@ impl Api {
         Err(ApiError::modified(&r, &name))
     }
 
-    /// The validating stage of admission, after an object passed validation: admission
-    /// policies, then validating webhooks.
+    /// The validating stage of admission, after an object passed validation: the built-in
+    /// plugins (LimitRanger, PodSecurity), admission policies, then validating webhooks.
+    /// ResourceQuota follows apart, last, because it charges.
     pub async fn validating_admission(
         &self,
         attrs: &Attributes<'_>,
         object: Option<&Value>,
         old: Option<&Value>,
     ) -> Result<()> {
+        self.validate_builtin(attrs, object, old)?;
         self.policies.validate(self, attrs, object, old).await?;
         self.webhooks.validate(self, attrs, object, old).await
     }
@@ -449,9 +454,11 @@ impl Api {
         let name = t.name()?.to_owned();
         // Upstream's namespace lifecycle admission keeps the namespaces the system needs.
         if is_namespace(&r) && PROTECTED_NAMESPACES.contains(&name.as_str()) {
-            return Err(ApiError::Forbidden(format!(
-                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
-            )));
+            return Err(ApiError::denied(
+                &r,
+                &name,
+                "this namespace may not be deleted",
+            ));
         }
         // Upstream's `DefaultGarbageCollectionPolicy`: core v1 ReplicationControllers orphan
         // their pods when the client names no policy (kept for backwards compatibility);
@@ -620,8 +627,9 @@ impl Api {
         }
     }
 
-    /// 404 unless the namespace exists (creating into a missing namespace is refused).
-    fn require_namespace(&self, ns: &str) -> Result<()> {
+    /// Upstream's NamespaceLifecycle admission on create: 404 unless the namespace exists,
+    /// 403 while it is being terminated.
+    fn require_namespace(&self, r: &ResourceInfo, name: &str, ns: &str) -> Result<()> {
         let Some(namespaces) = self.registry.get("", "v1", "namespaces") else {
             return Ok(());
         };
@@ -629,9 +637,16 @@ impl Api {
             Some(kv) => {
                 let obj = materialize(&kv)?;
                 if object::is_deleting(&obj) {
-                    return Err(ApiError::Forbidden(format!(
-                        "unable to create new content in namespace {ns} because it is being terminated"
-                    )));
+                    return Err(ApiError::denied_with(
+                        r,
+                        name,
+                        &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                        vec![crate::error::Cause {
+                            reason: "NamespaceTerminating".into(),
+                            message: format!("namespace {ns} is being terminated"),
+                            field: "metadata.namespace".into(),
+                        }],
+                    ));
                 }
                 Ok(())
             }

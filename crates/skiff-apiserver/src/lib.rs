@@ -21,6 +21,7 @@ mod namespace;
 pub mod object;
 pub mod openapi;
 pub mod options;
+mod plugins;
 mod podlogs;
 pub mod policy;
 pub mod request;
