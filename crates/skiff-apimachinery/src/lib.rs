@@ -11,6 +11,7 @@ pub mod cron;
 pub mod defaults;
 pub mod limitrange;
 pub mod podsecurity;
+pub mod network;
 pub mod quantity;
 pub mod quota;
 pub mod scheduling;
