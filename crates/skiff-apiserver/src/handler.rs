@@ -36,6 +36,8 @@ pub struct Api {
     pub terminating: tokio::sync::mpsc::UnboundedSender<String>,
     /// APIServices: the routes of remote group-versions and their discovery.
     pub aggregator: crate::aggregator::Aggregator,
+    /// The RBAC index every request is authorized against.
+    pub rbac: crate::authz::Rbac,
 }
 
 /// Namespaces upstream refuses to delete (`NamespaceLifecycle` admission).
@@ -421,6 +423,7 @@ impl Api {
         object: Option<&Value>,
         old: Option<&Value>,
     ) -> Result<()> {
+        crate::authz::check_escalation(self, attrs, object, old)?;
         self.validate_builtin(attrs, object, old)?;
         self.policies.validate(self, attrs, object, old).await?;
         self.webhooks.validate(self, attrs, object, old).await

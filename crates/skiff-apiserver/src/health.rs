@@ -16,7 +16,7 @@ use crate::handler::Api;
 
 /// The post-start hooks kube-apiserver reports that skiff has a component for, in
 /// upstream's order.
-const HOOKS: [&str; 17] = [
+const HOOKS: [&str; 18] = [
     "generic-apiserver-start-informers",
     "start-apiserver-admission-initializer",
     "start-kube-apiserver-admission-initializer",
@@ -25,6 +25,7 @@ const HOOKS: [&str; 17] = [
     "crd-informer-synced",
     "bootstrap-controller",
     "start-system-namespaces-controller",
+    "rbac/bootstrap-roles",
     "scheduling/bootstrap-system-priority-classes",
     "start-cluster-authentication-info-controller",
     "start-kube-aggregator-informers",

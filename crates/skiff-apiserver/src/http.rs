@@ -90,24 +90,6 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// What anonymous requests may do until RBAC decides: health and version only, as
-/// upstream's default `system:public-info-viewer` grants; anything else is a 401, as before
-/// skiff knew identities. Authenticated users may do everything.
-// RBAC replaces this with `authorize(&user, &attributes)`.
-fn allowed_before_rbac(user: &UserInfo, path: &str) -> Result<()> {
-    let public = path == "/version"
-        || ["/healthz", "/livez", "/readyz"].iter().any(|p| {
-            path == *p
-                || path
-                    .strip_prefix(p)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        });
-    if public || user.in_group(skiff_apimachinery::user::ALL_AUTHENTICATED) {
-        return Ok(());
-    }
-    Err(ApiError::Unauthorized)
-}
-
 async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -185,7 +167,11 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let user = authenticate(&server, &parts)?;
-    allowed_before_rbac(&user, &path)?;
+    // Every request is authorized, as upstream's WithAuthorization filter does.
+    server
+        .api
+        .rbac
+        .authorize_request(&user, parts.method.as_str(), &path, parts.uri.query())?;
     // Remote group-versions go to their APIService's backend; local ones pay one lookup.
     if let Some(route) = server.api.aggregator.route(&path) {
         let req = Request::from_parts(parts, body);
@@ -242,6 +228,14 @@ async fn handle(
             return resp;
         }
     }
+    if parts.method == Method::POST {
+        if let Some(review) = crate::authz::Review::parse(&path) {
+            let content_type = request_content_type(&parts.headers);
+            check_media_type(&parts.method, &content_type)?;
+            let obj = parse_body(&content_type, &read_body(body).await?)?;
+            return crate::authz::review(&server.api, &params.user, &review, obj);
+        }
+    }
     let target = match Target::parse(&server.api.registry, &path) {
         Some(t) => t?,
         None => return Err(ApiError::NoRoute),
@@ -254,18 +248,7 @@ async fn handle(
     {
         params.warn(warning);
     }
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        // No Content-Type is read as JSON, upstream's first serializer (the python client
-        // sends bodies without one).
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let content_type = request_content_type(&parts.headers);
     let body = read_body(body).await?;
     match parts.method {
         Method::POST | Method::PUT | Method::PATCH => {
@@ -379,6 +362,20 @@ async fn handle(
             "the server does not allow this method on the requested resource".into(),
         )),
     }
+}
+
+/// The request body's media type, lower-cased without parameters. No Content-Type is read
+/// as JSON, upstream's first serializer (the python client sends bodies without one).
+fn request_content_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// The DeleteOptions of a DELETE: its body when it has one, else its query.
@@ -620,18 +617,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn anonymous_requests_reach_only_public_paths_before_rbac() {
-        let anonymous = UserInfo::anonymous();
-        for path in ["/version", "/healthz", "/readyz/etcd", "/livez"] {
-            assert!(allowed_before_rbac(&anonymous, path).is_ok(), "{path}");
-        }
-        for path in ["/api/v1/pods", "/apis", "/healthzz", "/openapi/v3"] {
-            assert!(matches!(
-                allowed_before_rbac(&anonymous, path),
-                Err(ApiError::Unauthorized)
-            ));
-        }
-        assert!(allowed_before_rbac(&UserInfo::cluster_admin(), "/api/v1/pods").is_ok());
-    }
 }

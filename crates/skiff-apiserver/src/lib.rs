@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod aggregator;
 mod apply;
+pub mod authz;
 mod convert;
 pub mod crd;
 pub mod discovery;
@@ -74,6 +75,7 @@ impl Api {
             health: Default::default(),
             terminating,
             aggregator: Default::default(),
+            rbac: Default::default(),
         };
         api.health.mark("generic-apiserver-start-informers");
         crd::load(&api)?;
@@ -81,6 +83,7 @@ impl Api {
         api.health.mark("crd-informer-synced");
         policy::load(&api)?;
         webhook::load(&api)?;
+        authz::load(&api)?;
         api.health.mark("start-apiserver-admission-initializer");
         api.health
             .mark("start-kube-apiserver-admission-initializer");
@@ -109,6 +112,7 @@ impl Api {
         tokio::spawn(policy::run(self.clone()));
         tokio::spawn(webhook::run(self.clone()));
         tokio::spawn(aggregator::run(self.clone()));
+        tokio::spawn(authz::run(self.clone()));
         for hook in [
             "start-kube-aggregator-informers",
             "apiservice-registration-controller",
@@ -158,7 +162,7 @@ impl Api {
         }
         self.health
             .mark("scheduling/bootstrap-system-priority-classes");
-        Ok(())
+        authz::bootstrap(self).await
     }
 
     /// Creates `obj` unless an object of its name exists.

@@ -421,6 +421,7 @@ async fn health_checks_report_what_has_really_started() {
         "[+]ping ok",
         "[+]poststarthook/crd-informer-synced ok",
         "[+]poststarthook/start-system-namespaces-controller ok",
+        "[+]poststarthook/rbac/bootstrap-roles ok",
         "[+]poststarthook/scheduling/bootstrap-system-priority-classes ok",
         "[+]informer-sync ok",
         "[-]poststarthook/bootstrap-controller failed: reason withheld",

@@ -193,6 +193,12 @@ impl Attributes {
         }
     }
 
+    /// The same request on a subresource (`userextras/<key>` for impersonated extras).
+    pub fn with_subresource(mut self, subresource: &str) -> Attributes {
+        self.subresource = subresource.to_owned();
+        self
+    }
+
     /// The resource with its subresource, as rules name it (`pods/log`).
     pub fn combined_resource(&self) -> String {
         if self.subresource.is_empty() {

@@ -17,13 +17,27 @@ pub async fn app() -> (axum::Router, Arc<MemoryStore>) {
     let store = MemoryStore::new();
     let (api, _background) = Api::new(store.clone()).unwrap();
     api.bootstrap().await.unwrap();
+    (router_for(Arc::new(api)), store)
+}
+
+/// [`app`] with the API's background work running (watches that keep its indexes current,
+/// such as RBAC's), as a server runs it.
+pub async fn app_with_background() -> axum::Router {
+    let (api, background) = Api::new(MemoryStore::new()).unwrap();
+    api.bootstrap().await.unwrap();
+    let api = Arc::new(api);
+    tokio::spawn(api.clone().run_background(background));
+    router_for(api)
+}
+
+fn router_for(api: Arc<Api>) -> axum::Router {
     let server = Arc::new(Server {
-        api: Arc::new(api),
+        api,
         openapi: Default::default(),
         admin_tokens: vec![TOKEN.into()],
         address: "127.0.0.1:6443".into(),
     });
-    (router(server), store)
+    router(server)
 }
 
 pub async fn call(

@@ -34,6 +34,7 @@ fn health_handlers_should_contain_necessary_checks() {
             "[+]poststarthook/crd-informer-synced ok",
             "[+]poststarthook/bootstrap-controller ok",
             "[+]poststarthook/start-system-namespaces-controller ok",
+            "[+]poststarthook/rbac/bootstrap-roles ok",
             "[+]poststarthook/scheduling/bootstrap-system-priority-classes ok",
             "[+]poststarthook/start-cluster-authentication-info-controller ok",
             "[+]poststarthook/start-kube-aggregator-informers ok",
