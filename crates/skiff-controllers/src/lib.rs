@@ -19,6 +19,7 @@ pub mod meta;
 pub mod podcontrol;
 pub mod protection;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod statefulset;
 pub mod volumes;
 
@@ -52,6 +53,7 @@ pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
         k8s_openapi::api::core::v1::ReplicationController,
     >(client.clone(), metrics.clone()));
     tokio::spawn(protection::run(client.clone(), metrics.clone()));
+    tokio::spawn(resourcequota::run(client.clone(), metrics.clone()));
     tokio::spawn(gc::run(client, metrics.clone()));
     metrics
 }

@@ -49,7 +49,7 @@ pub async fn create_pods(
                         .await;
                 }
                 Err(error) => {
-                    let msg = format!("Error creating: {error}");
+                    let msg = failed_create_message(&error);
                     recorder.publish(owner, WARNING, "FailedCreate", &msg).await;
                     failed = Some(error);
                 }
@@ -62,9 +62,33 @@ pub async fn create_pods(
     Ok(())
 }
 
+/// `Error creating: <the API's message>`, as upstream's FailedCreate Events read (`pods
+/// "web-x" is forbidden: exceeded quota: ...`); kube's own rendering of an API error would
+/// add its debug form.
+pub fn failed_create_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("Error creating: {}", status.message),
+        other => format!("Error creating: {other}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::slow_start_batches;
+    use super::{failed_create_message, slow_start_batches};
+
+    #[test]
+    fn failed_create_events_carry_the_apis_message() {
+        let status = kube::core::Status {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "pods \"web-1\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=4, limited: pods=4".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            failed_create_message(&kube::Error::Api(status.boxed())),
+            "Error creating: pods \"web-1\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=4, limited: pods=4"
+        );
+    }
 
     #[test]
     fn slow_start_batches_double_until_done() {
