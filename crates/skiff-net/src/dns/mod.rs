@@ -8,6 +8,7 @@
 //! - [`Server`] / [`serve`]: UDP and TCP listeners answering from a [`SharedRecords`].
 //! - [`keep_current`]: kube-rs watchers that fold watch events into a [`SharedRecords`].
 //! - [`run`]: all three wired together, what the `skiff` binary calls.
+//! - [`publish`]: the `kube-system/kube-dns` Service and Endpoints that point pods at it.
 //!
 //! Names outside the cluster domain are answered REFUSED, as CoreDNS does for a zone it is
 //! not configured for. There is no forwarder: this server never sends a query anywhere, so a
@@ -15,6 +16,7 @@
 //! at the REFUSED branch of `server::respond`).
 
 mod lookup;
+pub mod publish;
 mod records;
 mod server;
 mod watch;
