@@ -1,4 +1,4 @@
-//! Wiring of the controllers and the scheduler into `skiff server`.
+//! Wiring of the controllers, the scheduler and the gateway controller into `skiff server`.
 
 use crate::Components;
 
@@ -8,6 +8,11 @@ pub async fn start(components: &Components) -> anyhow::Result<()> {
     skiff_controllers::spawn_all(components.client("kube-controller-manager").await?);
     tokio::spawn(skiff_scheduler::run(
         components.client("kube-scheduler").await?,
+    ));
+    // The Gateway API is built in: CRDs, GatewayClass `skiff` and the status controller
+    // (each node runs the data plane with its service networking, see net.rs).
+    tokio::spawn(skiff_gateway::run_control_plane(
+        components.client("gateway-controller").await?,
     ));
     tracing::info!("controllers and scheduler started");
     Ok(())

@@ -1,7 +1,8 @@
 //! Wiring of service networking into `skiff server`: the service proxy, the service load
-//! balancer and cluster DNS run beside the node agent (they are per-node, like kube-proxy
-//! and a node-local DNS), and `skiff-net`'s DNS publisher keeps `kube-system/kube-dns`
-//! (the nameserver in pods' resolv.conf) pointing at this node's DNS server.
+//! balancer, the Gateway data plane and cluster DNS run beside the node agent (they are
+//! per-node, like kube-proxy and a node-local DNS), and `skiff-net`'s DNS publisher keeps
+//! `kube-system/kube-dns` (the nameserver in pods' resolv.conf) pointing at this node's DNS
+//! server.
 
 use skiff_apimachinery::network::ClusterNetwork;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -40,6 +41,9 @@ pub fn start(client: kube::Client, cfg: NetConfig) -> anyhow::Result<()> {
     if let Some(ip) = cfg.node_ip {
         tokio::spawn(skiff_net::proxy::servicelb::run(client.clone(), ip));
     }
+    // Gateway listeners answer on the node's address, where Gateways report they are.
+    let bind = cfg.node_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    tokio::spawn(skiff_gateway::run_node(client.clone(), bind.into()));
     let dns = skiff_net::dns::DnsConfig {
         listen: SocketAddr::from((gateway, 53)),
         ..Default::default()
