@@ -404,6 +404,19 @@ fn gateway_api_is_built_in_and_routes_the_articles_hosts() {
         .then_some(())
     });
 
+    // Status settles: nothing is rewritten while traffic flows (an unchanged condition
+    // keeps its time, so the controller has nothing to write).
+    let versions = || {
+        [
+            "gateway/main-gateway",
+            "httproute/canary",
+            "httproute/missing",
+            "gatewayclass/nginx",
+        ]
+        .map(|o| c.kubectl(&["get", o, "-o", "jsonpath={.metadata.resourceVersion}"]))
+    };
+    let before = versions();
+
     // A 90/10 canary over 1,000 keep-alive requests: within 2 points.
     let url = format!("http://{}/", node::NODE_IP);
     let mut args = vec!["-H", "Host: canary.example.com"];
@@ -416,6 +429,7 @@ fn gateway_api_is_built_in_and_routes_the_articles_hosts() {
     let v2 = body.lines().filter(|l| *l == "web-v2").count();
     assert_eq!(v1 + v2, 1000, "{}", String::from_utf8_lossy(&out.stderr));
     assert!((80..=120).contains(&v2), "canary got {v2} of 1000");
+    assert_eq!(versions(), before, "status rewritten with nothing changed");
 
     // Access log lines.
     c.wait_for("an access log line", Duration::from_secs(5), || {
