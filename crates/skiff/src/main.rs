@@ -50,6 +50,10 @@ struct ServerArgs {
     /// Address the API listens on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+    /// The authorizers, as kube-apiserver's flag: `RBAC`, or `AlwaysAllow` (everyone may
+    /// do everything; for measurements).
+    #[arg(long, default_value = "RBAC")]
+    authorization_mode: skiff_apiserver::authz::Mode,
 }
 
 #[derive(clap::Args)]
@@ -211,6 +215,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let store = skiff_store::SqliteStore::open(&data_dir.join("state.db"), Default::default())
         .context("opening the store")?;
     let (api, background) = skiff_apiserver::Api::new(store).context("loading the API")?;
+    api.rbac.set_mode(args.authorization_mode);
     let api = Arc::new(api);
     api.bootstrap()
         .await
