@@ -248,6 +248,10 @@ async fn handle(
     {
         params.warn(warning);
     }
+    // exec, attach and portforward upgrade the connection: passed to the node as they are.
+    if crate::streaming::is_streaming(&target) {
+        return crate::streaming::proxy(&server.api, &target, parts).await;
+    }
     let content_type = request_content_type(&parts.headers);
     let body = read_body(body).await?;
     match parts.method {

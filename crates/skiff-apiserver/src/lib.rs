@@ -28,6 +28,7 @@ pub mod policy;
 pub mod request;
 pub mod resources;
 pub mod serve;
+mod streaming;
 mod strict;
 mod subresources;
 pub mod table;

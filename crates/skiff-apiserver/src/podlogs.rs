@@ -41,32 +41,7 @@ pub async fn pod_log(api: &Api, t: &Target, p: &Params) -> Result<Response> {
     let Some(node_name) = node_name else {
         return Err(waiting());
     };
-    let nodes = api
-        .registry
-        .get("", "v1", "nodes")
-        .ok_or_else(|| ApiError::Internal("no nodes resource".into()))?;
-    let node = api.get(&Target {
-        resource: nodes,
-        namespace: None,
-        name: Some(node_name.to_owned()),
-        subresource: None,
-    })?;
-    let address = node["status"]["addresses"]
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|a| a["type"] == "InternalIP")
-                .and_then(|a| a["address"].as_str())
-        })
-        .ok_or_else(|| ApiError::BadRequest(format!("node {node_name} has no InternalIP")))?;
-    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
-        .as_u64()
-        .unwrap_or(10250);
-    let host = if address.contains(':') {
-        format!("[{address}]")
-    } else {
-        address.to_owned()
-    };
+    let (host, port) = node_endpoint(api, node_name)?;
     let query = {
         let mut query = form_urlencoded::Serializer::new(String::new());
         for k in PASSED {
@@ -103,7 +78,40 @@ pub async fn pod_log(api: &Api, t: &Target, p: &Params) -> Result<Response> {
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-fn default_container(pod: &Value, name: &str) -> Result<String> {
+/// Where the node's kubelet endpoint listens: its InternalIP (bracketed when IPv6) and
+/// `daemonEndpoints.kubeletEndpoint.Port`. `pods/log` and the streaming subresources
+/// reach the node there.
+pub(crate) fn node_endpoint(api: &Api, node_name: &str) -> Result<(String, u64)> {
+    let nodes = api
+        .registry
+        .get("", "v1", "nodes")
+        .ok_or_else(|| ApiError::Internal("no nodes resource".into()))?;
+    let node = api.get(&Target {
+        resource: nodes,
+        namespace: None,
+        name: Some(node_name.to_owned()),
+        subresource: None,
+    })?;
+    let address = node["status"]["addresses"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|a| a["type"] == "InternalIP")
+                .and_then(|a| a["address"].as_str())
+        })
+        .ok_or_else(|| ApiError::BadRequest(format!("node {node_name} has no InternalIP")))?;
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .unwrap_or(10250);
+    let host = if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_owned()
+    };
+    Ok((host, port))
+}
+
+pub(crate) fn default_container(pod: &Value, name: &str) -> Result<String> {
     let containers = pod["spec"]["containers"]
         .as_array()
         .cloned()
