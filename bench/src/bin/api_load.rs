@@ -3,6 +3,11 @@
 //! rule beside ConfigMap creates, and watch delivery latency with 100 watchers. Starts its own `skiff server` in a temp dir; prints a Markdown table.
 //!
 //! Usage: `cargo run --release -p skiff-bench --bin api-load -- [path/to/skiff] [objects]`
+//!
+//! With `--rolebindings N` it measures authorization instead: creates and gets at 64
+//! clients by a user that RBAC authorizes (a client certificate from `skiff kubeconfig`),
+//! with N RoleBindings in the namespace, on a server with `--authorization-mode RBAC` and
+//! on one with `AlwaysAllow`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -20,8 +25,11 @@ type Sender = http2::SendRequest<Full<Bytes>>;
 
 struct Target {
     addr: String,
+    /// The bearer token; empty when the kubeconfig's user has a client certificate.
     token: String,
     ca_pem: String,
+    /// The client certificate and key (PEM), when the user has one.
+    client: Option<(String, String)>,
 }
 
 fn read_kubeconfig(path: &std::path::Path) -> Target {
@@ -34,14 +42,28 @@ fn read_kubeconfig(path: &std::path::Path) -> Target {
             .trim()
             .to_owned()
     };
+    let optional = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+    };
+    let pem = |b64: String| {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64"),
+        )
+        .expect("PEM")
+    };
     let server = field("server:");
-    let ca = base64::engine::general_purpose::STANDARD
-        .decode(field("certificate-authority-data:"))
-        .expect("CA base64");
+    let client = optional("client-certificate-data:")
+        .zip(optional("client-key-data:"))
+        .map(|(cert, key)| (pem(cert), pem(key)));
     Target {
         addr: server.trim_start_matches("https://").to_owned(),
-        token: field("token:"),
-        ca_pem: String::from_utf8(ca).expect("CA PEM"),
+        token: optional("token:").unwrap_or_default(),
+        ca_pem: pem(field("certificate-authority-data:")),
+        client,
     }
 }
 
@@ -52,11 +74,24 @@ async fn connect(t: &Target) -> Sender {
         roots.add(cert.expect("CA cert")).expect("add CA");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match &t.client {
+        Some((cert, key)) => {
+            let certs = rustls_pemfile::certs(&mut std::io::Cursor::new(cert.as_bytes()))
+                .collect::<Result<Vec<_>, _>>()
+                .expect("client certificate");
+            let key = rustls_pemfile::private_key(&mut std::io::Cursor::new(key.as_bytes()))
+                .expect("client key")
+                .expect("a client key");
+            builder
+                .with_client_auth_cert(certs, key)
+                .expect("client identity")
+        }
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![b"h2".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(&t.addr)
@@ -79,10 +114,13 @@ async fn send(
     path: &str,
     body: Option<String>,
 ) -> (u16, Bytes) {
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
-        .uri(format!("https://{}{path}", t.addr))
-        .header("authorization", format!("Bearer {}", t.token))
+        .uri(format!("https://{}{path}", t.addr));
+    if !t.token.is_empty() {
+        req = req.header("authorization", format!("Bearer {}", t.token));
+    }
+    let req = req
         .header(
             "content-type",
             // PATCH here is always server-side apply (a JSON body is valid YAML).
@@ -309,9 +347,190 @@ async fn custom_resource_creates(t: &Arc<Target>, s: &mut Sender, objects: usize
     );
 }
 
+/// Starts `skiff server` in `dir` with the given authorization mode; returns it once ready.
+fn start_server(skiff: &str, dir: &std::path::Path, mode: &str) -> std::process::Child {
+    let mut child = Command::new(skiff)
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--authorization-mode",
+            mode,
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start skiff");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        if line.expect("log line").contains("skiff is ready") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+/// Creates and gets of ConfigMaps at 64 clients by an RBAC-authorized user with
+/// `bindings` RoleBindings in the namespace, under `mode`; returns (creates/s, gets/s).
+async fn authorized_load(skiff: &str, mode: &str, bindings: usize, objects: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = start_server(skiff, dir.path(), mode);
+    let admin = Arc::new(read_kubeconfig(&dir.path().join("kubeconfig")));
+    let mut s = connect(&admin).await;
+    let ok = |(status, body): (u16, Bytes)| assert!(status < 300, "{status} {body:?}");
+    ok(send(
+        &mut s,
+        &admin,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "bench"}}).to_string()),
+    )
+    .await);
+    let rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/bench";
+    ok(send(
+        &mut s,
+        &admin,
+        "POST",
+        &format!("{rbac}/roles"),
+        Some(
+            json!({
+        "metadata": {"name": "writer"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}]})
+            .to_string(),
+        ),
+    )
+    .await);
+    // Bindings for other users and groups first, the bench user's last.
+    let binding = |name: String, subjects: serde_json::Value| {
+        json!({"metadata": {"name": name},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "writer"},
+               "subjects": subjects}).to_string()
+    };
+    let (rate, _, _) = run(&admin, 64, bindings, move |i| {
+        ("POST", format!("{rbac}/rolebindings"), Some(binding(format!("other-{i}"), json!([
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": format!("user-{i}")},
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": format!("group-{i}")}]))))
+    }).await;
+    eprintln!("{bindings} RoleBindings created at {rate:.0}/s");
+    ok(send(
+        &mut s,
+        &admin,
+        "POST",
+        &format!("{rbac}/rolebindings"),
+        Some(binding(
+            "bench".into(),
+            json!([
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "bench-users"}]),
+        )),
+    )
+    .await);
+    let user_kubeconfig = dir.path().join("bench-user.kubeconfig");
+    let status = Command::new(skiff)
+        .args([
+            "kubeconfig",
+            "--user",
+            "bench",
+            "--group",
+            "bench-users",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .arg("-o")
+        .arg(&user_kubeconfig)
+        .status()
+        .expect("skiff kubeconfig");
+    assert!(status.success(), "skiff kubeconfig failed");
+    let user = Arc::new(read_kubeconfig(&user_kubeconfig));
+    // The binding reaches the authorizer through a watch: wait until the user may create.
+    let mut u = connect(&user).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = send(
+            &mut u,
+            &user,
+            "POST",
+            "/api/v1/namespaces/bench/configmaps",
+            Some(json!({"metadata": {"name": "probe"}}).to_string()),
+        )
+        .await;
+        if status < 300 {
+            break;
+        }
+        assert!(
+            status == 403 && Instant::now() < deadline,
+            "bench user: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = |i: usize| {
+        json!({"metadata": {"name": format!("cm-{i}")}, "data": {"key": "value", "i": i.to_string()}}).to_string()
+    };
+    let (creates, _, _) = run(&user, 64, objects, move |i| {
+        (
+            "POST",
+            "/api/v1/namespaces/bench/configmaps".into(),
+            Some(body(i)),
+        )
+    })
+    .await;
+    let (gets, _, _) = run(&user, 64, objects, move |i| {
+        (
+            "GET",
+            format!("/api/v1/namespaces/bench/configmaps/cm-{i}"),
+            None,
+        )
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    (creates, gets)
+}
+
+/// `--rolebindings N`: what RBAC costs a user it authorizes, against `AlwaysAllow`; each
+/// mode runs `rounds` times alternately and the best round counts.
+async fn authorization_cost(skiff: &str, bindings: usize, objects: usize, rounds: usize) {
+    let mut best: std::collections::HashMap<&str, (f64, f64)> = Default::default();
+    for round in 0..rounds {
+        for mode in ["AlwaysAllow", "RBAC"] {
+            let (c, g) = authorized_load(skiff, mode, bindings, objects).await;
+            eprintln!("round {round} {mode}: {c:.0} creates/s, {g:.0} gets/s");
+            let e = best.entry(mode).or_default();
+            *e = (e.0.max(c), e.1.max(g));
+        }
+    }
+    let (ac, ag) = best["AlwaysAllow"];
+    let (rc, rg) = best["RBAC"];
+    println!("| measure | AlwaysAllow | RBAC | cost |\n|---|---|---|---|");
+    println!(
+        "| durable creates by an RBAC-authorized user, 64 clients, {bindings} RoleBindings | {ac:.0}/s | {rc:.0}/s | {:.1} % |",
+        (1.0 - rc / ac) * 100.0
+    );
+    println!(
+        "| gets by an RBAC-authorized user, 64 clients, {bindings} RoleBindings | {ag:.0}/s | {rg:.0}/s | {:.1} % |",
+        (1.0 - rg / ag) * 100.0
+    );
+}
+
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--rolebindings") {
+        let bindings: usize = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--rolebindings takes a number");
+        args.drain(i..i + 2);
+        let skiff = args
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "target/release/skiff".into());
+        let objects: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+        authorization_cost(&skiff, bindings, objects, 3).await;
+        return;
+    }
     let skiff = args
         .get(1)
         .cloned()
