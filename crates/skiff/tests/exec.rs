@@ -87,10 +87,7 @@ fn tail(s: &str) -> String {
 }
 
 fn md5(path: &Path) -> String {
-    let out = Command::new("md5sum")
-        .arg(path)
-        .output()
-        .expect("md5sum");
+    let out = Command::new("md5sum").arg(path).output().expect("md5sum");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
@@ -210,6 +207,24 @@ fn exec_cp_and_port_forward_with_kubectl_1_33_and_1_29() {
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("no-such-cmd"), "{err}");
+
+        // -it under `script` (kubectl on a terminal): the command gets a terminal of its own.
+        let line = format!(
+            "{} exec -it shell -c main -- sh -c 'test -t 0 && test -t 1 && echo tty-yes'",
+            k.bin.display()
+        );
+        let out = c
+            .in_netns("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("KUBECONFIG", c.kubeconfig())
+            .stdin(Stdio::null())
+            .output()
+            .expect("script");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("tty-yes"),
+            "exec -it, kubectl 1.{minor}: {out:?}"
+        );
 
         // cp both ways (tar in the container over exec with stdin).
         let remote = format!("shell:/tmp/big-{minor}.bin");

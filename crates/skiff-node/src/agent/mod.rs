@@ -10,12 +10,13 @@ pub mod events;
 pub mod images;
 pub mod lifecycle;
 mod logserver;
-mod streaming;
 mod node;
 pub mod plan;
 mod pods;
 pub mod probes;
+mod pty;
 pub mod status;
+mod streaming;
 mod volumes;
 
 use crate::image::{ImageStore, Puller, RegistryConfig};

@@ -245,7 +245,8 @@ async fn run_exec(runtime: Arc<dyn Runtime>, id: String, opts: Options, streams:
     let argv = opts.command.clone();
     let prepared = {
         let argv = argv.clone();
-        tokio::task::spawn_blocking(move || runtime.exec_command(&id, &argv)).await
+        let tty = opts.tty;
+        tokio::task::spawn_blocking(move || runtime.exec_command(&id, &argv, tty)).await
     };
     let mut prepared = match prepared {
         Ok(Ok(p)) => p,
@@ -262,13 +263,60 @@ async fn run_exec(runtime: Arc<dyn Runtime>, id: String, opts: Options, streams:
             std::process::Stdio::null()
         }
     };
+    // With a terminal, runc's stdio is the slave of a pty whose master the agent keeps.
+    let pair = if opts.tty {
+        match super::pty::open_pair() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let msg =
+                    format!("error executing command in container: allocating a terminal: {e}");
+                return streams.finish(&Outcome::Error(msg)).await;
+            }
+        }
+    } else {
+        None
+    };
     let std_cmd = std::mem::replace(&mut prepared.command, std::process::Command::new("true"));
     let mut command = tokio::process::Command::from(std_cmd);
-    command
-        .stdin(piped(streams.stdin.is_some()))
-        .stdout(piped(streams.stdout.is_some()))
-        .stderr(piped(streams.stderr.is_some()))
-        .kill_on_drop(true);
+    command.kill_on_drop(true);
+    let master = match pair {
+        Some((master, slave)) => {
+            let stdio = |fd: &std::os::fd::OwnedFd| fd.try_clone().map(std::process::Stdio::from);
+            match (stdio(&slave), stdio(&slave)) {
+                (Ok(out), Ok(err)) => {
+                    command.stdin(slave).stdout(out).stderr(err);
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    let msg = format!("error executing command in container: {e}");
+                    return streams.finish(&Outcome::Error(msg)).await;
+                }
+            }
+            // SAFETY: only async-signal-safe calls between fork and exec: a new session
+            // whose controlling terminal is the slave (stdin), so resizes reach runc.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            match super::pty::Pty::new(master) {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => {
+                    let msg = format!("error executing command in container: {e}");
+                    return streams.finish(&Outcome::Error(msg)).await;
+                }
+            }
+        }
+        None => {
+            command
+                .stdin(piped(streams.stdin.is_some()))
+                .stdout(piped(streams.stdout.is_some()))
+                .stderr(piped(streams.stderr.is_some()));
+            None
+        }
+    };
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -278,6 +326,39 @@ async fn run_exec(runtime: Arc<dyn Runtime>, id: String, opts: Options, streams:
     };
     let mut streams = streams;
     let mut pumps = tokio::task::JoinSet::new();
+    let mut outputs = tokio::task::JoinSet::new();
+    // The slave copies in `command` must close, or the master never sees the end.
+    drop(command);
+    if let Some(pty) = master {
+        if let Some(mut rx) = streams.stdin.take() {
+            let pty = pty.clone();
+            pumps.spawn(async move {
+                while let Some(b) = rx.recv().await {
+                    if pty.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        if let Some(mut rx) = streams.resize.take() {
+            let pty = pty.clone();
+            pumps.spawn(async move {
+                while let Some(size) = rx.recv().await {
+                    pty.resize(size.width, size.height);
+                }
+            });
+        }
+        if let Some(out) = streams.stdout.clone() {
+            outputs.spawn(async move {
+                let mut buf = vec![0u8; CHUNK];
+                while let Ok(n) = pty.read(&mut buf).await {
+                    if n == 0 || out.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
     if let (Some(mut rx), Some(mut stdin)) = (streams.stdin.take(), child.stdin.take()) {
         pumps.spawn(async move {
             while let Some(b) = rx.recv().await {
@@ -288,7 +369,6 @@ async fn run_exec(runtime: Arc<dyn Runtime>, id: String, opts: Options, streams:
             // Dropping stdin is the command's EOF.
         });
     }
-    let mut outputs = tokio::task::JoinSet::new();
     if let (Some(out), Some(pipe)) = (streams.stdout.clone(), child.stdout.take()) {
         outputs.spawn(pump(pipe, out));
     }

@@ -81,8 +81,8 @@ impl<R: Runtime> Runtime for CachedList<R> {
         self.inner.exec(id, argv, timeout)
     }
 
-    fn exec_command(&self, id: &str, argv: &[String]) -> Result<super::ExecCommand> {
-        self.inner.exec_command(id, argv)
+    fn exec_command(&self, id: &str, argv: &[String], tty: bool) -> Result<super::ExecCommand> {
+        self.inner.exec_command(id, argv, tty)
     }
 }
 

@@ -232,10 +232,11 @@ pub trait Runtime: Send + Sync {
     /// that keeps stdout open holds it up to the timeout.
     fn exec(&self, id: &str, argv: &[String], timeout: Option<Duration>) -> Result<ExecOutput>;
     /// Prepares `argv` to run inside a running container with the caller's stdio (`kubectl
-    /// exec`'s streaming exec): the caller spawns the command and connects its pipes. Only
-    /// a runtime with real processes has it.
-    fn exec_command(&self, id: &str, argv: &[String]) -> Result<ExecCommand> {
-        let _ = (id, argv);
+    /// exec`'s streaming exec): the caller spawns the command and connects its pipes; with
+    /// `tty` the command gets a terminal, and the caller must give runc one as its stdio.
+    /// Only a runtime with real processes has it.
+    fn exec_command(&self, id: &str, argv: &[String], tty: bool) -> Result<ExecCommand> {
+        let _ = (id, argv, tty);
         Err(Error::InvalidSpec(
             "streaming exec is not supported by this runtime".into(),
         ))

@@ -474,7 +474,7 @@ impl Runtime for RuncRuntime {
         }
     }
 
-    fn exec_command(&self, id: &str, argv: &[String]) -> Result<ExecCommand> {
+    fn exec_command(&self, id: &str, argv: &[String], tty: bool) -> Result<ExecCommand> {
         validate_id(id)?;
         if argv.is_empty() {
             return Err(Error::InvalidSpec("exec: empty command".into()));
@@ -489,7 +489,10 @@ impl Runtime for RuncRuntime {
             pid: dir.join(format!("exec-{tag}.pid")),
             log: dir.join(format!("exec-{tag}.log")),
         };
-        let process = self.exec_process(id, argv)?;
+        let mut process = self.exec_process(id, argv)?;
+        // With a terminal, runc (in the foreground) makes the container's and copies it to
+        // and from its own stdio, which must then be a terminal too (the caller's).
+        process["terminal"] = serde_json::json!(tty);
         write(
             &files.process,
             &serde_json::to_vec(&process).map_err(|e| Error::InvalidSpec(e.to_string()))?,
@@ -506,8 +509,8 @@ impl Runtime for RuncRuntime {
             .arg("--process")
             .arg(&files.process)
             .arg("--pid-file")
-            .arg(&files.pid)
-            .arg(id);
+            .arg(&files.pid);
+        command.arg(id);
         Ok(ExecCommand { command, files })
     }
 
