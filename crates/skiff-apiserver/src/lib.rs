@@ -13,7 +13,6 @@ mod convert;
 pub mod crd;
 pub mod discovery;
 pub mod error;
-mod events_ttl;
 pub mod handler;
 pub mod health;
 pub mod http;
@@ -107,7 +106,6 @@ impl Api {
                 }
             }
         }
-        tokio::spawn(events_ttl::run(self.clone()));
         tokio::spawn(crd::run(self.clone()));
         self.health.mark("start-apiextensions-controllers");
         tokio::spawn(policy::run(self.clone()));

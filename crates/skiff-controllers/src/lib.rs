@@ -11,6 +11,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
+pub mod eventttl;
 pub mod expectations;
 pub mod gc;
 pub mod history;
@@ -53,6 +54,7 @@ pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
         k8s_openapi::api::core::v1::ReplicationController,
     >(client.clone(), metrics.clone()));
     tokio::spawn(protection::run(client.clone(), metrics.clone()));
+    tokio::spawn(eventttl::run(client.clone(), metrics.clone()));
     tokio::spawn(resourcequota::run(client.clone(), metrics.clone()));
     tokio::spawn(gc::run(client, metrics.clone()));
     metrics
