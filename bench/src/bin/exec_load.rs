@@ -1,0 +1,275 @@
+//! Streaming benchmark (issue 15): what the path kubectl → API server → node costs.
+//!
+//! As root, with the busybox test image, on a real node in a network namespace of its own
+//! (see [`skiff_bench::node`]):
+//!
+//! 1. exec round trip: `kubectl exec pod -- true`, R times, against `runc exec` of the same
+//!    container alone, R times; p50 and p99 of each and the difference;
+//! 2. port-forward throughput over one connection: one HTTP GET of M MiB from the pod,
+//!    read through `kubectl port-forward`, against the same read straight from the pod IP;
+//!    the pod serves a file of that size with busybox `httpd` (sendfile), fast enough not
+//!    to be the bottleneck;
+//!    the server's RSS before, at its highest while streaming, and after.
+//!
+//! Usage (as root): `exec-load [--skiff PATH] [--kubectl PATH] [--runs R] [--mib M]`.
+//! Prints Markdown.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use skiff_bench::node::{self, Node};
+use skiff_bench::percentile;
+
+const IMAGE: &str = "busybox:bench";
+
+#[derive(Parser)]
+#[command(about = "exec round trip against runc exec; port-forward throughput against direct")]
+struct Args {
+    /// The skiff binary (default: `skiff` next to this executable).
+    #[arg(long)]
+    skiff: Option<PathBuf>,
+    /// The kubectl to drive.
+    #[arg(long, default_value = "kubectl")]
+    kubectl: PathBuf,
+    /// Round trips of each kind.
+    #[arg(long, default_value_t = 100)]
+    runs: usize,
+    /// MiB read over each connection.
+    #[arg(long, default_value_t = 1024)]
+    mib: u64,
+}
+
+fn pod(node_name: &str, mib: u64) -> String {
+    let blocks = mib * 16;
+    format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "bench"}},
+"spec": {{"nodeName": "{node_name}", "terminationGracePeriodSeconds": 1,
+"containers": [{{"name": "main", "image": "{IMAGE}", "command": ["sh", "-c",
+"dd if=/dev/zero of=/tmp/big bs=65536 count={blocks} 2>/dev/null && exec httpd -f -p 9000 -h /tmp"]}}]}}}}"#
+    )
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let skiff = node::preflight("exec-load", &["nsenter"], args.skiff.as_deref())?;
+    let node = Node::start(&skiff)?;
+    let archive = skiff_node::testing::busybox_oci_archive(IMAGE)?;
+    node.load_image(&archive)?;
+    let kubeconfig = node.data_dir().join("kubeconfig");
+    let kubectl = |a: &[&str]| -> Result<String> {
+        let out = Command::new(&args.kubectl)
+            .args(a)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .context("kubectl")?;
+        if !out.status.success() {
+            bail!("kubectl {a:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let node_name = kubectl(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"])?;
+    let manifest = pod(&node_name, args.mib);
+    let mut apply = Command::new(&args.kubectl)
+        .args(["apply", "-f", "-"])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    std::io::Write::write_all(
+        &mut apply.stdin.take().context("stdin")?,
+        manifest.as_bytes(),
+    )?;
+    if !apply.wait()?.success() {
+        bail!("kubectl apply failed");
+    }
+    kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/bench",
+        "--timeout=60s",
+    ])?;
+    let ip = kubectl(&["get", "pod", "bench", "-o", "jsonpath={.status.podIP}"])?;
+    // `Node::containers` prints "<id> (<state>)".
+    let id = node
+        .containers()?
+        .into_iter()
+        .filter_map(|c| c.split_whitespace().next().map(str::to_owned))
+        .find(|id| id.ends_with("-main"))
+        .context("no container of pod bench")?;
+    let runc_root = node.data_dir().join("runtime/runc");
+
+    // 1. exec round trips.
+    let time = |cmd: &mut Command| -> Result<f64> {
+        let start = Instant::now();
+        let out = cmd.output()?;
+        if !out.status.success() {
+            bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(start.elapsed().as_secs_f64() * 1000.0)
+    };
+    let mut runc = Vec::new();
+    let mut kube = Vec::new();
+    let mut get = Vec::new();
+    for _ in 0..args.runs {
+        // The same client's plain API round trip: kubectl's own start-up and one request.
+        get.push(time(
+            Command::new(&args.kubectl)
+                .args(["get", "pod", "bench", "-o", "name"])
+                .env("KUBECONFIG", &kubeconfig),
+        )?);
+        runc.push(time(
+            Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["exec", &id, "true"]),
+        )?);
+        kube.push(time(
+            Command::new(&args.kubectl)
+                .args(["exec", "bench", "-c", "main", "--", "true"])
+                .env("KUBECONFIG", &kubeconfig),
+        )?);
+    }
+    runc.sort_by(f64::total_cmp);
+    kube.sort_by(f64::total_cmp);
+    get.sort_by(f64::total_cmp);
+    println!("## exec round trip ({} runs each)\n", args.runs);
+    println!("| | p50 ms | p99 ms |\n|---|---|---|");
+    println!(
+        "| `runc exec <id> true` | {:.1} | {:.1} |",
+        percentile(&runc, 0.5),
+        percentile(&runc, 0.99)
+    );
+    println!(
+        "| `kubectl exec bench -- true` | {:.1} | {:.1} |",
+        percentile(&kube, 0.5),
+        percentile(&kube, 0.99)
+    );
+    println!(
+        "| `kubectl get pod bench` (client start-up + one request) | {:.1} | {:.1} |",
+        percentile(&get, 0.5),
+        percentile(&get, 0.99)
+    );
+    println!(
+        "| exec minus runc exec | {:.1} | {:.1} |\n",
+        percentile(&kube, 0.5) - percentile(&runc, 0.5),
+        percentile(&kube, 0.99) - percentile(&runc, 0.99)
+    );
+
+    // 2. port-forward throughput, the server's memory watched meanwhile.
+    let pid = node.pid().context("no server pid")?;
+    let rss_before = rss_kib(pid);
+    let peak = Arc::new(AtomicU64::new(rss_before));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let bytes = args.mib << 20;
+    let direct = read_from(&format!("{ip}:9000"), bytes)?;
+    let mut pf = Command::new(&args.kubectl)
+        .args(["port-forward", "pod/bench", "19000:9000"])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut lines = BufReader::new(pf.stdout.take().context("stdout")?).lines();
+    let first = lines.next().transpose()?.unwrap_or_default();
+    if !first.contains("Forwarding from") {
+        bail!("port-forward: {first}");
+    }
+    let forwarded = read_from("127.0.0.1:19000", bytes);
+    let _ = pf.kill();
+    let _ = pf.wait();
+    let forwarded = forwarded?;
+    done.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    let rss_after = rss_kib(pid);
+    let mbs = |d: Duration| (bytes as f64 / (1 << 20) as f64) / d.as_secs_f64();
+    println!(
+        "## port-forward throughput ({} MiB over one connection)\n",
+        args.mib
+    );
+    println!("| | seconds | MiB/s |\n|---|---|---|");
+    println!(
+        "| direct to the pod IP | {:.2} | {:.0} |",
+        direct.as_secs_f64(),
+        mbs(direct)
+    );
+    println!(
+        "| `kubectl port-forward` | {:.2} | {:.0} |",
+        forwarded.as_secs_f64(),
+        mbs(forwarded)
+    );
+    println!(
+        "| ratio | | {:.0} % |\n",
+        100.0 * mbs(forwarded) / mbs(direct)
+    );
+    println!(
+        "server RSS: {} MiB before, {} MiB at most while streaming, {} MiB after",
+        rss_before >> 10,
+        peak.load(Ordering::Relaxed) >> 10,
+        rss_after >> 10
+    );
+    drop(node);
+    Ok(())
+}
+
+/// GETs the pod's `/big` from `addr` and reads `bytes` of it (the headers are a few bytes
+/// more), retrying while the listener comes up; returns how long the read took.
+fn read_from(addr: &str, bytes: u64) -> Result<Duration> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = match std::net::TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Err(e) => bail!("connect {addr}: {e}"),
+        };
+        std::io::Write::write_all(&mut s, b"GET /big HTTP/1.0\r\n\r\n")?;
+        let start = Instant::now();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0u64;
+        while got < bytes {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        if got == 0 && Instant::now() < deadline {
+            // The forward answered before the pod's listener was back: try again.
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        if got < bytes {
+            bail!("{addr}: {got} of {bytes} bytes");
+        }
+        return Ok(start.elapsed());
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
