@@ -65,50 +65,79 @@ fn valid_version(v: &str) -> bool {
     if v == "latest" {
         return true;
     }
-    let Some(rest) = v.strip_prefix("v1.") else {
+    let Some(minor) = v.strip_prefix("v1.") else {
         return false;
     };
-    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) && rest.len() <= 4
+    let digits = !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit());
+    digits && (minor == "0" || !minor.starts_with('0'))
 }
 
 /// The policy of a namespace's labels (upstream `PolicyToEvaluate`): an unset mode is
-/// `privileged:latest`; a label that does not parse makes that mode `restricted:latest`,
-/// the safe reading. Returns the label errors too, for warnings.
+/// `privileged:latest`; an unparsable enforce level fails closed (`restricted`), an
+/// unparsable warn or audit level fails open (`privileged`), an unparsable version is
+/// `latest`. Warn follows an explicitly set, stricter enforce level when it has no label
+/// of its own. Returns the label errors too, in upstream's wording.
 pub fn policy(labels: Option<&Map<String, Value>>) -> (Policy, Vec<String>) {
     let mut errors = Vec::new();
-    let mut mode = |name: &str| -> LevelVersion {
-        let get = |key: String| labels.and_then(|l| l.get(&key)).and_then(Value::as_str);
-        let level_key = format!("{LABEL_PREFIX}{name}");
-        let version_key = format!("{LABEL_PREFIX}{name}-version");
-        let level = match get(level_key.clone()) {
-            None => Some(Level::Privileged),
-            Some(s) => Level::parse(s).or_else(|| {
-                errors.push(format!("{level_key}: invalid value \"{s}\""));
-                None
-            }),
-        };
-        let version = match get(version_key.clone()) {
-            None => Some("latest".to_owned()),
-            Some(v) if valid_version(v) => Some(v.to_owned()),
-            Some(v) => {
-                errors.push(format!("{version_key}: invalid value \"{v}\""));
-                None
-            }
-        };
-        match (level, version) {
-            (Some(level), Some(version)) => LevelVersion { level, version },
-            _ => LevelVersion {
-                level: Level::Restricted,
-                version: "latest".into(),
-            },
+    let get = |key: &str| {
+        labels
+            .and_then(|l| l.get(&format!("{LABEL_PREFIX}{key}")))
+            .and_then(Value::as_str)
+    };
+    let latest = || LevelVersion {
+        level: Level::Privileged,
+        version: "latest".into(),
+    };
+    let mut p = Policy {
+        enforce: latest(),
+        warn: latest(),
+        audit: latest(),
+    };
+    let mut level_of = |key: &str, fail: Level, errors: &mut Vec<String>| -> Option<Level> {
+        let v = get(key)?;
+        Some(Level::parse(v).unwrap_or_else(|| {
+            errors.push(format!(
+                "metadata.labels[{LABEL_PREFIX}{key}]: Invalid value: \"{v}\": must be one of privileged, baseline, restricted"
+            ));
+            fail
+        }))
+    };
+    let enforce_level = level_of("enforce", Level::Restricted, &mut errors);
+    let enforce_valid = get("enforce").and_then(Level::parse).is_some();
+    let warn_level = level_of("warn", Level::Privileged, &mut errors);
+    let audit_level = level_of("audit", Level::Privileged, &mut errors);
+    let mut version_of = |key: &str| -> Option<String> {
+        let v = get(key)?;
+        if valid_version(v) {
+            return Some(v.to_owned());
         }
+        errors.push(format!(
+            "metadata.labels[{LABEL_PREFIX}{key}]: Invalid value: \"{v}\": must be 'latest' or 'v1.x'"
+        ));
+        Some("latest".into())
     };
-    let policy = Policy {
-        enforce: mode("enforce"),
-        warn: mode("warn"),
-        audit: mode("audit"),
-    };
-    (policy, errors)
+    let enforce_version = version_of("enforce-version");
+    let warn_version = version_of("warn-version");
+    let audit_version = version_of("audit-version");
+    for (mode, level, version) in [
+        (&mut p.enforce, enforce_level, &enforce_version),
+        (&mut p.warn, warn_level, &warn_version),
+        (&mut p.audit, audit_level, &audit_version),
+    ] {
+        if let Some(level) = level {
+            mode.level = level;
+        }
+        if let Some(version) = version {
+            mode.version = version.clone();
+        }
+    }
+    if warn_level.is_none() && enforce_valid && p.enforce.level > p.warn.level {
+        p.warn.level = p.enforce.level;
+        if warn_version.is_none() {
+            p.warn.version = p.enforce.version.clone();
+        }
+    }
+    (p, errors)
 }
 
 /// One check's refusal: `reason (detail)` in messages.

@@ -105,26 +105,119 @@ fn restricted_checks_table() {
     }
 }
 
+/// Upstream's `TestPolicyToEvaluate` cases.
 #[test]
 fn namespace_labels_choose_the_policy() {
-    let labels = json!({"pod-security.kubernetes.io/enforce": "restricted",
-        "pod-security.kubernetes.io/warn": "baseline", "pod-security.kubernetes.io/warn-version": "v1.30"});
-    let (p, errors) = policy(labels.as_object());
-    assert!(errors.is_empty());
-    assert_eq!(p.enforce.to_string(), "restricted:latest");
-    assert_eq!(p.warn.to_string(), "baseline:v1.30");
-    assert_eq!(p.audit.to_string(), "privileged:latest");
+    let cases: Vec<(&str, Value, [&str; 3], bool)> = vec![
+        (
+            "simple enforce",
+            json!({"enforce": "baseline"}),
+            ["baseline:latest", "baseline:latest", "privileged:latest"],
+            false,
+        ),
+        (
+            "simple warn",
+            json!({"warn": "restricted"}),
+            [
+                "privileged:latest",
+                "restricted:latest",
+                "privileged:latest",
+            ],
+            false,
+        ),
+        (
+            "simple audit",
+            json!({"audit": "baseline"}),
+            ["privileged:latest", "privileged:latest", "baseline:latest"],
+            false,
+        ),
+        (
+            "enforce & warn",
+            json!({"enforce": "baseline", "warn": "restricted"}),
+            ["baseline:latest", "restricted:latest", "privileged:latest"],
+            false,
+        ),
+        (
+            "enforce version",
+            json!({"enforce": "baseline", "enforce-version": "v1.22"}),
+            ["baseline:v1.22", "baseline:v1.22", "privileged:latest"],
+            false,
+        ),
+        (
+            "enforce version & warn-version",
+            json!({"enforce": "baseline", "enforce-version": "v1.22", "warn-version": "latest"}),
+            ["baseline:v1.22", "baseline:latest", "privileged:latest"],
+            false,
+        ),
+        (
+            "enforce & warn-version",
+            json!({"enforce": "baseline", "warn-version": "v1.23"}),
+            ["baseline:latest", "baseline:v1.23", "privileged:latest"],
+            false,
+        ),
+        (
+            "fully specd",
+            json!({"enforce": "baseline", "enforce-version": "v1.20",
+            "warn": "restricted", "warn-version": "v1.21", "audit": "restricted", "audit-version": "v1.22"}),
+            ["baseline:v1.20", "restricted:v1.21", "restricted:v1.22"],
+            false,
+        ),
+        (
+            "enforce no warn",
+            json!({"enforce": "baseline", "warn": "privileged"}),
+            ["baseline:latest", "privileged:latest", "privileged:latest"],
+            false,
+        ),
+        (
+            "enforce warn error",
+            json!({"enforce": "baseline", "warn": "foo"}),
+            ["baseline:latest", "privileged:latest", "privileged:latest"],
+            true,
+        ),
+        (
+            "enforce error",
+            json!({"enforce": "foo"}),
+            [
+                "restricted:latest",
+                "privileged:latest",
+                "privileged:latest",
+            ],
+            true,
+        ),
+    ];
+    for (name, labels, [enforce, warn, audit], errs) in cases {
+        let labels: serde_json::Map<String, Value> = labels
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (format!("{LABEL_PREFIX}{k}"), v.clone()))
+            .collect();
+        let (p, errors) = policy(Some(&labels));
+        assert_eq!(
+            [
+                p.enforce.to_string(),
+                p.warn.to_string(),
+                p.audit.to_string()
+            ],
+            [enforce, warn, audit],
+            "{name}"
+        );
+        assert_eq!(!errors.is_empty(), errs, "{name}: {errors:?}");
+    }
     let (p, errors) = policy(None);
     assert_eq!(p.enforce.level, Level::Privileged);
     assert!(errors.is_empty());
-    let bad = json!({"pod-security.kubernetes.io/enforce": "strict"});
-    let (p, errors) = policy(bad.as_object());
+    let foo = json!({"pod-security.kubernetes.io/enforce": "foo"});
     assert_eq!(
-        p.enforce.to_string(),
-        "restricted:latest",
-        "an invalid label fails safe"
+        policy(foo.as_object()).1,
+        vec!["metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"foo\": must be one of privileged, baseline, restricted"]
     );
-    assert_eq!(errors.len(), 1);
+    for bad in ["foo", "", "v2.0", "v1", "1.1", "v1.01", "v1.", "v1.-1"] {
+        assert!(!valid_version(bad), "{bad:?}");
+    }
+    for good in ["latest", "v1.0", "v1.20", "v1.10000"] {
+        assert!(valid_version(good), "{good:?}");
+    }
 }
 
 #[test]
