@@ -776,6 +776,82 @@ mod tests {
     }
 
     #[test]
+    fn impersonation_needs_the_impersonate_verb() {
+        use k8s_openapi::api::rbac::v1::{
+            ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject,
+        };
+        let rbac = Rbac::default();
+        let mut policy = Policy::new();
+        policy.put_cluster_role(ClusterRole {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("impersonator".into()),
+                ..Default::default()
+            },
+            rules: Some(vec![PolicyRule {
+                verbs: vec!["impersonate".into()],
+                api_groups: Some(vec!["".into()]),
+                resources: Some(vec!["users".into()]),
+                resource_names: Some(vec!["intern".into()]),
+                ..Default::default()
+            }]),
+            aggregation_rule: None,
+        });
+        policy.put_cluster_role_binding(ClusterRoleBinding {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("bob".into()),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: RBAC.into(),
+                kind: "ClusterRole".into(),
+                name: "impersonator".into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "User".into(),
+                name: "bob".into(),
+                ..Default::default()
+            }]),
+        });
+        rbac.install(policy);
+        let bob = UserInfo {
+            username: "bob".into(),
+            ..UserInfo::default()
+        };
+        assert!(rbac
+            .impersonate(&bob, &Impersonated::User("intern"))
+            .is_ok());
+        let err = rbac
+            .impersonate(&bob, &Impersonated::User("admin"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"users "admin" is forbidden: User "bob" cannot impersonate resource "users" in API group "" at the cluster scope"#
+        );
+        let err = rbac
+            .impersonate(
+                &bob,
+                &Impersonated::ServiceAccount {
+                    namespace: "ci",
+                    name: "builder",
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"serviceaccounts "builder" is forbidden: User "bob" cannot impersonate resource "serviceaccounts" in API group "" in the namespace "ci""#
+        );
+        assert!(rbac
+            .impersonate(
+                &UserInfo::cluster_admin(),
+                &Impersonated::Group("system:masters")
+            )
+            .is_ok());
+        // AlwaysAllow allows everything.
+        rbac.set_mode(Mode::AlwaysAllow);
+        assert!(rbac.impersonate(&bob, &Impersonated::User("admin")).is_ok());
+    }
+
+    #[test]
     fn gc_only_updates() {
         let old = json!({"metadata": {"name": "r", "resourceVersion": "1"}, "rules": []});
         let mut new = old.clone();
