@@ -93,7 +93,7 @@ pub fn policy(labels: Option<&Map<String, Value>>) -> (Policy, Vec<String>) {
         warn: latest(),
         audit: latest(),
     };
-    let mut level_of = |key: &str, fail: Level, errors: &mut Vec<String>| -> Option<Level> {
+    let level_of = |key: &str, fail: Level, errors: &mut Vec<String>| -> Option<Level> {
         let v = get(key)?;
         Some(Level::parse(v).unwrap_or_else(|| {
             errors.push(format!(
