@@ -83,13 +83,22 @@ pub fn group(registry: &Registry, name: &str) -> Option<Value> {
     Some(entry)
 }
 
+/// The verbs a resource is served with.
+fn verbs(r: &ResourceInfo) -> &'static [&'static str] {
+    if r.create_only {
+        &["create"]
+    } else {
+        &VERBS
+    }
+}
+
 fn resource_entry(r: &ResourceInfo) -> Value {
     let mut entry = json!({
         "name": r.plural,
         "singularName": r.singular,
         "namespaced": r.namespaced,
         "kind": r.kind,
-        "verbs": VERBS,
+        "verbs": verbs(r),
     });
     if !r.short_names.is_empty() {
         entry["shortNames"] = json!(r.short_names);
@@ -136,6 +145,12 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         if (r.group.as_str(), r.kind.as_str()) == ("", "Pod") {
             list.push(subresource(r, "log", "Pod", &["get"]));
             list.push(subresource(r, "binding", "Binding", &["create"]));
+        }
+        if (r.group.as_str(), r.kind.as_str()) == ("", "ServiceAccount") {
+            let mut token = subresource(r, "token", "TokenRequest", &["create"]);
+            token["group"] = json!("authentication.k8s.io");
+            token["version"] = json!("v1");
+            list.push(token);
         }
         if (r.group.as_str(), r.kind.as_str()) == ("", "Namespace") {
             list.push(subresource(r, "finalize", "Namespace", &["update"]));
@@ -236,12 +251,15 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
         );
         subresources.push(json!({"subresource": "binding", "responseKind": kind("", "", "Binding"), "verbs": ["create"]}));
     }
+    if (r.group.as_str(), r.kind.as_str()) == ("", "ServiceAccount") {
+        subresources.push(json!({"subresource": "token", "responseKind": kind("authentication.k8s.io", "v1", "TokenRequest"), "verbs": ["create"]}));
+    }
     let mut entry = json!({
         "resource": r.plural,
         "responseKind": kind("", "", &r.kind),
         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": r.singular,
-        "verbs": VERBS,
+        "verbs": verbs(r),
     });
     if !r.short_names.is_empty() {
         entry["shortNames"] = json!(r.short_names);

@@ -36,6 +36,8 @@ pub struct Api {
     pub terminating: tokio::sync::mpsc::UnboundedSender<String>,
     /// APIServices: the routes of remote group-versions and their discovery.
     pub aggregator: crate::aggregator::Aggregator,
+    /// The ServiceAccount token issuer (authentication of bearer tokens, TokenRequest).
+    pub authn: crate::authn::Authn,
     /// The RBAC index every request is authorized against.
     pub rbac: crate::authz::Rbac,
 }

@@ -64,7 +64,17 @@ pub struct PeerIdentity(pub Option<Arc<UserInfo>>);
 /// Who makes the request: upstream's authenticator union. A client certificate the TLS
 /// handshake verified wins; then a bearer token, which must be valid when given (a bad one
 /// is a 401, never anonymous); no credentials at all is `system:anonymous`.
+///
+/// The identity returned is the one the request acts as: its `Impersonate-*` headers, when
+/// the authenticated user may impersonate, replace it (upstream's impersonation filter,
+/// which runs right after authentication).
 pub fn authenticate(server: &Server, parts: &axum::http::request::Parts) -> Result<UserInfo> {
+    let user = credentials(server, parts)?;
+    crate::authn::impersonate(&server.api, user, &parts.headers)
+}
+
+/// The identity the request's credentials prove, before impersonation.
+fn credentials(server: &Server, parts: &axum::http::request::Parts) -> Result<UserInfo> {
     if let Some(PeerIdentity(Some(user))) = parts.extensions.get::<PeerIdentity>() {
         return Ok(UserInfo::clone(user));
     }
@@ -79,7 +89,7 @@ pub fn authenticate(server: &Server, parts: &axum::http::request::Parts) -> Resu
     if server.admin_tokens.iter().any(|a| a == token) {
         return Ok(UserInfo::cluster_admin());
     }
-    Err(ApiError::Unauthorized)
+    crate::authn::authenticate_token(&server.api, token)
 }
 
 /// The token of an `Authorization: Bearer <token>` header, as upstream's bearertoken
@@ -209,6 +219,20 @@ async fn handle(
                 .into(),
         ));
     }
+    if parts.method == Method::POST {
+        if let Some(review) = crate::authn::Review::parse(&path) {
+            let content_type = request_content_type(&parts.headers);
+            check_media_type(&parts.method, &content_type)?;
+            let obj = parse_body(&content_type, &read_body(body).await?)?;
+            return crate::authn::review(
+                &server.api,
+                &server.admin_tokens,
+                &params.user,
+                review,
+                &obj,
+            );
+        }
+    }
     if parts.method == Method::GET {
         if let Some(format) = matches!(path.as_str(), "/api" | "/apis")
             .then(|| discovery::negotiate(&accept))
@@ -240,6 +264,12 @@ async fn handle(
         Some(t) => t?,
         None => return Err(ApiError::NoRoute),
     };
+    if target.resource.create_only {
+        // Reviews are answered above; nothing else is served on them.
+        return Err(ApiError::MethodNotAllowed(
+            "the server does not allow this method on the requested resource".into(),
+        ));
+    }
     if let Some(warning) = target
         .resource
         .custom
@@ -422,6 +452,9 @@ fn check_media_type(method: &Method, content_type: &str) -> Result<()> {
 
 /// Discovery, OpenAPI and health endpoints.
 fn non_resource(server: &Server, path: &str, query: &str) -> Option<Result<Response>> {
+    if let Some(resp) = crate::authn::oidc(&server.api, path) {
+        return Some(Ok(resp));
+    }
     let registry = &server.api.registry;
     let ok = |v: Value| Some(Ok(json_response(StatusCode::OK, &v)));
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -620,5 +653,4 @@ mod tests {
             assert_eq!(bearer_token(header), want, "{header:?}");
         }
     }
-
 }

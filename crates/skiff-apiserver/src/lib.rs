@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod aggregator;
 mod apply;
+pub mod authn;
 pub mod authz;
 mod convert;
 pub mod crd;
@@ -75,6 +76,7 @@ impl Api {
             health: Default::default(),
             terminating,
             aggregator: Default::default(),
+            authn: Default::default(),
             rbac: Default::default(),
         };
         api.health.mark("generic-apiserver-start-informers");

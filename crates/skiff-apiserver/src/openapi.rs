@@ -199,6 +199,12 @@ fn build(version: &str, resources: &[Arc<ResourceInfo>]) -> Value {
         } else {
             item_path["parameters"] = json!([name]);
         }
+        if r.create_only {
+            // Reviews are only POSTed to their collection.
+            collection_path = json!({"post": op("post", write_params(), true)});
+            paths.insert(collection, collection_path);
+            continue;
+        }
         paths.insert(collection, collection_path);
         paths.insert(item, item_path);
     }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
+use k8s_openapi::api::authentication::v1 as authentication;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
@@ -59,6 +60,10 @@ pub struct ResourceInfo {
     pub decode: Option<DecodeFn>,
     /// The CRD rules of a custom resource; `None` for built-in kinds.
     pub custom: Option<Arc<crate::crd::Custom>>,
+    /// A kind only ever created and answered, never stored (TokenReview,
+    /// SelfSubjectReview): discovery and OpenAPI offer `create` alone, and its handler is
+    /// not the generic one.
+    pub create_only: bool,
 }
 
 impl ResourceInfo {
@@ -156,6 +161,7 @@ struct Extra {
     status: bool,
     scale: bool,
     generation: bool,
+    create_only: bool,
 }
 
 const PLAIN: Extra = Extra {
@@ -164,6 +170,13 @@ const PLAIN: Extra = Extra {
     status: false,
     scale: false,
     generation: false,
+    create_only: false,
+};
+
+/// A review kind: created and answered, never stored.
+const CREATE_ONLY: Extra = Extra {
+    create_only: true,
+    ..PLAIN
 };
 
 fn builtin<T>(extra: Extra) -> ResourceInfo
@@ -192,6 +205,7 @@ where
         schema: Some(|g| g.subschema_for::<T>()),
         decode: Some(decode::<T>),
         custom: None,
+        create_only: extra.create_only,
     }
 }
 
@@ -210,6 +224,7 @@ fn workload(names: &'static [&'static str], scale: bool) -> Extra {
         status: true,
         scale,
         generation: true,
+        create_only: false,
     }
 }
 
@@ -314,6 +329,8 @@ pub fn builtins() -> Vec<ResourceInfo> {
             status: true,
             ..PLAIN
         }),
+        builtin::<authentication::TokenReview>(CREATE_ONLY),
+        builtin::<authentication::SelfSubjectReview>(CREATE_ONLY),
     ]
 }
 

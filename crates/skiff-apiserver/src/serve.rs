@@ -147,11 +147,26 @@ impl Credentials {
         })
     }
 
+    /// The TLS configuration: this server's certificate, and client certificates signed
+    /// by the cluster CA accepted but not required (upstream's `--client-ca-file`), so
+    /// token clients and certificate clients share the port.
     fn tls_config(&self) -> Result<rustls::ServerConfig, ServeError> {
+        use rustls::pki_types::pem::PemObject;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = CertificateDer::from_pem_slice(self.ca_pem.as_bytes())
+            .map_err(|e| rustls::Error::General(format!("the cluster CA: {e}")))?;
+        roots.add(ca)?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| rustls::Error::General(format!("client certificate verifier: {e}")))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
+            .with_client_cert_verifier(verifier)
             .with_single_cert(vec![self.server_cert.clone()], self.server_key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
@@ -166,10 +181,55 @@ impl Credentials {
 /// A kubeconfig for `server_url` that trusts `ca_pem` and authenticates with `token` (what
 /// `skiff server` writes for users, and `skiff agent` for itself).
 pub fn kubeconfig(server_url: &str, ca_pem: &str, token: &str) -> String {
+    kubeconfig_for(
+        server_url,
+        ca_pem,
+        "admin",
+        &format!("    token: {token}\n"),
+        "default",
+    )
+}
+
+/// A kubeconfig for `user` that authenticates with a client certificate and its key (PEM),
+/// in `namespace`: what `skiff kubeconfig` hands to a new user.
+pub fn client_certificate_kubeconfig(
+    server_url: &str,
+    ca_pem: &str,
+    user: &str,
+    cert_pem: &str,
+    key_pem: &str,
+    namespace: &str,
+) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    kubeconfig_for(
+        server_url,
+        ca_pem,
+        user,
+        &format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64(cert_pem),
+            b64(key_pem)
+        ),
+        namespace,
+    )
+}
+
+/// The one kubeconfig layout: cluster `skiff`, one user (`credentials` are its indented
+/// `user:` fields), one context. Names are quoted, being user input.
+fn kubeconfig_for(
+    server_url: &str,
+    ca_pem: &str,
+    user: &str,
+    credentials: &str,
+    namespace: &str,
+) -> String {
     use base64::Engine;
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let user = serde_json::to_string(user).expect("strings serialize");
+    let namespace = serde_json::to_string(namespace).expect("strings serialize");
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: admin\n    namespace: default\ncurrent-context: skiff\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n{credentials}contexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: {user}\n    namespace: {namespace}\ncurrent-context: skiff\npreferences: {{}}\n"
     )
 }
 
@@ -195,7 +255,7 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
         tokio::spawn(async move {
             let tls = match acceptor.accept(tcp).await {
                 Ok(t) => t,
@@ -204,6 +264,23 @@ pub async fn serve(
                     return;
                 }
             };
+            // The handshake verified any certificate against the CA; who it names goes
+            // with every request of the connection.
+            let identity = crate::http::PeerIdentity(
+                tls.get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|cert| skiff_auth::x509::user_from_certificate(cert).ok())
+                    .map(Arc::new),
+            );
+            let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                router,
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(identity.clone());
+                    req
+                },
+            ));
             let builder = auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)

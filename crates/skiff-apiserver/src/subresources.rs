@@ -1,5 +1,5 @@
 //! Subresources with their own shape: `scale` (autoscaling/v1 Scale), pod `binding`,
-//! pod `log` and namespace `finalize`.
+//! pod `log`, namespace `finalize` and ServiceAccount `token` (TokenRequest).
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -48,6 +48,9 @@ pub async fn handle(
                 })
                 .await?;
             ok(scale_of(r, &updated))
+        }
+        ("token", Method::POST) if r.kind == "ServiceAccount" && r.group.is_empty() => {
+            crate::authn::token_request(api, t, p, &parse_body(content_type, body)?)
         }
         ("binding", Method::POST) if r.kind == "Pod" && r.group.is_empty() => {
             let binding = parse_body(content_type, body)?;

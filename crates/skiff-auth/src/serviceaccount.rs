@@ -37,7 +37,8 @@ pub enum TokenError {
     /// Not a JWT from this issuer: another authenticator's, or garbage.
     #[error("invalid bearer token")]
     NotOurs,
-    #[error("invalid bearer token, token could not be validated: {0}")]
+    /// Undecodable, or not signed by this issuer's key.
+    #[error("{0}")]
     Invalid(String),
     #[error("service account token has expired")]
     Expired,
@@ -338,7 +339,14 @@ impl TokenAuthenticator {
         validation.required_spec_claims.clear();
         jsonwebtoken::decode::<Value>(token, &self.key.decoding, &validation)
             .map(|d| d.claims)
-            .map_err(|e| TokenError::Invalid(e.to_string()))
+            .map_err(|e| {
+                TokenError::Invalid(match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                        "invalid signature".to_owned()
+                    }
+                    _ => format!("token could not be validated: {e}"),
+                })
+            })
     }
 }
 

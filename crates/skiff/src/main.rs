@@ -37,6 +37,9 @@ enum Command {
     Agent(AgentArgs),
     /// Manage the node's local images (`load`, `pull`, `ls`, `rm`).
     Image(image::ImageArgs),
+    /// Write a kubeconfig for a new user: a client certificate for NAME (and its groups)
+    /// signed by the cluster CA, ready to hand over.
+    Kubeconfig(KubeconfigArgs),
     /// The per-container shim (started by the node agent, not by users).
     #[command(hide = true)]
     InternalShim { args: Vec<std::ffi::OsString> },
@@ -54,6 +57,31 @@ struct ServerArgs {
     /// do everything; for measurements).
     #[arg(long, default_value = "RBAC")]
     authorization_mode: skiff_apiserver::authz::Mode,
+}
+
+#[derive(clap::Args)]
+struct KubeconfigArgs {
+    /// The server's data dir (its CA signs the certificate).
+    #[arg(long, env = "SKIFF_DATA_DIR", default_value = "./skiff-data")]
+    data_dir: PathBuf,
+    /// The user name (the certificate's common name).
+    #[arg(long)]
+    user: String,
+    /// A group of the user (the certificate's organizations); repeatable.
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// The context's namespace.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// How long the certificate is valid, as a Go duration (`720h`, `90m`).
+    #[arg(long, default_value = "8760h")]
+    expires: String,
+    /// The API server URL (default: the one in the data dir's admin kubeconfig).
+    #[arg(long)]
+    server: Option<String>,
+    /// Write to this file (mode 0600) instead of stdout.
+    #[arg(short = 'o', long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -102,6 +130,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => server(args).await,
             Command::Agent(args) => agent(args).await,
             Command::Image(args) => image::run(args),
+            Command::Kubeconfig(args) => user_kubeconfig(args),
             Command::InternalShim { .. } => unreachable!("handled before the runtime starts"),
         }
     });
@@ -228,6 +257,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let credentials = Credentials::load_or_create(&data_dir.join("pki"), &certificate_hosts(addr))?;
+    api.authn
+        .load_signing_key(&data_dir.join("pki").join("sa.key"))
+        .map_err(anyhow::Error::msg)
+        .context("loading the ServiceAccount signing key")?;
     api.aggregator
         .set_client_identity(
             &credentials.front_proxy_cert_pem,
@@ -286,6 +319,65 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     });
     skiff_apiserver::serve::serve(listener, &credentials, router, shutdown_signal()).await?;
     Ok(())
+}
+
+/// `skiff kubeconfig`: a client certificate for the user, signed by the data dir's CA.
+fn user_kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
+    if args.user.is_empty() {
+        anyhow::bail!("--user must not be empty");
+    }
+    let pki = args.data_dir.join("pki");
+    let read = |name: &str| {
+        let path = pki.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let (ca_cert, ca_key) = (read("ca.crt")?, read("ca.key")?);
+    let lifetime = skiff_apiserver::request::parse_go_duration(&args.expires)
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--expires {:?} is not a positive duration such as 720h", args.expires))?;
+    let server = match args.server {
+        Some(s) => s,
+        None => {
+            let admin = args.data_dir.join("kubeconfig");
+            let config = kube::config::Kubeconfig::read_from(&admin)
+                .with_context(|| format!("reading {} (or pass --server)", admin.display()))?;
+            config
+                .clusters
+                .iter()
+                .find_map(|c| c.cluster.as_ref()?.server.clone())
+                .with_context(|| format!("{} names no server", admin.display()))?
+        }
+    };
+    let now = std::time::SystemTime::now();
+    // Backdated a little, for clocks slightly behind this one.
+    let not_before = now - std::time::Duration::from_secs(60);
+    let not_after = now
+        .checked_add(lifetime)
+        .context("--expires is too far in the future")?;
+    let (cert, key) = skiff_auth::x509::client_certificate(
+        &args.user,
+        &args.groups,
+        not_before,
+        not_after,
+        &ca_cert,
+        &ca_key,
+    )?;
+    let kubeconfig = skiff_apiserver::serve::client_certificate_kubeconfig(
+        &server,
+        &ca_cert,
+        &args.user,
+        &cert,
+        &key,
+        &args.namespace,
+    );
+    match args.output {
+        Some(path) => write_kubeconfig(&path, &kubeconfig),
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(kubeconfig.as_bytes())?;
+            Ok(())
+        }
+    }
 }
 
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {

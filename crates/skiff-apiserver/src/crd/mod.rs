@@ -192,6 +192,7 @@ pub fn resources_of(crd: &Value) -> Vec<ResourceInfo> {
                 schema: None,
                 decode: None,
                 custom: Some(Arc::new(custom)),
+                create_only: false,
             }
         })
         .collect()
