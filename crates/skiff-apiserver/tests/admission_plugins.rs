@@ -287,3 +287,51 @@ async fn creating_in_a_terminating_namespace_is_forbidden() {
         "NamespaceTerminating"
     );
 }
+
+#[tokio::test]
+async fn namespace_policy_labels_are_validated_and_a_stricter_level_warns_about_existing_pods() {
+    let (app, _) = app().await;
+    let (code, body) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces",
+        Some(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bad",
+            "labels": {"pod-security.kubernetes.io/enforce": "strict"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["message"],
+        "Namespace \"bad\" is invalid: metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"strict\": must be one of privileged, baseline, restricted"
+    );
+
+    let mut privileged = pod("p");
+    privileged["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    let (code, _) = call(&app, "POST", PODS, Some(privileged)).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let patch = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}});
+    let (code, headers, body) = raw(
+        &app,
+        "PATCH",
+        "/api/v1/namespaces/default",
+        Some("application/merge-patch+json"),
+        patch.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let warnings: Vec<String> = headers
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("existing pods in namespace")
+            && warnings[0].contains("baseline:latest"),
+        "{warnings:?}"
+    );
+    assert!(warnings[1].contains("p: privileged"), "{warnings:?}");
+}
