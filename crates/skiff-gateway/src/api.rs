@@ -103,8 +103,24 @@ pub struct Listener {
     pub hostname: Option<String>,
     pub port: i32,
     pub protocol: String,
-    pub tls: Option<serde_json::Value>,
+    pub tls: Option<ListenerTls>,
     pub allowed_routes: Option<AllowedRoutes>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ListenerTls {
+    pub mode: Option<String>,
+    pub certificate_refs: Vec<SecretRef>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SecretRef {
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub name: String,
+    pub namespace: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -14,9 +14,10 @@ use crate::api::{
     BackendRef, Gateway, GatewayClass, HeaderModifier, HttpRoute, HttpRouteFilter, Listener,
     ParentRef, ReferenceGrant, RequestRedirect, RouteGroupKind, UrlRewrite, GROUP,
 };
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use regex::Regex;
+use rustls::sign::CertifiedKey;
 use skiff_apimachinery::selector::LabelSelector;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -36,6 +37,8 @@ pub struct Inputs<'a> {
     pub grants: Vec<&'a ReferenceGrant>,
     /// For `allowedRoutes.namespaces.from: Selector`.
     pub namespaces: Vec<&'a Namespace>,
+    /// For HTTPS listeners' `certificateRefs`.
+    pub secrets: Vec<&'a Secret>,
     /// The nodes' addresses: every Gateway is served on all of them.
     pub node_addresses: Vec<String>,
 }
@@ -116,6 +119,50 @@ pub struct Table {
 pub struct PortRoutes {
     /// Exact hostnames first, then wildcards longest first, then the catch-all (`None`).
     listeners: Vec<(Option<String>, HostIndex)>,
+    /// The certificates of an HTTPS port (`None`: plain HTTP).
+    pub tls: Option<PortTls>,
+}
+
+/// The certificates of one HTTPS port, per listener hostname (SNI picks one).
+#[derive(Debug, Default)]
+pub struct PortTls {
+    /// In the order of [`PortRoutes::listeners`]: most specific first.
+    certs: Vec<(Option<String>, Arc<CertifiedKey>)>,
+}
+
+impl PortTls {
+    /// The certificate for a TLS handshake naming `sni`: the most specific listener
+    /// hostname matching it; without SNI (or a name no listener has), the catch-all
+    /// listener's, else the first.
+    pub fn resolve(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let sni = sni.map(str::to_ascii_lowercase);
+        let by_name = sni.as_deref().and_then(|h| {
+            self.certs
+                .iter()
+                .find(|(p, _)| p.as_deref().is_some_and(|p| hostname_matches(p, h)))
+        });
+        by_name
+            .or_else(|| self.certs.iter().find(|(p, _)| p.is_none()))
+            .or_else(|| self.certs.first())
+            .map(|(_, c)| c.clone())
+    }
+
+    fn sort(&mut self) {
+        self.certs.sort_by(|a, b| {
+            hostname_rank(&a.0)
+                .cmp(&hostname_rank(&b.0))
+                .then(a.0.cmp(&b.0))
+        });
+    }
+}
+
+/// Most specific first: exact names, then wildcards (longest first), then none.
+fn hostname_rank(h: &Option<String>) -> (u8, std::cmp::Reverse<usize>) {
+    match h {
+        Some(h) if !h.starts_with('*') => (0, std::cmp::Reverse(h.len())),
+        Some(h) => (1, std::cmp::Reverse(h.len())),
+        None => (2, std::cmp::Reverse(0)),
+    }
 }
 
 impl PortRoutes {
@@ -141,14 +188,15 @@ impl PortRoutes {
     }
 
     fn finish(&mut self) {
-        let rank = |h: &Option<String>| match h {
-            Some(h) if !h.starts_with('*') => (0, std::cmp::Reverse(h.len())),
-            Some(h) => (1, std::cmp::Reverse(h.len())),
-            None => (2, std::cmp::Reverse(0)),
-        };
-        self.listeners
-            .sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then(a.0.cmp(&b.0)));
+        self.listeners.sort_by(|a, b| {
+            hostname_rank(&a.0)
+                .cmp(&hostname_rank(&b.0))
+                .then(a.0.cmp(&b.0))
+        });
         self.listeners.iter_mut().for_each(|(_, i)| i.finish());
+        if let Some(tls) = &mut self.tls {
+            tls.sort();
+        }
     }
 
     /// Number of entries (tests and logs).
@@ -686,7 +734,44 @@ pub fn build(inputs: &Inputs<'_>) -> (Table, Report) {
         }
     }
 
+    // HTTPS listeners' certificates, then a port (and a listener hostname, so that
+    // isolation holds even for a listener without routes) for every served listener.
     let mut table = Table::default();
+    for state in &mut listeners {
+        let cert = if state.listener.protocol == "HTTPS" {
+            match listener_certificate(state.listener, ns_of(&state.gateway.metadata), inputs) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    if state.report.resolved.is_ok() {
+                        state.report.resolved = Err(e);
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if !state.report.programmed() {
+            continue;
+        }
+        let Ok(port) = u16::try_from(state.listener.port) else {
+            continue;
+        };
+        let hostname = state
+            .listener
+            .hostname
+            .as_deref()
+            .map(str::to_ascii_lowercase);
+        let entry = table.ports.entry(port).or_default();
+        entry.listener(hostname.as_deref());
+        if let Some(cert) = cert {
+            entry
+                .tls
+                .get_or_insert_with(PortTls::default)
+                .certs
+                .push((hostname, cert));
+        }
+    }
     let mut routes: Vec<&HttpRoute> = inputs
         .routes
         .iter()
@@ -788,11 +873,11 @@ fn listener_report(l: &Listener) -> ListenerReport {
         supported_kinds: Vec::new(),
         attached_routes: 0,
     };
-    if l.protocol != "HTTP" {
+    if l.protocol != "HTTP" && l.protocol != "HTTPS" {
         report.accepted = Err((
             "UnsupportedProtocol",
             format!(
-                "protocol {:?} is not supported by skiff's gateway (HTTP only)",
+                "protocol {:?} is not supported by skiff's gateway (HTTP and HTTPS only)",
                 l.protocol
             ),
         ));
@@ -1221,19 +1306,108 @@ fn value_matcher(kind: Option<&str>, value: &str) -> Result<ValueMatcher, (&'sta
 }
 
 /// Whether a ReferenceGrant in `to_ns` lets HTTPRoutes of `from_ns` refer to Service `name`.
-fn granted(from_ns: &str, to_ns: &str, name: &str, grants: &[&ReferenceGrant]) -> bool {
+/// Whether a ReferenceGrant in `to_ns` lets `from_kind`s (of the Gateway API group) in
+/// `from_ns` refer to the core `to_kind` named `name`.
+fn granted(
+    from_kind: &str,
+    from_ns: &str,
+    to_kind: &str,
+    to_ns: &str,
+    name: &str,
+    grants: &[&ReferenceGrant],
+) -> bool {
     grants.iter().any(|g| {
         ns_of(&g.metadata) == to_ns
             && g.spec
                 .from
                 .iter()
-                .any(|f| f.group == GROUP && f.kind == "HTTPRoute" && f.namespace == from_ns)
+                .any(|f| f.group == GROUP && f.kind == from_kind && f.namespace == from_ns)
             && g.spec.to.iter().any(|t| {
                 t.group.is_empty()
-                    && t.kind == "Service"
+                    && t.kind == to_kind
                     && t.name.as_deref().is_none_or(|n| n.is_empty() || n == name)
             })
     })
+}
+
+/// An HTTPS listener's certificate: its first certificateRef, a `kubernetes.io/tls`
+/// Secret whose `tls.crt` and `tls.key` parse; or ResolvedRefs' reason.
+fn listener_certificate(
+    l: &Listener,
+    gateway_ns: &str,
+    inputs: &Inputs<'_>,
+) -> Result<Arc<CertifiedKey>, (&'static str, String)> {
+    let tls = l.tls.clone().unwrap_or_default();
+    if tls.mode.as_deref().unwrap_or("Terminate") != "Terminate" {
+        return Err((
+            "InvalidCertificateRef",
+            "an HTTPS listener terminates TLS (mode Terminate)".into(),
+        ));
+    }
+    let Some(r) = tls.certificate_refs.first() else {
+        return Err((
+            "InvalidCertificateRef",
+            "an HTTPS listener needs a certificateRef".into(),
+        ));
+    };
+    let kind = r.kind.as_deref().unwrap_or("Secret");
+    if !r.group.as_deref().unwrap_or("").is_empty() || kind != "Secret" {
+        return Err((
+            "InvalidCertificateRef",
+            format!("certificateRef kind {kind} is not supported (Secret only)"),
+        ));
+    }
+    let ns = r.namespace.as_deref().unwrap_or(gateway_ns);
+    if ns != gateway_ns && !granted("Gateway", gateway_ns, "Secret", ns, &r.name, &inputs.grants) {
+        return Err((
+            "RefNotPermitted",
+            format!(
+                "certificateRef to Secret {ns}/{} is not permitted by any ReferenceGrant",
+                r.name
+            ),
+        ));
+    }
+    let Some(secret) = inputs
+        .secrets
+        .iter()
+        .find(|s| ns_of(&s.metadata) == ns && name_of(&s.metadata) == r.name)
+    else {
+        return Err((
+            "InvalidCertificateRef",
+            format!("Secret {ns}/{} of type kubernetes.io/tls not found", r.name),
+        ));
+    };
+    certified_key(secret).map_err(|why| {
+        (
+            "InvalidCertificateRef",
+            format!("Secret {ns}/{}: {why}", r.name),
+        )
+    })
+}
+
+/// A `kubernetes.io/tls` Secret as a rustls signing certificate.
+pub fn certified_key(secret: &Secret) -> Result<Arc<CertifiedKey>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let data = secret.data.as_ref();
+    let field = |k: &str| data.and_then(|d| d.get(k)).map(|b| b.0.as_slice());
+    let (Some(crt), Some(key)) = (field("tls.crt"), field("tls.key")) else {
+        return Err("tls.crt and tls.key are required".into());
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(crt)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls.crt: {e}"))?;
+    if chain.is_empty() {
+        return Err("tls.crt holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("tls.key: {e}"))?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("tls.key: {e}"))?;
+    let certified = CertifiedKey::new(chain, signer);
+    certified
+        .keys_match()
+        .map_err(|e| format!("tls.key does not match tls.crt: {e}"))?;
+    Ok(Arc::new(certified))
 }
 
 /// A backendRef's ready endpoints, or ResolvedRefs' reason and message.
@@ -1251,7 +1425,16 @@ fn resolve_backend(
         ));
     }
     let ns = b.namespace.as_deref().unwrap_or(route_ns);
-    if ns != route_ns && !granted(route_ns, ns, &b.name, &inputs.grants) {
+    if ns != route_ns
+        && !granted(
+            "HTTPRoute",
+            route_ns,
+            "Service",
+            ns,
+            &b.name,
+            &inputs.grants,
+        )
+    {
         return Err((
             "RefNotPermitted",
             format!(

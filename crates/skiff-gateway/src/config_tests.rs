@@ -21,6 +21,7 @@ struct World {
     slices: Vec<EndpointSlice>,
     grants: Vec<ReferenceGrant>,
     namespaces: Vec<Namespace>,
+    secrets: Vec<Secret>,
 }
 
 impl World {
@@ -85,6 +86,7 @@ impl World {
             slices: self.slices.iter().collect(),
             grants: self.grants.iter().collect(),
             namespaces: self.namespaces.iter().collect(),
+            secrets: self.secrets.iter().collect(),
             node_addresses: vec!["192.168.254.1".into()],
         })
     }
@@ -564,17 +566,17 @@ fn listener_verdicts() {
     );
     assert!(l[6].programmed());
     assert!(!l[0].programmed() && !l[5].programmed());
-    // HTTPS is not served (yet), so the newer Gateway's listener is unsupported, not a
-    // port conflict.
+    // The older Gateway keeps port 84 for HTTP.
     assert_eq!(
         report.gateways[1].listeners[0]
             .accepted
             .as_ref()
             .unwrap_err()
             .0,
-        "UnsupportedProtocol"
+        "PortUnavailable"
     );
-    assert!(table.ports.is_empty(), "no routes, no ports");
+    // Every served listener listens, with or without routes (then 404).
+    assert_eq!(table.ports.keys().copied().collect::<Vec<_>>(), [84]);
     // A Gateway of another class is not reported.
     assert_eq!(report.gateways.len(), 2);
 }
@@ -637,4 +639,118 @@ fn unsupported_filter_rejects_the_route_only() {
     assert!(route_to(&table, 80, "m.example.com", "/", &[])
         .starts_with("500 filter type \"RequestMirror\""));
     assert_eq!(route_to(&table, 80, "x.example.com", "/", &[]), "infra/v1");
+}
+
+/// A `kubernetes.io/tls` Secret for `host` (self-signed).
+fn tls_secret(ns: &str, name: &str, host: &str) -> Secret {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![host.to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    obj(json!({
+        "metadata": {"name": name, "namespace": ns},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64(cert.pem().as_bytes()),
+            "tls.key": base64(key.serialize_pem().as_bytes()),
+        },
+    }))
+}
+
+fn base64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[test]
+fn https_listeners_pick_certificates_by_sni() {
+    let https = |name: &str, host: Option<&str>, secret: Value| {
+        let mut l = json!({"name": name, "protocol": "HTTPS", "port": 443,
+                           "tls": {"certificateRefs": [secret]}});
+        if let Some(h) = host {
+            l["hostname"] = json!(h);
+        }
+        l
+    };
+    let mut w = World::new().gateway(
+        "infra",
+        "gw",
+        json!([
+            https("a", Some("a.example.com"), json!({"name": "a-cert"})),
+            https("wild", Some("*.example.com"), json!({"name": "wild-cert"})),
+            https("missing", Some("m.example.com"), json!({"name": "nope"})),
+            https("broken", Some("b.example.com"), json!({"name": "broken"})),
+            https(
+                "remote",
+                Some("r.example.com"),
+                json!({"name": "r-cert", "namespace": "certs"})
+            ),
+            https(
+                "kind",
+                Some("k.example.com"),
+                json!({"name": "x", "kind": "ConfigMap"})
+            ),
+        ]),
+    );
+    w.secrets
+        .push(tls_secret("infra", "a-cert", "a.example.com"));
+    w.secrets
+        .push(tls_secret("infra", "wild-cert", "*.example.com"));
+    w.secrets
+        .push(tls_secret("certs", "r-cert", "r.example.com"));
+    let mut broken = tls_secret("infra", "broken", "b.example.com");
+    broken.data.as_mut().unwrap().insert(
+        "tls.key".into(),
+        k8s_openapi::ByteString(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec(),
+        ),
+    );
+    w.secrets.push(broken);
+    let reasons = |w: &World| -> Vec<Option<&'static str>> {
+        w.build().1.gateways[0]
+            .listeners
+            .iter()
+            .map(|l| l.resolved.as_ref().err().map(|e| e.0))
+            .collect()
+    };
+    assert_eq!(
+        reasons(&w),
+        [
+            None,
+            None,
+            Some("InvalidCertificateRef"),
+            Some("InvalidCertificateRef"),
+            Some("RefNotPermitted"),
+            Some("InvalidCertificateRef"),
+        ]
+    );
+    w.grants.push(obj(json!({
+        "metadata": {"name": "g", "namespace": "certs"},
+        "spec": {"from": [{"group": GROUP, "kind": "Gateway", "namespace": "infra"}],
+                 "to": [{"group": "", "kind": "Secret"}]},
+    })));
+    assert_eq!(reasons(&w)[4], None);
+    let (table, _) = w.build();
+    let tls = table.ports[&443].tls.as_ref().expect("port 443 is TLS");
+    let subject = |sni: Option<&str>| {
+        let cert = tls.resolve(sni).expect("a certificate");
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.cert[0].as_ref()).unwrap();
+        parsed
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    assert_eq!(subject(Some("a.example.com")), "DNSName(a.example.com)");
+    assert_eq!(subject(Some("A.Example.com")), "DNSName(a.example.com)");
+    assert_eq!(subject(Some("z.example.com")), "DNSName(*.example.com)");
+    assert_eq!(subject(Some("r.example.com")), "DNSName(r.example.com)");
+    // m.example.com's listener is not served: the wildcard's certificate answers.
+    assert_eq!(subject(Some("m.example.com")), "DNSName(*.example.com)");
 }

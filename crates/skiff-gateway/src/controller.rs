@@ -12,7 +12,7 @@ use crate::config::{self, Inputs};
 use crate::install::{BUNDLE_VERSION, CONTROLLER_NAME};
 use crate::proxy::DataPlane;
 use crate::status;
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
@@ -30,6 +30,8 @@ struct Caches {
     services: Store<Service>,
     grants: Store<ReferenceGrant>,
     namespaces: Store<Namespace>,
+    /// TLS Secrets only (a field selector): the rest are none of the gateway's business.
+    secrets: Store<Secret>,
 }
 
 /// Snapshots of the caches, so [`Inputs`] can borrow them.
@@ -40,6 +42,7 @@ struct Snapshot {
     services: Vec<Arc<Service>>,
     grants: Vec<Arc<ReferenceGrant>>,
     namespaces: Vec<Arc<Namespace>>,
+    secrets: Vec<Arc<Secret>>,
     slices: Vec<Arc<EndpointSlice>>,
 }
 
@@ -52,6 +55,9 @@ impl Caches {
             services: c.cache(),
             grants: c.cache(),
             namespaces: c.cache(),
+            secrets: c.cache_with(
+                kube::runtime::watcher::Config::default().fields("type=kubernetes.io/tls"),
+            ),
         }
     }
 
@@ -63,6 +69,7 @@ impl Caches {
             services: self.services.state(),
             grants: self.grants.state(),
             namespaces: self.namespaces.state(),
+            secrets: self.secrets.state(),
             slices,
         }
     }
@@ -79,6 +86,7 @@ impl Snapshot {
             slices: self.slices.iter().map(|a| a.as_ref()).collect(),
             grants: self.grants.iter().map(|a| a.as_ref()).collect(),
             namespaces: self.namespaces.iter().map(|a| a.as_ref()).collect(),
+            secrets: self.secrets.iter().map(|a| a.as_ref()).collect(),
             node_addresses,
         }
     }
@@ -91,6 +99,7 @@ fn with_triggers<K>(c: skiff_reconcile::Controller<K>) -> skiff_reconcile::Contr
         .triggers::<Service>()
         .triggers::<ReferenceGrant>()
         .triggers::<Namespace>()
+        .triggers::<Secret>()
 }
 
 struct PlaneCtx {

@@ -38,15 +38,58 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
+/// Where a request came in: listener port, client, scheme.
+pub struct Origin {
+    pub port: u16,
+    pub remote: SocketAddr,
+    pub scheme: &'static str,
+}
+
 /// How many endpoints a refused request is tried on before it fails with 502.
 const CONNECT_ATTEMPTS: usize = 3;
 
 /// The node's proxy: the table every listener serves, and the listeners.
 pub struct DataPlane {
-    table: ArcSwap<Table>,
+    /// Shared with the TLS certificate resolvers, which read it at every handshake.
+    table: Arc<ArcSwap<Table>>,
     client: Client<HttpConnector, Body>,
     bind: IpAddr,
-    listeners: Mutex<HashMap<u16, tokio::task::JoinHandle<()>>>,
+    /// Accept loops by port, and whether each terminates TLS.
+    listeners: Mutex<HashMap<u16, (bool, tokio::task::JoinHandle<()>)>>,
+}
+
+/// Picks an HTTPS port's certificate by SNI from the current table at each handshake, so
+/// a certificate change needs no new listener.
+#[derive(Debug)]
+struct Certificates {
+    table: Arc<ArcSwap<Table>>,
+    port: u16,
+}
+
+impl rustls::server::ResolvesServerCert for Certificates {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let table = self.table.load();
+        table
+            .ports
+            .get(&self.port)?
+            .tls
+            .as_ref()?
+            .resolve(hello.server_name())
+    }
+}
+
+fn tls_acceptor(table: Arc<ArcSwap<Table>>, port: u16) -> Option<tokio_rustls::TlsAcceptor> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Certificates { table, port }));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 impl DataPlane {
@@ -59,7 +102,7 @@ impl DataPlane {
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
         Arc::new(DataPlane {
-            table: ArcSwap::from_pointee(Table::default()),
+            table: Arc::new(ArcSwap::from_pointee(Table::default())),
             client,
             bind,
             listeners: Mutex::new(HashMap::new()),
@@ -69,35 +112,49 @@ impl DataPlane {
     /// Serves `table` from now on: new ports start listening, ports gone stop accepting.
     /// Returns the ports that could not be bound (retried on the next swap).
     pub async fn swap(self: &Arc<Self>, table: Table) -> Vec<(u16, String)> {
-        let wanted: Vec<u16> = table.ports.keys().copied().collect();
+        let wanted: Vec<(u16, bool)> = table
+            .ports
+            .iter()
+            .map(|(port, p)| (*port, p.tls.is_some()))
+            .collect();
         self.table.store(Arc::new(table));
         let mut failed = Vec::new();
         let mut to_bind = Vec::new();
         {
             let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-            listeners.retain(|port, task| {
-                let keep = wanted.contains(port) && !task.is_finished();
+            listeners.retain(|port, (tls, task)| {
+                let keep = wanted.contains(&(*port, *tls)) && !task.is_finished();
                 if !keep {
                     task.abort();
                 }
                 keep
             });
-            for port in &wanted {
+            for (port, tls) in &wanted {
                 if !listeners.contains_key(port) {
-                    to_bind.push(*port);
+                    to_bind.push((*port, *tls));
                 }
             }
         }
-        for port in to_bind {
+        for (port, tls) in to_bind {
             let addr = SocketAddr::new(self.bind, port);
+            let acceptor = match tls {
+                true => match tls_acceptor(self.table.clone(), port) {
+                    Some(a) => Some(a),
+                    None => {
+                        failed.push((port, "no TLS configuration".into()));
+                        continue;
+                    }
+                },
+                false => None,
+            };
             match bind(addr) {
                 Ok(listener) => {
-                    tracing::info!(%addr, "gateway listener started");
-                    let task = tokio::spawn(self.clone().accept(listener, port));
+                    tracing::info!(%addr, tls, "gateway listener started");
+                    let task = tokio::spawn(self.clone().accept(listener, port, acceptor));
                     self.listeners
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(port, task);
+                        .insert(port, (tls, task));
                 }
                 Err(e) => failed.push((port, e.to_string())),
             }
@@ -105,7 +162,12 @@ impl DataPlane {
         failed
     }
 
-    async fn accept(self: Arc<Self>, listener: tokio::net::TcpListener, port: u16) {
+    async fn accept(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        port: u16,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
         loop {
             let (stream, remote) = match listener.accept().await {
                 Ok(c) => c,
@@ -118,16 +180,33 @@ impl DataPlane {
             };
             let _ = stream.set_nodelay(true);
             let dp = self.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
+                let https = tls.is_some();
                 let service = hyper::service::service_fn(move |req| {
                     let dp = dp.clone();
-                    async move { Ok::<_, Infallible>(dp.handle(req, port, remote).await) }
+                    async move { Ok::<_, Infallible>(dp.handle(req, port, remote, https).await) }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(error) = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
+                let result = match tls {
+                    None => {
+                        builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(stream) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, %remote, "gateway TLS handshake failed");
+                            return;
+                        }
+                    },
+                };
+                if let Err(error) = result {
                     tracing::debug!(%error, %remote, "gateway connection ended");
                 }
             });
@@ -140,8 +219,14 @@ impl DataPlane {
         req: Request<Incoming>,
         port: u16,
         remote: SocketAddr,
+        https: bool,
     ) -> Response<Body> {
         let started = Instant::now();
+        let origin = Origin {
+            port,
+            remote,
+            scheme: if https { "https" } else { "http" },
+        };
         let table = self.table.load_full();
         let method = req.method().clone();
         let host = request_host(&req);
@@ -156,7 +241,7 @@ impl DataPlane {
         let entry = table.ports.get(&port).and_then(|p| p.route(&view)).cloned();
         let (response, upstream) = match &entry {
             None => (plain(StatusCode::NOT_FOUND, "no route matches\n"), None),
-            Some(entry) => self.serve(entry, req, &host, port, remote).await,
+            Some(entry) => self.serve(entry, req, &host, &origin).await,
         };
         tracing::info!(
             target: "skiff_gateway::access",
@@ -178,12 +263,14 @@ impl DataPlane {
         entry: &Entry,
         req: Request<Incoming>,
         host: &str,
-        port: u16,
-        remote: SocketAddr,
+        origin: &Origin,
     ) -> (Response<Body>, Option<String>) {
         let action = &entry.action;
         if let Some(redirect) = &action.redirect {
-            return (redirect_response(redirect, action, &req, host, port), None);
+            return (
+                redirect_response(redirect, action, &req, host, origin),
+                None,
+            );
         }
         let Some(backend) = action.pick() else {
             return (
@@ -208,7 +295,7 @@ impl DataPlane {
         }
         let (mut parts, body) = req.into_parts();
         let path_and_query = rewritten_path(action, &parts.uri);
-        prepare_request_headers(&mut parts.headers, action, backend, host, remote);
+        prepare_request_headers(&mut parts.headers, action, backend, host, origin);
         // Only a request without a body can be sent again; only an idempotent one may be.
         let retryable = body.is_end_stream() && is_idempotent(&parts.method);
         let mut body = Some(body.boxed());
@@ -374,8 +461,9 @@ fn prepare_request_headers(
     action: &Action,
     backend: &WeightedBackend,
     host: &str,
-    remote: SocketAddr,
+    origin: &Origin,
 ) {
+    let remote = origin.remote;
     strip_hop_by_hop(headers);
     if !headers.contains_key(header::HOST) {
         if let Ok(v) = HeaderValue::from_str(host) {
@@ -394,7 +482,7 @@ fn prepare_request_headers(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(origin.scheme));
     if let Some(m) = &action.request_headers {
         modify(headers, m);
     }
@@ -441,16 +529,18 @@ pub fn modified_path(
     }
 }
 
-/// The `Location` of a RequestRedirect (spec: an unset port is the scheme's well-known
-/// port when the scheme is set, else the listener's; well-known ports are left out).
+/// The `Location` of a RequestRedirect (spec: an unset scheme is the request's; an unset
+/// port is the scheme's well-known port when the scheme is set, else the listener's;
+/// well-known ports are left out).
 pub fn redirect_location(
     r: &RequestRedirect,
     matched_prefix: Option<&str>,
     host: &str,
-    listener_port: u16,
+    origin: &Origin,
     uri: &Uri,
 ) -> String {
-    let scheme = r.scheme.clone().unwrap_or_else(|| "http".into());
+    let listener_port = origin.port;
+    let scheme = r.scheme.clone().unwrap_or_else(|| origin.scheme.into());
     let port: Option<i64> = match (r.port, &r.scheme) {
         (Some(p), _) => Some(p.into()),
         (None, Some(_)) => None,
@@ -474,9 +564,9 @@ fn redirect_response<B>(
     action: &Action,
     req: &Request<B>,
     host: &str,
-    port: u16,
+    origin: &Origin,
 ) -> Response<Body> {
-    let location = redirect_location(r, action.matched_prefix.as_deref(), host, port, req.uri());
+    let location = redirect_location(r, action.matched_prefix.as_deref(), host, origin, req.uri());
     let status = r
         .status_code
         .and_then(|c| u16::try_from(c).ok())
@@ -530,6 +620,14 @@ mod tests {
         assert_eq!(modified_path(&full, Some("/full"), "/full/path"), "/one");
     }
 
+    fn origin(port: u16) -> Origin {
+        Origin {
+            port,
+            remote: "10.0.0.1:5000".parse().unwrap(),
+            scheme: if port == 443 { "https" } else { "http" },
+        }
+    }
+
     #[test]
     fn redirect_locations() {
         let uri: Uri = "/path?x=1".parse().unwrap();
@@ -570,9 +668,16 @@ mod tests {
                 80,
                 "http://a.example.com:8081/path?x=1",
             ),
+            // From an HTTPS listener the scheme stays https; 443 is left out.
+            (r(None, None, None), 443, "https://a.example.com/path?x=1"),
+            (
+                r(Some("http"), None, None),
+                443,
+                "http://a.example.com/path?x=1",
+            ),
         ] {
             assert_eq!(
-                redirect_location(&redirect, None, "a.example.com", listener, &uri),
+                redirect_location(&redirect, None, "a.example.com", &origin(listener), &uri),
                 want
             );
         }

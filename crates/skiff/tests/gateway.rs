@@ -159,6 +159,45 @@ spec:
   - {group: "", kind: Service, name: remote}
 "#;
 
+/// An HTTPS Gateway: one listener with a certificate Secret, one whose Secret is missing,
+/// and a route through the first.
+const TLS_GATEWAY: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: secure
+spec:
+  gatewayClassName: skiff
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: 443
+    hostname: "*.secure.example.com"
+    tls:
+      certificateRefs:
+      - name: secure-cert
+  - name: bad-cert
+    protocol: HTTPS
+    port: 443
+    hostname: other.example.com
+    tls:
+      certificateRefs:
+      - name: no-such-secret
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: secure-app
+spec:
+  parentRefs:
+  - name: secure
+    sectionName: https
+  hostnames: ["app.secure.example.com"]
+  rules:
+  - backendRefs:
+    - {name: web-v1, port: 80}
+"#;
+
 fn cluster() -> node::NodeCluster {
     if let Some(why) = node::skip_reason() {
         // Under CI a missing prerequisite is a failure, never a silent pass.
@@ -430,6 +469,75 @@ fn gateway_api_is_built_in_and_routes_the_articles_hosts() {
     assert_eq!(v1 + v2, 1000, "{}", String::from_utf8_lossy(&out.stderr));
     assert!((80..=120).contains(&v2), "canary got {v2} of 1000");
     assert_eq!(versions(), before, "status rewritten with nothing changed");
+
+    // HTTPS: a Secret's certificate picked by SNI; a listener whose Secret is missing is
+    // not Programmed, with the reason, and takes nothing else down.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["*.secure.example.com".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (crt_file, key_file) = (c.dir.path().join("tls.crt"), c.dir.path().join("tls.key"));
+    std::fs::write(&crt_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    c.kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "secure-cert",
+        &format!("--cert={}", crt_file.display()),
+        &format!("--key={}", key_file.display()),
+    ]);
+    c.kubectl_in(&["apply", "-f", "-"], TLS_GATEWAY);
+    c.kubectl(&[
+        "wait",
+        "--for=condition=Programmed",
+        "gateway/secure",
+        "--timeout=60s",
+    ]);
+    let secure = c.json(&["get", "gateway", "secure"]);
+    let bad = &secure["status"]["listeners"][1];
+    assert_eq!(bad["name"], "bad-cert");
+    let cond = |l: &serde_json::Value, t: &str| {
+        l["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .map(|c| {
+                (
+                    c["status"].as_str().unwrap().to_string(),
+                    c["reason"].as_str().unwrap().to_string(),
+                )
+            })
+    };
+    assert_eq!(
+        cond(bad, "ResolvedRefs"),
+        Some(("False".into(), "InvalidCertificateRef".into())),
+        "{secure:#}"
+    );
+    assert_eq!(
+        cond(bad, "Programmed"),
+        Some(("False".into(), "Invalid".into()))
+    );
+    assert_eq!(
+        cond(&secure["status"]["listeners"][0], "Programmed"),
+        Some(("True".into(), "Programmed".into()))
+    );
+    let resolve = format!("app.secure.example.com:443:{}", node::NODE_IP);
+    c.wait_for("HTTPS through the gateway", long, || {
+        let out = curl(
+            &c,
+            &[
+                "--resolve",
+                &resolve,
+                "--cacert",
+                crt_file.to_str().unwrap(),
+                "https://app.secure.example.com/",
+            ],
+        );
+        (String::from_utf8_lossy(&out.stdout).trim() == "web-v1").then_some(())
+    });
 
     // Access log lines.
     c.wait_for("an access log line", Duration::from_secs(5), || {
