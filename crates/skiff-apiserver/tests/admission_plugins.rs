@@ -335,3 +335,50 @@ async fn namespace_policy_labels_are_validated_and_a_stricter_level_warns_about_
     );
     assert!(warnings[1].contains("p: privileged"), "{warnings:?}");
 }
+
+#[tokio::test]
+async fn workloads_are_warned_about_never_refused() {
+    let (app, _) = app().await;
+    let (code, _) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces",
+        Some(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "locked",
+            "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"hostNetwork": true, "containers": [{"name": "app", "image": "nginx"}]}}}});
+    let (code, headers, body) = raw(
+        &app,
+        "POST",
+        "/apis/apps/v1/namespaces/locked/deployments",
+        Some("application/json"),
+        deployment.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        code,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let warnings: Vec<&str> = headers
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("baseline:latest")
+                && w.contains("host namespaces (hostNetwork=true)")),
+        "warn follows the enforce level for workloads: {warnings:?}"
+    );
+}
