@@ -470,6 +470,44 @@ fn gateway_api_is_built_in_and_routes_the_articles_hosts() {
     assert!((80..=120).contains(&v2), "canary got {v2} of 1000");
     assert_eq!(versions(), before, "status rewritten with nothing changed");
 
+    // Editing the route under keep-alive load (all to v2, then all to v1) fails no request:
+    // the table is swapped, never torn down.
+    let mut args = vec!["-H", "Host: canary.example.com"];
+    for _ in 0..4000 {
+        args.push(&url);
+    }
+    let load = c
+        .in_netns("curl")
+        .args(["-sS", "--max-time", "60"])
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn curl");
+    for weights in [(0, 100), (100, 0)] {
+        let patch = format!(
+            r#"[{{"op":"replace","path":"/spec/rules/0/backendRefs/0/weight","value":{}}},{{"op":"replace","path":"/spec/rules/0/backendRefs/1/weight","value":{}}}]"#,
+            weights.0, weights.1
+        );
+        c.kubectl(&["patch", "httproute", "canary", "--type=json", "-p", &patch]);
+    }
+    let out = load.wait_with_output().expect("curl under load");
+    let body = String::from_utf8_lossy(&out.stdout);
+    let served: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        served.len(),
+        4000,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        served.iter().all(|l| *l == "web-v1" || *l == "web-v2"),
+        "a request failed while the route changed"
+    );
+    c.wait_for("the last weights in effect", long, || {
+        (get(&c, "canary.example.com", "/", &[]) == "web-v1").then_some(())
+    });
+
     // HTTPS: a Secret's certificate picked by SNI; a listener whose Secret is missing is
     // not Programmed, with the reason, and takes nothing else down.
     let key = rcgen::KeyPair::generate().unwrap();
