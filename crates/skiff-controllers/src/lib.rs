@@ -6,6 +6,7 @@
 //! them run on `skiff-reconcile`'s harness: its queue gives per-key exponential backoff,
 //! requeue-after and resync, so nothing here sleeps or retries by hand.
 
+pub mod claim;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;

@@ -446,3 +446,49 @@ fn garbage_collection_covers_custom_resources() {
         (!out.status.success()).then_some(())
     });
 }
+
+/// A Job adopts the orphan pods its selector matches (upstream's getPodsForJob), with the
+/// tracking finalizer, and counts them instead of creating more.
+#[test]
+fn a_job_adopts_matching_orphan_pods() {
+    let c = Cluster::start();
+    c.kubectl_in(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "labels": {"app": "batch"}},
+  "spec": {"restartPolicy": "Never", "nodeName": "nowhere",
+           "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}"#,
+    );
+    c.kubectl_in(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "adopter"},
+  "spec": {"manualSelector": true, "selector": {"matchLabels": {"app": "batch"}},
+           "parallelism": 1, "completions": 1,
+           "template": {"metadata": {"labels": {"app": "batch"}},
+                        "spec": {"restartPolicy": "Never",
+                                 "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}}"#,
+    );
+    let uid = c.json(&["get", "job", "adopter"])["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let pod = wait_for(30, "the orphan to be adopted", || {
+        let p = c.json(&["get", "pod", "orphan"]);
+        let owned = p["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["uid"] == uid.as_str() && r["controller"] == true)
+            });
+        owned.then_some(p)
+    });
+    let finalizers = pod["metadata"]["finalizers"].to_string();
+    assert!(
+        finalizers.contains("batch.kubernetes.io/job-tracking"),
+        "adopted with the tracking finalizer: {finalizers}"
+    );
+    wait_for(30, "the Job to count the adopted pod as active", || {
+        (c.json(&["get", "job", "adopter"])["status"]["active"] == 1).then_some(())
+    });
+    let pods = items(&c.json(&["get", "pods", "-l", "app=batch", "-o", "json"]));
+    assert_eq!(pods.len(), 1, "no second pod for a parallelism of 1");
+}

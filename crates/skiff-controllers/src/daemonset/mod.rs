@@ -12,7 +12,7 @@ pub mod update;
 use crate::events::{reference, Recorder};
 use crate::expectations::{Expectations, PodWrites};
 use crate::meta::{is_controlled_by, key, labels, new_controller_ref, selector_matches};
-use crate::podcontrol;
+use crate::{claim, podcontrol};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -259,26 +259,14 @@ async fn apply(
     let sets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
     let owner =
         || new_controller_ref("apps/v1", "DaemonSet", &ds.metadata).ok_or(Error::Missing("uid"));
-    let release =
-        json!({ "metadata": { "ownerReferences": [{ "$patch": "delete", "uid": uid }] } });
     match action {
-        Action::AdoptPod { pod } => {
-            let patch = json!({ "metadata": { "ownerReferences": [owner()?] } });
-            ignore_missing(pods.patch(&pod, &pp, &Patch::Strategic(&patch)).await)?;
-        }
-        Action::ReleasePod { pod } => {
-            ignore_missing(pods.patch(&pod, &pp, &Patch::Strategic(&release)).await)?;
-        }
+        Action::AdoptPod { pod } => claim::adopt(&pods, &pod, &owner()?, &[]).await?,
+        Action::ReleasePod { pod } => claim::release(&pods, &pod, uid).await?,
         Action::AdoptRevision { name } => {
-            let patch = json!({ "metadata": { "ownerReferences": [owner()?] } });
-            ignore_missing(revisions.patch(&name, &pp, &Patch::Strategic(&patch)).await)?;
+            claim::adopt(&revisions, &name, &owner()?, &[]).await?;
         }
         Action::ReleaseRevision { name } => {
-            ignore_missing(
-                revisions
-                    .patch(&name, &pp, &Patch::Strategic(&release))
-                    .await,
-            )?;
+            claim::release(&revisions, &name, uid).await?;
         }
         Action::CreateRevision(revision) => {
             let name = revision.metadata.name.clone().unwrap_or_default();

@@ -13,9 +13,9 @@ pub use super::update::{
     update_counts,
 };
 use super::update::{cleanup_history, construct_history, rolling, rolling_update};
+use crate::claim::{claim, Change};
 use crate::meta::{
-    controller_ref, created, is_controlled_by, labels, new_controller_ref, pod_is_available,
-    pod_ready_since, selector_matches,
+    created, labels, new_controller_ref, pod_is_available, pod_ready_since, selector_matches,
 };
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -278,28 +278,20 @@ pub(super) fn count(n: usize) -> i32 {
 }
 
 /// The pods the DaemonSet controls after adoption and release (upstream `ClaimPods`).
-fn claim_pods<'a>(o: &Observed<'a>, uid: &str, out: &mut Vec<Action>) -> Vec<&'a Pod> {
+fn claim_pods<'a>(o: &Observed<'a>, out: &mut Vec<Action>) -> Vec<&'a Pod> {
     let Some(spec) = o.ds.spec.as_ref() else {
         return Vec::new();
     };
-    let mut claimed = Vec::new();
-    for &pod in o.pods {
-        if pod.metadata.namespace != o.ds.metadata.namespace {
-            continue;
-        }
-        let matches = selector_matches(&spec.selector, &labels(&pod.metadata));
-        if is_controlled_by(&pod.metadata, uid) {
-            if matches {
-                claimed.push(pod);
-            } else if !terminating(pod) {
-                out.push(Action::ReleasePod { pod: name(pod) });
-            }
-        } else if controller_ref(&pod.metadata).is_none() && matches && !terminating(pod) {
-            out.push(Action::AdoptPod { pod: name(pod) });
-            claimed.push(pod);
-        }
-    }
-    claimed
+    let c = claim(
+        &o.ds.metadata,
+        |p: &Pod| selector_matches(&spec.selector, &labels(&p.metadata)),
+        o.pods,
+    );
+    out.extend(c.changes.into_iter().map(|change| match change {
+        Change::Adopt(pod) => Action::AdoptPod { pod },
+        Change::Release(pod) => Action::ReleasePod { pod },
+    }));
+    c.owned
 }
 
 /// Claimed pods by the node they are for (upstream `getNodesToDaemonPods`); terminal pods
@@ -349,7 +341,7 @@ pub fn plan(o: &Observed, backoff: &mut FailedBackoff) -> Plan {
         return plan;
     }
     let mut out = Vec::new();
-    let claimed = claim_pods(o, uid, &mut out);
+    let claimed = claim_pods(o, &mut out);
     let Some((hash, collision_count, old)) = construct_history(o, uid, &claimed, &mut out) else {
         return plan;
     };

@@ -9,9 +9,10 @@ pub mod policy;
 mod tests;
 pub mod ttl;
 
+use crate::claim;
 use crate::events::{reference, Recorder};
 use crate::expectations::Expectations;
-use crate::meta::{controller_ref, is_controlled_by};
+use crate::meta::{controller_ref, labels, new_controller_ref, selector_matches};
 use crate::podcontrol;
 use crate::Error;
 use k8s_openapi::api::batch::v1::Job;
@@ -192,12 +193,38 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Outcome, Error> {
         .ok_or(Error::Missing("namespace"))?;
     let uid = job.metadata.uid.clone().ok_or(Error::Missing("uid"))?;
     let all = ctx.pods.state();
-    let pods: Vec<&Pod> = all
+    let in_ns: Vec<&Pod> = all
         .iter()
         .map(|p| p.as_ref())
         .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
-        .filter(|p| is_controlled_by(&p.metadata, &uid))
         .collect();
+    // Upstream's getPodsForJob: orphans matching the selector (a manualSelector Job's, or
+    // pods left by `--cascade=orphan`) are adopted, with the tracking finalizer so they
+    // are counted exactly once; pods that stopped matching are released.
+    let selector = job.spec.as_ref().and_then(|s| s.selector.clone());
+    let claimed = claim::claim(
+        &job.metadata,
+        |p: &Pod| {
+            selector
+                .as_ref()
+                .is_some_and(|s| selector_matches(s, &labels(&p.metadata)))
+        },
+        &in_ns,
+    );
+    if !claimed.changes.is_empty() {
+        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        let owner =
+            new_controller_ref("batch/v1", "Job", &job.metadata).ok_or(Error::Missing("name"))?;
+        for change in &claimed.changes {
+            match change {
+                claim::Change::Adopt(pod) => {
+                    claim::adopt(&api, pod, &owner, &[TRACKING_FINALIZER]).await?
+                }
+                claim::Change::Release(pod) => claim::release(&api, pod, &uid).await?,
+            }
+        }
+    }
+    let pods = claimed.owned;
     let Some(expected_removals) = caches_caught_up(&ctx, &job, &uid, &pods) else {
         return Ok(Outcome::RequeueAfter(Duration::from_millis(200)));
     };

@@ -9,8 +9,8 @@ mod tests;
 use crate::events::{reference, Recorder};
 use crate::expectations::{Expectations, PodWrites};
 use crate::meta::{is_controlled_by, new_controller_ref};
-use crate::podcontrol;
 use crate::Error;
+use crate::{claim, podcontrol};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -195,52 +195,12 @@ async fn apply<K: Replicated>(
         Action::Adopt { pod } => {
             let owner = new_controller_ref(&api_version, &kind, &rs.metadata)
                 .ok_or(Error::Missing("name"))?;
-            let current = match ctx.pods.state().iter().find(|p| {
-                p.metadata.name.as_deref() == Some(&pod)
-                    && p.metadata.namespace == rs.metadata.namespace
-            }) {
-                Some(p) => p.metadata.owner_references.clone().unwrap_or_default(),
-                None => return Ok(()),
-            };
-            let mut refs = current;
-            refs.push(owner);
-            patch_owners(api, &pod, &refs).await?;
+            claim::adopt(api, &pod, &owner, &[]).await?;
         }
-        Action::Release { pod } => {
-            let refs: Vec<_> = ctx
-                .pods
-                .state()
-                .iter()
-                .find(|p| {
-                    p.metadata.name.as_deref() == Some(&pod)
-                        && p.metadata.namespace == rs.metadata.namespace
-                })
-                .and_then(|p| p.metadata.owner_references.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.uid != uid)
-                .collect();
-            patch_owners(api, &pod, &refs).await?;
-        }
+        Action::Release { pod } => claim::release(api, &pod, uid).await?,
         Action::Status(counts) => write_status::<K>(ctx, rs, &counts).await?,
     }
     Ok(())
-}
-
-async fn patch_owners(
-    api: &Api<Pod>,
-    pod: &str,
-    refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
-) -> Result<(), Error> {
-    let patch = json!({ "metadata": { "ownerReferences": refs } });
-    match api
-        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(error) => Err(error.into()),
-    }
 }
 
 async fn write_status<K: Replicated>(ctx: &Ctx, rs: &ReplicaSet, c: &Counts) -> Result<(), Error> {

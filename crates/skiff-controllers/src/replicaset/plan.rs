@@ -1,8 +1,8 @@
 //! Pure ReplicaSet planning: from the ReplicaSet and the pods of its namespace, the changes.
 
+use crate::claim::{claim, Change};
 use crate::meta::{
-    controller_ref, created, is_controlled_by, labels, pod_is_active, pod_is_available,
-    pod_ready_since, selector_matches,
+    created, labels, pod_is_active, pod_is_available, pod_ready_since, selector_matches,
 };
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -77,33 +77,25 @@ fn deletion_rank(
 /// Computes the changes that bring `pods` (all pods of the namespace) in line with `rs`.
 pub fn plan(rs: &ReplicaSet, pods: &[&Pod], now: Timestamp) -> Plan {
     let mut out = Plan::default();
-    let Some(uid) = rs.metadata.uid.as_deref() else {
+    if rs.metadata.uid.is_none() {
         return out;
-    };
+    }
     let Some(spec) = rs.spec.as_ref() else {
         return out;
     };
     let rs_deleting = rs.metadata.deletion_timestamp.is_some();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    let mut claimed: Vec<&Pod> = Vec::new();
-    for &pod in pods {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let matches = selector_matches(&spec.selector, &labels(&pod.metadata));
-        if is_controlled_by(&pod.metadata, uid) {
-            if matches {
-                claimed.push(pod);
-            } else if pod.metadata.deletion_timestamp.is_none() {
-                out.actions.push(Action::Release { pod: name });
-            }
-        } else if controller_ref(&pod.metadata).is_none()
-            && matches
-            && !rs_deleting
-            && pod.metadata.deletion_timestamp.is_none()
-        {
-            out.actions.push(Action::Adopt { pod: name });
-            claimed.push(pod);
-        }
-    }
+    let c = claim(
+        &rs.metadata,
+        |p: &Pod| selector_matches(&spec.selector, &labels(&p.metadata)),
+        pods,
+    );
+    out.actions
+        .extend(c.changes.into_iter().map(|change| match change {
+            Change::Adopt(pod) => Action::Adopt { pod },
+            Change::Release(pod) => Action::Release { pod },
+        }));
+    let claimed = c.owned;
     let active: Vec<&Pod> = claimed
         .iter()
         .copied()

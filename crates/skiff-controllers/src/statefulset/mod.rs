@@ -8,6 +8,7 @@ pub mod pod;
 #[cfg(test)]
 mod tests;
 
+use crate::claim;
 use crate::events::{reference, Recorder};
 use crate::expectations::Expectations;
 use crate::meta::{is_controlled_by, new_controller_ref};
@@ -206,19 +207,13 @@ async fn apply(
         Action::AdoptPod { pod } => {
             let owner = new_controller_ref("apps/v1", "StatefulSet", &set.metadata)
                 .ok_or(Error::Missing("uid"))?;
-            let patch = json!({ "metadata": { "ownerReferences": [owner] } });
-            ignore_missing(pods.patch(&pod, &pp, &Patch::Strategic(&patch)).await)?;
+            claim::adopt(&pods, &pod, &owner, &[]).await?;
         }
-        Action::ReleasePod { pod } => {
-            let patch =
-                json!({ "metadata": { "ownerReferences": [{ "$patch": "delete", "uid": uid }] } });
-            ignore_missing(pods.patch(&pod, &pp, &Patch::Strategic(&patch)).await)?;
-        }
+        Action::ReleasePod { pod } => claim::release(&pods, &pod, uid).await?,
         Action::AdoptRevision { name } => {
             let owner = new_controller_ref("apps/v1", "StatefulSet", &set.metadata)
                 .ok_or(Error::Missing("uid"))?;
-            let patch = json!({ "metadata": { "ownerReferences": [owner] } });
-            ignore_missing(revisions.patch(&name, &pp, &Patch::Strategic(&patch)).await)?;
+            claim::adopt(&revisions, &name, &owner, &[]).await?;
         }
         Action::CreateRevision(revision) => {
             let name = revision.metadata.name.clone().unwrap_or_default();

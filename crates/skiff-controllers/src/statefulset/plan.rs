@@ -12,8 +12,9 @@ use super::pod::{
     is_terminating, is_unavailable, new_pod, ordinal, ordinal_range, pod_revision, replicas,
     retention, revision_data, start_ordinal, wanted_claim_owners, MAX_BATCH,
 };
+use crate::claim::{claim, Change};
 use crate::history;
-use crate::meta::{controller_ref, is_controlled_by, labels, pod_ready_since, selector_matches};
+use crate::meta::{controller_ref, labels, pod_ready_since, selector_matches};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -114,36 +115,21 @@ impl Slot<'_> {
 
 /// The pods the set controls after adoption and release (upstream `ClaimPods` with the
 /// `isMemberOf` filter), and the writes that make it so.
-fn claim_pods<'a>(o: &Observed<'a>, uid: &str, out: &mut Vec<Action>) -> Vec<&'a Pod> {
+fn claim_pods<'a>(o: &Observed<'a>, out: &mut Vec<Action>) -> Vec<&'a Pod> {
     let set = o.set;
     let Some(spec) = set.spec.as_ref() else {
         return Vec::new();
     };
-    let deleting = set.metadata.deletion_timestamp.is_some();
-    let mut claimed = Vec::new();
-    for &pod in o.pods {
-        if pod.metadata.namespace != set.metadata.namespace {
-            continue;
-        }
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let matches =
-            selector_matches(&spec.selector, &labels(&pod.metadata)) && is_member(set, pod);
-        if is_controlled_by(&pod.metadata, uid) {
-            if matches {
-                claimed.push(pod);
-            } else if !is_terminating(pod) {
-                out.push(Action::ReleasePod { pod: name });
-            }
-        } else if controller_ref(&pod.metadata).is_none()
-            && matches
-            && !deleting
-            && !is_terminating(pod)
-        {
-            out.push(Action::AdoptPod { pod: name });
-            claimed.push(pod);
-        }
-    }
-    claimed
+    let c = claim(
+        &set.metadata,
+        |p: &Pod| selector_matches(&spec.selector, &labels(&p.metadata)) && is_member(set, p),
+        o.pods,
+    );
+    out.extend(c.changes.into_iter().map(|change| match change {
+        Change::Adopt(pod) => Action::AdoptPod { pod },
+        Change::Release(pod) => Action::ReleasePod { pod },
+    }));
+    c.owned
 }
 
 /// The current and update revisions and the collision count (upstream
@@ -348,7 +334,7 @@ pub fn plan(o: &Observed) -> Plan {
             }
         }
     }
-    let pods = claim_pods(o, uid, &mut actions);
+    let pods = claim_pods(o, &mut actions);
     let Some((current, update, collision_count)) = revisions(o, &owned, &mut actions) else {
         out.actions = actions;
         return out;
