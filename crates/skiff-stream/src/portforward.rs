@@ -2,19 +2,138 @@
 //! the client opens two streams per connection it forwards, `streamtype: error` and
 //! `streamtype: data`, both naming the `port` and sharing a `requestid`. Once both are
 //! there the pair is handed over; errors are written as text on the error stream.
+//!
+//! And the kubelet's plain WebSocket form (the Python client's): the ports are in the
+//! query (`?ports=80,443` or `port` repeated), one connection each, on channels `2i`
+//! (data) and `2i+1` (error), each opened by a message with the port (u16, little
+//! endian).
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::session::{Output, Session, Stream, QUEUE};
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::channel::{self, Incoming, Outgoing, Protocol};
+use crate::session::{Out, Output, Session, Stream, QUEUE};
 
 /// The protocol name in `X-Stream-Protocol-Version` (SPDY) and, prefixed by `SPDY/3.1+`,
 /// the WebSocket subprotocol that tunnels it.
 pub const PROTOCOL: &str = "portforward.k8s.io";
 /// The WebSocket subprotocol of kubectl 1.31+'s tunnelled port-forward.
 pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The plain WebSocket port-forward subprotocols, as the kubelet serves them.
+pub const WEBSOCKET_PROTOCOLS: [&str; 4] = [
+    "v4.channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+    "channel.k8s.io",
+    "base64.channel.k8s.io",
+];
+
+/// The ports of a plain WebSocket port-forward request, from its query pairs (`ports`
+/// comma-separated, or `port` repeated), with upstream's messages.
+pub fn query_ports<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for (k, v) in pairs {
+        if k != "port" && k != "ports" {
+            continue;
+        }
+        for p in v.split(',') {
+            let port = p
+                .parse::<u16>()
+                .map_err(|e| format!("unable to parse {p:?} as a port: {e}"))?;
+            if port == 0 {
+                return Err(format!("port {p:?} must be > 0"));
+            }
+            ports.push(port);
+        }
+    }
+    if ports.is_empty() {
+        return Err("query parameter \"port\" is required".into());
+    }
+    Ok(ports)
+}
+
+/// Serves a plain WebSocket port-forward: one [`Forward`] per port, at once.
+pub fn websocket<S>(ws: WebSocketStream<S>, proto: Protocol, ports: &[u16]) -> Vec<Forward>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut source) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
+    tokio::spawn(async move {
+        while let Some(o) = out_rx.recv().await {
+            let msg = match o {
+                Out::Data(channel, data) => match channel::encode(proto, channel as u8, &data) {
+                    Outgoing::Binary(b) => Message::Binary(b.into()),
+                    Outgoing::Text(t) => Message::Text(t.into()),
+                },
+                Out::Close(_) => continue,
+                Out::Finish => break,
+            };
+            if sink.send(msg).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            })))
+            .await;
+        let _ = sink.close().await;
+    });
+    let mut inputs = Vec::new();
+    let mut forwards = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        inputs.push(tx);
+        let data = (2 * i) as u32;
+        // Each channel opens with its port, as the kubelet writes it.
+        for ch in [data, data + 1] {
+            let _ = out_tx.try_send(Out::Data(ch, Bytes::copy_from_slice(&port.to_le_bytes())));
+        }
+        forwards.push(Forward {
+            port: *port,
+            input: rx,
+            output: Output::new(out_tx.clone(), data),
+            error: Output::new(out_tx.clone(), data + 1),
+        });
+    }
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = source.next().await {
+            let payload: Vec<u8> = match msg {
+                Message::Binary(b) => b.to_vec(),
+                Message::Text(t) => t.as_bytes().to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if let Ok(Incoming::Data { channel, data }) = channel::decode(proto, &payload) {
+                // Only data channels carry bytes for the pod.
+                let Some(tx) = inputs
+                    .get(channel as usize / 2)
+                    .filter(|_| channel % 2 == 0)
+                else {
+                    continue;
+                };
+                if !data.is_empty() && tx.send(Bytes::from(data)).await.is_err() {
+                    continue;
+                }
+            }
+        }
+        // Dropping the inputs ends every forward's way to the pod.
+    });
+    drop(out_tx);
+    forwards
+}
 
 /// One forwarded connection.
 pub struct Forward {
@@ -96,6 +215,23 @@ pub fn pairs(mut session: Session) -> mpsc::Receiver<Forward> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_ports_as_upstream() {
+        assert_eq!(query_ports([("ports", "80,443")]), Ok(vec![80, 443]));
+        assert_eq!(
+            query_ports([("port", "80"), ("port", "81")]),
+            Ok(vec![80, 81])
+        );
+        assert!(query_ports([("ports", "x")])
+            .unwrap_err()
+            .contains("unable to parse"));
+        assert!(query_ports([("ports", "0")]).is_err());
+        assert_eq!(
+            query_ports([("other", "1")]),
+            Err("query parameter \"port\" is required".into())
+        );
+    }
 
     #[test]
     fn ports_are_checked() {

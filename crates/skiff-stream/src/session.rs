@@ -14,8 +14,9 @@ use crate::spdy::{self, Frame, Headers};
 /// Messages queued per stream (each at most [`CHUNK`] bytes): the bound on what one
 /// stream buffers.
 pub const QUEUE: usize = 16;
-/// Largest data frame or message written: what one read of a process's output gives.
-pub const CHUNK: usize = 32 << 10;
+/// Largest data frame or message written: what one read of a process's output or a
+/// forwarded socket gives (64 KiB: fewer frames and wake-ups at bulk rates).
+pub const CHUNK: usize = 64 << 10;
 
 /// Something to write on a connection, addressed by stream id (SPDY) or channel (WebSocket).
 #[derive(Debug)]

@@ -31,6 +31,29 @@ spec:
     command: ["sh", "-c", "echo side-container > /tmp/marker; exec sleep 3600"]
 "#;
 
+/// Exec and port-forward through the Python client; prints the exec's output, then the
+/// body fetched through the forward.
+const PYTHON: &str = r#"
+from kubernetes import client, config
+from kubernetes.stream import portforward, stream
+config.load_kube_config()
+v1 = client.CoreV1Api()
+out = stream(v1.connect_get_namespaced_pod_exec, "shell", "default", container="main",
+             command=["echo", "py-hi"], stderr=True, stdin=False, stdout=True, tty=False)
+print(out.strip())
+pf = portforward(v1.connect_get_namespaced_pod_portforward, "shell", "default", ports="8080")
+s = pf.socket(8080)
+s.setblocking(True)
+s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+print(data.split(b"\r\n\r\n", 1)[1].decode().strip())
+"#;
+
 fn ready(pod: &serde_json::Value) -> bool {
     pod["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
@@ -271,6 +294,33 @@ fn exec_cp_and_port_forward_with_kubectl_1_33_and_1_29() {
         }
         let _ = pf.kill();
         let _ = pf.wait();
+    }
+
+    // The Python client: `stream()` exec (WebSocket v4) and its port-forward (the plain
+    // WebSocket channels, ports in the query).
+    match compat::python_with("kubernetes") {
+        Some(python) => {
+            // Bounded: a forward that never ends must fail the test, not hang it.
+            let out = c
+                .in_netns("timeout")
+                .arg("60")
+                .arg(&python)
+                .args(["-c", PYTHON])
+                .env("KUBECONFIG", c.kubeconfig())
+                .output()
+                .expect("python");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "python client: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(text, "py-hi\nhello-through-forward\n");
+        }
+        None => {
+            assert!(!compat::in_ci(), "the Python kubernetes client is missing");
+            eprintln!("skipping the Python client: not installed");
+        }
     }
 
     // A client that goes away mid-exec leaves no process behind in the container.

@@ -1,6 +1,7 @@
 //! The kubelet's streaming endpoints, which the API server passes `pods/exec` and
 //! `pods/portforward` upgrades through to: `/exec/{namespace}/{pod}/{container}` and
-//! `/portForward/{namespace}/{pod}`, over WebSocket or SPDY (the framing is
+//! `/portForward/{namespace}/{pod}` (SPDY, SPDY tunnelled in a WebSocket, or the plain
+//! WebSocket channels), over WebSocket or SPDY (the framing is
 //! `skiff-stream`'s; this file runs the processes and connections behind it).
 
 use std::sync::Arc;
@@ -483,31 +484,55 @@ async fn port_forward(
         Ok(Err(e)) => return text(StatusCode::NOT_FOUND, e),
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let (transport, resp) = match negotiate(
-        req.headers(),
-        &[portforward::TUNNEL_PROTOCOL],
-        &[portforward::PROTOCOL],
-    ) {
+    let ws_served = [
+        portforward::TUNNEL_PROTOCOL,
+        portforward::WEBSOCKET_PROTOCOLS[0],
+        portforward::WEBSOCKET_PROTOCOLS[1],
+        portforward::WEBSOCKET_PROTOCOLS[2],
+        portforward::WEBSOCKET_PROTOCOLS[3],
+    ];
+    let (transport, resp) = match negotiate(req.headers(), &ws_served, &[portforward::PROTOCOL]) {
         Ok(t) => t,
         Err((code, msg)) => return text(code, msg),
+    };
+    // The plain WebSocket form names its ports in the query, checked before upgrading.
+    let ports = match transport {
+        Transport::WebSocket(name) if name != portforward::TUNNEL_PROTOCOL => {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            match portforward::query_ports(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                Ok(p) => p,
+                Err(e) => return text(StatusCode::BAD_REQUEST, e),
+            }
+        }
+        _ => Vec::new(),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Some(io) = upgraded(on_upgrade).await else {
             return;
         };
+        let who = format!("pod {pod}_{namespace}, uid {uid}");
         let session = match transport {
-            Transport::WebSocket(_) => {
+            Transport::WebSocket(portforward::TUNNEL_PROTOCOL) => {
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
                 session::serve(skiff_stream::wsio::into_bytes(ws))
+            }
+            Transport::WebSocket(name) => {
+                let proto = Protocol::from_name(name).expect("negotiated among known names");
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+                for f in portforward::websocket(ws, proto, &ports) {
+                    tokio::spawn(forward(f, netns.clone(), who.clone()));
+                }
+                return;
             }
             Transport::Spdy(_) => session::serve(io),
         };
         let mut forwards = portforward::pairs(session);
         while let Some(f) = forwards.recv().await {
-            let netns = netns.clone();
-            let who = format!("pod {pod}_{namespace}, uid {uid}");
-            tokio::spawn(forward(f, netns, who));
+            tokio::spawn(forward(f, netns.clone(), who.clone()));
         }
     });
     resp
@@ -559,7 +584,12 @@ async fn forward(f: Forward, netns: Option<std::path::PathBuf>, who: String) {
         }
         output.close().await;
     };
-    tokio::join!(to_pod, from_pod);
+    // The pod closing its side ends the forward (the client's remaining input has nowhere
+    // to go): the error stream is dropped with it, so a plain WebSocket whose forwards
+    // are all done closes, which is how its client sees the end.
+    let to_pod = tokio::spawn(to_pod);
+    from_pod.await;
+    to_pod.abort();
 }
 
 /// Connects to 127.0.0.1:`port` in `netns` (the host's when `None`). Entering a network
