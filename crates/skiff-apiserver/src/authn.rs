@@ -34,14 +34,22 @@ const MAX_EXPIRATION_SECONDS: i64 = 1 << 32;
 #[derive(Default)]
 pub struct Authn {
     tokens: OnceLock<TokenAuthenticator>,
+    /// The cluster CA (PEM), which legacy token Secrets carry as `ca.crt`.
+    ca_pem: OnceLock<String>,
 }
 
 impl Authn {
     /// Loads (or first generates, mode 0600) the signing key at `key_path`, for tokens of
-    /// upstream's default issuer whose API audience is the issuer.
-    pub fn load_signing_key(&self, key_path: &Path) -> std::result::Result<(), String> {
+    /// upstream's default issuer whose API audience is the issuer; `ca_pem` is the cluster
+    /// CA that token Secrets hand out.
+    pub fn load_signing_key(
+        &self,
+        key_path: &Path,
+        ca_pem: &str,
+    ) -> std::result::Result<(), String> {
         let key = SigningKey::load_or_create(key_path).map_err(|e| e.to_string())?;
         let tokens = TokenAuthenticator::new(key, DEFAULT_ISSUER, vec![DEFAULT_ISSUER.into()]);
+        let _ = self.ca_pem.set(ca_pem.to_owned());
         self.tokens
             .set(tokens)
             .map_err(|_| "the ServiceAccount signing key is already loaded".to_owned())
@@ -460,4 +468,89 @@ pub fn oidc(api: &Api, path: &str) -> Option<Response> {
         )
             .into_response(),
     )
+}
+
+/// The Secret type that holds a legacy ServiceAccount token, and its annotations.
+const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
+const SA_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
+const SA_UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
+
+/// Legacy tokens "when asked for": a Secret of type `kubernetes.io/service-account-token`
+/// created for a ServiceAccount gets its `token`, `ca.crt` and `namespace`, and the
+/// account's uid annotation, as upstream's tokens controller fills it. Done as the Secret is
+/// created rather than after, since the API server holds the signing key. The Secret must
+/// name its ServiceAccount (upstream's validation); one whose ServiceAccount is missing or
+/// has another uid is stored unfilled, and its token never authenticates.
+pub fn fill_legacy_token(
+    api: &Api,
+    r: &crate::resources::ResourceInfo,
+    obj: &mut Value,
+) -> Result<()> {
+    if !(r.group.is_empty() && r.kind == "Secret") || obj["type"] != TOKEN_SECRET_TYPE {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let namespace = obj["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let annotations = &obj["metadata"]["annotations"];
+    let Some(account_name) = annotations[SA_NAME_ANNOTATION]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+    else {
+        return Err(ApiError::invalid(
+            r,
+            &name,
+            vec![Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value".into(),
+                field: format!("metadata.annotations[{SA_NAME_ANNOTATION}]"),
+            }],
+        ));
+    };
+    if obj["data"]["token"].as_str().is_some_and(|t| !t.is_empty()) {
+        return Ok(());
+    }
+    let (Some(tokens), Some(ca_pem)) = (api.authn.tokens(), api.authn.ca_pem.get()) else {
+        return Ok(());
+    };
+    let account = match api.get(&core_target(
+        api,
+        "serviceaccounts",
+        &namespace,
+        Some(&account_name),
+    )?) {
+        Ok(a) => a,
+        Err(ApiError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let uid = account["metadata"]["uid"].as_str().unwrap_or_default();
+    if annotations[SA_UID_ANNOTATION]
+        .as_str()
+        .is_some_and(|u| !u.is_empty() && u != uid)
+    {
+        return Ok(());
+    }
+    let sa = Ref {
+        name: account_name,
+        uid: uid.to_owned(),
+    };
+    let token = tokens
+        .legacy_token(&namespace, &sa, &name)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    use base64::Engine;
+    let b64 = |s: &str| json!(base64::engine::general_purpose::STANDARD.encode(s));
+    obj["metadata"]["annotations"][SA_UID_ANNOTATION] = json!(sa.uid);
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    obj["data"]["token"] = b64(&token);
+    obj["data"]["ca.crt"] = b64(ca_pem);
+    obj["data"]["namespace"] = b64(&namespace);
+    Ok(())
 }

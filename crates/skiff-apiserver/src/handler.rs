@@ -259,6 +259,7 @@ impl Api {
             self.require_namespace(&r, &name, ns)?;
         }
         self.admission.on_create(self, &r, &mut obj)?;
+        crate::authn::fill_legacy_token(self, &r, &mut obj)?;
         let attrs = Attributes {
             resource: &r,
             subresource: None,

@@ -258,7 +258,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let credentials = Credentials::load_or_create(&data_dir.join("pki"), &certificate_hosts(addr))?;
     api.authn
-        .load_signing_key(&data_dir.join("pki").join("sa.key"))
+        .load_signing_key(&data_dir.join("pki").join("sa.key"), &credentials.ca_pem)
         .map_err(anyhow::Error::msg)
         .context("loading the ServiceAccount signing key")?;
     api.aggregator

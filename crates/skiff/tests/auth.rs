@@ -443,3 +443,50 @@ fn discovery_openapi_and_oidc_documents() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn legacy_secret_tokens_when_asked_for() {
+    let c = Cluster::start();
+    default_service_account(&c);
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: default-token\n  annotations:\n    kubernetes.io/service-account.name: default\ntype: kubernetes.io/service-account-token\n",
+    );
+    let secret = c.json(&["get", "secret", "default-token"]);
+    let sa_uid = c.kubectl(&["get", "sa", "default", "-o", "jsonpath={.metadata.uid}"]);
+    assert_eq!(
+        secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"],
+        sa_uid.as_str()
+    );
+    let decode = |field: &str| {
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"][field].as_str().expect(field))
+            .unwrap();
+        String::from_utf8(b).unwrap()
+    };
+    assert_eq!(decode("namespace"), "default");
+    assert!(decode("ca.crt").contains("BEGIN CERTIFICATE"));
+    let token = decode("token");
+    let c1 = claims(&token);
+    assert_eq!(c1["iss"], "kubernetes/serviceaccount");
+    assert!(c1.get("exp").is_none());
+    let review = token_review(&c, &token, &[]);
+    assert_eq!(review["status"]["authenticated"], true, "{review}");
+    assert_eq!(
+        review["status"]["user"]["username"],
+        "system:serviceaccount:default:default"
+    );
+    // A token Secret must name its ServiceAccount.
+    let err = c.kubectl_err(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Secret\nmetadata:\n  name: orphan\ntype: kubernetes.io/service-account-token\n"),
+    );
+    assert!(
+        err.contains("metadata.annotations[kubernetes.io/service-account.name]: Required value"),
+        "{err}"
+    );
+    // Deleting the Secret revokes the token.
+    c.kubectl(&["delete", "secret", "default-token"]);
+    let out = c.kubectl_output(&["--token", &token, "get", "pods"], None);
+    assert!(stderr(&out).contains("Unauthorized"), "{}", stderr(&out));
+}
