@@ -39,6 +39,8 @@ pub struct Inputs<'a> {
     pub namespaces: Vec<&'a Namespace>,
     /// For HTTPS listeners' `certificateRefs`.
     pub secrets: Vec<&'a Secret>,
+    pub ingresses: Vec<&'a k8s_openapi::api::networking::v1::Ingress>,
+    pub ingress_classes: Vec<&'a k8s_openapi::api::networking::v1::IngressClass>,
     /// The nodes' addresses: every Gateway is served on all of them.
     pub node_addresses: Vec<String>,
 }
@@ -104,6 +106,8 @@ pub struct Report {
     pub classes: Vec<String>,
     pub gateways: Vec<GatewayReport>,
     pub routes: Vec<RouteReport>,
+    /// `(namespace, name)` of the Ingresses served.
+    pub ingresses: Vec<(String, String)>,
 }
 
 /// The routing table: what each listening port serves.
@@ -175,7 +179,7 @@ impl PortRoutes {
         index.route(req)
     }
 
-    fn listener(&mut self, hostname: Option<&str>) -> &mut HostIndex {
+    pub(crate) fn listener(&mut self, hostname: Option<&str>) -> &mut HostIndex {
         let hostname = hostname.map(str::to_ascii_lowercase);
         let at = match self.listeners.iter().position(|(h, _)| *h == hostname) {
             Some(i) => i,
@@ -230,7 +234,7 @@ pub struct Entry {
 
 /// The precedence of an entry among those of the same hostname (smaller first).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Order {
+pub(crate) struct Order {
     path_rank: u8,
     path_len: std::cmp::Reverse<usize>,
     no_method: bool,
@@ -243,6 +247,28 @@ struct Order {
 }
 
 impl Order {
+    /// The precedence of an Ingress path (Exact, then the longest Prefix).
+    pub(crate) fn ingress(
+        exact: bool,
+        path: &str,
+        created: String,
+        key: &str,
+        rule: usize,
+        index: usize,
+    ) -> Order {
+        Order {
+            path_rank: if exact { 0 } else { 2 },
+            path_len: std::cmp::Reverse(path.trim_end_matches('/').len()),
+            no_method: true,
+            headers: std::cmp::Reverse(0),
+            query: std::cmp::Reverse(0),
+            created,
+            route: key.to_string(),
+            rule,
+            index,
+        }
+    }
+
     /// The match criteria, compared before hostname specificity.
     #[allow(clippy::type_complexity)]
     fn criteria(
@@ -348,6 +374,39 @@ impl Matcher {
         }
         true
     }
+}
+
+/// An entry forwarding a path (Exact or element-wise prefix) to one backend, for Ingress.
+pub(crate) fn single_backend_entry(
+    exact: bool,
+    path: &str,
+    target: Result<Upstream, String>,
+    route: Arc<str>,
+    order: Order,
+) -> Arc<Entry> {
+    let prefix = path.trim_end_matches('/').to_string();
+    let matcher = Matcher {
+        path: if exact {
+            PathMatcher::Exact(path.to_string())
+        } else {
+            PathMatcher::Prefix(prefix.clone())
+        },
+        headers: Vec::new(),
+        query: Vec::new(),
+        method: None,
+    };
+    let backend = WeightedBackend {
+        weight: 1,
+        target: target.map(Arc::new),
+        request_headers: None,
+        response_headers: None,
+    };
+    Arc::new(Entry {
+        matcher,
+        action: Arc::new(Action::new(Filters::default(), vec![backend], Some(prefix))),
+        route,
+        order,
+    })
 }
 
 /// Splits a query string into decoded `(name, value)` pairs.
@@ -537,7 +596,7 @@ impl HostIndex {
         best.map(|(e, _)| e)
     }
 
-    fn push(&mut self, host: Option<&str>, entry: Arc<Entry>) {
+    pub(crate) fn push(&mut self, host: Option<&str>, entry: Arc<Entry>) {
         match host {
             None => self.any.push(entry),
             Some(h) => match h.strip_prefix('*') {
@@ -639,7 +698,7 @@ fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) ->
     meta.name.as_deref().unwrap_or_default()
 }
 
-fn created(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+pub(crate) fn created(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.creation_timestamp
         .as_ref()
         .map(|t| t.0.to_string())
@@ -831,6 +890,7 @@ pub fn build(inputs: &Inputs<'_>) -> (Table, Report) {
             });
         }
     }
+    report.ingresses = crate::ingress::add(inputs, &mut table);
     for p in table.ports.values_mut() {
         p.finish();
     }
@@ -1411,7 +1471,7 @@ pub fn certified_key(secret: &Secret) -> Result<Arc<CertifiedKey>, String> {
 }
 
 /// A backendRef's ready endpoints, or ResolvedRefs' reason and message.
-fn resolve_backend(
+pub(crate) fn resolve_backend(
     route_ns: &str,
     b: &BackendRef,
     inputs: &Inputs<'_>,

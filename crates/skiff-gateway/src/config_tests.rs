@@ -87,6 +87,8 @@ impl World {
             grants: self.grants.iter().collect(),
             namespaces: self.namespaces.iter().collect(),
             secrets: self.secrets.iter().collect(),
+            ingresses: Vec::new(),
+            ingress_classes: Vec::new(),
             node_addresses: vec!["192.168.254.1".into()],
         })
     }

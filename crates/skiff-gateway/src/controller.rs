@@ -14,6 +14,7 @@ use crate::proxy::DataPlane;
 use crate::status;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
@@ -32,6 +33,8 @@ struct Caches {
     namespaces: Store<Namespace>,
     /// TLS Secrets only (a field selector): the rest are none of the gateway's business.
     secrets: Store<Secret>,
+    ingresses: Store<Ingress>,
+    ingress_classes: Store<IngressClass>,
 }
 
 /// Snapshots of the caches, so [`Inputs`] can borrow them.
@@ -43,6 +46,8 @@ struct Snapshot {
     grants: Vec<Arc<ReferenceGrant>>,
     namespaces: Vec<Arc<Namespace>>,
     secrets: Vec<Arc<Secret>>,
+    ingresses: Vec<Arc<Ingress>>,
+    ingress_classes: Vec<Arc<IngressClass>>,
     slices: Vec<Arc<EndpointSlice>>,
 }
 
@@ -55,6 +60,8 @@ impl Caches {
             services: c.cache(),
             grants: c.cache(),
             namespaces: c.cache(),
+            ingresses: c.cache(),
+            ingress_classes: c.cache(),
             secrets: c.cache_with(
                 kube::runtime::watcher::Config::default().fields("type=kubernetes.io/tls"),
             ),
@@ -70,6 +77,8 @@ impl Caches {
             grants: self.grants.state(),
             namespaces: self.namespaces.state(),
             secrets: self.secrets.state(),
+            ingresses: self.ingresses.state(),
+            ingress_classes: self.ingress_classes.state(),
             slices,
         }
     }
@@ -87,6 +96,8 @@ impl Snapshot {
             grants: self.grants.iter().map(|a| a.as_ref()).collect(),
             namespaces: self.namespaces.iter().map(|a| a.as_ref()).collect(),
             secrets: self.secrets.iter().map(|a| a.as_ref()).collect(),
+            ingresses: self.ingresses.iter().map(|a| a.as_ref()).collect(),
+            ingress_classes: self.ingress_classes.iter().map(|a| a.as_ref()).collect(),
             node_addresses,
         }
     }
@@ -100,6 +111,8 @@ fn with_triggers<K>(c: skiff_reconcile::Controller<K>) -> skiff_reconcile::Contr
         .triggers::<ReferenceGrant>()
         .triggers::<Namespace>()
         .triggers::<Secret>()
+        .triggers::<Ingress>()
+        .triggers::<IngressClass>()
 }
 
 struct PlaneCtx {
@@ -219,7 +232,7 @@ async fn reconcile_status(_: ObjectKey, ctx: Arc<StatusCtx>) -> Result<Outcome, 
     let snapshot = ctx.caches.snapshot(Vec::new());
     let nodes = ctx.nodes.state();
     let addresses = node_addresses(&nodes.iter().map(|n| n.as_ref()).collect::<Vec<_>>());
-    let (_, report) = config::build(&snapshot.inputs(addresses));
+    let (_, report) = config::build(&snapshot.inputs(addresses.clone()));
     let now = now();
     let bundle = ctx
         .crds
@@ -292,6 +305,30 @@ async fn reconcile_status(_: ObjectKey, ctx: Arc<StatusCtx>) -> Result<Outcome, 
                 want,
             )
             .await?;
+            writes += 1;
+        }
+    }
+    // Ingresses: status.loadBalancer names the nodes, as k3s's Traefik does.
+    let want_ips: Vec<Value> = addresses.iter().map(|ip| json!({"ip": ip})).collect();
+    for ing in &snapshot.ingresses {
+        let ns = ing.metadata.namespace.clone().unwrap_or_default();
+        let name = ing.metadata.name.clone().unwrap_or_default();
+        let ours = report.ingresses.iter().any(|(n, m)| *n == ns && *m == name);
+        let current = ing
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .map(|i| serde_json::to_value(i).unwrap_or_default())
+            .unwrap_or(json!([]));
+        let want = if ours {
+            json!(want_ips)
+        } else {
+            current.clone()
+        };
+        if want != current {
+            let api = Api::<Ingress>::namespaced(ctx.client.clone(), &ns);
+            patch_status(api, &name, json!({"loadBalancer": {"ingress": want}})).await?;
             writes += 1;
         }
     }

@@ -125,13 +125,37 @@ pub async fn ensure_default_class(client: &kube::Client) -> Result<(), Error> {
     }
 }
 
+/// Creates IngressClass `skiff`, marked default, unless it exists: Ingresses naming no
+/// class are then served by skiff, as k3s's Traefik serves them.
+pub async fn ensure_ingress_class(client: &kube::Client) -> Result<(), Error> {
+    use k8s_openapi::api::networking::v1::IngressClass;
+    let api: Api<IngressClass> = Api::all(client.clone());
+    if api.get_opt(DEFAULT_CLASS).await?.is_some() {
+        return Ok(());
+    }
+    let class: IngressClass = serde_json::from_value(json!({
+        "metadata": {"name": DEFAULT_CLASS,
+                     "annotations": {crate::ingress::DEFAULT_CLASS_ANNOTATION: "true"}},
+        "spec": {"controller": crate::ingress::INGRESS_CONTROLLER},
+    }))
+    .map_err(|e| Error::Bundle(e.to_string()))?;
+    match api.create(&PostParams::default(), &class).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Installs the bundle and the default class, retrying until the API takes them (it may
 /// still be starting, and a new CRD is served only once established).
 pub async fn run(client: kube::Client) {
     let mut delay = std::time::Duration::from_millis(200);
     loop {
         let result = match install_bundle(&client).await {
-            Ok(()) => ensure_default_class(&client).await,
+            Ok(()) => match ensure_default_class(&client).await {
+                Ok(()) => ensure_ingress_class(&client).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match result {

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod ingress;
 pub mod install;
 pub mod proxy;
 pub mod status;

@@ -198,6 +198,33 @@ spec:
     - {name: web-v1, port: 80}
 "#;
 
+/// An Ingress as Helm charts ship them: no class, a named Service port, two paths.
+const INGRESS: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: podinfo
+spec:
+  rules:
+  - host: podinfo.example.com
+    http:
+      paths:
+      - path: /
+        pathType: ImplementationSpecific
+        backend:
+          service:
+            name: web-v2
+            port:
+              name: http
+      - path: /api
+        pathType: Prefix
+        backend:
+          service:
+            name: api
+            port:
+              number: 80
+"#;
+
 fn cluster() -> node::NodeCluster {
     if let Some(why) = node::skip_reason() {
         // Under CI a missing prerequisite is a failure, never a silent pass.
@@ -575,6 +602,23 @@ fn gateway_api_is_built_in_and_routes_the_articles_hosts() {
             ],
         );
         (String::from_utf8_lossy(&out.stdout).trim() == "web-v1").then_some(())
+    });
+
+    // Ingress: the default IngressClass skiff serves an Ingress naming no class on the
+    // same port, and its status names the node.
+    let class = c.json(&["get", "ingressclass", "skiff"]);
+    assert_eq!(
+        class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"],
+        "true"
+    );
+    c.kubectl_in(&["apply", "-f", "-"], INGRESS);
+    c.wait_for("the Ingress through the gateway", long, || {
+        (get(&c, "podinfo.example.com", "/", &[]) == "web-v2").then_some(())
+    });
+    assert_eq!(get(&c, "podinfo.example.com", "/api/", &[]), "api");
+    c.wait_for("Ingress status", long, || {
+        let ing = c.json(&["get", "ingress", "podinfo"]);
+        (ing["status"]["loadBalancer"]["ingress"][0]["ip"] == node::NODE_IP).then_some(())
     });
 
     // Access log lines.
