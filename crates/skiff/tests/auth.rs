@@ -161,6 +161,63 @@ fn whoami_as_admin_certificate_user_and_impersonated() {
         stderr(&out)
     );
 
+    // RBAC's impersonate verb lets the intern act as bob, and only bob.
+    c.kubectl(&[
+        "create",
+        "clusterrole",
+        "impersonate-bob",
+        "--verb=impersonate",
+        "--resource=users",
+        "--resource-name=bob",
+    ]);
+    c.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "intern-impersonates-bob",
+        "--clusterrole=impersonate-bob",
+        "--user=intern",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let bob = loop {
+        let out = c.kubectl_output(
+            &[
+                "--kubeconfig",
+                file.to_str().unwrap(),
+                "auth",
+                "whoami",
+                "-o",
+                "json",
+                "--as",
+                "bob",
+            ],
+            None,
+        );
+        if out.status.success() {
+            break serde_json::from_slice::<Value>(&out.stdout).unwrap();
+        }
+        // The binding reaches the authorizer through a watch.
+        assert!(std::time::Instant::now() < deadline, "{}", stderr(&out));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(bob["status"]["userInfo"]["username"], "bob");
+    let out = c.kubectl_output(
+        &[
+            "--kubeconfig",
+            file.to_str().unwrap(),
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods",
+            "--as",
+            "alice",
+        ],
+        None,
+    );
+    assert!(
+        stderr(&out).contains("users \"alice\" is forbidden"),
+        "{}",
+        stderr(&out)
+    );
+
     // A certificate from another cluster's CA does not get through the handshake.
     let other = Cluster::start();
     let foreign = other.dir.path().join("foreign.kubeconfig");
