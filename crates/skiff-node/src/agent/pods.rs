@@ -17,6 +17,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher;
+use skiff_apimachinery::network::ClusterNetwork;
+use skiff_apimachinery::quantity::Quantity;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -661,13 +663,11 @@ fn sandbox_spec(pod: &Pod) -> SandboxSpec {
     let mut dns = if spec.dns_policy.as_deref() == Some("Default") {
         DnsConfig::default()
     } else {
+        // ClusterFirst: cluster DNS and the kubelet's search path for the namespace.
+        let net = ClusterNetwork::default();
         DnsConfig {
-            nameservers: vec!["10.96.0.10".into()],
-            searches: vec![
-                format!("{ns}.svc.cluster.local"),
-                "svc.cluster.local".into(),
-                "cluster.local".into(),
-            ],
+            nameservers: vec![net.dns_service_ip().to_string()],
+            searches: net.search_path(&ns).to_vec(),
             options: vec!["ndots:5".into()],
         }
     };
@@ -730,31 +730,15 @@ fn waiting(reason: &str, message: impl ToString) -> Waiting {
     }
 }
 
+/// Bytes of a quantity (memory, sizes), rounded up as upstream's `Value()`; `None` when it
+/// does not parse or is out of range. Through the one quantity parser.
 pub(crate) fn quantity_bytes(q: &str) -> Option<u64> {
-    let units: [(&str, u64); 10] = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1000),
-        ("K", 1000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-        ("", 1),
-    ];
-    units.iter().find_map(|(suffix, mult)| {
-        q.strip_suffix(suffix)
-            .and_then(|n| n.parse::<f64>().ok())
-            .map(|n| (n * *mult as f64) as u64)
-    })
+    u64::try_from(Quantity::parse(q).ok()?.value()).ok()
 }
 
+/// Millicores of a CPU quantity, rounded up as upstream's `MilliValue()`.
 fn quantity_millis(q: &str) -> Option<u64> {
-    match q.strip_suffix('m') {
-        Some(m) => m.parse().ok(),
-        None => q.parse::<f64>().ok().map(|c| (c * 1000.0) as u64),
-    }
+    u64::try_from(Quantity::parse(q).ok()?.milli_value()).ok()
 }
 
 fn resources(c: &Container) -> Resources {
@@ -1008,4 +992,25 @@ async fn cleanup(
     })
     .await;
     tracing::info!("pod cleaned up");
+}
+
+#[cfg(test)]
+mod quantity_tests {
+    use super::{quantity_bytes, quantity_millis};
+
+    #[test]
+    fn container_resources_read_through_the_one_quantity_parser() {
+        assert_eq!(quantity_bytes("64Mi"), Some(64 << 20));
+        assert_eq!(quantity_bytes("1.5Gi"), Some(1536 << 20));
+        assert_eq!(quantity_bytes("1e3"), Some(1000));
+        assert_eq!(quantity_bytes("-1"), None);
+        assert_eq!(quantity_bytes("lots"), None);
+        assert_eq!(quantity_millis("250m"), Some(250));
+        assert_eq!(quantity_millis("1.5"), Some(1500));
+        assert_eq!(
+            quantity_millis("0.0001"),
+            Some(1),
+            "rounded up, as MilliValue"
+        );
+    }
 }
