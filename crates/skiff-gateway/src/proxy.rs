@@ -720,3 +720,125 @@ mod tests {
         assert!(!h.contains_key("x-other"));
     }
 }
+
+/// The data plane in-process on loopback: a real upstream, real sockets, no root.
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+    use crate::config::{build, Inputs};
+    use serde_json::json;
+
+    fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// An upstream on 127.0.0.1:port answering "upstream" and echoing `x-added` back.
+    async fn upstream(port: u16) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                        let added = req.headers().get("x-added").cloned();
+                        let mut resp = Response::new(Full::new(Bytes::from("upstream")));
+                        if let Some(v) = added {
+                            resp.headers_mut().insert("x-echo", v);
+                        }
+                        Ok::<_, Infallible>(resp)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    }
+
+    /// A table: Gateway listener on `port`, and (with `route`) a.test to a Service whose
+    /// endpoints are 127.0.0.2 (nothing listens: refused) and 127.0.0.1 on `up`.
+    fn table(port: u16, up: u16, route: bool) -> Table {
+        let class: crate::api::GatewayClass =
+            obj(json!({"metadata": {"name": "c"}, "spec": {"controllerName": "x/y"}}));
+        let gw: crate::api::Gateway = obj(json!({"metadata": {"name": "gw", "namespace": "ns"},
+            "spec": {"gatewayClassName": "c", "listeners": [{"name": "h", "protocol": "HTTP", "port": port}]}}));
+        let r: crate::api::HttpRoute = obj(json!({"metadata": {"name": "r", "namespace": "ns"},
+            "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["a.test"], "rules": [{
+                "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "x-added", "value": "yes"}]}}],
+                "backendRefs": [{"name": "svc", "port": 80}]}]}}));
+        let svc: k8s_openapi::api::core::v1::Service =
+            obj(json!({"metadata": {"name": "svc", "namespace": "ns"},
+            "spec": {"ports": [{"port": 80}]}}));
+        let slice: k8s_openapi::api::discovery::v1::EndpointSlice = obj(json!({
+            "metadata": {"name": "svc-1", "namespace": "ns", "labels": {"kubernetes.io/service-name": "svc"}},
+            "addressType": "IPv4", "ports": [{"port": up}],
+            "endpoints": [{"addresses": ["127.0.0.2"]}, {"addresses": ["127.0.0.1"]}]}));
+        let routes = if route { vec![&r] } else { vec![] };
+        build(&Inputs {
+            controller_name: "x/y",
+            classes: vec![&class],
+            gateways: vec![&gw],
+            routes,
+            services: vec![&svc],
+            slices: vec![&slice],
+            ..Default::default()
+        })
+        .0
+    }
+
+    async fn send(
+        sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        host: &str,
+    ) -> (StatusCode, String, Option<String>) {
+        let req = Request::builder()
+            .uri("/")
+            .header("host", host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let status = resp.status();
+        let echo = resp
+            .headers()
+            .get("x-echo")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned(), echo)
+    }
+
+    #[tokio::test]
+    async fn proxies_retries_refused_and_swaps_under_open_connections() {
+        let (port, up) = (free_port(), free_port());
+        upstream(up).await;
+        let plane = DataPlane::new("127.0.0.1".parse().unwrap());
+        assert!(plane.swap(table(port, up, true)).await.is_empty());
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        // Half the picks start at the refusing endpoint: every request still succeeds,
+        // with the route's request header added.
+        for _ in 0..6 {
+            let got = send(&mut sender, "a.test").await;
+            assert_eq!(got, (StatusCode::OK, "upstream".into(), Some("yes".into())));
+        }
+        assert_eq!(send(&mut sender, "b.test").await.0, StatusCode::NOT_FOUND);
+        // The route goes; the same connection carries on, on the new table.
+        assert!(plane.swap(table(port, up, false)).await.is_empty());
+        assert_eq!(send(&mut sender, "a.test").await.0, StatusCode::NOT_FOUND);
+        assert!(plane.swap(table(port, up, true)).await.is_empty());
+        assert_eq!(send(&mut sender, "a.test").await.0, StatusCode::OK);
+    }
+}
