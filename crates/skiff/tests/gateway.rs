@@ -226,7 +226,11 @@ spec:
 "#;
 
 fn cluster() -> node::NodeCluster {
-    if let Some(why) = node::skip_reason() {
+    let curl = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("curl").is_file()))
+        .unwrap_or(false);
+    let why = node::skip_reason().or_else(|| (!curl).then(|| "needs curl".to_string()));
+    if let Some(why) = why {
         // Under CI a missing prerequisite is a failure, never a silent pass.
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
