@@ -2,6 +2,7 @@
 //! defaulting, validation, and the registry logic upstream keeps per kind (Pod status on
 //! create, Service IP and node port allocation, graceful deletion of pods).
 
+use skiff_apimachinery::network::ClusterNetwork;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -14,15 +15,13 @@ use crate::handler::{materialize, Api};
 use crate::request::Params;
 use crate::resources::{Registry, ResourceInfo};
 
-/// The service network: 10.96.0.0/16, upstream's conventional range. `.1` is the
-/// `kubernetes` Service and `.10` cluster DNS, so neither is handed out at random.
-const SERVICE_NET: [u8; 2] = [10, 96];
-const RESERVED_HOSTS: [u16; 2] = [1, 10];
 const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
 
 /// Per-kind admission state: the allocators for Service IPs and node ports.
 pub struct Admission {
     allocations: Arc<Mutex<Allocations>>,
+    /// The service network ClusterIPs come from.
+    network: ClusterNetwork,
 }
 
 #[derive(Default)]
@@ -94,6 +93,7 @@ impl Admission {
         }
         Ok(Admission {
             allocations: Arc::new(Mutex::new(allocations)),
+            network: ClusterNetwork::default(),
         })
     }
 
@@ -207,19 +207,31 @@ impl Admission {
             let requested = obj["spec"]["clusterIP"].as_str().unwrap_or("").to_owned();
             let ip = match requested.as_str() {
                 "None" => None,
-                "" => Some(free_ip(&a).ok_or_else(|| {
+                "" => Some(free_ip(&self.network, &a).ok_or_else(|| {
                     ApiError::Internal("failed to allocate a serviceIP: range is full".into())
                 })?),
                 s => {
                     let ip: Ipv4Addr = s.parse().map_err(|_| invalid_ip(r, &name, s))?;
-                    if a.ips.contains(&ip) {
+                    // Upstream's allocator errors (ErrNotInRange, ErrAllocated), reported on
+                    // spec.clusterIPs with Go's %#v of the list.
+                    let why = if !self.network.in_service_net(ip) {
+                        Some(format!(
+                            "the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}",
+                            self.network.service_cidr()
+                        ))
+                    } else if a.ips.contains(&ip) {
+                        Some("provided IP is already allocated".to_string())
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
                         return Err(ApiError::invalid(
                             r,
                             &name,
                             vec![Cause {
                                 reason: "FieldValueInvalid".into(),
                                 message: format!(
-                                    "Invalid value: \"{s}\": provided IP is already allocated"
+                                    "Invalid value: []string{{\"{s}\"}}: failed to allocate IP {ip}: {why}"
                                 ),
                                 field: "spec.clusterIPs".into(),
                             }],
@@ -376,19 +388,16 @@ fn invalid_ip(r: &ResourceInfo, name: &str, s: &str) -> ApiError {
     )
 }
 
-fn free_ip(a: &Allocations) -> Option<Ipv4Addr> {
+/// A free ClusterIP, neither the network's nor its last address, nor one reserved for the
+/// `kubernetes` Service and cluster DNS (so neither is handed out at random).
+fn free_ip(net: &ClusterNetwork, a: &Allocations) -> Option<Ipv4Addr> {
+    let reserved = [net.kubernetes_service_ip(), net.dns_service_ip()];
+    let hosts = (1u32 << (32 - u32::from(net.service_prefix.clamp(8, 30)))) - 2;
     // Start at a random offset so a deleted Service's IP is not handed out again at once.
-    let start = (uuid::Uuid::new_v4().as_u128() % 65_534) as u32;
-    (0..65_534u32).find_map(|i| {
-        let host = ((start + i) % 65_534 + 1) as u16;
-        let ip = Ipv4Addr::new(
-            SERVICE_NET[0],
-            SERVICE_NET[1],
-            (host >> 8) as u8,
-            host as u8,
-        );
-        (!RESERVED_HOSTS.contains(&host) && host & 0xff != 255 && !a.ips.contains(&ip))
-            .then_some(ip)
+    let start = (uuid::Uuid::new_v4().as_u128() % u128::from(hosts)) as u32;
+    (0..hosts).find_map(|i| {
+        let ip = net.service_ip((start + i) % hosts + 1)?;
+        (!reserved.contains(&ip) && ip.octets()[3] != 255 && !a.ips.contains(&ip)).then_some(ip)
     })
 }
 
@@ -520,10 +529,11 @@ mod tests {
     #[test]
     fn free_ips_skip_reserved_and_allocated_addresses() {
         let mut a = Allocations::default();
+        let net = ClusterNetwork::default();
         for _ in 0..1000 {
-            let ip = free_ip(&a).unwrap();
-            let host = u16::from_be_bytes([ip.octets()[2], ip.octets()[3]]);
-            assert!(!RESERVED_HOSTS.contains(&host));
+            let ip = free_ip(&net, &a).unwrap();
+            assert!(net.in_service_net(ip), "{ip}");
+            assert!(ip != net.kubernetes_service_ip() && ip != net.dns_service_ip());
             assert!(a.ips.insert(ip), "{ip} handed out twice");
         }
     }

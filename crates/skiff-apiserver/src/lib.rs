@@ -244,7 +244,9 @@ impl Api {
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default",
                          "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"clusterIP": "10.96.0.1", "type": "ClusterIP", "sessionAffinity": "None",
+            "spec": {"clusterIP": skiff_apimachinery::network::ClusterNetwork::default()
+                         .kubernetes_service_ip().to_string(),
+                     "type": "ClusterIP", "sessionAffinity": "None",
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
         });
         // Looked up first: creating it again would fail on its (taken) IP, not its name.

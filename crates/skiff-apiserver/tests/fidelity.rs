@@ -638,3 +638,36 @@ async fn unknown_and_duplicate_fields_follow_field_validation() {
     assert_eq!(code, StatusCode::OK);
     assert!(headers.get("warning").is_none());
 }
+
+/// A requested ClusterIP outside the service network, or one taken, is refused with
+/// upstream's allocator errors on `spec.clusterIPs`, and nothing is stored.
+#[tokio::test]
+async fn requested_cluster_ips_must_be_free_and_in_the_service_network() {
+    let (app, _) = app().await;
+    let svc = |name: &str, ip: &str| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"clusterIP": ip, "ports": [{"port": 80}]}})
+    };
+    let path = "/api/v1/namespaces/default/services";
+    let (code, out) = call(&app, "POST", path, Some(svc("a", "10.96.7.7"))).await;
+    assert_eq!(code, StatusCode::CREATED, "{out}");
+    for (name, ip, why) in [
+        ("b", "10.96.7.7", "provided IP is already allocated".to_string()),
+        (
+            "c",
+            "10.0.0.5",
+            "the provided IP (10.0.0.5) is not in the valid range. The range of valid IPs is 10.96.0.0/16".to_string(),
+        ),
+    ] {
+        let (code, out) = call(&app, "POST", path, Some(svc(name, ip))).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+        let cause = &out["details"]["causes"][0];
+        assert_eq!(cause["field"], "spec.clusterIPs", "{out}");
+        assert_eq!(
+            cause["message"],
+            format!("Invalid value: []string{{\"{ip}\"}}: failed to allocate IP {ip}: {why}"),
+        );
+        let (code, _) = call(&app, "GET", &format!("{path}/{name}"), None).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{name} was not stored");
+    }
+}
