@@ -62,6 +62,16 @@ impl ClusterNetwork {
         self.service_ip(10).unwrap_or(self.service_net)
     }
 
+    /// Node `index`'s pod network: the `index`th /24 of the cluster network (the server's
+    /// own node takes 0, agents 1 and up), `None` past its end.
+    pub fn node_pod_cidr(&self, index: u32) -> Option<String> {
+        let subnets = 1u64 << 24u32.saturating_sub(u32::from(self.cluster_prefix.min(24)));
+        (u64::from(index) < subnets).then(|| {
+            let net = Ipv4Addr::from(u32::from(self.cluster_net) + (index << 8));
+            format!("{net}/24")
+        })
+    }
+
     /// Whether `ip` is in the service network.
     pub fn in_service_net(&self, ip: Ipv4Addr) -> bool {
         let bits = u32::from(self.service_prefix.min(32));
@@ -94,6 +104,9 @@ mod tests {
         assert_eq!(n.service_ip(65535), Some(Ipv4Addr::new(10, 96, 255, 255)));
         assert_eq!(n.service_ip(65536), None);
         assert!(n.in_service_net(Ipv4Addr::new(10, 96, 3, 4)));
+        assert_eq!(n.node_pod_cidr(0).as_deref(), Some("10.244.0.0/24"));
+        assert_eq!(n.node_pod_cidr(255).as_deref(), Some("10.244.255.0/24"));
+        assert_eq!(n.node_pod_cidr(256), None);
         assert!(!n.in_service_net(Ipv4Addr::new(10, 97, 0, 1)));
         assert_eq!(
             n.search_path("web"),

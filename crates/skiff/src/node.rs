@@ -65,7 +65,11 @@ pub async fn start(
         },
         pod_cidr: match &options.pod_cidr {
             Some(cidr) => cidr.clone(),
-            None => env("SKIFF_POD_CIDR", "10.244.0.0/24"),
+            None => std::env::var("SKIFF_POD_CIDR").unwrap_or_else(|_| {
+                skiff_apimachinery::network::ClusterNetwork::default()
+                    .node_pod_cidr(0)
+                    .unwrap_or_default()
+            }),
         },
         bridge: env("SKIFF_BRIDGE", "skiff0"),
         kubelet_port: env("SKIFF_KUBELET_PORT", "10250").parse()?,
