@@ -26,7 +26,8 @@ pub use pod::pull_policy_for;
 use pod::{pod_spec, pod_template, Owner};
 pub use prepare::{
     carry_over_service_allocations, drop_service_type_dependent_fields, fold_secret_string_data,
-    pod_qos_class, prepare_pod_create,
+    pod_qos_class, prepare_daemonset_create, prepare_daemonset_update, prepare_pod_create,
+    DAEMONSET_TEMPLATE_GENERATION,
 };
 
 /// Applies upstream's defaults for `group`/`kind` to `obj` in place; kinds without upstream

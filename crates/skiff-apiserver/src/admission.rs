@@ -141,6 +141,7 @@ impl Admission {
         match (r.group.as_str(), r.kind.as_str()) {
             ("", "Pod") => defaults::prepare_pod_create(obj),
             ("", "Secret") => defaults::fold_secret_string_data(obj),
+            ("apps", "DaemonSet") => defaults::prepare_daemonset_create(obj),
             ("batch", "Job") => {
                 let uid = crate::object::meta_str(obj, "uid")
                     .unwrap_or_default()
@@ -292,6 +293,9 @@ impl Admission {
     ) -> Result<()> {
         use skiff_apimachinery::defaults;
         match (r.group.as_str(), r.kind.as_str()) {
+            ("apps", "DaemonSet") if subresource.is_none() => {
+                defaults::prepare_daemonset_update(new, old)
+            }
             ("", "Service") => {
                 // Only the main resource's strategy drops them; a status write keeps spec.
                 if subresource.is_none() {

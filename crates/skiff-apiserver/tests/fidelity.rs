@@ -671,3 +671,40 @@ async fn requested_cluster_ips_must_be_free_and_in_the_service_network() {
         assert_eq!(code, StatusCode::NOT_FOUND, "{name} was not stored");
     }
 }
+
+/// DaemonSets carry their template generation in `deprecated.daemonset.template.generation`
+/// as upstream's strategy sets it: 1 on create, +1 only when the pod template changes.
+#[tokio::test]
+async fn daemonset_template_generation_is_kept_by_the_server() {
+    let (app, _) = app().await;
+    let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                 "template": {"metadata": {"labels": {"app": "agent"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    let path = "/apis/apps/v1/namespaces/default/daemonsets";
+    let (code, out) = call(&app, "POST", path, Some(ds)).await;
+    assert_eq!(code, StatusCode::CREATED, "{out}");
+    let generation = |v: &Value| {
+        v["metadata"]["annotations"]["deprecated.daemonset.template.generation"].clone()
+    };
+    assert_eq!(generation(&out), "1");
+    let patch = |body: Value| {
+        let app = app.clone();
+        async move {
+            let (code, _, out) = raw(
+                &app,
+                "PATCH",
+                "/apis/apps/v1/namespaces/default/daemonsets/agent",
+                Some("application/merge-patch+json"),
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await;
+            assert_eq!(code, StatusCode::OK);
+            serde_json::from_slice::<Value>(&out).unwrap()
+        }
+    };
+    let out = patch(json!({"spec": {"minReadySeconds": 3}})).await;
+    assert_eq!(generation(&out), "1", "a spec change outside the template");
+    let out = patch(json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}}})).await;
+    assert_eq!(generation(&out), "2", "a template change");
+}

@@ -427,3 +427,43 @@ fn job_backoff_limit_is_unbounded_with_a_per_index_limit() {
     );
     assert_eq!(explicit["spec"]["backoffLimit"], json!(4));
 }
+
+#[test]
+fn daemonset_template_generation_follows_template_changes_only() {
+    use super::{prepare_daemonset_create, prepare_daemonset_update};
+    let gen = |ds: &serde_json::Value| {
+        ds.pointer("/metadata/annotations/deprecated.daemonset.template.generation")
+            .cloned()
+    };
+    let mut created = serde_json::json!({"metadata": {"name": "d",
+        "annotations": {"deprecated.daemonset.template.generation": "7"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a"}]}}}});
+    prepare_daemonset_create(&mut created);
+    assert_eq!(
+        gen(&created),
+        Some(serde_json::json!("1")),
+        "a client's value is ignored"
+    );
+
+    let mut same = created.clone();
+    same["spec"]["minReadySeconds"] = serde_json::json!(5);
+    same["metadata"]["annotations"]["deprecated.daemonset.template.generation"] =
+        serde_json::json!("9");
+    prepare_daemonset_update(&mut same, &created);
+    assert_eq!(
+        gen(&same),
+        Some(serde_json::json!("1")),
+        "not settable, not moved by spec"
+    );
+
+    let mut changed = created.clone();
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = serde_json::json!("b");
+    prepare_daemonset_update(&mut changed, &created);
+    assert_eq!(gen(&changed), Some(serde_json::json!("2")));
+
+    let mut legacy_old = created.clone();
+    legacy_old["metadata"]["annotations"] = serde_json::json!({});
+    let mut legacy_new = legacy_old.clone();
+    prepare_daemonset_update(&mut legacy_new, &legacy_old);
+    assert_eq!(gen(&legacy_new), None);
+}
