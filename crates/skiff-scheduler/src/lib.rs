@@ -17,6 +17,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, reflector, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
+use skiff_reconcile::backoff::Backoff;
 use skiff_reconcile::{reference, Recorder};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,8 +27,21 @@ use std::time::{Duration, Instant};
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 /// Bindings in flight at once.
 const BIND_CONCURRENCY: usize = 32;
-/// How often unschedulable pods are retried even when nothing seems to change.
-const RETRY_UNSCHEDULABLE: Duration = Duration::from_secs(10);
+/// When an unschedulable pod is tried again although nothing seems to change: upstream's
+/// per-pod backoff (`podInitialBackoffDuration` 1 s doubling to `podMaxBackoffDuration`
+/// 10 s), by the pod's consecutive failed attempts. A node change retries them all at once.
+const POD_BACKOFF: Backoff = Backoff {
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(10),
+    jitter: 0.0,
+};
+
+/// A pod that did not fit: why, and when to try it again.
+struct Unschedulable {
+    message: String,
+    attempts: u32,
+    retry_at: Instant,
+}
 
 /// Why a binding or a status write failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +143,7 @@ pub async fn run(client: kube::Client) {
     let (pods, pod_changes) = cached::<Pod>(&client);
     let assumed: Assumed = Arc::default();
     // Unschedulable pods: uid -> (message, when last tried); retried when nodes change.
-    let mut failed: HashMap<String, (String, Instant)> = HashMap::new();
+    let mut failed: HashMap<String, Unschedulable> = HashMap::new();
     let node_changes = node_changes.map(|_| true);
     let pod_changes = pod_changes.map(|_| false);
     let mut changes = futures::stream::select(node_changes, pod_changes).boxed();
@@ -176,7 +190,7 @@ pub async fn run(client: kube::Client) {
             }
             if failed
                 .get(&uid)
-                .is_some_and(|(_, at)| at.elapsed() < RETRY_UNSCHEDULABLE)
+                .is_some_and(|f| Instant::now() < f.retry_at)
             {
                 continue;
             }
@@ -202,8 +216,17 @@ pub async fn run(client: kube::Client) {
                 }
                 Err(reasons) => {
                     let message = fit::unschedulable_message(infos.len(), &reasons);
-                    let repeat = failed.get(&uid).is_some_and(|(m, _)| *m == message);
-                    failed.insert(uid, (message.clone(), Instant::now()));
+                    let before = failed.get(&uid);
+                    let repeat = before.is_some_and(|f| f.message == message);
+                    let attempts = before.map_or(0, |f| f.attempts.saturating_add(1));
+                    failed.insert(
+                        uid,
+                        Unschedulable {
+                            message: message.clone(),
+                            attempts,
+                            retry_at: Instant::now() + POD_BACKOFF.step(attempts),
+                        },
+                    );
                     if !repeat {
                         let report = Report::Unschedulable(pod.as_ref().clone(), message);
                         if report_tx.send(report).await.is_err() {

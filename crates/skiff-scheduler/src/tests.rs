@@ -390,3 +390,11 @@ fn a_match_fields_term_on_the_node_name_fits_only_that_node() {
     }
     assert_eq!(filter(&other, &a), Err(Unfit::Affinity));
 }
+
+#[test]
+fn unschedulable_pods_back_off_as_upstreams_scheduling_queue() {
+    let secs: Vec<u64> = (0..6)
+        .map(|attempts| super::POD_BACKOFF.step(attempts).as_secs())
+        .collect();
+    assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
+}
