@@ -228,7 +228,8 @@ fn main() -> Result<()> {
 /// GETs the pod's `/big` from `addr` and reads `bytes` of it (the headers are a few bytes
 /// more), retrying while the listener comes up; returns how long the read took.
 fn read_from(addr: &str, bytes: u64) -> Result<Duration> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The pod writes its file before listening: a few seconds per GiB on a busy disk.
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let mut s = match std::net::TcpStream::connect(addr) {
             Ok(s) => s,
