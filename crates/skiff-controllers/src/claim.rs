@@ -128,22 +128,23 @@ mod tests {
     }
 
     fn pod(name: &str, ns: &str, controller: Option<&str>, app: &str, deleting: bool) -> Pod {
-        let mut p = Pod::default();
-        p.metadata = ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(ns.into()),
-            labels: Some([("app".to_string(), app.to_string())].into()),
-            owner_references: controller.map(|uid| {
-                vec![OwnerReference {
-                    uid: uid.into(),
-                    controller: Some(true),
-                    ..OwnerReference::default()
-                }]
-            }),
-            deletion_timestamp: deleting.then(|| Time(Default::default())),
-            ..ObjectMeta::default()
-        };
-        p
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                labels: Some([("app".to_string(), app.to_string())].into()),
+                owner_references: controller.map(|uid| {
+                    vec![OwnerReference {
+                        uid: uid.into(),
+                        controller: Some(true),
+                        ..OwnerReference::default()
+                    }]
+                }),
+                deletion_timestamp: deleting.then(|| Time(Default::default())),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        }
     }
 
     #[test]

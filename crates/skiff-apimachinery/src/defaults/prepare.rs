@@ -271,6 +271,60 @@ fn base64_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Where apps/v1 carries a DaemonSet's template generation (upstream's internal
+/// `Spec.TemplateGeneration`, converted to and from this annotation).
+pub const DAEMONSET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// Upstream's DaemonSet `PrepareForCreate`: the template generation starts at 1, whatever
+/// the client sent.
+pub fn prepare_daemonset_create(ds: &mut Value) {
+    set_template_generation(ds, 1);
+}
+
+/// Upstream's DaemonSet `PrepareForUpdate`: clients cannot set the template generation; it
+/// moves up by one when (and only when) the pod template changes, which is how the
+/// controller's `pod-template-generation` label tells old pods from new.
+pub fn prepare_daemonset_update(new: &mut Value, old: &Value) {
+    let old_generation = old
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(DAEMONSET_TEMPLATE_GENERATION))
+        .and_then(Value::as_str)
+        .and_then(|g| g.parse::<i64>().ok());
+    let changed = new.pointer("/spec/template") != old.pointer("/spec/template");
+    match (old_generation, changed) {
+        (Some(g), true) => set_template_generation(new, g.saturating_add(1)),
+        (Some(g), false) => set_template_generation(new, g),
+        // Stored before skiff set it: as upstream converts a missing annotation (0).
+        (None, true) => set_template_generation(new, 1),
+        (None, false) => {
+            if let Some(a) = new
+                .pointer_mut("/metadata/annotations")
+                .and_then(Value::as_object_mut)
+            {
+                a.remove(DAEMONSET_TEMPLATE_GENERATION);
+            }
+        }
+    }
+}
+
+fn set_template_generation(ds: &mut Value, generation: i64) {
+    let Some(meta) = ds.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !annotations.is_object() {
+        *annotations = Value::Object(Map::new());
+    }
+    if let Some(a) = annotations.as_object_mut() {
+        a.insert(
+            DAEMONSET_TEMPLATE_GENERATION.into(),
+            Value::String(generation.to_string()),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -340,59 +394,5 @@ mod tests {
         assert_eq!(base64_encode(b"f"), "Zg==");
         assert_eq!(base64_encode(b"fo"), "Zm8=");
         assert_eq!(base64_encode(b"foo"), "Zm9v");
-    }
-}
-
-/// Where apps/v1 carries a DaemonSet's template generation (upstream's internal
-/// `Spec.TemplateGeneration`, converted to and from this annotation).
-pub const DAEMONSET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
-
-/// Upstream's DaemonSet `PrepareForCreate`: the template generation starts at 1, whatever
-/// the client sent.
-pub fn prepare_daemonset_create(ds: &mut Value) {
-    set_template_generation(ds, 1);
-}
-
-/// Upstream's DaemonSet `PrepareForUpdate`: clients cannot set the template generation; it
-/// moves up by one when (and only when) the pod template changes, which is how the
-/// controller's `pod-template-generation` label tells old pods from new.
-pub fn prepare_daemonset_update(new: &mut Value, old: &Value) {
-    let old_generation = old
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(DAEMONSET_TEMPLATE_GENERATION))
-        .and_then(Value::as_str)
-        .and_then(|g| g.parse::<i64>().ok());
-    let changed = new.pointer("/spec/template") != old.pointer("/spec/template");
-    match (old_generation, changed) {
-        (Some(g), true) => set_template_generation(new, g.saturating_add(1)),
-        (Some(g), false) => set_template_generation(new, g),
-        // Stored before skiff set it: as upstream converts a missing annotation (0).
-        (None, true) => set_template_generation(new, 1),
-        (None, false) => {
-            if let Some(a) = new
-                .pointer_mut("/metadata/annotations")
-                .and_then(Value::as_object_mut)
-            {
-                a.remove(DAEMONSET_TEMPLATE_GENERATION);
-            }
-        }
-    }
-}
-
-fn set_template_generation(ds: &mut Value, generation: i64) {
-    let Some(meta) = ds.get_mut("metadata").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let annotations = meta
-        .entry("annotations")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !annotations.is_object() {
-        *annotations = Value::Object(Map::new());
-    }
-    if let Some(a) = annotations.as_object_mut() {
-        a.insert(
-            DAEMONSET_TEMPLATE_GENERATION.into(),
-            Value::String(generation.to_string()),
-        );
     }
 }
