@@ -4,10 +4,11 @@
 //! arguments that upstream validates at compile time (regexes, quantities, URLs, IPs) are
 //! valid.
 //!
-//! The `cel` crate has no type checker, so this is not upstream's full check: a type error
-//! (`self.replicas + 'a'`) is found at evaluation, not at compile time. Schemas are followed
-//! through field selection, indexing and comprehension variables over lists; a value computed
-//! otherwise (a function's result, a ternary) is unchecked.
+//! The `cel` crate has no type checker; `types` adds the part of upstream's that refuses
+//! operators applied to operands no overload takes (`self.replicas + 'a'`), conservatively
+//! (what it cannot type is `dyn`). Schemas are followed through field selection, indexing and
+//! comprehension variables over lists; a value computed otherwise (a function's result, a
+//! ternary) is unchecked for fields.
 
 use crate::{schema, CompileError, Env};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
@@ -186,7 +187,13 @@ pub(crate) fn check(program: &cel::Program, env: &Env) -> Result<(), CompileErro
         info: program.source_info(),
     };
     let mut scope = Vec::new();
-    checker.expr(program.expression(), &mut scope)
+    checker.expr(program.expression(), &mut scope)?;
+    let position = |id| checker.position(id);
+    let typer = crate::types::Typer {
+        env,
+        position: &position,
+    };
+    typer.infer(program.expression(), &mut Vec::new()).map(drop)
 }
 
 struct Checker<'e> {

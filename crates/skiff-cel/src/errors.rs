@@ -32,6 +32,21 @@ pub enum CompileError {
         /// 1-based column of the selection (its `.`).
         column: usize,
     },
+    /// An operator is applied to operands no overload of it takes, as upstream's type
+    /// checker refuses it (`self.replicas + 'a'`).
+    #[error(
+        "compilation failed: ERROR: <input>:{line}:{column}: found no matching overload for '{function}' applied to '({arguments})'"
+    )]
+    NoMatchingOverload {
+        /// The operator or function, as cel-go names it (`_+_`, `_<_`, `size`).
+        function: String,
+        /// The operand types, comma-separated, as cel-go prints them.
+        arguments: String,
+        /// 1-based line of the application.
+        line: usize,
+        /// 1-based column of the application.
+        column: usize,
+    },
     /// A literal argument is invalid, caught at compile time as upstream's library
     /// validators do (a regex that does not compile, a malformed `quantity('..')`, ...).
     #[error("compilation failed: ERROR: <input>:{line}:{column}: {message}")]

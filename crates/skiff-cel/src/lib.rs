@@ -26,6 +26,7 @@ mod errors;
 mod lazy;
 mod library;
 mod schema;
+mod types;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};

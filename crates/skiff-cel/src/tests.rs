@@ -689,3 +689,76 @@ fn gateway_api_rules_evaluate_on_example_objects() {
         Ok(json!(false))
     );
 }
+
+/// Operators applied to operands no overload takes are refused when compiling, with
+/// cel-go's message; what cannot be typed statically (int-or-string, preserved fields,
+/// function results) never is.
+#[test]
+fn type_errors_are_refused_at_compile_time() {
+    let schema = json!({"type": "object", "properties": {
+        "replicas": {"type": "integer"},
+        "ratio": {"type": "number"},
+        "name": {"type": "string"},
+        "enabled": {"type": "boolean"},
+        "port": {"x-kubernetes-int-or-string": true},
+        "created": {"type": "string", "format": "date-time"},
+        "timeout": {"type": "string", "format": "duration"},
+        "tags": {"type": "array", "maxItems": 10, "items": {"type": "string", "maxLength": 10}},
+        "labels": {"type": "object", "maxProperties": 10,
+                   "additionalProperties": {"type": "string", "maxLength": 10}},
+        "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+    }});
+    let env = Env::crd_rule(&schema, true);
+    let refused = [
+        ("self.replicas + 'a' > 0", "_+_", "int, string"),
+        ("self.name > 3", "_>_", "string, int"),
+        ("!self.replicas", "!_", "int"),
+        ("self.enabled && self.name", "_&&_", "bool, string"),
+        ("self.replicas == 'three'", "_==_", "int, string"),
+        ("self.tags[0] + 1 == 2", "_+_", "string, int"),
+        ("self.labels['a'] == 1", "_==_", "string, int"),
+        (
+            "self.created + self.created > self.created",
+            "_+_",
+            "google.protobuf.Timestamp, google.protobuf.Timestamp",
+        ),
+        ("self.tags.all(t, t + 1 > 0)", "_+_", "string, int"),
+        ("size(self.replicas) > 0", "size", "int"),
+        ("self.enabled ? 1 : 'one'", "_?_:_", "bool, int, string"),
+        ("self.replicas % 2.0 == 0.0", "_%_", "int, double"),
+    ];
+    for (rule, function, args) in refused {
+        let err = Program::compile(rule, &env).expect_err(rule).to_string();
+        assert!(
+            err.contains(&format!(
+                "found no matching overload for '{function}' applied to '({args})'"
+            )),
+            "{rule}: {err}"
+        );
+    }
+    let accepted = [
+        "self.replicas + 1 > 0",
+        "self.replicas < self.ratio",
+        "self.replicas == 2.0",
+        "self.port == 80 || self.port == 'http'",
+        "self.extra.anything + 1 > 0",
+        "self.name + '-x' != self.name",
+        "self.created + self.timeout > self.created",
+        "self.created - self.created == duration('0s')",
+        "self.tags.all(t, t.startsWith('a'))",
+        "'a' in self.tags && 'k' in self.labels",
+        "self.tags.map(t, size(t)).all(n, n < 10)",
+        "size(self.tags) + size(self.name) < 20",
+        "has(self.replicas) ? self.replicas > 0 : true",
+        "self.replicas >= oldSelf.replicas",
+        "self.enabled == null || self.enabled",
+        "int(self.name) > 0",
+        "self.tags.exists_one(t, t == 'a')",
+        "[1, 2] + [3] == [1, 2, 3]",
+    ];
+    for rule in accepted {
+        if let Err(e) = Program::compile(rule, &env) {
+            panic!("{rule}: {e}");
+        }
+    }
+}

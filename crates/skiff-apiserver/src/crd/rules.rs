@@ -460,4 +460,23 @@ mod tests {
             cause.message
         );
     }
+
+    /// A type error is refused when the CRD is written, as upstream's checker does, with
+    /// cel-go's message and position.
+    #[test]
+    fn type_errors_are_refused_when_the_crd_is_written() {
+        let schema = json!({"type": "object",
+            "x-kubernetes-validations": [{"rule": "self.replicas + 'a' > 0"}],
+            "properties": {"replicas": {"type": "integer"}}});
+        let s = Structural::new(&schema, "").unwrap();
+        let (_, errs) = compile(&s, "spec.versions[0].schema.openAPIV3Schema");
+        assert_eq!(errs.len(), 1);
+        let message = errs[0].cause().message;
+        assert!(
+            message.ends_with(
+                "compilation failed: ERROR: <input>:1:15: found no matching overload for '_+_' applied to '(int, string)'"
+            ),
+            "{message}"
+        );
+    }
 }
