@@ -191,7 +191,10 @@ fn main() -> anyhow::Result<()> {
         per_rule.sort_by(|a, b| b.0.total_cmp(&a.0));
         for (us, nodes, rule) in per_rule.iter().take(15) {
             let rule: String = rule.split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("{us:8.1} us  {nodes:3} nodes  {}", rule.chars().take(110).collect::<String>());
+            eprintln!(
+                "{us:8.1} us  {nodes:3} nodes  {}",
+                rule.chars().take(110).collect::<String>()
+            );
         }
     }
     println!("| rules compiled | compile total | evals per route | ns per eval (mean) | us per route (mean) | us per route (best batch) | failed evals |");

@@ -10,8 +10,8 @@
 pub mod cron;
 pub mod defaults;
 pub mod limitrange;
-pub mod podsecurity;
 pub mod network;
+pub mod podsecurity;
 pub mod quantity;
 pub mod quota;
 pub mod scheduling;

@@ -334,7 +334,12 @@ fn user_kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
     let (ca_cert, ca_key) = (read("ca.crt")?, read("ca.key")?);
     let lifetime = skiff_apiserver::request::parse_go_duration(&args.expires)
         .filter(|d| !d.is_zero())
-        .with_context(|| format!("--expires {:?} is not a positive duration such as 720h", args.expires))?;
+        .with_context(|| {
+            format!(
+                "--expires {:?} is not a positive duration such as 720h",
+                args.expires
+            )
+        })?;
     let server = match args.server {
         Some(s) => s,
         None => {
