@@ -7,7 +7,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -33,8 +32,6 @@ const PLURALS: [&str; 4] = [
     "rolebindings",
     "clusterrolebindings",
 ];
-/// How soon a failed watch of the RBAC kinds is restarted.
-const RETRY: Duration = Duration::from_millis(500);
 
 /// The RBAC index requests are authorized against, replaced whole on every change so a
 /// request reads one consistent snapshot without waiting for writers.
@@ -308,12 +305,7 @@ pub fn load(api: &Api) -> Result<()> {
 /// Runs until the API is dropped: keeps the index current and aggregated ClusterRoles
 /// filled.
 pub async fn run(api: Arc<Api>) {
-    loop {
-        if let Err(e) = follow(&api).await {
-            tracing::warn!(error = %e, "RBAC: restarting the watch of roles and bindings");
-        }
-        tokio::time::sleep(RETRY).await;
-    }
+    crate::follow::forever("RBAC roles and bindings", || follow(&api)).await
 }
 
 async fn follow(api: &Arc<Api>) -> Result<()> {

@@ -14,6 +14,7 @@ mod convert;
 pub mod crd;
 pub mod discovery;
 pub mod error;
+mod follow;
 pub mod handler;
 pub mod health;
 pub mod http;

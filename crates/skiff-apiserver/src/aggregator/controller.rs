@@ -25,8 +25,6 @@ use crate::resources::ResourceInfo;
 const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the served table is looked at for CRD group-versions that came or went.
 const REGISTRY_POLL: Duration = Duration::from_secs(1);
-/// How soon a failed watch or registration is tried again.
-const RETRY: Duration = Duration::from_millis(500);
 /// How long the discovery GET of an availability check may take (upstream: 5 s).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest discovery document read from a backend.
@@ -71,12 +69,7 @@ pub async fn run(api: Arc<Api>) {
 /// Keeps `Aggregator::routes` equal to what the stored APIServices say, and wakes the
 /// checker on every change.
 async fn watch_routes(api: Arc<Api>, changed: Arc<Notify>) {
-    loop {
-        if let Err(e) = watch_once(&api, &changed).await {
-            tracing::warn!(error = %e, "aggregator: restarting its APIService watch");
-        }
-        tokio::time::sleep(RETRY).await;
-    }
+    crate::follow::forever("aggregator APIServices", || watch_once(&api, &changed)).await
 }
 
 async fn watch_once(api: &Api, changed: &Notify) -> Result<()> {

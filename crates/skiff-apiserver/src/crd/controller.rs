@@ -60,12 +60,7 @@ pub fn load(api: &Api) -> Result<()> {
 
 /// Runs until the API is dropped: reconciles every CRD on start and on each change.
 pub async fn run(api: Arc<Api>) {
-    loop {
-        if let Err(e) = watch_and_reconcile(&api).await {
-            tracing::warn!(error = %e, "CRD controller: restarting its watch");
-        }
-        tokio::time::sleep(RETRY).await;
-    }
+    crate::follow::forever("CRD controller", || watch_and_reconcile(&api)).await
 }
 
 async fn watch_and_reconcile(api: &Arc<Api>) -> Result<()> {

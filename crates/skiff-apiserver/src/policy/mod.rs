@@ -12,7 +12,6 @@ mod compile;
 mod evaluate;
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -25,9 +24,6 @@ pub use compile::{Bound, CompiledPolicy};
 
 /// The store prefix both policies and bindings live under.
 const PREFIX: &str = "/registry/validatingadmissionpolic";
-
-/// How soon a failed watch of the policies is restarted.
-const RETRY: Duration = Duration::from_millis(500);
 
 /// The policies and their bindings, compiled.
 #[derive(Default)]
@@ -101,12 +97,7 @@ pub fn load(api: &Api) -> Result<()> {
 
 /// Runs until the API is dropped: recompiles whenever a policy or binding changes.
 pub async fn run(api: Arc<Api>) {
-    loop {
-        if let Err(e) = follow(&api).await {
-            tracing::warn!(error = %e, "admission policies: restarting their watch");
-        }
-        tokio::time::sleep(RETRY).await;
-    }
+    crate::follow::forever("admission policies", || follow(&api)).await
 }
 
 async fn follow(api: &Arc<Api>) -> Result<()> {
