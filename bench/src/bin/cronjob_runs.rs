@@ -54,16 +54,6 @@ fn scheduled_minute(job: &Job) -> Option<i64> {
         .ok()
 }
 
-fn complete(j: &Job) -> bool {
-    j.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "Complete" && c.status == "True")
-        })
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     let skiff = node::preflight("cronjob-runs", &[], args.skiff.as_deref())?;
@@ -97,7 +87,7 @@ fn main() -> Result<()> {
         match per_minute.get(&minute).map(Vec::as_slice) {
             None | Some([]) => missed.push(minute),
             Some([j]) => {
-                if !complete(j) {
+                if !skiff_bench::job_complete(j) {
                     incomplete += 1;
                 }
                 let made = j

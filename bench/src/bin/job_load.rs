@@ -52,16 +52,6 @@ fn job(name: &str, completions: i32, parallelism: i32) -> Result<Job> {
     }))?)
 }
 
-fn complete(j: &Job) -> bool {
-    j.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "Complete" && c.status == "True")
-        })
-}
-
 /// Server CPU seconds (user + system) from `/proc/PID/stat`.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -86,7 +76,7 @@ async fn wait_complete(api: &Api<Job>, n: usize, timeout: Duration) -> Result<Du
             .await?
             .items
             .iter()
-            .filter(|j| complete(j))
+            .filter(|j| skiff_bench::job_complete(j))
             .count();
         if done >= n {
             return Ok(started.elapsed());
