@@ -100,6 +100,20 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Reviews (TokenReview, SubjectAccessReview, ...) have no object metadata, so a Table
+/// cannot be made of them: upstream's default table convertor answers 406.
+fn refuse_table(accept: &str, path: &str) -> Result<()> {
+    if !accept.contains("as=Table") {
+        return Ok(());
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let group = segments.get(1).copied().unwrap_or_default();
+    let resource = segments.last().copied().unwrap_or_default();
+    Err(ApiError::NotAcceptable(format!(
+        "the resource {resource}.{group} does not support being converted to a Table"
+    )))
+}
+
 async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -221,6 +235,7 @@ async fn handle(
     }
     if parts.method == Method::POST {
         if let Some(review) = crate::authn::Review::parse(&path) {
+            refuse_table(&accept, &path)?;
             let content_type = request_content_type(&parts.headers);
             check_media_type(&parts.method, &content_type)?;
             let obj = parse_body(&content_type, &read_body(body).await?)?;
@@ -254,6 +269,7 @@ async fn handle(
     }
     if parts.method == Method::POST {
         if let Some(review) = crate::authz::Review::parse(&path) {
+            refuse_table(&accept, &path)?;
             let content_type = request_content_type(&parts.headers);
             check_media_type(&parts.method, &content_type)?;
             let obj = parse_body(&content_type, &read_body(body).await?)?;

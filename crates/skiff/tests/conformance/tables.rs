@@ -179,7 +179,6 @@ fn table_should_return_generic_metadata_details_across_all_namespaces_for_nodes(
 /// table_conversion.go "should return a 406 for a backend which does not implement metadata"
 /// (Conformance): a SelfSubjectAccessReview asked for as a Table answers 406.
 #[test]
-#[ignore = "issue 14: authorization.k8s.io (selfsubjectaccessreviews) is not served, 404"]
 fn table_should_return_a_406_for_a_backend_which_does_not_implement_metadata() {
     run(|c| async move {
         let sar = r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview",
