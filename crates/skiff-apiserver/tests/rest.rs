@@ -10,11 +10,27 @@ use serde_json::{json, Value};
 use skiff_store::Store;
 use tower::ServiceExt;
 
+/// Without credentials a request is `system:anonymous` (kube-apiserver's default
+/// `--anonymous-auth`), which RBAC lets read health and version only: anything else is 403
+/// with upstream's message. A bad token is 401, never anonymous.
 #[tokio::test]
-async fn requests_without_the_token_are_unauthorized() {
+async fn requests_without_the_token_are_anonymous_and_forbidden() {
     let (app, _) = app().await;
     let req = Request::builder()
         .uri("/api/v1/namespaces")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let body: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(
+        body["message"],
+        "namespaces is forbidden: User \"system:anonymous\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+    );
+    let req = Request::builder()
+        .uri("/api/v1/namespaces")
+        .header("authorization", "Bearer not-a-token")
         .body(Body::empty())
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
