@@ -384,29 +384,22 @@ async fn report_unschedulable(
         .clone()
         .unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let mut conditions: Vec<serde_json::Value> = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c.type_ != "PodScheduled")
-        .map(|c| serde_json::to_value(c).unwrap_or_default())
-        .collect();
     let now =
         Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::now()));
-    conditions.push(json!({
+    // A strategic merge keyed by condition type, as upstream's PatchPodStatus sends: only
+    // PodScheduled changes, so conditions others wrote meanwhile (the kubelet's, a user's
+    // apply to /status) are never overwritten from this possibly stale copy of the pod.
+    let patch = json!({ "status": { "conditions": [{
         "type": "PodScheduled",
         "status": "False",
         "reason": "Unschedulable",
         "message": message,
         "lastTransitionTime": now,
         "lastProbeTime": null,
-    }));
-    let patch = json!({ "status": { "conditions": conditions } });
+    }] } });
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     match api
-        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
         .await
     {
         Ok(_) => {}
