@@ -7,6 +7,7 @@
 //! the store keeps and what patches operate on; typed k8s-openapi structs are used inside
 //! where they make a rule clearer.
 
+pub mod cel;
 pub mod cron;
 pub mod defaults;
 pub mod limitrange;

@@ -63,31 +63,6 @@ pub(crate) fn max(schema: &Value, name: &str) -> Option<u64> {
     schema.get(name).and_then(Value::as_u64)
 }
 
-/// CEL's reserved words, which upstream escapes as `__word__` when they are property names.
-const RESERVED: &[&str] = &[
-    "true",
-    "false",
-    "null",
-    "in",
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "let",
-    "loop",
-    "package",
-    "namespace",
-    "return",
-    "var",
-    "void",
-    "while",
-];
-
 /// A property name as CEL code reaches it (upstream `cel.Escape`): reserved words become
 /// `__word__`, and `__`, `.`, `-`, `/` become `__underscores__`, `__dot__`, `__dash__`,
 /// `__slash__`. `None` for names that can't be escaped (empty, leading digit, other
@@ -97,7 +72,8 @@ pub fn escape(name: &str) -> Option<Cow<'_, str>> {
     if first.is_ascii_digit() {
         return None;
     }
-    if RESERVED.contains(&name) {
+    // Reserved words are escaped as `__word__`.
+    if skiff_apimachinery::cel::RESERVED.contains(&name) {
         return Some(Cow::Owned(format!("__{name}__")));
     }
     let plain =

@@ -763,38 +763,6 @@ fn validate_param_kind(pk: &Value, path: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
-/// CEL's `IDENT` minus the reserved words.
-fn is_cel_identifier(name: &str) -> bool {
-    const RESERVED: &[&str] = &[
-        "true",
-        "false",
-        "null",
-        "in",
-        "as",
-        "break",
-        "const",
-        "continue",
-        "else",
-        "for",
-        "function",
-        "if",
-        "import",
-        "let",
-        "loop",
-        "package",
-        "namespace",
-        "return",
-        "var",
-        "void",
-        "while",
-    ];
-    let b = name.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        && !RESERVED.contains(&name)
-}
-
 fn has_newlines(s: &str) -> bool {
     s.contains(['\n', '\r'])
 }
@@ -842,7 +810,7 @@ pub(super) fn validate_validating_admission_policy(
                 &child(&p, "name"),
                 "name is not specified",
             ));
-        } else if !is_cel_identifier(name) {
+        } else if !crate::cel::is_identifier(name) {
             errs.push(FieldError::invalid(
                 &child(&p, "name"),
                 Value::from(name),
