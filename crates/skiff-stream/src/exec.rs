@@ -3,15 +3,13 @@
 //! works on [`ExecStreams`] and never sees which protocol the client spoke.
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::channel::{self, Incoming, Outgoing, Protocol};
+use crate::channel::{self, Incoming, Protocol};
 use crate::remotecommand::{
     self, decode_sizes, Options, Outcome, TerminalSize, Version, ERROR, RESIZE, STDERR, STDIN,
     STDOUT,
@@ -74,35 +72,13 @@ pub fn websocket<S>(ws: WebSocketStream<S>, proto: Protocol, opts: &Options) -> 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sink, mut source) = ws.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
+    let (sink, mut source) = ws.split();
+    let (out_tx, out_rx) = mpsc::channel::<Out>(QUEUE);
     let (closed_tx, closed_rx) = watch::channel(false);
     let closed_tx = std::sync::Arc::new(closed_tx);
     let c = closed_tx.clone();
     tokio::spawn(async move {
-        while let Some(o) = out_rx.recv().await {
-            let msg = match o {
-                Out::Data(channel, data) => match channel::encode(proto, channel as u8, &data) {
-                    Outgoing::Binary(b) => Message::Binary(b.into()),
-                    Outgoing::Text(t) => Message::Text(t.into()),
-                },
-                // A WebSocket channel has no half-close from the server's side.
-                Out::Close(_) => continue,
-                Out::Finish => break,
-            };
-            if sink.send(msg).await.is_err() {
-                break;
-            }
-        }
-        // A normal closure (1000): clients read a close without a status (1005) as an
-        // error of every stream still open.
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            })))
-            .await;
-        let _ = sink.close().await;
+        crate::wsio::write_channels(sink, proto, out_rx).await;
         let _ = c.send(true);
     });
     let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(QUEUE);

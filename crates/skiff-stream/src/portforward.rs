@@ -13,14 +13,12 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::channel::{self, Incoming, Outgoing, Protocol};
+use crate::channel::{self, Incoming, Protocol};
 use crate::session::{Out, Output, Session, Stream, QUEUE};
 
 /// The protocol name in `X-Stream-Protocol-Version` (SPDY) and, prefixed by `SPDY/3.1+`,
@@ -67,30 +65,9 @@ pub fn websocket<S>(ws: WebSocketStream<S>, proto: Protocol, ports: &[u16]) -> V
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sink, mut source) = ws.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
-    tokio::spawn(async move {
-        while let Some(o) = out_rx.recv().await {
-            let msg = match o {
-                Out::Data(channel, data) => match channel::encode(proto, channel as u8, &data) {
-                    Outgoing::Binary(b) => Message::Binary(b.into()),
-                    Outgoing::Text(t) => Message::Text(t.into()),
-                },
-                Out::Close(_) => continue,
-                Out::Finish => break,
-            };
-            if sink.send(msg).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            })))
-            .await;
-        let _ = sink.close().await;
-    });
+    let (sink, mut source) = ws.split();
+    let (out_tx, out_rx) = mpsc::channel::<Out>(QUEUE);
+    tokio::spawn(crate::wsio::write_channels(sink, proto, out_rx));
     let mut inputs = Vec::new();
     let mut forwards = Vec::new();
     for (i, port) in ports.iter().enumerate() {

@@ -9,7 +9,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::session::CHUNK;
+use tokio::sync::mpsc;
+
+use crate::channel::{self, Outgoing, Protocol};
+use crate::session::{Out, CHUNK};
 
 /// The bytes of `ws`'s binary messages, and writes sent back as binary messages. The
 /// pipe between is bounded ([`CHUNK`] each way), so neither side buffers more.
@@ -46,13 +49,51 @@ where
                 }
             }
         }
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            })))
-            .await;
-        let _ = sink.close().await;
+        close_normally(&mut sink).await;
     });
     theirs
+}
+
+/// The sending half of a WebSocket.
+pub(crate) type Sink<S> = futures::stream::SplitSink<WebSocketStream<S>, Message>;
+
+/// Sends each [`Out`] of `rx` as its channel's frame in `proto` until `Finish`, the end of
+/// the queue or a failed send, then closes normally. A WebSocket channel has no half-close
+/// from the server's side, so `Close` of one stream sends nothing.
+pub(crate) async fn write_channels<S>(
+    mut sink: Sink<S>,
+    proto: Protocol,
+    mut rx: mpsc::Receiver<Out>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(o) = rx.recv().await {
+        let msg = match o {
+            Out::Data(channel, data) => match channel::encode(proto, channel as u8, &data) {
+                Outgoing::Binary(b) => Message::Binary(b.into()),
+                Outgoing::Text(t) => Message::Text(t.into()),
+            },
+            Out::Close(_) => continue,
+            Out::Finish => break,
+        };
+        if sink.send(msg).await.is_err() {
+            break;
+        }
+    }
+    close_normally(&mut sink).await;
+}
+
+/// A normal closure (1000): clients read a close without a status (1005) as an error of
+/// every stream still open. Best effort: the peer may be gone already.
+pub(crate) async fn close_normally<S>(sink: &mut Sink<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        })))
+        .await;
+    let _ = sink.close().await;
 }
