@@ -178,6 +178,15 @@ fn join_quote<S: AsRef<str>>(items: &[S]) -> String {
         .join(", ")
 }
 
+/// `container "a"` or `containers "a", "b"`, as upstream's messages name the offenders.
+fn named_containers<S: AsRef<str>>(names: &[S]) -> String {
+    format!(
+        "{} {}",
+        pluralize("container", "containers", names.len()),
+        join_quote(names)
+    )
+}
+
 /// Init containers, containers and ephemeral containers, in upstream's visiting order.
 fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
     ["initContainers", "containers", "ephemeralContainers"]
@@ -275,9 +284,8 @@ fn capabilities_baseline(_: &Value, spec: &Value) -> Option<Violation> {
     violation(
         "non-default capabilities",
         format!(
-            "{} {} must not include {} in securityContext.capabilities.add",
-            pluralize("container", "containers", names.len()),
-            join_quote(&names),
+            "{} must not include {} in securityContext.capabilities.add",
+            named_containers(&names),
             join_quote(&caps)
         ),
     )
@@ -338,9 +346,8 @@ fn host_ports(_: &Value, spec: &Value) -> Option<Violation> {
     violation(
         "hostPort",
         format!(
-            "{} {} {} {} {}",
-            pluralize("container", "containers", names.len()),
-            join_quote(&names),
+            "{} {} {} {}",
+            named_containers(&names),
             pluralize("uses", "use", names.len()),
             pluralize("hostPort", "hostPorts", ports.len()),
             ports.join(", ")
@@ -359,9 +366,8 @@ fn privileged(_: &Value, spec: &Value) -> Option<Violation> {
     violation(
         "privileged",
         format!(
-            "{} {} must not set securityContext.privileged=true",
-            pluralize("container", "containers", names.len()),
-            join_quote(&names)
+            "{} must not set securityContext.privileged=true",
+            named_containers(&names)
         ),
     )
 }
@@ -388,9 +394,8 @@ fn proc_mount(_: &Value, spec: &Value) -> Option<Violation> {
     violation(
         "procMount",
         format!(
-            "{} {} must not set securityContext.procMount to {}",
-            pluralize("container", "containers", names.len()),
-            join_quote(&names),
+            "{} must not set securityContext.procMount to {}",
+            named_containers(&names),
             join_quote(&values)
         ),
     )
@@ -432,11 +437,7 @@ fn se_linux(_: &Value, spec: &Value) -> Option<Violation> {
         .map(cname)
         .collect();
     if !names.is_empty() {
-        setters.push(format!(
-            "{} {}",
-            pluralize("container", "containers", names.len()),
-            join_quote(&names)
-        ));
+        setters.push(named_containers(&names));
     }
     if setters.is_empty() {
         return None;
@@ -472,11 +473,7 @@ fn seccomp_baseline(_: &Value, spec: &Value) -> Option<Violation> {
         .map(cname)
         .collect();
     if !names.is_empty() {
-        setters.push(format!(
-            "{} {}",
-            pluralize("container", "containers", names.len()),
-            join_quote(&names)
-        ));
+        setters.push(named_containers(&names));
     }
     if setters.is_empty() {
         return None;
@@ -531,11 +528,7 @@ fn host_process(_: &Value, spec: &Value) -> Option<Violation> {
         .map(cname)
         .collect();
     if !names.is_empty() {
-        setters.push(format!(
-            "{} {}",
-            pluralize("container", "containers", names.len()),
-            join_quote(&names)
-        ));
+        setters.push(named_containers(&names));
     }
     if setters.is_empty() {
         return None;
@@ -564,9 +557,8 @@ fn allow_privilege_escalation(_: &Value, spec: &Value) -> Option<Violation> {
     violation(
         "allowPrivilegeEscalation != false",
         format!(
-            "{} {} must set securityContext.allowPrivilegeEscalation=false",
-            pluralize("container", "containers", names.len()),
-            join_quote(&names)
+            "{} must set securityContext.allowPrivilegeEscalation=false",
+            named_containers(&names)
         ),
     )
 }
@@ -601,17 +593,15 @@ fn capabilities_restricted(_: &Value, spec: &Value) -> Option<Violation> {
     let mut details = Vec::new();
     if !missing_drop.is_empty() {
         details.push(format!(
-            "{} {} must set securityContext.capabilities.drop=[\"ALL\"]",
-            pluralize("container", "containers", missing_drop.len()),
-            join_quote(&missing_drop)
+            "{} must set securityContext.capabilities.drop=[\"ALL\"]",
+            named_containers(&missing_drop)
         ));
     }
     if !adding.is_empty() {
         let forbidden: Vec<String> = forbidden.into_iter().collect();
         details.push(format!(
-            "{} {} must not include {} in securityContext.capabilities.add",
-            pluralize("container", "containers", adding.len()),
-            join_quote(&adding),
+            "{} must not include {} in securityContext.capabilities.add",
+            named_containers(&adding),
             join_quote(&forbidden)
         ));
     }
@@ -727,11 +717,7 @@ fn setters(pod_bad: bool, explicit: &[String]) -> Vec<String> {
         s.push("pod".to_owned());
     }
     if !explicit.is_empty() {
-        s.push(format!(
-            "{} {}",
-            pluralize("container", "containers", explicit.len()),
-            join_quote(explicit)
-        ));
+        s.push(named_containers(explicit));
     }
     s
 }
@@ -752,9 +738,8 @@ fn run_as_non_root(_: &Value, spec: &Value) -> Option<Violation> {
         return violation(
             "runAsNonRoot != true",
             format!(
-                "pod or {} {} must set securityContext.runAsNonRoot=true",
-                pluralize("container", "containers", implicit.len()),
-                join_quote(&implicit)
+                "pod or {} must set securityContext.runAsNonRoot=true",
+                named_containers(&implicit)
             ),
         );
     }
@@ -813,9 +798,8 @@ fn seccomp_restricted(_: &Value, spec: &Value) -> Option<Violation> {
         return violation(
             "seccompProfile",
             format!(
-                "pod or {} {} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"",
-                pluralize("container", "containers", implicit.len()),
-                join_quote(&implicit)
+                "pod or {} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"",
+                named_containers(&implicit)
             ),
         );
     }
