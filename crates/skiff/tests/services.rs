@@ -73,6 +73,16 @@ fn addresses(c: &node::NodeCluster, name: &str) -> (BTreeSet<String>, BTreeSet<S
     (ready, not_ready)
 }
 
+/// The proxy's ruleset inside the cluster's network namespace (its DNAT targets).
+fn proxy_targets(c: &node::NodeCluster) -> String {
+    let out = c
+        .in_netns("nft")
+        .args(["list", "table", "ip", "skiff-proxy"])
+        .output()
+        .expect("nft");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Name -> IP of the running hello pods.
 fn hello_pods(c: &node::NodeCluster) -> Vec<(String, String)> {
     let pods = c.json(&["get", "pods", "-l", "app=hello"]);
@@ -203,6 +213,13 @@ spec:
     c.wait_for("the unready pod to leave", Duration::from_secs(10), || {
         addresses(&c, "hello").1.contains(&sick_ip).then_some(())
     });
+    // Endpoints is written before the EndpointSlice the proxy follows: wait for the data
+    // plane itself to drop the pod, then no request may reach it.
+    c.wait_for(
+        "the proxy to drop the unready pod",
+        Duration::from_secs(10),
+        || (!proxy_targets(&c).contains(&format!("{sick_ip}:8080"))).then_some(()),
+    );
     let bodies = requests(&c, &ip, 80, 40);
     assert!(bodies.iter().all(Option::is_some), "{bodies:?}");
     assert!(
@@ -262,7 +279,11 @@ spec:
         "-p",
         r#"{"spec":{"sessionAffinity":"ClientIP"}}"#,
     ]);
-    std::thread::sleep(Duration::from_millis(500));
+    c.wait_for(
+        "the proxy to keep affinity sets",
+        Duration::from_secs(10),
+        || proxy_targets(&c).contains("timeout 3h").then_some(()),
+    );
     let bodies: BTreeSet<String> = requests(&c, &ip, 80, 20).into_iter().flatten().collect();
     assert_eq!(
         bodies.len(),
