@@ -22,6 +22,8 @@ pub mod podcontrol;
 pub mod protection;
 pub mod replicaset;
 pub mod resourcequota;
+pub mod rootca;
+pub mod serviceaccount;
 pub mod statefulset;
 pub mod volumes;
 

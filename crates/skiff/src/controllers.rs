@@ -5,7 +5,18 @@ use crate::Components;
 /// Starts the controllers and the scheduler as API clients of the local server. They run in
 /// the background: start-up does not wait for them, and they retry until the API answers.
 pub async fn start(components: &Components) -> anyhow::Result<()> {
-    skiff_controllers::spawn_all(components.client("kube-controller-manager").await?);
+    let client = components.client("kube-controller-manager").await?;
+    let metrics = skiff_controllers::spawn_all(client.clone());
+    // The controllers that give namespaces their in-cluster identity: the `default`
+    // ServiceAccount, and the cluster CA (as the controller manager's --root-ca-file).
+    let ca_file = components.data_dir.join("pki").join("ca.crt");
+    let ca = std::fs::read_to_string(&ca_file)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", ca_file.display()))?;
+    tokio::spawn(skiff_controllers::serviceaccount::run(
+        client.clone(),
+        metrics.clone(),
+    ));
+    tokio::spawn(skiff_controllers::rootca::run(client, metrics, ca));
     tokio::spawn(skiff_scheduler::run(
         components.client("kube-scheduler").await?,
     ));
