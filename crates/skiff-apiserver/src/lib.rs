@@ -11,6 +11,7 @@ mod apply;
 pub mod authn;
 pub mod authz;
 mod convert;
+pub mod encryption;
 pub mod crd;
 pub mod discovery;
 pub mod error;

@@ -52,14 +52,18 @@ pub struct Credentials {
     server_key: PrivateKeyDer<'static>,
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<(), ServeError> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Writes a key or token readable by its owner only: 0600 also when the file was there
+/// before with wider permissions (`mode` applies to new files alone).
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), ServeError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)
+        .map_err(io_err(path))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io_err(path))?;
     std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(io_err(path))
 }

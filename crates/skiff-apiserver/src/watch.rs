@@ -157,6 +157,12 @@ pub fn start(
                     let event = match event {
                         None => return,
                         Some(Ok(e)) => e,
+                        // A value the storage layer cannot decrypt is upstream's 500;
+                        // anything else means the watcher must re-list.
+                        Some(Err(e @ skiff_store::Error::Transform(_))) => {
+                            let _ = tx.send(line("ERROR", &ApiError::from(e).status())).await;
+                            return;
+                        }
                         Some(Err(e)) => {
                             let status = ApiError::Gone(e.to_string()).status();
                             let _ = tx.send(line("ERROR", &status)).await;

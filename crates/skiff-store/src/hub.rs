@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::{Error, Event, Result, Revision};
@@ -81,6 +82,7 @@ impl Hub {
             rx,
             overflowed,
             last_revision: state.revision,
+            map: None,
         };
         Ok((watch, state.revision))
     }
@@ -127,11 +129,27 @@ pub struct Watch {
     rx: mpsc::Receiver<Event>,
     overflowed: Arc<AtomicBool>,
     last_revision: Revision,
+    map: Option<ValueMap>,
 }
+
+/// Rewrites every value a watcher delivers (key, stored value → value): how a layer over the
+/// store, such as the apiserver's decryption of Secrets at rest, reaches watch events too.
+pub type ValueMap = Arc<dyn Fn(&str, Bytes) -> Result<Bytes> + Send + Sync>;
 
 impl Watch {
     pub(crate) fn set_backlog(&mut self, backlog: Vec<Event>) {
         self.backlog = backlog.into();
+    }
+
+    /// This watch with `map` applied to each event's value and previous value. An error from
+    /// `map` is delivered once and ends the stream, as upstream's watcher ends on a value it
+    /// cannot transform.
+    pub fn map_values(mut self, map: ValueMap) -> Watch {
+        self.map = Some(match self.map.take() {
+            None => map,
+            Some(inner) => Arc::new(move |key: &str, value: Bytes| map(key, inner(key, value)?)),
+        });
+        self
     }
 
     /// The next event; `None` once the store closes. After [`Error::WatcherTooSlow`] the
@@ -148,7 +166,15 @@ impl Watch {
             },
         };
         self.last_revision = event.revision;
-        Some(Ok(event))
+        match &self.map {
+            None => Some(Ok(event)),
+            Some(map) => Some(map_event(map, event).inspect_err(|_| {
+                // Nothing after a failed event is delivered: the stream is over.
+                self.backlog.clear();
+                self.rx.close();
+                while self.rx.try_recv().is_ok() {}
+            })),
+        }
     }
 
     /// A revision this watcher has provably seen everything up to, for bookmarks: the
@@ -163,6 +189,14 @@ impl Watch {
             self.last_revision
         }
     }
+}
+
+fn map_event(map: &ValueMap, mut event: Event) -> Result<Event> {
+    event.value = map(&event.key, event.value)?;
+    if let Some(prev) = event.prev_value.take() {
+        event.prev_value = Some(map(&event.key, prev)?);
+    }
+    Ok(event)
 }
 
 impl Drop for Watch {

@@ -16,7 +16,7 @@ mod sqlite;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-pub use hub::Watch;
+pub use hub::{ValueMap, Watch};
 pub use memory::MemoryStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -92,6 +92,11 @@ pub enum Error {
     /// The watcher fell too far behind and was dropped so that writers never wait for it.
     #[error("watcher fell behind and was dropped; re-list and watch again")]
     WatcherTooSlow,
+    /// A layer over the store could not turn a stored value back into an object (the
+    /// apiserver's decryption at rest: unknown key, tampered value). The message is the
+    /// client's 500, naming what failed.
+    #[error("{0}")]
+    Transform(String),
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
