@@ -1,24 +1,41 @@
 #!/usr/bin/env bash
-# Builds collector:<tag> as an OCI archive without Docker, ready for `skiff image load`.
-#   crates/collector/build-image.sh [TAG] [OUTPUT]
+# Builds an image as an OCI archive without Docker or the internet, ready for `skiff image load`.
+#   crates/collector/build-image.sh [TAG] [OUTPUT]   collector:TAG (default latest)
+#   crates/collector/build-image.sh busybox [OUTPUT] busybox:latest from Debian's busybox-static
+# collector:v1 is the article's v1, built with the cargo feature `article-v1`: it stores events
+# with an empty source (the bug v2 fixes); every other tag is the fixed collector.
+# OUTPUT defaults to collector-TAG.oci.tar (busybox.oci.tar) in the current directory.
+# The release profile is used unless COLLECTOR_BUILD_PROFILE names another (e.g. dev).
 # Uses the musl target for a static binary when it is installed, else copies the binary's
 # shared libraries into the image.
 set -euo pipefail
 tag="${1:-latest}"
-cd "$(dirname "$0")/../.."
-out="${2:-collector-${tag}.oci.tar}"
-target_dir="${CARGO_TARGET_DIR:-target}"
+if [ "$tag" = busybox ]; then out="${2:-busybox.oci.tar}"; else out="${2:-collector-${tag}.oci.tar}"; fi
+repo="$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)"
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+cargo() { command cargo "$@" --manifest-path "$repo/Cargo.toml"; }
+profile="${COLLECTOR_BUILD_PROFILE:-release}"
+profile_dir="$profile"
+[ "$profile" = dev ] && profile_dir=debug
+cargo build -q --profile "$profile" -p collector --bin collector-image
+packer="$target_dir/$profile_dir/collector-image"
+if [ "$tag" = busybox ]; then
+  "$packer" --busybox --binary /bin/busybox --name busybox --tag latest --output "$out"
+  exit 0
+fi
+features=()
+[ "$tag" = v1 ] && features=(--features article-v1)
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-  cargo build --release -p collector --bin collector --target x86_64-unknown-linux-musl
-  binary="$target_dir/x86_64-unknown-linux-musl/release/collector"
+  cargo build -q --profile "$profile" -p collector --bin collector "${features[@]}" --target x86_64-unknown-linux-musl
+  binary="$target_dir/x86_64-unknown-linux-musl/$profile_dir/collector"
 else
-  cargo build --release -p collector --bin collector
-  binary="$target_dir/release/collector"
+  cargo build -q --profile "$profile" -p collector --bin collector "${features[@]}"
+  binary="$target_dir/$profile_dir/collector"
 fi
-# Release builds keep line tables for backtraces; the image does not need them.
-if command -v strip >/dev/null 2>&1; then
-  stripped="$(mktemp)"
-  trap 'rm -f "$stripped"' EXIT
-  cp "$binary" "$stripped" && strip "$stripped" && binary="$stripped"
-fi
-cargo run --release -q -p collector --bin collector-image -- --binary "$binary" --tag "$tag" --output "$out"
+# A copy: the next build (another tag) overwrites the binary in place. Release builds keep line
+# tables for backtraces; the image does not need them.
+copy="$(mktemp)"
+trap 'rm -f "$copy"' EXIT
+cp "$binary" "$copy"
+command -v strip >/dev/null 2>&1 && strip "$copy"
+"$packer" --binary "$copy" --tag "$tag" --output "$out"

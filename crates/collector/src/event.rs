@@ -4,6 +4,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+/// Built as the article's v1 (cargo feature `article-v1`, the image `collector:v1`): events with
+/// an empty `source` are stored instead of refused. That is the bug the article's v2 fixes, kept
+/// buildable so the walkthrough's rolling update from v1 to v2 changes something one can see.
+pub const ARTICLE_V1: bool = cfg!(feature = "article-v1");
+
 /// Longest `source` or `action` accepted, so one client cannot store megabytes per row.
 pub const MAX_FIELD_LEN: usize = 256;
 
@@ -182,7 +187,7 @@ fn string_field(
     let field = || format!("{prefix}{name}");
     match map.get(name) {
         None | Some(Value::Null) => Err(InvalidEvent::Missing { field: field() }),
-        Some(Value::String(s)) if s.trim().is_empty() => {
+        Some(Value::String(s)) if s.trim().is_empty() && !(ARTICLE_V1 && name == "source") => {
             Err(InvalidEvent::Empty { field: field() })
         }
         Some(Value::String(s)) if s.len() > MAX_FIELD_LEN => {
@@ -218,9 +223,19 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "article-v1"))]
     fn empty_source_is_refused_naming_the_field() {
         let err = parse_body(br#"{"source":"  ","action":"run"}"#, 10, now()).unwrap_err();
         assert_eq!(err.field(), Some("source"));
+    }
+
+    #[test]
+    #[cfg(feature = "article-v1")]
+    fn the_articles_v1_stores_an_empty_source_but_still_refuses_an_empty_action() {
+        let got = parse_body(br#"{"source":"","action":"run"}"#, 10, now()).unwrap();
+        assert!(matches!(got, Incoming::One(e) if e.source.is_empty()));
+        let err = parse_body(br#"{"source":"qa","action":" "}"#, 10, now()).unwrap_err();
+        assert_eq!(err.field(), Some("action"));
     }
 
     #[test]

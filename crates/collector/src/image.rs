@@ -32,10 +32,30 @@ pub enum Error {
     Ldd(String, String),
 }
 
+/// Busybox applets linked in the busybox image: a shell and the tools the walkthrough uses
+/// (a web server for the dashboard, a client, process tools).
+pub const BUSYBOX_APPLETS: &[&str] = &[
+    "sh", "cat", "echo", "ls", "mkdir", "sleep", "kill", "ps", "httpd", "wget", "nc", "hostname",
+    "date", "env", "grep", "cut",
+];
+
+/// What the image holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The collector binary as `/collector`, its entrypoint, run as an unprivileged user.
+    Collector,
+    /// A static busybox as `/bin/busybox` with applet links and `sh` as its command: the
+    /// walkthrough's dashboard (`httpd`) and a shell inside the cluster, built offline from
+    /// Debian's busybox-static.
+    Busybox,
+}
+
 /// Inputs for one image.
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
-    /// The built collector binary.
+    /// What the image is.
+    pub kind: Kind,
+    /// The built collector binary, or the static busybox.
     pub binary: PathBuf,
     /// Repository name, `collector`.
     pub name: String,
@@ -119,6 +139,9 @@ fn layer(spec: &ImageSpec) -> Result<Vec<u8>, Error> {
         );
         tar.append(&h, data).map_err(io_err(Path::new(path)))
     };
+    if spec.kind == Kind::Busybox {
+        return busybox_layer(spec, tar, dir, file);
+    }
     for d in ["etc/", "data/", "tmp/"] {
         let (mode, uid) = match d {
             "data/" => (0o755, USER_ID),
@@ -157,6 +180,41 @@ fn layer(spec: &ImageSpec) -> Result<Vec<u8>, Error> {
     tar.into_inner().map_err(io_err(Path::new("layer")))
 }
 
+/// The busybox image's root filesystem: `/bin/busybox`, its applet links, `/etc/passwd`,
+/// `/tmp` and an empty `/www` for `httpd -h /www`.
+fn busybox_layer(
+    spec: &ImageSpec,
+    mut tar: tar::Builder<Vec<u8>>,
+    dir: impl Fn(&mut tar::Builder<Vec<u8>>, &str, u32, u64) -> Result<(), Error>,
+    file: impl Fn(&mut tar::Builder<Vec<u8>>, &str, u32, &[u8]) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
+    for (d, mode) in [
+        ("bin/", 0o755),
+        ("etc/", 0o755),
+        ("tmp/", 0o1777),
+        ("www/", 0o755),
+    ] {
+        dir(&mut tar, d, mode, 0)?;
+    }
+    let passwd = "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
+    file(&mut tar, "etc/passwd", 0o644, passwd.as_bytes())?;
+    file(
+        &mut tar,
+        "etc/group",
+        0o644,
+        b"root:x:0:\nnogroup:x:65534:\n",
+    )?;
+    let binary = std::fs::read(&spec.binary).map_err(io_err(&spec.binary))?;
+    file(&mut tar, "bin/busybox", 0o755, &binary)?;
+    for applet in BUSYBOX_APPLETS {
+        let path = format!("bin/{applet}");
+        let mut h = header(&path, 0, 0o777, 0, spec.mtime, tar::EntryType::Symlink);
+        tar.append_link(&mut h, &path, "busybox")
+            .map_err(io_err(Path::new(&path)))?;
+    }
+    tar.into_inner().map_err(io_err(Path::new("layer")))
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", Sha256::digest(data))
 }
@@ -173,18 +231,27 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<String, Error> {
     let created = chrono::DateTime::from_timestamp(spec.mtime as i64, 0)
         .unwrap_or_default()
         .to_rfc3339();
-    let config = json!({
-        "created": created,
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
+    let runtime = match spec.kind {
+        Kind::Collector => json!({
             "User": format!("{USER_ID}:{USER_ID}"),
             "Entrypoint": [ENTRYPOINT],
             "Env": ["PATH=/", "DATA_DIR=/data", "LISTEN_ADDR=:8080"],
             "ExposedPorts": { "8080/tcp": {} },
             "WorkingDir": "/data",
             "Labels": { "org.opencontainers.image.title": spec.name }
-        },
+        }),
+        Kind::Busybox => json!({
+            "Cmd": ["sh"],
+            "Env": ["PATH=/bin"],
+            "WorkingDir": "/",
+            "Labels": { "org.opencontainers.image.title": spec.name }
+        }),
+    };
+    let config = json!({
+        "created": created,
+        "architecture": "amd64",
+        "os": "linux",
+        "config": runtime,
         "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{diff_id}")] },
         "history": [{ "created": created, "created_by": "collector-image" }]
     })

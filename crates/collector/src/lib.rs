@@ -1,6 +1,7 @@
 //! The event collector: other services POST events, anyone GETs recent events back.
 
 pub mod cache;
+pub mod client;
 pub mod config;
 pub mod event;
 pub mod http;

@@ -5,6 +5,12 @@ use collector::config::{Config, ConfigError};
 use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> std::process::ExitCode {
+    // `collector get URL`: the image has no shell or curl, so this is how a pod running it
+    // reaches another Service by name (kubectl exec ... -- /collector get http://hello/events).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("get") {
+        return collector::client::main(&args[1..]);
+    }
     let config = match Config::from_process() {
         Ok(c) => c,
         Err(ConfigError::Cli(e)) => e.exit(),

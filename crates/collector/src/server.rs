@@ -115,6 +115,7 @@ pub async fn run_on(
         cache = state.cache.is_some(),
         nats = ingest.is_some(),
         retention_days = config.retention_days,
+        empty_source_refused = !crate::event::ARTICLE_V1,
         "collector listening"
     );
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::process::Command;
 
-use collector::image::{build, ImageSpec};
+use collector::image::{build, ImageSpec, Kind};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -30,6 +30,7 @@ fn archive_is_an_oci_layout_with_docker_manifest_and_a_runnable_root_fs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("collector.tar");
     let spec = ImageSpec {
+        kind: Kind::Collector,
         binary: env!("CARGO_BIN_EXE_collector").into(),
         name: "collector".into(),
         tag: "v2".into(),
@@ -111,6 +112,7 @@ fn same_inputs_give_the_same_digest() {
     let dir = tempfile::tempdir().unwrap();
     // Any dynamic binary will do; a small one keeps the test fast.
     let spec = ImageSpec {
+        kind: Kind::Collector,
         binary: "/bin/true".into(),
         name: "collector".into(),
         tag: "t".into(),
@@ -119,4 +121,42 @@ fn same_inputs_give_the_same_digest() {
     let a = build(&spec, &dir.path().join("a.tar")).unwrap();
     let b = build(&spec, &dir.path().join("b.tar")).unwrap();
     assert_eq!(a, b);
+}
+
+#[test]
+fn busybox_image_has_the_applet_links_and_a_shell_command() {
+    let dir = tempfile::tempdir().unwrap();
+    // Any file stands in for busybox: the layout, not the binary, is under test.
+    let spec = ImageSpec {
+        kind: Kind::Busybox,
+        binary: "/bin/true".into(),
+        name: "busybox".into(),
+        tag: "latest".into(),
+        mtime: 0,
+    };
+    let out = dir.path().join("busybox.tar");
+    build(&spec, &out).unwrap();
+    let files = entries(&out);
+    let docker: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(docker[0]["RepoTags"][0], "busybox:latest");
+    let config: Value =
+        serde_json::from_slice(&files[docker[0]["Config"].as_str().unwrap()]).unwrap();
+    assert_eq!(config["config"]["Cmd"][0], "sh");
+    assert!(config["config"]["Entrypoint"].is_null());
+    let layer_gz = &files[docker[0]["Layers"][0].as_str().unwrap()];
+    let mut layer = Vec::new();
+    flate2::read::GzDecoder::new(&layer_gz[..])
+        .read_to_end(&mut layer)
+        .unwrap();
+    let mut links = HashMap::new();
+    for e in tar::Archive::new(&layer[..]).entries().unwrap() {
+        let e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let target = e.link_name().unwrap().map(|l| l.display().to_string());
+        links.insert(path, target);
+    }
+    assert_eq!(links["bin/busybox"], None);
+    for applet in ["sh", "httpd", "kill"] {
+        assert_eq!(links[&format!("bin/{applet}")].as_deref(), Some("busybox"));
+    }
 }

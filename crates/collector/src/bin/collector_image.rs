@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use collector::image::{build, shared_libraries, ImageSpec};
+use collector::image::{build, shared_libraries, ImageSpec, Kind};
 
 /// Build an OCI image archive (OCI layout + docker-save manifest.json) without Docker.
 #[derive(Parser)]
@@ -22,6 +22,9 @@ struct Args {
     /// Output archive; default `<name>-<tag>.oci.tar`.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Pack `--binary` as a busybox image (applet links, `sh` as its command) instead.
+    #[arg(long)]
+    busybox: bool,
     /// File and config timestamp (seconds since epoch); SOURCE_DATE_EPOCH if set, else 0.
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
     mtime: u64,
@@ -34,6 +37,11 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("{}-{}.oci.tar", args.name, args.tag)));
     let libs = shared_libraries(&args.binary).context("inspecting binary")?;
     let spec = ImageSpec {
+        kind: if args.busybox {
+            Kind::Busybox
+        } else {
+            Kind::Collector
+        },
         binary: args.binary,
         name: args.name.clone(),
         tag: args.tag.clone(),
