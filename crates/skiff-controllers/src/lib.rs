@@ -18,6 +18,7 @@ pub mod gc;
 pub mod history;
 pub mod job;
 pub mod meta;
+pub mod nodelifecycle;
 pub mod podcontrol;
 pub mod protection;
 pub mod replicaset;

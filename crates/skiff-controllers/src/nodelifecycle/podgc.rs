@@ -1,0 +1,239 @@
+//! The pod garbage collector's node cases (upstream's PodGC `gcOrphaned`,
+//! `gcUnscheduledTerminating` and `gcTerminating`): pods bound to a node that no longer
+//! exists, terminating pods never scheduled, and terminating pods on a node that is not
+//! Ready and carries `node.kubernetes.io/out-of-service` are marked Failed and
+//! force-deleted. That is the one way a StatefulSet pod of a lost node is replaced: its
+//! graceful deletion never completes without a kubelet, so the StatefulSet controller waits
+//! until someone confirms the node is gone (deletes it, or taints it out-of-service).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::reflector::Store;
+use serde_json::json;
+use skiff_reconcile::{Harness, Metrics, ObjectKey, Outcome};
+
+use super::plan::{is_ready, TAINT_OUT_OF_SERVICE};
+use crate::Error;
+
+/// Why a pod is collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Bound to a node that does not exist (confirmed by a GET before acting).
+    Orphaned,
+    /// Terminating and never scheduled.
+    UnscheduledTerminating,
+    /// Terminating on a node not Ready and tainted out-of-service.
+    OutOfService,
+}
+
+/// The pods to collect, given every pod and node.
+pub fn plan<'a>(pods: &'a [Arc<Pod>], nodes: &[Arc<Node>]) -> Vec<(&'a Pod, Reason)> {
+    let nodes: HashMap<&str, &Node> = nodes
+        .iter()
+        .filter_map(|n| Some((n.metadata.name.as_deref()?, n.as_ref())))
+        .collect();
+    let mut out = Vec::new();
+    for pod in pods {
+        let node_name = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .unwrap_or_default();
+        let terminating = pod.metadata.deletion_timestamp.is_some();
+        let reason = if node_name.is_empty() {
+            terminating.then_some(Reason::UnscheduledTerminating)
+        } else {
+            match nodes.get(node_name) {
+                None => Some(Reason::Orphaned),
+                Some(node) => {
+                    let out_of_service = node
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.taints.as_ref())
+                        .is_some_and(|ts| ts.iter().any(|t| t.key == TAINT_OUT_OF_SERVICE));
+                    (terminating && out_of_service && !is_ready(node))
+                        .then_some(Reason::OutOfService)
+                }
+            }
+        };
+        if let Some(reason) = reason {
+            out.push((pod.as_ref(), reason));
+        }
+    }
+    out
+}
+
+struct Ctx {
+    client: kube::Client,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+}
+
+/// Runs the collector until the process exits: one pass over all pods whenever a pod or a
+/// node changes.
+pub async fn run(client: kube::Client, metrics: Metrics) {
+    let mut controller = Harness::new("pod-garbage-collector", client.clone())
+        .metrics(&metrics)
+        .keys()
+        .key(ObjectKey::named("podgc"))
+        .triggers::<Pod>()
+        .triggers::<Node>();
+    let ctx = Arc::new(Ctx {
+        pods: controller.cache::<Pod>(),
+        nodes: controller.cache::<Node>(),
+        client,
+    });
+    controller.run_keys(|_, ctx| reconcile(ctx), ctx).await;
+}
+
+async fn reconcile(ctx: Arc<Ctx>) -> Result<Outcome, Error> {
+    let (pods, nodes) = (ctx.pods.state(), ctx.nodes.state());
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    let mut confirmed: HashMap<String, bool> = HashMap::new();
+    for (pod, reason) in plan(&pods, &nodes) {
+        if reason == Reason::Orphaned {
+            // The cache may not have seen a new node yet: only the API's 404 says it is gone.
+            let node = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default();
+            let gone = match confirmed.get(&node) {
+                Some(gone) => *gone,
+                None => {
+                    let gone = nodes_api.get_opt(&node).await?.is_none();
+                    confirmed.insert(node, gone);
+                    gone
+                }
+            };
+            if !gone {
+                continue;
+            }
+        }
+        mark_failed_and_delete(&ctx.client, pod, reason).await?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// Upstream's `markFailedAndDeletePodWithCondition`: phase Failed (with `DisruptionTarget`
+/// for an orphan) unless already finished, then a delete with grace period 0.
+async fn mark_failed_and_delete(
+    client: &kube::Client,
+    pod: &Pod,
+    reason: Reason,
+) -> Result<(), Error> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().ok_or(Error::Missing("name"))?;
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if !matches!(phase, Some("Succeeded" | "Failed")) {
+        let mut status = json!({"phase": "Failed"});
+        if reason == Reason::Orphaned {
+            status["conditions"] = json!([{
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "DeletionByPodGC",
+                "message": "PodGC: node no longer exists",
+                "lastTransitionTime": Time(Timestamp::now()),
+            }]);
+        }
+        match api
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"status": status})),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => tracing::info!(pod = %format!("{ns}/{name}"), ?reason, "PodGC force-deleted pod"),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, node: &str, terminating: bool) -> Arc<Pod> {
+        let mut p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": node, "containers": []},
+        }))
+        .unwrap();
+        if terminating {
+            p.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        }
+        Arc::new(p)
+    }
+
+    fn node(name: &str, ready: &str, taints: serde_json::Value) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {"taints": taints},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]},
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// Upstream's gc_controller_test cases TestGCOrphaned, TestGCUnscheduledTerminating and
+    /// TestGCTerminating (out-of-service), as verdicts.
+    #[test]
+    fn pods_of_gone_or_out_of_service_nodes_are_collected() {
+        let oos =
+            json!([{"key": TAINT_OUT_OF_SERVICE, "value": "nodeshutdown", "effect": "NoExecute"}]);
+        let nodes = vec![
+            node("up", "True", json!([])),
+            node("down", "Unknown", json!([])),
+            node("down-oos", "Unknown", oos.clone()),
+            node("up-oos", "True", oos),
+        ];
+        let pods = vec![
+            pod("on-up", "up", false),
+            pod("on-gone", "gone", false),
+            pod("terminating-on-gone", "gone", true),
+            pod("unscheduled", "", false),
+            pod("unscheduled-terminating", "", true),
+            pod("terminating-on-down", "down", true),
+            pod("running-on-down-oos", "down-oos", false),
+            pod("terminating-on-down-oos", "down-oos", true),
+            pod("terminating-on-ready-oos", "up-oos", true),
+        ];
+        let got: Vec<(String, Reason)> = plan(&pods, &nodes)
+            .into_iter()
+            .map(|(p, r)| (p.metadata.name.clone().unwrap(), r))
+            .collect();
+        let want = vec![
+            ("on-gone".to_string(), Reason::Orphaned),
+            ("terminating-on-gone".to_string(), Reason::Orphaned),
+            (
+                "unscheduled-terminating".to_string(),
+                Reason::UnscheduledTerminating,
+            ),
+            ("terminating-on-down-oos".to_string(), Reason::OutOfService),
+        ];
+        assert_eq!(got, want);
+    }
+}
