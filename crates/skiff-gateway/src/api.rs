@@ -191,6 +191,15 @@ pub struct HttpRouteRule {
     pub matches: Vec<HttpRouteMatch>,
     pub filters: Vec<HttpRouteFilter>,
     pub backend_refs: Vec<BackendRef>,
+    pub timeouts: Option<HttpRouteTimeouts>,
+}
+
+/// A rule's timeouts, as Gateway API durations (`10s`, `1m30s`, `500ms`; `0s`: none).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpRouteTimeouts {
+    pub request: Option<String>,
+    pub backend_request: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -229,6 +238,24 @@ pub struct HttpRouteFilter {
     pub response_header_modifier: Option<HeaderModifier>,
     pub request_redirect: Option<RequestRedirect>,
     pub url_rewrite: Option<UrlRewrite>,
+    pub request_mirror: Option<RequestMirror>,
+}
+
+/// `RequestMirror`: a copy of (a fraction of) the requests to another backend, whose
+/// answers are dropped.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RequestMirror {
+    pub backend_ref: BackendRef,
+    pub percent: Option<i32>,
+    pub fraction: Option<Fraction>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Fraction {
+    pub numerator: i32,
+    pub denominator: Option<i32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

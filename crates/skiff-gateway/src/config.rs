@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Everything the table is built from (the caller's caches).
 #[derive(Default)]
@@ -459,11 +460,87 @@ pub struct Action {
     /// The path match the rewrite's `ReplacePrefixMatch` replaces.
     pub matched_prefix: Option<String>,
     pub backends: Vec<WeightedBackend>,
+    /// The rule's timeouts.
+    pub timeouts: Timeouts,
+    /// RequestMirror filters whose backend resolved.
+    pub mirrors: Vec<Mirror>,
     total_weight: u64,
     /// A stride coprime with `total_weight`, so consecutive picks interleave backends while
     /// every window of `total_weight` requests splits exactly by weight.
     stride: u64,
     counter: AtomicU64,
+}
+
+/// A rule's `timeouts`, parsed (`None`: no limit).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    /// From the request's arrival to the backend's response head, retries included.
+    pub request: Option<Duration>,
+    /// One attempt on one backend endpoint.
+    pub backend_request: Option<Duration>,
+}
+
+/// A Gateway API duration (GEP-2257: one to four `<1-5 digits><h|m|s|ms>` parts, as
+/// `1h30m` or `500ms`); `0s` is `None` (no timeout).
+pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
+    let bad = || format!("invalid duration {s:?}");
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 5 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (Duration::from_millis(1), 2)
+        } else {
+            match rest.as_bytes().first() {
+                Some(b'h') => (Duration::from_secs(3600), 1),
+                Some(b'm') => (Duration::from_secs(60), 1),
+                Some(b's') => (Duration::from_secs(1), 1),
+                _ => return Err(bad()),
+            }
+        };
+        rest = &rest[len..];
+        total += unit * u32::try_from(n).map_err(|_| bad())?;
+        parts += 1;
+    }
+    if parts == 0 || parts > 4 {
+        return Err(bad());
+    }
+    Ok((!total.is_zero()).then_some(total))
+}
+
+/// One RequestMirror: where copies go, and which share of requests (exactly
+/// `numerator` of every `denominator`, spread evenly).
+#[derive(Debug)]
+pub struct Mirror {
+    pub upstream: Arc<Upstream>,
+    numerator: u64,
+    denominator: u64,
+    counter: AtomicU64,
+}
+
+impl Mirror {
+    pub fn new(upstream: Arc<Upstream>, numerator: u64, denominator: u64) -> Mirror {
+        Mirror {
+            upstream,
+            numerator: numerator.min(denominator),
+            denominator: denominator.max(1),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the next request is mirrored: the `n`th is when `n * numerator /
+    /// denominator` steps up, so any `denominator` consecutive requests mirror exactly
+    /// `numerator`.
+    pub fn take(&self) -> bool {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) % self.denominator;
+        (n + 1) * self.numerator / self.denominator > n * self.numerator / self.denominator
+    }
 }
 
 /// One backendRef of a rule.
@@ -479,19 +556,41 @@ pub struct WeightedBackend {
 /// A Service port's ready endpoints, balanced round-robin.
 #[derive(Debug)]
 pub struct Upstream {
-    /// `namespace/name:port`, for the access log.
-    pub name: String,
+    /// `namespace/name:port`, for the access log and metrics.
+    pub name: Arc<str>,
     pub endpoints: Vec<SocketAddr>,
+    /// Each endpoint as a URI authority, made once here rather than per request.
+    authorities: Vec<hyper::http::uri::Authority>,
     next: AtomicU64,
 }
 
 impl Upstream {
     pub fn new(name: String, endpoints: Vec<SocketAddr>) -> Upstream {
+        let authorities = endpoints
+            .iter()
+            .map(|a| {
+                hyper::http::uri::Authority::try_from(a.to_string().as_str())
+                    .expect("a socket address is an authority")
+            })
+            .collect();
         Upstream {
-            name,
+            name: name.into(),
             endpoints,
+            authorities,
             next: AtomicU64::new(0),
         }
+    }
+
+    /// The URI authority of the endpoint [`Upstream::at`] picks.
+    pub fn authority_at(
+        &self,
+        start: usize,
+        attempt: usize,
+    ) -> Option<&hyper::http::uri::Authority> {
+        if self.authorities.is_empty() {
+            return None;
+        }
+        Some(&self.authorities[start.wrapping_add(attempt) % self.authorities.len()])
     }
 
     /// Where the next request starts in the round-robin.
@@ -527,6 +626,12 @@ impl Action {
             rewrite: filters.rewrite,
             matched_prefix,
             backends,
+            timeouts: filters.timeouts,
+            mirrors: filters
+                .mirrors
+                .into_iter()
+                .map(|(u, n, d)| Mirror::new(u, n, d))
+                .collect(),
             total_weight,
             stride,
             counter: AtomicU64::new(0),
@@ -1162,6 +1267,12 @@ struct Filters {
     response_headers: Option<HeaderModifier>,
     redirect: Option<RequestRedirect>,
     rewrite: Option<UrlRewrite>,
+    /// RequestMirror filters as written; resolved into `mirrors` by [`compile_action`].
+    mirror_refs: Vec<crate::api::RequestMirror>,
+    /// Resolved mirrors: backend, numerator, denominator.
+    mirrors: Vec<(Arc<Upstream>, u64, u64)>,
+    /// The rule's timeouts (not a filter, but carried with them into the action).
+    timeouts: Timeouts,
 }
 
 fn parse_filters(filters: &[HttpRouteFilter]) -> Result<Filters, (&'static str, String)> {
@@ -1172,6 +1283,7 @@ fn parse_filters(filters: &[HttpRouteFilter]) -> Result<Filters, (&'static str, 
             "ResponseHeaderModifier" => out.response_headers = f.response_header_modifier.clone(),
             "RequestRedirect" => out.redirect = f.request_redirect.clone(),
             "URLRewrite" => out.rewrite = f.url_rewrite.clone(),
+            "RequestMirror" => out.mirror_refs.extend(f.request_mirror.clone()),
             other => {
                 return Err((
                     "UnsupportedValue",
@@ -1201,11 +1313,47 @@ fn compile_action(
     inputs: &Inputs<'_>,
     resolved: &mut Verdict,
 ) -> Result<(Filters, Vec<WeightedBackend>), (&'static str, String)> {
-    let filters = parse_filters(&rule.filters)?;
+    let mut filters = parse_filters(&rule.filters)?;
+    if let Some(t) = &rule.timeouts {
+        let parse = |d: &Option<String>| match d {
+            Some(d) => parse_duration(d).map_err(|e| ("UnsupportedValue", e)),
+            None => Ok(None),
+        };
+        filters.timeouts = Timeouts {
+            request: parse(&t.request)?,
+            backend_request: parse(&t.backend_request)?,
+        };
+    }
+    for m in std::mem::take(&mut filters.mirror_refs) {
+        let (numerator, denominator) = match (&m.fraction, m.percent) {
+            (Some(f), _) => (f.numerator, f.denominator.unwrap_or(100)),
+            (None, Some(p)) => (p, 100),
+            (None, None) => (1, 1),
+        };
+        let (Ok(numerator), Ok(denominator)) =
+            (u64::try_from(numerator), u64::try_from(denominator))
+        else {
+            return Err((
+                "UnsupportedValue",
+                "a mirror fraction is never negative".into(),
+            ));
+        };
+        // A mirror whose backend does not resolve is dropped, and ResolvedRefs says why.
+        match resolve_backend(route_ns, &m.backend_ref, inputs) {
+            Ok(u) => filters
+                .mirrors
+                .push((Arc::new(u), numerator, denominator.max(1))),
+            Err((reason, message)) => {
+                if resolved.is_ok() {
+                    *resolved = Err((reason, format!("mirror: {message}")));
+                }
+            }
+        }
+    }
     let mut backends = Vec::new();
     for b in &rule.backend_refs {
         let bf = parse_filters(&b.filters)?;
-        if bf.redirect.is_some() || bf.rewrite.is_some() {
+        if bf.redirect.is_some() || bf.rewrite.is_some() || !bf.mirror_refs.is_empty() {
             return Err((
                 "UnsupportedValue",
                 "only header modifiers are supported as backendRef filters".into(),
@@ -1332,6 +1480,9 @@ fn compile_rules(route: &HttpRoute, inputs: &Inputs<'_>) -> Compiled {
                     response_headers: filters.response_headers.clone(),
                     redirect: filters.redirect.clone(),
                     rewrite: filters.rewrite.clone(),
+                    mirror_refs: Vec::new(),
+                    mirrors: filters.mirrors.clone(),
+                    timeouts: filters.timeouts,
                 },
                 backends
                     .iter()

@@ -626,8 +626,8 @@ fn unsupported_filter_rejects_the_route_only() {
     let w = World::new()
         .gateway("infra", "gw", http_listener())
         .service("infra", "v1", &["10.0.0.1"])
-        .route("infra", "mirror", json!({"parentRefs": [{"name": "gw"}], "hostnames": ["m.example.com"], "rules": [{
-            "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "v1", "port": 8080}}}],
+        .route("infra", "ext", json!({"parentRefs": [{"name": "gw"}], "hostnames": ["m.example.com"], "rules": [{
+            "filters": [{"type": "ExtensionRef", "extensionRef": {"group": "example.com", "kind": "Thing", "name": "t"}}],
             "backendRefs": backend("v1")}]}))
         .route("infra", "fine", json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": backend("v1")}]}));
     let (table, report) = w.build();
@@ -639,8 +639,125 @@ fn unsupported_filter_rejects_the_route_only() {
     // The rule's requests fail with a 500 instead of skipping the filter; the other route
     // still serves.
     assert!(route_to(&table, 80, "m.example.com", "/", &[])
-        .starts_with("500 filter type \"RequestMirror\""));
+        .starts_with("500 filter type \"ExtensionRef\""));
     assert_eq!(route_to(&table, 80, "x.example.com", "/", &[]), "infra/v1");
+}
+
+#[test]
+fn request_mirrors_resolve_or_are_dropped() {
+    // Conformance HTTPRouteRequestMirror / HTTPRouteRequestPercentageMirror: the rule
+    // serves its backend, and mirrors to another; a mirror to a missing Service is
+    // dropped with ResolvedRefs False BackendNotFound, the route still Accepted.
+    let mirror = |name: &str, extra: Value| {
+        let mut m = json!({"backendRef": {"name": name, "port": 8080}});
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"type": "RequestMirror", "requestMirror": m})
+    };
+    let w = World::new()
+        .gateway("infra", "gw", http_listener())
+        .service("infra", "v1", &["10.0.0.1"])
+        .service("infra", "v2", &["10.0.0.2"])
+        .route(
+            "infra",
+            "mirrored",
+            json!({"parentRefs": [{"name": "gw"}], "hostnames": ["m.example.com"], "rules": [{
+            "filters": [mirror("v2", json!({})), mirror("v2", json!({"percent": 20})),
+                        mirror("v2", json!({"fraction": {"numerator": 1, "denominator": 3}}))],
+            "backendRefs": backend("v1")}]}),
+        )
+        .route(
+            "infra",
+            "gone",
+            json!({"parentRefs": [{"name": "gw"}], "hostnames": ["g.example.com"], "rules": [{
+            "filters": [mirror("nope", json!({}))], "backendRefs": backend("v1")}]}),
+        );
+    let (table, report) = w.build();
+    assert_eq!(report.routes[0].parents[0].accepted, Ok(()));
+    assert_eq!(report.routes[0].parents[0].resolved, Ok(()));
+    assert_eq!(report.routes[1].parents[0].accepted, Ok(()));
+    assert_eq!(
+        report.routes[1].parents[0].resolved.as_ref().unwrap_err().0,
+        "BackendNotFound"
+    );
+    assert_eq!(route_to(&table, 80, "m.example.com", "/", &[]), "infra/v1");
+    assert_eq!(route_to(&table, 80, "g.example.com", "/", &[]), "infra/v1");
+    let map = hyper::HeaderMap::new();
+    let view = |host| RequestView {
+        host,
+        path: "/",
+        query: None,
+        method: "GET",
+        headers: &map,
+    };
+    let entry = table.ports[&80].route(&view("g.example.com")).unwrap();
+    assert!(entry.action.mirrors.is_empty());
+    let entry = table.ports[&80].route(&view("m.example.com")).unwrap();
+    let counts: Vec<usize> = entry
+        .action
+        .mirrors
+        .iter()
+        .map(|m| (0..300).filter(|_| m.take()).count())
+        .collect();
+    assert_eq!(counts, [300, 60, 100]);
+    assert_eq!(&*entry.action.mirrors[0].upstream.name, "infra/v2:8080");
+    // Spread evenly: 20 % never mirrors two requests in a row.
+    let m = &entry.action.mirrors[1];
+    let picks: Vec<bool> = (0..100).map(|_| m.take()).collect();
+    assert!(picks.windows(2).all(|w| !(w[0] && w[1])));
+}
+
+#[test]
+fn timeouts_parse_as_gateway_api_durations() {
+    for (text, want) in [
+        ("10s", Some(Duration::from_secs(10))),
+        ("500ms", Some(Duration::from_millis(500))),
+        ("1h30m", Some(Duration::from_secs(5400))),
+        ("1m1s1ms", Some(Duration::from_millis(61_001))),
+        ("0s", None),
+    ] {
+        assert_eq!(parse_duration(text), Ok(want), "{text}");
+    }
+    for bad in [
+        "",
+        "10",
+        "s",
+        "1.5s",
+        "123456s",
+        "1h1h1h1h1h",
+        "10us",
+        "-1s",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+    let w = World::new()
+        .gateway("infra", "gw", http_listener())
+        .service("infra", "v1", &["10.0.0.1"])
+        .route(
+            "infra",
+            "slow",
+            json!({"parentRefs": [{"name": "gw"}], "rules": [{
+            "timeouts": {"request": "2s", "backendRequest": "500ms"},
+            "backendRefs": backend("v1")}]}),
+        );
+    let (table, _) = w.build();
+    let map = hyper::HeaderMap::new();
+    let view = RequestView {
+        host: "a.example.com",
+        path: "/",
+        query: None,
+        method: "GET",
+        headers: &map,
+    };
+    let entry = table.ports[&80].route(&view).unwrap();
+    assert_eq!(
+        entry.action.timeouts,
+        Timeouts {
+            request: Some(Duration::from_secs(2)),
+            backend_request: Some(Duration::from_millis(500)),
+        }
+    );
 }
 
 /// A `kubernetes.io/tls` Secret for `host` (self-signed).

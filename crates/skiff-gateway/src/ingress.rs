@@ -213,7 +213,7 @@ mod tests {
             match table.ports[&80].route(&view) {
                 None => "404".to_string(),
                 Some(e) => match &e.action.backends[0].target {
-                    Ok(u) => u.name.clone(),
+                    Ok(u) => u.name.to_string(),
                     Err(why) => format!("500 {why}"),
                 },
             }

@@ -8,12 +8,13 @@
 //! leaves the table stops accepting; its open connections are left to finish.
 
 use crate::api::{HeaderModifier, RequestRedirect};
-use crate::config::{Action, Entry, RequestView, Table, WeightedBackend};
+use crate::config::{Action, Entry, Mirror, RequestView, Table, Upstream, WeightedBackend};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -191,13 +192,13 @@ impl DataPlane {
                 let result = match tls {
                     None => {
                         builder
-                            .serve_connection(TokioIo::new(stream), service)
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
                             .await
                     }
                     Some(acceptor) => match acceptor.accept(stream).await {
                         Ok(stream) => {
                             builder
-                                .serve_connection(TokioIo::new(stream), service)
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                                 .await
                         }
                         Err(error) => {
@@ -230,28 +231,33 @@ impl DataPlane {
         let table = self.table.load_full();
         let method = req.method().clone();
         let host = request_host(&req);
-        let path = req.uri().path().to_string();
+        // Shares the request's bytes: kept for the log line after the request is gone.
+        let uri = req.uri().clone();
         let view = RequestView {
             host: &host,
-            path: &path,
-            query: req.uri().query(),
+            path: uri.path(),
+            query: uri.query(),
             method: method.as_str(),
             headers: req.headers(),
         };
         let entry = table.ports.get(&port).and_then(|p| p.route(&view)).cloned();
-        let (response, upstream) = match &entry {
-            None => (plain(StatusCode::NOT_FOUND, "no route matches\n"), None),
-            Some(entry) => self.serve(entry, req, &host, &origin).await,
+        let (response, served) = match &entry {
+            None => (
+                plain(StatusCode::NOT_FOUND, "no route matches\n"),
+                Served::default(),
+            ),
+            Some(entry) => self.serve(entry, req, &host, &origin, started).await,
         };
         tracing::info!(
             target: "skiff_gateway::access",
             %remote,
             %method,
             host = %host,
-            path = %path,
+            path = %uri.path(),
             status = response.status().as_u16(),
             route = entry.as_ref().map(|e| &*e.route).unwrap_or("-"),
-            upstream = upstream.as_deref().unwrap_or("-"),
+            upstream = served.upstream.as_ref().map(|u| &*u.name).unwrap_or("-"),
+            endpoint = %served.endpoint.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
             elapsed_us = started.elapsed().as_micros() as u64,
             "request"
         );
@@ -261,65 +267,136 @@ impl DataPlane {
     async fn serve(
         &self,
         entry: &Entry,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         host: &str,
         origin: &Origin,
-    ) -> (Response<Body>, Option<String>) {
+        started: Instant,
+    ) -> (Response<Body>, Served) {
         let action = &entry.action;
         if let Some(redirect) = &action.redirect {
             return (
                 redirect_response(redirect, action, &req, host, origin),
-                None,
+                Served::default(),
             );
         }
         let Some(backend) = action.pick() else {
             return (
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "no backend\n"),
-                None,
+                Served::default(),
             );
         };
         let upstream = match &backend.target {
-            Ok(u) => u.clone(),
+            Ok(u) => u,
             Err(why) => {
                 return (
                     plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("{why}\n")),
-                    None,
+                    Served::default(),
                 );
             }
+        };
+        let mut served = Served {
+            upstream: Some(upstream.clone()),
+            endpoint: None,
         };
         if upstream.endpoints.is_empty() {
             return (
                 plain(StatusCode::SERVICE_UNAVAILABLE, "no ready endpoints\n"),
-                Some(upstream.name.clone()),
+                served,
             );
         }
+        // An HTTP/1.1 upgrade (WebSocket): the client's side of it, and its protocol.
+        let upgrade = upgrade_protocol(&req).map(|p| (p, hyper::upgrade::on(&mut req)));
         let (mut parts, body) = req.into_parts();
-        let path_and_query = rewritten_path(action, &parts.uri);
+        let path_and_query = match action.rewrite.as_ref().and_then(|r| r.path.as_ref()) {
+            None => parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            Some(_) => match rewritten_path(action, &parts.uri).parse() {
+                Ok(p) => p,
+                Err(_) => return (plain(StatusCode::BAD_REQUEST, "bad path\n"), served),
+            },
+        };
         prepare_request_headers(&mut parts.headers, action, backend, host, origin);
-        // Only a request without a body can be sent again; only an idempotent one may be.
-        let retryable = body.is_end_stream() && is_idempotent(&parts.method);
+        if let Some((protocol, _)) = &upgrade {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, protocol.clone());
+        }
         let mut body = Some(body.boxed());
+        // Mirrors get a copy of a bodiless request (a body is streamed once, to the
+        // backend that answers; copying it would mean holding it whole).
+        if !action.mirrors.is_empty() && body.as_ref().is_some_and(|b| b.is_end_stream()) {
+            for m in action.mirrors.iter().filter(|m| m.take()) {
+                self.mirror(m, &parts, &path_and_query);
+            }
+        }
+        // Only a request without a body can be sent again; only an idempotent one may be.
+        let retryable = body.as_ref().is_some_and(|b| b.is_end_stream())
+            && is_idempotent(&parts.method)
+            && upgrade.is_none();
         let attempts = if retryable {
             CONNECT_ATTEMPTS.min(upstream.endpoints.len())
         } else {
             1
         };
-        let mut last_error = String::new();
+        let deadline = action.timeouts.request.map(|t| started + t);
         let start = upstream.start();
+        let mut last_error = String::new();
         for attempt in 0..attempts {
-            let Some(addr) = upstream.at(start, attempt) else {
+            let (Some(addr), Some(authority)) = (
+                upstream.at(start, attempt),
+                upstream.authority_at(start, attempt),
+            ) else {
                 break;
             };
-            let uri: Uri = match format!("http://{addr}{path_and_query}").parse() {
-                Ok(u) => u,
-                Err(_) => return (plain(StatusCode::BAD_REQUEST, "bad path\n"), None),
+            served.endpoint = Some(addr);
+            let mut uri = hyper::http::uri::Parts::default();
+            uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+            uri.authority = Some(authority.clone());
+            uri.path_and_query = Some(path_and_query.clone());
+            let Ok(uri) = Uri::from_parts(uri) else {
+                return (plain(StatusCode::BAD_REQUEST, "bad path\n"), served);
             };
             let mut out = Request::new(body.take().unwrap_or_else(empty));
             *out.method_mut() = parts.method.clone();
             *out.uri_mut() = uri;
-            *out.headers_mut() = parts.headers.clone();
-            match self.client.request(out).await {
-                Ok(resp) => {
+            // The last attempt takes the headers; earlier ones copy them.
+            *out.headers_mut() = if attempt + 1 < attempts {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
+            let limit = match (deadline, action.timeouts.backend_request) {
+                (Some(d), Some(b)) => Some(d.min(Instant::now() + b)),
+                (Some(d), None) => Some(d),
+                (None, Some(b)) => Some(Instant::now() + b),
+                (None, None) => None,
+            };
+            let sent = self.client.request(out);
+            let result = match limit {
+                None => sent.await,
+                Some(at) => match tokio::time::timeout_at(at.into(), sent).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return (
+                            plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+                            served,
+                        )
+                    }
+                },
+            };
+            match result {
+                Ok(mut resp) => {
+                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        if let Some((_, client_side)) = upgrade {
+                            let backend_side = hyper::upgrade::on(&mut resp);
+                            tokio::spawn(splice(client_side, backend_side));
+                            return (resp.map(|b| b.boxed()), served);
+                        }
+                    }
                     let (mut rparts, rbody) = resp.into_parts();
                     strip_hop_by_hop(&mut rparts.headers);
                     if let Some(m) = &action.response_headers {
@@ -328,10 +405,7 @@ impl DataPlane {
                     if let Some(m) = &backend.response_headers {
                         modify(&mut rparts.headers, m);
                     }
-                    return (
-                        Response::from_parts(rparts, rbody.boxed()),
-                        Some(format!("{} {addr}", upstream.name)),
-                    );
+                    return (Response::from_parts(rparts, rbody.boxed()), served);
                 }
                 Err(e) if e.is_connect() && retryable => {
                     last_error = format!("{addr}: {e}");
@@ -339,18 +413,90 @@ impl DataPlane {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, %addr, "upstream request failed");
-                    return (
-                        plain(StatusCode::BAD_GATEWAY, "upstream failed\n"),
-                        Some(format!("{} {addr}", upstream.name)),
-                    );
+                    return (plain(StatusCode::BAD_GATEWAY, "upstream failed\n"), served);
                 }
             }
         }
         tracing::debug!(error = %last_error, "no endpoint took the connection");
         (
             plain(StatusCode::BAD_GATEWAY, "upstream refused the connection\n"),
-            Some(upstream.name.clone()),
+            served,
         )
+    }
+
+    /// Sends a copy of a bodiless request to one endpoint of the mirror's backend, in the
+    /// background; its answer is dropped.
+    fn mirror(&self, m: &Mirror, parts: &hyper::http::request::Parts, pq: &PathAndQuery) {
+        let start = m.upstream.start();
+        let Some(authority) = m.upstream.authority_at(start, 0) else {
+            return;
+        };
+        let mut uri = hyper::http::uri::Parts::default();
+        uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+        uri.authority = Some(authority.clone());
+        uri.path_and_query = Some(pq.clone());
+        let Ok(uri) = Uri::from_parts(uri) else {
+            return;
+        };
+        let mut out = Request::new(empty());
+        *out.method_mut() = parts.method.clone();
+        *out.uri_mut() = uri;
+        *out.headers_mut() = parts.headers.clone();
+        out.headers_mut().remove(header::UPGRADE);
+        out.headers_mut().remove(header::CONNECTION);
+        let sent = self.client.request(out);
+        let name = m.upstream.name.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(MIRROR_TIMEOUT, sent).await {
+                Ok(Ok(resp)) => {
+                    // Read the answer to its end, so the connection goes back to the pool.
+                    let _ = resp.into_body().collect().await;
+                }
+                Ok(Err(error)) => tracing::debug!(%error, mirror = %name, "mirror failed"),
+                Err(_) => tracing::debug!(mirror = %name, "mirror timed out"),
+            }
+        });
+    }
+}
+
+/// What served a request, for the access log.
+#[derive(Default)]
+struct Served {
+    upstream: Option<Arc<Upstream>>,
+    endpoint: Option<SocketAddr>,
+}
+
+/// How long a mirrored request may take before it is dropped.
+const MIRROR_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `Upgrade` protocol of an HTTP/1.1 request asking for one (`Connection: upgrade`).
+fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.version() != hyper::Version::HTTP_11 {
+        return None;
+    }
+    let asks = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| req.headers().get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Joins the two sides of an upgraded connection until either closes.
+async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade) {
+    let (client, backend) = match tokio::try_join!(client, backend) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "upgrade failed");
+            return;
+        }
+    };
+    let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        tracing::debug!(%error, "upgraded connection ended");
     }
 }
 
@@ -840,5 +986,176 @@ mod live_tests {
         assert_eq!(send(&mut sender, "a.test").await.0, StatusCode::NOT_FOUND);
         assert!(plane.swap(table(port, up, true)).await.is_empty());
         assert_eq!(send(&mut sender, "a.test").await.0, StatusCode::OK);
+    }
+
+    /// An upstream on 127.0.0.1:port that notes each request's path in `seen`, answers
+    /// `/slow` after 2 s, turns `/ws` into an echo of raw bytes after a `101`, and answers
+    /// everything else with `name`.
+    async fn rich_upstream(port: u16, name: &'static str, seen: Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            seen.lock().unwrap().push(req.uri().path().to_string());
+                            let mut resp = Response::new(Full::new(Bytes::from(name)));
+                            match req.uri().path() {
+                                "/slow" => tokio::time::sleep(Duration::from_secs(2)).await,
+                                "/ws" => {
+                                    let upgraded = hyper::upgrade::on(&mut req);
+                                    tokio::spawn(async move {
+                                        let mut io = TokioIo::new(upgraded.await.unwrap());
+                                        let (mut r, mut w) = tokio::io::split(&mut io);
+                                        let _ = tokio::io::copy(&mut r, &mut w).await;
+                                    });
+                                    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                                    resp.headers_mut().insert(
+                                        header::CONNECTION,
+                                        HeaderValue::from_static("upgrade"),
+                                    );
+                                    resp.headers_mut()
+                                        .insert(header::UPGRADE, HeaderValue::from_static("echo"));
+                                }
+                                _ => {}
+                            }
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+    }
+
+    /// A Gateway on `port` with HTTPRoute `rule` for host a.test, and Services `main` and
+    /// `copy` whose one endpoint is 127.0.0.1 on `main_port` and `copy_port`.
+    fn rich_table(port: u16, main_port: u16, copy_port: u16, rule: serde_json::Value) -> Table {
+        let class: crate::api::GatewayClass =
+            obj(json!({"metadata": {"name": "c"}, "spec": {"controllerName": "x/y"}}));
+        let gw: crate::api::Gateway = obj(json!({"metadata": {"name": "gw", "namespace": "ns"},
+            "spec": {"gatewayClassName": "c", "listeners": [{"name": "h", "protocol": "HTTP", "port": port}]}}));
+        let r: crate::api::HttpRoute = obj(json!({"metadata": {"name": "r", "namespace": "ns"},
+            "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["a.test"], "rules": [rule]}}));
+        let mut services: Vec<k8s_openapi::api::core::v1::Service> = Vec::new();
+        let mut slices: Vec<k8s_openapi::api::discovery::v1::EndpointSlice> = Vec::new();
+        for (name, up) in [("main", main_port), ("copy", copy_port)] {
+            services.push(obj(json!({"metadata": {"name": name, "namespace": "ns"},
+                "spec": {"ports": [{"port": 80}]}})));
+            slices.push(obj(json!({
+                "metadata": {"name": format!("{name}-1"), "namespace": "ns", "labels": {"kubernetes.io/service-name": name}},
+                "addressType": "IPv4", "ports": [{"port": up}],
+                "endpoints": [{"addresses": ["127.0.0.1"]}]})));
+        }
+        build(&Inputs {
+            controller_name: "x/y",
+            classes: vec![&class],
+            gateways: vec![&gw],
+            routes: vec![&r],
+            services: services.iter().collect(),
+            slices: slices.iter().collect(),
+            ..Default::default()
+        })
+        .0
+    }
+
+    async fn get_path(port: u16, path: &str) -> (StatusCode, String) {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .uri(path)
+            .header("host", "a.test")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn timeouts_mirrors_and_upgrades() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (port, main_port, copy_port) = (free_port(), free_port(), free_port());
+        let main_seen = Arc::new(Mutex::new(Vec::new()));
+        let copy_seen = Arc::new(Mutex::new(Vec::new()));
+        rich_upstream(main_port, "main", main_seen.clone()).await;
+        rich_upstream(copy_port, "copy", copy_seen.clone()).await;
+        let plane = DataPlane::new("127.0.0.1".parse().unwrap());
+        let rule = json!({
+            "timeouts": {"request": "300ms"},
+            "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "copy", "port": 80}}}],
+            "backendRefs": [{"name": "main", "port": 80}]});
+        assert!(plane
+            .swap(rich_table(port, main_port, copy_port, rule))
+            .await
+            .is_empty());
+
+        // Served by main; a copy reaches the mirror, whose answer nobody sees.
+        assert_eq!(
+            get_path(port, "/mirrored").await,
+            (StatusCode::OK, "main".into())
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !copy_seen.lock().unwrap().contains(&"/mirrored".to_string()) {
+            assert!(
+                Instant::now() < deadline,
+                "the mirror never got the request"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        // The request timeout: a 504 long before the backend's 2 s.
+        let started = Instant::now();
+        assert_eq!(get_path(port, "/slow").await.0, StatusCode::GATEWAY_TIMEOUT);
+        assert!(started.elapsed() < Duration::from_millis(1500));
+
+        // An upgrade passes through: the 101, then raw bytes both ways.
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream
+            .write_all(
+                b"GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{head:?}");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains("upgrade: echo"), "{head}");
+        stream.write_all(b"ping").await.unwrap();
+        let mut echo = [0u8; 4];
+        stream.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"ping");
+        // Without the timeout the slow path answers, late.
+        let rule = json!({"backendRefs": [{"name": "main", "port": 80}],
+            "timeouts": {"request": "0s", "backendRequest": "10s"}});
+        assert!(plane
+            .swap(rich_table(port, main_port, copy_port, rule))
+            .await
+            .is_empty());
+        assert_eq!(
+            get_path(port, "/slow").await,
+            (StatusCode::OK, "main".into())
+        );
     }
 }
