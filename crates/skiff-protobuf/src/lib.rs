@@ -1,8 +1,9 @@
-//! Decodes Kubernetes protobuf request bodies into the JSON the same object has on the JSON wire.
+//! Kubernetes protobuf bodies to and from the JSON the same object has on the JSON wire.
 //!
-//! kubectl's typed clients send `application/vnd.kubernetes.protobuf` bodies; skiff works on
-//! JSON, so the HTTP edge turns such a body into JSON with [`decode`] and carries on as if the
-//! client had sent JSON. Responses stay JSON, which those clients accept.
+//! kubectl's typed clients send `application/vnd.kubernetes.protobuf` bodies and ask for the
+//! same in return; skiff works on JSON, so the HTTP edge turns such a body into JSON with
+//! [`decode`], carries on as if the client had sent JSON, and encodes the answer with
+//! [`encode`] (or a watch event with [`encode_watch_event`]) when the client prefers protobuf.
 //!
 //! The wire structure comes from the upstream `generated.proto` files vendored under `proto/`
 //! (compiled into the binary by build.rs); what the Go types add on top — JSON names, inlined
@@ -11,6 +12,9 @@
 //! Quantity, IntOrString, RawExtension, ...) are rendered by hand in `special.rs`.
 
 mod decode;
+mod encode;
+#[cfg(test)]
+mod roundtrip;
 mod schema;
 mod special;
 mod wire;
@@ -20,6 +24,7 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 
 use crate::decode::Decoder;
+use crate::encode::Encoder;
 use crate::schema::Schema;
 
 /// The media type of Kubernetes protobuf bodies, as sent in `Content-Type`.
@@ -27,6 +32,9 @@ pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
 
 /// The four bytes every Kubernetes protobuf object starts with.
 pub const MAGIC: &[u8; 4] = b"k8s\0";
+
+/// The media type of a protobuf watch stream: length-prefixed `metav1.WatchEvent` frames.
+pub const WATCH_CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf;stream=watch";
 
 /// Why a body could not be decoded. All but [`Error::Schema`] are the client's fault (a 400 or
 /// 415 at the HTTP edge).
@@ -74,6 +82,24 @@ pub enum Error {
     /// A float or double is NaN or infinite, which JSON cannot carry.
     #[error("non-finite floating point number")]
     NonFiniteFloat,
+    /// A JSON value does not have the type its protobuf field declares (encoding only; the
+    /// server's own objects are validated, so this is a server defect when it happens).
+    #[error("JSON field {field:?} of {message} does not fit its protobuf type")]
+    JsonType {
+        /// Full proto name of the message holding the field.
+        message: String,
+        /// JSON name of the field; empty when the value itself is not an object.
+        field: String,
+    },
+    /// A Time or MicroTime in JSON is not RFC 3339.
+    #[error("time {0:?} is not RFC 3339")]
+    BadTime(String),
+    /// A bytes field in JSON is not standard base64.
+    #[error("bytes field is not base64")]
+    BadBase64,
+    /// The JSON object to encode lacks `apiVersion` or `kind`.
+    #[error("object has no apiVersion and kind")]
+    MissingTypeMeta,
     /// The embedded descriptor set or fields.txt is inconsistent: a build defect, not bad input.
     #[error("embedded protobuf schema failed to load: {0}")]
     Schema(String),
@@ -104,6 +130,85 @@ pub fn preload() -> Result<()> {
 /// object the same Kubernetes object is on the JSON wire, `apiVersion` and `kind` included.
 pub fn decode(body: &[u8]) -> Result<Value> {
     decode_object(&Decoder::new(schema()?), body, 0)
+}
+
+/// True when objects of this apiVersion and kind have a protobuf form: the built-in kinds.
+/// Custom resources have none, so a client asking only for protobuf gets 406 for them.
+pub fn encodes(api_version: &str, kind: &str) -> bool {
+    schema().is_ok_and(|s| message_for(s, api_version, kind).is_some())
+}
+
+/// Encodes a JSON object of a built-in kind as a Kubernetes protobuf object: `k8s\0` and a
+/// `runtime.Unknown` whose typeMeta names the kind and whose raw bytes are the message.
+pub fn encode(object: &Value) -> Result<Vec<u8>> {
+    let schema = schema()?;
+    let Some(map) = object.as_object() else {
+        return Err(Error::MissingTypeMeta);
+    };
+    let text = |key: &str| {
+        map.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind")) else {
+        return Err(Error::MissingTypeMeta);
+    };
+    let message = message_for(schema, api_version, kind).ok_or_else(|| Error::UnknownKind {
+        api_version: api_version.to_owned(),
+        kind: kind.to_owned(),
+    })?;
+    let mut raw = Vec::new();
+    Encoder::new(schema).message(message, map, &mut raw, 0)?;
+    let mut type_meta = Vec::new();
+    encode::put_bytes(&mut type_meta, 1, api_version.as_bytes());
+    encode::put_bytes(&mut type_meta, 2, kind.as_bytes());
+    let mut out = Vec::with_capacity(raw.len() + type_meta.len() + 16);
+    out.extend_from_slice(MAGIC);
+    encode::put_bytes(&mut out, 1, &type_meta);
+    encode::put_bytes(&mut out, 2, &raw);
+    // contentEncoding and contentType: empty, written as Go's non-nullable strings are.
+    encode::put_bytes(&mut out, 3, b"");
+    encode::put_bytes(&mut out, 4, b"");
+    Ok(out)
+}
+
+/// One frame of a protobuf watch stream, as kube-apiserver writes it: a 4-byte big-endian
+/// length, then `metav1.WatchEvent{type, object: RawExtension{raw: <encoded object>}}`
+/// without an envelope of its own (the stream serializer is the raw one; only the object
+/// inside carries `k8s\0` and its kind).
+pub fn encode_watch_event(event_type: &str, object: &Value) -> Result<Vec<u8>> {
+    let object = encode(object)?;
+    let mut raw_extension = Vec::with_capacity(object.len() + 8);
+    encode::put_bytes(&mut raw_extension, 1, &object);
+    let mut event = Vec::with_capacity(raw_extension.len() + event_type.len() + 8);
+    encode::put_bytes(&mut event, 1, event_type.as_bytes());
+    encode::put_bytes(&mut event, 2, &raw_extension);
+    let len = u32::try_from(event.len()).map_err(|_| Error::Malformed("frame over 4 GiB"))?;
+    let mut frame = Vec::with_capacity(event.len() + 4);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&event);
+    Ok(frame)
+}
+
+/// Reads one watch frame's event (the bytes after the length prefix): its type and object.
+/// The inverse of [`encode_watch_event`], for clients and tests.
+pub fn decode_watch_event(event: &[u8]) -> Result<(String, Value)> {
+    let decoder = Decoder::new(schema()?);
+    let (mut event_type, mut object) = (String::new(), Value::Null);
+    for item in wire::Fields::new(event) {
+        match item? {
+            (1, wire::Value::Bytes(b)) => event_type = String::from_utf8_lossy(b).into_owned(),
+            (2, wire::Value::Bytes(raw_extension)) => {
+                for item in wire::Fields::new(raw_extension) {
+                    if let (1, wire::Value::Bytes(raw)) = item? {
+                        object = decode_object(&decoder, raw, 0)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((event_type, object))
 }
 
 /// Decodes one enveloped object; also used for objects nested in a RawExtension.

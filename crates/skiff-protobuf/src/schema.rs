@@ -66,6 +66,9 @@ pub(crate) struct Field {
     /// The Go field is a slice, map or pointer without omitempty: Go's JSON has `null` for it
     /// when unset, which protobuf expresses by leaving the field out.
     pub(crate) null_when_absent: bool,
+    /// The Go field is a pointer: unset is nil, not the zero value (the encoder writes a
+    /// non-pointer metav1.Time that is `null` in JSON as the zero time, as Go does).
+    pub(crate) pointer: bool,
     /// The Go field is embedded with `json:",inline"`: its fields belong to the parent object.
     pub(crate) inline: bool,
 }
@@ -149,6 +152,7 @@ impl Schema {
                     null_when_absent: go.is_some_and(|g| {
                         g.keep && !g.inline && (g.pointer || field.is_list() || field.is_map())
                     }),
+                    pointer: go.is_some_and(|g| g.pointer),
                     inline: go.is_some_and(|g| g.inline),
                 });
             }
