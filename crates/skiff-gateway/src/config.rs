@@ -1621,6 +1621,31 @@ pub fn certified_key(secret: &Secret) -> Result<Arc<CertifiedKey>, String> {
     Ok(Arc::new(certified))
 }
 
+/// What an EndpointSlice endpoint's conditions make of it.
+#[derive(Debug, PartialEq)]
+pub enum EndpointState {
+    /// Ready: takes new requests.
+    Ready,
+    /// Terminating but still serving: takes requests only when nothing is Ready.
+    Draining,
+    Out,
+}
+
+/// An endpoint's state from its conditions (an unset `ready` is ready, as the API says;
+/// an unset `serving` is `ready`).
+pub fn endpoint_state(
+    c: Option<&k8s_openapi::api::discovery::v1::EndpointConditions>,
+) -> EndpointState {
+    let ready = c.and_then(|c| c.ready).unwrap_or(true);
+    let serving = c.and_then(|c| c.serving).unwrap_or(ready);
+    let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
+    match (ready, serving, terminating) {
+        (true, _, _) => EndpointState::Ready,
+        (false, true, true) => EndpointState::Draining,
+        _ => EndpointState::Out,
+    }
+}
+
 /// A backendRef's ready endpoints, or ResolvedRefs' reason and message.
 pub(crate) fn resolve_backend(
     route_ns: &str,
@@ -1683,6 +1708,7 @@ pub(crate) fn resolve_backend(
     };
     let port_name = svc_port.name.clone().unwrap_or_default();
     let mut endpoints = Vec::new();
+    let mut draining = Vec::new();
     for slice in &inputs.slices {
         if ns_of(&slice.metadata) != ns
             || slice
@@ -1707,19 +1733,26 @@ pub(crate) fn resolve_backend(
             continue;
         };
         for ep in &slice.endpoints {
-            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-            if !ready {
-                continue;
-            }
+            let list = match endpoint_state(ep.conditions.as_ref()) {
+                EndpointState::Ready => &mut endpoints,
+                EndpointState::Draining => &mut draining,
+                EndpointState::Out => continue,
+            };
             for a in &ep.addresses {
                 if let Ok(ip) = a.parse::<IpAddr>() {
                     let addr = SocketAddr::new(ip, target);
-                    if !endpoints.contains(&addr) {
-                        endpoints.push(addr);
+                    if !list.contains(&addr) {
+                        list.push(addr);
                     }
                 }
             }
         }
+    }
+    // With no ready endpoint left, terminating ones still serving take the traffic until
+    // they stop (as kube-proxy does, KEP-1669), rather than every request failing while a
+    // rollout replaces the last pods.
+    if endpoints.is_empty() {
+        endpoints = draining;
     }
     endpoints.sort();
     Ok(Upstream::new(format!("{ns}/{}:{port}", b.name), endpoints))

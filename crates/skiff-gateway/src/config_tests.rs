@@ -226,6 +226,79 @@ fn endpoints_are_ready_ones_on_the_named_port() {
 }
 
 #[test]
+fn terminating_endpoints_serve_only_when_none_is_ready() {
+    use k8s_openapi::api::discovery::v1::EndpointConditions;
+    let c = |ready, serving, terminating| EndpointConditions {
+        ready,
+        serving,
+        terminating,
+    };
+    for (conditions, want) in [
+        (None, EndpointState::Ready),
+        (
+            Some(c(Some(true), Some(true), Some(false))),
+            EndpointState::Ready,
+        ),
+        (
+            Some(c(Some(false), Some(true), Some(true))),
+            EndpointState::Draining,
+        ),
+        (
+            Some(c(Some(false), Some(false), Some(true))),
+            EndpointState::Out,
+        ),
+        (Some(c(Some(false), None, None)), EndpointState::Out),
+        (
+            Some(c(Some(false), Some(true), Some(false))),
+            EndpointState::Out,
+        ),
+    ] {
+        assert_eq!(endpoint_state(conditions.as_ref()), want, "{conditions:?}");
+    }
+    let slice = |endpoints: Value| -> EndpointSlice {
+        obj(json!({
+            "metadata": {"name": "web-abc", "namespace": "infra",
+                         "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 9090}],
+            "endpoints": endpoints,
+        }))
+    };
+    let old = json!({"addresses": ["10.244.0.5"], "conditions": {"ready": false, "serving": true, "terminating": true}});
+    let gone = json!({"addresses": ["10.244.0.6"], "conditions": {"ready": false, "serving": false, "terminating": true}});
+    let new = json!({"addresses": ["10.244.0.7"], "conditions": {"ready": true, "serving": true, "terminating": false}});
+    for (endpoints, want) in [
+        (json!([old, gone, new]), vec!["10.244.0.7:9090"]),
+        (json!([old, gone]), vec!["10.244.0.5:9090"]),
+        (json!([gone]), vec![]),
+    ] {
+        let mut w = World::new().gateway("infra", "gw", http_listener()).route(
+            "infra",
+            "r",
+            json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": backend("web")}]}),
+        );
+        w.services.push(obj(json!({
+            "metadata": {"name": "web", "namespace": "infra"},
+            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 9090}]},
+        })));
+        w.slices.push(slice(endpoints));
+        let (table, _) = w.build();
+        let map = hyper::HeaderMap::new();
+        let view = RequestView {
+            host: "x",
+            path: "/",
+            query: None,
+            method: "GET",
+            headers: &map,
+        };
+        let entry = table.ports[&80].route(&view).unwrap();
+        let up = entry.action.backends[0].target.as_ref().unwrap();
+        let want: Vec<SocketAddr> = want.iter().map(|a| a.parse().unwrap()).collect();
+        assert_eq!(up.endpoints, want);
+    }
+}
+
+#[test]
 fn conformance_matching_across_routes() {
     let w = World::new()
         .gateway("infra", "same-namespace", http_listener())
