@@ -1,8 +1,9 @@
 //! A container's environment and argv from the pod spec: `value`, `fieldRef`,
-//! `configMapKeyRef`, `secretKeyRef`, `envFrom`, and `$(VAR)` expansion as upstream.
+//! `configMapKeyRef`, `secretKeyRef`, `envFrom`, `$(VAR)` expansion, and the variables of
+//! Services (`KUBERNETES_SERVICE_HOST`, docker-link style `*_PORT_*`), as upstream.
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
+    ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use std::collections::BTreeMap;
 
@@ -29,6 +30,10 @@ pub trait Sources {
     fn config_map(&self, name: &str) -> Result<Option<BTreeMap<String, String>>, EnvError>;
     /// Decoded data of a Secret, `None` if it does not exist.
     fn secret(&self, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, EnvError>;
+    /// The variables of the Services the pod sees ([`service_env`]), in order.
+    fn service_env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// ConfigMaps and Secrets fetched ahead of time, so resolution stays pure.
@@ -42,6 +47,10 @@ pub struct Fetched {
     pub claims: BTreeMap<String, PersistentVolumeClaim>,
     /// The PersistentVolumes those claims are bound to, by name.
     pub volumes: BTreeMap<String, PersistentVolume>,
+    /// The pod's projected ServiceAccount tokens.
+    pub tokens: BTreeMap<super::tokens::TokenKey, String>,
+    /// The variables of the Services the pod sees ([`service_env`]).
+    pub service_env: Vec<(String, String)>,
 }
 
 impl Sources for Fetched {
@@ -66,6 +75,84 @@ impl Sources for Fetched {
             out
         }))
     }
+    fn service_env(&self) -> Vec<(String, String)> {
+        self.service_env.clone()
+    }
+}
+
+/// Whether a Service has a cluster IP (not headless, not unset), upstream's `IsServiceIPSet`.
+fn has_cluster_ip(s: &Service) -> bool {
+    s.spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.as_deref())
+        .is_some_and(|ip| !ip.is_empty() && ip != "None")
+}
+
+/// upstream's `makeEnvVariableName`: upper case, `-` as `_`.
+fn env_name(s: &str) -> String {
+    s.to_uppercase().replace('-', "_")
+}
+
+/// The variables the kubelet gives a pod in `namespace` for `services` (upstream's
+/// `getServiceEnvVarMap` and `envvars.FromServices`): the `kubernetes` Service of `default`
+/// always, the namespace's own Services when `enableServiceLinks` is not false (a
+/// namespace Service of the same name wins), each with a cluster IP:
+/// `<NAME>_SERVICE_HOST`, `<NAME>_SERVICE_PORT` (first port), `<NAME>_SERVICE_PORT_<PORT>`
+/// per named port, and the docker-link `<NAME>_PORT`, `<NAME>_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`.
+pub fn service_env(
+    namespace: &str,
+    enable_service_links: bool,
+    services: &[Service],
+) -> Vec<(String, String)> {
+    let mut chosen: BTreeMap<&str, &Service> = BTreeMap::new();
+    for s in services.iter().filter(|s| has_cluster_ip(s)) {
+        let Some(name) = s.metadata.name.as_deref() else {
+            continue;
+        };
+        let ns = s.metadata.namespace.as_deref().unwrap_or_default();
+        if ns == "default" && name == "kubernetes" {
+            chosen.entry(name).or_insert(s);
+        } else if ns == namespace && enable_service_links {
+            chosen.insert(name, s);
+        }
+    }
+    let mut out = Vec::new();
+    for (name, s) in chosen {
+        let Some(spec) = &s.spec else { continue };
+        let ip = spec.cluster_ip.clone().unwrap_or_default();
+        let ports = spec.ports.as_deref().unwrap_or_default();
+        let prefix = env_name(name);
+        out.push((format!("{prefix}_SERVICE_HOST"), ip.clone()));
+        if let Some(first) = ports.first() {
+            out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+        }
+        for p in ports {
+            if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                out.push((
+                    format!("{prefix}_SERVICE_PORT_{}", env_name(n)),
+                    p.port.to_string(),
+                ));
+            }
+        }
+        let host = |port: i32| match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(_)) => format!("[{ip}]:{port}"),
+            _ => format!("{ip}:{port}"),
+        };
+        for (i, p) in ports.iter().enumerate() {
+            let proto = p.protocol.as_deref().unwrap_or("TCP");
+            let lower = proto.to_lowercase();
+            let url = format!("{lower}://{}", host(p.port));
+            if i == 0 {
+                out.push((format!("{prefix}_PORT"), url.clone()));
+            }
+            let pp = format!("{prefix}_PORT_{}_{}", p.port, proto.to_uppercase());
+            out.push((pp.clone(), url));
+            out.push((format!("{pp}_PROTO"), lower));
+            out.push((format!("{pp}_PORT"), p.port.to_string()));
+            out.push((format!("{pp}_ADDR"), ip.clone()));
+        }
+    }
+    out
 }
 
 /// Names of the ConfigMaps and Secrets a pod refers to (env and volumes).
@@ -202,6 +289,7 @@ pub fn resolve_env(
     host_ip: &str,
     pod_ip: Option<&str>,
 ) -> Result<Vec<(String, String)>, EnvError> {
+    let services = sources.service_env();
     let mut env: Vec<(String, String)> = Vec::new();
     let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
         env.retain(|(n, _)| *n != k);
@@ -283,10 +371,22 @@ pub fn resolve_env(
             }
         } else {
             let current = env.clone();
-            let lookup = |n: &str| current.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+            let lookup = |n: &str| {
+                current
+                    .iter()
+                    .chain(services.iter())
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.clone())
+            };
             expand(e.value.as_deref().unwrap_or_default(), &lookup)
         };
         set(&mut env, e.name.clone(), value);
+    }
+    // Service variables come last, and never over a variable the container declares.
+    for (k, v) in services {
+        if !env.iter().any(|(n, _)| *n == k) {
+            env.push((k, v));
+        }
     }
     Ok(env)
 }
@@ -307,6 +407,183 @@ pub fn expand_argv(c: &Container, env: &[(String, String)]) -> (Vec<String>, Vec
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn service(ns: &str, name: &str, ip: &str, ports: serde_json::Value) -> Service {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns},
+                                      "spec": {"clusterIP": ip, "ports": ports}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn services_give_upstreams_variables() {
+        // Upstream's envvars TestFromServices.
+        let services = [
+            service(
+                "ns",
+                "foo-bar",
+                "1.2.3.4",
+                json!([{"port": 8080, "protocol": "TCP"}]),
+            ),
+            service(
+                "ns",
+                "abc-123",
+                "5.6.7.8",
+                json!([
+                {"name": "u-d-p", "port": 8081, "protocol": "UDP"},
+                {"name": "t-c-p", "port": 8081, "protocol": "TCP"}]),
+            ),
+            service(
+                "ns",
+                "q-u-u-x",
+                "9.8.7.6",
+                json!([
+                {"port": 8082, "protocol": "TCP"}, {"name": "8083", "port": 8083, "protocol": "TCP"}]),
+            ),
+            service("ns", "svrc-clusterip-none", "None", json!([{"port": 8082}])),
+            service("ns", "svrc-clusterip-empty", "", json!([{"port": 8082}])),
+            service(
+                "ns",
+                "super-ipv6",
+                "2001:DB8::",
+                json!([
+                {"name": "u-d-p", "port": 8084, "protocol": "UDP"},
+                {"name": "t-c-p", "port": 8084, "protocol": "TCP"}]),
+            ),
+        ];
+        let env = service_env("ns", true, &services);
+        let of = |prefix: &str| -> Vec<(String, String)> {
+            env.iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .cloned()
+                .collect()
+        };
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            of("FOO_BAR_"),
+            pairs(&[
+                ("FOO_BAR_SERVICE_HOST", "1.2.3.4"),
+                ("FOO_BAR_SERVICE_PORT", "8080"),
+                ("FOO_BAR_PORT", "tcp://1.2.3.4:8080"),
+                ("FOO_BAR_PORT_8080_TCP", "tcp://1.2.3.4:8080"),
+                ("FOO_BAR_PORT_8080_TCP_PROTO", "tcp"),
+                ("FOO_BAR_PORT_8080_TCP_PORT", "8080"),
+                ("FOO_BAR_PORT_8080_TCP_ADDR", "1.2.3.4"),
+            ])
+        );
+        assert_eq!(
+            of("ABC_123_"),
+            pairs(&[
+                ("ABC_123_SERVICE_HOST", "5.6.7.8"),
+                ("ABC_123_SERVICE_PORT", "8081"),
+                ("ABC_123_SERVICE_PORT_U_D_P", "8081"),
+                ("ABC_123_SERVICE_PORT_T_C_P", "8081"),
+                ("ABC_123_PORT", "udp://5.6.7.8:8081"),
+                ("ABC_123_PORT_8081_UDP", "udp://5.6.7.8:8081"),
+                ("ABC_123_PORT_8081_UDP_PROTO", "udp"),
+                ("ABC_123_PORT_8081_UDP_PORT", "8081"),
+                ("ABC_123_PORT_8081_UDP_ADDR", "5.6.7.8"),
+                ("ABC_123_PORT_8081_TCP", "tcp://5.6.7.8:8081"),
+                ("ABC_123_PORT_8081_TCP_PROTO", "tcp"),
+                ("ABC_123_PORT_8081_TCP_PORT", "8081"),
+                ("ABC_123_PORT_8081_TCP_ADDR", "5.6.7.8"),
+            ])
+        );
+        assert_eq!(
+            of("Q_U_U_X_")[..4],
+            pairs(&[
+                ("Q_U_U_X_SERVICE_HOST", "9.8.7.6"),
+                ("Q_U_U_X_SERVICE_PORT", "8082"),
+                ("Q_U_U_X_SERVICE_PORT_8083", "8083"),
+                ("Q_U_U_X_PORT", "tcp://9.8.7.6:8082"),
+            ])[..]
+        );
+        assert!(
+            of("SVRC_").is_empty(),
+            "headless and IP-less services give nothing"
+        );
+        assert!(env.contains(&("SUPER_IPV6_PORT".into(), "udp://[2001:DB8::]:8084".into())));
+        assert!(env.contains(&("SUPER_IPV6_PORT_8084_TCP_ADDR".into(), "2001:DB8::".into())));
+    }
+
+    #[test]
+    fn the_kubernetes_service_is_always_there_and_links_follow_enable_service_links() {
+        let services = [
+            service(
+                "default",
+                "kubernetes",
+                "10.96.0.1",
+                json!([{"name": "https", "port": 443, "protocol": "TCP"}]),
+            ),
+            service("default", "other", "10.96.0.9", json!([{"port": 80}])),
+            service("ns", "web", "10.96.0.5", json!([{"port": 80}])),
+            service("elsewhere", "db", "10.96.0.6", json!([{"port": 5432}])),
+        ];
+        let names = |env: Vec<(String, String)>| -> Vec<String> {
+            let mut n: Vec<String> = env
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| k.ends_with("_SERVICE_HOST"))
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(
+            names(service_env("ns", true, &services)),
+            ["KUBERNETES_SERVICE_HOST", "WEB_SERVICE_HOST"]
+        );
+        assert_eq!(
+            names(service_env("ns", false, &services)),
+            ["KUBERNETES_SERVICE_HOST"]
+        );
+        assert_eq!(
+            names(service_env("default", false, &services)),
+            ["KUBERNETES_SERVICE_HOST"]
+        );
+        assert_eq!(
+            names(service_env("default", true, &services)),
+            ["KUBERNETES_SERVICE_HOST", "OTHER_SERVICE_HOST"]
+        );
+        let env = service_env("ns", false, &services);
+        for want in [
+            ("KUBERNETES_SERVICE_PORT", "443"),
+            ("KUBERNETES_SERVICE_PORT_HTTPS", "443"),
+            ("KUBERNETES_PORT", "tcp://10.96.0.1:443"),
+            ("KUBERNETES_PORT_443_TCP_ADDR", "10.96.0.1"),
+        ] {
+            assert!(env.contains(&(want.0.into(), want.1.into())), "{want:?}");
+        }
+    }
+
+    #[test]
+    fn declared_variables_win_over_service_variables_and_may_refer_to_them() {
+        let pod: Pod =
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": []}}))
+                .unwrap();
+        let c: Container = serde_json::from_value(json!({"name": "c", "env": [
+            {"name": "KUBERNETES_SERVICE_PORT", "value": "1"},
+            {"name": "API", "value": "$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"}]}))
+        .unwrap();
+        let sources = Fetched {
+            service_env: vec![
+                ("KUBERNETES_SERVICE_HOST".into(), "10.96.0.1".into()),
+                ("KUBERNETES_SERVICE_PORT".into(), "443".into()),
+            ],
+            ..Default::default()
+        };
+        let env = resolve_env(&pod, &c, &sources, "192.168.1.1", None).unwrap();
+        assert_eq!(
+            env,
+            [
+                ("KUBERNETES_SERVICE_PORT".to_string(), "1".to_string()),
+                ("API".into(), "10.96.0.1:1".into()),
+                ("KUBERNETES_SERVICE_HOST".into(), "10.96.0.1".into()),
+            ]
+        );
+    }
 
     #[test]
     fn expansion_replaces_known_names_and_keeps_the_rest() {

@@ -17,6 +17,7 @@ pub mod probes;
 mod pty;
 pub mod status;
 mod streaming;
+pub mod tokens;
 mod volumes;
 
 use crate::image::{ImageStore, Puller, RegistryConfig};

@@ -8,13 +8,13 @@ use super::lifecycle::{self, kill_container, HookTarget, KillReason};
 use super::plan::{self, Action, ImageState, Observed, Plan, PlanInput, Waiting};
 use super::probes::{self, ProbeState};
 use super::status::{pod_status, StatusInput};
-use super::{volumes, Shared};
+use super::{tokens, volumes, Shared};
 use crate::logs;
 use crate::runtime::{ContainerSpec, ContainerStatus, ProcessSpec, Resources, Runtime};
 use crate::sandbox::{DnsConfig, SandboxSpec};
 use chrono::Utc;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher;
 use skiff_apimachinery::network::ClusterNetwork;
@@ -129,6 +129,10 @@ struct WorkerState {
     start_errors: BTreeMap<String, Waiting>,
     /// Probe results by (container id, kind).
     probes: HashMap<(String, probes::Kind), probes::ProbeState>,
+    /// The pod's projected ServiceAccount tokens, renewed before they expire.
+    tokens: tokens::Cache,
+    /// When a failed token request may be tried again.
+    token_retry: Option<tokio::time::Instant>,
 }
 
 /// A failed pull of one image for this pod (upstream's back-off is per pod and image too).
@@ -296,7 +300,7 @@ async fn sync(
                 attempt,
             } => {
                 if fetched.is_none() {
-                    fetched = Some(fetch_sources(shared, pod).await?);
+                    fetched = Some(fetch_sources(shared, pod, &mut state.tokens).await?);
                 }
                 let sources = fetched.as_ref().expect("fetched above");
                 // A pod deleted during a pull stops waiting for it at once (the pull
@@ -371,6 +375,7 @@ async fn sync(
     if pod.metadata.deletion_timestamp.is_some() {
         return Ok(SyncResult::Requeue(Duration::from_millis(100)));
     }
+    refresh_tokens(shared, pod, state).await;
     // Status from what is there now.
     let observed = observe(shared.runtime.as_ref(), &uid)?;
     let (sandbox_ready, pod_ip) = sandbox_ip(shared, &uid);
@@ -695,10 +700,77 @@ fn sandbox_spec(pod: &Pod) -> SandboxSpec {
     }
 }
 
-async fn fetch_sources(shared: &Shared, pod: &Pod) -> anyhow::Result<Fetched> {
+/// Renews the pod's projected tokens that are due and rewrites their files (off the
+/// runtime). A failed request is logged and tried again a few seconds later: the token
+/// in the files stays valid for a fifth of its lifetime yet.
+async fn refresh_tokens(shared: &Arc<Shared>, pod: &Pod, state: &mut WorkerState) {
+    let finished = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|p| p == "Succeeded" || p == "Failed");
+    let now = tokio::time::Instant::now();
+    if finished
+        || tokens::projections(pod).is_empty()
+        || state.token_retry.is_some_and(|at| now < at)
+    {
+        return;
+    }
+    match tokens::ensure(&shared.client, pod, &mut state.tokens).await {
+        Ok(false) => {}
+        Ok(true) => {
+            let current = tokens::current(&state.tokens);
+            let (dir, pod) = (shared.cfg.data_dir.clone(), pod.clone());
+            let written =
+                tokio::task::spawn_blocking(move || volumes::write_tokens(&dir, &pod, &current))
+                    .await;
+            match written {
+                Ok(Ok(())) => tracing::debug!("service account tokens written"),
+                Ok(Err(error)) => tracing::warn!(%error, "writing service account tokens"),
+                Err(error) => tracing::warn!(%error, "writing service account tokens"),
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "requesting a service account token");
+            state.token_retry = Some(now + Duration::from_secs(5));
+        }
+    }
+}
+
+/// The Services whose variables the pod's containers get: the `kubernetes` Service, and
+/// the namespace's when `enableServiceLinks` is not false.
+async fn service_env(shared: &Shared, pod: &Pod) -> Result<Vec<(String, String)>, kube::Error> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let mut services = Vec::new();
+    if let Some(s) = Api::<Service>::namespaced(shared.client.clone(), "default")
+        .get_opt("kubernetes")
+        .await?
+    {
+        services.push(s);
+    }
+    if links {
+        let api: Api<Service> = Api::namespaced(shared.client.clone(), ns);
+        services.extend(api.list(&Default::default()).await?.items);
+    }
+    Ok(super::env::service_env(ns, links, &services))
+}
+
+async fn fetch_sources(
+    shared: &Shared,
+    pod: &Pod,
+    cache: &mut tokens::Cache,
+) -> anyhow::Result<Fetched> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let (cms, secrets) = referenced(pod);
     let mut out = Fetched::default();
+    tokens::ensure(&shared.client, pod, cache).await?;
+    out.tokens = tokens::current(cache);
+    out.service_env = service_env(shared, pod).await?;
     let cm_api: Api<ConfigMap> = Api::namespaced(shared.client.clone(), ns);
     for name in cms {
         if let Some(c) = cm_api.get_opt(&name).await? {

@@ -6,6 +6,7 @@
 
 use super::env::{field_value, Fetched, Sources};
 use super::plan::Waiting;
+use super::tokens::TokenKey;
 use super::Shared;
 use crate::runtime::Mount;
 use k8s_openapi::api::core::v1::{
@@ -407,14 +408,49 @@ fn volume_files(
                 files.extend(downward(d.items.as_deref().unwrap_or_default()));
             }
             if let Some(t) = &s.service_account_token {
-                // Token requests are not served yet; an empty token makes clients fail
-                // with 401 rather than not start.
-                files.insert(t.path.clone(), Vec::new());
+                let token = sources.tokens.get(&TokenKey::of(t)).ok_or_else(|| {
+                    VolumeError::Invalid(format!("no service account token for volume {}", v.name))
+                })?;
+                files.insert(t.path.clone(), token.clone().into_bytes());
             }
         }
         return Ok(Some((files, mode(p.default_mode))));
     }
     Ok(None)
+}
+
+/// Rewrites the token files of the pod's projected volumes after a refresh, each with a
+/// temporary file and a rename. Volumes not written yet (no container started) are left
+/// to [`mounts`].
+pub(crate) fn write_tokens(
+    data_dir: &Path,
+    pod: &Pod,
+    tokens: &BTreeMap<TokenKey, String>,
+) -> Result<(), VolumeError> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let root = pod_dir(data_dir, uid).join("volumes");
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let Some(p) = &v.projected else { continue };
+        let dir = root.join(&v.name);
+        if !dir.is_dir() {
+            continue;
+        }
+        let files: Files = p
+            .sources
+            .iter()
+            .flatten()
+            .filter_map(|s| s.service_account_token.as_ref())
+            .filter_map(|t| {
+                let token = tokens.get(&TokenKey::of(t))?;
+                Some((t.path.clone(), token.clone().into_bytes()))
+            })
+            .collect();
+        if !files.is_empty() {
+            let mode = p.default_mode.map_or(0o644, |m| m as u32);
+            write_files(&dir, &files, mode, &v.name)?;
+        }
+    }
+    Ok(())
 }
 
 /// Prepares every volume of the pod and returns the mounts of one container.
