@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -68,6 +69,78 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), ServeErro
     std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(io_err(path))
 }
 
+/// How long the CA is valid: upstream kubeadm's and k3s's ten years.
+pub const CA_LIFETIME: Duration = Duration::from_secs(3650 * 24 * 3600);
+/// Serving and client certificates: kubeadm's and k3s's one year.
+pub const LEAF_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Certificates closer than this to their end are renewed at start, as k3s does.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// Valid from a minute ago (clock skew) for `lifetime`.
+fn set_validity(params: &mut CertificateParams, lifetime: Duration) {
+    let now = SystemTime::now();
+    params.not_before = (now - Duration::from_secs(60)).into();
+    params.not_after = (now + lifetime).into();
+}
+
+/// The self-signed CA certificate for `key`, written to `path`.
+fn write_ca(path: &Path, key: &KeyPair) -> Result<(), ServeError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "skiff-ca");
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    set_validity(&mut params, CA_LIFETIME);
+    let cert = params.self_signed(key)?;
+    std::fs::write(path, cert.pem()).map_err(io_err(path))
+}
+
+/// When the certificate at `path` stops being valid.
+pub fn not_after(path: &Path) -> Result<SystemTime, ServeError> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(io_err(path))?;
+    let unreadable =
+        |e: String| ServeError::Tls(rustls::Error::General(format!("{}: {e}", path.display())));
+    let der = CertificateDer::from_pem_slice(&pem).map_err(|e| unreadable(e.to_string()))?;
+    skiff_auth::x509::not_after(&der).map_err(|e| unreadable(e.to_string()))
+}
+
+/// Whether the certificate at `path` is within [`RENEW_BEFORE`] of its end.
+fn renewal_due(path: &Path) -> Result<bool, ServeError> {
+    Ok(needs_renewal(not_after(path)?, SystemTime::now()))
+}
+
+/// The renewal rule, pure: less than [`RENEW_BEFORE`] left (or already expired).
+pub fn needs_renewal(not_after: SystemTime, now: SystemTime) -> bool {
+    not_after
+        .duration_since(now)
+        .map_or(true, |left| left < RENEW_BEFORE)
+}
+
+/// `skiff certificate rotate`: renews the CA certificate (same key) and the front-proxy
+/// client certificate now, whatever their dates. Returns each file renewed with its new end
+/// (RFC 3339). The serving certificate is issued afresh at every start.
+pub fn rotate_certificates(dir: &Path) -> Result<Vec<(String, String)>, ServeError> {
+    let ca_key_path = dir.join("ca.key");
+    let ca_cert_path = dir.join("ca.crt");
+    let key_pem = std::fs::read_to_string(&ca_key_path).map_err(io_err(&ca_key_path))?;
+    write_ca(&ca_cert_path, &KeyPair::from_pem(&key_pem)?)?;
+    // Missing files are reissued by the load that follows.
+    let _ = std::fs::remove_file(dir.join("front-proxy-client.crt"));
+    Credentials::load_or_create(dir, &[])?;
+    let mut out = Vec::new();
+    for name in ["ca.crt", "front-proxy-client.crt"] {
+        let end: chrono::DateTime<chrono::Utc> = not_after(&dir.join(name))?.into();
+        out.push((name.to_owned(), end.to_rfc3339()));
+    }
+    Ok(out)
+}
+
 impl Credentials {
     /// Loads the CA and admin token, creating them on first start, and issues a fresh
     /// serving certificate for `hosts` (names and IPs) signed by the CA.
@@ -81,19 +154,13 @@ impl Credentials {
         let new_ca = !ca_key_path.exists() || !ca_cert_path.exists();
         if new_ca {
             let key = KeyPair::generate()?;
-            let mut params = CertificateParams::new(Vec::<String>::new())?;
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params
-                .distinguished_name
-                .push(DnType::CommonName, "skiff-ca");
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            let cert = params.self_signed(&key)?;
             write_private(&ca_key_path, &key.serialize_pem())?;
-            std::fs::write(&ca_cert_path, cert.pem()).map_err(io_err(&ca_cert_path))?;
+            write_ca(&ca_cert_path, &key)?;
+        } else if renewal_due(&ca_cert_path)? {
+            // Same key and name: everything the old CA certificate signed stays valid.
+            let key_pem = std::fs::read_to_string(&ca_key_path).map_err(io_err(&ca_key_path))?;
+            write_ca(&ca_cert_path, &KeyPair::from_pem(&key_pem)?)?;
+            tracing::info!(path = %ca_cert_path.display(), "renewed the CA certificate");
         }
         if !token_path.exists() {
             let token = format!(
@@ -110,7 +177,11 @@ impl Credentials {
             .trim()
             .to_owned();
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key_pem)?)?;
-        if new_ca || !proxy_cert_path.exists() || !proxy_key_path.exists() {
+        if new_ca
+            || !proxy_cert_path.exists()
+            || !proxy_key_path.exists()
+            || renewal_due(&proxy_cert_path)?
+        {
             // Upstream signs it with a separate front-proxy CA; skiff has one CA, and
             // extension servers tell this certificate from users' by its CN
             // (`requestheader-allowed-names`).
@@ -125,6 +196,7 @@ impl Credentials {
                 KeyUsagePurpose::KeyEncipherment,
             ];
             params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            set_validity(&mut params, LEAF_LIFETIME);
             let cert = params.signed_by(&key, &issuer)?;
             write_private(&proxy_key_path, &key.serialize_pem())?;
             std::fs::write(&proxy_cert_path, cert.pem()).map_err(io_err(&proxy_cert_path))?;
@@ -140,6 +212,7 @@ impl Credentials {
             .push(DnType::CommonName, "kube-apiserver");
         params.use_authority_key_identifier_extension = true;
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        set_validity(&mut params, LEAF_LIFETIME);
         let cert = params.signed_by(&server_key, &issuer)?;
         Ok(Credentials {
             ca_pem,
@@ -293,5 +366,57 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_rule() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let day = Duration::from_secs(24 * 3600);
+        let cases = [
+            (now + 365 * day, false),
+            (now + 91 * day, false),
+            (now + 89 * day, true),
+            (now, true),
+            (now - day, true),
+        ];
+        for (end, want) in cases {
+            assert_eq!(needs_renewal(end, now), want, "{end:?}");
+        }
+    }
+
+    #[test]
+    fn certificates_have_finite_lifetimes_and_rotate_with_the_same_ca_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = Credentials::load_or_create(dir.path(), &["localhost".into()]).unwrap();
+        let left = |name: &str| {
+            not_after(&dir.path().join(name))
+                .unwrap()
+                .duration_since(SystemTime::now())
+                .unwrap()
+        };
+        let close =
+            |got: Duration, want: Duration| got <= want && got + Duration::from_secs(300) > want;
+        assert!(close(left("ca.crt"), CA_LIFETIME));
+        assert!(close(left("front-proxy-client.crt"), LEAF_LIFETIME));
+        let serving = skiff_auth::x509::not_after(&creds.server_cert).unwrap();
+        assert!(close(
+            serving.duration_since(SystemTime::now()).unwrap(),
+            LEAF_LIFETIME
+        ));
+
+        let key = std::fs::read(dir.path().join("ca.key")).unwrap();
+        let proxy = std::fs::read(dir.path().join("front-proxy-client.crt")).unwrap();
+        let renewed = rotate_certificates(dir.path()).unwrap();
+        assert_eq!(renewed.len(), 2);
+        assert_eq!(std::fs::read(dir.path().join("ca.key")).unwrap(), key);
+        assert_ne!(
+            std::fs::read(dir.path().join("front-proxy-client.crt")).unwrap(),
+            proxy
+        );
     }
 }

@@ -42,6 +42,15 @@ pub fn user_from_certificate(der: &[u8]) -> Result<UserInfo, CertificateError> {
     })
 }
 
+/// When a certificate (DER) stops being valid: what the server's renewal at start reads.
+pub fn not_after(der: &[u8]) -> Result<std::time::SystemTime, CertificateError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| CertificateError::Malformed(e.to_string()))?;
+    let secs = cert.validity().not_after.timestamp();
+    let since_epoch = std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    Ok(std::time::UNIX_EPOCH + since_epoch)
+}
+
 /// Why a client certificate could not be issued.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
