@@ -17,6 +17,7 @@ pub mod probes;
 mod pty;
 pub mod status;
 mod streaming;
+pub mod summary;
 pub mod tokens;
 mod volumes;
 

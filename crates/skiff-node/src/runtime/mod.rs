@@ -12,10 +12,16 @@ mod process;
 mod runc;
 pub mod shim;
 mod spec;
+pub mod stats;
 
 pub use cached::CachedList;
 pub use process::ProcessSpec;
 pub use runc::{ExecCommand, RuncConfig, RuncRuntime};
+
+/// The runc `cgroupsPath` of container `id` under the parent cgroup `parent`: `/parent/id`.
+pub fn cgroups_path(parent: &str, id: &str) -> String {
+    format!("/{}/{id}", parent.trim_matches('/'))
+}
 
 use crate::logs::Rotation;
 use serde::{Deserialize, Serialize};

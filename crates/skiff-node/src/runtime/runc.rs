@@ -97,7 +97,7 @@ impl RuncRuntime {
     }
 
     fn cgroups_path(&self, id: &str) -> String {
-        format!("/{}/{id}", self.cfg.cgroup_parent.trim_matches('/'))
+        super::cgroups_path(&self.cfg.cgroup_parent, id)
     }
 
     fn runc(&self, args: &[&str]) -> Result<std::process::Output> {
