@@ -40,6 +40,8 @@ pub struct Api {
     pub authn: crate::authn::Authn,
     /// The RBAC index every request is authorized against.
     pub rbac: crate::authz::Rbac,
+    /// The DefaultTolerationSeconds admission plugin's periods.
+    pub default_tolerations: crate::plugins::tolerations::DefaultTolerationSeconds,
 }
 
 /// Namespaces upstream refuses to delete (`NamespaceLifecycle` admission).

@@ -24,7 +24,7 @@ mod namespace;
 pub mod object;
 pub mod openapi;
 pub mod options;
-mod plugins;
+pub mod plugins;
 mod podlogs;
 pub mod policy;
 pub mod request;
@@ -80,6 +80,7 @@ impl Api {
             aggregator: Default::default(),
             authn: Default::default(),
             rbac: Default::default(),
+            default_tolerations: Default::default(),
         };
         api.health.mark("generic-apiserver-start-informers");
         crd::load(&api)?;

@@ -10,6 +10,7 @@
 pub mod limits;
 pub mod podsecurity;
 pub mod quota;
+pub mod tolerations;
 
 use serde_json::Value;
 
@@ -19,11 +20,12 @@ use crate::webhook::{Attributes, Operation};
 
 impl Api {
     /// The mutating built-ins, after the registry's own preparation and before the
-    /// mutating webhooks: LimitRanger's container defaults.
+    /// mutating webhooks: LimitRanger's container defaults, then DefaultTolerationSeconds.
     pub(crate) fn admit_builtin(&self, attrs: &Attributes<'_>, obj: &mut Value) -> Result<()> {
         if attrs.operation == Operation::Create && attrs.subresource.is_none() {
             limits::default(self, attrs, obj)?;
         }
+        self.default_tolerations.admit(attrs, obj);
         Ok(())
     }
 
