@@ -28,3 +28,20 @@ pub async fn start(components: &Components) -> anyhow::Result<()> {
     tracing::info!("controllers and scheduler started");
     Ok(())
 }
+
+/// Starts the node lifecycle, taint-eviction and pod GC controllers (decision 0023): a node
+/// unheard of for `grace` is NotReady and its pods are replaced elsewhere.
+pub async fn start_node_lifecycle(
+    components: &Components,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let options = skiff_controllers::nodelifecycle::Options {
+        grace,
+        ..Default::default()
+    };
+    skiff_controllers::nodelifecycle::spawn(
+        components.client("kube-controller-manager").await?,
+        options,
+    );
+    Ok(())
+}

@@ -57,6 +57,41 @@ struct ServerArgs {
     /// do everything; for measurements).
     #[arg(long, default_value = "RBAC")]
     authorization_mode: skiff_apiserver::authz::Mode,
+    #[command(flatten)]
+    nodes: NodeFailureArgs,
+    #[command(flatten)]
+    lease: LeaseArgs,
+}
+
+/// How fast a lost node is noticed and its pods replaced (decision 0023): upstream's flags
+/// with skiff's defaults (upstream: 50s grace, 300 s tolerations).
+#[derive(clap::Args)]
+struct NodeFailureArgs {
+    /// How long a node may go without renewing its Lease before it is NotReady (Unknown),
+    /// as a Go duration.
+    #[arg(long, default_value = "8s", value_parser = go_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// The DefaultTolerationSeconds admission plugin's tolerationSeconds for
+    /// `node.kubernetes.io/not-ready:NoExecute`, for pods that set none.
+    #[arg(long, default_value_t = skiff_apiserver::plugins::tolerations::DEFAULT_SECONDS)]
+    default_not_ready_toleration_seconds: i64,
+    /// The same for `node.kubernetes.io/unreachable:NoExecute`.
+    #[arg(long, default_value_t = skiff_apiserver::plugins::tolerations::DEFAULT_SECONDS)]
+    default_unreachable_toleration_seconds: i64,
+}
+
+/// The node's Lease, as the kubelet's flag.
+#[derive(clap::Args)]
+struct LeaseArgs {
+    /// The node Lease's duration in seconds; the agent renews it every quarter of it (2 s).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    node_lease_duration_seconds: u64,
+}
+
+fn go_duration(s: &str) -> Result<std::time::Duration, String> {
+    skiff_apiserver::request::parse_go_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a positive duration such as 8s or 1m"))
 }
 
 #[derive(clap::Args)]
@@ -105,6 +140,8 @@ struct AgentArgs {
     /// node has 10.244.0.0/24).
     #[arg(long, default_value = "10.244.1.0/24")]
     pod_cidr: String,
+    #[command(flatten)]
+    lease: LeaseArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -245,6 +282,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .context("opening the store")?;
     let (api, background) = skiff_apiserver::Api::new(store).context("loading the API")?;
     api.rbac.set_mode(args.authorization_mode);
+    api.default_tolerations.set(
+        args.nodes.default_not_ready_toleration_seconds,
+        args.nodes.default_unreachable_toleration_seconds,
+    );
     let api = Arc::new(api);
     api.bootstrap()
         .await
@@ -305,7 +346,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig: kubeconfig.clone(),
     };
     controllers::start(&components).await?;
-    let node_settled = node::start(&components, &node::NodeOptions::default()).await?;
+    controllers::start_node_lifecycle(&components, args.nodes.node_monitor_grace_period).await?;
+    let node_options = node::NodeOptions {
+        lease_duration: std::time::Duration::from_secs(args.lease.node_lease_duration_seconds),
+        ..Default::default()
+    };
+    let node_settled = node::start(&components, &node_options).await?;
     // Ready means the API answers and the node (when there is one) takes pods; the API
     // must serve for the node to register, so this is said from the background.
     tokio::spawn(async move {
@@ -407,6 +453,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let options = node::NodeOptions {
         name: args.name.clone(),
         pod_cidr: Some(args.pod_cidr.clone()),
+        lease_duration: std::time::Duration::from_secs(args.lease.node_lease_duration_seconds),
     };
     let settled = node::start(&components, &options).await?;
     let _ = settled.await;

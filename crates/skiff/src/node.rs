@@ -10,6 +10,8 @@ use tokio::sync::oneshot;
 pub struct NodeOptions {
     pub name: Option<String>,
     pub pod_cidr: Option<String>,
+    /// The node Lease's duration (`--node-lease-duration-seconds`).
+    pub lease_duration: std::time::Duration,
 }
 
 /// Why this host cannot run pods, if it cannot.
@@ -75,6 +77,7 @@ pub async fn start(
         kubelet_port: env("SKIFF_KUBELET_PORT", "10250").parse()?,
         shim: vec![exe.into(), "internal-shim".into()],
         cgroup_parent: env("SKIFF_CGROUP_PARENT", "skiff"),
+        lease_duration: options.lease_duration,
     };
     let client = components.client("kubelet").await?;
     // The API serves only once start-up returns, so the agent registers in the background.

@@ -3,7 +3,7 @@
 //!
 //! Pure decisions live in [`plan`] and [`status`]; [`pods`] carries them out.
 
-pub use node::node_ip;
+pub use node::{lease_renew_interval, node_ip};
 
 pub mod env;
 pub mod events;
@@ -94,6 +94,9 @@ pub struct AgentConfig {
     pub shim: Vec<OsString>,
     /// Parent cgroup of the containers.
     pub cgroup_parent: String,
+    /// The node Lease's duration (the kubelet's `--node-lease-duration-seconds`); it is
+    /// renewed every quarter of it.
+    pub lease_duration: std::time::Duration,
 }
 
 /// Shared state of the running agent.

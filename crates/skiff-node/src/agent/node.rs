@@ -8,10 +8,27 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// How often the Lease is renewed (the kubelet's default).
-const LEASE_RENEW: Duration = Duration::from_secs(10);
-/// How often the Ready condition's heartbeat is refreshed.
+/// How often the Ready condition's heartbeat is refreshed when nothing changed (the
+/// kubelet's `nodeStatusReportFrequency`, 5 min upstream; the Lease is the liveness signal).
 const STATUS_REFRESH: Duration = Duration::from_secs(60);
+
+/// How often the Lease is renewed: a quarter of its duration, as the kubelet's
+/// `renewInterval` (10 s for upstream's 40 s, 2 s for skiff's 8 s).
+pub fn lease_renew_interval(lease_duration: Duration) -> Duration {
+    (lease_duration / 4).max(Duration::from_millis(100))
+}
+
+/// Whether the Node as the API holds it needs this agent's status posted now, before the
+/// periodic refresh: the node lifecycle controller marked it Unknown (or anything else made
+/// Ready not True), as the kubelet posts at once when its conditions differ from the API's.
+pub(crate) fn status_needs_posting(node: &Node) -> bool {
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    ready.is_none_or(|c| c.status != "True")
+}
 
 /// The address other components reach this host on: the source address of the default
 /// route, or loopback on a host without one.
@@ -184,7 +201,7 @@ pub(crate) async fn register(shared: &Shared, port: u16) -> Result<(), AgentErro
         )
         .await
         .map_err(api_err("writing node status"))?;
-    renew_lease(shared)
+    renew_lease(shared, current.metadata.uid.as_deref())
         .await
         .map_err(api_err("creating the node lease"))?;
     Ok(())
@@ -207,58 +224,83 @@ fn keep_transition_times(status: &mut Value, current: &Value) {
     }
 }
 
-async fn renew_lease(shared: &Shared) -> Result<(), kube::Error> {
+/// Renews the node's Lease in `kube-node-lease` (created, owned by the Node, when missing).
+/// One PATCH per renewal; the create path runs only for a new or deleted Lease.
+async fn renew_lease(shared: &Shared, node_uid: Option<&str>) -> Result<(), kube::Error> {
     let leases: Api<Lease> = Api::namespaced(shared.client.clone(), "kube-node-lease");
     let name = &shared.cfg.node_name;
     let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let node_uid = Api::<Node>::all(shared.client.clone())
-        .get(name)
-        .await
-        .ok()
-        .and_then(|n| n.metadata.uid);
-    let mut lease = json!({
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": name, "namespace": "kube-node-lease"},
-        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now},
-    });
-    if let Some(uid) = node_uid {
-        lease["metadata"]["ownerReferences"] =
-            json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]);
-    }
-    match leases.get_opt(name).await? {
-        None => {
+    let duration = shared.cfg.lease_duration.as_secs().max(1);
+    let renewed = leases
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {
+                "holderIdentity": name, "leaseDurationSeconds": duration, "renewTime": now,
+            }})),
+        )
+        .await;
+    match renewed {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            let mut lease = json!({
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": name, "namespace": "kube-node-lease"},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": duration,
+                         "renewTime": now},
+            });
+            if let Some(uid) = node_uid {
+                lease["metadata"]["ownerReferences"] =
+                    json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]);
+            }
             let obj: Lease = serde_json::from_value(lease).expect("lease object is a Lease");
-            leases.create(&PostParams::default(), &obj).await?;
+            match leases.create(&PostParams::default(), &obj).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                Err(e) => Err(e),
+            }
         }
-        Some(_) => {
-            leases
-                .patch(
-                    name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"holderIdentity": name, "renewTime": now}})),
-                )
-                .await?;
-        }
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
-/// Renews the Lease every 10 s and refreshes the Node status every minute (re-registering
-/// the Node if it was deleted).
+/// Renews the Lease every quarter of its duration (2 s by default), and posts the Node
+/// status every minute or at once when the API's copy of the Node is not Ready (the node
+/// lifecycle controller marked it Unknown while this agent was away) or is gone (the Node
+/// is registered again).
 pub(crate) async fn heartbeat(shared: std::sync::Arc<Shared>, port: u16) {
-    let mut since_status = Duration::ZERO;
+    let renew = lease_renew_interval(shared.cfg.lease_duration);
+    let nodes: Api<Node> = Api::all(shared.client.clone());
+    let mut last_status = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(renew);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
     loop {
-        tokio::time::sleep(LEASE_RENEW).await;
-        since_status += LEASE_RENEW;
-        if let Err(e) = renew_lease(&shared).await {
-            tracing::warn!(node = %shared.cfg.node_name, error = %e, "renewing the node lease");
-        }
-        if since_status >= STATUS_REFRESH {
-            since_status = Duration::ZERO;
-            if let Err(e) = register(&shared, port).await {
-                tracing::warn!(node = %shared.cfg.node_name, error = %e, "refreshing node status");
+        tick.tick().await;
+        let name = &shared.cfg.node_name;
+        let node = match nodes.get_opt(name).await {
+            Ok(node) => node,
+            Err(e) => {
+                tracing::warn!(node = %name, error = %e, "reading the node");
+                continue;
             }
+        };
+        let post = match &node {
+            None => true,
+            Some(node) => status_needs_posting(node) || last_status.elapsed() >= STATUS_REFRESH,
+        };
+        if post {
+            last_status = tokio::time::Instant::now();
+            // Registering renews the Lease too.
+            if let Err(e) = register(&shared, port).await {
+                tracing::warn!(node = %name, error = %e, "posting node status");
+            }
+            continue;
+        }
+        let uid = node.as_ref().and_then(|n| n.metadata.uid.as_deref());
+        if let Err(e) = renew_lease(&shared, uid).await {
+            tracing::warn!(node = %name, error = %e, "renewing the node lease");
         }
     }
 }
@@ -266,6 +308,48 @@ pub(crate) async fn heartbeat(shared: std::sync::Arc<Shared>, port: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lease_is_renewed_every_quarter_of_its_duration() {
+        assert_eq!(
+            lease_renew_interval(Duration::from_secs(40)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            lease_renew_interval(Duration::from_secs(8)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            lease_renew_interval(Duration::ZERO),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[test]
+    fn status_is_posted_at_once_when_the_api_says_not_ready() {
+        let node = |conditions: Value| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": "n"},
+                "status": {"conditions": conditions}}))
+            .unwrap()
+        };
+        let cases = [
+            ("ready", json!([{"type": "Ready", "status": "True"}]), false),
+            (
+                "marked unknown by the controller",
+                json!([{"type": "Ready", "status": "Unknown"}]),
+                true,
+            ),
+            (
+                "not ready",
+                json!([{"type": "Ready", "status": "False"}]),
+                true,
+            ),
+            ("no ready condition", json!([]), true),
+        ];
+        for (name, conditions, want) in cases {
+            assert_eq!(status_needs_posting(&node(conditions)), want, "{name}");
+        }
+    }
 
     #[test]
     fn refreshed_conditions_keep_their_transition_time_unless_status_changed() {

@@ -46,6 +46,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     tokio::spawn(volumes::maintain(shared.clone()));
     let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
     let mut listed: Option<Vec<String>> = None;
+    // Pods listed without a worker yet: their workers start only once the containers of
+    // pods that are gone (deleted or replaced while this node was away) are removed, so a
+    // node coming back never runs a pod twice, not even for a moment.
+    let mut held: Vec<Pod> = Vec::new();
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(e) => e,
@@ -56,7 +60,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
         };
         match event {
-            watcher::Event::Init => listed = Some(Vec::new()),
+            watcher::Event::Init => {
+                listed = Some(Vec::new());
+                held.clear();
+            }
             watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
                 if let Some(l) = listed.as_mut() {
@@ -65,6 +72,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 let live = workers.get(&uid).is_some_and(|tx| !tx.is_closed());
                 if live {
                     let _ = workers[&uid].send(Some(pod));
+                } else if listed.is_some() {
+                    held.retain(|p| p.metadata.uid.as_deref() != Some(uid.as_str()));
+                    held.push(pod);
                 } else {
                     let (tx, rx) = watch::channel(Some(pod));
                     workers.insert(uid.clone(), tx);
@@ -73,6 +83,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
             watcher::Event::Delete(pod) => {
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
+                held.retain(|p| p.metadata.uid.as_deref() != Some(uid.as_str()));
                 if let Some(tx) = workers.remove(&uid) {
                     let _ = tx.send(None);
                 }
@@ -88,11 +99,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                         false
                     }
                 });
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let _ =
-                        tokio::task::spawn_blocking(move || remove_orphans(&shared, &known)).await;
-                });
+                let cleaner = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || remove_orphans(&cleaner, &known)).await;
+                for pod in held.drain(..) {
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    let (tx, rx) = watch::channel(Some(pod));
+                    workers.insert(uid.clone(), tx);
+                    tokio::spawn(worker(shared.clone(), uid, rx));
+                }
             }
         }
         workers.retain(|_, tx| !tx.is_closed());
