@@ -123,7 +123,11 @@ struct PlaneCtx {
 
 /// Runs this node's data plane until the API goes away: listeners on `bind`, the routing
 /// table rebuilt on every change.
-pub async fn run_data_plane(client: kube::Client, bind: IpAddr) {
+pub async fn run_data_plane(
+    client: kube::Client,
+    bind: IpAddr,
+    metrics: crate::metrics::GatewayMetrics,
+) {
     let key = ObjectKey::named("routing-table");
     let mut c = Harness::new("gateway-data-plane", client).keys().key(key);
     let caches = Caches::new(&mut c);
@@ -132,7 +136,7 @@ pub async fn run_data_plane(client: kube::Client, bind: IpAddr) {
     let ctx = Arc::new(PlaneCtx {
         caches,
         slices,
-        plane: DataPlane::new(bind),
+        plane: DataPlane::with_metrics(bind, metrics),
     });
     c.run_keys(reconcile_plane, ctx).await;
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod controller;
 pub mod ingress;
 pub mod install;
+pub mod metrics;
 pub mod proxy;
 pub mod status;
 
@@ -26,5 +27,15 @@ pub async fn run_control_plane(client: kube::Client) {
 /// The per-node part: serves every listener of skiff's Gateways on `bind` (the node's
 /// address).
 pub async fn run_node(client: kube::Client, bind: std::net::IpAddr) {
-    controller::run_data_plane(client, bind).await;
+    run_node_with_metrics(client, bind, metrics::GatewayMetrics::default()).await;
+}
+
+/// [`run_node`], recording per-route and per-backend request metrics into `metrics`
+/// (registered by the caller on the registry it serves).
+pub async fn run_node_with_metrics(
+    client: kube::Client,
+    bind: std::net::IpAddr,
+    metrics: metrics::GatewayMetrics,
+) {
+    controller::run_data_plane(client, bind, metrics).await;
 }

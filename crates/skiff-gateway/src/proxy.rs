@@ -9,6 +9,7 @@
 
 use crate::api::{HeaderModifier, RequestRedirect};
 use crate::config::{Action, Entry, Mirror, RequestView, Table, Upstream, WeightedBackend};
+use crate::metrics::GatewayMetrics;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -55,6 +56,7 @@ pub struct DataPlane {
     table: Arc<ArcSwap<Table>>,
     client: Client<HttpConnector, Body>,
     bind: IpAddr,
+    metrics: GatewayMetrics,
     /// Accept loops by port, and whether each terminates TLS.
     listeners: Mutex<HashMap<u16, (bool, tokio::task::JoinHandle<()>)>>,
 }
@@ -96,6 +98,11 @@ fn tls_acceptor(table: Arc<ArcSwap<Table>>, port: u16) -> Option<tokio_rustls::T
 impl DataPlane {
     /// A data plane whose listeners bind `bind` (the node's address).
     pub fn new(bind: IpAddr) -> Arc<DataPlane> {
+        DataPlane::with_metrics(bind, GatewayMetrics::default())
+    }
+
+    /// [`DataPlane::new`], recording every request into `metrics`.
+    pub fn with_metrics(bind: IpAddr, metrics: GatewayMetrics) -> Arc<DataPlane> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -106,6 +113,7 @@ impl DataPlane {
             table: Arc::new(ArcSwap::from_pointee(Table::default())),
             client,
             bind,
+            metrics,
             listeners: Mutex::new(HashMap::new()),
         })
     }
@@ -248,6 +256,13 @@ impl DataPlane {
             ),
             Some(entry) => self.serve(entry, req, &host, &origin, started).await,
         };
+        let elapsed = started.elapsed();
+        self.metrics.observe(
+            entry.as_ref().map(|e| &e.route),
+            served.upstream.as_ref().map(|u| &u.name),
+            response.status().as_u16(),
+            elapsed,
+        );
         tracing::info!(
             target: "skiff_gateway::access",
             %remote,
@@ -258,7 +273,7 @@ impl DataPlane {
             route = entry.as_ref().map(|e| &*e.route).unwrap_or("-"),
             upstream = served.upstream.as_ref().map(|u| &*u.name).unwrap_or("-"),
             endpoint = %served.endpoint.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
-            elapsed_us = started.elapsed().as_micros() as u64,
+            elapsed_us = elapsed.as_micros() as u64,
             "request"
         );
         response
@@ -965,7 +980,10 @@ mod live_tests {
     async fn proxies_retries_refused_and_swaps_under_open_connections() {
         let (port, up) = (free_port(), free_port());
         upstream(up).await;
-        let plane = DataPlane::new("127.0.0.1".parse().unwrap());
+        let metrics = GatewayMetrics::default();
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics.register(&mut registry);
+        let plane = DataPlane::with_metrics("127.0.0.1".parse().unwrap(), metrics);
         assert!(plane.swap(table(port, up, true)).await.is_empty());
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -986,6 +1004,15 @@ mod live_tests {
         assert_eq!(send(&mut sender, "a.test").await.0, StatusCode::NOT_FOUND);
         assert!(plane.swap(table(port, up, true)).await.is_empty());
         assert_eq!(send(&mut sender, "a.test").await.0, StatusCode::OK);
+        // Every request counted by route, backend and code.
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            r#"skiff_gateway_requests_total{route="ns/r",backend="ns/svc:80",code="200"} 7"#,
+            r#"skiff_gateway_requests_total{route="-",backend="-",code="404"} 2"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 
     /// An upstream on 127.0.0.1:port that notes each request's path in `seen`, answers
