@@ -42,6 +42,8 @@ pub struct Api {
     pub rbac: crate::authz::Rbac,
     /// The DefaultTolerationSeconds admission plugin's periods.
     pub default_tolerations: crate::plugins::tolerations::DefaultTolerationSeconds,
+    /// The ServiceAccount admission plugin's switch (the server turns it on).
+    pub service_accounts: crate::plugins::serviceaccount::ServiceAccountAdmission,
 }
 
 /// Namespaces upstream refuses to delete (`NamespaceLifecycle` admission).
@@ -272,6 +274,7 @@ impl Api {
             params: p,
         };
         self.admit_builtin(&attrs, &mut obj)?;
+        crate::plugins::serviceaccount::admit(self, &attrs, &mut obj).await?;
         let mut obj = self.webhooks.mutate(self, &attrs, obj, None).await?;
         let guard = self.admission.reserve(&r, &mut obj)?;
         self.admission.validate(&r, &obj, None)?;

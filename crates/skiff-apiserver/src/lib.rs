@@ -81,6 +81,7 @@ impl Api {
             authn: Default::default(),
             rbac: Default::default(),
             default_tolerations: Default::default(),
+            service_accounts: Default::default(),
         };
         api.health.mark("generic-apiserver-start-informers");
         crd::load(&api)?;

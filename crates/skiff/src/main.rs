@@ -223,11 +223,16 @@ fn certificate_hosts(listen: SocketAddr) -> Vec<String> {
         "kubernetes.default",
         "kubernetes.default.svc",
         "kubernetes.default.svc.cluster.local",
-        "10.96.0.1",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // The `kubernetes` Service's address, which in-cluster clients connect to.
+    hosts.push(
+        skiff_apimachinery::network::ClusterNetwork::default()
+            .kubernetes_service_ip()
+            .to_string(),
+    );
     if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         hosts.push(name.trim().to_owned());
     }
@@ -286,6 +291,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         args.nodes.default_not_ready_toleration_seconds,
         args.nodes.default_unreachable_toleration_seconds,
     );
+    // The ServiceAccount controller makes the accounts this plugin requires.
+    api.service_accounts.set_enabled(true);
     let api = Arc::new(api);
     api.bootstrap()
         .await

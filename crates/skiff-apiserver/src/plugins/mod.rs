@@ -11,6 +11,7 @@ pub mod limits;
 pub mod podsecurity;
 pub mod quota;
 pub mod tolerations;
+pub mod serviceaccount;
 
 use serde_json::Value;
 
@@ -41,6 +42,7 @@ impl Api {
             return Ok(());
         };
         limits::validate(self, attrs, obj)?;
+        serviceaccount::validate(self, attrs, obj)?;
         podsecurity::validate(self, attrs, obj, old)
     }
 
