@@ -288,7 +288,9 @@ resources:
         assert_eq!(names, ["secrets", "configmaps", "*.apps"]);
         let (_, secrets) = &t[0];
         assert_eq!(secrets.write_prefix(), AESCBC_PREFIX.as_bytes());
-        let sealed = secrets.to_storage(b"{}", b"/registry/secrets/a/b").unwrap();
+        let sealed = secrets
+            .transform_to_storage(b"{}", b"/registry/secrets/a/b")
+            .unwrap();
         assert!(sealed.starts_with(b"k8s:enc:aescbc:v1:key1:"));
     }
 

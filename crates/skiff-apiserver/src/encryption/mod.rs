@@ -136,7 +136,9 @@ impl Encryption {
     pub fn seal(&self, key: &str, value: Bytes) -> Result<Bytes, TransformError> {
         match self.transformer(key) {
             None => Ok(value),
-            Some(t) => t.to_storage(&value, key.as_bytes()).map(Bytes::from),
+            Some(t) => t
+                .transform_to_storage(&value, key.as_bytes())
+                .map(Bytes::from),
         }
     }
 
@@ -145,7 +147,7 @@ impl Encryption {
         match self.transformer(key) {
             None => Ok((value, false)),
             Some(t) => t
-                .from_storage(&value, key.as_bytes())
+                .transform_from_storage(&value, key.as_bytes())
                 .map(|(v, stale)| (Bytes::from(v), stale)),
         }
     }

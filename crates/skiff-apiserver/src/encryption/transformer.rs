@@ -26,8 +26,12 @@ fn err(message: &str) -> TransformError {
 pub trait Transformer: Send + Sync {
     /// The value from its stored form, and whether it is stale: written by anything but the
     /// transformer writes use now, so a rotation must rewrite it.
-    fn from_storage(&self, data: &[u8], ctx: &[u8]) -> Result<(Vec<u8>, bool), TransformError>;
-    fn to_storage(&self, data: &[u8], ctx: &[u8]) -> Result<Vec<u8>, TransformError>;
+    fn transform_from_storage(
+        &self,
+        data: &[u8],
+        ctx: &[u8],
+    ) -> Result<(Vec<u8>, bool), TransformError>;
+    fn transform_to_storage(&self, data: &[u8], ctx: &[u8]) -> Result<Vec<u8>, TransformError>;
 }
 
 /// A transformer and the prefix its values carry.
@@ -64,13 +68,17 @@ impl PrefixTransformers {
 }
 
 impl Transformer for PrefixTransformers {
-    fn from_storage(&self, data: &[u8], ctx: &[u8]) -> Result<(Vec<u8>, bool), TransformError> {
+    fn transform_from_storage(
+        &self,
+        data: &[u8],
+        ctx: &[u8],
+    ) -> Result<(Vec<u8>, bool), TransformError> {
         let mut errors: Vec<String> = Vec::new();
         for (i, t) in self.transformers.iter().enumerate() {
             let Some(rest) = data.strip_prefix(t.prefix.as_slice()) else {
                 continue;
             };
-            match t.transformer.from_storage(rest, ctx) {
+            match t.transformer.transform_from_storage(rest, ctx) {
                 // An identity reader refusing encrypted data lets the encrypted readers try.
                 Err(_) if t.prefix.is_empty() => continue,
                 Err(e) => errors.push(e.0),
@@ -83,12 +91,12 @@ impl Transformer for PrefixTransformers {
         Err(TransformError(aggregate(errors)))
     }
 
-    fn to_storage(&self, data: &[u8], ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
+    fn transform_to_storage(&self, data: &[u8], ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
         let first = self
             .transformers
             .first()
             .ok_or_else(|| TransformError(self.no_match.clone()))?;
-        let sealed = first.transformer.to_storage(data, ctx)?;
+        let sealed = first.transformer.transform_to_storage(data, ctx)?;
         let mut out = Vec::with_capacity(first.prefix.len() + sealed.len());
         out.extend_from_slice(&first.prefix);
         out.extend_from_slice(&sealed);
@@ -116,14 +124,18 @@ fn aggregate(errors: Vec<String>) -> String {
 pub struct Identity;
 
 impl Transformer for Identity {
-    fn from_storage(&self, data: &[u8], _ctx: &[u8]) -> Result<(Vec<u8>, bool), TransformError> {
+    fn transform_from_storage(
+        &self,
+        data: &[u8],
+        _ctx: &[u8],
+    ) -> Result<(Vec<u8>, bool), TransformError> {
         if data.starts_with(b"k8s:enc:") {
             return Err(err("identity transformer tried to read encrypted data"));
         }
         Ok((data.to_vec(), false))
     }
 
-    fn to_storage(&self, data: &[u8], _ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
+    fn transform_to_storage(&self, data: &[u8], _ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
         Ok(data.to_vec())
     }
 }
@@ -166,7 +178,11 @@ impl AesGcm {
 const GCM_NONCE: usize = 12;
 
 impl Transformer for AesGcm {
-    fn from_storage(&self, data: &[u8], ctx: &[u8]) -> Result<(Vec<u8>, bool), TransformError> {
+    fn transform_from_storage(
+        &self,
+        data: &[u8],
+        ctx: &[u8],
+    ) -> Result<(Vec<u8>, bool), TransformError> {
         if data.len() < GCM_NONCE {
             return Err(err(SHORT));
         }
@@ -186,7 +202,7 @@ impl Transformer for AesGcm {
         Ok((value, false))
     }
 
-    fn to_storage(&self, data: &[u8], ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
+    fn transform_to_storage(&self, data: &[u8], ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
         let mut nonce = [0u8; GCM_NONCE];
         OsRng
             .try_fill_bytes(&mut nonce)
@@ -245,7 +261,11 @@ where
 }
 
 impl Transformer for AesCbc {
-    fn from_storage(&self, data: &[u8], _ctx: &[u8]) -> Result<(Vec<u8>, bool), TransformError> {
+    fn transform_from_storage(
+        &self,
+        data: &[u8],
+        _ctx: &[u8],
+    ) -> Result<(Vec<u8>, bool), TransformError> {
         if data.len() < BLOCK {
             return Err(err(SHORT));
         }
@@ -271,7 +291,7 @@ impl Transformer for AesCbc {
         Ok((out, false))
     }
 
-    fn to_storage(&self, data: &[u8], _ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
+    fn transform_to_storage(&self, data: &[u8], _ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
         let pad = BLOCK - data.len() % BLOCK;
         let mut out = vec![0u8; BLOCK + data.len() + pad];
         OsRng
@@ -307,7 +327,11 @@ impl Secretbox {
 }
 
 impl Transformer for Secretbox {
-    fn from_storage(&self, data: &[u8], _ctx: &[u8]) -> Result<(Vec<u8>, bool), TransformError> {
+    fn transform_from_storage(
+        &self,
+        data: &[u8],
+        _ctx: &[u8],
+    ) -> Result<(Vec<u8>, bool), TransformError> {
         if data.len() < SECRETBOX_NONCE + SECRETBOX_TAG {
             return Err(err(SHORT));
         }
@@ -320,7 +344,7 @@ impl Transformer for Secretbox {
         Ok((value, false))
     }
 
-    fn to_storage(&self, data: &[u8], _ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
+    fn transform_to_storage(&self, data: &[u8], _ctx: &[u8]) -> Result<Vec<u8>, TransformError> {
         let mut nonce = [0u8; SECRETBOX_NONCE];
         OsRng
             .try_fill_bytes(&mut nonce)
@@ -375,17 +399,17 @@ mod tests {
         authenticates: bool,
     ) {
         let p = prefixed(vec![("first:", first()), ("second:", second())]);
-        let out = p.to_storage(b"firstvalue", CTX).unwrap();
+        let out = p.transform_to_storage(b"firstvalue", CTX).unwrap();
         assert!(out.starts_with(b"first:"), "{out:?}");
         assert_eq!(
-            p.from_storage(&out, CTX).unwrap(),
+            p.transform_from_storage(&out, CTX).unwrap(),
             (b"firstvalue".to_vec(), false)
         );
-        let other = p.from_storage(&out, b"incorrect_context");
+        let other = p.transform_from_storage(&out, b"incorrect_context");
         assert_eq!(other.is_err(), authenticates, "{other:?}");
         let p = prefixed(vec![("second:", second()), ("first:", first())]);
         assert_eq!(
-            p.from_storage(&out, CTX).unwrap(),
+            p.transform_from_storage(&out, CTX).unwrap(),
             (b"firstvalue".to_vec(), true)
         );
     }
@@ -420,7 +444,7 @@ mod tests {
         // TestGCMLegacyDataCompatibility: recorded kube-apiserver output.
         let stored: &[u8] = b"\x9f'\xc8\xfc\xea\x8aX\xc4g\xd8\xe47\xdb\xf2\xd8YU\xf9\xb4\xbd\x91/N\xf9g\xd7\x88\xa0\xcb\x07y}\xac\n?\n\x08E`\\\xa8Z\xc8V+J\xe1";
         let t = gcm(b"snorlax_awesomes");
-        let (value, stale) = t.from_storage(stored, b"bamboo").unwrap();
+        let (value, stale) = t.transform_from_storage(stored, b"bamboo").unwrap();
         assert_eq!(
             (value.as_slice(), stale),
             (&b"pandas are the best"[..], false)
@@ -434,11 +458,11 @@ mod tests {
         let mut nonces = std::collections::HashSet::new();
         for i in 0..1000usize {
             let value = vec![(i % 8) as u8; 1000];
-            let out = t.to_storage(&value, CTX).unwrap();
+            let out = t.transform_to_storage(&value, CTX).unwrap();
             assert_eq!(out.len(), 12 + 1000 + 16);
             assert_ne!(&out[..4], &[0, 0, 0, 0]);
             assert!(nonces.insert(out[..12].to_vec()), "nonce repeated");
-            assert_eq!(t.from_storage(&out, CTX).unwrap().0, value);
+            assert_eq!(t.transform_from_storage(&out, CTX).unwrap().0, value);
         }
     }
 
@@ -447,8 +471,8 @@ mod tests {
         for ok in [16, 24, 32] {
             let key = vec![7u8; ok];
             for t in [gcm(&key), cbc(&key)] {
-                let out = t.to_storage(b"v", CTX).unwrap();
-                assert_eq!(t.from_storage(&out, CTX).unwrap().0, b"v");
+                let out = t.transform_to_storage(b"v", CTX).unwrap();
+                assert_eq!(t.transform_from_storage(&out, CTX).unwrap().0, b"v");
             }
         }
         assert_eq!(
@@ -463,9 +487,9 @@ mod tests {
         let t = cbc(b"abcdefghijklmnop");
         for len in 0..=33usize {
             let value = vec![b'x'; len];
-            let out = t.to_storage(&value, CTX).unwrap();
+            let out = t.transform_to_storage(&value, CTX).unwrap();
             assert_eq!(out.len(), 16 + (len / 16 + 1) * 16);
-            assert_eq!(t.from_storage(&out, CTX).unwrap().0, value);
+            assert_eq!(t.transform_from_storage(&out, CTX).unwrap().0, value);
         }
     }
 
@@ -473,7 +497,7 @@ mod tests {
     fn cbc_invalid_data() {
         // TestCBCInvalidData (the empty-blocks case panics in Go; here it is an error).
         let t = cbc(b"abcdefghijklmnop");
-        let good = t.to_storage(b"value", CTX).unwrap();
+        let good = t.transform_to_storage(b"value", CTX).unwrap();
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (vec![0; 3], SHORT),
             (
@@ -483,30 +507,36 @@ mod tests {
             (vec![0; 16], "invalid PKCS7 data (empty or not padded)"),
         ];
         for (data, want) in cases {
-            assert_eq!(t.from_storage(&data, CTX).unwrap_err().0, want);
+            assert_eq!(t.transform_from_storage(&data, CTX).unwrap_err().0, want);
         }
         // A flipped bit in the last block garbles the padding.
         let mut bad = good.clone();
         let last = bad.len() - 1;
         bad[last - 16] ^= 0xff;
-        assert!(t.from_storage(&bad, CTX).is_err());
+        assert!(t.transform_from_storage(&bad, CTX).is_err());
     }
 
     #[test]
     fn aead_tampering_fails() {
         for t in [gcm(&[3; 32]), secretbox([3; 32])] {
-            let mut out = t.to_storage(b"value", CTX).unwrap();
+            let mut out = t.transform_to_storage(b"value", CTX).unwrap();
             let last = out.len() - 1;
             out[last] ^= 1;
-            assert!(t.from_storage(&out, CTX).is_err());
-            assert_eq!(t.from_storage(&out[..5], CTX).unwrap_err().0, SHORT);
+            assert!(t.transform_from_storage(&out, CTX).is_err());
+            assert_eq!(
+                t.transform_from_storage(&out[..5], CTX).unwrap_err().0,
+                SHORT
+            );
         }
         let t = secretbox([3; 32]);
-        let out = t.to_storage(b"value", CTX).unwrap();
+        let out = t.transform_to_storage(b"value", CTX).unwrap();
         // nonce(24) || tag(16) || ciphertext, as NaCl's secretbox.Seal.
         assert_eq!(out.len(), 24 + 16 + 5);
         assert_eq!(
-            secretbox([4; 32]).from_storage(&out, CTX).unwrap_err().0,
+            secretbox([4; 32])
+                .transform_from_storage(&out, CTX)
+                .unwrap_err()
+                .0,
             "output array was not large enough for encryption"
         );
     }
@@ -519,16 +549,19 @@ mod tests {
             ("", Box::new(Identity)),
         ]);
         let plain = br#"{"kind":"Secret"}"#;
-        assert_eq!(p.from_storage(plain, CTX).unwrap(), (plain.to_vec(), true));
-        let sealed = p.to_storage(plain, CTX).unwrap();
+        assert_eq!(
+            p.transform_from_storage(plain, CTX).unwrap(),
+            (plain.to_vec(), true)
+        );
+        let sealed = p.transform_to_storage(plain, CTX).unwrap();
         assert!(sealed.starts_with(b"k8s:enc:secretbox:v1:a:"));
         assert_eq!(
-            p.from_storage(&sealed, CTX).unwrap(),
+            p.transform_from_storage(&sealed, CTX).unwrap(),
             (plain.to_vec(), false)
         );
         // An unknown key: identity refuses encrypted data, nothing else matches.
         assert_eq!(
-            p.from_storage(b"k8s:enc:secretbox:v1:b:xxxx", CTX)
+            p.transform_from_storage(b"k8s:enc:secretbox:v1:b:xxxx", CTX)
                 .unwrap_err()
                 .0,
             "test error"
@@ -539,7 +572,7 @@ mod tests {
             ("k8s:enc:aesgcm:v1:", cbc(&[1; 16])),
         ]);
         assert_eq!(
-            p.from_storage(b"k8s:enc:aesgcm:v1:0123456789abcdefg", CTX)
+            p.transform_from_storage(b"k8s:enc:aesgcm:v1:0123456789abcdefg", CTX)
                 .unwrap_err()
                 .0,
             "[cipher: message authentication failed, the stored data is not a multiple of the block size]"
@@ -549,14 +582,20 @@ mod tests {
             ("", Box::new(Identity)),
             ("k8s:enc:secretbox:v1:a:", secretbox([1; 32])),
         ]);
-        assert_eq!(p.from_storage(plain, CTX).unwrap(), (plain.to_vec(), false));
         assert_eq!(
-            p.from_storage(&sealed, CTX).unwrap(),
+            p.transform_from_storage(plain, CTX).unwrap(),
+            (plain.to_vec(), false)
+        );
+        assert_eq!(
+            p.transform_from_storage(&sealed, CTX).unwrap(),
             (plain.to_vec(), true)
         );
-        assert_eq!(p.to_storage(plain, CTX).unwrap(), plain.to_vec());
+        assert_eq!(p.transform_to_storage(plain, CTX).unwrap(), plain.to_vec());
         assert_eq!(
-            Identity.from_storage(b"k8s:enc:x", CTX).unwrap_err().0,
+            Identity
+                .transform_from_storage(b"k8s:enc:x", CTX)
+                .unwrap_err()
+                .0,
             "identity transformer tried to read encrypted data"
         );
     }
