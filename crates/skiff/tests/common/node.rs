@@ -428,6 +428,9 @@ pub struct AgentNode {
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
     pod_cidr: String,
+    /// The agent's command, to start it again after [`AgentNode::power_off`].
+    command: Vec<std::ffi::OsString>,
+    token: String,
 }
 
 /// The agent node's address on the shared link.
@@ -449,6 +452,8 @@ impl AgentNode {
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
             pod_cidr: pod_cidr.into(),
+            command: Vec::new(),
+            token: String::new(),
         };
         let ip_n = |args: &[&str]| {
             let out = run(Command::new("ip").args(["-n", &netns]).args(args));
@@ -487,21 +492,118 @@ impl AgentNode {
             .expect("server port in the kubeconfig")
             .to_string();
         let pki = server.dir.path().join("pki");
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{netns}"))
-            .arg(env!("CARGO_BIN_EXE_skiff"))
-            .args(["agent", "--server", &format!("https://{NODE_IP}:{port}")])
-            .arg("--ca-file")
-            .arg(pki.join("ca.crt"))
-            .args(["--name", name, "--pod-cidr", pod_cidr, "--data-dir"])
-            .arg(node.dir.path())
-            .env(
-                "SKIFF_TOKEN",
-                std::fs::read_to_string(pki.join("admin.token")).expect("token"),
-            )
-            .env("SKIFF_CGROUP_PARENT", &node.cgroup_parent);
-        node.child = Some(spawn_until(cmd, "skiff agent is ready", &node.log));
+        let mut command: Vec<std::ffi::OsString> = vec![
+            format!("--net=/run/netns/{netns}").into(),
+            env!("CARGO_BIN_EXE_skiff").into(),
+        ];
+        command.extend(
+            [
+                "agent",
+                "--server",
+                &format!("https://{NODE_IP}:{port}"),
+                "--name",
+                name,
+                "--pod-cidr",
+                pod_cidr,
+            ]
+            .map(Into::into),
+        );
+        command.extend(["--ca-file".into(), pki.join("ca.crt").into()]);
+        command.extend(["--data-dir".into(), node.dir.path().into()]);
+        node.command = command;
+        node.token = std::fs::read_to_string(pki.join("admin.token")).expect("token");
+        node.start_agent();
         node
+    }
+
+    /// Starts `skiff agent` and waits until it says it is ready.
+    fn start_agent(&mut self) {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(&self.command)
+            .env("SKIFF_TOKEN", &self.token)
+            .env("SKIFF_CGROUP_PARENT", &self.cgroup_parent);
+        self.child = Some(spawn_until(cmd, "skiff agent is ready", &self.log));
+    }
+
+    /// A power loss: the agent, every container shim and every container are killed at
+    /// once (SIGKILL, nothing gets to clean up) and the node's link goes down.
+    pub fn power_off(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let containers = self.dir.path().join("runtime/containers");
+        for file in ["shim.pid", "init.pid"] {
+            for entry in std::fs::read_dir(&containers)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let pid = std::fs::read_to_string(entry.path().join(file))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok());
+                if let Some(pid) = pid.filter(|p| *p > 1) {
+                    // SAFETY: kill has no memory preconditions; a stale pid is harmless
+                    // here (the test's own namespace holds only this node's processes).
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let out =
+            run(Command::new("ip").args(["-n", &self.netns, "link", "set", "host0-peer", "down"]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Power back: the link comes up and the agent starts again on the same data dir.
+    pub fn power_on(&mut self) {
+        let out =
+            run(Command::new("ip").args(["-n", &self.netns, "link", "set", "host0-peer", "up"]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(Command::new("ip").args([
+            "-n",
+            &self.netns,
+            "route",
+            "replace",
+            "default",
+            "via",
+            NODE_IP,
+        ]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.start_agent();
+    }
+
+    /// The containers on this node's disk with their pod uid and whether they run.
+    pub fn containers(&self) -> Vec<(String, String, bool)> {
+        use skiff_node::runtime::{ContainerState, RuncConfig, RuncRuntime, Runtime};
+        let mut cfg = RuncConfig::new(self.dir.path().join("runtime"), vec!["true".into()]);
+        cfg.cgroup_parent = self.cgroup_parent.clone();
+        let Ok(rt) = RuncRuntime::new(cfg) else {
+            return Vec::new();
+        };
+        rt.list()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                let uid = c
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.labels.get("io.kubernetes.pod.uid").cloned())
+                    .unwrap_or_default();
+                (c.id, uid, c.state == ContainerState::Running)
+            })
+            .collect()
     }
 
     /// `skiff image load` into this node's image store.

@@ -1,0 +1,375 @@
+//! End to end: a node lost to a power cut (agent, shims and containers killed at once, its
+//! link down) while a Service takes load, on two nodes (a server and `skiff agent` in
+//! network namespaces of their own). The node turns NotReady within the grace period, its
+//! pods leave the Service's endpoints, its Deployment pods are replaced on the other node
+//! after their default 5 s toleration, its StatefulSet pod only once the node is declared
+//! out of service, and the node coming back runs none of the pods replaced meanwhile
+//! (root only; under `CI` a missing prerequisite fails the test).
+
+#[allow(unused)]
+mod common;
+#[path = "common/node.rs"]
+mod node;
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const WORKLOADS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 4
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: busybox:test
+        command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 2
+  podManagementPolicy: Parallel
+  serviceName: db
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: busybox:test
+        command: ["sh", "-c", "exec sleep 100000"]
+"#;
+
+/// One request of the load: when it started (since the load began), how long it took,
+/// whether it was answered.
+struct Request {
+    at: Duration,
+    took: Duration,
+    ok: bool,
+}
+
+/// GETs the Service back to back from node A until stopped.
+fn load(
+    c: &node::NodeCluster,
+    ip: &str,
+    stop: Arc<AtomicBool>,
+    t0: Instant,
+) -> std::thread::JoinHandle<Vec<Request>> {
+    let (netns, ip) = (c.netns.clone(), ip.to_string());
+    std::thread::spawn(move || {
+        let get = node::NodeCluster::http_getter_why(&netns);
+        let mut out = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let ok = get(&ip, 80, "/").is_ok();
+            out.push(Request {
+                at: started - t0,
+                took: started.elapsed(),
+                ok,
+            });
+        }
+        out
+    })
+}
+
+/// The longest stretch during which requests kept failing: from the start of a failing
+/// request to the start of the next request that succeeded.
+fn longest_failure(requests: &[Request]) -> Duration {
+    let (mut longest, mut since) = (Duration::ZERO, None);
+    for r in requests {
+        match (r.ok, since) {
+            (false, None) => since = Some(r.at),
+            (true, Some(s)) => {
+                longest = longest.max(r.at - s);
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(s), Some(last)) = (since, requests.last()) {
+        longest = longest.max(last.at + last.took - s);
+    }
+    longest
+}
+
+fn items<'a>(list: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> {
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(move |o| o["kind"] == kind)
+}
+
+fn pod_ready(p: &Value) -> bool {
+    p["status"]["phase"] == "Running"
+        && p["metadata"]["deletionTimestamp"].is_null()
+        && p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+#[test]
+fn a_lost_node_is_noticed_and_its_pods_replaced_within_seconds() {
+    if let Some(why) = node::skip_reason() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI cannot run this test: {why}"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let c = node::NodeCluster::start_listening("0.0.0.0:0");
+    let node_a = c.node_name();
+    let mut b = node::AgentNode::join(&c, "node-b", "10.244.1.0/24");
+    c.load_busybox("busybox:test");
+    b.load_busybox("busybox:test");
+    c.wait_for("node-b to be Ready", Duration::from_secs(20), || {
+        let n = c.json(&["get", "node", "node-b"]);
+        let ready = n["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready.then_some(())
+    });
+
+    c.kubectl_in(&["apply", "-f", "-"], WORKLOADS);
+    let pods = c.wait_for(
+        "6 pods Ready on both nodes",
+        Duration::from_secs(60),
+        || {
+            let pods = c.json(&["get", "pods"]);
+            let ready: Vec<Value> = pods["items"]
+                .as_array()?
+                .iter()
+                .filter(|p| pod_ready(p))
+                .cloned()
+                .collect();
+            let nodes: BTreeSet<&str> = ready
+                .iter()
+                .filter_map(|p| p["spec"]["nodeName"].as_str())
+                .collect();
+            (ready.len() == 6 && nodes.len() == 2).then_some(ready)
+        },
+    );
+    // Every pod tolerates the lost-node taints for skiff's default 5 s (DefaultTolerationSeconds).
+    let tolerations = pods[0]["spec"]["tolerations"].to_string();
+    assert!(
+        tolerations.contains(
+            r#""key":"node.kubernetes.io/unreachable","operator":"Exists","tolerationSeconds":5"#
+        ),
+        "{tolerations}"
+    );
+    let on_b = |app: &str| -> Vec<Value> {
+        pods.iter()
+            .filter(|p| p["spec"]["nodeName"] == "node-b" && p["metadata"]["labels"]["app"] == app)
+            .cloned()
+            .collect()
+    };
+    let (web_b, db_b) = (on_b("web"), on_b("db"));
+    assert!(!web_b.is_empty(), "no web pod on node-b: {pods:#?}");
+    assert_eq!(db_b.len(), 1, "one db pod per node: {pods:#?}");
+    let old_uids: BTreeSet<String> = web_b
+        .iter()
+        .chain(&db_b)
+        .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+        .collect();
+    let db_b_name = db_b[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let db_b_uid = db_b[0]["metadata"]["uid"].as_str().unwrap().to_string();
+
+    // Load through the Service from node A, until every pod answers.
+    let cluster_ip = c.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    c.wait_for("the Service to answer", Duration::from_secs(20), || {
+        c.http_get(&cluster_ip, 80, "/")
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let loader = load(&c, &cluster_ip, stop.clone(), t0);
+    c.wait_for("some load", Duration::from_secs(10), || {
+        (t0.elapsed() > Duration::from_millis(500)).then_some(())
+    });
+
+    // Power loss.
+    let lost = Instant::now();
+    b.power_off();
+    let (not_ready, endpoints_gone, replaced) = (Cell::new(None), Cell::new(None), Cell::new(None));
+    c.wait_for(
+        "replacements Running on node A",
+        Duration::from_secs(60),
+        || {
+            let all = c.json(&["get", "nodes,endpoints,pods"]);
+            let now = lost.elapsed();
+            let node_b = items(&all, "Node").find(|n| n["metadata"]["name"] == "node-b")?;
+            let b_ready = node_b["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            if !b_ready && not_ready.get().is_none() {
+                not_ready.set(Some(now));
+            }
+            let endpoints = items(&all, "Endpoints").find(|e| e["metadata"]["name"] == "web")?;
+            let ready_ips = endpoints["subsets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
+                .map(|a| a["ip"].as_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>();
+            if !ready_ips.iter().any(|ip| ip.starts_with("10.244.1."))
+                && endpoints_gone.get().is_none()
+            {
+                endpoints_gone.set(Some(now));
+            }
+            let web_on_a = items(&all, "Pod")
+                .filter(|p| {
+                    p["metadata"]["labels"]["app"] == "web"
+                        && p["spec"]["nodeName"] == node_a.as_str()
+                })
+                .filter(|p| pod_ready(p))
+                .count();
+            if web_on_a == 4 && replaced.get().is_none() {
+                replaced.set(Some(now));
+            }
+            replaced.get().map(|_| ())
+        },
+    );
+    // A little more load after the replacements, then the verdict.
+    let settled = t0.elapsed();
+    c.wait_for("load after the failover", Duration::from_secs(10), || {
+        (t0.elapsed() > settled + Duration::from_secs(2)).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    let requests = loader.join().expect("load thread");
+    let failed = requests.iter().filter(|r| !r.ok).count();
+    let outage = longest_failure(&requests);
+    let (not_ready, endpoints_gone, replaced) = (
+        not_ready.get().unwrap(),
+        endpoints_gone.get().unwrap(),
+        replaced.get().unwrap(),
+    );
+    eprintln!(
+        "FAILOVER not_ready_ms={} endpoints_removed_ms={} replaced_running_ms={} requests={} failed={} longest_failure_ms={}",
+        not_ready.as_millis(),
+        endpoints_gone.as_millis(),
+        replaced.as_millis(),
+        requests.len(),
+        failed,
+        outage.as_millis()
+    );
+    assert!(
+        replaced < Duration::from_secs(15),
+        "replacements Running after {replaced:?}"
+    );
+    assert!(
+        outage < Duration::from_secs(10),
+        "requests failed for {outage:?}"
+    );
+    assert!(endpoints_gone <= replaced);
+
+    // The node is Unknown with upstream's words, and tainted.
+    let node_b = c.json(&["get", "node", "node-b"]);
+    let ready = node_b["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(ready["status"], "Unknown", "{node_b:#}");
+    assert_eq!(ready["reason"], "NodeStatusUnknown");
+    assert_eq!(ready["message"], "Kubelet stopped posting node status.");
+    let taints = node_b["spec"]["taints"].to_string();
+    for want in [
+        r#""effect":"NoSchedule","key":"node.kubernetes.io/unreachable""#,
+        r#""effect":"NoExecute","key":"node.kubernetes.io/unreachable""#,
+    ] {
+        assert!(taints.contains(want), "{taints}");
+    }
+
+    // The StatefulSet pod is not replaced while the node might still run it: evicted, it
+    // stays terminating on node-b ...
+    let db = c.json(&["get", "pod", &db_b_name]);
+    assert_eq!(db["metadata"]["uid"], db_b_uid.as_str(), "{db:#}");
+    assert_eq!(db["spec"]["nodeName"], "node-b");
+    assert!(!db["metadata"]["deletionTimestamp"].is_null(), "{db:#}");
+    // ... until the node is declared out of service: then PodGC force-deletes it and the
+    // StatefulSet makes it again on node A.
+    c.kubectl(&[
+        "taint",
+        "node",
+        "node-b",
+        "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute",
+    ]);
+    c.wait_pod(&db_b_name, Duration::from_secs(30), |p| {
+        p["metadata"]["uid"] != db_b_uid.as_str()
+            && p["spec"]["nodeName"] == node_a.as_str()
+            && pod_ready(p)
+    });
+    c.kubectl(&[
+        "taint",
+        "node",
+        "node-b",
+        "node.kubernetes.io/out-of-service-",
+    ]);
+
+    // Power back: node-b is Ready again, loses its taints, and runs none of the pods
+    // replaced meanwhile.
+    b.power_on();
+    c.wait_for(
+        "node-b Ready and untainted",
+        Duration::from_secs(30),
+        || {
+            let n = c.json(&["get", "node", "node-b"]);
+            let ready = n["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let tainted = n["spec"]["taints"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty());
+            (ready && !tainted).then_some(())
+        },
+    );
+    let pods = c.json(&["get", "pods", "--field-selector", "spec.nodeName=node-b"]);
+    assert_eq!(pods["items"].as_array().map(Vec::len), Some(0), "{pods:#}");
+    let running_old: Vec<_> = b
+        .containers()
+        .into_iter()
+        .filter(|(_, uid, running)| *running && old_uids.contains(uid))
+        .collect();
+    assert!(
+        running_old.is_empty(),
+        "node-b runs replaced pods again: {running_old:?}\n{}",
+        b.log_text()
+    );
+}
