@@ -99,8 +99,41 @@ pub fn gateway_class(current: &Value, generation: i64, supported: &Verdict, now:
             now,
         ),
     );
+    status.insert(
+        "supportedFeatures".into(),
+        SUPPORTED_FEATURES
+            .iter()
+            .map(|name| serde_json::json!({ "name": name }))
+            .collect(),
+    );
     Value::Object(status)
 }
+
+/// The conformance features (upstream's `pkg/features` names) skiff's data plane
+/// implements, in the ascending order the spec requires of `supportedFeatures`.
+pub const SUPPORTED_FEATURES: [&str; 21] = [
+    "Gateway",
+    "GatewayHTTPListenerIsolation",
+    "GatewayPort8080",
+    "HTTPRoute",
+    "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteBackendTimeout",
+    "HTTPRouteHostRewrite",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteParentRefPort",
+    "HTTPRoutePathRedirect",
+    "HTTPRoutePathRewrite",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteSchemeRedirect",
+    "ReferenceGrant",
+];
 
 /// A listener's four conditions.
 pub fn listener_conditions(l: &ListenerReport) -> Vec<Condition> {

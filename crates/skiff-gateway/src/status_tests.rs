@@ -188,6 +188,17 @@ fn class_conditions() {
         ),
     ] {
         let s = gateway_class(&Value::Null, 1, &supported_version(bundle), "t0");
+        let names: Vec<&str> = s["supportedFeatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted, "ascending, no repeats");
+        assert!(names.contains(&"HTTPRouteRequestMirror"));
         let c = &s["conditions"];
         assert_eq!(
             (
