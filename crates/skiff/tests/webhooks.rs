@@ -12,12 +12,11 @@ mod common;
 #[path = "common/node.rs"]
 mod node;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
 use node::NodeCluster;
-use skiff_node::testing::{busybox_layer, oci_archive, LayerBuilder, TestImageConfig};
 
 /// Where the webhook runs, and the namespace whose ConfigMaps it sees.
 const SYSTEM_NS: &str = "webhook-system";
@@ -27,31 +26,12 @@ const IMAGE: &str = "test-webhook:e2e";
 /// What the webhook's `/validate` says when it refuses (crates/test-webhook).
 const DENIED: &str = "the test webhook refuses data key \"forbidden\"";
 
-/// The webhook binary built next to this test's target directory.
-fn webhook_binary() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    // target/<profile>/deps/webhooks-<hash> -> target/<profile>/test-webhook
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("test-webhook"))
-        .ok_or("no target directory")?;
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "needs {} (cargo build -p test-webhook)",
-            bin.display()
-        ))
-    }
-}
-
 /// The webhook binary, or `None` after saying why the test is skipped; under `CI=true` a
 /// missing prerequisite fails the test instead.
 fn prerequisites() -> Option<PathBuf> {
     let why = match node::skip_reason() {
         Some(why) => why,
-        None => match webhook_binary() {
+        None => match node::target_binary("test-webhook") {
             Ok(bin) => return Some(bin),
             Err(why) => why,
         },
@@ -61,52 +41,6 @@ fn prerequisites() -> Option<PathBuf> {
     }
     eprintln!("skipped: {why}");
     None
-}
-
-/// An image of `bin` as its entrypoint, with the shared libraries `ldd` says it needs, on
-/// the busybox layer.
-fn webhook_image(bin: &Path) -> Vec<u8> {
-    let out = std::process::Command::new("ldd")
-        .arg(bin)
-        .output()
-        .expect("run ldd");
-    assert!(out.status.success(), "ldd {}", bin.display());
-    let libs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-... (0x...)"
-            let path = l.split("=>").last()?.split_whitespace().next()?;
-            path.starts_with('/').then(|| path.to_string())
-        })
-        .collect();
-    let mut dirs = std::collections::BTreeSet::new();
-    for lib in &libs {
-        let mut dir = Path::new(lib.trim_start_matches('/')).parent();
-        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-            dirs.insert(d.to_string_lossy().into_owned());
-            dir = d.parent();
-        }
-    }
-    let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut layer = LayerBuilder::new();
-    // Parents sort before their children.
-    for dir in &dirs {
-        layer = layer.dir(dir, 0o755);
-    }
-    for lib in &libs {
-        layer = layer.file(lib.trim_start_matches('/'), 0o755, &read(Path::new(lib)));
-    }
-    layer = layer.file("test-webhook", 0o755, &read(bin));
-    let cfg = TestImageConfig {
-        entrypoint: vec!["/test-webhook".into()],
-        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
-        ..Default::default()
-    };
-    oci_archive(
-        IMAGE,
-        &[busybox_layer().expect("busybox layer"), layer.finish()],
-        &cfg,
-    )
 }
 
 /// A CA (its PEM) and a server certificate and key it signed for the Service's DNS names.
@@ -265,7 +199,7 @@ fn webhooks_in_a_pod_behind_a_service_validate_and_mutate() {
     };
     let c = NodeCluster::start();
     c.node_name();
-    c.load_image(&webhook_image(&bin));
+    c.load_image(&node::binary_image(&bin, IMAGE));
 
     // The webhook's certificate, made for its Service's name, in a Secret the pod mounts.
     let (ca, cert, key) = certificates();

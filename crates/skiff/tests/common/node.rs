@@ -219,6 +219,25 @@ impl NodeCluster {
         })
     }
 
+    /// The logs of `pod` in `namespace` once they contain `marker`.
+    pub fn wait_logs_in(
+        &self,
+        namespace: &str,
+        pod: &str,
+        marker: &str,
+        timeout: Duration,
+    ) -> String {
+        self.wait_for(
+            &format!("{marker:?} in the logs of {namespace}/{pod}"),
+            timeout,
+            || {
+                let out = self.kubectl_output(&["logs", "-n", namespace, pod], None);
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.contains(marker).then_some(text)
+            },
+        )
+    }
+
     /// Waits for the node to register (in the background after start-up) and its Lease,
     /// and returns its name.
     pub fn node_name(&self) -> String {
@@ -728,4 +747,72 @@ impl Load {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().expect("load thread")
     }
+}
+
+/// A test-support binary built next to this test's target directory
+/// (`target/<profile>/deps/<test>-<hash>` -> `target/<profile>/<name>`).
+pub fn target_binary(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .ok_or("no target directory")?;
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "needs {} (cargo build -p test-webhook)",
+            bin.display()
+        ))
+    }
+}
+
+/// An image named `image` with `bin` as its entrypoint (`/<file name>`), with the shared
+/// libraries `ldd` says it needs, on the busybox layer.
+pub fn binary_image(bin: &Path, image: &str) -> Vec<u8> {
+    use skiff_node::testing::{busybox_layer, oci_archive, LayerBuilder, TestImageConfig};
+    let out = Command::new("ldd").arg(bin).output().expect("run ldd");
+    assert!(out.status.success(), "ldd {}", bin.display());
+    let libs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-... (0x...)"
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| path.to_string())
+        })
+        .collect();
+    let mut dirs = std::collections::BTreeSet::new();
+    for lib in &libs {
+        let mut dir = Path::new(lib.trim_start_matches('/')).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(d.to_string_lossy().into_owned());
+            dir = d.parent();
+        }
+    }
+    let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut layer = LayerBuilder::new();
+    // Parents sort before their children.
+    for dir in &dirs {
+        layer = layer.dir(dir, 0o755);
+    }
+    for lib in &libs {
+        layer = layer.file(lib.trim_start_matches('/'), 0o755, &read(Path::new(lib)));
+    }
+    let file = bin
+        .file_name()
+        .expect("a binary's file name")
+        .to_string_lossy()
+        .into_owned();
+    layer = layer.file(&file, 0o755, &read(bin));
+    let cfg = TestImageConfig {
+        entrypoint: vec![format!("/{file}")],
+        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+        ..Default::default()
+    };
+    oci_archive(
+        image,
+        &[busybox_layer().expect("busybox layer"), layer.finish()],
+        &cfg,
+    )
 }
