@@ -25,7 +25,6 @@ async fn wait_namespace_gone(c: &Client, ns: &str, secs: u64) {
 /// namespace.go "should ensure that all pods are removed when a namespace is deleted"
 /// (Conformance). No node runs here, so the pod stays Pending rather than Running.
 #[test]
-#[ignore = "issue 14: new namespaces get no default ServiceAccount"]
 fn namespaces_should_ensure_that_all_pods_are_removed_when_a_namespace_is_deleted() {
     run(|c| async move {
         let ns = namespace(&c, "nsdeletetest-pods").await;
@@ -52,7 +51,6 @@ fn namespaces_should_ensure_that_all_pods_are_removed_when_a_namespace_is_delete
 /// namespace.go "should ensure that all services are removed when a namespace is deleted"
 /// (Conformance).
 #[test]
-#[ignore = "issue 14: new namespaces get no default ServiceAccount"]
 fn namespaces_should_ensure_that_all_services_are_removed_when_a_namespace_is_deleted() {
     run(|c| async move {
         let ns = namespace(&c, "nsdeletetest-svcs").await;
