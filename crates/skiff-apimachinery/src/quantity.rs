@@ -157,6 +157,24 @@ impl Quantity {
         }
     }
 
+    /// `value` whole units printed in `format` (upstream's `NewQuantity`): `new(1 << 20,
+    /// Format::BinarySI)` prints `1Mi`.
+    pub fn new(value: u64, format: Format) -> Quantity {
+        Quantity {
+            nanos: i128::from(value) * NANO,
+            format,
+        }
+    }
+
+    /// `value` billionths in decimal SI (upstream's `NewScaledQuantity(value, -9)`): CPU in
+    /// nanocores prints `250m` or `123456n`.
+    pub fn from_nanos(value: u64) -> Quantity {
+        Quantity {
+            nanos: i128::from(value),
+            format: Format::DecimalSI,
+        }
+    }
+
     /// Zero, in the given format.
     pub fn zero(format: Format) -> Quantity {
         Quantity { nanos: 0, format }

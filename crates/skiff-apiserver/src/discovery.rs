@@ -87,6 +87,8 @@ pub fn group(registry: &Registry, name: &str) -> Option<Value> {
 fn verbs(r: &ResourceInfo) -> &'static [&'static str] {
     if r.create_only {
         &["create"]
+    } else if crate::metricsapi::served(r) {
+        &crate::metricsapi::VERBS
     } else {
         &VERBS
     }

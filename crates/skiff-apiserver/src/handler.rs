@@ -40,6 +40,8 @@ pub struct Api {
     pub authn: crate::authn::Authn,
     /// The RBAC index every request is authorized against.
     pub rbac: crate::authz::Rbac,
+    /// Resource metrics the collector scraped from the nodes (`metrics.k8s.io`).
+    pub metrics: crate::metricsapi::Metrics,
     /// The DefaultTolerationSeconds admission plugin's periods.
     pub default_tolerations: crate::plugins::tolerations::DefaultTolerationSeconds,
     /// The ServiceAccount admission plugin's switch (the server turns it on).

@@ -286,6 +286,10 @@ async fn handle(
             "the server does not allow this method on the requested resource".into(),
         ));
     }
+    if crate::metricsapi::served(&target.resource) {
+        let obj = crate::metricsapi::handle(&server.api, &target, &params, &parts.method)?;
+        return Ok(json_response(StatusCode::OK, &obj));
+    }
     if let Some(warning) = target
         .resource
         .custom

@@ -20,6 +20,7 @@ pub mod handler;
 pub mod health;
 pub mod http;
 pub mod managed;
+pub mod metricsapi;
 mod namespace;
 pub mod object;
 pub mod openapi;
@@ -80,6 +81,7 @@ impl Api {
             aggregator: Default::default(),
             authn: Default::default(),
             rbac: Default::default(),
+            metrics: Default::default(),
             default_tolerations: Default::default(),
             service_accounts: Default::default(),
         };
@@ -118,6 +120,7 @@ impl Api {
         tokio::spawn(webhook::run(self.clone()));
         tokio::spawn(aggregator::run(self.clone()));
         tokio::spawn(authz::run(self.clone()));
+        metricsapi::spawn(self.clone());
         for hook in [
             "start-kube-aggregator-informers",
             "apiservice-registration-controller",

@@ -332,6 +332,9 @@ pub fn builtins() -> Vec<ResourceInfo> {
         builtin::<authentication::TokenReview>(CREATE_ONLY),
         builtin::<authentication::SelfSubjectReview>(CREATE_ONLY),
     ]
+    .into_iter()
+    .chain(crate::metricsapi::resources())
+    .collect()
 }
 
 /// Lookup of served resources by group, version and plural: the built-in kinds, plus the

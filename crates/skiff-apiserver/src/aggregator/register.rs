@@ -90,6 +90,8 @@ pub fn priority(group: &str, version: &str) -> Option<(i64, i64)> {
         ("discovery.k8s.io", "v1") => (16200, 15),
         ("flowcontrol.apiserver.k8s.io", "v1") => (16100, 21),
         ("resource.k8s.io", "v1beta2") => (16200, 15),
+        // metrics-server's APIService; skiff serves the group itself (decision 0025).
+        ("metrics.k8s.io", "v1beta1") => (100, 100),
         _ => return None,
     })
 }

@@ -21,11 +21,17 @@ use std::sync::{Arc, OnceLock};
 /// One running container's reading.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerReading {
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub pod: String,
+    /// The pod's uid.
     pub uid: String,
+    /// The container's name in the pod.
     pub container: String,
+    /// When this attempt of the container started: a later start means a restart.
     pub started_at: DateTime<Utc>,
+    /// What its cgroup read.
     pub usage: Usage,
 }
 

@@ -27,9 +27,17 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
     /// cgroup v1: the mount points of the `cpuacct` and `memory` hierarchies.
-    V1 { cpuacct: PathBuf, memory: PathBuf },
-    /// cgroup v2: the unified hierarchy's mount point.
-    V2 { root: PathBuf },
+    V1 {
+        /// Where `cpuacct` is mounted (`/sys/fs/cgroup/cpu,cpuacct`).
+        cpuacct: PathBuf,
+        /// Where `memory` is mounted.
+        memory: PathBuf,
+    },
+    /// cgroup v2.
+    V2 {
+        /// The unified hierarchy's mount point.
+        root: PathBuf,
+    },
 }
 
 /// Reads container and node usage from one host's cgroups.

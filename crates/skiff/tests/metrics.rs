@@ -1,0 +1,183 @@
+//! End to end: resource metrics (decision 0025). The node reads its containers' cgroups,
+//! the API server scrapes each node's `/stats/summary` and serves `metrics.k8s.io`, and
+//! real `kubectl top` reads it (root, runc and busybox needed; under `CI=true` their
+//! absence fails the test).
+
+#[allow(unused)]
+mod common;
+#[path = "common/node.rs"]
+mod node;
+
+use std::time::{Duration, Instant};
+
+/// A bounded CPU burner: a busy loop held to 200m by its CFS limit, so it shows in the
+/// figures without taking a core from the other work on the machine.
+const BURNER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: burner
+  labels: {app: burner}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: spin
+    image: busybox:test
+    command: ["sh", "-c", "while :; do :; done"]
+    resources:
+      requests: {cpu: 100m, memory: 16Mi}
+      limits: {cpu: 200m, memory: 32Mi}
+  - name: idle
+    image: busybox:test
+    command: ["sleep", "3600"]
+"#;
+
+fn cluster() -> Option<node::NodeCluster> {
+    match node::skip_reason() {
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and this test cannot run: {why}")
+        }
+        Some(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+        None => Some(node::NodeCluster::start()),
+    }
+}
+
+/// Millicores from a `kubectl top` CPU cell (`123m`, or whole cores `1`).
+fn millicores(cell: &str) -> u64 {
+    match cell.strip_suffix('m') {
+        Some(m) => m.parse().expect("millicores"),
+        None => cell.parse::<u64>().expect("cores") * 1000,
+    }
+}
+
+fn columns(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+#[test]
+fn kubectl_top_shows_a_cpu_burning_pod_within_30s() {
+    let Some(c) = cluster() else { return };
+    c.load_busybox("busybox:test");
+    let node = c.node_name();
+
+    // The group is discoverable and registered as an available Local APIService.
+    let apiservice = c.wait_for("the metrics APIService", Duration::from_secs(20), || {
+        let out = c.kubectl_output(
+            &["get", "apiservice", "v1beta1.metrics.k8s.io", "-o", "json"],
+            None,
+        );
+        let obj: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let available = obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Available" && c["status"] == "True");
+        available.then_some(obj)
+    });
+    assert_eq!(apiservice["spec"]["groupPriorityMinimum"], 100);
+    let resources = c.kubectl(&["api-resources", "--api-group=metrics.k8s.io", "-o", "wide"]);
+    assert!(resources.contains("NodeMetrics"), "{resources}");
+    assert!(resources.contains("PodMetrics"), "{resources}");
+
+    let created = Instant::now();
+    c.kubectl_in(&["apply", "-f", "-"], &BURNER.replace("NODE", &node));
+    c.wait_pod("burner", Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running"
+    });
+
+    // Within 30 s of creation the burner shows with its CPU, per container.
+    let (lines, latency) = c.wait_for(
+        "the burner in kubectl top pod",
+        Duration::from_secs(30).saturating_sub(created.elapsed()),
+        || {
+            let asked = Instant::now();
+            let out = c.kubectl_output(&["top", "pod", "burner", "--containers"], None);
+            let latency = asked.elapsed();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            let spin = lines.iter().find(|l| columns(l).get(1) == Some(&"spin"))?;
+            (millicores(columns(spin)[2]) >= 50).then_some((lines, latency))
+        },
+    );
+    eprintln!(
+        "burner in kubectl top after {:?}; kubectl top pod took {latency:?}",
+        created.elapsed()
+    );
+    assert_eq!(
+        columns(&lines[0]),
+        ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"],
+        "{lines:?}"
+    );
+    let row = |name: &str| {
+        let line = lines
+            .iter()
+            .find(|l| columns(l).get(1) == Some(&name))
+            .unwrap_or_else(|| panic!("no {name} row: {lines:?}"));
+        columns(line)
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    let spin = row("spin");
+    assert_eq!(spin[0], "burner");
+    // Held to 200m by its limit (a little over is the window's edges).
+    assert!(millicores(&spin[2]) <= 260, "{spin:?}");
+    assert!(spin[3].ends_with("Mi"), "{spin:?}");
+    assert!(millicores(&row("idle")[2]) < 20);
+
+    // The plain pod view sums the containers; a label selector picks it out.
+    let by_label = c.kubectl(&["top", "pod", "-l", "app=burner"]);
+    eprintln!("{}\n{by_label}", lines.join("\n"));
+    let by_label: Vec<&str> = by_label.lines().collect();
+    assert_eq!(
+        columns(by_label[0]),
+        ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    );
+    assert_eq!(columns(by_label[1])[0], "burner");
+    let none = c.kubectl_output(&["top", "pod", "-l", "app=nothing"], None);
+    let none_text = String::from_utf8_lossy(&none.stderr);
+    assert!(none_text.contains("No resources found"), "{none_text}");
+
+    // The raw objects have metrics-server's shape.
+    let raw: serde_json::Value = serde_json::from_str(&c.kubectl(&[
+        "get",
+        "--raw",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/burner",
+    ]))
+    .expect("PodMetrics JSON");
+    eprintln!("{raw}");
+    assert_eq!(raw["kind"], "PodMetrics");
+    assert_eq!(raw["metadata"]["namespace"], "default");
+    assert!(raw["window"].as_str().unwrap().ends_with('s'), "{raw}");
+    assert!(raw["timestamp"].as_str().unwrap().ends_with('Z'), "{raw}");
+    assert_eq!(raw["containers"][1]["name"], "spin");
+    let missing = c.kubectl_output(
+        &[
+            "get",
+            "--raw",
+            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/nope",
+        ],
+        None,
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
+
+    // The node: upstream's columns, a CPU figure at least the burner's.
+    let top_node = c.kubectl(&["top", "node"]);
+    eprintln!("{top_node}");
+    let top_node: Vec<&str> = top_node.lines().collect();
+    assert_eq!(
+        columns(top_node[0]),
+        ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"],
+        "{top_node:?}"
+    );
+    let node_row = columns(top_node[1]);
+    assert_eq!(node_row[0], node);
+    assert!(millicores(node_row[1]) >= 50, "{node_row:?}");
+    assert!(node_row[2].ends_with('%') && node_row[4].ends_with('%'));
+
+    c.kubectl(&["delete", "pod", "burner", "--wait=false"]);
+}
