@@ -147,6 +147,10 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         if (r.group.as_str(), r.kind.as_str()) == ("", "Pod") {
             list.push(subresource(r, "log", "Pod", &["get"]));
             list.push(subresource(r, "binding", "Binding", &["create"]));
+            let mut eviction = subresource(r, "eviction", "Eviction", &["create"]);
+            eviction["group"] = json!("policy");
+            eviction["version"] = json!("v1");
+            list.push(eviction);
         }
         if (r.group.as_str(), r.kind.as_str()) == ("", "ServiceAccount") {
             let mut token = subresource(r, "token", "TokenRequest", &["create"]);
@@ -252,6 +256,7 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
             json!({"subresource": "log", "responseKind": kind("", "", "Pod"), "verbs": ["get"]}),
         );
         subresources.push(json!({"subresource": "binding", "responseKind": kind("", "", "Binding"), "verbs": ["create"]}));
+        subresources.push(json!({"subresource": "eviction", "responseKind": kind("policy", "v1", "Eviction"), "verbs": ["create"]}));
     }
     if (r.group.as_str(), r.kind.as_str()) == ("", "ServiceAccount") {
         subresources.push(json!({"subresource": "token", "responseKind": kind("authentication.k8s.io", "v1", "TokenRequest"), "verbs": ["create"]}));

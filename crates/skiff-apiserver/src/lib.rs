@@ -15,6 +15,7 @@ pub mod encryption;
 pub mod crd;
 pub mod discovery;
 pub mod error;
+mod eviction;
 mod follow;
 pub mod handler;
 pub mod health;

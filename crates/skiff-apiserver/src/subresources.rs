@@ -91,6 +91,9 @@ pub async fn handle(
             )
                 .into_response())
         }
+        ("eviction", Method::POST) if r.kind == "Pod" && r.group.is_empty() => {
+            crate::eviction::evict(api, t, p, &parse_body(content_type, body)?).await
+        }
         ("log", Method::GET) if r.kind == "Pod" && r.group.is_empty() => {
             crate::podlogs::pod_log(api, t, p).await
         }

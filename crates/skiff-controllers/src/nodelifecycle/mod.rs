@@ -57,12 +57,14 @@ impl Default for Options {
     }
 }
 
-/// Starts the node lifecycle, taint-eviction and pod GC controllers; returns their metrics.
+/// Starts the node lifecycle, taint-eviction and pod GC controllers, and the disruption
+/// controller that keeps PodDisruptionBudgets for evictions and drains; returns their metrics.
 pub fn spawn(client: kube::Client, options: Options) -> Metrics {
     let metrics = Metrics::new();
     tokio::spawn(run(client.clone(), metrics.clone(), options));
     tokio::spawn(eviction::run(client.clone(), metrics.clone()));
-    tokio::spawn(podgc::run(client, metrics.clone()));
+    tokio::spawn(podgc::run(client.clone(), metrics.clone()));
+    tokio::spawn(crate::disruption::run(client, metrics.clone()));
     metrics
 }
 
