@@ -373,3 +373,151 @@ fn a_lost_node_is_noticed_and_its_pods_replaced_within_seconds() {
         b.log_text()
     );
 }
+
+const BUDGETED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: busybox:test
+        command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 8080 -h /www"]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels: {app: web}
+"#;
+
+/// Ready, not terminating `app=web` pods, by node.
+fn ready_web(c: &node::NodeCluster) -> Vec<String> {
+    let out = c.kubectl_output(&["get", "pods", "-l", "app=web", "-o", "json"], None);
+    let pods: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| pod_ready(p))
+        .filter_map(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn drain_moves_pods_without_breaking_their_disruption_budget() {
+    if let Some(why) = node::skip_reason() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI cannot run this test: {why}"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let c = node::NodeCluster::start_listening("0.0.0.0:0");
+    let node_a = c.node_name();
+    let b = node::AgentNode::join(&c, "node-b", "10.244.1.0/24");
+    c.load_busybox("busybox:test");
+    b.load_busybox("busybox:test");
+    // Cordoned, node A takes no pods: all three land on node-b.
+    let out = c.kubectl(&["cordon", &node_a]);
+    assert!(out.contains("cordoned"), "{out}");
+    c.wait_for(
+        "node A tainted unschedulable",
+        Duration::from_secs(10),
+        || {
+            let taints = c.json(&["get", "node", &node_a])["spec"]["taints"].to_string();
+            taints
+                .contains("node.kubernetes.io/unschedulable")
+                .then_some(())
+        },
+    );
+    c.kubectl_in(&["apply", "-f", "-"], BUDGETED);
+    c.wait_for("3 pods Ready on node-b", Duration::from_secs(60), || {
+        let ready = ready_web(&c);
+        (ready.len() == 3 && ready.iter().all(|n| n == "node-b")).then_some(())
+    });
+    let out = c.kubectl(&["uncordon", &node_a]);
+    assert!(out.contains("uncordoned"), "{out}");
+    c.wait_for(
+        "the budget to allow one disruption",
+        Duration::from_secs(20),
+        || {
+            let pdb = c.json(&["get", "pdb", "web"]);
+            (pdb["status"]["disruptionsAllowed"] == 1 && pdb["status"]["currentHealthy"] == 3)
+                .then_some(())
+        },
+    );
+
+    // Watch the Ready count while node-b is drained.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, netns, kubeconfig) = (stop.clone(), c.netns.clone(), c.kubeconfig());
+        std::thread::spawn(move || {
+            let mut lowest = usize::MAX;
+            while !stop.load(Ordering::Relaxed) {
+                let out = std::process::Command::new("nsenter")
+                    .arg(format!("--net=/run/netns/{netns}"))
+                    .args(["kubectl", "get", "pods", "-l", "app=web", "-o", "json"])
+                    .env("KUBECONFIG", &kubeconfig)
+                    .output()
+                    .expect("kubectl");
+                let pods: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                if let Some(items) = pods["items"].as_array() {
+                    lowest = lowest.min(items.iter().filter(|p| pod_ready(p)).count());
+                }
+            }
+            lowest
+        })
+    };
+    let out = c.kubectl_output(
+        &[
+            "drain",
+            "node-b",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=120s",
+        ],
+        None,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let lowest = watcher.join().expect("watcher");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "drain failed:\n{stdout}\n{stderr}\n{}",
+        c.log_text()
+    );
+    assert!(stdout.contains("node/node-b drained"), "{stdout}");
+    // The budget refused what would have broken it, and drain waited and retried.
+    assert!(
+        stderr.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{stderr}"
+    );
+    assert!(
+        lowest >= 2,
+        "only {lowest} pods were Ready during the drain"
+    );
+    let ready = c.wait_for("3 pods Ready on node A", Duration::from_secs(30), || {
+        let ready = ready_web(&c);
+        (ready.len() == 3).then_some(ready)
+    });
+    assert!(ready.iter().all(|n| *n == node_a), "{ready:?}");
+    let node_b = c.json(&["get", "node", "node-b"]);
+    assert_eq!(node_b["spec"]["unschedulable"], true, "{node_b:#}");
+}
