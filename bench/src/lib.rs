@@ -1,5 +1,6 @@
 //! Shared helpers for skiff load tools.
 
+pub mod http;
 pub mod node;
 
 use std::time::Instant;
@@ -40,4 +41,16 @@ pub fn job_complete(job: &k8s_openapi::api::batch::v1::Job) -> bool {
             cs.iter()
                 .any(|c| c.type_ == "Complete" && c.status == "True")
         })
+}
+
+/// The resident set of process `pid` in KiB (`VmRSS`), 0 when it cannot be read.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -20,6 +20,7 @@ use hyper::client::conn::http2;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
+use skiff_bench::rss_kib;
 
 type Sender = http2::SendRequest<Full<Bytes>>;
 
@@ -187,17 +188,6 @@ async fn run(
         percentile(&all, 0.5),
         percentile(&all, 0.99),
     )
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 async fn watch_latency(t: &Arc<Target>, watchers: usize, events: usize) -> (Duration, Duration) {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use skiff_bench::node::{self, Node};
-use skiff_bench::percentile;
+use skiff_bench::{percentile, rss_kib};
 
 const IMAGE: &str = "busybox:bench";
 
@@ -261,16 +261,4 @@ fn read_from(addr: &str, bytes: u64) -> Result<Duration> {
         }
         return Ok(start.elapsed());
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
