@@ -11,6 +11,7 @@ mod image;
 mod memory;
 mod net;
 mod node;
+mod security;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -40,6 +41,10 @@ enum Command {
     /// Write a kubeconfig for a new user: a client certificate for NAME (and its groups)
     /// signed by the cluster CA, ready to hand over.
     Kubeconfig(KubeconfigArgs),
+    /// Encryption at rest of Secrets: `rotate` adds a key and rewrites every Secret with it.
+    Secrets(security::SecretsArgs),
+    /// The cluster's certificates: `rotate` renews them now.
+    Certificate(security::CertificateArgs),
     /// The per-container shim (started by the node agent, not by users).
     #[command(hide = true)]
     InternalShim { args: Vec<std::ffi::OsString> },
@@ -57,6 +62,10 @@ struct ServerArgs {
     /// do everything; for measurements).
     #[arg(long, default_value = "RBAC")]
     authorization_mode: skiff_apiserver::authz::Mode,
+    /// An upstream EncryptionConfiguration file (kube-apiserver's flag). Without it, Secrets
+    /// are sealed with a key generated into `DIR/pki/encryption-config.yaml`.
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
     #[command(flatten)]
     nodes: NodeFailureArgs,
     #[command(flatten)]
@@ -168,6 +177,8 @@ fn main() -> std::process::ExitCode {
             Command::Agent(args) => agent(args).await,
             Command::Image(args) => image::run(args),
             Command::Kubeconfig(args) => user_kubeconfig(args),
+            Command::Secrets(args) => security::secrets(args).await,
+            Command::Certificate(args) => security::certificate(args),
             Command::InternalShim { .. } => unreachable!("handled before the runtime starts"),
         }
     });
@@ -281,10 +292,9 @@ async fn shutdown_signal() {
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let data_dir = &args.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot use data dir {}", data_dir.display()))?;
-    let store = skiff_store::SqliteStore::open(&data_dir.join("state.db"), Default::default())
-        .context("opening the store")?;
+    security::prepare_data_dir(data_dir)?;
+    let _lock = security::lock_data_dir(data_dir, "one server per data dir")?;
+    let store = security::open_store(data_dir, args.encryption_provider_config.as_deref())?;
     let (api, background) = skiff_apiserver::Api::new(store).context("loading the API")?;
     api.rbac.set_mode(args.authorization_mode);
     api.default_tolerations.set(

@@ -11,15 +11,23 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     pub ready_after: Duration,
+    /// More `skiff server` flags, for every boot.
+    pub args: Vec<String>,
 }
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// A server started with more flags.
+    pub fn start_with(args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cluster = Cluster {
             dir,
             child: None,
             ready_after: Duration::ZERO,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         cluster.boot();
         cluster
@@ -31,6 +39,7 @@ impl Cluster {
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path())
+            .args(&self.args)
             .env("RUST_LOG", "info")
             // These tests run without a node agent (pods stay unbound or bound to fake
             // nodes); tests/pods.rs runs real nodes in network namespaces of their own.
