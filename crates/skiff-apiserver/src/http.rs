@@ -120,6 +120,12 @@ async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
     let span = tracing::debug_span!("request", %method, %path);
     let _enter = span.enter();
     let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let output = crate::negotiate::output(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
     // A bug must cost one request a 500, never the connection (and its other streams).
     let mut resp = match std::panic::AssertUnwindSafe(handle(server, req, warnings.clone()))
         .catch_unwind()
@@ -142,7 +148,7 @@ async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
         &mut resp,
         &warnings.lock().unwrap_or_else(|p| p.into_inner()),
     );
-    resp
+    crate::negotiate::encode_response(output, resp).await
 }
 
 /// `Warning: 299 - "<text>"` headers (RFC 7234, as upstream's `warning` package writes
@@ -199,7 +205,9 @@ async fn handle(
     // Remote group-versions go to their APIService's backend; local ones pay one lookup.
     if let Some(route) = server.api.aggregator.route(&path) {
         let req = Request::from_parts(parts, body);
-        return Ok(crate::aggregator::forward(&server.api, &route, &user, req).await);
+        let mut resp = crate::aggregator::forward(&server.api, &route, &user, req).await;
+        resp.extensions_mut().insert(crate::negotiate::AsBuilt);
+        return Ok(resp);
     }
     let mut params = Params::parse(parts.uri.query());
     params.user = Arc::new(user);
@@ -224,15 +232,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
-    if accept.starts_with("application/vnd.kubernetes.protobuf")
-        && !accept.contains("json")
-        && !accept.contains("*/*")
-    {
-        return Err(ApiError::NotAcceptable(
-            "only the following media types are accepted: application/json, application/yaml"
-                .into(),
-        ));
-    }
+    let output = crate::negotiate::output(&accept);
     if parts.method == Method::POST {
         if let Some(review) = crate::authn::Review::parse(&path) {
             refuse_table(&accept, &path)?;
@@ -280,6 +280,15 @@ async fn handle(
         Some(t) => t?,
         None => return Err(ApiError::NoRoute),
     };
+    // Custom resources have no protobuf form: refused before anything is read or written.
+    if target.resource.custom.is_some()
+        && output
+            == (crate::negotiate::Output::Protobuf {
+                json_fallback: false,
+            })
+    {
+        return Err(crate::negotiate::not_acceptable());
+    }
     if target.resource.create_only {
         // Reviews are answered above; nothing else is served on them.
         return Err(ApiError::MethodNotAllowed(
@@ -331,16 +340,25 @@ async fn handle(
     ) {
         // Watches of a collection, or of one object by name (the name becomes a field selector).
         (Method::GET, _, None) if params.flag("watch") => {
-            let rx = watch::start(api, target, params, table)?;
+            let protobuf = table.is_none()
+                && matches!(output, crate::negotiate::Output::Protobuf { .. })
+                && skiff_protobuf::encodes(&r.api_version(), &r.kind);
+            let rx = watch::start(api, target, params, table, protobuf)?;
             let stream = futures::stream::unfold(rx, |mut rx| async move {
                 rx.recv()
                     .await
                     .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
             });
+            let content_type = if protobuf {
+                skiff_protobuf::WATCH_CONTENT_TYPE
+            } else {
+                "application/json"
+            };
             // hyper chunks a streamed body on HTTP/1.1 and frames it on HTTP/2 by itself.
             Ok(Response::builder()
                 .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_TYPE, content_type)
+                .extension(crate::negotiate::AsBuilt)
                 .body(Body::from_stream(stream.boxed()))
                 .expect("static response parts"))
         }

@@ -21,6 +21,7 @@ pub mod handler;
 pub mod health;
 pub mod http;
 pub mod managed;
+pub mod negotiate;
 pub mod metricsapi;
 mod namespace;
 pub mod object;

@@ -1,5 +1,6 @@
-//! Watch streams: newline-delimited `{"type","object"}` events as upstream serves them,
-//! filtered by selectors, with bookmarks, initial events and timeouts.
+//! Watch streams: newline-delimited `{"type","object"}` events as upstream serves them (or
+//! length-prefixed protobuf `WatchEvent` frames for clients that ask for protobuf), filtered
+//! by selectors, with bookmarks, initial events and timeouts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,8 @@ struct Filter {
     labels: LabelSelector,
     fields: FieldSelector,
     table: Option<TableOptions>,
+    /// Frames events as protobuf rather than JSON lines.
+    protobuf: bool,
 }
 
 impl Filter {
@@ -35,12 +38,14 @@ impl Filter {
     }
 }
 
-/// Starts a watch and returns the stream of encoded event lines.
+/// Starts a watch and returns the stream of encoded events (JSON lines, or protobuf frames
+/// when `protobuf`: the caller checked the kind has a protobuf form).
 pub fn start(
     api: Arc<Api>,
     t: Target,
     p: Params,
     table: Option<TableOptions>,
+    protobuf: bool,
 ) -> Result<mpsc::Receiver<Bytes>> {
     let r = t.resource.clone();
     let mut fields = p.field_selector(&r)?;
@@ -52,6 +57,7 @@ pub fn start(
         labels: p.label_selector()?,
         fields,
         table,
+        protobuf,
     };
     let prefix = r.key(t.namespace.as_deref(), None);
     let send_initial = p.flag("sendInitialEvents");
@@ -102,7 +108,7 @@ pub fn start(
                 "too old resource version: {requested} ({compacted})"
             ))
             .status();
-            let _ = tx.try_send(line("ERROR", &status));
+            let _ = tx.try_send(frame(protobuf, "ERROR", &status));
             None
         }
         Err(e) => return Err(e.into()),
@@ -122,7 +128,7 @@ pub fn start(
                 }
                 _ => obj,
             };
-            Some(line(kind, &obj))
+            Some(frame(filter.protobuf, kind, &obj))
         };
         for obj in initial.iter().filter(|o| filter.matches(o)) {
             let Some(l) = send("ADDED", obj, &mut first) else {
@@ -135,7 +141,7 @@ pub fn start(
         if send_initial {
             let mut mark = bookmark(&r.api_version(), &r.kind, after);
             mark["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-            if tx.send(line("BOOKMARK", &mark)).await.is_err() {
+            if tx.send(frame(filter.protobuf, "BOOKMARK", &mark)).await.is_err() {
                 return;
             }
         }
@@ -149,7 +155,7 @@ pub fn start(
                 _ = tx.closed() => return,
                 _ = ticker.tick(), if bookmarks => {
                     let mark = bookmark(&r.api_version(), &r.kind, watch.progress().max(after));
-                    if tx.send(line("BOOKMARK", &mark)).await.is_err() {
+                    if tx.send(frame(filter.protobuf, "BOOKMARK", &mark)).await.is_err() {
                         return;
                     }
                 }
@@ -160,12 +166,12 @@ pub fn start(
                         // A value the storage layer cannot decrypt is upstream's 500;
                         // anything else means the watcher must re-list.
                         Some(Err(e @ skiff_store::Error::Transform(_))) => {
-                            let _ = tx.send(line("ERROR", &ApiError::from(e).status())).await;
+                            let _ = tx.send(frame(protobuf, "ERROR", &ApiError::from(e).status())).await;
                             return;
                         }
                         Some(Err(e)) => {
                             let status = ApiError::Gone(e.to_string()).status();
-                            let _ = tx.send(line("ERROR", &status)).await;
+                            let _ = tx.send(frame(protobuf, "ERROR", &status)).await;
                             return;
                         }
                     };
@@ -225,9 +231,24 @@ fn bookmark(api_version: &str, kind: &str, revision: i64) -> Value {
     })
 }
 
-fn line(kind: &str, obj: &Value) -> Bytes {
-    let mut buf =
-        serde_json::to_vec(&json!({"type": kind, "object": obj})).expect("Value serializes");
-    buf.push(b'\n');
-    Bytes::from(buf)
+/// One event on the wire: a JSON line, or a protobuf frame. An object the protobuf schema
+/// cannot carry (a server defect) becomes an ERROR event with a 500 Status, so the client
+/// re-lists instead of missing the change silently.
+fn frame(protobuf: bool, kind: &str, obj: &Value) -> Bytes {
+    if !protobuf {
+        let mut buf =
+            serde_json::to_vec(&json!({"type": kind, "object": obj})).expect("Value serializes");
+        buf.push(b'\n');
+        return Bytes::from(buf);
+    }
+    match skiff_protobuf::encode_watch_event(kind, obj) {
+        Ok(frame) => Bytes::from(frame),
+        Err(e) => {
+            tracing::error!(error = %e, "protobuf encoding of a watch event failed");
+            let status = ApiError::Internal(format!("encoding a watch event: {e}")).status();
+            skiff_protobuf::encode_watch_event("ERROR", &status)
+                .map(Bytes::from)
+                .unwrap_or_default()
+        }
+    }
 }
