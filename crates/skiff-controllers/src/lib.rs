@@ -17,6 +17,7 @@ pub mod eventttl;
 pub mod expectations;
 pub mod gc;
 pub mod history;
+pub mod hpa;
 pub mod job;
 pub mod meta;
 pub mod nodelifecycle;
@@ -61,6 +62,7 @@ pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
     tokio::spawn(protection::run(client.clone(), metrics.clone()));
     tokio::spawn(eventttl::run(client.clone(), metrics.clone()));
     tokio::spawn(resourcequota::run(client.clone(), metrics.clone()));
+    tokio::spawn(hpa::run(client.clone(), metrics.clone()));
     tokio::spawn(gc::run(client, metrics.clone()));
     metrics
 }
