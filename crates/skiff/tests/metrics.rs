@@ -181,3 +181,137 @@ fn kubectl_top_shows_a_cpu_burning_pod_within_30s() {
 
     c.kubectl(&["delete", "pod", "burner", "--wait=false"]);
 }
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: httpd
+        image: busybox:test
+        command: ["sh", "-c", "echo hello > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+        resources:
+          requests: {cpu: 20m}
+          limits: {cpu: 100m}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target: {type: Utilization, averageUtilization: 50}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 10
+"#;
+
+fn replicas(c: &node::NodeCluster) -> Option<i64> {
+    let out = c.kubectl_output(&["get", "deployment", "web", "-o", "json"], None);
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    d["spec"]["replicas"].as_i64()
+}
+
+/// An HPA at 50 % CPU of the requests scales a Deployment 1 → 3 under a bounded load from
+/// inside the node's network namespace (one client, requests back to back, the pod held to
+/// 100m by its limit), and back to 1 once the load stops and the shortened scale-down
+/// stabilization window (10 s) has passed.
+#[test]
+fn an_hpa_scales_a_deployment_up_under_load_and_back_down() {
+    let Some(c) = cluster() else { return };
+    c.load_busybox("busybox:test");
+    c.node_name();
+    c.kubectl_in(&["apply", "-f", "-"], WEB);
+    let ip = c.wait_for("the first web pod", Duration::from_secs(60), || {
+        let pods = c.json(&["get", "pods", "-l", "app=web"]);
+        let pod = &pods["items"][0];
+        let ready = pod["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready
+            .then(|| pod["status"]["podIP"].as_str().map(str::to_owned))
+            .flatten()
+    });
+    // Idle: the HPA finds its metric and keeps one replica.
+    c.wait_for("the HPA's first metric", Duration::from_secs(60), || {
+        let hpa = c.json(&["get", "hpa", "web"]);
+        let active = hpa["status"]["conditions"].as_array()?.iter().any(|c| {
+            c["type"] == "ScalingActive"
+                && c["status"] == "True"
+                && c["reason"] == "ValidMetricFound"
+        });
+        active.then_some(())
+    });
+    assert_eq!(replicas(&c), Some(1));
+
+    let load = node::Load::start(&c, &ip, 8080);
+    let loaded = Instant::now();
+    c.wait_for("a scale-up to 3", Duration::from_secs(120), || {
+        (replicas(&c)? == 3).then_some(())
+    });
+    let up = loaded.elapsed();
+    let table = c.kubectl(&["get", "hpa", "web"]);
+    eprintln!("scaled up {up:?} after the load started\n{table}");
+    let header = columns(table.lines().next().unwrap_or_default());
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ]
+    );
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains("Deployment/web") && row.contains("%/50%"),
+        "{row}"
+    );
+    let (requests, _) = load.finish();
+    assert!(requests > 0);
+    let hpa = c.json(&["get", "hpa", "web"]);
+    assert!(
+        hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"]
+            .as_i64()
+            .is_some(),
+        "{hpa}"
+    );
+
+    let idle = Instant::now();
+    c.wait_for("a scale-down to 1", Duration::from_secs(180), || {
+        (replicas(&c)? == 1).then_some(())
+    });
+    eprintln!("scaled down {:?} after the load stopped", idle.elapsed());
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=SuccessfulRescale",
+    ]);
+    assert!(events.contains("New size: 3"), "{events}");
+    assert!(
+        events.contains("New size: 1; reason: All metrics below target"),
+        "{events}"
+    );
+    c.kubectl(&["delete", "hpa,deployment", "web", "--wait=false"]);
+}
