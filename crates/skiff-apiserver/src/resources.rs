@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
 use k8s_openapi::api::authentication::v1 as authentication;
+use k8s_openapi::api::authorization::v1 as authorization;
+use k8s_openapi::api::node::v1 as node;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
@@ -331,6 +333,13 @@ pub fn builtins() -> Vec<ResourceInfo> {
         }),
         builtin::<authentication::TokenReview>(CREATE_ONLY),
         builtin::<authentication::SelfSubjectReview>(CREATE_ONLY),
+        // Answered by authz.rs before routing; rows here so discovery lists them.
+        builtin::<authorization::SubjectAccessReview>(CREATE_ONLY),
+        builtin::<authorization::SelfSubjectAccessReview>(CREATE_ONLY),
+        builtin::<authorization::LocalSubjectAccessReview>(CREATE_ONLY),
+        builtin::<authorization::SelfSubjectRulesReview>(CREATE_ONLY),
+        builtin::<node::RuntimeClass>(PLAIN),
+        builtin::<storage::CSINode>(PLAIN),
     ]
     .into_iter()
     .chain(crate::metricsapi::resources())
