@@ -902,15 +902,22 @@ async fn start_container(
         user,
     )
     .map_err(|e| waiting("CreateContainerConfigError", e))?;
-    let mounts = volumes::mounts(
-        &shared.cfg.data_dir,
-        pod,
-        &c,
-        sources,
-        &shared.node_ip,
-        pod_ip.as_deref(),
-    )
-    .map_err(|e| volumes::not_mounted(shared, pod, e))?;
+    // Volumes are files written (and tmpfs mounted) on disk: off the async runtime.
+    let mounted = {
+        let (dir, p, c, sources) = (
+            shared.cfg.data_dir.clone(),
+            pod.clone(),
+            c.clone(),
+            sources.clone(),
+        );
+        let (host_ip, pod_ip) = (shared.node_ip.clone(), pod_ip.clone());
+        tokio::task::spawn_blocking(move || {
+            volumes::mounts(&dir, &p, &c, &sources, &host_ip, pod_ip.as_deref())
+        })
+        .await
+        .map_err(|e| waiting("CreateContainerConfigError", e))?
+    };
+    let mounts = mounted.map_err(|e| volumes::not_mounted(shared, pod, e))?;
     let labels = BTreeMap::from([
         (LABEL_UID.to_string(), uid.clone()),
         (LABEL_NAME.to_string(), pod_name.clone()),
