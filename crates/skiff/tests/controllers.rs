@@ -448,14 +448,16 @@ fn garbage_collection_covers_custom_resources() {
 }
 
 /// A Job adopts the orphan pods its selector matches (upstream's getPodsForJob), with the
-/// tracking finalizer, and counts them instead of creating more.
+/// tracking finalizer, and counts them instead of creating more. The orphan names a scheduler
+/// nobody runs, so it stays Pending: a pod bound to a node that does not exist would be
+/// removed by the pod garbage collector, as upstream's PodGC does.
 #[test]
 fn a_job_adopts_matching_orphan_pods() {
     let c = Cluster::start();
     c.kubectl_in(
         &["create", "-f", "-"],
         r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "labels": {"app": "batch"}},
-  "spec": {"restartPolicy": "Never", "nodeName": "nowhere",
+  "spec": {"restartPolicy": "Never", "schedulerName": "nobody",
            "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}"#,
     );
     c.kubectl_in(
