@@ -561,6 +561,9 @@ pub struct Upstream {
     pub endpoints: Vec<SocketAddr>,
     /// Each endpoint as a URI authority, made once here rather than per request.
     authorities: Vec<hyper::http::uri::Authority>,
+    /// Spoken to in HTTP/2 with prior knowledge (the port's `appProtocol` is
+    /// `kubernetes.io/h2c`).
+    pub h2c: bool,
     next: AtomicU64,
 }
 
@@ -577,6 +580,7 @@ impl Upstream {
             name: name.into(),
             endpoints,
             authorities,
+            h2c: false,
             next: AtomicU64::new(0),
         }
     }
@@ -1621,6 +1625,9 @@ pub fn certified_key(secret: &Secret) -> Result<Arc<CertifiedKey>, String> {
     Ok(Arc::new(certified))
 }
 
+/// The `appProtocol` of a Service port spoken to in HTTP/2 with prior knowledge (KEP-3726).
+pub const H2C: &str = "kubernetes.io/h2c";
+
 /// What an EndpointSlice endpoint's conditions make of it.
 #[derive(Debug, PartialEq)]
 pub enum EndpointState {
@@ -1755,7 +1762,9 @@ pub(crate) fn resolve_backend(
         endpoints = draining;
     }
     endpoints.sort();
-    Ok(Upstream::new(format!("{ns}/{}:{port}", b.name), endpoints))
+    let mut upstream = Upstream::new(format!("{ns}/{}:{port}", b.name), endpoints);
+    upstream.h2c = svc_port.app_protocol.as_deref() == Some(H2C);
+    Ok(upstream)
 }
 
 #[cfg(test)]

@@ -70,10 +70,40 @@ pub struct DataPlane {
 /// One port's accept loops, one per worker.
 type AcceptLoops = Vec<tokio::task::JoinHandle<()>>;
 
-/// One data-plane thread: its runtime and its backend connection pool.
+/// One data-plane thread: its runtime and its backend connection pools.
 struct Worker {
     runtime: tokio::runtime::Handle,
-    client: Client<HttpConnector, Body>,
+    clients: Clients,
+}
+
+/// A worker's pooled clients to endpoints: HTTP/1.1, and HTTP/2 with prior knowledge
+/// for Service ports whose `appProtocol` is `kubernetes.io/h2c` (gRPC backends).
+pub struct Clients {
+    http1: Client<HttpConnector, Body>,
+    h2c: Client<HttpConnector, Body>,
+}
+
+impl Clients {
+    fn new() -> Clients {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(Duration::from_secs(60));
+        Clients {
+            http1: builder.build(connector.clone()),
+            h2c: builder.http2_only(true).build(connector),
+        }
+    }
+
+    /// The client speaking `upstream`'s protocol.
+    fn to(&self, upstream: &Upstream) -> &Client<HttpConnector, Body> {
+        if upstream.h2c {
+            &self.h2c
+        } else {
+            &self.http1
+        }
+    }
 }
 
 /// Starts a worker thread running a single-threaded runtime for the process's lifetime.
@@ -85,16 +115,10 @@ fn start_worker(index: usize) -> std::io::Result<Worker> {
     std::thread::Builder::new()
         .name(format!("gateway-{index}"))
         .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(2)));
     // Its connection tasks are spawned where requests run: on this worker.
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector);
     Ok(Worker {
         runtime: handle,
-        client,
+        clients: Clients::new(),
     })
 }
 
@@ -251,8 +275,8 @@ impl DataPlane {
                 let service = hyper::service::service_fn(move |req| {
                     let dp = dp.clone();
                     async move {
-                        let client = &dp.workers[worker].client;
-                        Ok::<_, Infallible>(dp.handle(client, req, port, remote, https).await)
+                        let clients = &dp.workers[worker].clients;
+                        Ok::<_, Infallible>(dp.handle(clients, req, port, remote, https).await)
                     }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -284,7 +308,7 @@ impl DataPlane {
     /// One request: route it, then redirect, fail or forward it; one access log line.
     pub async fn handle(
         &self,
-        client: &Client<HttpConnector, Body>,
+        clients: &Clients,
         req: Request<Incoming>,
         port: u16,
         remote: SocketAddr,
@@ -315,7 +339,7 @@ impl DataPlane {
                 Served::default(),
             ),
             Some(entry) => {
-                self.serve(client, entry, req, &host, &origin, started)
+                self.serve(clients, entry, req, &host, &origin, started)
                     .await
             }
         };
@@ -344,7 +368,7 @@ impl DataPlane {
 
     async fn serve(
         &self,
-        client: &Client<HttpConnector, Body>,
+        clients: &Clients,
         entry: &Entry,
         mut req: Request<Incoming>,
         host: &str,
@@ -383,8 +407,11 @@ impl DataPlane {
                 served,
             );
         }
+        let client = clients.to(upstream);
         // An HTTP/1.1 upgrade (WebSocket): the client's side of it, and its protocol.
-        let upgrade = upgrade_protocol(&req).map(|p| (p, hyper::upgrade::on(&mut req)));
+        let upgrade = upgrade_protocol(&req)
+            .filter(|_| !upstream.h2c)
+            .map(|p| (p, hyper::upgrade::on(&mut req)));
         let (mut parts, body) = req.into_parts();
         let path_and_query = match action.rewrite.as_ref().and_then(|r| r.path.as_ref()) {
             None => parts
@@ -409,7 +436,7 @@ impl DataPlane {
         // backend that answers; copying it would mean holding it whole).
         if !action.mirrors.is_empty() && body.as_ref().is_some_and(|b| b.is_end_stream()) {
             for m in action.mirrors.iter().filter(|m| m.take()) {
-                mirror(client, m, &parts, &path_and_query);
+                mirror(clients.to(&m.upstream), m, &parts, &path_and_query);
             }
         }
         // Only a request without a body can be sent again; only an idempotent one may be.
@@ -1137,6 +1164,17 @@ mod live_tests {
     /// A Gateway on `port` with HTTPRoute `rule` for host a.test, and Services `main` and
     /// `copy` whose one endpoint is 127.0.0.1 on `main_port` and `copy_port`.
     fn rich_table(port: u16, main_port: u16, copy_port: u16, rule: serde_json::Value) -> Table {
+        rich_table_with(port, main_port, copy_port, rule, None)
+    }
+
+    /// [`rich_table`] with an `appProtocol` on `main`'s port.
+    fn rich_table_with(
+        port: u16,
+        main_port: u16,
+        copy_port: u16,
+        rule: serde_json::Value,
+        app_protocol: Option<&str>,
+    ) -> Table {
         let class: crate::api::GatewayClass =
             obj(json!({"metadata": {"name": "c"}, "spec": {"controllerName": "x/y"}}));
         let gw: crate::api::Gateway = obj(json!({"metadata": {"name": "gw", "namespace": "ns"},
@@ -1146,8 +1184,9 @@ mod live_tests {
         let mut services: Vec<k8s_openapi::api::core::v1::Service> = Vec::new();
         let mut slices: Vec<k8s_openapi::api::discovery::v1::EndpointSlice> = Vec::new();
         for (name, up) in [("main", main_port), ("copy", copy_port)] {
+            let protocol = app_protocol.filter(|_| name == "main");
             services.push(obj(json!({"metadata": {"name": name, "namespace": "ns"},
-                "spec": {"ports": [{"port": 80}]}})));
+                "spec": {"ports": [{"port": 80, "appProtocol": protocol}]}})));
             slices.push(obj(json!({
                 "metadata": {"name": format!("{name}-1"), "namespace": "ns", "labels": {"kubernetes.io/service-name": name}},
                 "addressType": "IPv4", "ports": [{"port": up}],
@@ -1255,5 +1294,48 @@ mod live_tests {
             get_path(port, "/slow").await,
             (StatusCode::OK, "main".into())
         );
+    }
+
+    #[tokio::test]
+    async fn h2c_backends_by_app_protocol() {
+        let (port, h2_port) = (free_port(), free_port());
+        // An upstream speaking only HTTP/2 with prior knowledge, answering its version.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", h2_port))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                        let v = format!("{:?}", req.version());
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(v))))
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let plane = DataPlane::new("127.0.0.1".parse().unwrap());
+        let rule = json!({"backendRefs": [{"name": "main", "port": 80}]});
+        let table = rich_table_with(
+            port,
+            h2_port,
+            h2_port,
+            rule.clone(),
+            Some(crate::config::H2C),
+        );
+        assert!(plane.swap(table).await.is_empty());
+        assert_eq!(
+            get_path(port, "/").await,
+            (StatusCode::OK, "HTTP/2.0".into())
+        );
+        // Without the appProtocol the gateway speaks HTTP/1.1, which this upstream refuses.
+        assert!(plane
+            .swap(rich_table(port, h2_port, h2_port, rule))
+            .await
+            .is_empty());
+        assert_eq!(get_path(port, "/").await.0, StatusCode::BAD_GATEWAY);
     }
 }
