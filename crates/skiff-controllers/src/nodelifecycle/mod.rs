@@ -61,9 +61,9 @@ impl Default for Options {
 /// controller that keeps PodDisruptionBudgets for evictions and drains; returns their metrics.
 pub fn spawn(client: kube::Client, options: Options) -> Metrics {
     let metrics = Metrics::new();
-    tokio::spawn(run(client.clone(), metrics.clone(), options));
+    tokio::spawn(run(client.clone(), metrics.clone(), options.clone()));
     tokio::spawn(eviction::run(client.clone(), metrics.clone()));
-    tokio::spawn(podgc::run(client.clone(), metrics.clone()));
+    tokio::spawn(podgc::run(client.clone(), metrics.clone(), options.grace));
     tokio::spawn(crate::disruption::run(client, metrics.clone()));
     metrics
 }

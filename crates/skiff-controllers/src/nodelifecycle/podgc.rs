@@ -5,12 +5,20 @@
 //! force-deleted. That is the one way a StatefulSet pod of a lost node is replaced: its
 //! graceful deletion never completes without a kubelet, so the StatefulSet controller waits
 //! until someone confirms the node is gone (deletes it, or taints it out-of-service).
+//!
+//! Orphans wait out a quarantine first, as upstream's (a pod may be bound to a node whose
+//! registration the cache has not seen yet): upstream's 40 s for a node this controller
+//! never saw, the node monitor grace period (8 s) for one it saw deleted, long enough for a
+//! live agent to register its Node again (it does within one Lease renewal), short enough
+//! that a dead node's StatefulSet pods are replaced seconds after `kubectl delete node`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::SignedDuration;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::Store;
@@ -68,15 +76,44 @@ pub fn plan<'a>(pods: &'a [Arc<Pod>], nodes: &[Arc<Node>]) -> Vec<(&'a Pod, Reas
     out
 }
 
+/// Upstream's quarantine for nodes never seen (`quarantineTime`).
+pub const QUARANTINE_UNSEEN: Duration = Duration::from_secs(40);
+
+/// How long an orphan's node must stay missing before its pods go, given when it was first
+/// found missing: `None` once the quarantine is over.
+pub fn quarantine_left(
+    missing_since: Timestamp,
+    seen_before: bool,
+    grace: Duration,
+    now: Timestamp,
+) -> Option<Duration> {
+    let quarantine = if seen_before {
+        grace
+    } else {
+        QUARANTINE_UNSEEN
+    };
+    let end = missing_since
+        .checked_add(SignedDuration::try_from(quarantine).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX);
+    Duration::try_from(now.duration_until(end))
+        .ok()
+        .filter(|d| !d.is_zero())
+}
+
 struct Ctx {
     client: kube::Client,
     pods: Store<Pod>,
     nodes: Store<Node>,
+    grace: Duration,
+    /// Nodes this controller has seen in its cache.
+    seen: Mutex<HashSet<String>>,
+    /// When each missing node was first found missing.
+    missing: Mutex<HashMap<String, Timestamp>>,
 }
 
 /// Runs the collector until the process exits: one pass over all pods whenever a pod or a
 /// node changes.
-pub async fn run(client: kube::Client, metrics: Metrics) {
+pub async fn run(client: kube::Client, metrics: Metrics, grace: Duration) {
     let mut controller = Harness::new("pod-garbage-collector", client.clone())
         .metrics(&metrics)
         .keys()
@@ -86,6 +123,9 @@ pub async fn run(client: kube::Client, metrics: Metrics) {
     let ctx = Arc::new(Ctx {
         pods: controller.cache::<Pod>(),
         nodes: controller.cache::<Node>(),
+        grace,
+        seen: Mutex::default(),
+        missing: Mutex::default(),
         client,
     });
     controller.run_keys(|_, ctx| reconcile(ctx), ctx).await;
@@ -93,16 +133,38 @@ pub async fn run(client: kube::Client, metrics: Metrics) {
 
 async fn reconcile(ctx: Arc<Ctx>) -> Result<Outcome, Error> {
     let (pods, nodes) = (ctx.pods.state(), ctx.nodes.state());
+    let now = Timestamp::now();
+    {
+        let mut seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut missing = ctx.missing.lock().unwrap_or_else(|e| e.into_inner());
+        for n in &nodes {
+            if let Some(name) = &n.metadata.name {
+                seen.insert(name.clone());
+                missing.remove(name);
+            }
+        }
+    }
     let nodes_api: Api<Node> = Api::all(ctx.client.clone());
     let mut confirmed: HashMap<String, bool> = HashMap::new();
+    let mut recheck: Option<Duration> = None;
     for (pod, reason) in plan(&pods, &nodes) {
         if reason == Reason::Orphaned {
-            // The cache may not have seen a new node yet: only the API's 404 says it is gone.
             let node = pod
                 .spec
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .unwrap_or_default();
+            let left = {
+                let seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
+                let mut missing = ctx.missing.lock().unwrap_or_else(|e| e.into_inner());
+                let since = *missing.entry(node.clone()).or_insert(now);
+                quarantine_left(since, seen.contains(&node), ctx.grace, now)
+            };
+            if let Some(left) = left {
+                recheck = Some(recheck.map_or(left, |r| r.min(left)));
+                continue;
+            }
+            // The cache may lag a registration: only the API's 404 says it is gone.
             let gone = match confirmed.get(&node) {
                 Some(gone) => *gone,
                 None => {
@@ -117,7 +179,10 @@ async fn reconcile(ctx: Arc<Ctx>) -> Result<Outcome, Error> {
         }
         mark_failed_and_delete(&ctx.client, pod, reason).await?;
     }
-    Ok(Outcome::Done)
+    Ok(match recheck {
+        Some(d) => Outcome::RequeueAfter(d + Duration::from_millis(10)),
+        None => Outcome::Done,
+    })
 }
 
 /// Upstream's `markFailedAndDeletePodWithCondition`: phase Failed (with `DisruptionTarget`
@@ -235,5 +300,24 @@ mod tests {
             ("terminating-on-down-oos".to_string(), Reason::OutOfService),
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn orphans_wait_out_a_quarantine() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let at = |s: i64| t0.checked_add(SignedDuration::from_secs(s)).unwrap();
+        let grace = Duration::from_secs(8);
+        // A node seen deleted: the grace period.
+        assert_eq!(
+            quarantine_left(t0, true, grace, at(3)),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(quarantine_left(t0, true, grace, at(8)), None);
+        // A node never seen: upstream's 40 s.
+        assert_eq!(
+            quarantine_left(t0, false, grace, at(8)),
+            Some(Duration::from_secs(32))
+        );
+        assert_eq!(quarantine_left(t0, false, grace, at(41)), None);
     }
 }
