@@ -68,11 +68,38 @@ pub fn materialize(kv: &KeyValue) -> Result<Value> {
     Ok(obj)
 }
 
-/// Serializes an object in the shape it is stored in, without server-stamped fields.
-pub(crate) fn encode(r: &ResourceInfo, obj: &Value) -> Bytes {
+/// Serializes an object in the shape it is stored in, without server-stamped fields; an
+/// object too large to store is refused (see [`check_stored_size`]).
+pub(crate) fn encode(r: &ResourceInfo, obj: &Value) -> Result<Bytes> {
     let mut stored = crate::convert::to_storage(r, obj.clone());
     object::strip_server_fields(&mut stored);
-    Bytes::from(serde_json::to_vec(&stored).expect("a Value always serializes"))
+    let bytes = serde_json::to_vec(&stored).expect("a Value always serializes");
+    check_stored_size(r.custom.is_none(), obj, bytes.len())?;
+    Ok(Bytes::from(bytes))
+}
+
+/// The largest object etcd stores: its default `--max-request-bytes`, 1.5 MiB.
+pub const MAX_STORED_BYTES: usize = 1536 * 1024;
+
+/// Refuses an object larger than etcd would store, as kube-apiserver does: 413 with etcd's
+/// message. Upstream stores built-in kinds as protobuf and custom resources as JSON, so the
+/// size that counts is that form's. A Kubernetes object's protobuf is smaller than its JSON
+/// (tags for quoted names, raw bytes for base64), so it is only computed for the rare object
+/// whose JSON is over the limit.
+pub(crate) fn check_stored_size(built_in: bool, obj: &Value, json_len: usize) -> Result<()> {
+    if json_len <= MAX_STORED_BYTES {
+        return Ok(());
+    }
+    let stored_len = match built_in {
+        true => skiff_protobuf::encode(obj).map_or(json_len, |pb| pb.len()),
+        false => json_len,
+    };
+    if stored_len <= MAX_STORED_BYTES {
+        return Ok(());
+    }
+    Err(ApiError::TooLarge(
+        "Request entity too large: etcdserver: request is too large".into(),
+    ))
 }
 
 impl Api {
@@ -286,7 +313,7 @@ impl Api {
         if p.dry_run() {
             return Ok(obj);
         }
-        match self.store.create(key, encode(&r, &obj)).await {
+        match self.store.create(key, encode(&r, &obj)?).await {
             Ok(kv) => {
                 guard.commit();
                 object::set_resource_version(&mut obj, kv.mod_revision);
@@ -405,7 +432,7 @@ impl Api {
             }
             match self
                 .store
-                .update(t.key(), encode(&r, &new), Some(kv.mod_revision))
+                .update(t.key(), encode(&r, &new)?, Some(kv.mod_revision))
                 .await
             {
                 Ok(kv) => {
@@ -567,7 +594,7 @@ impl Api {
             }
             match self
                 .store
-                .update(t.key(), encode(&r, &obj), Some(kv.mod_revision))
+                .update(t.key(), encode(&r, &obj)?, Some(kv.mod_revision))
                 .await
             {
                 Ok(kv) => {
@@ -883,4 +910,56 @@ fn decode_continue(token: &str) -> Result<(i64, String)> {
     let start = v["start"].as_str().ok_or_else(bad)?;
     let rv = v["rv"].as_i64().ok_or_else(bad)?;
     Ok((rv, start.trim_end_matches('\u{0}').to_owned()))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config_map(bytes: usize) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+               "data": {"k": "x".repeat(bytes)}})
+    }
+
+    fn secret(bytes: usize) -> Value {
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes]);
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+               "data": {"k": data}})
+    }
+
+    fn json_len(v: &Value) -> usize {
+        serde_json::to_vec(v).expect("serializes").len()
+    }
+
+    #[test]
+    fn objects_over_etcds_limit_are_refused_in_their_stored_form() {
+        let mib = 1024 * 1024;
+        let cases = [
+            ("1 MiB configmap", true, config_map(mib), true),
+            ("2 MiB configmap", true, config_map(2 * mib), false),
+            // 1.4 MiB of bytes is 1.9 MiB of base64 JSON, but 1.4 MiB stored as protobuf.
+            ("1.4 MiB secret", true, secret(14 * mib / 10), true),
+            ("1.6 MiB secret", true, secret(16 * mib / 10), false),
+            // A custom resource is stored as JSON: its JSON size counts.
+            (
+                "1.4 MiB bytes in a custom resource",
+                false,
+                secret(14 * mib / 10),
+                false,
+            ),
+        ];
+        for (name, built_in, obj, allowed) in cases {
+            let got = check_stored_size(built_in, &obj, json_len(&obj));
+            assert_eq!(got.is_ok(), allowed, "{name}");
+            if let Err(e) = got {
+                assert_eq!(e.code(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+                assert!(
+                    e.to_string().contains("etcdserver: request is too large"),
+                    "{e}"
+                );
+            }
+        }
+    }
 }

@@ -95,7 +95,7 @@ pub async fn charge(
             let (key, revision) = &revisions[c.index];
             match api
                 .store
-                .update(key.clone(), encode(&quotas_resource, &q), Some(*revision))
+                .update(key.clone(), encode(&quotas_resource, &q)?, Some(*revision))
                 .await
             {
                 Ok(_) => {
