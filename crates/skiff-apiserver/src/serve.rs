@@ -310,6 +310,30 @@ fn kubeconfig_for(
     )
 }
 
+/// A listener on `addr` that may be bound before the address exists on this host
+/// (`IP_FREEBIND`): a loopback-only server's second listener on the pod bridge's gateway,
+/// which the node agent creates after the API serves (decision 0022). Connections arrive
+/// once the bridge has the address; until then nothing can reach it.
+pub fn bind_freebind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let err = |source| ServeError::Io {
+        path: PathBuf::from(addr.to_string()),
+        source,
+    };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
+    match addr {
+        SocketAddr::V4(_) => socket.set_freebind_v4(true),
+        SocketAddr::V6(_) => socket.set_freebind_v6(true),
+    }
+    .map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    socket.listen(1024).map_err(err)?;
+    TcpListener::from_std(socket.into()).map_err(err)
+}
+
 /// Accepts TLS connections on `listener` and serves `router` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
@@ -317,12 +341,28 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_all(vec![listener], credentials, router, shutdown).await
+}
+
+/// [`serve`] on several listeners at once: the same router, TLS credentials and
+/// authentication on each.
+pub async fn serve_all(
+    listeners: Vec<TcpListener>,
+    credentials: &Credentials,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
     let acceptor = TlsAcceptor::from(Arc::new(credentials.tls_config()?));
+    if listeners.is_empty() {
+        shutdown.await;
+        return Ok(());
+    }
     tokio::pin!(shutdown);
     loop {
+        let accepts = futures::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
         let (tcp, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
+            (accepted, _, _) = accepts => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");

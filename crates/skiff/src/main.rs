@@ -225,7 +225,7 @@ impl Components {
 }
 
 /// Names and addresses the serving certificate covers.
-fn certificate_hosts(listen: SocketAddr) -> Vec<String> {
+fn certificate_hosts(listen: SocketAddr, pod_gateway: Option<SocketAddr>) -> Vec<String> {
     let mut hosts: Vec<String> = [
         "localhost",
         "127.0.0.1",
@@ -253,6 +253,8 @@ fn certificate_hosts(listen: SocketAddr) -> Vec<String> {
     } else {
         hosts.push(listen.ip().to_string());
     }
+    // A loopback-only server's address for pods, the `kubernetes` Service's endpoint.
+    hosts.extend(pod_gateway.map(|a| a.ip().to_string()));
     hosts.sort();
     hosts.dedup();
     hosts
@@ -314,7 +316,28 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let credentials = Credentials::load_or_create(&data_dir.join("pki"), &certificate_hosts(addr))?;
+    let node_options = node::NodeOptions {
+        lease_duration: std::time::Duration::from_secs(args.lease.node_lease_duration_seconds),
+        ..Default::default()
+    };
+    // Listening on loopback only, the API is also served on the pod bridge's gateway, the
+    // one address pods can reach (decision 0022); the bridge comes with the node, later.
+    let bridge_listener = match node::pod_gateway(&node_options) {
+        Some(gw) if addr.ip().is_loopback() => {
+            let at = SocketAddr::new(gw.into(), addr.port());
+            Some(
+                skiff_apiserver::serve::bind_freebind(at)
+                    .with_context(|| format!("cannot listen on {at}"))?,
+            )
+        }
+        _ => None,
+    };
+    let bridge_addr = bridge_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
+    let credentials =
+        Credentials::load_or_create(&data_dir.join("pki"), &certificate_hosts(addr, bridge_addr))?;
     api.authn
         .load_signing_key(&data_dir.join("pki").join("sa.key"), &credentials.ca_pem)
         .map_err(anyhow::Error::msg)
@@ -331,8 +354,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         addr
     };
     let url = format!("https://{client_addr}");
-    // Where pods reach the API: the node's address when listening everywhere, nowhere when
-    // listening on loopback only.
+    // Where pods reach the API: the node's address when listening everywhere, the bridge's
+    // when listening on loopback only.
     let in_cluster = if addr.ip().is_unspecified() {
         skiff_node::agent::node_ip()
             .parse::<std::net::IpAddr>()
@@ -340,7 +363,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             .filter(|ip| !ip.is_loopback())
             .map(|ip| SocketAddr::new(ip, addr.port()))
     } else {
-        Some(addr).filter(|a| !a.ip().is_loopback())
+        Some(addr).filter(|a| !a.ip().is_loopback()).or(bridge_addr)
     };
     api.ensure_kubernetes_service(in_cluster)
         .await
@@ -364,10 +387,6 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     };
     controllers::start(&components).await?;
     controllers::start_node_lifecycle(&components, args.nodes.node_monitor_grace_period).await?;
-    let node_options = node::NodeOptions {
-        lease_duration: std::time::Duration::from_secs(args.lease.node_lease_duration_seconds),
-        ..Default::default()
-    };
     let node_settled = node::start(&components, &node_options).await?;
     // Ready means the API answers and the node (when there is one) takes pods; the API
     // must serve for the node to register, so this is said from the background.
@@ -380,7 +399,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             "skiff is ready"
         );
     });
-    skiff_apiserver::serve::serve(listener, &credentials, router, shutdown_signal()).await?;
+    let listeners = std::iter::once(listener).chain(bridge_listener).collect();
+    skiff_apiserver::serve::serve_all(listeners, &credentials, router, shutdown_signal()).await?;
     Ok(())
 }
 

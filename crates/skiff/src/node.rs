@@ -37,6 +37,36 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// The pod network this host's node takes: the flag, `SKIFF_POD_CIDR`, or the cluster
+/// network's first /24.
+fn pod_cidr(options: &NodeOptions) -> String {
+    match &options.pod_cidr {
+        Some(cidr) => cidr.clone(),
+        None => std::env::var("SKIFF_POD_CIDR").unwrap_or_else(|_| {
+            skiff_apimachinery::network::ClusterNetwork::default()
+                .node_pod_cidr(0)
+                .unwrap_or_default()
+        }),
+    }
+}
+
+/// Whether `SKIFF_NODE` turns this host's node off.
+fn disabled() -> bool {
+    std::env::var("SKIFF_NODE").is_ok_and(|v| v == "off" || v == "0")
+}
+
+/// The address pods on this host's node have as default gateway (the bridge's), where a
+/// server listening on loopback only also serves the API (decision 0022); `None` when this
+/// host runs no node.
+pub fn pod_gateway(options: &NodeOptions) -> Option<std::net::Ipv4Addr> {
+    if disabled() || unusable().is_some() {
+        return None;
+    }
+    skiff_node::network::Ipv4Cidr::parse(&pod_cidr(options))
+        .ok()
+        .map(|cidr| cidr.gateway())
+}
+
 /// Starts the node agent for this host as an API client of the local server, in the
 /// background. The returned receiver fires once the node is Ready (or the agent gave up,
 /// or there is no node), which is when `skiff server` says it is ready.
@@ -45,7 +75,7 @@ pub async fn start(
     options: &NodeOptions,
 ) -> anyhow::Result<oneshot::Receiver<()>> {
     let (done, settled) = oneshot::channel();
-    if std::env::var("SKIFF_NODE").is_ok_and(|v| v == "off" || v == "0") {
+    if disabled() {
         tracing::info!("node agent disabled by SKIFF_NODE; running without a node");
         let _ = done.send(());
         return Ok(settled);
@@ -65,14 +95,7 @@ pub async fn start(
             Some(name) => name.clone(),
             None => env("SKIFF_NODE_NAME", &host_name()),
         },
-        pod_cidr: match &options.pod_cidr {
-            Some(cidr) => cidr.clone(),
-            None => std::env::var("SKIFF_POD_CIDR").unwrap_or_else(|_| {
-                skiff_apimachinery::network::ClusterNetwork::default()
-                    .node_pod_cidr(0)
-                    .unwrap_or_default()
-            }),
-        },
+        pod_cidr: pod_cidr(options),
         bridge: env("SKIFF_BRIDGE", "skiff0"),
         kubelet_port: env("SKIFF_KUBELET_PORT", "10250").parse()?,
         shim: vec![exe.into(), "internal-shim".into()],

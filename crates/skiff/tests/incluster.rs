@@ -5,6 +5,8 @@
 //! and a kube-rs in-cluster client (`crates/test-webhook`'s `test-incluster`, packaged with
 //! its shared libraries) reaches the API through the `kubernetes` Service, lists pods when
 //! a RoleBinding lets its ServiceAccount, and gets RBAC's 403 otherwise.
+//! A server on its default loopback-only address is reached the same way: it also serves
+//! on the pod bridge's gateway, the `kubernetes` endpoint (decision 0022).
 //!
 //! `cargo build -p test-webhook` first. Without it, or without the node's prerequisites,
 //! the test is skipped with a message, and fails under `CI=true`.
@@ -204,4 +206,50 @@ fn in_cluster_clients_use_their_service_account_as_rbac_allows() {
     assert!(pod["spec"]["volumes"].is_null(), "{pod:#}");
     let logs = c.wait_logs_in(NS, "tokenless", "error", Duration::from_secs(60));
     assert!(logs.contains("no in-cluster client"), "{logs}");
+}
+
+/// A server on its default loopback-only address still has an API pods reach: it serves it
+/// on the pod bridge's gateway too, which is the `kubernetes` Service's endpoint.
+#[test]
+fn loopback_only_server_is_reached_through_the_kubernetes_service() {
+    let Some(bin) = prerequisites() else { return };
+    let c = NodeCluster::start();
+    c.node_name();
+    c.load_image(&node::binary_image(&bin, IMAGE));
+    let gateway = skiff_node::network::Ipv4Cidr::parse(
+        &skiff_apimachinery::network::ClusterNetwork::default()
+            .node_pod_cidr(0)
+            .expect("the first pod network"),
+    )
+    .expect("a CIDR")
+    .gateway()
+    .to_string();
+    let endpoints = c.json(&["get", "endpoints", "kubernetes", "-n", "default"]);
+    assert_eq!(
+        endpoints["subsets"][0]["addresses"][0]["ip"], gateway,
+        "{endpoints:#}"
+    );
+
+    c.kubectl(&["create", "namespace", NS]);
+    c.wait_for(
+        "the default ServiceAccount",
+        Duration::from_secs(10),
+        || exists(&c, NS, &["serviceaccount", "default"]).then_some(()),
+    );
+    c.kubectl(&[
+        "create",
+        "rolebinding",
+        "default-views",
+        "-n",
+        NS,
+        "--clusterrole=view",
+        "--serviceaccount=team:default",
+    ]);
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        &client_pod("loopback", "default", ""),
+    );
+    let logs = c.wait_logs_in(NS, "loopback", "list ", Duration::from_secs(60));
+    assert!(logs.contains("server 10.96.0.1:443"), "{logs}");
+    assert!(logs.contains("list ok "), "{logs}");
 }
