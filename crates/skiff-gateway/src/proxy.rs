@@ -217,13 +217,23 @@ impl DataPlane {
                 },
                 false => None,
             };
+            // One listening socket, watched by every worker: an idle worker takes the next
+            // connection (as nginx's workers share theirs), where per-worker sockets would
+            // pin each connection by hash to a worker that may be busy.
+            let shared = match bind(addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    failed.push((port, e.to_string()));
+                    continue;
+                }
+            };
             let mut tasks = Vec::new();
             for (index, worker) in self.workers.iter().enumerate() {
                 // The socket registers with the reactor of the runtime it is made in.
-                let bound = {
+                let bound = shared.try_clone().and_then(|l| {
                     let _in_worker = worker.runtime.enter();
-                    bind(addr)
-                };
+                    tokio::net::TcpListener::from_std(l)
+                });
                 match bound {
                     Ok(listener) => tasks.push(worker.runtime.spawn(self.clone().accept(
                         listener,
@@ -611,16 +621,16 @@ async fn splice(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUp
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+/// A non-blocking listening socket on `addr`, registered with no runtime (each worker
+/// registers its own handle). Needs a runtime context, which it leaves as it found it.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
-    // One socket per worker on the same port.
-    socket.set_reuseport(true)?;
     socket.bind(addr)?;
-    socket.listen(1024)
+    socket.listen(1024)?.into_std()
 }
 
 fn empty() -> Body {
