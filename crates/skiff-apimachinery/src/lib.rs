@@ -10,6 +10,7 @@
 pub mod cel;
 pub mod cron;
 pub mod defaults;
+pub mod duration;
 pub mod limitrange;
 pub mod network;
 pub mod podsecurity;

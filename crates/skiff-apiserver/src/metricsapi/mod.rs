@@ -227,47 +227,17 @@ fn pod_item(api: &Api, pod: &Value, now: chrono::DateTime<Utc>) -> Option<Value>
     }))
 }
 
-/// Go's `time.Duration.String()`, which `metav1.Duration` is written as: `15s`,
-/// `10.085s`, `1m0.5s`, `1h2m3s`, `500ms`, `0s`.
+/// A `metav1.Duration` as written: Go's `Duration.String()` of the nanoseconds (a window
+/// beyond Go's range, ±292 years, cannot occur; it saturates).
 pub fn go_duration(d: chrono::TimeDelta) -> String {
-    let Some(ns) = d.num_nanoseconds() else {
-        return format!("{}s", d.num_seconds());
-    };
-    let (sign, ns) = if ns < 0 {
-        ("-", ns.unsigned_abs())
-    } else {
-        ("", ns as u64)
-    };
-    if ns == 0 {
-        return "0s".into();
-    }
-    let frac = |value: u64, unit: u64| -> String {
-        let (whole, rest) = (value / unit, value % unit);
-        if rest == 0 {
-            return whole.to_string();
-        }
-        let width = unit.ilog10() as usize;
-        let digits = format!("{rest:0width$}");
-        format!("{whole}.{}", digits.trim_end_matches('0'))
-    };
-    if ns < 1_000 {
-        return format!("{sign}{ns}ns");
-    }
-    if ns < 1_000_000 {
-        return format!("{sign}{}µs", frac(ns, 1_000));
-    }
-    if ns < 1_000_000_000 {
-        return format!("{sign}{}ms", frac(ns, 1_000_000));
-    }
-    let secs_ns = ns % 60_000_000_000;
-    let minutes = ns / 60_000_000_000;
-    let (hours, minutes) = (minutes / 60, minutes % 60);
-    let secs = format!("{}s", frac(secs_ns, 1_000_000_000));
-    match (hours, minutes) {
-        (0, 0) => format!("{sign}{secs}"),
-        (0, m) => format!("{sign}{m}m{secs}"),
-        (h, m) => format!("{sign}{h}h{m}m{secs}"),
-    }
+    let ns = d
+        .num_nanoseconds()
+        .unwrap_or(if d < chrono::TimeDelta::zero() {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+    skiff_apimachinery::duration::go_string(ns)
 }
 
 /// Starts the collector for `api`.

@@ -270,24 +270,8 @@ fn waiting(reason: &str, message: String) -> Waiting {
 /// Go's `Duration.String()` of a duration truncated to milliseconds (`1.234s`, `523ms`,
 /// `1m2.5s`), as the kubelet's `Pulled` message prints it.
 pub fn go_duration(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
-    if ms == 0 {
-        return "0s".into();
-    }
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let (m, s, frac) = (ms / 60_000, (ms / 1000) % 60, ms % 1000);
-    let secs = if frac == 0 {
-        format!("{s}s")
-    } else {
-        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
-    };
-    if m > 0 {
-        format!("{m}m{secs}")
-    } else {
-        secs
-    }
+    use skiff_apimachinery::duration;
+    duration::go_string(duration::truncated(d, Duration::from_millis(1)))
 }
 
 #[cfg(test)]

@@ -367,14 +367,10 @@ fn min_some(a: Option<Duration>, b: Duration) -> Option<Duration> {
     Some(a.map_or(b, |a| a.min(b)))
 }
 
-/// Go's `time.Duration` text for whole seconds (`10s`, `1m20s`, `5m0s`).
+/// Go's `time.Duration` text of a backoff in whole seconds (`10s`, `1m20s`, `5m0s`).
 fn go_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 {
-        format!("{}m{}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
+    use skiff_apimachinery::duration;
+    duration::go_string(duration::truncated(d, Duration::from_secs(1)))
 }
 
 #[cfg(test)]
