@@ -25,3 +25,28 @@ fn deployment_decode_time() {
         start.elapsed() / rounds
     );
 }
+
+#[test]
+#[ignore = "timing, not correctness; run in release by hand"]
+fn deployment_encode_time() {
+    skiff_protobuf::preload().expect("schema");
+    let path = format!(
+        "{}/tests/fixtures/deployment.pb",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let json = skiff_protobuf::decode(&std::fs::read(path).expect("fixture")).expect("decode");
+    let rounds = 200_000;
+    let start = Instant::now();
+    let mut len = 0;
+    for _ in 0..rounds {
+        len = std::hint::black_box(
+            skiff_protobuf::encode(std::hint::black_box(&json)).expect("encode"),
+        )
+        .len();
+    }
+    println!(
+        "deployment ({} JSON bytes, {len} protobuf bytes): {:?} per encode",
+        serde_json::to_vec(&json).expect("json").len(),
+        start.elapsed() / rounds
+    );
+}
