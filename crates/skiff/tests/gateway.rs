@@ -289,6 +289,42 @@ fn route_condition(c: &node::NodeCluster, route: &str, type_: &str) -> Option<(S
     ))
 }
 
+/// Keep-alive GETs through the gateway with `Host: host`, in batches of 250 (one curl
+/// each), until `done` is set and one more batch has run; returns how many answered
+/// `want` and what the others got.
+fn load_until(
+    c: &node::NodeCluster,
+    host: &str,
+    want: &str,
+    done: &std::sync::atomic::AtomicBool,
+) -> (usize, Vec<String>) {
+    let url = format!("http://{}/", node::NODE_IP);
+    let host = format!("Host: {host}");
+    let (mut served, mut failed) = (0, Vec::new());
+    loop {
+        let last = done.load(std::sync::atomic::Ordering::Relaxed);
+        let mut args = vec!["-sS", "--max-time", "60", "-H", host.as_str()];
+        for _ in 0..250 {
+            args.push(&url);
+        }
+        let out = c.in_netns("curl").args(&args).output().expect("run curl");
+        let body = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = body.lines().collect();
+        served += lines.iter().filter(|l| **l == want).count();
+        failed.extend(lines.iter().filter(|l| **l != want).map(|l| l.to_string()));
+        if lines.len() != 250 || !out.status.success() {
+            failed.push(format!(
+                "{} answers of 250: {}",
+                lines.len(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        if last {
+            return (served, failed);
+        }
+    }
+}
+
 #[test]
 fn gateway_api_is_built_in_and_routes_the_articles_hosts() {
     let c = cluster();
@@ -538,6 +574,24 @@ fn gateway_api_is_built_in_and_routes_the_articles_hosts() {
     c.wait_for("the last weights in effect", long, || {
         (get(&c, "canary.example.com", "/", &[]) == "web-v1").then_some(())
     });
+
+    // A rolling update of web-v1 (all of the canary's traffic now) under keep-alive load
+    // through the gateway fails no request: the new pod is an endpoint before the old one
+    // leaves, and a refused connection is retried on the next endpoint.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (served, failed) = std::thread::scope(|s| {
+        let load = s.spawn(|| load_until(&c, "canary.example.com", "web-v1", &done));
+        c.kubectl(&["rollout", "restart", "deploy/web-v1"]);
+        c.kubectl(&["rollout", "status", "deploy/web-v1", "--timeout=90s"]);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        load.join().expect("load thread")
+    });
+    assert!(served >= 500, "only {served} requests during the rollout");
+    assert_eq!(
+        failed,
+        Vec::<String>::new(),
+        "requests failed during the rollout"
+    );
 
     // HTTPS: a Secret's certificate picked by SNI; a listener whose Secret is missing is
     // not Programmed, with the reason, and takes nothing else down.
