@@ -332,15 +332,26 @@ fn missing_prerequisite() -> Option<String> {
     })
 }
 
+/// The directory the chapters run in, as the reader's checkout: `crates` and `examples` of
+/// this repository, and `skiff-data`, the data dir of `c`'s server.
+fn work_dir(c: &node::NodeCluster) -> tempfile::TempDir {
+    let work = tempfile::tempdir().expect("work dir");
+    for dir in ["crates", "examples"] {
+        std::os::unix::fs::symlink(repo().join(dir), work.path().join(dir)).expect("symlink");
+    }
+    std::os::unix::fs::symlink(c.dir.path(), work.path().join("skiff-data")).expect("symlink");
+    work
+}
+
 /// Runs `chapters` in order on `c` (chapter 1 first: it builds and loads the images), checks or
 /// (with `WALKTHROUGH_UPDATE=1`) records their outputs.
 fn walk(c: &node::NodeCluster, chapters: &[&str]) {
-    walk_with(c, chapters, &[]);
+    let work = work_dir(c);
+    walk_in(c, work.path(), chapters);
 }
 
-/// [`walk`] with more names in the work dir: `(name, target)` symlinks, such as a second
-/// node's data dir.
-fn walk_with(c: &node::NodeCluster, chapters: &[&str], links: &[(&str, &Path)]) {
+/// [`walk`] in a work dir of the caller's ([`work_dir`]), for chapters run in stages.
+fn walk_in(c: &node::NodeCluster, work: &Path, chapters: &[&str]) {
     // WALKTHROUGH_CHAPTERS=ch1,ch7 runs (and records) just those, when working on a chapter.
     let only = std::env::var("WALKTHROUGH_CHAPTERS").ok();
     let chapters: Vec<&str> = chapters
@@ -353,14 +364,6 @@ fn walk_with(c: &node::NodeCluster, chapters: &[&str], links: &[(&str, &Path)]) 
         .collect();
     let doc = std::fs::read_to_string(doc_path()).expect("docs/walkthrough.md");
     let setup = setup(&doc);
-    let work = tempfile::tempdir().expect("work dir");
-    for dir in ["crates", "examples"] {
-        std::os::unix::fs::symlink(repo().join(dir), work.path().join(dir)).expect("symlink");
-    }
-    std::os::unix::fs::symlink(c.dir.path(), work.path().join("skiff-data")).expect("symlink");
-    for (name, target) in links {
-        std::os::unix::fs::symlink(target, work.path().join(name)).expect("symlink");
-    }
     let update = std::env::var_os("WALKTHROUGH_UPDATE").is_some();
     let mut captured = Vec::new();
     let mut mismatches = Vec::new();
@@ -372,7 +375,7 @@ fn walk_with(c: &node::NodeCluster, chapters: &[&str], links: &[(&str, &Path)]) 
             "docs/walkthrough.md has no ```sh {chapter} block"
         );
         let started = Instant::now();
-        let outputs = match run_chapter(c, work.path(), &setup, &steps) {
+        let outputs = match run_chapter(c, work, &setup, &steps) {
             Ok(o) => o,
             Err(e) => {
                 failed = Some(format!("chapter {chapter}: {e}"));
@@ -441,15 +444,15 @@ fn chapter_4_the_server_dies() {
         eprintln!("skipped: {why}");
         return;
     }
-    // Two nodes: the server's and `node-2`, a `skiff agent` whose data dir is
-    // `./skiff-agent-data` in the work dir.
+    // Two nodes: the server's, where chapter 1 loads the images, then `node-2`, a
+    // `skiff agent` whose data dir is `./skiff-agent-data` in the work dir.
     let c = node::NodeCluster::start_listening("0.0.0.0:0");
+    let work = work_dir(&c);
+    walk_in(&c, work.path(), &["ch1"]);
     let agent = node::AgentNode::join(&c, "node-2", "10.244.1.0/24");
-    walk_with(
-        &c,
-        &["ch1", "ch4"],
-        &[("skiff-agent-data", agent.dir.path())],
-    );
+    std::os::unix::fs::symlink(agent.dir.path(), work.path().join("skiff-agent-data"))
+        .expect("symlink");
+    walk_in(&c, work.path(), &["ch4"]);
 }
 
 #[test]
