@@ -2,12 +2,15 @@
 //!
 //! Events need one: `events.k8s.io/v1` Events are the same objects as core `v1` Events,
 //! stored once in the core shape (as upstream does), so `kubectl describe` shows events
-//! recorded through either API. Custom resources are stored in their CRD's storage version
-//! and served in any other with only `apiVersion` changed (conversion strategy `None`).
+//! recorded through either API. autoscaling/v1 HorizontalPodAutoscalers are stored as v2
+//! ([`hpa`]). Custom resources are stored in their CRD's storage version and served in any
+//! other with only `apiVersion` changed (conversion strategy `None`).
 
 use serde_json::{Map, Value};
 
 use crate::resources::ResourceInfo;
+
+pub mod hpa;
 
 /// Field renames between core/v1 Event (left) and events.k8s.io/v1 Event (right).
 const EVENT_FIELDS: [(&str, &str); 7] = [
@@ -22,6 +25,11 @@ const EVENT_FIELDS: [(&str, &str); 7] = [
 
 fn is_events_v1(r: &ResourceInfo) -> bool {
     r.group == "events.k8s.io" && r.kind == "Event"
+}
+
+/// autoscaling/v1 HorizontalPodAutoscalers are stored as v2 (see [`hpa`]).
+fn is_hpa_v1(r: &ResourceInfo) -> bool {
+    r.group == "autoscaling" && r.version == "v1" && r.kind == "HorizontalPodAutoscaler"
 }
 
 fn rename(obj: Value, api_version: &str, to_new: bool) -> Value {
@@ -45,6 +53,9 @@ pub fn to_storage(r: &ResourceInfo, obj: Value) -> Value {
     if is_events_v1(r) {
         return rename(obj, "v1", false);
     }
+    if is_hpa_v1(r) {
+        return hpa::to_v2(obj);
+    }
     match &r.custom {
         Some(c) if c.storage_version != r.version => {
             with_api_version(obj, format!("{}/{}", r.group, c.storage_version))
@@ -64,6 +75,9 @@ fn with_api_version(mut obj: Value, api_version: String) -> Value {
 pub fn from_storage(r: &ResourceInfo, obj: Value) -> Value {
     if is_events_v1(r) {
         return rename(obj, "events.k8s.io/v1", true);
+    }
+    if is_hpa_v1(r) {
+        return hpa::to_v1(obj);
     }
     let Some(c) = &r.custom else { return obj };
     let mut obj = if c.storage_version != r.version {

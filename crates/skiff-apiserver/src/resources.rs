@@ -7,6 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
 use k8s_openapi::api::authentication::v1 as authentication;
 use k8s_openapi::api::authorization::v1 as authorization;
+use k8s_openapi::api::autoscaling::v1 as autoscaling_v1;
 use k8s_openapi::api::node::v1 as node;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
@@ -303,6 +304,8 @@ pub fn builtins() -> Vec<ResourceInfo> {
             ..short(&["pdb"])
         }),
         builtin::<autoscaling::HorizontalPodAutoscaler>(workload(&["hpa"], false)),
+        // Served beside v2 (which comes first: the preferred version), stored as v2.
+        builtin::<autoscaling_v1::HorizontalPodAutoscaler>(workload(&["hpa"], false)),
         builtin::<scheduling::PriorityClass>(short(&["pc"])),
         builtin::<storage::StorageClass>(short(&["sc"])),
         builtin::<apiextensions::CustomResourceDefinition>(Extra {
