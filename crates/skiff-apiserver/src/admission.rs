@@ -136,7 +136,13 @@ impl Admission {
     }
 
     /// Registry logic on create: initial status as upstream's strategies set it.
-    pub fn on_create(&self, _api: &Api, r: &ResourceInfo, obj: &mut Value) -> Result<()> {
+    pub fn on_create(
+        &self,
+        _api: &Api,
+        r: &ResourceInfo,
+        p: &Params,
+        obj: &mut Value,
+    ) -> Result<()> {
         use skiff_apimachinery::defaults;
         match (r.group.as_str(), r.kind.as_str()) {
             ("", "Pod") => defaults::prepare_pod_create(obj),
@@ -176,6 +182,9 @@ impl Admission {
                 }
             }
             ("", "Service") => obj["status"] = json!({"loadBalancer": {}}),
+            (crate::certificates::GROUP, crate::certificates::KIND) => {
+                crate::certificates::prepare_create(obj, &p.user)
+            }
             ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::prepare_create(obj),
             _ if r.status_subresource => {
                 if let Some(m) = obj.as_object_mut() {
@@ -338,6 +347,15 @@ impl Admission {
             (None, "apiextensions.k8s.io", "CustomResourceDefinition") => {
                 causes.extend(crate::crd::validate_schemas(obj))
             }
+            (None, crate::certificates::GROUP, crate::certificates::KIND) => causes.extend(
+                crate::certificates::validate(obj, old)
+                    .iter()
+                    .map(|e| Cause {
+                        reason: e.kind.reason().to_owned(),
+                        message: e.body(),
+                        field: e.field.clone(),
+                    }),
+            ),
             (None, "admissionregistration.k8s.io", kind) => {
                 causes.extend(crate::policy::check::validate_expressions(kind, obj, old))
             }

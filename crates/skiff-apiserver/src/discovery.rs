@@ -130,6 +130,14 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
     let mut list = Vec::new();
     for r in &resources {
         list.push(resource_entry(r));
+        if crate::certificates::is_csr(r) {
+            list.push(subresource(
+                r,
+                "approval",
+                &r.kind,
+                &["get", "patch", "update"],
+            ));
+        }
         if r.status_subresource {
             list.push(subresource(
                 r,
@@ -245,6 +253,9 @@ pub fn negotiate(accept: &str) -> Option<Aggregated> {
 fn aggregated_resource(r: &ResourceInfo) -> Value {
     let kind = |group: &str, version: &str, kind: &str| json!({"group": group, "version": version, "kind": kind});
     let mut subresources = Vec::new();
+    if crate::certificates::is_csr(r) {
+        subresources.push(json!({"subresource": "approval", "responseKind": kind(&r.group, &r.version, &r.kind), "verbs": ["get", "patch", "update"]}));
+    }
     if r.status_subresource {
         subresources.push(json!({"subresource": "status", "responseKind": kind(&r.group, &r.version, &r.kind), "verbs": ["get", "patch", "update"]}));
     }

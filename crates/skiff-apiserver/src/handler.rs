@@ -291,7 +291,7 @@ impl Api {
         if let Some(ns) = &ns {
             self.require_namespace(&r, &name, ns)?;
         }
-        self.admission.on_create(self, &r, &mut obj)?;
+        self.admission.on_create(self, &r, p, &mut obj)?;
         crate::authn::fill_legacy_token(self, &r, &mut obj)?;
         let attrs = Attributes {
             resource: &r,
@@ -394,7 +394,10 @@ impl Api {
             };
             let mut new = self.webhooks.mutate(self, &attrs, new, Some(&old)).await?;
             // Upstream's binding and finalize endpoints write without the field manager.
-            let tracked = matches!(t.subresource.as_deref(), None | Some("status" | "scale"));
+            let tracked = matches!(
+                t.subresource.as_deref(),
+                None | Some("status" | "scale" | "approval")
+            );
             if fields == Fields::Track && tracked {
                 new = Writer {
                     resource: &r,
@@ -790,6 +793,9 @@ fn status_write_keeps_metadata(r: &ResourceInfo) -> bool {
 fn merge_for_status(r: &ResourceInfo, sub: Option<&str>, old: &Value, mut new: Value) -> Value {
     match sub {
         Some("binding") => new,
+        Some(sub @ ("status" | "approval")) if crate::certificates::is_csr(r) => {
+            crate::certificates::merge_subresource(sub, old, &new)
+        }
         Some("status") => {
             let mut merged = old.clone();
             match new.get_mut("status").map(Value::take) {

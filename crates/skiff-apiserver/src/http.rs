@@ -333,11 +333,13 @@ async fn handle(
     let table = TableOptions::from_request(&accept, params.get("includeObject"));
     let api = server.api.clone();
     let r = target.resource.clone();
-    match (
-        parts.method.clone(),
-        target.name.is_some(),
-        target.subresource.as_deref(),
-    ) {
+    // A CertificateSigningRequest's approval is read and written like its status; the
+    // strategy (`certificates::merge_subresource`) limits it to Approved/Denied.
+    let routed = match target.subresource.as_deref() {
+        Some("approval") if crate::certificates::is_csr(&r) => Some("status"),
+        sub => sub,
+    };
+    match (parts.method.clone(), target.name.is_some(), routed) {
         // Watches of a collection, or of one object by name (the name becomes a field selector).
         (Method::GET, _, None) if params.flag("watch") => {
             let protobuf = table.is_none()
@@ -378,7 +380,7 @@ async fn handle(
                 None => Ok(json_response(StatusCode::OK, &list)),
             }
         }
-        (Method::GET, true, None) | (Method::GET, true, Some("status")) => {
+        (Method::GET, true, None | Some("status")) => {
             let obj = api.get(&target)?;
             match table {
                 Some(opts) => Ok(json_response(
@@ -393,14 +395,14 @@ async fn handle(
             let created = api.create(&target, &params, obj).await?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
-        (Method::PUT, true, None) | (Method::PUT, true, Some("status")) => {
+        (Method::PUT, true, None | Some("status")) => {
             let obj = parse_object_body(&mut params, &content_type, &body)?;
             Ok(json_response(
                 StatusCode::OK,
                 &api.replace(&target, &params, obj).await?,
             ))
         }
-        (Method::PATCH, true, None) | (Method::PATCH, true, Some("status")) => {
+        (Method::PATCH, true, None | Some("status")) => {
             let (patched, created) = patch(&api, &target, &params, &content_type, &body).await?;
             let code = if created {
                 StatusCode::CREATED

@@ -10,6 +10,7 @@ pub mod aggregator;
 mod apply;
 pub mod authn;
 pub mod authz;
+pub mod certificates;
 mod convert;
 pub mod encryption;
 pub mod crd;

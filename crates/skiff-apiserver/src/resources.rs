@@ -8,6 +8,7 @@ use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
 use k8s_openapi::api::authentication::v1 as authentication;
 use k8s_openapi::api::authorization::v1 as authorization;
 use k8s_openapi::api::autoscaling::v1 as autoscaling_v1;
+use k8s_openapi::api::certificates::v1 as certificates;
 use k8s_openapi::api::node::v1 as node;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
@@ -341,6 +342,10 @@ pub fn builtins() -> Vec<ResourceInfo> {
         builtin::<authorization::SelfSubjectAccessReview>(CREATE_ONLY),
         builtin::<authorization::LocalSubjectAccessReview>(CREATE_ONLY),
         builtin::<authorization::SelfSubjectRulesReview>(CREATE_ONLY),
+        builtin::<certificates::CertificateSigningRequest>(Extra {
+            status: true,
+            ..short(&["csr"])
+        }),
         builtin::<node::RuntimeClass>(PLAIN),
         builtin::<storage::CSINode>(PLAIN),
     ]
