@@ -315,3 +315,86 @@ fn an_hpa_scales_a_deployment_up_under_load_and_back_down() {
     );
     c.kubectl(&["delete", "hpa,deployment", "web", "--wait=false"]);
 }
+
+/// A v1 HPA as kubectl 1.32 and earlier post it for `kubectl autoscale deploy/web
+/// --cpu-percent=50 --min=1 --max=3`.
+const V1_HPA: &str = r#"
+apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 3
+  targetCPUUtilizationPercentage: 50
+"#;
+
+/// autoscaling/v1 (decision 0029): a v1 HPA is stored as the v2 the controller acts on, and
+/// reads back in the v1 shape with the controller's v2-only status (its conditions) in
+/// upstream's annotation. No node needed: the controller reads the Deployment's scale.
+#[test]
+fn an_autoscaling_v1_hpa_reads_back_as_v1_and_is_stored_as_v2() {
+    let c = common::Cluster::start();
+    let create = [
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--",
+        "sleep",
+        "3600",
+    ];
+    c.kubectl(&create);
+    c.kubectl_in(&["create", "-f", "-"], V1_HPA);
+
+    let v2 = c.json(&["get", "horizontalpodautoscalers.v2.autoscaling", "web"]);
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"]["metrics"],
+        serde_json::json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 50}}}])
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v1 = loop {
+        let v1 = c.json(&["get", "horizontalpodautoscalers.v1.autoscaling", "web"]);
+        let conditions =
+            &v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/conditions"];
+        if conditions
+            .as_str()
+            .is_some_and(|s| s.contains("AbleToScale"))
+        {
+            break v1;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no controller status through v1: {v1}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 50);
+    assert!(v1["spec"].get("metrics").is_none(), "{v1}");
+    let yaml = c.kubectl(&[
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "-o",
+        "yaml",
+    ]);
+    assert!(
+        yaml.contains("targetCPUUtilizationPercentage: 50"),
+        "{yaml}"
+    );
+
+    // A v1 edit keeps what only v2 holds; the table prints the one object either way.
+    c.kubectl(&[
+        "patch",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "web",
+        "-p",
+        r#"{"spec":{"targetCPUUtilizationPercentage":30}}"#,
+    ]);
+    let table = c.kubectl(&["get", "hpa", "web"]);
+    assert!(table.contains("/30%"), "{table}");
+}
