@@ -89,7 +89,6 @@ fn discovery_should_validate_preferred_version_for_each_api_group() {
 /// discovery.go "should locate the groupVersion and a resource within each APIGroup"
 /// (Conformance).
 #[test]
-#[ignore = "issue 10: autoscaling/v1 and certificates.k8s.io/v1 certificatesigningrequests are not served"]
 fn discovery_should_locate_the_group_version_and_a_resource_within_each_api_group() {
     run(|c| async move {
         let mut missing = Vec::new();
@@ -148,7 +147,6 @@ fn gvr_present_aggregated(list: &Value, group: &str, version: &str, resource: &s
 /// aggregated_discovery.go "should support raw aggregated discovery endpoint Accept headers"
 /// (Conformance).
 #[test]
-#[ignore = "issue 10: autoscaling/v1 and certificates.k8s.io/v1 certificatesigningrequests are not served"]
 fn aggregated_discovery_should_support_raw_aggregated_discovery_endpoint_accept_headers() {
     run(|c| async move {
         let r = raw(&c, Method::GET, "/apis", &[("accept", AGGREGATED)], "").await;
@@ -174,7 +172,6 @@ fn aggregated_discovery_should_support_raw_aggregated_discovery_endpoint_accept_
 /// aggregated_discovery.go "should support aggregated discovery interface" (Conformance):
 /// client-go's `GroupsAndMaybeResources` (aggregated first, with its legacy fallback).
 #[test]
-#[ignore = "issue 10: autoscaling/v1 and certificates.k8s.io/v1 certificatesigningrequests are not served"]
 fn aggregated_discovery_should_support_aggregated_discovery_interface() {
     run(|c| async move {
         let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
