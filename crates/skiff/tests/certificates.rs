@@ -1,0 +1,97 @@
+//! End-to-end: CertificateSigningRequests with the real `kubectl` (create, `get csr`,
+//! `certificate approve` and `deny`, which write through the approval subresource).
+
+mod common;
+
+use base64::Engine;
+use common::Cluster;
+
+/// A CSR manifest for a fresh key, as `openssl req -new` would produce for `CN=<cn>`.
+fn manifest(name: &str, cn: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    let request = base64::engine::general_purpose::STANDARD.encode(pem);
+    format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: {name}\nspec:\n  request: {request}\n  signerName: kubernetes.io/kube-apiserver-client\n  expirationSeconds: 86400\n  usages:\n  - client auth\n"
+    )
+}
+
+#[test]
+fn kubectl_creates_lists_approves_and_denies_csrs() {
+    let c = Cluster::start();
+    let out = c.kubectl_in(&["create", "-f", "-"], &manifest("bob", "bob"));
+    assert_eq!(
+        out.trim(),
+        "certificatesigningrequest.certificates.k8s.io/bob created"
+    );
+    c.kubectl_in(&["create", "-f", "-"], &manifest("eve", "eve"));
+    let csr = c.json(&["get", "csr", "bob"]);
+    let requestor = csr["spec"]["username"].as_str().unwrap().to_owned();
+    assert!(!requestor.is_empty());
+
+    let table = c.kubectl(&["get", "csr"]);
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        [
+            "NAME",
+            "AGE",
+            "SIGNERNAME",
+            "REQUESTOR",
+            "REQUESTEDDURATION",
+            "CONDITION"
+        ],
+        "{table}"
+    );
+    assert_eq!(lines[1][0], "bob", "{table}");
+    assert_eq!(
+        lines[1][2..],
+        [
+            "kubernetes.io/kube-apiserver-client",
+            &requestor,
+            "24h",
+            "Pending"
+        ],
+        "{table}"
+    );
+
+    let out = c.kubectl(&["certificate", "approve", "bob"]);
+    assert_eq!(
+        out.trim(),
+        "certificatesigningrequest.certificates.k8s.io/bob approved"
+    );
+    let out = c.kubectl(&["certificate", "deny", "eve"]);
+    assert_eq!(
+        out.trim(),
+        "certificatesigningrequest.certificates.k8s.io/eve denied"
+    );
+    let conditions = c.kubectl(&[
+        "get",
+        "csr",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[*].type}/{.status.conditions[*].reason} {end}",
+    ]);
+    assert_eq!(
+        conditions.trim(),
+        "bob=Approved/KubectlApprove eve=Denied/KubectlDeny"
+    );
+    let table = c.kubectl(&["get", "csr", "bob", "--no-headers"]);
+    assert!(table.trim_end().ends_with("Approved"), "{table}");
+
+    // A request that is not one is refused with upstream's message and not stored.
+    let bad = "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: bad\nspec:\n  request: eA==\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n";
+    let err = c.kubectl_err(&["create", "-f", "-"], Some(bad));
+    assert!(
+        err.contains("The CertificateSigningRequest \"bad\" is invalid: spec.request: Invalid value: []byte{0x78}: PEM block type must be CERTIFICATE REQUEST"),
+        "{err}"
+    );
+    let names = c.kubectl(&["get", "csr", "-o", "name"]);
+    assert!(!names.contains("/bad"), "{names}");
+}
