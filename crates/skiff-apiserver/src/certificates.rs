@@ -181,6 +181,29 @@ fn check_request(pem: &[u8]) -> Result<(), String> {
         .map_err(|_| "x509: signature verification failure".to_owned())
 }
 
+/// The subject organizations (`O=`) of the object's request; none when it does not parse
+/// (validation refuses it then).
+pub fn request_organizations(obj: &Value) -> Vec<String> {
+    use rustls::pki_types::pem::{PemObject, SectionKind};
+    use x509_parser::prelude::FromDer;
+    let pem = bytes_at(obj, "/spec/request");
+    let Some(der) = <(SectionKind, Vec<u8>)>::pem_slice_iter(&pem)
+        .find_map(|s| s.ok().filter(|(k, _)| *k == SectionKind::Csr))
+        .map(|(_, der)| der)
+    else {
+        return vec![];
+    };
+    let Ok((_, csr)) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+    else {
+        return vec![];
+    };
+    csr.certification_request_info
+        .subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_owned))
+        .collect()
+}
+
 /// Upstream's `ValidateCertificateSigningRequestSignerName`.
 fn validate_signer_name(name: &str) -> Vec<FieldError> {
     const F: &str = "spec.signerName";

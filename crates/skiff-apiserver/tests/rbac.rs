@@ -421,3 +421,117 @@ async fn access_reviews_answer_for_any_subject_and_self() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// A CSR for a fresh key with subject `CN=<cn>, O=<org>`.
+fn csr_with_org(name: &str, cn: &str, org: &str) -> Value {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, org);
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+           "metadata": {"name": name},
+           "spec": {"request": base64::engine::general_purpose::STANDARD.encode(pem),
+                    "signerName": "kubernetes.io/kube-apiserver-client",
+                    "usages": ["client auth"]}})
+}
+
+/// Upstream's certificate admission plugins: approving needs `approve` on the signer (or
+/// its domain's `*`) besides `update` on the approval subresource, and nobody may ask the
+/// client signer for a `system:masters` certificate.
+#[tokio::test]
+async fn approving_a_csr_needs_approve_on_its_signer() {
+    const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+    let app = common::app_with_background().await;
+    let (code, body) = call(
+        &app,
+        "POST",
+        CSRS,
+        Some(csr_with_org("masters", "x", "system:masters")),
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["message"],
+        "certificatesigningrequests.certificates.k8s.io \"masters\" is forbidden: use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"
+    );
+    let (code, created) = call(&app, "POST", CSRS, Some(csr_with_org("bob", "bob", "dev"))).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+
+    admin_create(
+        &app,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "csr-approver"},
+               "rules": [{"apiGroups": ["certificates.k8s.io"],
+                          "resources": ["certificatesigningrequests/approval"],
+                          "verbs": ["update"]}]}),
+    )
+    .await;
+    admin_create(
+        &app,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "approvers"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "csr-approver"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "approvers"}]}),
+    )
+    .await;
+    let approver = user("ann", &["approvers"]);
+    let mut approve = created.clone();
+    approve["status"] = json!({"conditions": [{"type": "Approved", "status": "True"}]});
+    let uri = format!("{CSRS}/bob/approval");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (code, body) = loop {
+        let (code, body) = call_as(&app, Some(&approver), "PUT", &uri, Some(approve.clone())).await;
+        // Until the binding is indexed, RBAC itself refuses the subresource.
+        if !body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot update")
+        {
+            break (code, body);
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["message"],
+        "certificatesigningrequests.certificates.k8s.io \"bob\" is forbidden: user not permitted to approve requests with signerName \"kubernetes.io/kube-apiserver-client\""
+    );
+
+    admin_create(
+        &app,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "kubernetes-signers"},
+               "rules": [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"],
+                          "resourceNames": ["kubernetes.io/*"], "verbs": ["approve"]}]}),
+    )
+    .await;
+    admin_create(
+        &app,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "signer-approvers"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kubernetes-signers"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "approvers"}]}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (code, body) = call_as(&app, Some(&approver), "PUT", &uri, Some(approve.clone())).await;
+        if code == StatusCode::OK {
+            assert_eq!(body["status"]["conditions"][0]["type"], "Approved");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -7,11 +7,12 @@
 //! Each plugin reads what it needs (LimitRanges, ResourceQuotas, the Namespace) from the
 //! store and decides with the pure rules of `skiff_apimachinery`.
 
+pub mod certificates;
 pub mod limits;
 pub mod podsecurity;
 pub mod quota;
-pub mod tolerations;
 pub mod serviceaccount;
+pub mod tolerations;
 
 use serde_json::Value;
 
@@ -31,7 +32,7 @@ impl Api {
     }
 
     /// The validating built-ins before admission policies and webhooks: LimitRanger's
-    /// bounds, then PodSecurity.
+    /// bounds, ServiceAccount, the certificate plugins, then PodSecurity.
     pub(crate) fn validate_builtin(
         &self,
         attrs: &Attributes<'_>,
@@ -43,6 +44,7 @@ impl Api {
         };
         limits::validate(self, attrs, obj)?;
         serviceaccount::validate(self, attrs, obj)?;
+        certificates::validate(self, attrs, obj, old)?;
         podsecurity::validate(self, attrs, obj, old)
     }
 
