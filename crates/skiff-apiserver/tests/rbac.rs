@@ -469,7 +469,7 @@ async fn approving_a_csr_needs_approve_on_its_signer() {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                "metadata": {"name": "csr-approver"},
                "rules": [{"apiGroups": ["certificates.k8s.io"],
-                          "resources": ["certificatesigningrequests/approval"],
+                          "resources": ["certificatesigningrequests/approval", "certificatesigningrequests/status"],
                           "verbs": ["update"]}]}),
     )
     .await;
@@ -534,4 +534,33 @@ async fn approving_a_csr_needs_approve_on_its_signer() {
         assert!(std::time::Instant::now() < deadline, "{body}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+
+    // Approving is not signing: a certificate needs `sign` on the signer.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["bob".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let mut issued = approve.clone();
+    issued["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    issued["status"]["certificate"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        cert.pem()
+    ));
+    let (code, body) = call_as(
+        &app,
+        Some(&approver),
+        "PUT",
+        &format!("{CSRS}/bob/status"),
+        Some(issued),
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["message"],
+        "certificatesigningrequests.certificates.k8s.io \"bob\" is forbidden: user not permitted to sign requests with signerName \"kubernetes.io/kube-apiserver-client\""
+    );
 }
