@@ -1,5 +1,5 @@
-//! Memory a request costs, counted by a tracking allocator: a large Pod (10,000 containers,
-//! ~700 KB of JSON) must cost memory proportional to its size, and give it back.
+//! Memory a request costs, counted by a tracking allocator: a large Pod (3,000 containers,
+//! ~200 KB of JSON) must cost memory proportional to its size, and give it back.
 
 mod common;
 
@@ -103,14 +103,16 @@ async fn costs(n: usize) -> (usize, [usize; 4], isize) {
 }
 
 /// A Pod with 10,000 containers (about 700 KB of JSON) once took the server from 33 to 457
-/// MB. Each verb's peak must grow linearly with the object (10x the containers, about 10x
-/// the memory: nothing quadratic), stay within a bounded multiple of the request, and be
-/// given back when the object is deleted (the store here is in memory, so the stored
-/// history of the object is what remains).
+/// MB. Stored with its defaults and managedFields such a Pod is now over etcd's 1.5 MiB and
+/// refused with 413, as upstream, so the largest Pod measured here has 3,000 containers.
+/// Each verb's peak must grow linearly with the object (10x the containers, about 10x the
+/// memory: nothing quadratic), stay within a bounded multiple of the request, and be given
+/// back when the object is deleted (the store here is in memory, so the stored history of
+/// the object is what remains).
 #[tokio::test(flavor = "current_thread")]
-async fn a_pod_with_ten_thousand_containers_costs_memory_in_proportion() {
-    let (small_size, small, _) = costs(1_000).await;
-    let (size, big, held) = costs(10_000).await;
+async fn a_large_pod_costs_memory_in_proportion() {
+    let (small_size, small, _) = costs(300).await;
+    let (size, big, held) = costs(3_000).await;
     let verbs = ["create", "get", "table list", "delete"];
     for ((verb, s), b) in verbs.iter().zip(small).zip(big) {
         eprintln!(
