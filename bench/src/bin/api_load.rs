@@ -8,6 +8,9 @@
 //! clients by a user that RBAC authorizes (a client certificate from `skiff kubeconfig`),
 //! with N RoleBindings in the namespace, on a server with `--authorization-mode RBAC` and
 //! on one with `AlwaysAllow`.
+//!
+//! With `--encryption` it measures encryption at rest: Secret creates and gets at 64
+//! clients on a server sealing Secrets (the default) and on one storing them plain.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -339,6 +342,16 @@ async fn custom_resource_creates(t: &Arc<Target>, s: &mut Sender, objects: usize
 
 /// Starts `skiff server` in `dir` with the given authorization mode; returns it once ready.
 fn start_server(skiff: &str, dir: &std::path::Path, mode: &str) -> std::process::Child {
+    start_server_with(skiff, dir, mode, &[])
+}
+
+/// [`start_server`] with more flags.
+fn start_server_with(
+    skiff: &str,
+    dir: &std::path::Path,
+    mode: &str,
+    extra: &[&str],
+) -> std::process::Child {
     let mut child = Command::new(skiff)
         .args([
             "server",
@@ -349,6 +362,7 @@ fn start_server(skiff: &str, dir: &std::path::Path, mode: &str) -> std::process:
         ])
         .arg("--data-dir")
         .arg(dir)
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start skiff");
@@ -504,9 +518,93 @@ async fn authorization_cost(skiff: &str, bindings: usize, objects: usize, rounds
     );
 }
 
+/// Creates then gets of `objects` Secrets (three 48-byte keys each, like a database
+/// credential) at 64 clients, with Secrets encrypted at rest (skiff's default, secretbox) or
+/// not (an EncryptionConfiguration with `identity` only); returns (creates/s, gets/s).
+async fn secret_load(skiff: &str, encrypted: bool, objects: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = dir.path().join("identity.yaml");
+    std::fs::write(
+        &plain,
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers: [{identity: {}}]\n",
+    )
+    .expect("write config");
+    let data = dir.path().join("data");
+    let extra: Vec<&str> = if encrypted {
+        vec![]
+    } else {
+        vec![
+            "--encryption-provider-config",
+            plain.to_str().expect("path"),
+        ]
+    };
+    let mut child = start_server_with(skiff, &data, "RBAC", &extra);
+    let t = Arc::new(read_kubeconfig(&data.join("kubeconfig")));
+    let body = |i: usize| {
+        use base64::Engine;
+        let b64 =
+            |k: &str| base64::engine::general_purpose::STANDARD.encode(format!("{k}-{i:0>44}"));
+        json!({"metadata": {"name": format!("s-{i}")}, "type": "Opaque",
+               "data": {"username": b64("user"), "password": b64("pass"), "host": b64("host")}})
+        .to_string()
+    };
+    let (creates, _, _) = run(&t, 64, objects, move |i| {
+        (
+            "POST",
+            "/api/v1/namespaces/default/secrets".into(),
+            Some(body(i)),
+        )
+    })
+    .await;
+    let (gets, _, _) = run(&t, 64, objects, move |i| {
+        (
+            "GET",
+            format!("/api/v1/namespaces/default/secrets/s-{i}"),
+            None,
+        )
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    (creates, gets)
+}
+
+/// `--encryption`: what encryption at rest costs Secret creates and gets, against none;
+/// each runs `rounds` times alternately and the best round counts.
+async fn encryption_cost(skiff: &str, objects: usize, rounds: usize) {
+    let mut best = [(0f64, 0f64); 2];
+    for round in 0..rounds {
+        for (i, encrypted) in [false, true].into_iter().enumerate() {
+            let (c, g) = secret_load(skiff, encrypted, objects).await;
+            eprintln!("round {round} encrypted={encrypted}: {c:.0} creates/s, {g:.0} gets/s");
+            best[i] = (best[i].0.max(c), best[i].1.max(g));
+        }
+    }
+    let [(oc, og), (ec, eg)] = best;
+    println!("| measure | identity | secretbox (default) | cost |\n|---|---|---|---|");
+    println!(
+        "| durable Secret creates, 64 clients | {oc:.0}/s | {ec:.0}/s | {:.1} % |",
+        (1.0 - ec / oc) * 100.0
+    );
+    println!(
+        "| Secret gets, 64 clients | {og:.0}/s | {eg:.0}/s | {:.1} % |",
+        (1.0 - eg / og) * 100.0
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let mut args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--encryption") {
+        args.remove(i);
+        let skiff = args
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "target/release/skiff".into());
+        let objects: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+        encryption_cost(&skiff, objects, 3).await;
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--rolebindings") {
         let bindings: usize = args
             .get(i + 1)
