@@ -8,6 +8,7 @@
 
 pub mod claim;
 pub mod cronjob;
+pub mod csrsigning;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;

@@ -16,6 +16,16 @@ pub async fn start(components: &Components) -> anyhow::Result<()> {
         client.clone(),
         metrics.clone(),
     ));
+    // The kube-apiserver-client signer, with the CA as --cluster-signing-{cert,key}-file.
+    let ca_key_file = components.data_dir.join("pki").join("ca.key");
+    let ca_key = std::fs::read_to_string(&ca_key_file)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", ca_key_file.display()))?;
+    tokio::spawn(skiff_controllers::csrsigning::run(
+        client.clone(),
+        metrics.clone(),
+        ca.clone(),
+        ca_key,
+    ));
     tokio::spawn(skiff_controllers::rootca::run(client, metrics, ca));
     tokio::spawn(skiff_scheduler::run(
         components.client("kube-scheduler").await?,

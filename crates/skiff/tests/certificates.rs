@@ -82,8 +82,42 @@ fn kubectl_creates_lists_approves_and_denies_csrs() {
         conditions.trim(),
         "bob=Approved/KubectlApprove eve=Denied/KubectlDeny"
     );
+    // The kube-apiserver-client signer issues bob's certificate from the cluster CA.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let cert = loop {
+        let cert = c.kubectl(&["get", "csr", "bob", "-o", "jsonpath={.status.certificate}"]);
+        if !cert.trim().is_empty() {
+            break cert;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob's certificate never issued"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(cert.trim())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = dir.path().join("bob.crt");
+    std::fs::write(&cert_path, &pem).unwrap();
+    let ca = c.kubeconfig().parent().unwrap().join("pki").join("ca.crt");
+    let verify = std::process::Command::new("openssl")
+        .args(["verify", "-purpose", "sslclient", "-CAfile"])
+        .arg(&ca)
+        .arg(&cert_path)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
     let table = c.kubectl(&["get", "csr", "bob", "--no-headers"]);
-    assert!(table.trim_end().ends_with("Approved"), "{table}");
+    assert!(table.trim_end().ends_with("Approved,Issued"), "{table}");
+    let eve = c.json(&["get", "csr", "eve"]);
+    assert!(eve["status"].get("certificate").is_none(), "{eve}");
 
     // A request that is not one is refused with upstream's message and not stored.
     let bad = "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: bad\nspec:\n  request: eA==\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n";
