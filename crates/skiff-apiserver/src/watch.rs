@@ -141,7 +141,11 @@ pub fn start(
         if send_initial {
             let mut mark = bookmark(&r.api_version(), &r.kind, after);
             mark["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-            if tx.send(frame(filter.protobuf, "BOOKMARK", &mark)).await.is_err() {
+            if tx
+                .send(frame(filter.protobuf, "BOOKMARK", &mark))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

@@ -22,7 +22,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
             axum::routing::get(container_logs),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route("/stats/summary", axum::routing::get(super::summary::handler))
+        .route(
+            "/stats/summary",
+            axum::routing::get(super::summary::handler),
+        )
         .merge(super::streaming::routes())
         .with_state(shared);
     if let Err(e) = axum::serve(listener, app).await {
