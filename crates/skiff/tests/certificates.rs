@@ -6,29 +6,35 @@ mod common;
 use base64::Engine;
 use common::Cluster;
 
-/// A CSR manifest for a fresh key, as `openssl req -new` would produce for `CN=<cn>`.
-fn manifest(name: &str, cn: &str) -> String {
+/// A CSR manifest for a fresh key, as `openssl req -new` would produce for `CN=<cn>, O=dev`,
+/// and that key (PEM).
+fn manifest(name: &str, cn: &str) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "dev");
     let pem = params.serialize_request(&key).unwrap().pem().unwrap();
     let request = base64::engine::general_purpose::STANDARD.encode(pem);
-    format!(
+    let yaml = format!(
         "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: {name}\nspec:\n  request: {request}\n  signerName: kubernetes.io/kube-apiserver-client\n  expirationSeconds: 86400\n  usages:\n  - client auth\n"
-    )
+    );
+    (yaml, key.serialize_pem())
 }
 
 #[test]
 fn kubectl_creates_lists_approves_and_denies_csrs() {
     let c = Cluster::start();
-    let out = c.kubectl_in(&["create", "-f", "-"], &manifest("bob", "bob"));
+    let (bob, bob_key) = manifest("bob", "bob");
+    let out = c.kubectl_in(&["create", "-f", "-"], &bob);
     assert_eq!(
         out.trim(),
         "certificatesigningrequest.certificates.k8s.io/bob created"
     );
-    c.kubectl_in(&["create", "-f", "-"], &manifest("eve", "eve"));
+    c.kubectl_in(&["create", "-f", "-"], &manifest("eve", "eve").0);
     let csr = c.json(&["get", "csr", "bob"]);
     let requestor = csr["spec"]["username"].as_str().unwrap().to_owned();
     assert!(!requestor.is_empty());
@@ -113,6 +119,35 @@ fn kubectl_creates_lists_approves_and_denies_csrs() {
         "{}{}",
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
+    );
+    // The certificate is a credential the server accepts: bob is bob, in his group.
+    let key_path = dir.path().join("bob.key");
+    std::fs::write(&key_path, &bob_key).unwrap();
+    let server = c.kubectl(&[
+        "config",
+        "view",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let whoami = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", dir.path().join("none"))
+        .arg(format!("--server={}", server.trim()))
+        .arg(format!("--certificate-authority={}", ca.display()))
+        .arg(format!("--client-certificate={}", cert_path.display()))
+        .arg(format!("--client-key={}", key_path.display()))
+        .args([
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ])
+        .output()
+        .expect("kubectl runs");
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout).trim(),
+        "bob [\"dev\",\"system:authenticated\"]",
+        "{}",
+        String::from_utf8_lossy(&whoami.stderr)
     );
     let table = c.kubectl(&["get", "csr", "bob", "--no-headers"]);
     assert!(table.trim_end().ends_with("Approved,Issued"), "{table}");
