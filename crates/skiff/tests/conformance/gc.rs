@@ -422,3 +422,49 @@ fn gc_should_not_be_blocked_by_dependency_circle() {
         .await;
     });
 }
+
+/// garbage_collector.go "should delete jobs and pods created by cronjob": upstream's
+/// `newCronJob` (every minute, one busybox pod sleeping), deleted in the background once it
+/// has a Job; the CronJob leaves neither Jobs nor pods behind.
+#[test]
+fn gc_should_delete_jobs_and_pods_created_by_cronjob() {
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    run(|c| async move {
+        let ns = namespace(&c, "cf-gc-cronjob").await;
+        let cronjobs: Api<CronJob> = Api::namespaced(c.clone(), &ns);
+        let jobs: Api<Job> = Api::namespaced(c.clone(), &ns);
+        let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
+        let cronjob: CronJob = obj(json!({
+            "metadata": {"name": "simple"},
+            "spec": {
+                "schedule": "*/1 * * * ?",
+                "jobTemplate": {"spec": {
+                    "parallelism": 1, "completions": 1,
+                    "template": {"spec": {
+                        "restartPolicy": "OnFailure",
+                        "terminationGracePeriodSeconds": 0,
+                        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "300"]}]
+                    }}
+                }}
+            }
+        }));
+        cronjobs
+            .create(&PostParams::default(), &cronjob)
+            .await
+            .expect("create the cronjob");
+        // Upstream polls for two minutes: the first run is at the next whole minute.
+        eventually(120, "the CronJob to create a Job", || async {
+            (count(&jobs).await > 0).then_some(())
+        })
+        .await;
+        cronjobs
+            .delete("simple", &DeleteParams::background())
+            .await
+            .expect("delete the cronjob");
+        eventually(30, "no CronJob, Job or pod left", || async {
+            (count(&cronjobs).await == 0 && count(&jobs).await == 0 && count(&pods).await == 0)
+                .then_some(())
+        })
+        .await;
+    });
+}
