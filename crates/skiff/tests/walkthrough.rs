@@ -468,7 +468,6 @@ fn chapter_4_the_server_dies() {
 }
 
 #[test]
-#[ignore = "issue 17: Secrets are not encrypted at rest yet"]
 fn chapter_11_configmaps_and_secrets() {
     let Some(c) = cluster() else { return };
     walk(&c, &["ch1", "ch11"]);
