@@ -113,7 +113,7 @@ pub fn to_v1(obj: Value) -> Value {
         .filter(|m| {
             !(is_cpu_resource(m) && get_at(m, "/resource/target/averageUtilization").is_some())
         })
-        .map(metric_spec_to_v1)
+        .map(|m| metric_to_v1(m, Side::Spec))
         .collect();
     let mut annotations = Vec::new();
     if !others.is_empty() {
@@ -122,7 +122,10 @@ pub fn to_v1(obj: Value) -> Value {
     if !current.is_empty() {
         annotations.push((
             CURRENT_METRICS,
-            current.iter().map(metric_status_to_v1).collect(),
+            current
+                .iter()
+                .map(|m| metric_to_v1(m, Side::Status))
+                .collect(),
         ));
     }
     if let Some(behavior) = get(&spec, "behavior") {
@@ -196,7 +199,7 @@ pub fn to_v2(obj: Value) -> Value {
     // The annotation's metrics first, then the CPU target, in upstream's order.
     let mut metrics = Vec::new();
     if let Some(Value::Array(others)) = &others {
-        metrics.extend(others.iter().map(metric_spec_to_v2));
+        metrics.extend(others.iter().map(|m| metric_to_v2(m, Side::Spec)));
     }
     if let Some(cpu) = get(&spec, "targetCPUUtilizationPercentage") {
         metrics.push(cpu_utilization(cpu.clone()));
@@ -234,7 +237,9 @@ pub fn to_v2(obj: Value) -> Value {
     );
     // The annotation, when there is one, has more than the CPU figure and replaces it.
     let current = match &current_annotation {
-        Some(Value::Array(list)) => Some(list.iter().map(metric_status_to_v2).collect()),
+        Some(Value::Array(list)) => {
+            Some(list.iter().map(|m| metric_to_v2(m, Side::Status)).collect())
+        }
         _ => get(&status, "currentCPUUtilizationPercentage").map(|u| {
             vec![json!({"type": "Resource", "resource": {
                 "name": "cpu", "current": {"averageUtilization": u}}})]
@@ -259,389 +264,194 @@ fn cpu_utilization(percent: Value) -> Value {
         "target": {"type": "Utilization", "averageUtilization": percent}}})
 }
 
-/// A v2 MetricSpec as autoscaling/v1's (`targetAverageValue`, `metricName`, ...).
-fn metric_spec_to_v1(m: &Value) -> Value {
+/// Which half of a metric is converted: a MetricSpec's target or a MetricStatus's current
+/// reading.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Spec,
+    Status,
+}
+
+/// One v1 field of a metric source and where v2 keeps it (a JSON pointer into the v2
+/// source). `by_value` marks a Quantity Go declares by value, which is `0` when unset.
+struct Field {
+    v1: &'static str,
+    v2: &'static str,
+    by_value: bool,
+}
+
+const fn f(v1: &'static str, v2: &'static str, by_value: bool) -> Field {
+    Field { v1, v2, by_value }
+}
+
+/// v1's fields of each metric source, as upstream's v1 (v2beta1-era) types declare them.
+const RESOURCE_SPEC: &[Field] = &[
+    f("name", "/name", false),
+    f(
+        "targetAverageUtilization",
+        "/target/averageUtilization",
+        false,
+    ),
+    f("targetAverageValue", "/target/averageValue", false),
+    f("container", "/container", false),
+];
+const PODS_SPEC: &[Field] = &[
+    f("metricName", "/metric/name", false),
+    f("targetAverageValue", "/target/averageValue", true),
+    f("selector", "/metric/selector", false),
+];
+const OBJECT_SPEC: &[Field] = &[
+    f("target", "/describedObject", false),
+    f("metricName", "/metric/name", false),
+    f("targetValue", "/target/value", true),
+    f("selector", "/metric/selector", false),
+    f("averageValue", "/target/averageValue", false),
+];
+const EXTERNAL_SPEC: &[Field] = &[
+    f("metricName", "/metric/name", false),
+    f("metricSelector", "/metric/selector", false),
+    f("targetValue", "/target/value", false),
+    f("targetAverageValue", "/target/averageValue", false),
+];
+const RESOURCE_STATUS: &[Field] = &[
+    f("name", "/name", false),
+    f(
+        "currentAverageUtilization",
+        "/current/averageUtilization",
+        false,
+    ),
+    f("currentAverageValue", "/current/averageValue", true),
+    f("container", "/container", false),
+];
+const PODS_STATUS: &[Field] = &[
+    f("metricName", "/metric/name", false),
+    f("currentAverageValue", "/current/averageValue", true),
+    f("selector", "/metric/selector", false),
+];
+const OBJECT_STATUS: &[Field] = &[
+    f("target", "/describedObject", false),
+    f("metricName", "/metric/name", false),
+    f("currentValue", "/current/value", true),
+    f("selector", "/metric/selector", false),
+    f("averageValue", "/current/averageValue", false),
+];
+const EXTERNAL_STATUS: &[Field] = &[
+    f("metricName", "/metric/name", false),
+    f("metricSelector", "/metric/selector", false),
+    f("currentValue", "/current/value", true),
+    f("currentAverageValue", "/current/averageValue", false),
+];
+
+/// The source's key and v1 fields of a metric type; `None` for a type v1 does not know.
+fn source_fields(side: Side, kind: &str) -> Option<(&'static str, &'static [Field])> {
+    let (spec, status, key) = match kind {
+        "Resource" => (RESOURCE_SPEC, RESOURCE_STATUS, "resource"),
+        "ContainerResource" => (RESOURCE_SPEC, RESOURCE_STATUS, "containerResource"),
+        "Pods" => (PODS_SPEC, PODS_STATUS, "pods"),
+        "Object" => (OBJECT_SPEC, OBJECT_STATUS, "object"),
+        "External" => (EXTERNAL_SPEC, EXTERNAL_STATUS, "external"),
+        _ => return None,
+    };
+    Some((key, if side == Side::Spec { spec } else { status }))
+}
+
+/// A v2 MetricSpec or MetricStatus in autoscaling/v1's shape (`targetAverageValue`,
+/// `currentAverageValue`, `metricName`, ...).
+fn metric_to_v1(m: &Value, side: Side) -> Value {
     let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
+    let Some((key, fields)) = source_fields(side, kind) else {
+        return m.clone();
+    };
     let mut out = Map::new();
     out.insert("type".into(), json!(kind));
-    let field = |name: &str| m.get(name).filter(|v| v.is_object());
-    let mut source = Map::new();
-    let key = match kind {
-        "Resource" | "ContainerResource" => {
-            let key = if kind == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let Some(s) = field(key) else {
-                return Value::Object(out);
-            };
-            put(&mut source, "name", get(s, "name"));
-            put(
-                &mut source,
-                "targetAverageUtilization",
-                s.pointer("/target/averageUtilization"),
-            );
-            put(
-                &mut source,
-                "targetAverageValue",
-                s.pointer("/target/averageValue"),
-            );
-            put(&mut source, "container", get(s, "container"));
-            key
-        }
-        "Pods" => {
-            let Some(s) = field("pods") else {
-                return Value::Object(out);
-            };
-            put(&mut source, "metricName", s.pointer("/metric/name"));
-            put_quantity(
-                &mut source,
-                "targetAverageValue",
-                s.pointer("/target/averageValue"),
-            );
-            put(&mut source, "selector", s.pointer("/metric/selector"));
-            "pods"
-        }
-        "Object" => {
-            let Some(s) = field("object") else {
-                return Value::Object(out);
-            };
-            put(&mut source, "target", get(s, "describedObject"));
-            put(&mut source, "metricName", s.pointer("/metric/name"));
-            put_quantity(&mut source, "targetValue", s.pointer("/target/value"));
-            put(&mut source, "selector", s.pointer("/metric/selector"));
-            put(
-                &mut source,
-                "averageValue",
-                s.pointer("/target/averageValue"),
-            );
-            "object"
-        }
-        "External" => {
-            let Some(s) = field("external") else {
-                return Value::Object(out);
-            };
-            put(&mut source, "metricName", s.pointer("/metric/name"));
-            put(&mut source, "metricSelector", s.pointer("/metric/selector"));
-            put(&mut source, "targetValue", s.pointer("/target/value"));
-            put(
-                &mut source,
-                "targetAverageValue",
-                s.pointer("/target/averageValue"),
-            );
-            "external"
-        }
-        _ => return m.clone(),
+    let Some(s) = m.get(key).filter(|v| v.is_object()) else {
+        return Value::Object(out);
     };
+    let mut source = Map::new();
+    for field in fields {
+        let value = get_at(s, field.v2);
+        if field.by_value {
+            put_quantity(&mut source, field.v1, value);
+        } else {
+            put(&mut source, field.v1, value);
+        }
+    }
     out.insert(key.into(), Value::Object(source));
     Value::Object(out)
 }
 
-/// A v1 (annotation) MetricSpec in the v2 shape; the target type follows from which of
-/// v1's fields is set, as upstream's conversion picks it.
-fn metric_spec_to_v2(m: &Value) -> Value {
-    // Quantities v1 holds by value are always there (Go's zero when unset).
-    let zero = json!("0");
+/// A v1 (annotation) MetricSpec or MetricStatus in the v2 shape. A spec's target type
+/// follows from which of v1's fields is set, as upstream's conversion picks it.
+fn metric_to_v2(m: &Value, side: Side) -> Value {
     let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
+    let Some((key, fields)) = source_fields(side, kind) else {
+        return m.clone();
+    };
     let mut out = Map::new();
     out.insert("type".into(), json!(kind));
-    let field = |name: &str| m.get(name).filter(|v| v.is_object());
-    let metric = |s: &Value, selector: &str| {
-        let mut id = Map::new();
-        put(&mut id, "name", get(s, "metricName"));
-        put(&mut id, "selector", get(s, selector));
-        Value::Object(id)
+    let Some(s) = m.get(key).filter(|v| v.is_object()) else {
+        return Value::Object(out);
     };
-    let target = |kind: &str, pairs: [(&str, Option<&Value>); 3]| {
-        let mut t = Map::new();
-        t.insert("type".into(), json!(kind));
-        for (k, v) in pairs {
-            put(&mut t, k, v);
+    let mut source = Map::new();
+    for field in fields {
+        // Quantities v1 holds by value are always there (Go's zero when unset).
+        let value = get(s, field.v1)
+            .cloned()
+            .or_else(|| field.by_value.then(|| json!("0")));
+        if let Some(value) = value {
+            set_at(&mut source, field.v2, value);
         }
-        Value::Object(t)
+    }
+    let reading = if side == Side::Spec {
+        "target"
+    } else {
+        "current"
     };
-    let (key, source) = match kind {
-        "Resource" | "ContainerResource" => {
-            let key = if kind == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let Some(s) = field(key) else {
-                return Value::Object(out);
-            };
-            let utilization = get(s, "targetAverageUtilization");
-            let t = target(
-                if utilization.is_some() {
-                    "Utilization"
-                } else {
-                    "AverageValue"
-                },
-                [
-                    ("averageUtilization", utilization),
-                    ("averageValue", get(s, "targetAverageValue")),
-                    ("value", None),
-                ],
-            );
-            let mut source = Map::new();
-            put(&mut source, "name", get(s, "name"));
-            source.insert("target".into(), t);
-            put(&mut source, "container", get(s, "container"));
-            (key, source)
+    let mut nested = vec![reading];
+    if !matches!(kind, "Resource" | "ContainerResource") {
+        nested.push("metric");
+    }
+    for name in nested {
+        source.entry(name).or_insert_with(|| json!({}));
+    }
+    if side == Side::Spec {
+        let target = &source["target"];
+        let has = |k: &str| target.get(k).is_some();
+        let target_type = match kind {
+            "Pods" => "AverageValue",
+            "Object" if has("averageValue") => "AverageValue",
+            "Object" => "Value",
+            "External" if has("value") => "Value",
+            "External" => "AverageValue",
+            _ if has("averageUtilization") => "Utilization",
+            _ => "AverageValue",
+        };
+        if let Some(t) = source.get_mut("target").and_then(Value::as_object_mut) {
+            t.insert("type".into(), json!(target_type));
         }
-        "Pods" => {
-            let Some(s) = field("pods") else {
-                return Value::Object(out);
-            };
-            let mut source = Map::new();
-            source.insert("metric".into(), metric(s, "selector"));
-            source.insert(
-                "target".into(),
-                target(
-                    "AverageValue",
-                    [
-                        (
-                            "averageValue",
-                            Some(get(s, "targetAverageValue").unwrap_or(&zero)),
-                        ),
-                        ("value", None),
-                        ("averageUtilization", None),
-                    ],
-                ),
-            );
-            ("pods", source)
-        }
-        "Object" => {
-            let Some(s) = field("object") else {
-                return Value::Object(out);
-            };
-            let average = get(s, "averageValue");
-            let mut source = Map::new();
-            put(&mut source, "describedObject", get(s, "target"));
-            source.insert(
-                "target".into(),
-                target(
-                    if average.is_some() {
-                        "AverageValue"
-                    } else {
-                        "Value"
-                    },
-                    [
-                        ("value", Some(get(s, "targetValue").unwrap_or(&zero))),
-                        ("averageValue", average),
-                        ("averageUtilization", None),
-                    ],
-                ),
-            );
-            source.insert("metric".into(), metric(s, "selector"));
-            ("object", source)
-        }
-        "External" => {
-            let Some(s) = field("external") else {
-                return Value::Object(out);
-            };
-            let value = get(s, "targetValue");
-            let mut source = Map::new();
-            source.insert("metric".into(), metric(s, "metricSelector"));
-            source.insert(
-                "target".into(),
-                target(
-                    if value.is_some() {
-                        "Value"
-                    } else {
-                        "AverageValue"
-                    },
-                    [
-                        ("value", value),
-                        ("averageValue", get(s, "targetAverageValue")),
-                        ("averageUtilization", None),
-                    ],
-                ),
-            );
-            ("external", source)
-        }
-        _ => return m.clone(),
-    };
+    }
     out.insert(key.into(), Value::Object(source));
     Value::Object(out)
 }
 
-/// A v2 MetricStatus as autoscaling/v1's (`currentAverageValue`, ...).
-fn metric_status_to_v1(m: &Value) -> Value {
-    let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
-    let mut out = Map::new();
-    out.insert("type".into(), json!(kind));
-    let field = |name: &str| m.get(name).filter(|v| v.is_object());
-    let mut source = Map::new();
-    let key = match kind {
-        "Resource" | "ContainerResource" => {
-            let key = if kind == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let Some(s) = field(key) else {
-                return Value::Object(out);
-            };
-            put(&mut source, "name", get(s, "name"));
-            put(
-                &mut source,
-                "currentAverageUtilization",
-                s.pointer("/current/averageUtilization"),
-            );
-            put_quantity(
-                &mut source,
-                "currentAverageValue",
-                s.pointer("/current/averageValue"),
-            );
-            put(&mut source, "container", get(s, "container"));
-            key
+/// Sets `value` at a `/a/b` pointer below `out`, making the objects on the way.
+fn set_at(out: &mut Map<String, Value>, pointer: &str, value: Value) {
+    let mut parts = pointer.trim_start_matches('/').split('/').peekable();
+    let mut here = out;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            here.insert(part.into(), value);
+            return;
         }
-        "Pods" => {
-            let Some(s) = field("pods") else {
-                return Value::Object(out);
-            };
-            put(&mut source, "metricName", s.pointer("/metric/name"));
-            put_quantity(
-                &mut source,
-                "currentAverageValue",
-                s.pointer("/current/averageValue"),
-            );
-            put(&mut source, "selector", s.pointer("/metric/selector"));
-            "pods"
+        let next = here.entry(part).or_insert_with(|| json!({}));
+        if !next.is_object() {
+            *next = json!({});
         }
-        "Object" => {
-            let Some(s) = field("object") else {
-                return Value::Object(out);
-            };
-            put(&mut source, "target", get(s, "describedObject"));
-            put(&mut source, "metricName", s.pointer("/metric/name"));
-            put_quantity(&mut source, "currentValue", s.pointer("/current/value"));
-            put(&mut source, "selector", s.pointer("/metric/selector"));
-            put(
-                &mut source,
-                "averageValue",
-                s.pointer("/current/averageValue"),
-            );
-            "object"
-        }
-        "External" => {
-            let Some(s) = field("external") else {
-                return Value::Object(out);
-            };
-            put(&mut source, "metricName", s.pointer("/metric/name"));
-            put(&mut source, "metricSelector", s.pointer("/metric/selector"));
-            put_quantity(&mut source, "currentValue", s.pointer("/current/value"));
-            put(
-                &mut source,
-                "currentAverageValue",
-                s.pointer("/current/averageValue"),
-            );
-            "external"
-        }
-        _ => return m.clone(),
-    };
-    out.insert(key.into(), Value::Object(source));
-    Value::Object(out)
-}
-
-/// A v1 (annotation) MetricStatus in the v2 shape.
-fn metric_status_to_v2(m: &Value) -> Value {
-    // Quantities v1 holds by value are always there (Go's zero when unset).
-    let zero = json!("0");
-    let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
-    let mut out = Map::new();
-    out.insert("type".into(), json!(kind));
-    let field = |name: &str| m.get(name).filter(|v| v.is_object());
-    let metric = |s: &Value, selector: &str| {
-        let mut id = Map::new();
-        put(&mut id, "name", get(s, "metricName"));
-        put(&mut id, "selector", get(s, selector));
-        Value::Object(id)
-    };
-    let current = |pairs: [(&str, Option<&Value>); 2]| {
-        let mut c = Map::new();
-        for (k, v) in pairs {
-            put(&mut c, k, v);
-        }
-        Value::Object(c)
-    };
-    let mut source = Map::new();
-    let key = match kind {
-        "Resource" | "ContainerResource" => {
-            let key = if kind == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let Some(s) = field(key) else {
-                return Value::Object(out);
-            };
-            put(&mut source, "name", get(s, "name"));
-            source.insert(
-                "current".into(),
-                current([
-                    (
-                        "averageValue",
-                        Some(get(s, "currentAverageValue").unwrap_or(&zero)),
-                    ),
-                    ("averageUtilization", get(s, "currentAverageUtilization")),
-                ]),
-            );
-            put(&mut source, "container", get(s, "container"));
-            key
-        }
-        "Pods" => {
-            let Some(s) = field("pods") else {
-                return Value::Object(out);
-            };
-            source.insert("metric".into(), metric(s, "selector"));
-            source.insert(
-                "current".into(),
-                current([
-                    (
-                        "averageValue",
-                        Some(get(s, "currentAverageValue").unwrap_or(&zero)),
-                    ),
-                    ("value", None),
-                ]),
-            );
-            "pods"
-        }
-        "Object" => {
-            let Some(s) = field("object") else {
-                return Value::Object(out);
-            };
-            source.insert("metric".into(), metric(s, "selector"));
-            source.insert(
-                "current".into(),
-                current([
-                    ("value", Some(get(s, "currentValue").unwrap_or(&zero))),
-                    ("averageValue", get(s, "averageValue")),
-                ]),
-            );
-            put(&mut source, "describedObject", get(s, "target"));
-            "object"
-        }
-        "External" => {
-            let Some(s) = field("external") else {
-                return Value::Object(out);
-            };
-            source.insert("metric".into(), metric(s, "metricSelector"));
-            source.insert(
-                "current".into(),
-                current([
-                    ("value", Some(get(s, "currentValue").unwrap_or(&zero))),
-                    ("averageValue", get(s, "currentAverageValue")),
-                ]),
-            );
-            "external"
-        }
-        _ => return m.clone(),
-    };
-    out.insert(key.into(), Value::Object(source));
-    Value::Object(out)
+        let Some(map) = next.as_object_mut() else {
+            return;
+        };
+        here = map;
+    }
 }
 
 /// JSON field names of the behavior types and the Go field names the annotation carries
