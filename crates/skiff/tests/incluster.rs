@@ -16,7 +16,6 @@ mod common;
 #[path = "common/node.rs"]
 mod node;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use node::NodeCluster;
@@ -24,23 +23,6 @@ use node::NodeCluster;
 const IMAGE: &str = "test-incluster:e2e";
 const NS: &str = "team";
 const MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-/// The client binary, or `None` after saying why the test is skipped; under `CI=true` a
-/// missing prerequisite fails the test instead.
-fn prerequisites() -> Option<PathBuf> {
-    let why = match node::skip_reason() {
-        Some(why) => why,
-        None => match node::target_binary("test-incluster") {
-            Ok(bin) => return Some(bin),
-            Err(why) => why,
-        },
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("prerequisite missing under CI=true: {why}");
-    }
-    eprintln!("skipped: {why}");
-    None
-}
 
 /// A pod running the client as `account`; `delete` is the pod it then tries to delete.
 fn client_pod(name: &str, account: &str, extra: &str) -> String {
@@ -71,7 +53,9 @@ fn exists(c: &NodeCluster, ns: &str, what: &[&str]) -> bool {
 
 #[test]
 fn in_cluster_clients_use_their_service_account_as_rbac_allows() {
-    let Some(bin) = prerequisites() else { return };
+    let Some(bin) = node::node_and_binary_or_skip("test-incluster") else {
+        return;
+    };
     let c = NodeCluster::start_listening("0.0.0.0:0");
     c.node_name();
     c.load_image(&node::binary_image(&bin, IMAGE));
@@ -212,7 +196,9 @@ fn in_cluster_clients_use_their_service_account_as_rbac_allows() {
 /// on the pod bridge's gateway too, which is the `kubernetes` Service's endpoint.
 #[test]
 fn loopback_only_server_is_reached_through_the_kubernetes_service() {
-    let Some(bin) = prerequisites() else { return };
+    let Some(bin) = node::node_and_binary_or_skip("test-incluster") else {
+        return;
+    };
     let c = NodeCluster::start();
     c.node_name();
     c.load_image(&node::binary_image(&bin, IMAGE));

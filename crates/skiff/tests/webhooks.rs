@@ -12,7 +12,6 @@ mod common;
 #[path = "common/node.rs"]
 mod node;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
@@ -25,23 +24,6 @@ const SERVICE: &str = "test-webhook";
 const IMAGE: &str = "test-webhook:e2e";
 /// What the webhook's `/validate` says when it refuses (crates/test-webhook).
 const DENIED: &str = "the test webhook refuses data key \"forbidden\"";
-
-/// The webhook binary, or `None` after saying why the test is skipped; under `CI=true` a
-/// missing prerequisite fails the test instead.
-fn prerequisites() -> Option<PathBuf> {
-    let why = match node::skip_reason() {
-        Some(why) => why,
-        None => match node::target_binary("test-webhook") {
-            Ok(bin) => return Some(bin),
-            Err(why) => why,
-        },
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("prerequisite missing under CI=true: {why}");
-    }
-    eprintln!("skipped: {why}");
-    None
-}
 
 /// A CA (its PEM) and a server certificate and key it signed for the Service's DNS names.
 fn certificates() -> (String, String, String) {
@@ -194,7 +176,7 @@ fn ready_addresses(c: &NodeCluster) -> usize {
 
 #[test]
 fn webhooks_in_a_pod_behind_a_service_validate_and_mutate() {
-    let Some(bin) = prerequisites() else {
+    let Some(bin) = node::node_and_binary_or_skip("test-webhook") else {
         return;
     };
     let c = NodeCluster::start();

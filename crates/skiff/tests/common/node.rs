@@ -768,6 +768,23 @@ pub fn target_binary(name: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// A node and the test-support binary `name`, or `None` after saying why the test is
+/// skipped; under `CI=true` a missing prerequisite fails the test instead.
+pub fn node_and_binary_or_skip(name: &str) -> Option<PathBuf> {
+    let why = match skip_reason() {
+        Some(why) => why,
+        None => match target_binary(name) {
+            Ok(bin) => return Some(bin),
+            Err(why) => why,
+        },
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("prerequisite missing under CI=true: {why}");
+    }
+    eprintln!("skipped: {why}");
+    None
+}
+
 /// An image named `image` with `bin` as its entrypoint (`/<file name>`), with the shared
 /// libraries `ldd` says it needs, on the busybox layer.
 pub fn binary_image(bin: &Path, image: &str) -> Vec<u8> {
