@@ -94,6 +94,14 @@ fn image_of(c: &node::NodeCluster) -> String {
 
 #[test]
 fn rollouts_stall_undo_restart_and_pause_without_dropping_traffic() {
+    // A failed request is a rare race: the proxy's and the endpoints controller's debug
+    // lines, printed on failure, show which rules were in place when it happened.
+    if std::env::var_os("SKIFF_TEST_LOG").is_none() {
+        std::env::set_var(
+            "SKIFF_TEST_LOG",
+            "info,skiff_net::proxy=debug,skiff_controllers::endpoints=debug",
+        );
+    }
     let c = node_cluster_or_skip!();
     c.load_busybox("busybox:test");
     c.kubectl_in(&["apply", "-f", "-"], WEB);
@@ -231,8 +239,9 @@ fn rollouts_stall_undo_restart_and_pause_without_dropping_traffic() {
     assert!(total > 100, "the load generator barely ran ({total})");
     assert!(
         failed.is_empty(),
-        "{} of {total} requests failed during the rollouts: {failed:?}",
-        failed.len()
+        "{} of {total} requests failed during the rollouts: {failed:?}\nserver log:\n{}",
+        failed.len(),
+        c.log_text()
     );
     eprintln!("rollouts: {total} requests through the Service, 0 failed");
 
