@@ -307,8 +307,8 @@ pub fn render(
             "filter-forward",
             "type filter hook forward priority -110; policy accept;",
             format!(
-                "ip daddr . meta l4proto . th dport @no-endpoints reject\n\
-                 ip daddr {services} reject\n\
+                "ct state new ip daddr . meta l4proto . th dport @no-endpoints reject\n\
+                 ct state new ip daddr {services} reject\n\
                  ip saddr {cidr} ip daddr != {cidr} ct state new drop",
                 cidr = node.cluster_cidr,
                 services = node.service_cidr
@@ -317,19 +317,22 @@ pub fn render(
         (
             "filter-output",
             "type filter hook output priority -110; policy accept;",
-            "ip daddr . meta l4proto . th dport @no-endpoints reject".into(),
+            "ct state new ip daddr . meta l4proto . th dport @no-endpoints reject".into(),
         ),
         (
-            // After the output NAT (-100): what still goes to a service IP was not DNATed.
+            // After the output NAT (-100): a new connection that still goes to a service IP
+            // was not DNATed. Only new ones, as kube-proxy's `ct state new` checks: a packet
+            // conntrack finds invalid (a stale tuple reused by a client) skips NAT too, and
+            // rejecting it would refuse a connection that a retransmitted SYN completes.
             "filter-output-post-nat",
             "type filter hook output priority 0; policy accept;",
-            format!("ip daddr {} reject", node.service_cidr),
+            format!("ct state new ip daddr {} reject", node.service_cidr),
         ),
         (
             "filter-input",
             "type filter hook input priority -110; policy accept;",
-            "ip daddr . meta l4proto . th dport @no-endpoints reject\n\
-             fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @no-endpoint-nodeports reject"
+            "ct state new ip daddr . meta l4proto . th dport @no-endpoints reject\n\
+             ct state new fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @no-endpoint-nodeports reject"
                 .into(),
         ),
     ];

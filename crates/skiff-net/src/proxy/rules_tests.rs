@@ -149,8 +149,12 @@ fn rules_balance_dnat_and_reject_as_kube_proxy() {
     has("add element ip skiff-proxy no-endpoints { 10.96.0.30 . udp . 53 }");
     has("add element ip skiff-proxy no-endpoint-nodeports { udp . 30053 }");
     has("ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 ct state new drop");
-    has("add rule ip skiff-proxy filter-output-post-nat ip daddr 10.96.0.0/16 reject");
-    has("add rule ip skiff-proxy filter-forward ip daddr 10.96.0.0/16 reject");
+    has("add rule ip skiff-proxy filter-output-post-nat ct state new ip daddr 10.96.0.0/16 reject");
+    has("add rule ip skiff-proxy filter-forward ct state new ip daddr 10.96.0.0/16 reject");
+    // Every reject is for new connections only, as kube-proxy's `ct state new` checks.
+    for line in script.lines().filter(|l| l.ends_with(" reject")) {
+        assert!(line.contains("ct state new "), "{line}");
+    }
     assert!(!script.contains("ct status dnat masquerade"));
     assert_eq!(
         names.chains.len(),
