@@ -6,10 +6,14 @@
 //! - [`serviceaccount`]: bound (TokenRequest) and legacy (Secret) ServiceAccount JWTs:
 //!   claims, signing, verification, the identity they stand for;
 //! - [`x509`]: the identity a verified client certificate names;
-//! - [`impersonation`]: the `Impersonate-*` headers, as upstream's impersonation filter.
+//! - [`impersonation`]: the `Impersonate-*` headers, as upstream's impersonation filter;
+//! - [`components`]: the identities of skiff's own components and their in-memory tokens;
+//! - [`cache`]: successful token authentications kept 10 s, as upstream.
 //!
 //! Every identity is a [`skiff_apimachinery::user::UserInfo`].
 
+pub mod cache;
+pub mod components;
 pub mod impersonation;
 pub mod keys;
 pub mod serviceaccount;

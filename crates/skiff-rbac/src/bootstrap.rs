@@ -4,8 +4,8 @@
 //! changed is kept, and an object annotated `rbac.authorization.kubernetes.io/autoupdate:
 //! "false"` is left alone.
 //!
-//! skiff's components run as the admin (system:masters) until they have identities of their
-//! own; the roles for them are here so those identities get least privilege when they come.
+//! skiff's components run with upstream's identities and these roles, nothing more
+//! (decision 0036).
 
 use std::collections::BTreeMap;
 
@@ -28,7 +28,7 @@ pub const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-adm
 pub const AGGREGATE_TO_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
 pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
 
-const READ: &[&str] = &["get", "list", "watch"];
+pub(crate) const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
 const READ_WRITE: &[&str] = &[
     "get",
@@ -45,7 +45,7 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
+pub(crate) fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
     PolicyRule {
         verbs: strings(verbs),
         api_groups: Some(strings(groups)),
@@ -54,7 +54,7 @@ fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
     }
 }
 
-fn named(mut r: PolicyRule, names: &[&str]) -> PolicyRule {
+pub(crate) fn named(mut r: PolicyRule, names: &[&str]) -> PolicyRule {
     r.resource_names = Some(strings(names));
     r
 }
@@ -67,7 +67,7 @@ fn urls(verbs: &[&str], urls: &[&str]) -> PolicyRule {
     }
 }
 
-fn meta(name: &str, extra_labels: &[(&str, &str)]) -> ObjectMeta {
+pub(crate) fn meta(name: &str, extra_labels: &[(&str, &str)]) -> ObjectMeta {
     let mut labels = BTreeMap::from([(BOOTSTRAPPING.0.to_owned(), BOOTSTRAPPING.1.to_owned())]);
     labels.extend(
         extra_labels
@@ -82,7 +82,7 @@ fn meta(name: &str, extra_labels: &[(&str, &str)]) -> ObjectMeta {
     }
 }
 
-fn role(name: &str, labels: &[(&str, &str)], rules: Vec<PolicyRule>) -> ClusterRole {
+pub(crate) fn role(name: &str, labels: &[(&str, &str)], rules: Vec<PolicyRule>) -> ClusterRole {
     ClusterRole {
         metadata: meta(name, labels),
         rules: Some(rules),
@@ -107,7 +107,7 @@ fn aggregated(name: &str, labels: &[(&str, &str)], selector_label: &str) -> Clus
 }
 
 /// `create`/`update`/`patch` of Events in both groups: upstream's `eventsRule()`.
-fn events_rule() -> PolicyRule {
+pub(crate) fn events_rule() -> PolicyRule {
     rule(
         &["create", "update", "patch"],
         &["", "events.k8s.io"],
@@ -115,8 +115,17 @@ fn events_rule() -> PolicyRule {
     )
 }
 
-/// The bootstrap ClusterRoles, as upstream's `ClusterRoles()` names them.
+/// The bootstrap ClusterRoles, as upstream's `ClusterRoles()` and `ControllerRoles()` name
+/// them, and the roles of skiff's components ([`crate::components`]).
 pub fn cluster_roles() -> Vec<ClusterRole> {
+    let mut roles = policy_roles();
+    roles.extend(crate::components::controller_roles());
+    roles.extend(crate::components::component_roles());
+    roles
+}
+
+/// The roles of upstream's policy.go.
+fn policy_roles() -> Vec<ClusterRole> {
     vec![
         role(
             "cluster-admin",
@@ -533,7 +542,7 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
     ]
 }
 
-fn subject(kind: &str, name: &str) -> Subject {
+pub(crate) fn subject(kind: &str, name: &str) -> Subject {
     Subject {
         api_group: Some(GROUP.to_owned()),
         kind: kind.to_owned(),
@@ -542,7 +551,7 @@ fn subject(kind: &str, name: &str) -> Subject {
     }
 }
 
-fn binding(role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
+pub(crate) fn binding(role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: meta(role, &[]),
         role_ref: RoleRef {
@@ -554,10 +563,17 @@ fn binding(role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
     }
 }
 
-/// The bootstrap ClusterRoleBindings, each named after its role as upstream's. Upstream
-/// binds `system:node` to nobody and lets its Node authorizer decide; skiff has no Node
-/// authorizer, so it binds the role to `system:nodes` as upstream did before 1.8.
+/// The bootstrap ClusterRoleBindings, each named after its role as upstream's. As upstream,
+/// `system:node` is bound to nobody: the Node authorizer grants its rules to each node for
+/// what is its own (decision 0036).
 pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
+    let mut bindings = policy_role_bindings();
+    bindings.extend(crate::components::controller_role_bindings());
+    bindings.extend(crate::components::component_role_bindings());
+    bindings
+}
+
+fn policy_role_bindings() -> Vec<ClusterRoleBinding> {
     vec![
         binding("cluster-admin", vec![subject("Group", SYSTEM_MASTERS)]),
         binding(
@@ -591,7 +607,7 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
             "system:kube-scheduler",
             vec![subject("User", "system:kube-scheduler")],
         ),
-        binding("system:node", vec![subject("Group", "system:nodes")]),
+        binding("system:node", vec![]),
     ]
 }
 
@@ -677,7 +693,9 @@ pub fn reconcile_cluster_role(
     }
 }
 
-/// Upstream's `computeReconciledRoleBinding` without removal of extra subjects.
+/// Upstream's `computeReconciledRoleBinding` without removal of extra subjects, except the
+/// ones an earlier skiff bound that the policy now retires
+/// ([`crate::components::RETIRED_SUBJECTS`]).
 pub fn reconcile_cluster_role_binding(
     existing: Option<&ClusterRoleBinding>,
     expected: &ClusterRoleBinding,
@@ -697,7 +715,9 @@ pub fn reconcile_cluster_role_binding(
     }
     let mut next = existing.clone();
     next.metadata = merge_meta(&existing.metadata, &expected.metadata);
+    let name = existing.metadata.name.as_deref().unwrap_or_default();
     let mut subjects = existing.subjects.clone().unwrap_or_default();
+    subjects.retain(|s| !crate::components::retired(name, s));
     for s in expected.subjects.iter().flatten() {
         if !subjects.contains(s) {
             subjects.push(s.clone());
@@ -768,6 +788,62 @@ mod tests {
         assert!(rules.contains(&user_rule));
         assert!(covers(&rules, expected.rules.as_ref().unwrap()).0);
         assert_eq!(next.metadata.labels.unwrap()["team"], "a");
+    }
+
+    #[test]
+    fn system_nodes_group_is_taken_off_system_node() {
+        // A data dir from before the Node authorizer bound the role to the group.
+        let expected = cluster_role_bindings()
+            .into_iter()
+            .find(|b| b.metadata.name.as_deref() == Some("system:node"))
+            .unwrap();
+        assert_eq!(expected.subjects.as_deref(), Some(&[][..]));
+        let mut existing = expected.clone();
+        existing.subjects = Some(vec![
+            subject("Group", "system:nodes"),
+            subject("User", "kept"),
+        ]);
+        let Reconcile::Update(next) = reconcile_cluster_role_binding(Some(&existing), &expected)
+        else {
+            panic!("expected an update");
+        };
+        assert_eq!(next.subjects, Some(vec![subject("User", "kept")]));
+    }
+
+    #[test]
+    fn controllers_are_bound_to_their_service_accounts() {
+        let bindings = cluster_role_bindings();
+        let find = |name: &str| {
+            bindings
+                .iter()
+                .find(|b| b.metadata.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        let rs = find("system:controller:replicaset-controller");
+        let s = &rs.subjects.as_ref().unwrap()[0];
+        assert_eq!(
+            (s.kind.as_str(), s.name.as_str(), s.namespace.as_deref()),
+            (
+                "ServiceAccount",
+                "replicaset-controller",
+                Some("kube-system")
+            )
+        );
+        let slices = find("system:controller:endpointslice-controller");
+        assert_eq!(slices.subjects.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            find("system:node-proxier").subjects.as_ref().unwrap()[0].name,
+            "system:kube-proxy"
+        );
+        // Names are unique, as upstream's addControllerRole insists.
+        let mut names: Vec<_> = cluster_roles()
+            .into_iter()
+            .filter_map(|r| r.metadata.name)
+            .collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
     }
 
     #[test]

@@ -9,8 +9,10 @@ pub mod aggregation;
 pub mod attributes;
 pub mod authorizer;
 pub mod bootstrap;
+pub mod components;
 pub mod escalation;
 pub mod forbidden;
+pub mod node;
 pub mod rule;
 
 pub use attributes::{Attributes, RequestInfo};
