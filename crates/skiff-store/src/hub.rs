@@ -17,7 +17,9 @@ use crate::{Error, Event, Result, Revision};
 /// Events a watcher may have buffered before it counts as too slow.
 const WATCH_BUFFER: usize = 8192;
 
-pub(crate) struct Hub {
+/// The watcher registry of a backend. Public so that a backend outside this crate (etcd's
+/// watch cache) hands out the same [`Watch`] streams with the same ordering guarantees.
+pub struct Hub {
     state: Mutex<HubState>,
 }
 
@@ -37,7 +39,7 @@ struct Slot {
 }
 
 impl Hub {
-    pub(crate) fn new(revision: Revision) -> Arc<Hub> {
+    pub fn new(revision: Revision) -> Arc<Hub> {
         Arc::new(Hub {
             state: Mutex::new(HubState {
                 revision,
@@ -54,13 +56,13 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn revision(&self) -> Revision {
+    pub fn revision(&self) -> Revision {
         self.lock().revision
     }
 
     /// Registers a watcher for `prefix`. Returns it with the revision its live stream starts
     /// after; the caller fills the backlog with history up to that revision.
-    pub(crate) fn subscribe(self: &Arc<Self>, prefix: &str) -> Result<(Watch, Revision)> {
+    pub fn subscribe(self: &Arc<Self>, prefix: &str) -> Result<(Watch, Revision)> {
         let mut state = self.lock();
         if state.closed {
             return Err(Error::Closed);
@@ -88,7 +90,7 @@ impl Hub {
     }
 
     /// Delivers a committed batch (in revision order) to every interested watcher.
-    pub(crate) fn publish(&self, events: &[Event]) {
+    pub fn publish(&self, events: &[Event]) {
         let mut state = self.lock();
         for event in events {
             state.watchers.retain(|slot| {
@@ -109,8 +111,18 @@ impl Hub {
         }
     }
 
+    /// Ends every watch stream but stays open, with later watchers starting after
+    /// `revision`: a backend that lost its event stream and re-listed (etcd's watch cache
+    /// after a compaction) cannot tell its watchers what they missed, so their clients
+    /// re-list, as upstream's cacher makes them.
+    pub fn reset(&self, revision: Revision) {
+        let mut state = self.lock();
+        state.watchers.clear();
+        state.revision = revision;
+    }
+
     /// Ends every watch stream; used when the store shuts down.
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
         state.watchers.clear();
@@ -137,7 +149,9 @@ pub struct Watch {
 pub type ValueMap = Arc<dyn Fn(&str, Bytes) -> Result<Bytes> + Send + Sync>;
 
 impl Watch {
-    pub(crate) fn set_backlog(&mut self, backlog: Vec<Event>) {
+    /// The history a new watcher replays before its live stream: events after the revision it
+    /// asked for, up to the one [`Hub::subscribe`] returned, in order.
+    pub fn set_backlog(&mut self, backlog: Vec<Event>) {
         self.backlog = backlog.into();
     }
 

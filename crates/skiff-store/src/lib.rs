@@ -11,12 +11,14 @@
 
 mod hub;
 mod memory;
+#[cfg(feature = "model-test")]
+pub mod model_test;
 mod sqlite;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-pub use hub::{ValueMap, Watch};
+pub use hub::{Hub, ValueMap, Watch};
 pub use memory::MemoryStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -103,6 +105,10 @@ pub enum Error {
     /// The embedded database failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A remote datastore (etcd) failed or could not be reached; the message says which
+    /// and why.
+    #[error("datastore: {0}")]
+    Backend(String),
     /// The data directory could not be prepared.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -38,6 +38,20 @@ impl MemoryStore {
         Arc::new(MemoryStore::default())
     }
 
+    /// An empty model whose history begins at `revision`, as a backend's does when its
+    /// revisions do not start at 0 (a fresh etcd is at revision 1): the next write is
+    /// `revision + 1` and watches from before it are compacted.
+    pub fn starting_at(revision: Revision) -> Arc<MemoryStore> {
+        Arc::new(MemoryStore {
+            state: Mutex::new(State {
+                revision,
+                compacted: revision,
+                ..State::default()
+            }),
+            hub: Hub::new(revision),
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -1,0 +1,354 @@
+//! The watch cache: everything under the prefix, in memory, kept current by one etcd watch.
+//!
+//! It is primed by a paged list at one revision, then applies the watch's events in
+//! revision order, keeps the last `history` of them for watches that start in the past, and
+//! fans them out through the store's [`Hub`] to every watcher. Events are applied and
+//! published under one lock, so a watcher registering under it replays exactly the history
+//! its live stream does not carry (the same contract as the SQLite backend).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use etcd_client::{Client, EventType, WatchOptions};
+use skiff_store::{Error, Event, EventKind, Hub, KeyValue, ListResult, Result, Revision, Watch};
+
+use crate::{backend, page_options, timed_out, EtcdOptions};
+
+/// Keys per request while listing (what upstream's reflector asks for, 500, doubled).
+const PAGE: i64 = 1000;
+
+pub(crate) struct Cache {
+    state: Mutex<State>,
+    hub: Arc<Hub>,
+    /// The revision the cache has applied, for writers waiting to read their own write.
+    applied: tokio::sync::watch::Sender<Revision>,
+    prefix: String,
+    history: usize,
+    timeout: Duration,
+}
+
+struct State {
+    kv: BTreeMap<String, KeyValue>,
+    history: VecDeque<Event>,
+    revision: Revision,
+    /// Watches must start at or after this revision; earlier starts are compacted.
+    compacted: Revision,
+}
+
+impl Cache {
+    pub(crate) async fn prime(client: &Client, options: &EtcdOptions) -> Result<Arc<Cache>> {
+        let (items, revision) = list_all(client, &options.prefix, options.request_timeout).await?;
+        Ok(Arc::new(Cache {
+            state: Mutex::new(State {
+                kv: items.into_iter().map(|kv| (kv.key.clone(), kv)).collect(),
+                history: VecDeque::new(),
+                revision,
+                compacted: revision,
+            }),
+            hub: Hub::new(revision),
+            applied: tokio::sync::watch::Sender::new(revision),
+            prefix: options.prefix.clone(),
+            history: options.history,
+            timeout: options.request_timeout,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every mutation completes under the lock without panicking paths in between, so a
+        // poisoned lock still guards a consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether writes to `key` reach the cache (and so whether a writer can wait for them).
+    pub(crate) fn watches(&self, key: &str) -> bool {
+        key.starts_with(&self.prefix)
+    }
+
+    /// Waits until the cache has applied `revision`, so that a read after an acknowledged
+    /// write sees it.
+    pub(crate) async fn wait_for(&self, revision: Revision, timeout: Duration) -> Result<()> {
+        let mut applied = self.applied.subscribe();
+        let reached = tokio::time::timeout(timeout, applied.wait_for(|r| *r >= revision))
+            .await
+            .map(|r| r.is_ok());
+        match reached {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Closed),
+            Err(_) => Err(timed_out(
+                &format!("the watch cache catching up to revision {revision}"),
+                timeout,
+            )),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        Ok(self.lock().kv.get(key).cloned())
+    }
+
+    pub(crate) fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<ListResult> {
+        let state = self.lock();
+        let mut items: Vec<KeyValue> = state
+            .kv
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| start_after.is_none_or(|s| k.as_str() > s))
+            .map(|(_, v)| v.clone())
+            .take(limit.map_or(usize::MAX, |l| l.saturating_add(1)))
+            .collect();
+        let more = limit.is_some_and(|l| items.len() > l);
+        if let Some(l) = limit {
+            items.truncate(l);
+        }
+        Ok(ListResult {
+            items,
+            revision: state.revision,
+            more,
+        })
+    }
+
+    pub(crate) fn count_after(&self, prefix: &str, start_after: &str) -> Result<usize> {
+        let state = self.lock();
+        let from = start_after.max(prefix);
+        Ok(state
+            .kv
+            .range::<str, _>((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .count())
+    }
+
+    pub(crate) fn revision(&self) -> Revision {
+        self.lock().revision
+    }
+
+    pub(crate) fn compacted(&self) -> Revision {
+        self.lock().compacted
+    }
+
+    pub(crate) fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
+        let state = self.lock();
+        if after < state.compacted {
+            return Err(Error::Compacted {
+                requested: after,
+                compacted: state.compacted,
+            });
+        }
+        let (mut watch, live_after) = self.hub.subscribe(prefix)?;
+        watch.set_backlog(
+            state
+                .history
+                .iter()
+                .filter(|e| e.revision > after && e.revision <= live_after)
+                .filter(|e| e.key.starts_with(prefix))
+                .cloned()
+                .collect(),
+        );
+        Ok(watch)
+    }
+
+    /// Forgets history at and before `revision` (clamped to what the cache has applied):
+    /// etcd no longer has it, so watches from there answer 410 as they would on etcd.
+    pub(crate) fn compact(&self, revision: Revision) {
+        let mut state = self.lock();
+        let target = revision.min(state.revision);
+        state.history.retain(|e| e.revision > target);
+        state.compacted = state.compacted.max(target);
+    }
+
+    pub(crate) fn close(&self) {
+        self.hub.close();
+    }
+
+    /// Applies one watch response's events (in revision order) and publishes them.
+    fn apply(&self, events: &[etcd_client::Event]) {
+        let mut state = self.lock();
+        let mut published = Vec::with_capacity(events.len());
+        for event in events {
+            let Some(kv) = event.kv() else { continue };
+            let Ok(key) = kv.key_str() else {
+                tracing::warn!(key = ?kv.key(), "etcd key is not UTF-8; not cached");
+                continue;
+            };
+            let revision = kv.mod_revision();
+            let event = match event.event_type() {
+                EventType::Put => {
+                    let value = Bytes::copy_from_slice(kv.value());
+                    let previous = state.kv.insert(
+                        key.to_owned(),
+                        KeyValue {
+                            key: key.to_owned(),
+                            value: value.clone(),
+                            create_revision: kv.create_revision(),
+                            mod_revision: revision,
+                        },
+                    );
+                    Event {
+                        kind: match previous {
+                            Some(_) => EventKind::Updated,
+                            None => EventKind::Created,
+                        },
+                        key: key.to_owned(),
+                        value,
+                        prev_value: previous.map(|p| p.value),
+                        revision,
+                        create_revision: kv.create_revision(),
+                    }
+                }
+                EventType::Delete => {
+                    // A delete of a key the cache never held changed nothing it serves.
+                    let Some(last) = state.kv.remove(key) else {
+                        continue;
+                    };
+                    Event {
+                        kind: EventKind::Deleted,
+                        key: key.to_owned(),
+                        value: last.value.clone(),
+                        prev_value: Some(last.value),
+                        revision,
+                        create_revision: last.create_revision,
+                    }
+                }
+            };
+            state.revision = state.revision.max(revision);
+            state.history.push_back(event.clone());
+            published.push(event);
+        }
+        while state.history.len() > self.history {
+            if let Some(oldest) = state.history.pop_front() {
+                state.compacted = state.compacted.max(oldest.revision);
+            }
+        }
+        self.hub.publish(&published);
+        self.applied.send_replace(state.revision);
+    }
+
+    /// Starts over from a fresh list: the watch could not resume because etcd compacted
+    /// past the cache. Every watcher ends (its client re-lists, as after upstream's cacher
+    /// re-lists) and history starts at `revision`.
+    fn replace(&self, items: Vec<KeyValue>, revision: Revision) {
+        let mut state = self.lock();
+        state.kv = items.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        state.history.clear();
+        state.revision = revision;
+        state.compacted = revision;
+        self.hub.reset(revision);
+        self.applied.send_replace(revision);
+    }
+}
+
+/// Everything under `prefix` at one revision, a page at a time. A page whose revision was
+/// compacted meanwhile restarts the listing at the current revision.
+async fn list_all(
+    client: &Client,
+    prefix: &str,
+    timeout: Duration,
+) -> Result<(Vec<KeyValue>, Revision)> {
+    let mut kv = client.kv_client();
+    'again: loop {
+        let mut items = Vec::new();
+        let mut revision = 0;
+        let mut from = prefix.as_bytes().to_vec();
+        loop {
+            let options = page_options(prefix, revision, PAGE);
+            let page = match tokio::time::timeout(timeout, kv.get(from.clone(), Some(options)))
+                .await
+                .map_err(|_| timed_out("listing", timeout))?
+            {
+                Ok(page) => page,
+                Err(e) if revision != 0 && crate::compactor::is_compacted(&e) => continue 'again,
+                Err(e) => return Err(backend(e)),
+            };
+            if revision == 0 {
+                revision = page.header().map_or(0, |h| h.revision());
+            }
+            for kv in page.kvs() {
+                let Ok(key) = kv.key_str() else {
+                    tracing::warn!(key = ?kv.key(), "etcd key is not UTF-8; not cached");
+                    continue;
+                };
+                items.push(KeyValue {
+                    key: key.to_owned(),
+                    value: Bytes::copy_from_slice(kv.value()),
+                    create_revision: kv.create_revision(),
+                    mod_revision: kv.mod_revision(),
+                });
+            }
+            match page.kvs().last() {
+                Some(last) if page.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok((items, revision)),
+            }
+        }
+    }
+}
+
+/// Why one etcd watch ended.
+enum Ended {
+    /// etcd compacted past where the watch had to resume: re-list.
+    Compacted,
+    /// The connection or stream failed: resume from the cache's revision.
+    Broken(String),
+}
+
+/// The cache's one etcd watch, resumed after failures for as long as the store lives.
+pub(crate) async fn feed(client: Client, cache: Arc<Cache>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let resume = cache.revision() + 1;
+        match watch_from(&client, &cache, resume).await {
+            Ended::Compacted => {
+                tracing::warn!(resume, "etcd compacted past the watch cache; re-listing");
+                match list_all(&client, &cache.prefix, cache.timeout).await {
+                    Ok((items, revision)) => cache.replace(items, revision),
+                    Err(e) => tracing::warn!(error = %e, "re-listing etcd failed"),
+                }
+            }
+            Ended::Broken(why) => {
+                tracing::warn!(resume, error = %why, "etcd watch broke; resuming");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        }
+        backoff = Duration::from_millis(100);
+    }
+}
+
+async fn watch_from(client: &Client, cache: &Cache, from: Revision) -> Ended {
+    let options = WatchOptions::new().with_prefix().with_start_revision(from);
+    let mut stream = match client
+        .watch_client()
+        .watch(cache.prefix.as_str(), Some(options))
+        .await
+    {
+        Ok(stream) => stream,
+        Err(e) => return Ended::Broken(e.to_string()),
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(response)) => {
+                if response.canceled() {
+                    return match response.compact_revision() {
+                        0 => {
+                            Ended::Broken(format!("canceled by etcd: {}", response.cancel_reason()))
+                        }
+                        _ => Ended::Compacted,
+                    };
+                }
+                if !response.events().is_empty() {
+                    cache.apply(response.events());
+                }
+            }
+            Ok(None) => return Ended::Broken("stream ended".into()),
+            Err(e) => return Ended::Broken(e.to_string()),
+        }
+    }
+}
