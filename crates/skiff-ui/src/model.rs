@@ -539,11 +539,7 @@ pub fn other_state(kind: Kind, obj: &Value) -> State {
         }
         Kind::HTTPRoute => {
             let parents = obj["status"]["parents"].as_array();
-            let conds: Vec<_> = parents
-                .into_iter()
-                .flatten()
-                .flat_map(|p| conditions(p))
-                .collect();
+            let conds: Vec<_> = parents.into_iter().flatten().flat_map(conditions).collect();
             if conds.is_empty() {
                 State::Reconciling
             } else if conds.iter().any(|(_, s, _)| s == "False") {

@@ -29,8 +29,14 @@ pub struct OwnerGap {
 
 /// The managedFields entry a write added or refreshed: `(manager, subresource, time)`.
 /// Between `old` and `new`, the entry whose time moved (or that is new) is the writer; when
-/// none moved (two writes in the same second), the newest entry.
-pub fn writer(old: Option<&Value>, new: &Value) -> Option<(String, String, String)> {
+/// none moved (times have a second's resolution, and a manager rewriting the fields it owns
+/// to the same set may keep its time), the newest entry of the part that changed: the
+/// status subresource's when only the status did, else the main resource's.
+pub fn writer(
+    old: Option<&Value>,
+    new: &Value,
+    status_only: bool,
+) -> Option<(String, String, String)> {
     let entries = |obj: &Value| -> Vec<(String, String, String, String)> {
         obj["metadata"]["managedFields"]
             .as_array()
@@ -60,7 +66,15 @@ pub fn writer(old: Option<&Value>, new: &Value) -> Option<(String, String, Strin
         )
         .cloned()
     };
-    let chosen = newest(&mut moved.into_iter()).or_else(|| newest(&mut now.iter()))?;
+    let chosen = newest(&mut moved.into_iter())
+        .or_else(|| {
+            newest(
+                &mut now
+                    .iter()
+                    .filter(|(_, _, sub, _)| (sub == "status") == status_only),
+            )
+        })
+        .or_else(|| newest(&mut now.iter()))?;
     Some((chosen.0, chosen.2, chosen.3))
 }
 
@@ -163,7 +177,8 @@ pub fn change_line(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let who = new.and_then(|n| writer(old, n));
+    let status_only = old.is_some_and(|o| new.is_some_and(|n| o["spec"] == n["spec"]));
+    let who = new.and_then(|n| writer(old, n, status_only));
     let actor = who
         .as_ref()
         .map(|(manager, sub, _)| controller_name(manager, kind, controller_owner_kind(obj), sub))
@@ -317,15 +332,24 @@ mod tests {
             ("kube-controller-manager", "status", "2026-01-01T00:00:05Z")])}});
         // A newer entry exists, but the one that moved is kubectl-scale's.
         assert_eq!(
-            writer(Some(&old), &new).map(|w| w.0),
+            writer(Some(&old), &new, false).map(|w| w.0),
             Some("kubectl-scale".into())
         );
-        // Nothing moved (two writes in one second): the newest entry.
+        // Nothing moved: the newest entry of the part that changed.
         assert_eq!(
-            writer(Some(&new), &new).map(|w| (w.0, w.1)),
+            writer(Some(&new), &new, true).map(|w| (w.0, w.1)),
             Some(("kube-controller-manager".into(), "status".into()))
         );
-        assert_eq!(writer(None, &json!({"metadata": {}})), None);
+        assert_eq!(
+            writer(Some(&new), &new, false).map(|w| (w.0, w.1)),
+            Some(("kubectl-scale".into(), "".into()))
+        );
+        // The main resource changed: its newest entry, though a status entry is newer.
+        assert_eq!(
+            writer(Some(&old), &old, false).map(|w| w.0),
+            Some("kubectl-create".into())
+        );
+        assert_eq!(writer(None, &json!({"metadata": {}}), false), None);
     }
 
     #[test]
@@ -398,6 +422,16 @@ mod tests {
         }
     }
 
+    /// Name, kind, old, new, owner's gap, and the expected (actor, text).
+    type Case = (
+        &'static str,
+        Kind,
+        Option<Value>,
+        Option<Value>,
+        Option<OwnerGap>,
+        Option<(&'static str, &'static str)>,
+    );
+
     #[test]
     fn change_lines_name_controller_object_and_gap() {
         let kcm = fields(&[("kube-controller-manager", "", "2026-01-01T00:00:09Z")]);
@@ -425,7 +459,11 @@ mod tests {
             ("kubectl-scale", "", "2026-01-01T00:00:01Z"),
             ("kube-controller-manager", "status", "2026-01-01T00:00:20Z"),
         ]);
-        let cases: Vec<(&str, Kind, Option<Value>, Option<Value>, Option<OwnerGap>, Option<(&str, &str)>)> = vec![
+        let same_second = fields(&[
+            ("kube-controller-manager", "status", "2026-01-01T00:00:01Z"),
+            ("kubectl-set", "", "2026-01-01T00:00:01Z"),
+        ]);
+        let cases: Vec<Case> = vec![
             ("pod created", Kind::Pod, None, Some(created.clone()), gap,
                 Some(("replicaset-controller", "created pod web-7d9-xk2 — desired 3, actual 2"))),
             ("pod became ready", Kind::Pod, Some(created.clone()), Some(ready.clone()), None,
@@ -446,6 +484,11 @@ mod tests {
             ("status caught up", Kind::Deployment,
                 Some(deploy(2, 3, "a", user.clone(), status(2))),
                 Some(deploy(2, 3, "a", ctl.clone(), status(3))),
+                None, Some(("deployment-controller",
+                    "updated deployment web status — desired 3, ready 2 → 3, available 2 → 3 (converged)"))),
+            ("status written in the second of the user's write", Kind::Deployment,
+                Some(deploy(2, 3, "a", same_second.clone(), status(2))),
+                Some(deploy(2, 3, "a", same_second, status(3))),
                 None, Some(("deployment-controller",
                     "updated deployment web status — desired 3, ready 2 → 3, available 2 → 3 (converged)"))),
             ("status unchanged", Kind::Deployment,

@@ -12,6 +12,7 @@ mod memory;
 mod net;
 mod node;
 mod security;
+mod ui;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -41,6 +42,10 @@ enum Command {
     /// Write a kubeconfig for a new user: a client certificate for NAME (and its groups)
     /// signed by the cluster CA, ready to hand over.
     Kubeconfig(KubeconfigArgs),
+    /// A live view of the cluster in the browser: each workload's desired against actual
+    /// state, the ownership trees and the reconcile timeline, with the kubeconfig's
+    /// credentials (as `kubectl proxy`), on 127.0.0.1.
+    Ui(ui::UiArgs),
     /// Encryption at rest of Secrets: `rotate` adds a key and rewrites every Secret with it.
     Secrets(security::SecretsArgs),
     /// The cluster's certificates: `rotate` renews them now.
@@ -177,6 +182,7 @@ fn main() -> std::process::ExitCode {
             Command::Agent(args) => agent(args).await,
             Command::Image(args) => image::run(args),
             Command::Kubeconfig(args) => user_kubeconfig(args),
+            Command::Ui(args) => ui::run(args).await,
             Command::Secrets(args) => security::secrets(args).await,
             Command::Certificate(args) => security::certificate(args),
             Command::InternalShim { .. } => unreachable!("handled before the runtime starts"),
