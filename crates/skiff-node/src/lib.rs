@@ -55,6 +55,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod cleanup;
 pub mod image;
 pub mod logs;
 pub mod network;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 mod controllers;
 mod image;
+mod killall;
 mod memory;
 mod net;
 mod node;
@@ -50,6 +51,12 @@ enum Command {
     Secrets(security::SecretsArgs),
     /// The cluster's certificates: `rotate` renews them now.
     Certificate(security::CertificateArgs),
+    /// Stop the server or agent of a data dir and every pod its node runs: containers,
+    /// shims, mounts, network namespaces, cgroups, the pod bridge and nftables tables. A
+    /// later `skiff server` on the data dir starts the pods again.
+    Killall(killall::KillallArgs),
+    /// `killall`, then delete the data dir.
+    Uninstall(killall::UninstallArgs),
     /// The per-container shim (started by the node agent, not by users).
     #[command(hide = true)]
     InternalShim { args: Vec<std::ffi::OsString> },
@@ -185,6 +192,12 @@ fn main() -> std::process::ExitCode {
             Command::Ui(args) => ui::run(args).await,
             Command::Secrets(args) => security::secrets(args).await,
             Command::Certificate(args) => security::certificate(args),
+            Command::Killall(args) => {
+                tokio::task::spawn_blocking(|| killall::killall(args)).await?
+            }
+            Command::Uninstall(args) => {
+                tokio::task::spawn_blocking(|| killall::uninstall(args)).await?
+            }
             Command::InternalShim { .. } => unreachable!("handled before the runtime starts"),
         }
     });
@@ -482,6 +495,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let data_dir = &args.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot use data dir {}", data_dir.display()))?;
+    // One agent per data dir, and how `skiff killall` finds it.
+    let _lock = security::lock_data_dir(data_dir, "one agent per data dir")?;
     let ca = std::fs::read_to_string(&args.ca_file)
         .with_context(|| format!("reading {}", args.ca_file.display()))?;
     let kubeconfig = data_dir.join("kubeconfig");

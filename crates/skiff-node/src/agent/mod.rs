@@ -114,6 +114,16 @@ pub(crate) struct Shared {
 /// the lease, the pod loop and the log endpoint keep running in spawned tasks.
 pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
     let client = client(&cfg.kubeconfig).await?;
+    // Where this node's host state lives, for `skiff killall` (decision 0037).
+    let settings = crate::cleanup::NodeSettings {
+        bridge: cfg.bridge.clone(),
+        cgroup_parent: cfg.cgroup_parent.clone(),
+        pod_cidr: cfg.pod_cidr.clone(),
+        netns_prefix: "skiff-".into(),
+    };
+    if let Err(e) = settings.save(&cfg.data_dir) {
+        tracing::warn!(error = %e, "cannot record the node's settings; skiff killall will use defaults");
+    }
     let mut runc = RuncConfig::new(cfg.data_dir.join("runtime"), cfg.shim.clone());
     runc.cgroup_parent = cfg.cgroup_parent.clone();
     // One container list shared by every pod worker (see runtime::CachedList).
@@ -126,7 +136,7 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
         bridge: cfg.bridge.clone(),
         pod_cidr: Ipv4Cidr::parse(&cfg.pod_cidr)?,
         state_dir: cfg.data_dir.join("network"),
-        netns_prefix: "skiff-".into(),
+        netns_prefix: settings.netns_prefix.clone(),
     })?;
     // The bridge exists from the start, not from the first pod: the node's DNS server
     // listens on its address and service traffic is routed through it.

@@ -188,7 +188,7 @@ pub fn v1_mount(mountinfo: &str, controller: &str) -> Option<PathBuf> {
 }
 
 /// mountinfo escapes spaces, tabs, newlines and backslashes as octal (`\040`).
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('\\') {

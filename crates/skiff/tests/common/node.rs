@@ -413,28 +413,17 @@ fn load_image_into(dir: &Path, archive: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Removes what a node left on the host: containers, their cgroups, pod network namespaces.
+/// Removes what a node left on the host (containers, shims, mounts, pod network
+/// namespaces, cgroups) with `skiff killall`'s own code; the bridge and nftables tables go
+/// with the test's network namespace.
 fn remove_node_state(dir: &Path, cgroup_parent: &str, pod_cidr: &str) {
-    use skiff_node::runtime::{RuncConfig, RuncRuntime, Runtime};
-    let mut cfg = RuncConfig::new(dir.join("runtime"), vec!["true".into()]);
-    cfg.cgroup_parent = cgroup_parent.to_string();
-    if let Ok(rt) = RuncRuntime::new(cfg) {
-        for c in rt.list().unwrap_or_default() {
-            let _ = rt.delete(&c.id);
-        }
-        rt.remove_cgroup_parent();
-    }
-    let net = skiff_node::network::Network::new(skiff_node::network::NetworkConfig {
-        bridge: "skiff0".into(),
-        pod_cidr: skiff_node::network::Ipv4Cidr::parse(pod_cidr).unwrap(),
-        state_dir: dir.join("network"),
-        netns_prefix: "skiff-".into(),
+    use skiff_node::cleanup::{remove_pods, NodeSettings};
+    let settings = NodeSettings::load(dir).unwrap_or(NodeSettings {
+        cgroup_parent: cgroup_parent.into(),
+        pod_cidr: pod_cidr.into(),
+        ..Default::default()
     });
-    if let Ok(net) = net {
-        for n in net.list().unwrap_or_default() {
-            let _ = net.teardown(&n.sandbox_id);
-        }
-    }
+    remove_pods(dir, &settings);
 }
 
 /// A second node: `skiff agent` in a network namespace of its own, joined to a
