@@ -36,6 +36,10 @@ pub struct Authn {
     tokens: OnceLock<TokenAuthenticator>,
     /// The cluster CA (PEM), which legacy token Secrets carry as `ca.crt`.
     ca_pem: OnceLock<String>,
+    /// The in-memory tokens of skiff's own components (decision 0036).
+    pub components: skiff_auth::components::StaticTokens,
+    /// ServiceAccount tokens authenticated in the last 10 s (upstream's token cache).
+    cache: skiff_auth::cache::TokenCache,
 }
 
 impl Authn {
@@ -115,12 +119,23 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Who a bearer token other than the admin's stands for: a ServiceAccount token of this
-/// issuer for the API's audiences; anything else is a 401.
+/// Who a bearer token other than the admin's stands for: a component's in-memory token, or
+/// a ServiceAccount token of this issuer for the API's audiences (remembered 10 s, as
+/// upstream caches token authentication); anything else is a 401.
 pub fn authenticate_token(api: &Api, token: &str) -> Result<UserInfo> {
+    if let Some(user) = api.authn.components.lookup(token) {
+        return Ok(user);
+    }
+    let at = std::time::Instant::now();
+    if let Some(user) = api.authn.cache.get(token, at) {
+        return Ok(user);
+    }
     let tokens = api.authn.tokens().ok_or(ApiError::Unauthorized)?;
     match tokens.authenticate(token, &[], &StoreLookup(api), now()) {
-        Ok(a) => Ok(a.user),
+        Ok(a) => {
+            api.authn.cache.put(token, &a.user, at);
+            Ok(a.user)
+        }
         Err(e) => {
             tracing::debug!(error = %e, "bearer token refused");
             Err(ApiError::Unauthorized)
@@ -238,7 +253,13 @@ fn token_review_status(
     token: &str,
     audiences: &[String],
 ) -> Value {
-    if admin_tokens.iter().any(|t| t == token) {
+    // Static tokens (the admin's, the components') are good for every API audience.
+    let user = if admin_tokens.iter().any(|t| t == token) {
+        Some(UserInfo::cluster_admin())
+    } else {
+        api.authn.components.lookup(token)
+    };
+    if let Some(user) = user {
         let auds = if audiences.is_empty() {
             api.authn
                 .tokens()
@@ -247,7 +268,7 @@ fn token_review_status(
         } else {
             audiences.to_vec()
         };
-        return json!({"authenticated": true, "user": UserInfo::cluster_admin(), "audiences": auds});
+        return json!({"authenticated": true, "user": user, "audiences": auds});
     }
     let Some(tokens) = api.authn.tokens() else {
         return json!({"user": {}});
@@ -284,10 +305,22 @@ fn string_list(v: &Value) -> Vec<String> {
 /// `POST .../serviceaccounts/<name>/token`: a TokenRequest, answered with a signed bound
 /// token, as upstream's TokenREST: the ServiceAccount must exist; a bound Pod must run
 /// as it; a bound object's uid, when given, must match.
-pub fn token_request(api: &Api, t: &Target, _p: &Params, body: &Value) -> Result<Response> {
+pub fn token_request(api: &Api, t: &Target, p: &Params, body: &Value) -> Result<Response> {
     let name = t.name()?.to_owned();
     let namespace = t.namespace.clone().unwrap_or_default();
     check_kind(body, "v1", "TokenRequest")?;
+    // NodeRestriction: a node's tokens are bound to its own pods.
+    let nr = crate::plugins::noderestriction::Request {
+        group: "",
+        resource: "serviceaccounts",
+        subresource: "token",
+        operation: crate::webhook::Operation::Create,
+        namespace: &namespace,
+        name: &name,
+        object: Some(body),
+        old: None,
+    };
+    crate::plugins::noderestriction::check(api, &p.user, &t.resource, &nr)?;
     let invalid = |field: &str, message: String| {
         ApiError::invalid_kind(
             GROUP,

@@ -41,13 +41,18 @@ pub struct Rbac {
     /// Upstream's `--authorization-mode=AlwaysAllow`: every request is allowed (for
     /// measuring what authorization costs; never a default).
     always_allow: AtomicBool,
+    /// Whether the Node authorizer runs before RBAC (`Node,RBAC`, the default).
+    node: AtomicBool,
+    /// What the Node authorizer asks about pods and their references (the store's).
+    graph: std::sync::OnceLock<Box<dyn skiff_rbac::node::Graph>>,
 }
 
 /// The authorizers a server runs, as upstream's `--authorization-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// system:masters, then RBAC (upstream's default `Node,RBAC` without the Node
-    /// authorizer).
+    /// system:masters, the Node authorizer, then RBAC (upstream's default).
+    NodeRbac,
+    /// system:masters, then RBAC: nodes get nothing (`system:node` is bound to nobody).
     Rbac,
     /// Everything is allowed.
     AlwaysAllow,
@@ -58,10 +63,11 @@ impl std::str::FromStr for Mode {
 
     fn from_str(s: &str) -> std::result::Result<Mode, String> {
         match s {
+            "Node,RBAC" => Ok(Mode::NodeRbac),
             "RBAC" => Ok(Mode::Rbac),
             "AlwaysAllow" => Ok(Mode::AlwaysAllow),
             other => Err(format!(
-                "authorization mode {other:?} is not one of RBAC, AlwaysAllow"
+                "authorization mode {other:?} is not one of Node,RBAC, RBAC, AlwaysAllow"
             )),
         }
     }
@@ -72,6 +78,16 @@ impl Rbac {
     pub fn set_mode(&self, mode: Mode) {
         self.always_allow
             .store(mode == Mode::AlwaysAllow, Ordering::Relaxed);
+        self.node.store(mode == Mode::NodeRbac, Ordering::Relaxed);
+    }
+
+    /// The Node authorizer's opinion, when it runs and the user is a node.
+    fn node_decision(&self, a: &Attributes, field_selector: Option<&str>) -> Option<Decision> {
+        if !self.node.load(Ordering::Relaxed) {
+            return None;
+        }
+        let graph = self.graph.get()?;
+        skiff_rbac::node::authorize(a, field_selector, graph.as_ref())
     }
 
     /// The current index.
@@ -82,19 +98,46 @@ impl Rbac {
             .clone()
     }
 
+    /// `f` on the current index, under the read lock (no reference count touched).
+    fn read_policy<T>(&self, f: impl FnOnce(&Policy) -> T) -> T {
+        f(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn install(&self, policy: Policy) {
         *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
     }
 
-    /// Upstream's authorizer chain (system:masters, then RBAC) on `a`.
+    /// Upstream's authorizer chain (system:masters, Node, then RBAC) on `a`.
     pub fn authorize(&self, a: &Attributes) -> Decision {
+        self.authorize_selected(a, None)
+    }
+
+    /// [`Rbac::authorize`] for a request with a field selector (which the Node authorizer
+    /// reads: a node lists only its own pods).
+    fn authorize_selected(&self, a: &Attributes, field_selector: Option<&str>) -> Decision {
         if self.always_allow.load(Ordering::Relaxed) {
             return Decision {
                 allowed: true,
                 reason: String::new(),
             };
         }
-        self.policy().authorize(a)
+        let node = self.node_decision(a, field_selector);
+        if let Some(d) = node.as_ref().filter(|d| d.allowed) {
+            return d.clone();
+        }
+        let rbac = self.policy().authorize(a);
+        match node {
+            // Upstream's union authorizer joins the reasons of the authorizers that said no.
+            Some(n) if !rbac.allowed && !n.reason.is_empty() => Decision {
+                allowed: false,
+                reason: if rbac.reason.is_empty() {
+                    n.reason
+                } else {
+                    format!("{}, {}", n.reason, rbac.reason)
+                },
+            },
+            _ => rbac,
+        }
     }
 
     /// Authorizes one HTTP request of `user`: `Ok` or upstream's 403.
@@ -105,13 +148,25 @@ impl Rbac {
         path: &str,
         query: Option<&str>,
     ) -> Result<()> {
-        // The privileged group skips building attributes: the hot path of every component.
-        if user.in_group(skiff_apimachinery::user::SYSTEM_MASTERS) {
+        // The privileged group skips building attributes: the admin's hot path.
+        if user.in_group(skiff_apimachinery::user::SYSTEM_MASTERS)
+            || self.always_allow.load(Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        // Everyone else's: borrowed attributes and the subject index, no allocation. Nodes
+        // (whose answer may need the store) and denials (which need a reason) go the long
+        // way.
+        let request = skiff_rbac::attributes::RequestRef::parse(method, path, query);
+        let is_node =
+            self.node.load(Ordering::Relaxed) && skiff_rbac::node::identify(user).is_some();
+        if !is_node && self.read_policy(|p| p.allows(&request.attributes(user))) {
             return Ok(());
         }
         let info = RequestInfo::new(method, path, query);
         let attrs = Attributes::new(user.clone(), &info);
-        let decision = self.authorize(&attrs);
+        let selector = field_selector(query);
+        let decision = self.authorize_selected(&attrs, selector.as_deref());
         if decision.allowed {
             return Ok(());
         }
@@ -299,7 +354,91 @@ fn apply(policy: &mut Policy, plural: &str, key: &str, value: Option<&[u8]>) -> 
 
 /// Installs the stored policy before the first request is answered.
 pub fn load(api: &Api) -> Result<()> {
+    let graph = StoreGraph {
+        store: api.store.clone(),
+        pods: api
+            .registry
+            .get("", "v1", "pods")
+            .ok_or(ApiError::NoRoute)?,
+        claims: api
+            .registry
+            .get("", "v1", "persistentvolumeclaims")
+            .ok_or(ApiError::NoRoute)?,
+    };
+    let _ = api.rbac.graph.set(Box::new(graph));
     refresh(api).map(|_| ())
+}
+
+/// The `fieldSelector` of a raw query, URL-decoded.
+fn field_selector(query: Option<&str>) -> Option<String> {
+    let query = query.filter(|q| q.contains("fieldSelector"))?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "fieldSelector")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Upstream's node authorizer graph, answered from the stored pods: an object is related
+/// to a node when a pod bound to the node refers to it (a volume: through a claim bound
+/// to it). Only node requests for such objects ask, which the kubelet makes when it starts
+/// a pod, so a scan of the namespace's pods costs less than keeping a graph current.
+struct StoreGraph {
+    store: Arc<dyn skiff_store::Store>,
+    pods: Arc<crate::resources::ResourceInfo>,
+    claims: Arc<crate::resources::ResourceInfo>,
+}
+
+impl StoreGraph {
+    fn pods_on(&self, node: &str, namespace: Option<&str>) -> Vec<Value> {
+        let Ok(list) = self.store.list(&self.pods.key(namespace, None), None, None) else {
+            return Vec::new();
+        };
+        list.items
+            .iter()
+            .filter_map(|kv| crate::handler::materialize(kv).ok())
+            .filter(|p| p["spec"]["nodeName"] == node)
+            .collect()
+    }
+}
+
+impl skiff_rbac::node::Graph for StoreGraph {
+    fn related(
+        &self,
+        node: &str,
+        kind: skiff_rbac::node::Kind,
+        namespace: &str,
+        name: &str,
+    ) -> bool {
+        use skiff_rbac::node::{pod_references, Kind};
+        match kind {
+            Kind::Pod => self
+                .store
+                .get(&self.pods.key(Some(namespace), Some(name)))
+                .ok()
+                .flatten()
+                .and_then(|kv| crate::handler::materialize(&kv).ok())
+                .is_some_and(|p| p["spec"]["nodeName"] == node),
+            Kind::PersistentVolume => self.pods_on(node, None).iter().any(|p| {
+                let ns = p["metadata"]["namespace"].as_str().unwrap_or_default();
+                pod_references(p).iter().any(|(k, claim)| {
+                    *k == Kind::PersistentVolumeClaim
+                        && self
+                            .store
+                            .get(&self.claims.key(Some(ns), Some(claim)))
+                            .ok()
+                            .flatten()
+                            .and_then(|kv| crate::handler::materialize(&kv).ok())
+                            .is_some_and(|c| c["spec"]["volumeName"] == name)
+                })
+            }),
+            // skiff attaches no volumes.
+            Kind::VolumeAttachment => false,
+            _ => self.pods_on(node, Some(namespace)).iter().any(|p| {
+                pod_references(p)
+                    .iter()
+                    .any(|(k, n)| *k == kind && n == name)
+            }),
+        }
+    }
 }
 
 /// Runs until the API is dropped: keeps the index current and aggregated ClusterRoles
@@ -729,7 +868,7 @@ pub fn review(api: &Api, user: &UserInfo, review: &Review, mut obj: Value) -> Re
                 }
                 obj["metadata"]["namespace"] = json!(namespace);
             }
-            let decision = policy.authorize(&attrs);
+            let decision = api.rbac.authorize(&attrs);
             let mut status = json!({"allowed": decision.allowed});
             if !decision.reason.is_empty() {
                 status["reason"] = json!(decision.reason);

@@ -162,6 +162,17 @@ pub async fn evict(api: &Api, t: &Target, p: &Params, eviction: &Value) -> Resul
         subresource: None,
         ..t.clone()
     };
+    let nr = crate::plugins::noderestriction::Request {
+        group: "",
+        resource: "pods",
+        subresource: "eviction",
+        operation: crate::webhook::Operation::Create,
+        namespace: t.namespace.as_deref().unwrap_or_default(),
+        name: &name,
+        object: Some(eviction),
+        old: None,
+    };
+    crate::plugins::noderestriction::check(api, &p.user, &t.resource, &nr)?;
     let pod = api.get(&pod_target)?;
     let options = DeleteOptions::parse(p, eviction.get("deleteOptions").filter(|o| !o.is_null()))?;
     if !can_ignore_budget(&pod) {

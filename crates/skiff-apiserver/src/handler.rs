@@ -547,6 +547,7 @@ impl Api {
                 dry_run: o.dry_run,
                 params: &params,
             };
+            crate::plugins::noderestriction::check_attrs(self, &attrs, None, Some(&obj))?;
             self.webhooks.admit_delete(self, &attrs, &obj, o).await?;
             let mut finalizers = object::finalizers(&obj);
             match policy.as_deref() {

@@ -34,72 +34,156 @@ impl RequestInfo {
     /// API prefixes `api` and `apis` (`api` without a group). Paths that are not resource
     /// paths are non-resource requests whose verb is the lower-cased method.
     pub fn new(method: &str, path: &str, query: Option<&str>) -> RequestInfo {
-        let mut info = RequestInfo {
+        let r = RequestRef::parse(method, path, query);
+        RequestInfo {
+            is_resource_request: r.resource_request,
             path: path.to_owned(),
-            verb: method.to_ascii_lowercase(),
-            ..RequestInfo::default()
+            verb: r.verb.into_owned(),
+            api_prefix: r.api_prefix.to_owned(),
+            api_group: r.api_group.to_owned(),
+            api_version: r.api_version.to_owned(),
+            namespace: r.namespace.to_owned(),
+            resource: r.resource.to_owned(),
+            subresource: r.subresource.to_owned(),
+            name: r.name.into_owned(),
+            parts: r
+                .parts
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+/// [`RequestInfo`] borrowed from the request: what the authorizer's hot path reads, made
+/// without allocating (only a name from an encoded `fieldSelector`, or an unusual method,
+/// is owned). The one parser; [`RequestInfo::new`] owns its result.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestRef<'a> {
+    pub resource_request: bool,
+    pub path: &'a str,
+    pub verb: std::borrow::Cow<'a, str>,
+    pub api_prefix: &'a str,
+    pub api_group: &'a str,
+    pub api_version: &'a str,
+    pub namespace: &'a str,
+    pub resource: &'a str,
+    pub subresource: &'a str,
+    pub name: std::borrow::Cow<'a, str>,
+    /// The path from the resource on (resource, name, subresource, rest), `/`-separated.
+    pub parts: &'a str,
+}
+
+/// `method` lower-cased, borrowed for the usual ones.
+fn lower_method(method: &str) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
+    match method {
+        "GET" => Cow::Borrowed("get"),
+        "HEAD" => Cow::Borrowed("head"),
+        "POST" => Cow::Borrowed("post"),
+        "PUT" => Cow::Borrowed("put"),
+        "PATCH" => Cow::Borrowed("patch"),
+        "DELETE" => Cow::Borrowed("delete"),
+        "OPTIONS" => Cow::Borrowed("options"),
+        other => Cow::Owned(other.to_ascii_lowercase()),
+    }
+}
+
+/// The next `/`-separated segment of `rest` and what follows it.
+fn segment(rest: &str) -> (&str, &str) {
+    rest.split_once('/').unwrap_or((rest, ""))
+}
+
+impl<'a> RequestRef<'a> {
+    /// See [`RequestInfo::new`].
+    pub fn parse(method: &str, path: &'a str, query: Option<&'a str>) -> RequestRef<'a> {
+        use std::borrow::Cow;
+        let mut info = RequestRef {
+            path,
+            verb: lower_method(method),
+            ..RequestRef::default()
         };
         let trimmed = path.trim_matches('/');
-        let mut parts: Vec<&str> = if trimmed.is_empty() {
-            Vec::new()
-        } else {
-            trimmed.split('/').collect()
+        // Segments from `rest` on; `count` of them in all (empty segments included, as
+        // Go's strings.Split keeps them).
+        let count = |rest: &str| {
+            if rest.is_empty() {
+                0
+            } else {
+                rest.split('/').count()
+            }
         };
-        if parts.len() < 3 || !matches!(parts[0], "api" | "apis") {
+        if count(trimmed) < 3 {
             return info;
         }
-        info.api_prefix = parts[0].to_owned();
-        parts.remove(0);
-        if info.api_prefix != "api" {
+        let (prefix, mut rest) = segment(trimmed);
+        if !matches!(prefix, "api" | "apis") {
+            return info;
+        }
+        info.api_prefix = prefix;
+        if prefix != "api" {
             // Four parts at least: prefix, group, version, resource.
-            if parts.len() < 3 {
+            if count(rest) < 3 {
                 return info;
             }
-            info.api_group = parts.remove(0).to_owned();
+            let (group, r) = segment(rest);
+            info.api_group = group;
+            rest = r;
         }
-        info.is_resource_request = true;
-        info.api_version = parts.remove(0).to_owned();
+        info.resource_request = true;
+        let (version, r) = segment(rest);
+        info.api_version = version;
+        rest = r;
 
-        if SPECIAL_VERBS.contains(&parts[0]) {
-            if parts.len() < 2 {
+        let (first, after) = segment(rest);
+        if SPECIAL_VERBS.contains(&first) {
+            if count(rest) < 2 {
                 // Upstream errors ("unable to determine kind and namespace"); the request
                 // is then refused as a resource request without a resource.
-                info.verb = parts[0].to_owned();
+                info.verb = Cow::Borrowed(first);
                 return info;
             }
-            info.verb = parts.remove(0).to_owned();
+            info.verb = Cow::Borrowed(first);
+            rest = after;
         } else {
-            info.verb = match method {
+            info.verb = Cow::Borrowed(match method {
                 "POST" => "create",
                 "GET" | "HEAD" => "get",
                 "PUT" => "update",
                 "PATCH" => "patch",
                 "DELETE" => "delete",
                 _ => "",
-            }
-            .to_owned();
+            });
         }
 
-        if parts[0] == "namespaces" {
+        let n = count(rest);
+        let (first, after) = segment(rest);
+        if first == "namespaces" {
             // A server-side apply creating a namespace PATCHes /namespaces/<new>: that
             // request is not inside the namespace it creates.
-            if parts.len() == 2 && info.verb == "patch" {
-            } else if parts.len() > 1 {
-                info.namespace = parts[1].to_owned();
-                if parts.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&parts[2]) {
-                    parts.drain(..2);
+            if n == 2 && info.verb == "patch" {
+            } else if n > 1 {
+                let (ns, after_ns) = segment(after);
+                info.namespace = ns;
+                if n > 2 && !NAMESPACE_SUBRESOURCES.contains(&segment(after_ns).0) {
+                    rest = after_ns;
                 }
             }
         }
-        info.parts = parts.iter().map(|s| (*s).to_owned()).collect();
-        if parts.len() >= 3 && !SPECIAL_VERBS_NO_SUBRESOURCES.contains(&info.verb.as_str()) {
-            info.subresource = parts[2].to_owned();
+        info.parts = rest;
+        let (resource, after) = segment(rest);
+        let (name, after) = segment(after);
+        let (subresource, _) = segment(after);
+        let n = count(rest);
+        if n >= 3 && !SPECIAL_VERBS_NO_SUBRESOURCES.contains(&info.verb.as_ref()) {
+            info.subresource = subresource;
         }
-        if parts.len() >= 2 {
-            info.name = parts[1].to_owned();
+        if n >= 2 {
+            info.name = Cow::Borrowed(name);
         }
-        if !parts.is_empty() {
-            info.resource = parts[0].to_owned();
+        if n >= 1 {
+            info.resource = resource;
         }
 
         if info.name.is_empty() && info.verb == "get" {
@@ -107,30 +191,57 @@ impl RequestInfo {
             let mut field_selector = None;
             for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
                 match k.as_ref() {
-                    "watch" if watch.is_none() => watch = Some(v.into_owned()),
-                    "fieldSelector" if field_selector.is_none() => {
-                        field_selector = Some(v.into_owned())
-                    }
+                    "watch" if watch.is_none() => watch = Some(v),
+                    "fieldSelector" if field_selector.is_none() => field_selector = Some(v),
                     _ => {}
                 }
             }
             // Any value but "0" or "false" is true, as Go's query-to-bool conversion.
             let watch =
-                watch.is_some_and(|w| !matches!(w.to_ascii_lowercase().as_str(), "false" | "0"));
-            info.verb = if watch { "watch" } else { "list" }.to_owned();
+                watch.is_some_and(|w| !(w.eq_ignore_ascii_case("false") || w.as_ref() == "0"));
+            info.verb = Cow::Borrowed(if watch { "watch" } else { "list" });
             if let Some(Ok(selector)) = field_selector.as_deref().map(FieldSelector::parse) {
                 if let Some(name) = selector.single_value("metadata.name") {
                     if is_valid_path_segment_name(name) {
-                        info.name = name.to_owned();
+                        info.name = Cow::Owned(name.to_owned());
                     }
                 }
             }
         }
         if info.name.is_empty() && info.verb == "delete" {
-            info.verb = "deletecollection".into();
+            info.verb = Cow::Borrowed("deletecollection");
         }
         info
     }
+
+    /// The attributes of `user` making this request, borrowed.
+    pub fn attributes<'u>(&'u self, user: &'u UserInfo) -> AttributesRef<'u> {
+        AttributesRef {
+            user,
+            verb: &self.verb,
+            namespace: self.namespace,
+            api_group: self.api_group,
+            resource: self.resource,
+            subresource: self.subresource,
+            name: &self.name,
+            path: self.path,
+            resource_request: self.resource_request,
+        }
+    }
+}
+
+/// [`Attributes`] borrowed: what rule matching reads.
+#[derive(Debug, Clone, Copy)]
+pub struct AttributesRef<'a> {
+    pub user: &'a UserInfo,
+    pub verb: &'a str,
+    pub namespace: &'a str,
+    pub api_group: &'a str,
+    pub resource: &'a str,
+    pub subresource: &'a str,
+    pub name: &'a str,
+    pub path: &'a str,
+    pub resource_request: bool,
 }
 
 /// Upstream's `path.IsValidPathSegmentName`: a name usable as one path segment.
@@ -197,6 +308,21 @@ impl Attributes {
     pub fn with_subresource(mut self, subresource: &str) -> Attributes {
         self.subresource = subresource.to_owned();
         self
+    }
+
+    /// These attributes, borrowed.
+    pub fn as_ref(&self) -> AttributesRef<'_> {
+        AttributesRef {
+            user: &self.user,
+            verb: &self.verb,
+            namespace: &self.namespace,
+            api_group: &self.api_group,
+            resource: &self.resource,
+            subresource: &self.subresource,
+            name: &self.name,
+            path: &self.path,
+            resource_request: self.resource_request,
+        }
     }
 
     /// The resource with its subresource, as rules name it (`pods/log`).

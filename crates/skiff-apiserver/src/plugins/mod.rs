@@ -9,6 +9,7 @@
 
 pub mod certificates;
 pub mod limits;
+pub mod noderestriction;
 pub mod podsecurity;
 pub mod quota;
 pub mod serviceaccount;
@@ -31,14 +32,15 @@ impl Api {
         Ok(())
     }
 
-    /// The validating built-ins before admission policies and webhooks: LimitRanger's
-    /// bounds, ServiceAccount, the certificate plugins, then PodSecurity.
+    /// The validating built-ins before admission policies and webhooks: NodeRestriction,
+    /// LimitRanger's bounds, ServiceAccount, the certificate plugins, then PodSecurity.
     pub(crate) fn validate_builtin(
         &self,
         attrs: &Attributes<'_>,
         obj: Option<&Value>,
         old: Option<&Value>,
     ) -> Result<()> {
+        noderestriction::check_attrs(self, attrs, obj, old)?;
         let Some(obj) = obj else {
             return Ok(());
         };
