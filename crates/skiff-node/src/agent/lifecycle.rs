@@ -136,7 +136,8 @@ pub async fn run_handler(handler: &LifecycleHandler, t: &HookTarget<'_>) -> Resu
         let port = resolve_port(&h.port, t.container).map_err(fail)?;
         let headers = h.http_headers.clone().unwrap_or_default();
         // Upstream fails a hook only when no HTTP answer came; a 500 still "succeeds".
-        return http_get(&host, port, &path, &headers, "kube-lifecycle/1.33")
+        let tls = h.scheme.as_deref() == Some("HTTPS");
+        return http_get(tls, &host, port, &path, &headers, "kube-lifecycle/1.33")
             .await
             .map(|_| ())
             .map_err(fail);

@@ -13,6 +13,7 @@ mod logserver;
 mod node;
 pub mod plan;
 mod pods;
+mod probeclient;
 pub mod probes;
 mod pty;
 pub mod status;

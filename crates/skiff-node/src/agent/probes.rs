@@ -1,8 +1,7 @@
-//! Startup, readiness and liveness probes (`exec`, `httpGet`, `tcpSocket`) with the
-//! kubelet's timing (initial delay, period, timeout, thresholds) and its result texts, which
-//! end up in `Unhealthy` events.
-//!
-//! `grpc` probes are not run yet and count as passing.
+//! Startup, readiness and liveness probes (`exec`, `httpGet` over HTTP or HTTPS, `tcpSocket`,
+//! `grpc`) with the kubelet's timing (initial delay, period, timeout, thresholds) and its
+//! result texts, which end up in `Unhealthy` events. HTTPS and gRPC clients are in
+//! `probeclient`.
 
 use crate::runtime::{Error as RuntimeError, Runtime};
 use k8s_openapi::api::core::v1::{Container, HTTPHeader, Probe};
@@ -177,10 +176,11 @@ pub async fn run(probe: &Probe, target: &Target) -> Outcome {
         };
         let path = h.path.clone().unwrap_or_else(|| "/".into());
         let headers = h.http_headers.clone().unwrap_or_default();
-        let url = url(&host, port, &path);
+        let tls = h.scheme.as_deref() == Some("HTTPS");
+        let url = url(tls, &host, port, &path);
         return match tokio::time::timeout(
             timeout,
-            http_get(&host, port, &path, &headers, "kube-probe/1.33"),
+            http_get(tls, &host, port, &path, &headers, "kube-probe/1.33"),
         )
         .await
         {
@@ -193,8 +193,25 @@ pub async fn run(probe: &Probe, target: &Target) -> Outcome {
             )),
         };
     }
-    // grpc probes are not run yet.
-    Outcome::Success
+    if let Some(g) = &probe.grpc {
+        let Some(port) = u16::try_from(g.port).ok().filter(|p| *p > 0) else {
+            return Outcome::Error(format!("invalid port number: {}", g.port));
+        };
+        let service = g.service.as_deref().unwrap_or_default();
+        return match super::probeclient::grpc_health(
+            &target.pod_ip,
+            port,
+            service,
+            timeout,
+            "kube-probe/1.33",
+        )
+        .await
+        {
+            Ok(()) => Outcome::Success,
+            Err(text) => Outcome::Failure(text),
+        };
+    }
+    Outcome::Error("missing probe handler".into())
 }
 
 async fn exec(target: &Target, argv: Vec<String>, timeout: Duration) -> Outcome {
@@ -229,9 +246,10 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, St
     }
 }
 
-fn url(host: &str, port: u16, path: &str) -> String {
+fn url(tls: bool, host: &str, port: u16, path: &str) -> String {
     let sep = if path.starts_with('/') { "" } else { "/" };
-    format!("http://{host}:{port}{sep}{path}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}:{port}{sep}{path}")
 }
 
 /// Go's wording for the common socket errors, so messages read like the kubelet's.
@@ -244,19 +262,30 @@ fn io_text(e: &std::io::Error) -> String {
 }
 
 /// A minimal `GET` (HTTP/1.0, no body read): the status code, or a Go-style error text.
-/// Shared by httpGet probes and lifecycle hooks, which only need the status line.
+/// Shared by httpGet probes and lifecycle hooks, which only need the status line. With
+/// `tls` it goes over TLS without verifying the certificate, as the kubelet.
 pub(crate) async fn http_get(
+    tls: bool,
     host: &str,
     port: u16,
     path: &str,
     headers: &[HTTPHeader],
     user_agent: &str,
 ) -> Result<u16, String> {
-    let url = url(host, port, path);
+    let url = url(tls, host, port, path);
     let fail = |what: String| format!("Get \"{url}\": {what}");
-    let mut s = tokio::net::TcpStream::connect((host, port))
+    let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| fail(format!("dial tcp {host}:{port}: {}", io_text(&e))))?;
+    let mut s: Box<dyn Stream> = if tls {
+        Box::new(
+            super::probeclient::tls(host, tcp)
+                .await
+                .map_err(|e| fail(format!("tls: {e}")))?,
+        )
+    } else {
+        Box::new(tcp)
+    };
     let path = if path.starts_with('/') {
         path.to_string()
     } else {
@@ -288,6 +317,10 @@ pub(crate) async fn http_get(
         .filter(|_| line.starts_with("HTTP/"))
         .ok_or_else(|| fail("malformed HTTP response".into()))
 }
+
+/// A connection a probe reads and writes, plain or TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for S {}
 
 #[cfg(test)]
 mod tests {
@@ -417,6 +450,173 @@ mod tests {
             out,
             Outcome::Failure("HTTP probe failed with statuscode: 503".into())
         );
+    }
+
+    /// A local HTTPS server with a self-signed certificate for a name the probe never
+    /// dials, answering 200 to any GET.
+    async fn tls_server() -> u16 {
+        let key = rcgen::generate_simple_self_signed(vec!["pod.invalid".to_string()]).unwrap();
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![key.cert.der().clone()], der)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut s) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = [0u8; 1024];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let ok = buf[..n].starts_with(b"GET /healthz ");
+                    let answer: &[u8] = if ok {
+                        b"HTTP/1.0 200 OK\r\n\r\nok"
+                    } else {
+                        b"HTTP/1.0 404 Not Found\r\n\r\n"
+                    };
+                    let _ = s.write_all(answer).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_probes_use_tls_without_verifying_the_certificate() {
+        let port = tls_server().await;
+        let https = probe(serde_json::json!({
+            "httpGet": {"port": port, "path": "/healthz", "scheme": "HTTPS"}
+        }));
+        assert_eq!(run(&https, &target(running_fake())).await, Outcome::Success);
+        let missing = probe(serde_json::json!({
+            "httpGet": {"port": port, "path": "/missing", "scheme": "HTTPS"}
+        }));
+        assert_eq!(
+            run(&missing, &target(running_fake())).await,
+            Outcome::Failure("HTTP probe failed with statuscode: 404".into())
+        );
+        // Plain HTTP to a TLS port gets no HTTP answer.
+        let plain = probe(serde_json::json!({"httpGet": {"port": port, "path": "/healthz"}}));
+        assert!(!run(&plain, &target(running_fake())).await.passed());
+    }
+
+    /// A local gRPC server for `grpc.health.v1.Health/Check` over h2c: the service names
+    /// `""`/`ok` are SERVING, `down` NOT_SERVING, `missing` answers NotFound, `noimpl`
+    /// Unimplemented, `slow` never answers in time; the frames are written by hand.
+    async fn grpc_server() -> u16 {
+        use http_body_util::{BodyExt, StreamBody};
+        use hyper::body::Frame;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let path = req.uri().path().to_string();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        // [0, len(4), 0x0a, n, name...]
+                        let name =
+                            String::from_utf8_lossy(body.get(7..).unwrap_or_default()).into_owned();
+                        let (status, message, payload): (&str, &str, &[u8]) =
+                            match (path.as_str(), name.as_str()) {
+                                ("/grpc.health.v1.Health/Check", "" | "ok") => {
+                                    ("0", "", &[0, 0, 0, 0, 2, 8, 1])
+                                }
+                                ("/grpc.health.v1.Health/Check", "down") => {
+                                    ("0", "", &[0, 0, 0, 0, 2, 8, 2])
+                                }
+                                ("/grpc.health.v1.Health/Check", "missing") => {
+                                    ("5", "unknown service", &[])
+                                }
+                                ("/grpc.health.v1.Health/Check", "slow") => {
+                                    tokio::time::sleep(Duration::from_secs(5)).await;
+                                    ("0", "", &[0, 0, 0, 0, 2, 8, 1])
+                                }
+                                _ => ("12", "unknown service grpc.health.v1.Health", &[]),
+                            };
+                        let mut trailers = hyper::HeaderMap::new();
+                        trailers.insert("grpc-status", status.parse().unwrap());
+                        trailers.insert("grpc-message", message.parse().unwrap());
+                        let frames: Vec<Result<Frame<bytes::Bytes>, std::convert::Infallible>> = vec![
+                            Ok(Frame::data(bytes::Bytes::from_static(payload))),
+                            Ok(Frame::trailers(trailers)),
+                        ];
+                        let response = hyper::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(StreamBody::new(futures::stream::iter(frames)))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(response)
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
+                );
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn grpc_probes_call_the_health_service_and_only_serving_passes() {
+        let port = grpc_server().await;
+        let grpc = |service: Option<&str>| {
+            probe(serde_json::json!({"grpc": {"port": port, "service": service}}))
+        };
+        let t = target(running_fake());
+        assert_eq!(run(&grpc(None), &t).await, Outcome::Success);
+        assert_eq!(run(&grpc(Some("ok")), &t).await, Outcome::Success);
+        let cases = [
+            (
+                "down",
+                "service unhealthy (responded with \"NOT_SERVING\")".to_string(),
+            ),
+            (
+                "missing",
+                "error: health rpc probe failed: rpc error: code = NotFound desc = unknown service"
+                    .to_string(),
+            ),
+            (
+                "noimpl",
+                "error: this server does not implement the grpc health protocol \
+                 (grpc.health.v1.Health): unknown service grpc.health.v1.Health"
+                    .to_string(),
+            ),
+            (
+                "slow",
+                "timeout: health rpc did not complete within 1s".to_string(),
+            ),
+        ];
+        for (service, want) in cases {
+            assert_eq!(
+                run(&grpc(Some(service)), &t).await,
+                Outcome::Failure(want),
+                "{service}"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed = listener.local_addr().unwrap().port();
+        drop(listener);
+        let p = probe(serde_json::json!({"grpc": {"port": closed}}));
+        match run(&p, &t).await {
+            Outcome::Failure(text) => assert!(
+                text.starts_with(&format!(
+                    "error: failed to connect service at \"127.0.0.1:{closed}\""
+                )),
+                "{text}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]
