@@ -145,9 +145,11 @@ struct AgentArgs {
     /// The server's API address, e.g. `https://192.168.1.10:6443`.
     #[arg(long)]
     server: String,
-    /// A bearer token for the API (the server's `DIR/pki/admin.token`).
-    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
-    token: String,
+    /// A file holding the bearer token for the API (a copy of the server's
+    /// `DIR/pki/admin.token`). Without it, the token is read from the SKIFF_TOKEN
+    /// environment variable; never from the command line, where `ps` shows it.
+    #[arg(long, env = "SKIFF_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// The server's CA certificate (the server's `DIR/pki/ca.crt`).
     #[arg(long)]
     ca_file: PathBuf,
@@ -175,6 +177,8 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -487,7 +491,25 @@ fn user_kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The agent's API token: from `--token-file`, else from SKIFF_TOKEN.
+fn agent_token(file: Option<&Path>) -> anyhow::Result<String> {
+    let token = match file {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => std::env::var("SKIFF_TOKEN").map_err(|_| {
+            anyhow::anyhow!("no API token: pass --token-file FILE or set SKIFF_TOKEN")
+        })?,
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        anyhow::bail!("the API token is empty");
+    }
+    Ok(token)
+}
+
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let token = agent_token(args.token_file.as_deref())?;
     if let Some(why) = node::unusable() {
         anyhow::bail!("this host cannot run pods: {why}");
     }
@@ -502,7 +524,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let kubeconfig = data_dir.join("kubeconfig");
     write_kubeconfig(
         &kubeconfig,
-        &skiff_apiserver::serve::kubeconfig(&args.server, &ca, args.token.trim()),
+        &skiff_apiserver::serve::kubeconfig(&args.server, &ca, &token),
     )?;
     let components = Components {
         data_dir: data_dir.clone(),
