@@ -42,6 +42,8 @@ pub struct Api {
     pub rbac: crate::authz::Rbac,
     /// Resource metrics the collector scraped from the nodes (`metrics.k8s.io`).
     pub metrics: crate::metricsapi::Metrics,
+    /// The API server's Prometheus metrics and the process registry `/metrics` serves.
+    pub telemetry: crate::metrics::ApiMetrics,
     /// The DefaultTolerationSeconds admission plugin's periods.
     pub default_tolerations: crate::plugins::tolerations::DefaultTolerationSeconds,
     /// The ServiceAccount admission plugin's switch (the server turns it on).

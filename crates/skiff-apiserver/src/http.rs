@@ -117,6 +117,12 @@ fn refuse_table(accept: &str, path: &str) -> Result<()> {
 async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let classified =
+        server
+            .api
+            .telemetry
+            .classify(&method, &path, req.uri().query(), req.headers());
     let span = tracing::debug_span!("request", %method, %path);
     let _enter = span.enter();
     let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -126,6 +132,7 @@ async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default(),
     );
+    let server_metrics = server.api.clone();
     // A bug must cost one request a 500, never the connection (and its other streams).
     let mut resp = match std::panic::AssertUnwindSafe(handle(server, req, warnings.clone()))
         .catch_unwind()
@@ -148,7 +155,13 @@ async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
         &mut resp,
         &warnings.lock().unwrap_or_else(|p| p.into_inner()),
     );
-    crate::negotiate::encode_response(output, resp).await
+    let resp = crate::negotiate::encode_response(output, resp).await;
+    let telemetry = &server_metrics.telemetry;
+    telemetry.observe(&classified, resp.status(), started.elapsed());
+    if classified.is_watch() && resp.status() == StatusCode::OK {
+        return crate::metrics::track_body(resp, telemetry.long_running(&classified));
+    }
+    resp
 }
 
 /// `Warning: 299 - "<text>"` headers (RFC 7234, as upstream's `warning` package writes
@@ -500,6 +513,7 @@ fn non_resource(server: &Server, path: &str, query: &str) -> Option<Result<Respo
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
         ["version"] => ok(discovery::version()),
+        ["metrics"] => Some(Ok(server.api.telemetry.response())),
         [endpoint, rest @ ..] if crate::health::Endpoint::parse(endpoint).is_some() => {
             let which = crate::health::Endpoint::parse(endpoint)?;
             // A check's name may have slashes (`poststarthook/bootstrap-controller`).

@@ -22,6 +22,7 @@ pub mod handler;
 pub mod health;
 pub mod http;
 pub mod managed;
+pub mod metrics;
 pub mod metricsapi;
 mod namespace;
 pub mod negotiate;
@@ -85,6 +86,7 @@ impl Api {
             authn: Default::default(),
             rbac: Default::default(),
             metrics: Default::default(),
+            telemetry: Default::default(),
             default_tolerations: Default::default(),
             service_accounts: Default::default(),
         };
@@ -117,6 +119,7 @@ impl Api {
                 }
             }
         }
+        tokio::spawn(metrics::count_objects(Arc::downgrade(&self)));
         tokio::spawn(crd::run(self.clone()));
         self.health.mark("start-apiextensions-controllers");
         tokio::spawn(policy::run(self.clone()));

@@ -45,10 +45,12 @@ pub enum Error {
     Missing(&'static str),
 }
 
-/// Starts every controller on `client`; each runs until the process exits. Returns the
-/// metrics they report into, for the binary to serve.
-pub fn spawn_all(client: kube::Client) -> skiff_reconcile::Metrics {
-    let metrics = skiff_reconcile::Metrics::new();
+/// Starts every controller on `client`, reporting into `metrics` (the process's, which the
+/// binary serves); each runs until the process exits. Returns `metrics`.
+pub fn spawn_all(
+    client: kube::Client,
+    metrics: skiff_reconcile::Metrics,
+) -> skiff_reconcile::Metrics {
     tokio::spawn(replicaset::run(client.clone(), metrics.clone()));
     tokio::spawn(deployment::run(client.clone(), metrics.clone()));
     tokio::spawn(endpoints::run(client.clone(), metrics.clone()));

@@ -6,5 +6,6 @@
 
 pub mod cmd;
 pub mod dns;
+pub mod metrics;
 pub mod proxy;
 pub mod routes;

@@ -2,17 +2,17 @@
 //! them: client-go's workqueue metrics (label `name`, the controller) and
 //! controller-runtime's reconcile totals (label `controller`).
 //!
-//! One [`Metrics`] holds the registry for the whole process; each controller takes its
-//! label's series once ([`ControllerMetrics`]) and updates them without further lookups.
+//! One [`Metrics`] per process, registered in the process registry
+//! ([`Metrics::with_registry`], `skiff-metrics`); each controller takes its label's series
+//! once ([`ControllerMetrics`]) and updates them without further lookups.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Label of the workqueue metrics: the controller's name, as client-go's `name`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,11 +53,11 @@ struct Families {
 }
 
 /// Every controller's metrics and the registry that holds them. Cloning shares them; the
-/// binary keeps one and serves [`Metrics::registry`] (or [`Metrics::encode`]) on /metrics.
+/// binary makes one on the process registry, which the API server serves on /metrics.
 #[derive(Clone)]
 pub struct Metrics {
     families: Arc<Families>,
-    registry: Arc<Mutex<Registry>>,
+    registry: skiff_metrics::Registry,
 }
 
 impl Default for Metrics {
@@ -67,8 +67,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with the workqueue and reconcile families registered.
+    /// The workqueue and reconcile families in a registry of their own.
     pub fn new() -> Metrics {
+        Metrics::with_registry(&skiff_metrics::Registry::new())
+    }
+
+    /// The workqueue and reconcile families, registered in `registry` (once per process:
+    /// a second registration would repeat the families).
+    pub fn with_registry(registry: &skiff_metrics::Registry) -> Metrics {
         let families = Families {
             adds: Family::default(),
             depth: Family::default(),
@@ -80,7 +86,14 @@ impl Metrics {
             reconciles: Family::default(),
             errors: Family::default(),
         };
-        let mut r = Registry::default();
+        registry.register(|r| Metrics::register(&families, r));
+        Metrics {
+            families: Arc::new(families),
+            registry: registry.clone(),
+        }
+    }
+
+    fn register(families: &Families, r: &mut prometheus_client::registry::Registry) {
         // Counters get their `_total` suffix from the encoder.
         r.register(
             "workqueue_adds",
@@ -128,24 +141,16 @@ impl Metrics {
             "Total number of reconciliation errors per controller",
             families.errors.clone(),
         );
-        Metrics {
-            families: Arc::new(families),
-            registry: Arc::new(Mutex::new(r)),
-        }
     }
 
     /// The registry, for serving and for other components to register their own metrics.
-    pub fn registry(&self) -> Arc<Mutex<Registry>> {
+    pub fn registry(&self) -> skiff_metrics::Registry {
         self.registry.clone()
     }
 
     /// The registry in Prometheus' text exposition format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-        out
+        self.registry.encode()
     }
 
     /// The series of one controller.

@@ -5,6 +5,7 @@
 //! show each binding), and writes bindings, events and the PodScheduled condition.
 
 pub mod fit;
+pub mod metrics;
 #[cfg(test)]
 mod tests;
 
@@ -139,6 +140,11 @@ fn node_infos(nodes: &Store<Node>, pods: &[Arc<Pod>], assumed: &Assumed) -> Vec<
 
 /// Runs the scheduler until the process exits.
 pub async fn run(client: kube::Client) {
+    run_with_metrics(client, metrics::SchedulerMetrics::default()).await
+}
+
+/// [`run`], recording into `metrics` (which the process serves).
+pub async fn run_with_metrics(client: kube::Client, metrics: metrics::SchedulerMetrics) {
     let (nodes, node_changes) = cached::<Node>(&client);
     let (pods, pod_changes) = cached::<Pod>(&client);
     let assumed: Assumed = Arc::default();
@@ -194,6 +200,7 @@ pub async fn run(client: kube::Client) {
             {
                 continue;
             }
+            let cycle = Instant::now();
             let decision = {
                 let _span = tracing::debug_span!("schedule", key = %key(&pod.metadata)).entered();
                 let decision = fit::place(pod, &infos).map(|n| n.name.clone());
@@ -205,6 +212,9 @@ pub async fn run(client: kube::Client) {
                     if let Some(info) = infos.iter_mut().find(|n| n.name == name) {
                         info.add(pod);
                     }
+                    metrics.attempt(metrics::Outcome::Scheduled, cycle.elapsed());
+                    let attempts = failed.get(&uid).map_or(1, |f| f.attempts.saturating_add(2));
+                    metrics.scheduled(attempts, since_created(pod));
                     failed.remove(&uid);
                     assumed
                         .lock()
@@ -215,6 +225,7 @@ pub async fn run(client: kube::Client) {
                     }
                 }
                 Err(reasons) => {
+                    metrics.attempt(metrics::Outcome::Unschedulable, cycle.elapsed());
                     let message = fit::unschedulable_message(infos.len(), &reasons);
                     let before = failed.get(&uid);
                     let repeat = before.is_some_and(|f| f.message == message);
@@ -237,6 +248,17 @@ pub async fn run(client: kube::Client) {
             }
         }
     }
+}
+
+/// How long ago the pod was created (zero when it has no timestamp or the clock is behind).
+fn since_created(pod: &Pod) -> Duration {
+    let Some(created) = &pod.metadata.creation_timestamp else {
+        return Duration::ZERO;
+    };
+    let ms = Timestamp::now()
+        .as_millisecond()
+        .saturating_sub(created.0.as_millisecond());
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 /// Polls a stream once without waiting.

@@ -11,6 +11,7 @@
 
 mod hub;
 mod memory;
+pub mod metrics;
 #[cfg(feature = "model-test")]
 pub mod model_test;
 mod sqlite;
@@ -20,6 +21,7 @@ use futures::future::BoxFuture;
 
 pub use hub::{Hub, ValueMap, Watch};
 pub use memory::MemoryStore;
+pub use metrics::StoreMetrics;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A global, strictly increasing write counter. Revision 0 means "before any write".

@@ -25,6 +25,8 @@ pub struct SqliteOptions {
     pub history_revisions: i64,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
+    /// Where commit latency and the WAL's size are recorded.
+    pub metrics: crate::metrics::StoreMetrics,
 }
 
 impl Default for SqliteOptions {
@@ -32,6 +34,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             history_revisions: 20_000,
             max_batch: 2048,
+            metrics: Default::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl SqliteStore {
         let hub = Hub::new(revision);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = Writer {
+            wal: wal_path(path),
             conn,
             hub: hub.clone(),
             compacted: compacted.clone(),
@@ -350,9 +354,18 @@ impl Store for SqliteStore {
     }
 }
 
+/// The write-ahead log SQLite keeps beside the database file.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 /// The single writer: owns the write connection and assigns revisions.
 struct Writer {
     conn: Connection,
+    /// The WAL file, whose size is a metric.
+    wal: PathBuf,
     hub: Arc<Hub>,
     compacted: Arc<AtomicI64>,
     revision: Revision,
@@ -376,7 +389,15 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let started = std::time::Instant::now();
             self.commit_batch(&mut batch);
+            let metrics = &self.options.metrics;
+            metrics.commit.observe(started.elapsed().as_secs_f64());
+            if let Ok(meta) = std::fs::metadata(&self.wal) {
+                metrics
+                    .wal_bytes
+                    .set(i64::try_from(meta.len()).unwrap_or(i64::MAX));
+            }
             self.maybe_compact();
         }
         tracing::debug!("store writer stopped");

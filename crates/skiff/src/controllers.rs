@@ -2,11 +2,19 @@
 
 use crate::Components;
 
-/// Starts the controllers and the scheduler as API clients of the local server. They run in
-/// the background: start-up does not wait for them, and they retry until the API answers.
-pub async fn start(components: &Components) -> anyhow::Result<()> {
+/// Starts the controllers and the scheduler as API clients of the local server, their
+/// metrics in the process registry `registry`. They run in the background: start-up does
+/// not wait for them, and they retry until the API answers. Returns the controllers'
+/// metrics, for the node lifecycle controllers.
+pub async fn start(
+    components: &Components,
+    registry: &skiff_metrics::Registry,
+) -> anyhow::Result<skiff_reconcile::Metrics> {
     let client = components.client("kube-controller-manager").await?;
-    let metrics = skiff_controllers::spawn_all(client.clone());
+    let metrics = skiff_controllers::spawn_all(
+        client.clone(),
+        skiff_reconcile::Metrics::with_registry(registry),
+    );
     // The controllers that give namespaces their in-cluster identity: the `default`
     // ServiceAccount, and the cluster CA (as the controller manager's --root-ca-file).
     let ca_file = components.data_dir.join("pki").join("ca.crt");
@@ -26,9 +34,12 @@ pub async fn start(components: &Components) -> anyhow::Result<()> {
         ca.clone(),
         ca_key,
     ));
-    tokio::spawn(skiff_controllers::rootca::run(client, metrics, ca));
-    tokio::spawn(skiff_scheduler::run(
+    tokio::spawn(skiff_controllers::rootca::run(client, metrics.clone(), ca));
+    let scheduler_metrics = skiff_scheduler::metrics::SchedulerMetrics::default();
+    registry.register(|r| scheduler_metrics.register(r));
+    tokio::spawn(skiff_scheduler::run_with_metrics(
         components.client("kube-scheduler").await?,
+        scheduler_metrics,
     ));
     // The Gateway API is built in: CRDs, GatewayClass `skiff` and the status controller
     // (each node runs the data plane with its service networking, see net.rs).
@@ -36,7 +47,7 @@ pub async fn start(components: &Components) -> anyhow::Result<()> {
         components.client("gateway-controller").await?,
     ));
     tracing::info!("controllers and scheduler started");
-    Ok(())
+    Ok(metrics)
 }
 
 /// Starts the node lifecycle, taint-eviction and pod GC controllers (decision 0023): a node
@@ -44,6 +55,7 @@ pub async fn start(components: &Components) -> anyhow::Result<()> {
 pub async fn start_node_lifecycle(
     components: &Components,
     grace: std::time::Duration,
+    metrics: skiff_reconcile::Metrics,
 ) -> anyhow::Result<()> {
     let options = skiff_controllers::nodelifecycle::Options {
         grace,
@@ -52,6 +64,7 @@ pub async fn start_node_lifecycle(
     skiff_controllers::nodelifecycle::spawn(
         components.client("kube-controller-manager").await?,
         options,
+        metrics,
     );
     Ok(())
 }

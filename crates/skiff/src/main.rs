@@ -319,8 +319,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = &args.data_dir;
     security::prepare_data_dir(data_dir)?;
     let _lock = security::lock_data_dir(data_dir, "one server per data dir")?;
-    let store = security::open_store(data_dir, args.encryption_provider_config.as_deref())?;
+    let store_metrics = skiff_store::StoreMetrics::default();
+    let store = security::open_store(
+        data_dir,
+        args.encryption_provider_config.as_deref(),
+        &store_metrics,
+    )?;
     let (api, background) = skiff_apiserver::Api::new(store).context("loading the API")?;
+    // The process registry, served on the API's /metrics: every in-process component's.
+    let metrics = api.telemetry.registry();
+    metrics.register(|r| store_metrics.register(r));
     api.rbac.set_mode(args.authorization_mode);
     api.default_tolerations.set(
         args.nodes.default_not_ready_toleration_seconds,
@@ -408,8 +416,13 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         kubeconfig: kubeconfig.clone(),
     };
-    controllers::start(&components).await?;
-    controllers::start_node_lifecycle(&components, args.nodes.node_monitor_grace_period).await?;
+    let controller_metrics = controllers::start(&components, &metrics).await?;
+    controllers::start_node_lifecycle(
+        &components,
+        args.nodes.node_monitor_grace_period,
+        controller_metrics,
+    )
+    .await?;
     let node_settled = node::start(&components, &node_options).await?;
     // Ready means the API answers and the node (when there is one) takes pods; the API
     // must serve for the node to register, so this is said from the background.

@@ -19,7 +19,18 @@ pub struct NetConfig {
 pub fn start(client: kube::Client, cfg: NetConfig) -> anyhow::Result<()> {
     let network = ClusterNetwork::default();
     let gateway = skiff_node::network::Ipv4Cidr::parse(&cfg.pod_cidr)?.gateway();
+    // Per-node components report on the node's /metrics, beside the kubelet's.
+    let registry = skiff_node::agent::metrics::registry();
+    let proxy_metrics = skiff_net::metrics::ProxyMetrics::default();
+    let dns_metrics = skiff_net::metrics::DnsMetrics::default();
+    let gateway_metrics = skiff_gateway::metrics::GatewayMetrics::default();
+    registry.register(|r| {
+        proxy_metrics.register(r);
+        dns_metrics.register(r);
+        gateway_metrics.register(r);
+    });
     let proxy = skiff_net::proxy::ProxyConfig {
+        metrics: proxy_metrics,
         node_ip: cfg.node_ip,
         pod_cidr: cfg.pod_cidr.clone(),
         cluster_cidr: network.cluster_cidr(),
@@ -43,7 +54,11 @@ pub fn start(client: kube::Client, cfg: NetConfig) -> anyhow::Result<()> {
     }
     // Gateway listeners answer on the node's address, where Gateways report they are.
     let bind = cfg.node_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    tokio::spawn(skiff_gateway::run_node(client.clone(), bind.into()));
+    tokio::spawn(skiff_gateway::run_node_with_metrics(
+        client.clone(),
+        bind.into(),
+        gateway_metrics,
+    ));
     let dns = skiff_net::dns::DnsConfig {
         listen: SocketAddr::from((gateway, 53)),
         ..Default::default()
@@ -51,7 +66,7 @@ pub fn start(client: kube::Client, cfg: NetConfig) -> anyhow::Result<()> {
     {
         let client = client.clone();
         tokio::spawn(async move {
-            if let Err(error) = skiff_net::dns::run(client, dns).await {
+            if let Err(error) = skiff_net::dns::run_with_metrics(client, dns, &dns_metrics).await {
                 tracing::warn!(%error, "cluster DNS stopped");
             }
         });

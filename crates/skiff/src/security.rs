@@ -113,7 +113,10 @@ pub fn lock_data_dir(dir: &Path, holder: &str) -> anyhow::Result<DataDirLock> {
 
 /// The SQLite store (its file created 0600 first, so its WAL and shared-memory files,
 /// which SQLite creates with the database's mode, are 0600 too).
-fn open_sqlite(data_dir: &Path) -> anyhow::Result<Arc<skiff_store::SqliteStore>> {
+fn open_sqlite(
+    data_dir: &Path,
+    metrics: &skiff_store::StoreMetrics,
+) -> anyhow::Result<Arc<skiff_store::SqliteStore>> {
     let path = data_dir.join("state.db");
     std::fs::OpenOptions::new()
         .create(true)
@@ -123,19 +126,23 @@ fn open_sqlite(data_dir: &Path) -> anyhow::Result<Arc<skiff_store::SqliteStore>>
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
     tighten_credentials(data_dir)?;
-    let store =
-        skiff_store::SqliteStore::open(&path, Default::default()).context("opening the store")?;
+    let options = skiff_store::SqliteOptions {
+        metrics: metrics.clone(),
+        ..Default::default()
+    };
+    let store = skiff_store::SqliteStore::open(&path, options).context("opening the store")?;
     tighten_credentials(data_dir)?;
     Ok(store)
 }
 
-/// The store the API serves from: SQLite behind encryption at rest. A configuration that
-/// cannot read what the store holds refuses the start.
+/// The store the API serves from: SQLite behind encryption at rest, recording its commits
+/// in `metrics`. A configuration that cannot read what the store holds refuses the start.
 pub fn open_store(
     data_dir: &Path,
     encryption_config: Option<&Path>,
+    metrics: &skiff_store::StoreMetrics,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    let store = open_sqlite(data_dir)?;
+    let store = open_sqlite(data_dir, metrics)?;
     let (store, source) = encryption::open_store(store, &pki_dir(data_dir)?, encryption_config)
         .context("encryption at rest")?;
     match source {
@@ -192,7 +199,7 @@ pub async fn secrets(args: SecretsArgs) -> anyhow::Result<()> {
     let SecretsCommand::Rotate(args) = args.command;
     prepare_data_dir(&args.data_dir)?;
     let _lock = lock_data_dir(&args.data_dir, "stop the server before rotating keys")?;
-    let store = open_sqlite(&args.data_dir)?;
+    let store = open_sqlite(&args.data_dir, &Default::default())?;
     let (path, config, added) = match &args.encryption_provider_config {
         Some(path) => (path.clone(), encryption::read_config(path)?, None),
         None => {

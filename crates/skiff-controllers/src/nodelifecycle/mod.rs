@@ -58,9 +58,9 @@ impl Default for Options {
 }
 
 /// Starts the node lifecycle, taint-eviction and pod GC controllers, and the disruption
-/// controller that keeps PodDisruptionBudgets for evictions and drains; returns their metrics.
-pub fn spawn(client: kube::Client, options: Options) -> Metrics {
-    let metrics = Metrics::new();
+/// controller that keeps PodDisruptionBudgets for evictions and drains, reporting into
+/// `metrics` (the process's); returns it.
+pub fn spawn(client: kube::Client, options: Options, metrics: Metrics) -> Metrics {
     tokio::spawn(run(client.clone(), metrics.clone(), options.clone()));
     tokio::spawn(eviction::run(client.clone(), metrics.clone()));
     tokio::spawn(podgc::run(client.clone(), metrics.clone(), options.grace));

@@ -30,7 +30,7 @@ use std::sync::{Arc, RwLock};
 pub use lookup::Answer;
 pub use records::{PodRecords, Records};
 pub use server::{serve, Server};
-pub use watch::{keep_current, run};
+pub use watch::{keep_current, run, run_with_metrics};
 
 /// The index as the server and the watchers share it. A std `RwLock` rather than a
 /// copy-on-write swap because one watch event must cost O(that object), not a copy of the

@@ -14,6 +14,8 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::{Error, Records, SharedRecords};
+use crate::metrics::{DnsMetrics, Proto};
+use hickory_proto::rr::RecordType;
 
 /// Largest UDP answer without EDNS (RFC 1035).
 const CLASSIC_UDP: usize = 512;
@@ -35,6 +37,7 @@ pub struct Server {
     udp: Arc<UdpSocket>,
     tcp: TcpListener,
     records: SharedRecords,
+    metrics: DnsMetrics,
 }
 
 /// Which transport a query came over: it decides the answer size limit.
@@ -66,6 +69,7 @@ impl Server {
                         udp: Arc::new(udp),
                         tcp,
                         records,
+                        metrics: DnsMetrics::default(),
                     })
                 }
                 Err(e) => last = Some(e),
@@ -85,6 +89,12 @@ impl Server {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// Records queries and answers in `metrics` (labelled with this server's address).
+    pub fn with_metrics(mut self, metrics: &DnsMetrics) -> Server {
+        self.metrics = metrics.for_server(self.local_addr());
+        self
+    }
+
     /// Serves forever: one UDP receive loop per core on the shared socket (each answers
     /// inline, lookups take microseconds) and a task per TCP connection.
     pub async fn run(self) {
@@ -93,9 +103,13 @@ impl Server {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
-            tasks.spawn(udp_loop(self.udp.clone(), self.records.clone()));
+            tasks.spawn(udp_loop(
+                self.udp.clone(),
+                self.records.clone(),
+                self.metrics.clone(),
+            ));
         }
-        tasks.spawn(tcp_loop(self.tcp, self.records));
+        tasks.spawn(tcp_loop(self.tcp, self.records, self.metrics));
         while tasks.join_next().await.is_some() {}
     }
 }
@@ -106,7 +120,7 @@ pub async fn serve(addr: SocketAddr, records: SharedRecords) -> Result<(), Error
     Ok(())
 }
 
-async fn udp_loop(socket: Arc<UdpSocket>, records: SharedRecords) {
+async fn udp_loop(socket: Arc<UdpSocket>, records: SharedRecords, metrics: DnsMetrics) {
     let mut buf = vec![0u8; UDP_BUFFER];
     loop {
         let (len, peer) = match socket.recv_from(&mut buf).await {
@@ -117,16 +131,17 @@ async fn udp_loop(socket: Arc<UdpSocket>, records: SharedRecords) {
                 continue;
             }
         };
-        let Some(reply) = respond(&records, &buf[..len], Transport::Udp) else {
+        let Some((reply, asked)) = answer(&records, &buf[..len], Transport::Udp) else {
             continue;
         };
+        metrics.answered(Proto::Udp, peer.is_ipv6(), asked.0, asked.1);
         if let Err(e) = socket.send_to(&reply, peer).await {
             debug!(%peer, error = %e, "DNS UDP send failed");
         }
     }
 }
 
-async fn tcp_loop(listener: TcpListener, records: SharedRecords) {
+async fn tcp_loop(listener: TcpListener, records: SharedRecords, metrics: DnsMetrics) {
     let limit = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -143,8 +158,9 @@ async fn tcp_loop(listener: TcpListener, records: SharedRecords) {
             continue;
         };
         let records = records.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            if let Err(e) = tcp_connection(stream, &records).await {
+            if let Err(e) = tcp_connection(stream, &records, &metrics).await {
                 debug!(%peer, error = %e, "DNS TCP connection ended");
             }
             drop(permit);
@@ -154,7 +170,12 @@ async fn tcp_loop(listener: TcpListener, records: SharedRecords) {
 
 /// Length-prefixed messages (RFC 1035 4.2.2), answered in order until the client closes
 /// or stays idle for [`TCP_IDLE`].
-async fn tcp_connection(mut stream: TcpStream, records: &SharedRecords) -> std::io::Result<()> {
+async fn tcp_connection(
+    mut stream: TcpStream,
+    records: &SharedRecords,
+    metrics: &DnsMetrics,
+) -> std::io::Result<()> {
+    let ipv6 = stream.peer_addr().is_ok_and(|a| a.is_ipv6());
     let mut buf = Vec::new();
     loop {
         let mut len = [0u8; 2];
@@ -167,9 +188,10 @@ async fn tcp_connection(mut stream: TcpStream, records: &SharedRecords) -> std::
         tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "partial query"))??;
-        let Some(reply) = respond(records, &buf, Transport::Tcp) else {
+        let Some((reply, asked)) = answer(records, &buf, Transport::Tcp) else {
             return Ok(());
         };
+        metrics.answered(Proto::Tcp, ipv6, asked.0, asked.1);
         // respond() keeps TCP answers within u16 by truncating.
         let reply_len = u16::try_from(reply.len()).unwrap_or(u16::MAX);
         let mut out = Vec::with_capacity(reply.len() + 2);
@@ -181,11 +203,25 @@ async fn tcp_connection(mut stream: TcpStream, records: &SharedRecords) -> std::
 
 /// The reply to one packet, or None to drop it (too short to carry an ID, or a response:
 /// answering responses invites loops).
+#[cfg(test)]
 pub(crate) fn respond(
     records: &SharedRecords,
     packet: &[u8],
     transport: Transport,
 ) -> Option<Vec<u8>> {
+    answer(records, packet, transport).map(|(reply, _)| reply)
+}
+
+/// What a query asked (its type, when it could be read) and the answer's code, for the
+/// metrics.
+type Asked = (Option<RecordType>, ResponseCode);
+
+/// [`respond`] with what was asked and answered.
+fn answer(
+    records: &SharedRecords,
+    packet: &[u8],
+    transport: Transport,
+) -> Option<(Vec<u8>, Asked)> {
     if packet.len() < 12 || packet[2] & 0x80 != 0 {
         return None;
     }
@@ -193,7 +229,7 @@ pub(crate) fn respond(
         Ok(m) => m,
         Err(e) => {
             debug!(error = %e, "malformed DNS query");
-            return Some(formerr(packet));
+            return Some((formerr(packet), (None, ResponseCode::FormErr)));
         }
     };
     let mut response = Message::response(request.metadata.id, request.metadata.op_code);
@@ -232,7 +268,8 @@ pub(crate) fn respond(
         answer.rcode
     };
     response.metadata.response_code = rcode;
-    fit(response, limit)
+    let asked = request.queries.first().map(|q| q.query_type());
+    fit(response, limit).map(|reply| (reply, (asked, rcode)))
 }
 
 /// Serialises within `limit` bytes: first whole; then without the additional section (its

@@ -20,8 +20,19 @@ use super::{DnsConfig, Error, PodRecords, Records, Server, SharedRecords};
 /// TCP), and serves while watchers keep the index current. Returns only if binding fails
 /// (or the domain is invalid); watch errors are retried with backoff and logged.
 pub async fn run(client: Client, cfg: DnsConfig) -> Result<(), Error> {
+    run_with_metrics(client, cfg, &crate::metrics::DnsMetrics::default()).await
+}
+
+/// [`run`], recording queries and answers in `metrics` (which the node serves).
+pub async fn run_with_metrics(
+    client: Client,
+    cfg: DnsConfig,
+    metrics: &crate::metrics::DnsMetrics,
+) -> Result<(), Error> {
     let records = Arc::new(RwLock::new(Records::new(&cfg)?));
-    let server = Server::bind(cfg.listen, records.clone()).await?;
+    let server = Server::bind(cfg.listen, records.clone())
+        .await?
+        .with_metrics(metrics);
     info!(addr = %server.local_addr(), domain = %cfg.domain, "cluster DNS starting");
     tokio::select! {
         () = server.run() => {}

@@ -49,6 +49,8 @@ pub struct ProxyConfig {
     pub service_cidr: String,
     /// The pod bridge.
     pub bridge: String,
+    /// Where rule syncs are recorded.
+    pub metrics: crate::metrics::ProxyMetrics,
 }
 
 /// Whether bridged packets pass through netfilter here (per network namespace).
@@ -91,11 +93,13 @@ impl Syncer {
         if self.applied.as_ref().is_some_and(|(p, _)| *p == ports) {
             return;
         }
+        let synced = Instant::now();
         let previous = self.applied.take().map(|(_, names)| names);
         let (script, names) = rules::render(&self.node, &ports, previous.as_ref());
         let started = Instant::now();
         match crate::cmd::run("nft", &["-f", "-"], Some(&script)).await {
             Ok(()) => {
+                self.cfg.metrics.synced(synced.elapsed());
                 tracing::debug!(
                     ports = ports.len(),
                     elapsed_us = started.elapsed().as_micros() as u64,

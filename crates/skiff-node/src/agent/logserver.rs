@@ -27,6 +27,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
             axum::routing::get(super::summary::handler),
         )
         .merge(super::streaming::routes())
+        .merge(super::metrics::routes())
         .with_state(shared);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!(error = %e, "log endpoint stopped");

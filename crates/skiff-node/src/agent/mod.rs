@@ -10,6 +10,7 @@ pub mod events;
 pub mod images;
 pub mod lifecycle;
 mod logserver;
+pub mod metrics;
 mod node;
 pub mod plan;
 mod pods;

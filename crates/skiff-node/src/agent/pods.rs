@@ -147,6 +147,8 @@ struct WorkerState {
     tokens: tokens::Cache,
     /// When a failed token request may be tried again.
     token_retry: Option<tokio::time::Instant>,
+    /// When this agent first saw the pod, until it runs (`kubelet_pod_start_duration_seconds`).
+    first_seen: Option<std::time::Instant>,
 }
 
 /// A failed pull of one image for this pod (upstream's back-off is per pod and image too).
@@ -416,6 +418,11 @@ async fn sync(
         },
         Utc::now(),
     );
+    let seen = *state.first_seen.get_or_insert_with(std::time::Instant::now);
+    let was_running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    if status.phase.as_deref() == Some("Running") && !was_running {
+        super::metrics::pod_started(seen.elapsed());
+    }
     let new = serde_json::to_value(&status)?;
     let old = serde_json::to_value(pod.status.clone().unwrap_or_default())?;
     if new != old {
@@ -502,6 +509,7 @@ async fn run_probes(
             // A passed startup probe is never run again for this container.
             if !(kind == probes::Kind::Startup && s.ok) && s.take_due(probe) {
                 let outcome = probes::run(probe, &target).await;
+                super::metrics::probe(kind, &outcome, pod, &c.name);
                 if let Some(message) = outcome.event_message(kind) {
                     tracing::info!(container = %c.name, %message, "probe failed");
                     shared.recorder.event(

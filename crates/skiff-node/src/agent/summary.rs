@@ -68,7 +68,7 @@ pub(crate) async fn handler(State(shared): State<Arc<Shared>>) -> Response {
 
 /// A running container's reading; `None` for containers not running, without pod labels,
 /// or whose cgroup is already gone (a container that just exited).
-fn reading(s: &ContainerStatus, cgroup_parent: &str) -> Option<ContainerReading> {
+pub(crate) fn reading(s: &ContainerStatus, cgroup_parent: &str) -> Option<ContainerReading> {
     if s.state != ContainerState::Running {
         return None;
     }
