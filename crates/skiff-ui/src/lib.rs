@@ -61,6 +61,11 @@ pub async fn serve(
     });
     tokio::spawn(live::start(client, options.namespace, hub));
     ready(&format!("http://127.0.0.1:{port}/?token={token}"));
+    // Each server-sent event is a small write: without TCP_NODELAY, Nagle's algorithm holds
+    // it back until the browser acknowledges the previous one (a delayed ACK: tens of ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, server::router(app))
         .with_graceful_shutdown(shutdown)
         .await
