@@ -497,7 +497,7 @@ fn report_problems(
 
 /// A custom resource's `metadata` through its typed form, as upstream coerces it: a wrong
 /// type fails the decode, unknown fields are dropped and returned (`metadata.foo`).
-fn decode_object_meta(obj: &mut Value) -> std::result::Result<Vec<String>, String> {
+pub(crate) fn decode_object_meta(obj: &mut Value) -> std::result::Result<Vec<String>, String> {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     let Some(meta) = obj.get("metadata") else {
         return Ok(vec![]);

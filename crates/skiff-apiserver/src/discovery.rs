@@ -94,6 +94,25 @@ fn verbs(r: &ResourceInfo) -> &'static [&'static str] {
     }
 }
 
+/// `discovery.StorageVersionHash`: the first 8 bytes of the SHA-256 of
+/// `group/version/kind`, base64, so clients (the storage version migrator) notice when a
+/// resource's storage version changes without learning what it is.
+pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{group}/{version}/{kind}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&digest[..8])
+}
+
+/// The version a resource's objects are stored in: a CRD's storage version; a built-in kind
+/// is stored as it is served.
+fn storage_version(r: &ResourceInfo) -> &str {
+    match &r.custom {
+        Some(c) => &c.storage_version,
+        None => &r.version,
+    }
+}
+
 fn resource_entry(r: &ResourceInfo) -> Value {
     let mut entry = json!({
         "name": r.plural,
@@ -101,6 +120,7 @@ fn resource_entry(r: &ResourceInfo) -> Value {
         "namespaced": r.namespaced,
         "kind": r.kind,
         "verbs": verbs(r),
+        "storageVersionHash": storage_version_hash(&r.group, storage_version(r), &r.kind),
     });
     if !r.short_names.is_empty() {
         entry["shortNames"] = json!(r.short_names);
@@ -332,6 +352,16 @@ mod tests {
 
     /// The Accept headers each kubectl sends for `/api` and `/apis` (client-go's
     /// `AcceptV1`/`AcceptV2Beta1`/`AcceptV2` by release).
+    #[test]
+    fn storage_version_hash_is_upstreams() {
+        // Upstream's own value for apps/v1 Deployment (`kubectl get --raw /apis/apps/v1`).
+        assert_eq!(
+            storage_version_hash("apps", "v1", "Deployment"),
+            "8aSe+NMegvE="
+        );
+        assert_eq!(storage_version_hash("", "v1", "ConfigMap"), "qFsyl6wFWjQ=");
+    }
+
     #[test]
     fn each_kubectl_gets_the_discovery_format_it_asks_for() {
         let v2beta1_only = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";

@@ -299,3 +299,133 @@ mod quota;
 mod tables;
 #[path = "conformance/watch.rs"]
 mod watch;
+
+// ---------------------------------------------------------------------------------------------
+// CustomResourceDefinition fixtures (apiextensions-apiserver `test/integration/fixtures`)
+
+/// `names.SimpleNameGenerator.GenerateName(base)`: the base and five random lowercase
+/// alphanumerics, so tests running at once never share a CRD.
+fn generate_name(base: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or_default();
+    let mut n = nanos
+        ^ (u64::from(std::process::id()) << 20)
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut out = base.to_owned();
+    for _ in 0..5 {
+        out.push(ALPHABET[(n % ALPHABET.len() as u64) as usize] as char);
+        n /= ALPHABET.len() as u64;
+    }
+    out
+}
+
+/// `fixtures.AllowAllSchema()`.
+fn allow_all_schema() -> Value {
+    json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}})
+}
+
+/// `fixtures.NewRandomNameV1CustomResourceDefinition(scope)`: one version, `v1beta1`, in
+/// `mygroup.example.com`, under a random name.
+fn new_random_name_crd(scope: &str) -> Value {
+    let g = generate_name("foo") + "a";
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{g}s.mygroup.example.com")},
+        "spec": {
+            "group": "mygroup.example.com",
+            "versions": [{"name": "v1beta1", "served": true, "storage": true, "schema": allow_all_schema()}],
+            "names": {"plural": format!("{g}s"), "singular": g, "kind": g, "listKind": format!("{g}List")},
+            "scope": scope,
+        }
+    })
+}
+
+/// `fixtures.NewRandomNameMultipleVersionCustomResourceDefinition(scope)`: `v1beta1` and the
+/// storage version `v1`, both with the status subresource.
+fn new_random_name_multiple_version_crd(scope: &str) -> Value {
+    let mut crd = new_random_name_crd(scope);
+    crd["spec"]["versions"] = json!([
+        {"name": "v1beta1", "served": true, "storage": false, "subresources": {"status": {}}, "schema": allow_all_schema()},
+        {"name": "v1", "served": true, "storage": true, "subresources": {"status": {}}, "schema": allow_all_schema()},
+    ]);
+    crd
+}
+
+/// The collection path of a CRD's resources in one version (cluster scope, or `ns`).
+fn cr_path(crd: &Value, version: &str, ns: Option<&str>) -> String {
+    let group = crd["spec"]["group"].as_str().unwrap_or_default();
+    let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
+    match ns {
+        Some(ns) => format!("/apis/{group}/{version}/namespaces/{ns}/{plural}"),
+        None => format!("/apis/{group}/{version}/{plural}"),
+    }
+}
+
+/// `existsInDiscoveryV1`: the CRD's plural is listed in `/apis/<group>/<version>`.
+async fn crd_in_discovery(c: &Client, crd: &Value, version: &str) -> bool {
+    let group = crd["spec"]["group"].as_str().unwrap_or_default();
+    let r = get(c, &format!("/apis/{group}/{version}")).await;
+    r.status.is_success()
+        && r.json()["resources"].as_array().is_some_and(|rs| {
+            rs.iter()
+                .any(|r| r["name"] == crd["spec"]["names"]["plural"])
+        })
+}
+
+/// `fixtures.CreateNewV1CustomResourceDefinition(WatchUnsafe)`: creates the CRD and waits
+/// until every served version is in discovery; returns the created CRD.
+async fn create_crd(c: &Client, crd: &Value) -> Value {
+    let r = raw(
+        c,
+        Method::POST,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &[("content-type", "application/json")],
+        &crd.to_string(),
+    )
+    .await;
+    let created = ok(&r, "creating CustomResourceDefinition");
+    for v in crd["spec"]["versions"].as_array().into_iter().flatten() {
+        if v["served"] != true {
+            continue;
+        }
+        let version = v["name"].as_str().unwrap_or_default();
+        eventually(30, "the CRD's resources in discovery", || async {
+            crd_in_discovery(c, crd, version).await.then_some(())
+        })
+        .await;
+    }
+    created
+}
+
+/// `fixtures.DeleteV1CustomResourceDefinition`: deletes the CRD and waits until none of its
+/// versions is in discovery any more.
+async fn delete_crd(c: &Client, crd: &Value) {
+    let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+    let r = raw(
+        c,
+        Method::DELETE,
+        &format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"),
+        &[],
+        "",
+    )
+    .await;
+    ok(&r, "deleting CustomResourceDefinition");
+    for v in crd["spec"]["versions"].as_array().into_iter().flatten() {
+        let version = v["name"].as_str().unwrap_or_default();
+        eventually(30, "the CRD's resources gone from discovery", || async {
+            (!crd_in_discovery(c, crd, version).await).then_some(())
+        })
+        .await;
+    }
+}
+
+#[path = "conformance/crd.rs"]
+mod crd;

@@ -125,7 +125,10 @@ impl Monitors {
         };
         let mut served: HashMap<GroupKind, Served> = HashMap::new();
         for group in discovery.groups() {
-            for (resource, caps) in group.recommended_resources() {
+            // Every resource at its most stable version, as upstream's
+            // `ServerPreferredResources`: a group's preferred version need not serve them
+            // all (two CRDs of one group, one serving only v1beta1, the other v1).
+            for (resource, caps) in group.resources_by_stability() {
                 let deletable = [verbs::LIST, verbs::WATCH, verbs::DELETE]
                     .iter()
                     .all(|v| caps.supports_operation(v));

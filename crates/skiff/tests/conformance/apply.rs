@@ -291,3 +291,292 @@ fn server_side_apply_should_give_up_ownership_of_a_field_if_forced_applied_by_a_
         assert_eq!(patched["spec"]["replicas"], 4, "deployment.spec.replicas");
     });
 }
+
+/// apply.go `verifyNumFinalizers`, `verifyFinalizersIncludes`, `verifyReplicas`,
+/// `verifyNumPorts`.
+fn verify_cr(
+    result: &Value,
+    finalizers: Option<usize>,
+    replicas: Option<i64>,
+    ports: Option<usize>,
+) {
+    if let Some(n) = finalizers {
+        let got = result["metadata"]["finalizers"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(got, n, "expected {n} finalizers: {result}");
+    }
+    if let Some(n) = replicas {
+        assert_eq!(
+            result["spec"]["replicas"], n,
+            "expected replicas {n}: {result}"
+        );
+    }
+    if let Some(n) = ports {
+        let got = result["spec"]["ports"].as_array().map_or(0, Vec::len);
+        assert_eq!(got, n, "expected {n} ports: {result}");
+    }
+}
+
+fn has_finalizer(result: &Value, f: &str) -> bool {
+    result["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|fs| fs.iter().any(|x| x == f))
+}
+
+/// apply.go "should work for CRDs": apply creates a custom resource, works in a second
+/// version, keeps finalizers a merge patch added (a set list), conflicts on a field another
+/// manager changed (one cause) until forced, conflicts when a second applier edits an
+/// existing map-list item but not when it adds one; PUT never creates; an atomic list is
+/// replaced whole by a forced apply.
+#[test]
+fn server_side_apply_should_work_for_crds() {
+    run(|c| async move {
+        let mut noxu = new_random_name_multiple_version_crd("Cluster");
+        let schema = json!({"openAPIV3Schema": {"type": "object", "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {
+                "cronSpec": {"type": "string", "pattern": "^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$"},
+                "ports": {
+                    "type": "array",
+                    "x-kubernetes-list-map-keys": ["containerPort", "protocol"],
+                    "x-kubernetes-list-type": "map",
+                    "items": {
+                        "properties": {
+                            "containerPort": {"format": "int32", "type": "integer"},
+                            "hostIP": {"type": "string"},
+                            "hostPort": {"format": "int32", "type": "integer"},
+                            "name": {"type": "string"},
+                            "protocol": {"type": "string"}
+                        },
+                        "required": ["containerPort", "protocol"],
+                        "type": "object"
+                    }
+                }
+            }
+        }}}});
+        for v in noxu["spec"]["versions"].as_array_mut().unwrap() {
+            v["schema"] = schema.clone();
+        }
+        let noxu = create_crd(&c, &noxu).await;
+        let kind = noxu["spec"]["names"]["kind"].as_str().unwrap().to_owned();
+        let group = noxu["spec"]["group"].as_str().unwrap().to_owned();
+        let api_version = format!("{group}/v1beta1");
+        let name = "mytest";
+        let uri =
+            |version: &str, query: &str| format!("{}/{name}{query}", cr_path(&noxu, version, None));
+        let yaml = format!(
+            r#"
+apiVersion: {api_version}
+kind: {kind}
+metadata:
+  name: {name}
+  finalizers:
+  - test-finalizer
+spec:
+  cronSpec: "* * * * */5"
+  replicas: 1
+  ports:
+  - name: x
+    containerPort: 80
+    protocol: TCP"#
+        );
+        let result = ok(
+            &apply(&c, &uri("v1beta1", "?fieldManager=apply_test"), &yaml).await,
+            "failed to create custom resource with apply",
+        );
+        verify_cr(&result, Some(1), Some(1), Some(1));
+        assert!(has_finalizer(&result, "test-finalizer"), "{result}");
+
+        // Apply works with multiple versions.
+        let yaml_beta = format!(
+            r#"
+apiVersion: {group}/v1
+kind: {kind}
+metadata:
+  name: {name}
+spec:
+  cronSpec: "* * * * */5"
+  replicas: 1
+  ports:
+  - name: x
+    containerPort: 80
+    protocol: TCP"#
+        );
+        let result = ok(
+            &apply(&c, &uri("v1", "?fieldManager=apply_test"), &yaml_beta).await,
+            "failed to create custom resource with apply",
+        );
+        verify_cr(&result, None, Some(1), Some(1));
+
+        let merge = |body: &'static str| {
+            let (c, u) = (c.clone(), uri("v1beta1", ""));
+            async move {
+                raw(
+                    &c,
+                    Method::PATCH,
+                    &u,
+                    &[("content-type", "application/merge-patch+json")],
+                    body,
+                )
+                .await
+            }
+        };
+        let result = ok(
+            &merge(r#"{"metadata":{"finalizers":["test-finalizer","another-one"]}}"#).await,
+            "failed to add finalizer with merge patch",
+        );
+        verify_cr(&result, Some(2), None, None);
+        assert!(has_finalizer(&result, "test-finalizer") && has_finalizer(&result, "another-one"));
+
+        // Re-applying the same config keeps both: finalizers is a set.
+        let result = ok(
+            &apply(&c, &uri("v1beta1", "?fieldManager=apply_test"), &yaml).await,
+            "failed to apply same config after adding a finalizer",
+        );
+        verify_cr(&result, Some(2), None, None);
+        assert!(has_finalizer(&result, "test-finalizer") && has_finalizer(&result, "another-one"));
+
+        let result = ok(
+            &merge(r#"{"spec":{"replicas": 5}}"#).await,
+            "failed to update number of replicas with merge patch",
+        );
+        verify_cr(&result, None, Some(5), None);
+
+        let r = apply(&c, &uri("v1beta1", "?fieldManager=apply_test"), &yaml).await;
+        assert_eq!(
+            r.status,
+            StatusCode::CONFLICT,
+            "Expecting to get conflicts when applying object after updating replicas: {}",
+            r.body
+        );
+        let causes = r.json()["details"]["causes"].as_array().map_or(0, Vec::len);
+        assert_eq!(causes, 1, "Expecting to get one conflict: {}", r.body);
+
+        let result = ok(
+            &apply(
+                &c,
+                &uri("v1beta1", "?force=true&fieldManager=apply_test"),
+                &yaml,
+            )
+            .await,
+            "failed to apply object with force after updating replicas",
+        );
+        verify_cr(&result, None, Some(1), None);
+
+        // A new applier editing an existing list item conflicts.
+        let r = apply(
+            &c,
+            &uri("v1beta1", "?fieldManager=apply_test_2"),
+            &format!(
+                r#"
+apiVersion: {api_version}
+kind: {kind}
+metadata:
+  name: {name}
+spec:
+  ports:
+  - name: "y"
+    containerPort: 80
+    protocol: TCP"#
+            ),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CONFLICT,
+            "Expecting to get conflicts when a different applier updates existing list item: {}",
+            r.body
+        );
+        let causes = r.json()["details"]["causes"].as_array().map_or(0, Vec::len);
+        assert_eq!(causes, 1, "Expecting to get one conflict: {}", r.body);
+
+        // Adding a new list item works.
+        let result = ok(
+            &apply(
+                &c,
+                &uri("v1beta1", "?fieldManager=apply_test_2"),
+                &format!(
+                    r#"
+apiVersion: {api_version}
+kind: {kind}
+metadata:
+  name: {name}
+spec:
+  ports:
+  - name: "y"
+    containerPort: 8080
+    protocol: TCP"#
+                ),
+            )
+            .await,
+            "failed to add a new list item to the object as a different applier",
+        );
+        verify_cr(&result, None, None, Some(2));
+
+        // UpdateOnCreate: PUT of a missing custom resource is NotFound.
+        let body = json!({
+            "apiVersion": api_version, "kind": kind,
+            "metadata": {"name": "should-not-exist", "finalizers": ["test-finalizer"]},
+            "spec": {"cronSpec": "* * * * */5", "replicas": 1, "ports": [{"name": "x", "containerPort": 80}]},
+            "protocol": "TCP"
+        });
+        let r = raw(
+            &c,
+            Method::PUT,
+            &format!(
+                "{}/should-not-exist?fieldManager=apply_test",
+                cr_path(&noxu, "v1beta1", None)
+            ),
+            &[("content-type", "application/json")],
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "create on update should fail with notFound: {}",
+            r.body
+        );
+
+        // Atomic lists are replaced whole.
+        let mut crd = new_random_name_crd("Cluster");
+        crd["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object", "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {"atomicList": {"type": "array", "x-kubernetes-list-type": "atomic", "items": {"type": "string"}}}
+        }}}});
+        let crd = create_crd(&c, &crd).await;
+        let crd_kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_owned();
+        let crd_uri = |q: &str| format!("{}/{name}{q}", cr_path(&crd, "v1beta1", None));
+        let body = |item: &str| {
+            format!(
+                "\napiVersion: {group}/v1beta1\nkind: {crd_kind}\nmetadata:\n  name: {name}\nspec:\n  atomicList:\n  - \"{item}\""
+            )
+        };
+        let result = ok(
+            &apply(&c, &crd_uri("?fieldManager=apply_test"), &body("item1")).await,
+            "failed to create custom resource with apply",
+        );
+        assert_eq!(result["spec"]["atomicList"], json!(["item1"]), "{result}");
+        let result = ok(
+            &apply(
+                &c,
+                &crd_uri("?fieldManager=apply_test_2&force=true"),
+                &body("item2"),
+            )
+            .await,
+            "failed to create custom resource with apply",
+        );
+        assert_eq!(result["spec"]["atomicList"], json!(["item2"]), "{result}");
+
+        // Reset the finalizers so the objects can be deleted.
+        ok(
+            &merge(r#"{"metadata":{"finalizers":[]}}"#).await,
+            "failed to reset finalizers",
+        );
+        delete_crd(&c, &crd).await;
+        delete_crd(&c, &noxu).await;
+    });
+}

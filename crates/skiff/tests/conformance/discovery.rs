@@ -318,3 +318,122 @@ fn openapiv3_should_round_trip_openapi_v3_for_all_built_in_group_versions() {
         assert!(checked > 0, "no built-in group version in /openapi/v3");
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Custom resources in discovery
+
+/// `discovery.StorageVersionHash(group, version, kind)`: the first 8 bytes of the SHA-256 of
+/// `group/version/kind`, base64. (Upstream's test computes it the same way, warning that the
+/// algorithm is an implementation detail.)
+fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{group}/{version}/{kind}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&digest[..8])
+}
+
+/// discovery.go "Custom resource should have storage version hash": a test CRD
+/// (`crd.CreateTestCRD`: group `<base>.example.com`, version v1) lists its resource with the
+/// hash of its storage version.
+#[test]
+fn discovery_custom_resource_should_have_storage_version_hash() {
+    run(|c| async move {
+        let suffix = generate_name("");
+        let name = format!("e2e-test-discovery-{suffix}-crd");
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{name}s.discovery.example.com")},
+            "spec": {
+                "group": "discovery.example.com",
+                "scope": "Namespaced",
+                "names": {"plural": format!("{name}s"), "singular": name, "kind": name, "listKind": format!("{name}List")},
+                "versions": [{"name": "v1", "served": true, "storage": true, "schema": allow_all_schema()}],
+            }
+        });
+        create_crd(&c, &crd).await;
+        let resources = ok(
+            &get(&c, "/apis/discovery.example.com/v1").await,
+            "the discovery doc for discovery.example.com/v1",
+        );
+        let expected = storage_version_hash("discovery.example.com", "v1", &name);
+        let r = resources["resources"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == format!("{name}s")))
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!("didn't find resource {name}s in the discovery doc: {resources}")
+            });
+        assert_eq!(
+            r["storageVersionHash"], expected,
+            "expected storageVersionHash of discovery.example.com/v1/{name}s to be {expected}"
+        );
+        delete_crd(&c, &crd).await;
+    });
+}
+
+/// The CRD upstream's aggregated discovery CRD cases create: `testcrds` in a random group.
+fn testcrd() -> Value {
+    let group = format!("{}.example.com", generate_name("group"));
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("testcrds.{group}")},
+        "spec": {
+            "group": group,
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": allow_all_schema()}],
+            "names": {"plural": "testcrds", "singular": "testcrd", "kind": "testcrd", "listKind": "testcrdList"},
+            "scope": "Namespaced",
+        }
+    })
+}
+
+/// aggregated_discovery.go "should support raw aggregated discovery request for CRDs"
+/// (Conformance).
+#[test]
+fn aggregated_discovery_should_support_raw_aggregated_discovery_request_for_crds() {
+    run(|c| async move {
+        let crd = testcrd();
+        create_crd(&c, &crd).await;
+        let group = crd["spec"]["group"].as_str().unwrap().to_owned();
+        eventually(
+            30,
+            "CustomResourceDefinition GVR to appear in Discovery",
+            || async {
+                let r = raw(&c, Method::GET, "/apis", &[("accept", AGGREGATED)], "").await;
+                let list = ok(&r, "raw aggregated discovery document");
+                gvr_present_aggregated(&list, &group, "v1", "testcrds").then_some(())
+            },
+        )
+        .await;
+        delete_crd(&c, &crd).await;
+    });
+}
+
+/// aggregated_discovery.go "should support aggregated discovery interface for CRDs"
+/// (Conformance): client-go's `GroupsAndMaybeResources` asks with its full Accept list.
+#[test]
+fn aggregated_discovery_should_support_aggregated_discovery_interface_for_crds() {
+    run(|c| async move {
+        let crd = testcrd();
+        create_crd(&c, &crd).await;
+        let group = crd["spec"]["group"].as_str().unwrap().to_owned();
+        let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        eventually(
+            30,
+            "CustomResourceDefinition GVR to appear in Discovery",
+            || async {
+                let r = raw(&c, Method::GET, "/apis", &[("accept", accept)], "").await;
+                let doc = ok(&r, "/apis");
+                assert!(
+                    r.content_type.contains("as=APIGroupDiscoveryList"),
+                    "{}",
+                    r.content_type
+                );
+                gvr_present_aggregated(&doc, &group, "v1", "testcrds").then_some(())
+            },
+        )
+        .await;
+        delete_crd(&c, &crd).await;
+    });
+}

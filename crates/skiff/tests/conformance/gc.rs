@@ -468,3 +468,181 @@ fn gc_should_delete_jobs_and_pods_created_by_cronjob() {
         .await;
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Custom resources
+
+/// A custom resource of `crd` in its one version, owned by `owner` when given.
+fn custom_resource(crd: &Value, name: &str, owner: Option<&Value>) -> String {
+    let api_version = format!("{}/v1beta1", crd["spec"]["group"].as_str().unwrap());
+    let kind = &crd["spec"]["names"]["kind"];
+    let mut o = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+    if let Some(owner) = owner {
+        o["metadata"]["ownerReferences"] = json!([{
+            "uid": owner["metadata"]["uid"], "apiVersion": api_version, "kind": kind,
+            "name": owner["metadata"]["name"],
+        }]);
+    }
+    o.to_string()
+}
+
+async fn create_cr(c: &Client, crd: &Value, body: &str, what: &str) -> Value {
+    let r = raw(
+        c,
+        Method::POST,
+        &cr_path(crd, "v1beta1", None),
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await;
+    ok(&r, what)
+}
+
+async fn delete_cr(c: &Client, crd: &Value, name: &str, policy: &str) {
+    let r = raw(
+        c,
+        Method::DELETE,
+        &format!("{}/{name}", cr_path(crd, "v1beta1", None)),
+        &[("content-type", "application/json")],
+        &json!({"propagationPolicy": policy}).to_string(),
+    )
+    .await;
+    ok(&r, &format!("failed to delete resource {name}"));
+}
+
+async fn cr_exists(c: &Client, crd: &Value, name: &str) -> bool {
+    let r = get(c, &format!("{}/{name}", cr_path(crd, "v1beta1", None))).await;
+    match r.status {
+        StatusCode::NOT_FOUND => false,
+        s if s.is_success() => true,
+        s => panic!("unexpected error getting {name}: {s} {}", r.body),
+    }
+}
+
+/// garbage_collector.go "should support cascading deletion of custom resources": a
+/// background delete of a custom owner deletes its custom dependent. The canary deleted in
+/// the foreground is upstream's signal that the collector knows the new kind.
+#[test]
+fn gc_should_support_cascading_deletion_of_custom_resources() {
+    run(|c| async move {
+        let definition = create_crd(&c, &new_random_name_crd("Cluster")).await;
+        let owner_name = generate_name("owner");
+        let owner = create_cr(
+            &c,
+            &definition,
+            &custom_resource(&definition, &owner_name, None),
+            "failed to create owner resource",
+        )
+        .await;
+        let dependent_name = generate_name("dependent");
+        create_cr(
+            &c,
+            &definition,
+            &custom_resource(&definition, &dependent_name, Some(&owner)),
+            "failed to create dependent resource",
+        )
+        .await;
+        delete_cr(&c, &definition, &owner_name, "Background").await;
+
+        let canary_name = generate_name("canary");
+        create_cr(
+            &c,
+            &definition,
+            &custom_resource(&definition, &canary_name, None),
+            "failed to create canary resource",
+        )
+        .await;
+        delete_cr(&c, &definition, &canary_name, "Foreground").await;
+        eventually(180, "canary foreground finalization", || async {
+            (!cr_exists(&c, &definition, &canary_name).await).then_some(())
+        })
+        .await;
+        eventually(60, "the dependent resource to be deleted", || async {
+            (!cr_exists(&c, &definition, &dependent_name).await).then_some(())
+        })
+        .await;
+        assert!(
+            !cr_exists(&c, &definition, &owner_name).await,
+            "expected owner resource {owner_name} to be deleted"
+        );
+        delete_crd(&c, &definition).await;
+    });
+}
+
+/// garbage_collector.go "should support orphan deletion of custom resources": an orphan
+/// delete of a custom owner removes the owner and leaves its dependent. Instead of
+/// upstream's 30 s of `Consistently`, the dependent must have lost its owner reference (the
+/// orphan finalizer's work, which ends before the owner goes) and still exist after a
+/// background-deleted sentinel owner's own dependent was collected (the collector has acted
+/// since).
+#[test]
+fn gc_should_support_orphan_deletion_of_custom_resources() {
+    run(|c| async move {
+        let definition = create_crd(&c, &new_random_name_crd("Cluster")).await;
+        let owner_name = generate_name("owner");
+        let owner = create_cr(
+            &c,
+            &definition,
+            &custom_resource(&definition, &owner_name, None),
+            "failed to create owner resource",
+        )
+        .await;
+        let dependent_name = generate_name("dependent");
+        create_cr(
+            &c,
+            &definition,
+            &custom_resource(&definition, &dependent_name, Some(&owner)),
+            "failed to create dependent resource",
+        )
+        .await;
+        delete_cr(&c, &definition, &owner_name, "Orphan").await;
+        eventually(120, "the owner to be deleted", || async {
+            (!cr_exists(&c, &definition, &owner_name).await).then_some(())
+        })
+        .await;
+
+        // Sentinel: a background delete whose dependent the collector must remove.
+        let sentinel_owner = create_cr(
+            &c,
+            &definition,
+            &custom_resource(&definition, &generate_name("sentinel-owner"), None),
+            "failed to create sentinel owner",
+        )
+        .await;
+        let sentinel_dep = generate_name("sentinel-dependent");
+        create_cr(
+            &c,
+            &definition,
+            &custom_resource(&definition, &sentinel_dep, Some(&sentinel_owner)),
+            "failed to create sentinel dependent",
+        )
+        .await;
+        delete_cr(
+            &c,
+            &definition,
+            sentinel_owner["metadata"]["name"].as_str().unwrap(),
+            "Background",
+        )
+        .await;
+        eventually(60, "the sentinel dependent to be collected", || async {
+            (!cr_exists(&c, &definition, &sentinel_dep).await).then_some(())
+        })
+        .await;
+
+        let dependent = ok(
+            &get(
+                &c,
+                &format!("{}/{dependent_name}", cr_path(&definition, "v1beta1", None)),
+            )
+            .await,
+            "the garbage collector mistakenly deleted the dependent crd",
+        );
+        assert!(
+            dependent["metadata"]["ownerReferences"]
+                .as_array()
+                .is_none_or(|r| r.is_empty()),
+            "the orphaned dependent still names its owner: {dependent}"
+        );
+        delete_crd(&c, &definition).await;
+    });
+}
