@@ -114,11 +114,16 @@ impl Cache {
     }
 
     pub(crate) fn count_after(&self, prefix: &str, start_after: &str) -> Result<usize> {
+        use std::ops::Bound;
         let state = self.lock();
-        let from = start_after.max(prefix);
+        let from = if start_after >= prefix {
+            Bound::Excluded(start_after)
+        } else {
+            Bound::Included(prefix)
+        };
         Ok(state
             .kv
-            .range::<str, _>((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
+            .range::<str, _>((from, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .count())
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod controllers;
+mod datastore;
 mod image;
 mod killall;
 mod memory;
@@ -78,6 +79,8 @@ struct ServerArgs {
     /// are sealed with a key generated into `DIR/pki/encryption-config.yaml`.
     #[arg(long)]
     encryption_provider_config: Option<PathBuf>,
+    #[command(flatten)]
+    datastore: datastore::DatastoreArgs,
     #[command(flatten)]
     nodes: NodeFailureArgs,
     #[command(flatten)]
@@ -320,11 +323,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     security::prepare_data_dir(data_dir)?;
     let _lock = security::lock_data_dir(data_dir, "one server per data dir")?;
     let store_metrics = skiff_store::StoreMetrics::default();
-    let store = security::open_store(
-        data_dir,
-        args.encryption_provider_config.as_deref(),
-        &store_metrics,
-    )?;
+    let store = match args.datastore.connect().await? {
+        Some(etcd) => {
+            security::encrypt_store(etcd, data_dir, args.encryption_provider_config.as_deref())?
+        }
+        None => security::open_store(
+            data_dir,
+            args.encryption_provider_config.as_deref(),
+            &store_metrics,
+        )?,
+    };
     let (api, background) = skiff_apiserver::Api::new(store).context("loading the API")?;
     // The process registry, served on the API's /metrics: every in-process component's.
     let metrics = api.telemetry.registry();

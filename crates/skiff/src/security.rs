@@ -143,6 +143,16 @@ pub fn open_store(
     metrics: &skiff_store::StoreMetrics,
 ) -> anyhow::Result<Arc<dyn Store>> {
     let store = open_sqlite(data_dir, metrics)?;
+    encrypt_store(store, data_dir, encryption_config)
+}
+
+/// A backend (SQLite, or etcd from `--datastore-endpoint`) behind encryption at rest, its
+/// configuration in the data dir: what the API serves from.
+pub fn encrypt_store(
+    store: Arc<dyn Store>,
+    data_dir: &Path,
+    encryption_config: Option<&Path>,
+) -> anyhow::Result<Arc<dyn Store>> {
     let (store, source) = encryption::open_store(store, &pki_dir(data_dir)?, encryption_config)
         .context("encryption at rest")?;
     match source {

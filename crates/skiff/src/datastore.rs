@@ -1,0 +1,82 @@
+//! Where the cluster's state lives: the embedded SQLite file by default, or etcd with
+//! k3s's `--datastore-*` flags (decision 0031).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use skiff_store::Store;
+
+#[derive(clap::Args)]
+pub struct DatastoreArgs {
+    /// etcd's client URLs, `http(s)://host:port[,...]` (k3s's flag). Without it the state
+    /// is the SQLite file in the data dir.
+    #[arg(long, value_delimiter = ',')]
+    datastore_endpoint: Vec<String>,
+    /// The CA certificate (PEM) that signed etcd's serving certificates.
+    #[arg(long, requires = "datastore_endpoint")]
+    datastore_cafile: Option<PathBuf>,
+    /// This server's client certificate (PEM) for etcd.
+    #[arg(long, requires = "datastore_endpoint")]
+    datastore_certfile: Option<PathBuf>,
+    /// The key (PEM) of `--datastore-certfile`.
+    #[arg(long, requires = "datastore_endpoint")]
+    datastore_keyfile: Option<PathBuf>,
+    /// How often etcd's history is compacted, keeping one interval of it for watches
+    /// (kube-apiserver's flag); 0 never compacts.
+    #[arg(long, default_value = "5m", value_parser = interval)]
+    etcd_compaction_interval: Duration,
+}
+
+fn interval(s: &str) -> Result<Duration, String> {
+    skiff_apiserver::request::parse_go_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 5m or 0"))
+}
+
+impl DatastoreArgs {
+    /// The etcd store when `--datastore-endpoint` is given (connected, its watch cache
+    /// primed), else `None`: the caller opens SQLite.
+    pub async fn connect(&self) -> anyhow::Result<Option<Arc<dyn Store>>> {
+        if self.datastore_endpoint.is_empty() {
+            return Ok(None);
+        }
+        for endpoint in &self.datastore_endpoint {
+            anyhow::ensure!(
+                endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+                "--datastore-endpoint {endpoint:?}: expected http(s)://host:port"
+            );
+        }
+        let mut options = skiff_etcd::EtcdOptions::new(self.datastore_endpoint.clone());
+        // kube-apiserver's `--etcd-prefix`: every key skiff writes is under it.
+        options.prefix = "/registry/".into();
+        options.compaction_interval = Some(self.etcd_compaction_interval).filter(|d| !d.is_zero());
+        let files = [
+            &self.datastore_cafile,
+            &self.datastore_certfile,
+            &self.datastore_keyfile,
+        ];
+        if files.iter().any(|f| f.is_some())
+            || self
+                .datastore_endpoint
+                .iter()
+                .any(|e| e.starts_with("https://"))
+        {
+            options.tls = Some(skiff_etcd::TlsFiles {
+                ca: self.datastore_cafile.clone(),
+                cert: self.datastore_certfile.clone(),
+                key: self.datastore_keyfile.clone(),
+            });
+        }
+        let store = skiff_etcd::EtcdStore::connect(options)
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to etcd at {}",
+                    self.datastore_endpoint.join(",")
+                )
+            })?;
+        tracing::info!(endpoints = %self.datastore_endpoint.join(","), "state in etcd");
+        Ok(Some(store))
+    }
+}
