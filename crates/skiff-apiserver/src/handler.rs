@@ -48,6 +48,8 @@ pub struct Api {
     pub default_tolerations: crate::plugins::tolerations::DefaultTolerationSeconds,
     /// The ServiceAccount admission plugin's switch (the server turns it on).
     pub service_accounts: crate::plugins::serviceaccount::ServiceAccountAdmission,
+    /// The client to nodes' kubelet endpoints (HTTPS with the kubelet client certificate).
+    pub nodes: crate::nodeclient::NodeClient,
 }
 
 /// Namespaces upstream refuses to delete (`NamespaceLifecycle` admission).

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod metricsapi;
 mod namespace;
 pub mod negotiate;
+pub mod nodeclient;
 pub mod object;
 pub mod openapi;
 pub mod options;
@@ -89,6 +90,7 @@ impl Api {
             telemetry: Default::default(),
             default_tolerations: Default::default(),
             service_accounts: Default::default(),
+            nodes: Default::default(),
         };
         api.health.mark("generic-apiserver-start-informers");
         crd::load(&api)?;

@@ -1,5 +1,6 @@
 //! `pods/{name}/log`: proxied to the log endpoint of the pod's node (its InternalIP and
-//! `daemonEndpoints.kubeletEndpoint.Port`), streamed back as `text/plain`.
+//! `daemonEndpoints.kubeletEndpoint.Port`, over `nodeclient`'s HTTPS), streamed back as
+//! `text/plain`.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -41,7 +42,6 @@ pub async fn pod_log(api: &Api, t: &Target, p: &Params) -> Result<Response> {
     let Some(node_name) = node_name else {
         return Err(waiting());
     };
-    let (host, port) = node_endpoint(api, node_name)?;
     let query = {
         let mut query = form_urlencoded::Serializer::new(String::new());
         for k in PASSED {
@@ -52,16 +52,8 @@ pub async fn pod_log(api: &Api, t: &Target, p: &Params) -> Result<Response> {
         query.finish()
     };
     let ns = t.namespace.as_deref().unwrap_or("default");
-    let url = format!("http://{host}:{port}/containerLogs/{ns}/{name}/{container}?{query}");
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| ApiError::Internal(format!("log URL {url}: {e}")))?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<String>();
-    let req = hyper::Request::get(uri)
-        .body(String::new())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let resp = client.request(req).await.map_err(|e| {
+    let path = format!("/containerLogs/{ns}/{name}/{container}?{query}");
+    let resp = api.nodes.get(api, node_name, &path).await.map_err(|e| {
         ApiError::ServiceUnavailable(format!("cannot reach node {node_name} for logs: {e}"))
     })?;
     if !resp.status().is_success() {

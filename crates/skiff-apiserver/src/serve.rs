@@ -40,6 +40,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
 /// The common name of the aggregator's client certificate, the one name
 /// `requestheader-allowed-names` allows.
 pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+/// The common name of the client certificate the API server presents to nodes' kubelet
+/// endpoints (kubeadm's `apiserver-kubelet-client`); RBAC binds it to
+/// `system:kubelet-api-admin` (decision 0034).
+pub const KUBELET_CLIENT: &str = "kube-apiserver-kubelet-client";
 
 /// The cluster's credentials, kept under `<data-dir>/pki`.
 pub struct Credentials {
@@ -49,6 +53,11 @@ pub struct Credentials {
     /// its key, PEM: what it presents to extension API servers.
     pub front_proxy_cert_pem: String,
     pub front_proxy_key_pem: String,
+    /// The API server's client certificate for nodes (CN `kube-apiserver-kubelet-client`)
+    /// and its key, PEM: what it presents on the kubelet port (upstream's
+    /// `--kubelet-client-certificate`).
+    pub kubelet_client_cert_pem: String,
+    pub kubelet_client_key_pem: String,
     server_cert: CertificateDer<'static>,
     server_key: PrivateKeyDer<'static>,
 }
@@ -123,7 +132,7 @@ pub fn needs_renewal(not_after: SystemTime, now: SystemTime) -> bool {
 }
 
 /// `skiff certificate rotate`: renews the CA certificate (same key) and the front-proxy
-/// client certificate now, whatever their dates. Returns each file renewed with its new end
+/// and kubelet client certificates now, whatever their dates. Returns each file renewed with its new end
 /// (RFC 3339). The serving certificate is issued afresh at every start.
 pub fn rotate_certificates(dir: &Path) -> Result<Vec<(String, String)>, ServeError> {
     let ca_key_path = dir.join("ca.key");
@@ -131,14 +140,63 @@ pub fn rotate_certificates(dir: &Path) -> Result<Vec<(String, String)>, ServeErr
     let key_pem = std::fs::read_to_string(&ca_key_path).map_err(io_err(&ca_key_path))?;
     write_ca(&ca_cert_path, &KeyPair::from_pem(&key_pem)?)?;
     // Missing files are reissued by the load that follows.
-    let _ = std::fs::remove_file(dir.join("front-proxy-client.crt"));
+    for (stem, _) in CLIENT_CERTIFICATES {
+        let _ = std::fs::remove_file(dir.join(format!("{stem}.crt")));
+    }
     Credentials::load_or_create(dir, &[])?;
     let mut out = Vec::new();
-    for name in ["ca.crt", "front-proxy-client.crt"] {
-        let end: chrono::DateTime<chrono::Utc> = not_after(&dir.join(name))?.into();
-        out.push((name.to_owned(), end.to_rfc3339()));
+    let names = ["ca.crt".to_owned()].into_iter().chain(
+        CLIENT_CERTIFICATES
+            .iter()
+            .map(|(stem, _)| format!("{stem}.crt")),
+    );
+    for name in names {
+        let end: chrono::DateTime<chrono::Utc> = not_after(&dir.join(&name))?.into();
+        out.push((name, end.to_rfc3339()));
     }
     Ok(out)
+}
+
+/// The client certificates kept under the data dir, by file stem and common name: the
+/// aggregator's for extension servers and the API server's for nodes.
+const CLIENT_CERTIFICATES: [(&str, &str); 2] = [
+    ("front-proxy-client", FRONT_PROXY_CLIENT),
+    ("apiserver-kubelet-client", KUBELET_CLIENT),
+];
+
+/// The client certificate `<stem>.crt` and its key `<stem>.key` (PEM) for `common_name`,
+/// signed by the CA: issued when missing, due for renewal, or `force`d (a new CA).
+fn client_leaf(
+    dir: &Path,
+    (stem, common_name): (&str, &str),
+    issuer: &Issuer<'_, KeyPair>,
+    force: bool,
+) -> Result<(String, String), ServeError> {
+    let cert_path = dir.join(format!("{stem}.crt"));
+    let key_path = dir.join(format!("{stem}.key"));
+    if force || !cert_path.exists() || !key_path.exists() || renewal_due(&cert_path)? {
+        // Upstream signs the front-proxy certificate with a separate front-proxy CA; skiff
+        // has one CA, and extension servers tell this certificate from users' by its CN
+        // (`requestheader-allowed-names`).
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        set_validity(&mut params, LEAF_LIFETIME);
+        let cert = params.signed_by(&key, issuer)?;
+        write_private(&key_path, &key.serialize_pem())?;
+        std::fs::write(&cert_path, cert.pem()).map_err(io_err(&cert_path))?;
+    }
+    let cert = std::fs::read_to_string(&cert_path).map_err(io_err(&cert_path))?;
+    let key = std::fs::read_to_string(&key_path).map_err(io_err(&key_path))?;
+    Ok((cert, key))
 }
 
 impl Credentials {
@@ -149,8 +207,6 @@ impl Credentials {
         let ca_key_path = dir.join("ca.key");
         let ca_cert_path = dir.join("ca.crt");
         let token_path = dir.join("admin.token");
-        let proxy_cert_path = dir.join("front-proxy-client.crt");
-        let proxy_key_path = dir.join("front-proxy-client.key");
         let new_ca = !ca_key_path.exists() || !ca_cert_path.exists();
         if new_ca {
             let key = KeyPair::generate()?;
@@ -177,34 +233,10 @@ impl Credentials {
             .trim()
             .to_owned();
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key_pem)?)?;
-        if new_ca
-            || !proxy_cert_path.exists()
-            || !proxy_key_path.exists()
-            || renewal_due(&proxy_cert_path)?
-        {
-            // Upstream signs it with a separate front-proxy CA; skiff has one CA, and
-            // extension servers tell this certificate from users' by its CN
-            // (`requestheader-allowed-names`).
-            let key = KeyPair::generate()?;
-            let mut params = CertificateParams::new(Vec::<String>::new())?;
-            params
-                .distinguished_name
-                .push(DnType::CommonName, FRONT_PROXY_CLIENT);
-            params.use_authority_key_identifier_extension = true;
-            params.key_usages = vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ];
-            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-            set_validity(&mut params, LEAF_LIFETIME);
-            let cert = params.signed_by(&key, &issuer)?;
-            write_private(&proxy_key_path, &key.serialize_pem())?;
-            std::fs::write(&proxy_cert_path, cert.pem()).map_err(io_err(&proxy_cert_path))?;
-        }
-        let front_proxy_cert_pem =
-            std::fs::read_to_string(&proxy_cert_path).map_err(io_err(&proxy_cert_path))?;
-        let front_proxy_key_pem =
-            std::fs::read_to_string(&proxy_key_path).map_err(io_err(&proxy_key_path))?;
+        let [(front_proxy_cert_pem, front_proxy_key_pem), (kubelet_client_cert_pem, kubelet_client_key_pem)] = [
+            client_leaf(dir, CLIENT_CERTIFICATES[0], &issuer, new_ca)?,
+            client_leaf(dir, CLIENT_CERTIFICATES[1], &issuer, new_ca)?,
+        ];
         let server_key = KeyPair::generate()?;
         let mut params = CertificateParams::new(hosts.to_vec())?;
         params
@@ -219,6 +251,8 @@ impl Credentials {
             admin_token,
             front_proxy_cert_pem,
             front_proxy_key_pem,
+            kubelet_client_cert_pem,
+            kubelet_client_key_pem,
             server_cert: cert.der().clone(),
             server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
         })
@@ -452,7 +486,7 @@ mod tests {
         let key = std::fs::read(dir.path().join("ca.key")).unwrap();
         let proxy = std::fs::read(dir.path().join("front-proxy-client.crt")).unwrap();
         let renewed = rotate_certificates(dir.path()).unwrap();
-        assert_eq!(renewed.len(), 2);
+        assert_eq!(renewed.len(), 3);
         assert_eq!(std::fs::read(dir.path().join("ca.key")).unwrap(), key);
         assert_ne!(
             std::fs::read(dir.path().join("front-proxy-client.crt")).unwrap(),

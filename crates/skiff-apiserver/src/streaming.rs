@@ -1,6 +1,6 @@
 //! `pods/exec`, `pods/attach` and `pods/portforward`: checked as upstream's pod registry
 //! does (the container exists, the pod has a node), then the upgrade (WebSocket or SPDY) is
-//! passed through to the node's kubelet endpoint — the one `pods/log` uses — and the two
+//! passed through to the node's kubelet endpoint over `nodeclient` — as `pods/log` — and the two
 //! upgraded connections are copied into each other. The protocols themselves are spoken
 //! by the node (`skiff-node`'s `streaming.rs`, on `skiff-stream`).
 
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, Result};
 use crate::handler::Api;
-use crate::podlogs::{default_container, node_endpoint};
+use crate::podlogs::default_container;
 use crate::request::Target;
 
 /// The subresources served here.
@@ -92,26 +92,21 @@ pub async fn proxy(api: &Api, t: &Target, mut parts: request::Parts) -> Result<R
         .as_str()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::BadRequest(format!("pod {name} does not have a host assigned")))?;
-    let (host, port) = node_endpoint(api, node_name)?;
     let unreachable = |e: &dyn std::fmt::Display| {
         ApiError::ServiceUnavailable(format!("error dialing backend: {e}"))
     };
-    let tcp = tokio::net::TcpStream::connect(format!("{host}:{port}"))
+    let crate::nodeclient::Connection {
+        mut sender,
+        authority,
+    } = api
+        .nodes
+        .connect(api, node_name)
         .await
         .map_err(|e| unreachable(&e))?;
-    let _ = tcp.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| unreachable(&e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "node streaming connection");
-        }
-    });
     let mut req = hyper::Request::builder()
         .method(parts.method.clone())
         .uri(format!("{path}?{query}"))
-        .header(header::HOST, format!("{host}:{port}"));
+        .header(header::HOST, authority);
     for h in &PASSED {
         for v in parts.headers.get_all(h) {
             req = req.header(h, v);

@@ -1,8 +1,10 @@
-//! The `kubernetes.io/kube-apiserver-client` signer, as kube-controller-manager's
-//! `csrsigning`: an approved, not failed, not yet issued CertificateSigningRequest for this
-//! signer gets a client certificate from the cluster CA, valid for the shorter of its
-//! `expirationSeconds` and a year (`--cluster-signing-duration`), backdated five minutes
-//! for clock skew. A request the signer may not honour gets a `Failed` condition instead.
+//! The `kubernetes.io/kube-apiserver-client` and `kubernetes.io/kubelet-serving` signers,
+//! as kube-controller-manager's `csrsigning`: an approved, not failed, not yet issued
+//! CertificateSigningRequest for one of them gets a certificate from the cluster CA, valid
+//! for the shorter of its `expirationSeconds` and a year (`--cluster-signing-duration`),
+//! backdated five minutes for clock skew, with the extended key usages its usages name. A
+//! request the signer may not honour gets a `Failed` condition instead. Nodes get their
+//! serving certificates this way (decision 0034).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,6 +18,8 @@ use skiff_reconcile::{Harness, Metrics, Outcome};
 use crate::Error;
 
 pub const SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// The signer of nodes' kubelet serving certificates.
+pub const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
 /// Upstream's default `--cluster-signing-duration`.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How far back `notBefore` goes (upstream's backdate).
@@ -34,9 +38,10 @@ pub enum Action {
     Fail(String),
 }
 
-/// The decision for `csr`, or `None` when it is not this signer's to sign now.
+/// The decision for `csr`, or `None` when it is not these signers' to sign now.
 pub fn plan(csr: &CertificateSigningRequest) -> Option<Action> {
-    if csr.spec.signer_name != SIGNER {
+    let signer = csr.spec.signer_name.as_str();
+    if signer != SIGNER && signer != KUBELET_SERVING {
         return None;
     }
     let status = csr.status.as_ref();
@@ -55,18 +60,13 @@ pub fn plan(csr: &CertificateSigningRequest) -> Option<Action> {
         return None;
     }
     let usages = csr.spec.usages.clone().unwrap_or_default();
-    if let Some(bad) = usages
-        .iter()
-        .find(|u| !ALLOWED_USAGES.contains(&u.as_str()))
-    {
-        return Some(Action::Fail(format!(
-            "invalid usage for client certificate: {bad}"
-        )));
-    }
-    if !usages.iter().any(|u| u == "client auth") {
-        return Some(Action::Fail(
-            "missing required usage for client certificate: client auth".into(),
-        ));
+    let invalid = if signer == SIGNER {
+        client_usages_error(&usages)
+    } else {
+        kubelet_serving_error(&csr.spec.request.0, &usages)
+    };
+    if let Some(message) = invalid {
+        return Some(Action::Fail(message));
     }
     let requested = csr
         .spec
@@ -77,8 +77,170 @@ pub fn plan(csr: &CertificateSigningRequest) -> Option<Action> {
     Some(Action::Sign(requested.min(MAX_DURATION)))
 }
 
-/// Issues a client certificate (PEM) for the PKCS#10 `request_pem` from the CA, valid from
-/// `now - 5m` to `now + ttl`, with the request's subject and the client usages asked for.
+/// Why a `kube-apiserver-client` request's usages cannot be honoured, if they cannot.
+fn client_usages_error(usages: &[String]) -> Option<String> {
+    if let Some(bad) = usages
+        .iter()
+        .find(|u| !ALLOWED_USAGES.contains(&u.as_str()))
+    {
+        return Some(format!("invalid usage for client certificate: {bad}"));
+    }
+    if !usages.iter().any(|u| u == "client auth") {
+        return Some("missing required usage for client certificate: client auth".into());
+    }
+    None
+}
+
+/// What a PKCS#10 request asks for, as far as the signers look.
+#[derive(Debug, Default)]
+struct Requested {
+    organizations: Vec<String>,
+    common_name: String,
+    dns: Vec<String>,
+    ips: Vec<std::net::IpAddr>,
+    email: bool,
+    uri: bool,
+}
+
+/// Parses a PEM certificate request.
+fn parse_request(request_pem: &[u8]) -> Result<Requested, String> {
+    use x509_parser::certification_request::X509CertificationRequest;
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    use x509_parser::prelude::FromDer;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(request_pem).map_err(|e| e.to_string())?;
+    let (_, req) = X509CertificationRequest::from_der(&pem.contents).map_err(|e| e.to_string())?;
+    let subject = &req.certification_request_info.subject;
+    let mut out = Requested {
+        organizations: subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(str::to_owned))
+            .collect(),
+        common_name: subject
+            .iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+        ..Requested::default()
+    };
+    for ext in req.requested_extensions().into_iter().flatten() {
+        let ParsedExtension::SubjectAlternativeName(san) = ext else {
+            continue;
+        };
+        for name in &san.general_names {
+            match name {
+                GeneralName::DNSName(d) => out.dns.push((*d).to_owned()),
+                GeneralName::IPAddress(b) => {
+                    if let Ok(v4) = <[u8; 4]>::try_from(*b) {
+                        out.ips.push(v4.into());
+                    } else if let Ok(v6) = <[u8; 16]>::try_from(*b) {
+                        out.ips.push(v6.into());
+                    }
+                }
+                GeneralName::RFC822Name(_) => out.email = true,
+                GeneralName::URI(_) => out.uri = true,
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Why a `kubelet-serving` request cannot be honoured, if it cannot: upstream's
+/// `ValidateKubeletServingCSR` with its messages (organization exactly `system:nodes`, a
+/// DNS or IP name and no email or URI, usages digital signature and server auth with or
+/// without key encipherment, common name `system:node:<name>`).
+fn kubelet_serving_error(request_pem: &[u8], usages: &[String]) -> Option<String> {
+    let req = match parse_request(request_pem) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("unable to parse csr: {e}")),
+    };
+    if req.organizations != ["system:nodes"] {
+        return Some("subject organization is not system:nodes".into());
+    }
+    if req.dns.is_empty() && req.ips.is_empty() {
+        return Some("DNS or IP subjectAltName is required".into());
+    }
+    if req.email {
+        return Some("Email subjectAltNames are not allowed".into());
+    }
+    if req.uri {
+        return Some("URI subjectAltNames are not allowed".into());
+    }
+    let mut got: Vec<&str> = usages.iter().map(String::as_str).collect();
+    got.sort_unstable();
+    got.dedup();
+    if got != ["digital signature", "key encipherment", "server auth"]
+        && got != ["digital signature", "server auth"]
+    {
+        return Some(
+            "usages did not match [digital signature key encipherment server auth]".into(),
+        );
+    }
+    if !req.common_name.starts_with("system:node:") {
+        return Some("subject common name does not begin with system:node:".into());
+    }
+    None
+}
+
+/// The node a pending `kubelet-serving` request comes from, when a node asked it: the
+/// requester is `system:node:<name>` in `system:nodes`.
+pub fn serving_requester(csr: &CertificateSigningRequest) -> Option<&str> {
+    if csr.spec.signer_name != KUBELET_SERVING {
+        return None;
+    }
+    let decided = csr
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| !cs.is_empty());
+    let in_nodes = csr
+        .spec
+        .groups
+        .as_ref()
+        .is_some_and(|g| g.iter().any(|g| g == "system:nodes"));
+    let name = csr.spec.username.as_deref()?.strip_prefix("system:node:")?;
+    (!decided && in_nodes && !name.is_empty()).then_some(name)
+}
+
+/// Whether a node's own serving request is approved, as the community's kubelet-serving
+/// approvers decide (upstream approves none by itself): valid for the signer, for the
+/// requester's own name, and naming only that node's name, its addresses (`addresses` of
+/// its status: type and address) and loopback. Anything else waits for a person.
+pub fn approve_serving(
+    csr: &CertificateSigningRequest,
+    node: &str,
+    addresses: &[(String, String)],
+) -> bool {
+    let usages = csr.spec.usages.clone().unwrap_or_default();
+    if kubelet_serving_error(&csr.spec.request.0, &usages).is_some() {
+        return false;
+    }
+    let Ok(req) = parse_request(&csr.spec.request.0) else {
+        return false;
+    };
+    if req.common_name != format!("system:node:{node}") {
+        return false;
+    }
+    let dns_ok = req.dns.iter().all(|d| {
+        d == node
+            || addresses.iter().any(|(kind, a)| {
+                matches!(kind.as_str(), "Hostname" | "InternalDNS" | "ExternalDNS") && a == d
+            })
+    });
+    let ips_ok = req.ips.iter().all(|ip| {
+        ip.is_loopback()
+            || addresses.iter().any(|(kind, a)| {
+                matches!(kind.as_str(), "InternalIP" | "ExternalIP")
+                    && a.parse::<std::net::IpAddr>().is_ok_and(|a| a == *ip)
+            })
+    });
+    dns_ok && ips_ok
+}
+
+/// Issues a certificate (PEM) for the PKCS#10 `request_pem` from the CA, valid from
+/// `now - 5m` to `now + ttl`, with the request's subject and names and the usages asked for
+/// (`client auth` and `server auth` as extended key usages).
 pub fn issue(
     request_pem: &str,
     usages: &[String],
@@ -99,7 +261,14 @@ pub fn issue(
     let mut serial = *uuid::Uuid::new_v4().as_bytes();
     serial[0] &= 0x7f;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = usages
+        .iter()
+        .filter_map(|u| match u.as_str() {
+            "client auth" => Some(rcgen::ExtendedKeyUsagePurpose::ClientAuth),
+            "server auth" => Some(rcgen::ExtendedKeyUsagePurpose::ServerAuth),
+            _ => None,
+        })
+        .collect();
     params.key_usages = usages
         .iter()
         .filter_map(|u| match u.as_str() {
@@ -152,6 +321,27 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
         }
         json!({"status": {"conditions": conditions}})
     };
+    if let Some(node) = serving_requester(&csr) {
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(ctx.client.clone());
+        let addresses: Vec<(String, String)> = nodes
+            .get_opt(node)
+            .await?
+            .and_then(|n| n.status?.addresses)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.type_, a.address))
+            .collect();
+        if approve_serving(&csr, node, &addresses) {
+            let approval = json!({"status": {"conditions": [{
+                "type": "Approved", "status": "True", "reason": "AutoApproved",
+                "message": "Auto approving the node's serving certificate for its own names.",
+            }]}});
+            api.patch_approval(name, &pp, &Patch::Merge(&approval))
+                .await?;
+            tracing::info!(csr = %name, %node, "csrsigning: approved a node's serving certificate");
+        }
+        return Ok(Outcome::Done);
+    }
     let patch = match plan(&csr) {
         None => return Ok(Outcome::Done),
         Some(Action::Fail(message)) => failed(message),
@@ -303,6 +493,178 @@ mod tests {
         for (name, csr, want) in cases {
             assert_eq!(plan(&csr), want, "{name}");
         }
+    }
+
+    /// A PEM request for `cn` in `orgs` naming `dns` and `ips`, and `email` when given.
+    fn request(cn: &str, orgs: &[&str], dns: &[&str], ips: &[&str], email: bool) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        for ip in ips {
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::IpAddress(ip.parse().unwrap()));
+        }
+        if email {
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::Rfc822Name("a@b.c".try_into().unwrap()));
+        }
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        for o in orgs {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, *o);
+        }
+        params
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap()
+            .into_bytes()
+    }
+
+    #[test]
+    fn kubelet_serving_requests_are_checked_as_upstream() {
+        let node = "system:node:n1";
+        let ecdsa = ["digital signature", "server auth"];
+        let rsa = ["key encipherment", "digital signature", "server auth"];
+        let cases: Vec<(&str, Vec<u8>, &[&str], Option<&str>)> = vec![
+            (
+                "node with names",
+                request(node, &["system:nodes"], &["n1"], &["10.0.0.1"], false),
+                &ecdsa,
+                None,
+            ),
+            (
+                "rsa usages",
+                request(node, &["system:nodes"], &[], &["10.0.0.1"], false),
+                &rsa,
+                None,
+            ),
+            (
+                "other organization",
+                request(node, &["admins"], &["n1"], &[], false),
+                &ecdsa,
+                Some("subject organization is not system:nodes"),
+            ),
+            (
+                "no names",
+                request(node, &["system:nodes"], &[], &[], false),
+                &ecdsa,
+                Some("DNS or IP subjectAltName is required"),
+            ),
+            (
+                "email",
+                request(node, &["system:nodes"], &["n1"], &[], true),
+                &ecdsa,
+                Some("Email subjectAltNames are not allowed"),
+            ),
+            (
+                "client usage",
+                request(node, &["system:nodes"], &["n1"], &[], false),
+                &["digital signature", "server auth", "client auth"],
+                Some("usages did not match [digital signature key encipherment server auth]"),
+            ),
+            (
+                "not a node",
+                request("bob", &["system:nodes"], &["n1"], &[], false),
+                &ecdsa,
+                Some("subject common name does not begin with system:node:"),
+            ),
+        ];
+        for (name, pem, usages, want) in cases {
+            let usages: Vec<String> = usages.iter().map(|u| u.to_string()).collect();
+            assert_eq!(
+                kubelet_serving_error(&pem, &usages).as_deref(),
+                want,
+                "{name}"
+            );
+        }
+        assert!(kubelet_serving_error(b"junk", &[]).is_some());
+    }
+
+    #[test]
+    fn a_nodes_own_serving_request_is_approved_for_its_own_names_only() {
+        let serving = |user: &str, groups: &[&str], pem: Vec<u8>| CertificateSigningRequest {
+            spec: CertificateSigningRequestSpec {
+                signer_name: KUBELET_SERVING.into(),
+                usages: Some(vec!["digital signature".into(), "server auth".into()]),
+                username: Some(user.into()),
+                groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+                request: ByteString(pem),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let nodes = ["system:nodes", "system:authenticated"];
+        let own = request(
+            "system:node:n1",
+            &["system:nodes"],
+            &["n1"],
+            &["10.0.0.1", "127.0.0.1"],
+            false,
+        );
+        let addresses = vec![
+            ("InternalIP".to_owned(), "10.0.0.1".to_owned()),
+            ("Hostname".to_owned(), "n1".to_owned()),
+        ];
+        let csr = serving("system:node:n1", &nodes, own.clone());
+        assert_eq!(serving_requester(&csr), Some("n1"));
+        assert!(approve_serving(&csr, "n1", &addresses));
+        // An address the node does not have.
+        let other_ip = request(
+            "system:node:n1",
+            &["system:nodes"],
+            &["n1"],
+            &["10.0.0.9"],
+            false,
+        );
+        assert!(!approve_serving(
+            &serving("system:node:n1", &nodes, other_ip),
+            "n1",
+            &addresses
+        ));
+        // Another node's name in the subject.
+        let other = request("system:node:n2", &["system:nodes"], &["n1"], &[], false);
+        assert!(!approve_serving(
+            &serving("system:node:n1", &nodes, other),
+            "n1",
+            &addresses
+        ));
+        // Requested by someone who is not a node: left to a person.
+        assert_eq!(
+            serving_requester(&serving("admin", &["system:masters"], own.clone())),
+            None
+        );
+        assert_eq!(
+            serving_requester(&serving("system:node:n1", &[], own.clone())),
+            None
+        );
+        // Already decided.
+        let mut decided = serving("system:node:n1", &nodes, own);
+        decided.status = csr_status(&["Denied"]);
+        assert_eq!(serving_requester(&decided), None);
+    }
+
+    fn csr_status(conditions: &[&str]) -> Option<CertificateSigningRequestStatus> {
+        Some(CertificateSigningRequestStatus {
+            certificate: None,
+            conditions: Some(
+                conditions
+                    .iter()
+                    .map(|c| CertificateSigningRequestCondition {
+                        type_: c.to_string(),
+                        status: "True".into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+        })
     }
 
     #[test]

@@ -8,6 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// PEM files of etcd's serving certificate, its key and the CA its clients must present
+/// certificates from.
+pub struct ServerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// A running etcd member.
 pub struct EtcdProcess {
     child: Child,
@@ -20,6 +28,16 @@ impl EtcdProcess {
     /// `/health`. Without the binary: under `CI=true` the test fails (CI installs
     /// `etcd-server`); elsewhere it says so and returns `None`, and the test skips.
     pub fn start_or_skip() -> Option<EtcdProcess> {
+        EtcdProcess::start_with_or_skip(None)
+    }
+
+    /// [`EtcdProcess::start_or_skip`] serving clients over TLS only, asking them for a
+    /// certificate signed by `tls.ca`: `https://127.0.0.1:<port>`.
+    pub fn start_tls_or_skip(tls: &ServerTls) -> Option<EtcdProcess> {
+        EtcdProcess::start_with_or_skip(Some(tls))
+    }
+
+    fn start_with_or_skip(tls: Option<&ServerTls>) -> Option<EtcdProcess> {
         let Some(binary) = find_binary() else {
             let why = "etcd is not installed (Debian: apt-get install etcd-server)";
             if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -31,7 +49,7 @@ impl EtcdProcess {
         let mut last = String::new();
         // A free port can be taken between choosing it and etcd binding it; try again then.
         for _ in 0..3 {
-            match start(&binary) {
+            match start(&binary, tls) {
                 Ok(etcd) => return Some(etcd),
                 Err(log) => last = log,
             }
@@ -39,7 +57,7 @@ impl EtcdProcess {
         panic!("etcd did not start:\n{last}");
     }
 
-    /// `http://127.0.0.1:<port>`, the client URL.
+    /// `http(s)://127.0.0.1:<port>`, the client URL.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -74,15 +92,24 @@ fn free_port() -> u16 {
 }
 
 /// Starts one member; on failure, its log.
-fn start(binary: &Path) -> Result<EtcdProcess, String> {
+fn start(binary: &Path, tls: Option<&ServerTls>) -> Result<EtcdProcess, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (client, peer) = (free_port(), free_port());
-    let client_url = format!("http://127.0.0.1:{client}");
+    let (client, peer, metrics) = (free_port(), free_port(), free_port());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let client_url = format!("{scheme}://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
     let log_path = dir.path().join("etcd.log");
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
     let err = log.try_clone().map_err(|e| e.to_string())?;
-    let child = Command::new(binary)
+    let mut command = Command::new(binary);
+    if let Some(tls) = tls {
+        command
+            .arg(format!("--cert-file={}", tls.cert.display()))
+            .arg(format!("--key-file={}", tls.key.display()))
+            .arg(format!("--trusted-ca-file={}", tls.ca.display()))
+            .arg("--client-cert-auth");
+    }
+    let child = command
         .arg("--name=test")
         .arg(format!("--data-dir={}", dir.path().join("data").display()))
         .arg(format!("--listen-client-urls={client_url}"))
@@ -90,6 +117,8 @@ fn start(binary: &Path) -> Result<EtcdProcess, String> {
         .arg(format!("--listen-peer-urls={peer_url}"))
         .arg(format!("--initial-advertise-peer-urls={peer_url}"))
         .arg(format!("--initial-cluster=test={peer_url}"))
+        // Plain HTTP `/health` whatever the client URLs speak, for the wait below.
+        .arg(format!("--listen-metrics-urls=http://127.0.0.1:{metrics}"))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
@@ -105,7 +134,7 @@ fn start(binary: &Path) -> Result<EtcdProcess, String> {
         if let Ok(Some(_)) = etcd.child.try_wait() {
             break;
         }
-        if healthy(client) {
+        if healthy(metrics) {
             return Ok(etcd);
         }
         std::thread::sleep(Duration::from_millis(50));

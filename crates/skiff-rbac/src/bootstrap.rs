@@ -28,6 +28,8 @@ pub const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-adm
 pub const AGGREGATE_TO_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
 pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
 
+/// The role of the controllers' approver of nodes' serving certificates (decision 0034).
+pub const KUBELET_SERVING_APPROVER: &str = "system:skiff:kubelet-serving-approver";
 pub(crate) const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
 const READ_WRITE: &[&str] = &[
@@ -479,6 +481,44 @@ fn policy_roles() -> Vec<ClusterRole> {
                 rule(READ, &["storage.k8s.io"], &["csistoragecapacities"]),
             ],
         ),
+        // Full access to the kubelet API; bound to the API server's kubelet client below.
+        role(
+            "system:kubelet-api-admin",
+            &[],
+            vec![
+                rule(READ, &[""], &["nodes"]),
+                rule(&["proxy"], &[""], &["nodes"]),
+                rule(
+                    &["*"],
+                    &[""],
+                    &[
+                        "nodes/proxy",
+                        "nodes/metrics",
+                        "nodes/spec",
+                        "nodes/stats",
+                        "nodes/log",
+                    ],
+                ),
+            ],
+        ),
+        // skiff's approver of nodes' own serving certificates (decision 0034); upstream
+        // leaves that signer's approvals to an add-on.
+        role(
+            KUBELET_SERVING_APPROVER,
+            &[],
+            vec![
+                rule(&["get"], &[""], &["nodes"]),
+                rule(
+                    &["update"],
+                    &["certificates.k8s.io"],
+                    &["certificatesigningrequests/approval"],
+                ),
+                named(
+                    rule(&["approve"], &["certificates.k8s.io"], &["signers"]),
+                    &["kubernetes.io/kubelet-serving"],
+                ),
+            ],
+        ),
         role(
             "system:node",
             &[],
@@ -608,6 +648,16 @@ fn policy_role_bindings() -> Vec<ClusterRoleBinding> {
             vec![subject("User", "system:kube-scheduler")],
         ),
         binding("system:node", vec![]),
+        // Upstream leaves this binding to the installer (kubeadm, k3s); skiff's API server
+        // reaches nodes as `kube-apiserver-kubelet-client` (decision 0034).
+        binding(
+            "system:kubelet-api-admin",
+            vec![subject("User", "kube-apiserver-kubelet-client")],
+        ),
+        binding(
+            KUBELET_SERVING_APPROVER,
+            vec![subject("User", "system:kube-controller-manager")],
+        ),
     ]
 }
 

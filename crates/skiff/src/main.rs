@@ -387,6 +387,14 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             &credentials.front_proxy_key_pem,
         )
         .context("loading the front-proxy client certificate")?;
+    api.nodes
+        .set_identity(
+            &credentials.ca_pem,
+            &credentials.kubelet_client_cert_pem,
+            &credentials.kubelet_client_key_pem,
+        )
+        .map_err(anyhow::Error::msg)
+        .context("loading the kubelet client certificate")?;
     let client_addr = if addr.ip().is_unspecified() {
         SocketAddr::new([127, 0, 0, 1].into(), addr.port())
     } else {

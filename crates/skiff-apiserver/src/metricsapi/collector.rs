@@ -120,25 +120,19 @@ pub fn add(batch: &mut Batch, node: &str, s: &Summary) {
     }
 }
 
-type Client =
-    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, String>;
-
 /// Scrapes every node each [`RESOLUTION`] until the API is dropped.
 pub async fn run(api: Arc<Api>) {
-    let client: Client =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
     let mut tick = tokio::time::interval(RESOLUTION);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let batch = round(&api, &client).await;
+        let batch = round(&api).await;
         api.metrics.store(batch);
     }
 }
 
 /// One round: every node, concurrently.
-async fn round(api: &Api, client: &Client) -> Batch {
+async fn round(api: &Api) -> Batch {
     let mut batch = Batch::default();
     let Some(nodes) = api.registry.get("", "v1", "nodes") else {
         return batch;
@@ -165,7 +159,7 @@ async fn round(api: &Api, client: &Client) -> Batch {
         }
     };
     let scrapes = names.iter().map(|name| async move {
-        let result = tokio::time::timeout(TIMEOUT, scrape(api, client, name)).await;
+        let result = tokio::time::timeout(TIMEOUT, scrape(api, name)).await;
         (name, result)
     });
     for (name, result) in futures::future::join_all(scrapes).await {
@@ -178,15 +172,11 @@ async fn round(api: &Api, client: &Client) -> Batch {
     batch
 }
 
-async fn scrape(api: &Api, client: &Client, node: &str) -> Result<Summary, String> {
-    let (host, port) = crate::podlogs::node_endpoint(api, node).map_err(|e| e.to_string())?;
-    let uri: hyper::Uri = format!("http://{host}:{port}/stats/summary?only_cpu_and_memory=true")
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    let req = hyper::Request::get(uri)
-        .body(String::new())
-        .map_err(|e| e.to_string())?;
-    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+async fn scrape(api: &Api, node: &str) -> Result<Summary, String> {
+    let resp = api
+        .nodes
+        .get(api, node, "/stats/summary?only_cpu_and_memory=true")
+        .await?;
     if !resp.status().is_success() {
         return Err(format!("node answered {}", resp.status()));
     }

@@ -1,6 +1,6 @@
 //! The kubelet's log endpoint, `GET /containerLogs/{namespace}/{pod}/{container}`, which
 //! the API server proxies `pods/{name}/log` to; it also serves the streaming endpoints
-//! of `streaming.rs`.
+//! of `streaming.rs`. All of it over HTTPS, authenticated and authorized (`nodeauth.rs`).
 
 use super::pods::{LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_NAME, LABEL_NAMESPACE};
 use super::Shared;
@@ -15,7 +15,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Serves the endpoint until the process ends.
-pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    auth: Arc<super::nodeauth::NodeAuth>,
+) {
     let app = axum::Router::new()
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
@@ -29,9 +34,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
         .merge(super::streaming::routes())
         .merge(super::metrics::routes())
         .with_state(shared);
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::warn!(error = %e, "log endpoint stopped");
-    }
+    super::nodeauth::serve(listener, tls, super::nodeauth::protect(app, auth)).await;
 }
 
 fn text(code: StatusCode, msg: String) -> Response {

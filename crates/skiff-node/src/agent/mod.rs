@@ -12,11 +12,13 @@ pub mod lifecycle;
 mod logserver;
 pub mod metrics;
 mod node;
+mod nodeauth;
 pub mod plan;
 mod pods;
 mod probeclient;
 pub mod probes;
 mod pty;
+mod servingcert;
 pub mod status;
 mod streaming;
 pub mod summary;
@@ -66,6 +68,9 @@ pub enum AgentError {
     /// Sandboxes could not be set up.
     #[error("sandboxes: {0}")]
     Sandbox(#[from] crate::sandbox::Error),
+    /// The kubelet port's serving certificate or TLS settings could not be had.
+    #[error("kubelet port: {0}")]
+    Serving(String),
     /// The log endpoint could not listen.
     #[error("log endpoint on port {port}: {source}")]
     Listen {
@@ -115,7 +120,7 @@ pub(crate) struct Shared {
 /// Starts the agent: opens the runtime, registers the Node and returns once it is Ready;
 /// the lease, the pod loop and the log endpoint keep running in spawned tasks.
 pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
-    let client = client(&cfg.kubeconfig).await?;
+    let (client, cluster_ca) = client(&cfg.kubeconfig).await?;
     // Where this node's host state lives, for `skiff killall` (decision 0037).
     let settings = crate::cleanup::NodeSettings {
         bridge: cfg.bridge.clone(),
@@ -177,14 +182,47 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
         images,
         sandboxes,
     });
-    tokio::spawn(logserver::serve(shared.clone(), listener));
     node::register(&shared, port).await?;
+    // HTTPS with a certificate from the cluster CA, every request authenticated and
+    // authorized through the API server (decision 0034). The certificate is asked for once
+    // the Node exists: the approver checks the request's names against the Node's.
+    let (cfg, client) = (&shared.cfg, &shared.client);
+    let hosts = servingcert::hosts(&cfg.node_name, &shared.node_ip);
+    let pki = cfg.data_dir.join("pki");
+    let serving = servingcert::obtain(client, &cfg.node_name, &hosts, &pki)
+        .await
+        .map_err(|e| AgentError::Serving(e.to_string()))?;
+    let resolver = Arc::new(
+        servingcert::Resolver::new(&serving).map_err(|e| AgentError::Serving(e.to_string()))?,
+    );
+    let tls =
+        nodeauth::server_config(&cluster_ca, resolver.clone()).map_err(AgentError::Serving)?;
+    let auth = Arc::new(nodeauth::NodeAuth::new(
+        client.clone(),
+        cfg.node_name.clone(),
+    ));
+    tokio::spawn(servingcert::keep_renewed(
+        client.clone(),
+        cfg.node_name.clone(),
+        hosts,
+        pki,
+        serving,
+        resolver,
+    ));
+    tokio::spawn(logserver::serve(
+        shared.clone(),
+        listener,
+        Arc::new(tls),
+        auth,
+    ));
     tokio::spawn(node::heartbeat(shared.clone(), port));
     tokio::spawn(pods::run(shared));
     Ok(())
 }
 
-async fn client(path: &std::path::Path) -> Result<kube::Client, AgentError> {
+/// The agent's API client and the cluster CA its kubeconfig trusts (DER), which also
+/// verifies client certificates on the kubelet port.
+async fn client(path: &std::path::Path) -> Result<(kube::Client, Vec<Vec<u8>>), AgentError> {
     let err = |message: String| AgentError::Kubeconfig {
         path: path.to_path_buf(),
         message,
@@ -194,5 +232,7 @@ async fn client(path: &std::path::Path) -> Result<kube::Client, AgentError> {
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await
             .map_err(|e| err(e.to_string()))?;
-    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+    let ca = config.root_cert.clone().unwrap_or_default();
+    let client = kube::Client::try_from(config).map_err(|e| err(e.to_string()))?;
+    Ok((client, ca))
 }
