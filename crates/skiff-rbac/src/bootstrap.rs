@@ -880,7 +880,7 @@ mod tests {
             )
         );
         let slices = find("system:controller:endpointslice-controller");
-        assert_eq!(slices.subjects.as_ref().unwrap().len(), 2);
+        assert_eq!(slices.subjects.as_ref().unwrap().len(), 3);
         assert_eq!(
             find("system:node-proxier").subjects.as_ref().unwrap()[0].name,
             "system:kube-proxy"

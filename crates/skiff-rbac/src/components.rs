@@ -17,6 +17,12 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Subject};
 use crate::authorizer::GROUP;
 use crate::bootstrap::{binding, events_rule, named, role, rule, subject, READ};
 
+/// The controller manager's user, which skiff's controllers run as.
+pub const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
+/// kube-proxy's user, which skiff's per-node networking (service proxy, routes, service
+/// load balancer, cluster DNS, the Gateway's data plane) runs as.
+pub const KUBE_PROXY: &str = "system:kube-proxy";
+
 /// Prefix of a controller role (upstream's `saRolePrefix`).
 pub const CONTROLLER_ROLE_PREFIX: &str = "system:controller:";
 /// The namespace of the controllers' and add-ons' ServiceAccounts.
@@ -490,6 +496,10 @@ pub fn controller_role_bindings() -> Vec<ClusterRoleBinding> {
         .map(|role_name| {
             let sa = role_name.trim_start_matches(CONTROLLER_ROLE_PREFIX);
             let mut subjects = vec![service_account(sa)];
+            // skiff's controllers run in one client per controller manager, as upstream
+            // without --use-service-account-credentials, whose own user then needs every
+            // controller role.
+            subjects.push(subject("User", CONTROLLER_MANAGER));
             subjects.extend(
                 ALSO_BOUND
                     .iter()
@@ -553,6 +563,15 @@ pub fn component_roles() -> Vec<ClusterRole> {
             &["networking.k8s.io"],
             &["ingresses/status"],
         ),
+        // The bundle's safe-upgrades ValidatingAdmissionPolicy and its binding.
+        rule(
+            &["get", "create", "update"],
+            &["admissionregistration.k8s.io"],
+            &[
+                "validatingadmissionpolicies",
+                "validatingadmissionpolicybindings",
+            ],
+        ),
         events_rule(),
     ];
     gateway_writes.extend(gateway_reads.clone());
@@ -604,6 +623,18 @@ pub fn component_roles() -> Vec<ClusterRole> {
                 ),
             ],
         ),
+        // skiff's service load balancer on each node, as the cloud provider's service
+        // controller: it writes Services' load-balancer status.
+        role(
+            "system:skiff:service-lb",
+            &[],
+            vec![
+                rule(READ, &[""], &["services"]),
+                rule(&["patch", "update"], &[""], &["services/status"]),
+                rule(LIST_WATCH, &[""], &["nodes"]),
+                events_rule(),
+            ],
+        ),
         // The Gateway's data plane on each node reads what it serves.
         role("system:skiff:gateway", &[], gateway_reads),
         // Its control plane installs the Gateway API and writes status.
@@ -614,17 +645,22 @@ pub fn component_roles() -> Vec<ClusterRole> {
 /// Who the add-on roles are bound to, as upstream binds them.
 pub fn component_role_bindings() -> Vec<ClusterRoleBinding> {
     vec![
-        binding(
-            "system:node-proxier",
-            vec![subject("User", "system:kube-proxy")],
-        ),
+        binding("system:node-proxier", vec![subject("User", KUBE_PROXY)]),
         binding(
             "system:volume-scheduler",
             vec![subject("User", "system:kube-scheduler")],
         ),
         binding("system:kube-dns", vec![service_account("kube-dns")]),
-        binding("system:skiff:dns", vec![service_account("kube-dns")]),
-        binding("system:skiff:gateway", vec![service_account("gateway")]),
+        binding(
+            "system:skiff:dns",
+            vec![service_account("kube-dns"), subject("User", KUBE_PROXY)],
+        ),
+        binding(
+            "system:skiff:gateway",
+            vec![service_account("gateway"), subject("User", KUBE_PROXY)],
+        ),
+        // The service load balancer: the cloud controller's service controller.
+        binding("system:skiff:service-lb", vec![subject("User", KUBE_PROXY)]),
         binding(
             "system:skiff:gateway-controller",
             vec![service_account("gateway-controller")],
