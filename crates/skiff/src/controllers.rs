@@ -1,6 +1,13 @@
 //! Wiring of the controllers, the scheduler and the gateway controller into `skiff server`.
 
 use crate::Components;
+use skiff_auth::components;
+
+/// The controllers' identity: upstream's controller manager user, bound to its role and to
+/// every controller role (decision 0036).
+fn controller_manager() -> skiff_apimachinery::user::UserInfo {
+    components::user("system:kube-controller-manager")
+}
 
 /// Starts the controllers and the scheduler as API clients of the local server, their
 /// metrics in the process registry `registry`. They run in the background: start-up does
@@ -10,7 +17,9 @@ pub async fn start(
     components: &Components,
     registry: &skiff_metrics::Registry,
 ) -> anyhow::Result<skiff_reconcile::Metrics> {
-    let client = components.client("kube-controller-manager").await?;
+    let client = components
+        .client("kube-controller-manager", controller_manager())
+        .await?;
     let metrics = skiff_controllers::spawn_all(
         client.clone(),
         skiff_reconcile::Metrics::with_registry(registry),
@@ -38,13 +47,20 @@ pub async fn start(
     let scheduler_metrics = skiff_scheduler::metrics::SchedulerMetrics::default();
     registry.register(|r| scheduler_metrics.register(r));
     tokio::spawn(skiff_scheduler::run_with_metrics(
-        components.client("kube-scheduler").await?,
+        components
+            .client("kube-scheduler", components::user("system:kube-scheduler"))
+            .await?,
         scheduler_metrics,
     ));
     // The Gateway API is built in: CRDs, GatewayClass `skiff` and the status controller
     // (each node runs the data plane with its service networking, see net.rs).
     tokio::spawn(skiff_gateway::run_control_plane(
-        components.client("gateway-controller").await?,
+        components
+            .client(
+                "gateway-controller",
+                components::controller("gateway-controller"),
+            )
+            .await?,
     ));
     tracing::info!("controllers and scheduler started");
     Ok(metrics)
@@ -62,7 +78,9 @@ pub async fn start_node_lifecycle(
         ..Default::default()
     };
     skiff_controllers::nodelifecycle::spawn(
-        components.client("kube-controller-manager").await?,
+        components
+            .client("kube-controller-manager", controller_manager())
+            .await?,
         options,
         metrics,
     );

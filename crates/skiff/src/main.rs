@@ -71,9 +71,10 @@ struct ServerArgs {
     /// Address the API listens on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
-    /// The authorizers, as kube-apiserver's flag: `RBAC`, or `AlwaysAllow` (everyone may
-    /// do everything; for measurements).
-    #[arg(long, default_value = "RBAC")]
+    /// The authorizers, as kube-apiserver's flag: `Node,RBAC` (the Node authorizer for
+    /// the nodes' own objects, then RBAC), `RBAC`, or `AlwaysAllow` (everyone may do
+    /// everything; for measurements).
+    #[arg(long, default_value = "Node,RBAC")]
     authorization_mode: skiff_apiserver::authz::Mode,
     /// An upstream EncryptionConfiguration file (kube-apiserver's flag). Without it, Secrets
     /// are sealed with a key generated into `DIR/pki/encryption-config.yaml`.
@@ -221,15 +222,39 @@ fn main() -> std::process::ExitCode {
 pub struct Components {
     /// The server's data dir; components keep their state in subdirectories of it.
     pub data_dir: PathBuf,
-    /// An admin kubeconfig for the local API server (components build their clients from it).
+    /// A kubeconfig for the API server: the server's admin one (its address and CA are what
+    /// components take from it), or the credential `skiff agent` was given.
     pub kubeconfig: PathBuf,
+    /// The local API server, which issues each in-process component an in-memory token
+    /// for its own identity (decision 0036); `None` in `skiff agent`.
+    pub api: Option<Arc<skiff_apiserver::Api>>,
 }
 
 impl Components {
-    /// An admin API client of the local server for `component`, which its User-Agent names:
-    /// the server attributes the component's writes (managedFields) to it, as upstream's
-    /// `kube-controller-manager`, `kube-scheduler` and `kubelet`.
-    pub async fn client(&self, component: &str) -> anyhow::Result<kube::Client> {
+    /// The credential of `identity`: a token the local server issues for it, kept in
+    /// memory only; `None` in `skiff agent`, whose components use its kubeconfig's.
+    pub fn credential(
+        &self,
+        identity: skiff_apimachinery::user::UserInfo,
+    ) -> anyhow::Result<Option<kube::config::AuthInfo>> {
+        let Some(api) = &self.api else {
+            return Ok(None);
+        };
+        let token = api.authn.components.issue(identity)?;
+        Ok(Some(serde_json::from_value(
+            serde_json::json!({ "token": token }),
+        )?))
+    }
+
+    /// An API client of the local server for `component`, which its User-Agent names (the
+    /// server attributes the component's writes, managedFields, to it, as upstream's
+    /// `kube-controller-manager`, `kube-scheduler` and `kubelet`), acting as `identity`
+    /// with only the rights RBAC gives it.
+    pub async fn client(
+        &self,
+        component: &str,
+        identity: skiff_apimachinery::user::UserInfo,
+    ) -> anyhow::Result<kube::Client> {
         // kube's TLS client needs a process-wide crypto provider; ignore "already installed".
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
@@ -239,6 +264,9 @@ impl Components {
         )
         .await?;
         let mut config = config;
+        if let Some(auth) = self.credential(identity)? {
+            config.auth_info = auth;
+        }
         config.headers.push((
             hyper::header::USER_AGENT,
             hyper::header::HeaderValue::from_str(&format!(
@@ -421,6 +449,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let kubeconfig = data_dir.join("kubeconfig");
     write_kubeconfig(&kubeconfig, &credentials.kubeconfig(&url))?;
 
+    let local_api = api.clone();
     let server = Arc::new(skiff_apiserver::Server {
         api,
         openapi: Default::default(),
@@ -431,6 +460,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let components = Components {
         data_dir: data_dir.clone(),
         kubeconfig: kubeconfig.clone(),
+        api: Some(local_api),
     };
     let controller_metrics = controllers::start(&components, &metrics).await?;
     controllers::start_node_lifecycle(
@@ -558,6 +588,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let components = Components {
         data_dir: data_dir.clone(),
         kubeconfig,
+        api: None,
     };
     let options = node::NodeOptions {
         name: args.name.clone(),

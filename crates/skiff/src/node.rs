@@ -101,8 +101,17 @@ pub async fn start(
         shim: vec![exe.into(), "internal-shim".into()],
         cgroup_parent: env("SKIFF_CGROUP_PARENT", "skiff"),
         lease_duration: options.lease_duration,
+        auth: None,
     };
-    let client = components.client("kubelet").await?;
+    // The node's own identity for the agent, kube-proxy's for service networking.
+    let mut cfg = cfg;
+    cfg.auth = components.credential(skiff_auth::components::node(&cfg.node_name))?;
+    let client = components
+        .client(
+            "kube-proxy",
+            skiff_auth::components::user("system:kube-proxy"),
+        )
+        .await?;
     // The API serves only once start-up returns, so the agent registers in the background.
     tokio::spawn(async move {
         let started = std::time::Instant::now();

@@ -87,6 +87,9 @@ pub enum AgentError {
 pub struct AgentConfig {
     /// Kubeconfig for the API server.
     pub kubeconfig: PathBuf,
+    /// The node's credential, used instead of the kubeconfig's when set (the local
+    /// server's in-memory token for `system:node:<name>`, decision 0036).
+    pub auth: Option<kube::config::AuthInfo>,
     /// State root: `images/`, `runtime/`, `network/`, `sandboxes/`, `pods/`, `logs/`.
     pub data_dir: PathBuf,
     /// Node name (the host name by default).
@@ -120,7 +123,7 @@ pub(crate) struct Shared {
 /// Starts the agent: opens the runtime, registers the Node and returns once it is Ready;
 /// the lease, the pod loop and the log endpoint keep running in spawned tasks.
 pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
-    let (client, cluster_ca) = client(&cfg.kubeconfig).await?;
+    let (client, cluster_ca) = client(&cfg.kubeconfig, cfg.auth.clone()).await?;
     // Where this node's host state lives, for `skiff killall` (decision 0037).
     let settings = crate::cleanup::NodeSettings {
         bridge: cfg.bridge.clone(),
@@ -222,16 +225,22 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
 
 /// The agent's API client and the cluster CA its kubeconfig trusts (DER), which also
 /// verifies client certificates on the kubelet port.
-async fn client(path: &std::path::Path) -> Result<(kube::Client, Vec<Vec<u8>>), AgentError> {
+async fn client(
+    path: &std::path::Path,
+    auth: Option<kube::config::AuthInfo>,
+) -> Result<(kube::Client, Vec<Vec<u8>>), AgentError> {
     let err = |message: String| AgentError::Kubeconfig {
         path: path.to_path_buf(),
         message,
     };
     let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-    let config =
+    let mut config =
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await
             .map_err(|e| err(e.to_string()))?;
+    if let Some(auth) = auth {
+        config.auth_info = auth;
+    }
     let ca = config.root_cert.clone().unwrap_or_default();
     let client = kube::Client::try_from(config).map_err(|e| err(e.to_string()))?;
     Ok((client, ca))
