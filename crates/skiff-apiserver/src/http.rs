@@ -276,7 +276,12 @@ async fn handle(
                 &body,
             ));
         }
-        if let Some(resp) = non_resource(&server, &path, parts.uri.query().unwrap_or("")) {
+        if let Some(resp) = non_resource(
+            &server,
+            &path,
+            parts.uri.query().unwrap_or(""),
+            &parts.headers,
+        ) {
             return resp;
         }
     }
@@ -504,7 +509,12 @@ fn check_media_type(method: &Method, content_type: &str) -> Result<()> {
 }
 
 /// Discovery, OpenAPI and health endpoints.
-fn non_resource(server: &Server, path: &str, query: &str) -> Option<Result<Response>> {
+fn non_resource(
+    server: &Server,
+    path: &str,
+    query: &str,
+    headers: &axum::http::HeaderMap,
+) -> Option<Result<Response>> {
     if let Some(resp) = crate::authn::oidc(&server.api, path) {
         return Some(Ok(resp));
     }
@@ -552,6 +562,17 @@ fn non_resource(server: &Server, path: &str, query: &str) -> Option<Result<Respo
                 doc.map(|d| json_response(StatusCode::OK, &d))
                     .ok_or(ApiError::NoRoute),
             )
+        }
+        // kubectl asks for protobuf; a client asking for JSON gets the custom resources'
+        // definitions (`openapi::v2_document`).
+        ["openapi", "v2"]
+            if !headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .contains("protobuf") =>
+        {
+            ok(crate::openapi::v2_document(registry))
         }
         ["openapi", "v2"] => Some(Ok(openapi_v2())),
         _ => None,

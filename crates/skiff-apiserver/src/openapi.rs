@@ -81,6 +81,100 @@ impl OpenApi {
     }
 }
 
+/// `/openapi/v2` as JSON: the definitions of the served custom resources, one per served
+/// version, as upstream's CRD OpenAPI v2 builder publishes them. Built-in kinds are
+/// described in the v3 documents only (kubectl reads v3; v2 is what clients that still
+/// read Swagger, and upstream's CRD publishing tests, look custom resources up in).
+pub fn v2_document(registry: &Registry) -> Value {
+    let snapshot = registry.snapshot();
+    let mut definitions = Map::new();
+    for (_, _, resources) in snapshot.group_versions() {
+        for r in &resources {
+            if let Some(c) = &r.custom {
+                definitions.insert(r.schema_name.clone(), v2_definition(r, &c.schema));
+            }
+        }
+    }
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": crate::discovery::version()["gitVersion"]},
+        "paths": {},
+        "definitions": definitions,
+    })
+}
+
+/// One custom resource version's v2 definition (upstream's `buildKubeNative` for v2): a
+/// schema that keeps unknown fields at its root, or none, is published as a bare object
+/// (kubectl would otherwise validate against it); any other is converted to v2 and gains
+/// `metadata`, `apiVersion` and `kind`.
+fn v2_definition(r: &ResourceInfo, schema: &Value) -> Value {
+    let bare = !schema.is_object() || schema["x-kubernetes-preserve-unknown-fields"] == true;
+    let mut d = if bare {
+        json!({"type": "object"})
+    } else {
+        let mut s = to_v2(schema);
+        if !s["properties"].is_object() {
+            s["properties"] = json!({});
+        }
+        s["properties"]["metadata"] = json!({
+            "$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+            "description": OBJECT_META_DESCRIPTION,
+        });
+        custom_schema_type_meta(&mut s["properties"]);
+        s
+    };
+    d["x-kubernetes-group-version-kind"] =
+        json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
+    d
+}
+
+/// Upstream's `ToStructuralOpenAPIV2`, on the schema as written: v2 has no `allOf`,
+/// `anyOf`, `oneOf`, `not` or `nullable`; a nullable or unknown-preserving node loses its
+/// `properties` and `items` (a nullable one its type too), and an array left without
+/// items its type; a nullable property is no longer required.
+fn to_v2(schema: &Value) -> Value {
+    let Some(object) = schema.as_object() else {
+        return schema.clone();
+    };
+    let mut s: Map<String, Value> = object
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "allOf" | "anyOf" | "oneOf" | "not"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let nullable = s.remove("nullable") == Some(Value::Bool(true));
+    if nullable {
+        s.remove("type");
+    }
+    if nullable || s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        s.remove("properties");
+        s.remove("items");
+    }
+    if s.get("type") == Some(&json!("array")) && !s.contains_key("items") {
+        s.remove("type");
+    }
+    if let Some(Value::Object(props)) = s.get_mut("properties") {
+        let nullable_props: Vec<String> = props
+            .iter()
+            .filter(|(_, p)| p["nullable"] == true)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for p in props.values_mut() {
+            *p = to_v2(p);
+        }
+        if let Some(Value::Array(required)) = s.get_mut("required") {
+            required.retain(|f| !nullable_props.iter().any(|n| f == n.as_str()));
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(sub) = s.get_mut(key) {
+            if sub.is_object() {
+                *sub = to_v2(sub);
+            }
+        }
+    }
+    Value::Object(s)
+}
+
 fn build(version: &str, resources: &[Arc<ResourceInfo>]) -> Value {
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
     for r in resources {
@@ -226,8 +320,22 @@ fn custom_schema(schema: &Value, metadata: &Value) -> Value {
     if !s["properties"].is_object() {
         s["properties"] = json!({});
     }
-    let props = &mut s["properties"];
-    props["metadata"] = metadata.clone();
+    // As upstream publishes it: the reference wrapped in `allOf` (OpenAPI 3.0 ignores a
+    // `$ref`'s siblings) beside the field's own description, which `kubectl explain` shows.
+    s["properties"]["metadata"] = json!({
+        "allOf": [metadata],
+        "description": OBJECT_META_DESCRIPTION,
+    });
+    custom_schema_type_meta(&mut s["properties"]);
+    s
+}
+
+/// The description upstream gives a custom resource's `metadata`.
+const OBJECT_META_DESCRIPTION: &str = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+/// `apiVersion` and `kind`, described in a custom resource's published properties where
+/// its CRD leaves them out.
+fn custom_schema_type_meta(props: &mut Value) {
     for (field, description) in [
         (
             "apiVersion",
@@ -242,7 +350,6 @@ fn custom_schema(schema: &Value, metadata: &Value) -> Value {
             props[field] = json!({"type": "string", "description": description});
         }
     }
-    s
 }
 
 fn resource_paths(r: &ResourceInfo) -> (String, String) {
@@ -268,4 +375,66 @@ fn path_param(name: &str, description: &str) -> Value {
 
 fn query_param(name: &str) -> Value {
     json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}})
+}
+
+#[cfg(test)]
+mod v2_tests {
+    use super::*;
+
+    #[test]
+    fn v2_drops_what_swagger_cannot_say_as_upstream() {
+        // (schema as written, as published in v2)
+        let cases = [
+            (json!({"type": "string"}), json!({"type": "string"})),
+            (
+                json!({"type": "object", "oneOf": [{"required": ["a"]}], "properties": {"a": {"type": "integer", "not": {"minimum": 3}}}}),
+                json!({"type": "object", "properties": {"a": {"type": "integer"}}}),
+            ),
+            (
+                json!({"type": "object", "required": ["a", "b"], "properties": {"a": {"type": "object", "nullable": true, "properties": {"x": {}}}, "b": {"type": "string"}}}),
+                json!({"type": "object", "required": ["b"], "properties": {"a": {}, "b": {"type": "string"}}}),
+            ),
+            (
+                json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": {"a": {}}}),
+                json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+            ),
+            (
+                json!({"type": "array", "x-kubernetes-preserve-unknown-fields": true, "items": {"type": "string"}}),
+                json!({"x-kubernetes-preserve-unknown-fields": true}),
+            ),
+            (
+                json!({"type": "object", "additionalProperties": {"type": "string", "anyOf": [{}]}}),
+                json!({"type": "object", "additionalProperties": {"type": "string"}}),
+            ),
+        ];
+        for (written, published) in cases {
+            assert_eq!(to_v2(&written), published, "{written}");
+        }
+    }
+
+    #[test]
+    fn a_schema_preserving_unknown_fields_at_its_root_is_a_bare_object() {
+        let r = crate::resources::builtins()
+            .into_iter()
+            .find(|r| r.kind == "ConfigMap")
+            .unwrap();
+        let gvk = json!([{"group": "", "version": "v1", "kind": "ConfigMap"}]);
+        let d = v2_definition(
+            &r,
+            &json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": {"spec": {}}}),
+        );
+        assert_eq!(
+            d,
+            json!({"type": "object", "x-kubernetes-group-version-kind": gvk})
+        );
+        let d = v2_definition(
+            &r,
+            &json!({"type": "object", "description": "d", "properties": {"spec": {"type": "object"}}}),
+        );
+        assert_eq!(d["description"], "d");
+        assert_eq!(d["properties"]["spec"], json!({"type": "object"}));
+        assert_eq!(d["properties"]["kind"]["type"], "string");
+        assert!(d["properties"]["metadata"]["$ref"].is_string());
+        assert_eq!(d["x-kubernetes-group-version-kind"], gvk);
+    }
 }

@@ -410,3 +410,592 @@ fn crd_watch_watch_on_custom_resource_definition_objects() {
         delete_crd(&c, &noxu).await;
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// CustomResourcePublishOpenAPI (test/e2e/apimachinery/crd_publish_openapi.go)
+
+/// `schemaFoo`.
+fn schema_foo() -> Value {
+    json!({"description": "Foo CRD for Testing", "type": "object", "properties": {
+        "spec": {"type": "object", "description": "Specification of Foo", "properties": {
+            "bars": {"description": "List of Bars and their specs.", "type": "array", "items": {
+                "type": "object", "required": ["name"], "properties": {
+                    "name": {"description": "Name of Bar.", "type": "string"},
+                    "age": {"description": "Age of Bar.", "type": "string"},
+                    "feeling": {"description": "Whether Bar is feeling great.", "type": "string", "enum": ["Great", "Down"]},
+                    "bazs": {"description": "List of Bazs.", "items": {"type": "string"}, "type": "array"}
+                }}}
+        }},
+        "status": {"description": "Status of Foo", "type": "object", "properties": {
+            "bars": {"description": "List of Bars and their statuses.", "type": "array", "items": {
+                "type": "object", "properties": {
+                    "name": {"description": "Name of Bar.", "type": "string"},
+                    "available": {"description": "Whether the Bar is installed.", "type": "boolean"},
+                    "quxType": {"description": "Indicates to external qux type.", "pattern": "in-tree|out-of-tree", "type": "string"}
+                }}}
+        }}
+    }})
+}
+
+/// `schemaWaldo`, and with `preserve` (`root` or `spec`) its preserve-unknown-fields twins
+/// `schemaPreserveRoot` and `schemaPreserveNested`.
+fn schema_waldo(preserve: Option<&str>) -> Value {
+    let description = match preserve {
+        None => "Waldo CRD for Testing",
+        Some("root") => "preserve-unknown-properties at root for Testing",
+        Some(_) => "preserve-unknown-properties in nested field for Testing",
+    };
+    let mut s = json!({"description": description, "type": "object", "properties": {
+        "spec": {"description": "Specification of Waldo", "type": "object", "properties": {
+            "dummy": {"description": "Dummy property.", "type": "object"}}},
+        "status": {"description": "Status of Waldo", "type": "object", "properties": {
+            "bars": {"description": "List of Bars and their statuses.", "type": "array", "items": {"type": "object"}}}}
+    }});
+    match preserve {
+        Some("root") => s["x-kubernetes-preserve-unknown-fields"] = json!(true),
+        Some(_) => s["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"] = json!(true),
+        None => {}
+    }
+    s
+}
+
+/// `openapiutil.ToRESTFriendlyName("group/version/kind")`: the group reversed.
+fn definition_name(crd: &Value, version: &str) -> String {
+    let group: Vec<&str> = crd["spec"]["group"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .rev()
+        .collect();
+    format!(
+        "{}.{version}.{}",
+        group.join("."),
+        crd["spec"]["names"]["kind"].as_str().unwrap()
+    )
+}
+
+/// `waitForOpenAPISchema`: polls `/openapi/v2` until `pred` holds for ten fetches in a row
+/// (upstream's `mustSucceedMultipleTimes`), within a minute.
+async fn wait_for_openapi_schema(
+    c: &Client,
+    what: &str,
+    pred: impl Fn(&Value) -> Result<(), String>,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    loop {
+        let mut all = true;
+        for _ in 0..10 {
+            let doc = ok(&get(c, "/openapi/v2").await, "/openapi/v2");
+            if let Err(msg) = pred(&doc) {
+                last = msg;
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "failed to wait for {what}; lastMsg: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `waitForDefinition`: the definition is published and, when `schema` is given, equal to it
+/// once the properties and extension the server adds are dropped (`dropDefaults`).
+async fn wait_for_definition(c: &Client, name: &str, schema: Option<&Value>) {
+    wait_for_openapi_schema(c, &format!("definition {name:?} to be served with the right OpenAPI schema"), |doc| {
+        let Some(d) = doc["definitions"].get(name) else {
+            return Err(format!("spec.SwaggerProps.Definitions[{name:?}] not found"));
+        };
+        if let Some(expect) = schema {
+            let mut d = d.clone();
+            if let Some(props) = d.get_mut("properties").and_then(Value::as_object_mut) {
+                for p in ["metadata", "apiVersion", "kind"] {
+                    props.remove(p);
+                }
+            }
+            if let Some(o) = d.as_object_mut() {
+                o.remove("x-kubernetes-group-version-kind");
+            }
+            if d != *expect {
+                return Err(format!("spec.SwaggerProps.Definitions[{name:?}] not match; expect: {expect}, actual: {d}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// `waitForDefinitionCleanup`.
+async fn wait_for_definition_cleanup(c: &Client, name: &str) {
+    wait_for_openapi_schema(
+        c,
+        &format!("definition {name:?} not to be served anymore"),
+        |doc| match doc["definitions"].get(name) {
+            Some(_) => Err(format!(
+                "spec.SwaggerProps.Definitions[{name:?}] still exists"
+            )),
+            None => Ok(()),
+        },
+    )
+    .await;
+}
+
+fn served_versions(crd: &Value) -> Vec<String> {
+    crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `setupCRDAndVerifySchema`: a namespaced test CRD (`crd.CreateMultiVersionTestCRD`) in
+/// `crd-publish-openapi-test-<suffix>.example.com` with `versions` (the first stored), each
+/// with `schema` or, without one, the allow-all schema; then every version's definition is
+/// waited for, compared with `expect` when given.
+async fn setup_crd(
+    c: &Client,
+    schema: Option<Value>,
+    expect: Option<Value>,
+    group_suffix: &str,
+    versions: &[&str],
+) -> Value {
+    let name = format!("e2e-test-crd-publish-openapi-{}-crd", generate_name(""));
+    let group = format!("crd-publish-openapi-test-{group_suffix}.example.com");
+    let schema = schema.unwrap_or_else(|| allow_all_schema()["openAPIV3Schema"].clone());
+    let versions: Vec<Value> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"name": v, "served": true, "storage": i == 0, "schema": {"openAPIV3Schema": schema}}))
+        .collect();
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{name}s.{group}")},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": format!("{name}s"), "singular": name, "kind": name, "listKind": format!("{name}List")},
+            "versions": versions,
+        }
+    });
+    let crd = create_crd(c, &crd).await;
+    for v in served_versions(&crd) {
+        wait_for_definition(c, &definition_name(&crd, &v), expect.as_ref()).await;
+    }
+    crd
+}
+
+/// `setupCRD`: a CRD without a schema is expected to publish `type: object`.
+async fn setup_crd_expecting_itself(
+    c: &Client,
+    schema: Option<Value>,
+    group_suffix: &str,
+    versions: &[&str],
+) -> Value {
+    let expect = schema.clone().unwrap_or_else(|| json!({"type": "object"}));
+    setup_crd(c, schema, Some(expect), group_suffix, versions).await
+}
+
+/// `cleanupCRD`: deletes the CRD and waits for each version's definition to go.
+async fn cleanup_crd(c: &Client, crd: &Value) {
+    delete_crd(c, crd).await;
+    for v in served_versions(crd) {
+        wait_for_definition_cleanup(c, &definition_name(crd, &v)).await;
+    }
+}
+
+fn kubectl_run(input: Option<&str>, args: &[&str]) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", &server().kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(input.unwrap_or_default().as_bytes())
+        .expect("write kubectl's stdin");
+    drop(stdin);
+    let out = child.wait_with_output().expect("kubectl output");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn has_kubectl() -> bool {
+    Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Upstream's `(?s)A.*B.*C` patterns: each piece in order.
+fn matches_in_order(text: &str, pieces: &[&str]) -> bool {
+    let mut rest = text;
+    for p in pieces {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// `verifyKubectlExplain`.
+fn verify_kubectl_explain(ns: &str, name: &str, pieces: &[&str]) {
+    verify_kubectl_explain_any(ns, name, &[pieces]);
+}
+
+/// `verifyKubectlExplain` with a pattern of alternatives (`(A|B):.*`): any one matches.
+fn verify_kubectl_explain_any(ns: &str, name: &str, alternatives: &[&[&str]]) {
+    let out = kubectl_run(None, &["explain", name, &format!("--namespace={ns}")])
+        .unwrap_or_else(|e| panic!("failed to explain {name}: {e}"));
+    assert!(
+        alternatives
+            .iter()
+            .any(|pieces| matches_in_order(&out, pieces)),
+        "kubectl explain {name} result {{{out}}} doesn't match pattern {alternatives:?}"
+    );
+}
+
+/// `metaPattern`.
+fn meta(crd: &Value, version: &str, name: &str) -> String {
+    format!(
+        r#""kind":"{}","apiVersion":"{}/{version}","metadata":{{"name":"{name}"}}"#,
+        crd["spec"]["names"]["kind"].as_str().unwrap(),
+        crd["spec"]["group"].as_str().unwrap()
+    )
+}
+
+/// The create/delete/apply/delete round of kubectl validation each case starts with.
+fn kubectl_create_and_apply(ns: &str, crd: &Value, cr: &str, name: &str) {
+    let ns_flag = format!("--namespace={ns}");
+    let plural = crd["spec"]["names"]["plural"].as_str().unwrap();
+    for verb in ["create", "apply"] {
+        kubectl_run(Some(cr), &[&ns_flag, verb, "-f", "-"])
+            .unwrap_or_else(|e| panic!("failed to {verb} CR {cr}: {e}"));
+        kubectl_run(None, &[&ns_flag, "delete", plural, name])
+            .unwrap_or_else(|e| panic!("failed to delete CR: {e}"));
+    }
+}
+
+/// crd_publish_openapi.go "works for CRD with validation schema" (Conformance).
+#[test]
+fn crd_publish_openapi_works_for_crd_with_validation_schema() {
+    if skip_without(has_kubectl(), "kubectl on PATH") {
+        return;
+    }
+    run(|c| async move {
+        let ns = namespace(&c, "cf-crd-openapi-foo").await;
+        let crd = setup_crd_expecting_itself(&c, Some(schema_foo()), "foo", &["v1"]).await;
+        let valid = format!(
+            r#"{{{},"spec":{{"bars":[{{"name":"test-bar"}}]}}}}"#,
+            meta(&crd, "v1", "test-foo")
+        );
+        kubectl_create_and_apply(&ns, &crd, &valid, "test-foo");
+        let plural = crd["spec"]["names"]["plural"].as_str().unwrap().to_owned();
+        verify_kubectl_explain(
+            &ns,
+            &plural,
+            &[
+                "DESCRIPTION:",
+                "Foo CRD for Testing",
+                "FIELDS:",
+                "apiVersion",
+                "<string>",
+                "APIVersion defines",
+                "spec",
+                "<Object>",
+                "Specification of Foo",
+            ],
+        );
+        verify_kubectl_explain(
+            &ns,
+            &format!("{plural}.metadata"),
+            &[
+                "DESCRIPTION:",
+                "Standard object's metadata",
+                "FIELDS:",
+                "creationTimestamp",
+                "<string>",
+                "CreationTimestamp is a timestamp",
+            ],
+        );
+        verify_kubectl_explain(
+            &ns,
+            &format!("{plural}.spec"),
+            &[
+                "DESCRIPTION:",
+                "Specification of Foo",
+                "FIELDS:",
+                "bars",
+                "<[]Object>",
+                "List of Bars and their specs",
+            ],
+        );
+        // Upstream's `(?s)(FIELD|RESOURCE):.*bars...`: kubectl's OpenAPI v3 explain says FIELD.
+        let bars = |head| {
+            [
+                head,
+                "bars",
+                "<[]Object>",
+                "DESCRIPTION:",
+                "List of Bars and their specs",
+                "FIELDS:",
+                "bazs",
+                "<[]string>",
+                "List of Bazs",
+                "name",
+                "<string>",
+                "Name of Bar",
+            ]
+        };
+        verify_kubectl_explain_any(
+            &ns,
+            &format!("{plural}.spec.bars"),
+            &[&bars("FIELD:"), &bars("RESOURCE:")],
+        );
+        let err = kubectl_run(None, &["explain", &format!("{plural}.spec.bars2")])
+            .expect_err("explaining a property that doesn't exist");
+        assert!(err.contains(r#"field "bars2" does not exist"#), "{err}");
+        cleanup_crd(&c, &crd).await;
+    });
+}
+
+/// crd_publish_openapi.go "works for CRD without validation schema" (Conformance).
+#[test]
+fn crd_publish_openapi_works_for_crd_without_validation_schema() {
+    if skip_without(has_kubectl(), "kubectl on PATH") {
+        return;
+    }
+    run(|c| async move {
+        let ns = namespace(&c, "cf-crd-openapi-empty").await;
+        let crd = setup_crd_expecting_itself(&c, None, "empty", &["v1"]).await;
+        let random = format!(
+            r#"{{{},"a":{{"b":[{{"c":"d"}}]}}}}"#,
+            meta(&crd, "v1", "test-cr")
+        );
+        kubectl_create_and_apply(&ns, &crd, &random, "test-cr");
+        let plural = crd["spec"]["names"]["plural"].as_str().unwrap().to_owned();
+        verify_kubectl_explain(&ns, &plural, &["DESCRIPTION:", "<empty>"]);
+        cleanup_crd(&c, &crd).await;
+    });
+}
+
+/// crd_publish_openapi.go "works for CRD preserving unknown fields at the schema root"
+/// (Conformance).
+#[test]
+fn crd_publish_openapi_works_for_crd_preserving_unknown_fields_at_the_schema_root() {
+    if skip_without(has_kubectl(), "kubectl on PATH") {
+        return;
+    }
+    run(|c| async move {
+        let ns = namespace(&c, "cf-crd-openapi-root").await;
+        let crd = setup_crd(
+            &c,
+            Some(schema_waldo(Some("root"))),
+            None,
+            "unknown-at-root",
+            &["v1"],
+        )
+        .await;
+        let random = format!(
+            r#"{{{},"a":{{"b":[{{"c":"d"}}]}}}}"#,
+            meta(&crd, "v1", "test-cr")
+        );
+        kubectl_create_and_apply(&ns, &crd, &random, "test-cr");
+        let plural = crd["spec"]["names"]["plural"].as_str().unwrap().to_owned();
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_owned();
+        verify_kubectl_explain(&ns, &plural, &["KIND:", &kind]);
+        cleanup_crd(&c, &crd).await;
+    });
+}
+
+/// crd_publish_openapi.go "works for CRD preserving unknown fields in an embedded object"
+/// (Conformance).
+#[test]
+fn crd_publish_openapi_works_for_crd_preserving_unknown_fields_in_an_embedded_object() {
+    if skip_without(has_kubectl(), "kubectl on PATH") {
+        return;
+    }
+    run(|c| async move {
+        let ns = namespace(&c, "cf-crd-openapi-nested").await;
+        let crd = setup_crd(
+            &c,
+            Some(schema_waldo(Some("spec"))),
+            None,
+            "unknown-in-nested",
+            &["v1"],
+        )
+        .await;
+        let random = format!(
+            r#"{{{},"spec":{{"a":null,"b":[{{"c":"d"}}]}}}}"#,
+            meta(&crd, "v1", "test-cr")
+        );
+        kubectl_create_and_apply(&ns, &crd, &random, "test-cr");
+        let plural = crd["spec"]["names"]["plural"].as_str().unwrap().to_owned();
+        verify_kubectl_explain(
+            &ns,
+            &plural,
+            &[
+                "DESCRIPTION:",
+                "preserve-unknown-properties in nested field for Testing",
+            ],
+        );
+        cleanup_crd(&c, &crd).await;
+    });
+}
+
+/// crd_publish_openapi.go "works for multiple CRDs of different groups" (Conformance).
+#[test]
+fn crd_publish_openapi_works_for_multiple_crds_of_different_groups() {
+    run(|c| async move {
+        let foo = setup_crd_expecting_itself(&c, Some(schema_foo()), "foo", &["v1"]).await;
+        let waldo =
+            setup_crd_expecting_itself(&c, Some(schema_waldo(None)), "waldo", &["v1beta1"]).await;
+        assert_ne!(
+            foo["spec"]["group"], waldo["spec"]["group"],
+            "CRDs should be of different group"
+        );
+        wait_for_definition(
+            &c,
+            &definition_name(&waldo, "v1beta1"),
+            Some(&schema_waldo(None)),
+        )
+        .await;
+        wait_for_definition(&c, &definition_name(&foo, "v1"), Some(&schema_foo())).await;
+        cleanup_crd(&c, &foo).await;
+        cleanup_crd(&c, &waldo).await;
+    });
+}
+
+/// crd_publish_openapi.go "works for multiple CRDs of same group but different versions"
+/// (Conformance).
+#[test]
+fn crd_publish_openapi_works_for_multiple_crds_of_same_group_but_different_versions() {
+    run(|c| async move {
+        let multi =
+            setup_crd_expecting_itself(&c, Some(schema_foo()), "multi-ver", &["v2", "v3"]).await;
+        wait_for_definition(&c, &definition_name(&multi, "v3"), Some(&schema_foo())).await;
+        wait_for_definition(&c, &definition_name(&multi, "v2"), Some(&schema_foo())).await;
+        cleanup_crd(&c, &multi).await;
+
+        let foo = setup_crd_expecting_itself(&c, Some(schema_foo()), "common-group", &["v4"]).await;
+        let waldo =
+            setup_crd_expecting_itself(&c, Some(schema_waldo(None)), "common-group", &["v5"]).await;
+        assert_eq!(
+            foo["spec"]["group"], waldo["spec"]["group"],
+            "CRDs should be of the same group"
+        );
+        wait_for_definition(
+            &c,
+            &definition_name(&waldo, "v5"),
+            Some(&schema_waldo(None)),
+        )
+        .await;
+        wait_for_definition(&c, &definition_name(&foo, "v4"), Some(&schema_foo())).await;
+        cleanup_crd(&c, &foo).await;
+        cleanup_crd(&c, &waldo).await;
+    });
+}
+
+/// crd_publish_openapi.go "works for multiple CRDs of same group and version but different
+/// kinds" (Conformance).
+#[test]
+fn crd_publish_openapi_works_for_multiple_crds_of_same_group_and_version_but_different_kinds() {
+    run(|c| async move {
+        let foo = setup_crd_expecting_itself(&c, Some(schema_foo()), "common-group", &["v6"]).await;
+        let waldo =
+            setup_crd_expecting_itself(&c, Some(schema_waldo(None)), "common-group", &["v6"]).await;
+        assert_eq!(
+            foo["spec"]["group"], waldo["spec"]["group"],
+            "CRDs should be of the same group"
+        );
+        wait_for_definition(
+            &c,
+            &definition_name(&waldo, "v6"),
+            Some(&schema_waldo(None)),
+        )
+        .await;
+        wait_for_definition(&c, &definition_name(&foo, "v6"), Some(&schema_foo())).await;
+        cleanup_crd(&c, &foo).await;
+        cleanup_crd(&c, &waldo).await;
+    });
+}
+
+/// crd_publish_openapi.go "updates the published spec when one version gets renamed"
+/// (Conformance).
+#[test]
+fn crd_publish_openapi_updates_the_published_spec_when_one_version_gets_renamed() {
+    run(|c| async move {
+        let multi =
+            setup_crd_expecting_itself(&c, Some(schema_foo()), "multi-ver", &["v2", "v3"]).await;
+        wait_for_definition(&c, &definition_name(&multi, "v3"), Some(&schema_foo())).await;
+        wait_for_definition(&c, &definition_name(&multi, "v2"), Some(&schema_foo())).await;
+        let r = raw(
+            &c,
+            Method::PATCH,
+            &format!(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{}",
+                multi["metadata"]["name"].as_str().unwrap()
+            ),
+            &[("content-type", "application/json-patch+json")],
+            r#"[{"op":"test","path":"/spec/versions/1/name","value":"v3"},
+                {"op": "replace", "path": "/spec/versions/1/name", "value": "v4"}]"#,
+        )
+        .await;
+        let multi = ok(&r, "rename a version");
+        wait_for_definition(&c, &definition_name(&multi, "v4"), Some(&schema_foo())).await;
+        wait_for_definition_cleanup(&c, &definition_name(&multi, "v3")).await;
+        wait_for_definition(&c, &definition_name(&multi, "v2"), Some(&schema_foo())).await;
+        cleanup_crd(&c, &multi).await;
+    });
+}
+
+/// crd_publish_openapi.go "removes definition from spec when one version gets changed to not
+/// be served" (Conformance).
+#[test]
+fn crd_publish_openapi_removes_definition_from_spec_when_one_version_gets_changed_to_not_be_served()
+{
+    run(|c| async move {
+        let crd = setup_crd_expecting_itself(
+            &c,
+            Some(schema_foo()),
+            "multi-to-single-ver",
+            &["v5", "v6alpha1"],
+        )
+        .await;
+        wait_for_definition(&c, &definition_name(&crd, "v6alpha1"), Some(&schema_foo())).await;
+        wait_for_definition(&c, &definition_name(&crd, "v5"), Some(&schema_foo())).await;
+        let uri = format!(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{}",
+            crd["metadata"]["name"].as_str().unwrap()
+        );
+        let mut current = ok(&get(&c, &uri).await, "get the CRD");
+        current["spec"]["versions"][1]["served"] = json!(false);
+        let r = raw(
+            &c,
+            Method::PUT,
+            &uri,
+            &[("content-type", "application/json")],
+            &current.to_string(),
+        )
+        .await;
+        let crd = ok(&r, "mark a version not served");
+        wait_for_definition_cleanup(&c, &definition_name(&crd, "v6alpha1")).await;
+        wait_for_definition(&c, &definition_name(&crd, "v5"), Some(&schema_foo())).await;
+        delete_crd(&c, &crd).await;
+        wait_for_definition_cleanup(&c, &definition_name(&crd, "v5")).await;
+    });
+}
