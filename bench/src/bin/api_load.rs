@@ -11,6 +11,11 @@
 //!
 //! With `--encryption` it measures encryption at rest: Secret creates and gets at 64
 //! clients on a server sealing Secrets (the default) and on one storing them plain.
+//!
+//! With `--etcd` it measures skiff on etcd (`--datastore-endpoint`, Debian's etcd started
+//! here) against etcd's own puts from this process at the same concurrency, on the same run:
+//! ConfigMap creates and gets at 64 clients, raw puts of values the size skiff stores, the
+//! same creates on SQLite, and watch delivery to 1,000 watchers.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -592,9 +597,199 @@ async fn encryption_cost(skiff: &str, objects: usize, rounds: usize) {
     );
 }
 
+/// Creates then gets of `objects` ConfigMaps at 64 clients on a server started with
+/// `extra`; returns (creates/s, create p99, gets/s) and the server's kubeconfig target, the
+/// server still running.
+async fn configmap_load(
+    skiff: &str,
+    dir: &std::path::Path,
+    extra: &[&str],
+    objects: usize,
+) -> ((f64, Duration, f64), Arc<Target>, std::process::Child) {
+    let child = start_server_with(skiff, dir, "RBAC", extra);
+    let t = Arc::new(read_kubeconfig(&dir.join("kubeconfig")));
+    let body = |i: usize| {
+        json!({"metadata": {"name": format!("cm-{i}")}, "data": {"key": "value", "i": i.to_string()}})
+            .to_string()
+    };
+    let (creates, _, p99) = run(&t, 64, objects, move |i| {
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps".into(),
+            Some(body(i)),
+        )
+    })
+    .await;
+    let (gets, _, _) = run(&t, 64, objects, move |i| {
+        (
+            "GET",
+            format!("/api/v1/namespaces/default/configmaps/cm-{i}"),
+            None,
+        )
+    })
+    .await;
+    ((creates, p99, gets), t, child)
+}
+
+/// etcd's own throughput: `total` puts of `value` at `clients` concurrent clients over one
+/// etcd-client connection (as skiff's store uses one); returns (puts/s, p99).
+async fn raw_etcd_puts(
+    endpoint: &str,
+    clients: usize,
+    total: usize,
+    value: Vec<u8>,
+) -> (f64, Duration) {
+    let client = etcd_client::Client::connect([endpoint], None)
+        .await
+        .expect("connect to etcd");
+    let value = Arc::new(value);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut kv = client.kv_client();
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = c;
+            while i < total {
+                let at = Instant::now();
+                kv.put(format!("/raw/{i}"), value.as_slice(), None)
+                    .await
+                    .expect("etcd put");
+                lat.push(at.elapsed());
+                i += clients;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("client task"));
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (rate, percentile(&all, 0.99))
+}
+
+/// `--etcd`: skiff on etcd against etcd's own puts, rounds alternating on one etcd, the best
+/// round of each counting; SQLite creates beside them; then 1,000 watchers on etcd.
+async fn etcd_cost(skiff: &str, objects: usize, rounds: usize) {
+    let etcd = skiff_etcd::testing::EtcdProcess::start_or_skip()
+        .expect("the etcd benchmark needs etcd (Debian: apt-get install etcd-server)");
+    let endpoint = etcd.endpoint().to_owned();
+    let mut best_skiff = (0f64, Duration::MAX, 0f64);
+    let mut best_raw = (0f64, Duration::MAX);
+    let mut best_sqlite = (0f64, Duration::MAX, 0f64);
+    let mut stored_size = 0;
+    // One data dir for every etcd round: the same server identity (CA, encryption key) as
+    // what it left in etcd.
+    let etcd_dir = tempfile::tempdir().expect("temp dir");
+    for round in 0..rounds {
+        let (m, _, mut child) = configmap_load(
+            skiff,
+            etcd_dir.path(),
+            &["--datastore-endpoint", &endpoint],
+            objects,
+        )
+        .await;
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!(
+            "round {round} skiff on etcd: {:.0} creates/s (p99 {:?}), {:.0} gets/s",
+            m.0, m.1, m.2
+        );
+        best_skiff = (
+            best_skiff.0.max(m.0),
+            best_skiff.1.min(m.1),
+            best_skiff.2.max(m.2),
+        );
+        // The size of what skiff stored for one ConfigMap, so etcd's own puts carry as much;
+        // then the ConfigMaps go, so that the next round creates again.
+        let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
+            .await
+            .expect("connect to etcd");
+        let stored = client
+            .get("/registry/configmaps/default/cm-0", None)
+            .await
+            .expect("etcd get");
+        stored_size = stored.kvs().first().map_or(512, |kv| kv.value().len());
+        client
+            .delete(
+                "/registry/configmaps/default/",
+                Some(etcd_client::DeleteOptions::new().with_prefix()),
+            )
+            .await
+            .expect("etcd delete");
+        let (rate, p99) = raw_etcd_puts(&endpoint, 64, objects, vec![b'x'; stored_size]).await;
+        eprintln!("round {round} etcd puts: {rate:.0}/s (p99 {p99:?})");
+        best_raw = (best_raw.0.max(rate), best_raw.1.min(p99));
+        let sqlite_dir = tempfile::tempdir().expect("temp dir");
+        let (m, _, mut child) = configmap_load(skiff, sqlite_dir.path(), &[], objects).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!(
+            "round {round} skiff on SQLite: {:.0} creates/s (p99 {:?}), {:.0} gets/s",
+            m.0, m.1, m.2
+        );
+        best_sqlite = (
+            best_sqlite.0.max(m.0),
+            best_sqlite.1.min(m.1),
+            best_sqlite.2.max(m.2),
+        );
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("| measure, 64 clients | skiff on etcd | etcd's own puts | skiff on SQLite |\n|---|---|---|---|");
+    println!(
+        "| durable writes ({stored_size}-byte values) | {:.0} creates/s (p99 {:.2} ms) | {:.0} puts/s (p99 {:.2} ms) | {:.0} creates/s (p99 {:.2} ms) |",
+        best_skiff.0, ms(best_skiff.1), best_raw.0, ms(best_raw.1), best_sqlite.0, ms(best_sqlite.1)
+    );
+    println!(
+        "| API cost against raw etcd | {:.1} % | | |",
+        (1.0 - best_skiff.0 / best_raw.0) * 100.0
+    );
+    println!(
+        "| gets (served from the watch cache) | {:.0}/s | | {:.0}/s |",
+        best_skiff.2, best_sqlite.2
+    );
+    // 1,000 watchers on one server cost etcd one watch: delivery latency through the cache.
+    let mut child = start_server_with(
+        skiff,
+        etcd_dir.path(),
+        "RBAC",
+        &["--datastore-endpoint", &endpoint],
+    );
+    let t = Arc::new(read_kubeconfig(&etcd_dir.path().join("kubeconfig")));
+    let mut s = connect(&t).await;
+    send(
+        &mut s,
+        &t,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "watch-bench"}}).to_string()),
+    )
+    .await;
+    let (p50, p99) = watch_latency(&t, 1000, 200).await;
+    println!(
+        "| watch delivery, 1,000 watchers (create sent → event received) | p50 {:.2} ms, p99 {:.2} ms | | |",
+        ms(p50), ms(p99)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[tokio::main]
 async fn main() {
     let mut args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--etcd") {
+        args.remove(i);
+        let skiff = args
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "target/release/skiff".into());
+        let objects: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+        etcd_cost(&skiff, objects, 3).await;
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--encryption") {
         args.remove(i);
         let skiff = args
