@@ -294,6 +294,10 @@ async fn handle(
             return crate::authz::review(&server.api, &params.user, &review, obj);
         }
     }
+    if let Some((node, on_node)) = crate::nodeproxy::parse(&path) {
+        let body = read_body(body).await?;
+        return crate::nodeproxy::proxy(&server.api, node, on_node, parts, body).await;
+    }
     let target = match Target::parse(&server.api.registry, &path) {
         Some(t) => t?,
         None => return Err(ApiError::NoRoute),

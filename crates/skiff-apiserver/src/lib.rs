@@ -24,6 +24,7 @@ pub mod http;
 pub mod managed;
 pub mod metrics;
 pub mod metricsapi;
+mod nodeproxy;
 mod namespace;
 pub mod negotiate;
 pub mod nodeclient;
