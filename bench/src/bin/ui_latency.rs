@@ -4,13 +4,14 @@
 //! changes; the clock is the same machine's). p50/p99 over `--changes` changes, with
 //! `--pods` other pods in the view (1,000 by default: pods of a Deployment the server has no
 //! node for, so they stay Pending, each a node of the tree). Also the time the page takes to
-//! show the first snapshot, and the browser's JS heap before and after.
+//! show the first snapshot, the browser's JS heap before and after, and (`--churn-seconds`)
+//! the page's memory after a garbage collection each minute of continuous churn.
 //!
 //! Starts its own `skiff server` (no node) and `skiff ui`; needs Debian's chromium and
 //! Playwright for Python (the venv of .ci/install-clients, or `python3`).
 //!
 //! Usage: `cargo run --release -p skiff-bench --bin ui-latency -- [--skiff PATH]
-//! [--changes 100] [--pods 1000]`
+//! [--changes 100] [--pods 1000] [--churn-seconds 600]`
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ struct Args {
     /// Pods in the view besides the measured Deployment's.
     #[arg(long, default_value_t = 1000)]
     pods: i32,
+    /// After the timed changes, this long of churn (the probe scaled 1 ↔ 3 every 200 ms),
+    /// with the page's memory after a garbage collection sampled each minute.
+    #[arg(long, default_value_t = 0)]
+    churn_seconds: u64,
 }
 
 /// The JSON-lines browser driver shared with the e2e test.
@@ -297,6 +302,39 @@ async fn main() -> Result<()> {
     }
     let heap_after = heap(&mut browser)?;
     reference.abort();
+    let mut samples = Vec::new();
+    if args.churn_seconds > 0 {
+        let memory = |b: &mut Browser| -> Result<(f64, u64)> {
+            let m = b.cmd(json!({"op": "memory"}))?;
+            Ok((
+                m["heap"].as_f64().unwrap_or(0.0) / 1048576.0,
+                m["elements"].as_u64().unwrap_or(0),
+            ))
+        };
+        samples.push((0, memory(&mut browser)?));
+        let started = Instant::now();
+        let mut next = 60;
+        let mut r = 1;
+        while started.elapsed() < Duration::from_secs(args.churn_seconds) {
+            r = if r == 1 { 3 } else { 1 };
+            deployments
+                .patch_scale(
+                    "probe",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"replicas": r}})),
+                )
+                .await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if started.elapsed() >= Duration::from_secs(next) {
+                samples.push((next, memory(&mut browser)?));
+                next += 60;
+            }
+        }
+        let end = started.elapsed().as_secs();
+        if samples.last().is_none_or(|(t, _)| *t != end) {
+            samples.push((end, memory(&mut browser)?));
+        }
+    }
     latencies.sort_by(|a, b| a.total_cmp(b));
     watch_latencies.sort_by(|a, b| a.total_cmp(b));
     shares.sort_by(|a, b| a.total_cmp(b));
@@ -324,6 +362,17 @@ async fn main() -> Result<()> {
     println!(
         "| browser JS heap before / after the changes | {heap_before:.1} / {heap_after:.1} MiB |"
     );
+    if !samples.is_empty() {
+        let row: Vec<String> = samples
+            .iter()
+            .map(|(t, (mib, elements))| format!("{t} s: {mib:.1} MiB, {elements} elements"))
+            .collect();
+        println!(
+            "| churn: page memory after GC over {} s | {} |",
+            args.churn_seconds,
+            row.join("; ")
+        );
+    }
     drop(browser);
     drop(ui);
     drop(server);

@@ -7,7 +7,8 @@ Commands: {"op": "goto", "url"}, {"op": "wait", "selector", "state"?, "timeout"?
 {"op": "screenshot", "path"}, {"op": "press", "key"}, {"op": "fill", "selector", "value"},
 {"op": "arm", "js"} (starts waiting, in the page, for the expression `js` to be true, timed
 by a MutationObserver, not by polling), {"op": "await", "timeout"?} (the epoch-ms time the
-armed expression became true), {"op": "close"}.
+armed expression became true), {"op": "memory"} (JS heap bytes in use after a full garbage
+collection, and the page's element count), {"op": "close"}.
 """
 
 import json
@@ -25,6 +26,8 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
+    # performance.memory in bytes rather than coarse buckets, for the memory figures.
+    "--enable-precise-memory-info",
 ]
 
 ARM = """(js) => {
@@ -52,6 +55,7 @@ def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        cdp = page.context.new_cdp_session(page)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         print(json.dumps({"ok": True, "ready": True}), flush=True)
@@ -88,6 +92,12 @@ def main():
                         "(t) => Promise.race([window.__skiffWait,"
                         " new Promise((_, no) => setTimeout(() => no(new Error('timed out')), t))])",
                         timeout,
+                    )
+                elif op == "memory":
+                    cdp.send("HeapProfiler.collectGarbage")
+                    out = page.evaluate(
+                        "({heap: performance.memory.usedJSHeapSize,"
+                        " elements: document.getElementsByTagName('*').length})"
                     )
                 elif op == "close":
                     print(json.dumps({"ok": True, "value": None}), flush=True)

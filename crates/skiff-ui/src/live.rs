@@ -333,6 +333,14 @@ fn api_resource(kind: Kind) -> ApiResource {
     }
 }
 
+/// Why a kind is not watched (yet).
+enum Unwatched {
+    /// Not served (a CRD not installed yet) or the API unreachable: asked again later.
+    Later(String),
+    /// RBAC refuses listing it even in the viewer's namespace: said once on the page.
+    Denied(String),
+}
+
 /// Where a kind can be watched with the viewer's credentials: across namespaces when RBAC
 /// allows it, else in the kubeconfig's namespace (as kubectl falls back to it), else not at
 /// all, with the reason.
@@ -340,26 +348,75 @@ async fn scope(
     client: &kube::Client,
     kind: Kind,
     namespace: &str,
-) -> Result<(Api<DynamicObject>, bool), String> {
+) -> Result<(Api<DynamicObject>, bool), Unwatched> {
     let ar = api_resource(kind);
     let probe = ListParams::default().limit(1);
+    let later = |e: kube::Error| Unwatched::Later(format!("{}s: cannot list: {e}", kind.name()));
     let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     match all.list_metadata(&probe).await {
         Ok(_) => return Ok((all, true)),
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Err(format!("{}s: not served by this cluster", kind.name()))
-        }
         Err(kube::Error::Api(s)) if s.code == 403 => {}
-        Err(e) => return Err(format!("{}s: cannot list: {e}", kind.name())),
+        Err(e) => return Err(later(e)),
     }
     let ns: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
     match ns.list_metadata(&probe).await {
         Ok(_) => Ok((ns, false)),
-        Err(kube::Error::Api(s)) if s.code == 403 => Err(format!(
+        Err(kube::Error::Api(s)) if s.code == 403 => Err(Unwatched::Denied(format!(
             "{}s: you may not list them in namespace {namespace}",
             kind.name()
-        )),
-        Err(e) => Err(format!("{}s: cannot list: {e}", kind.name())),
+        ))),
+        Err(e) => Err(later(e)),
+    }
+}
+
+/// Feeds `kind`'s watch events to the model until the model is gone. The watcher resumes
+/// from the last resourceVersion it saw and re-lists only when that expired (410); errors
+/// back off and retry.
+async fn watch(kind: Kind, api: Api<DynamicObject>, tx: mpsc::Sender<Update>) {
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => {
+                if tx.send((kind, event)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(kind = kind.name(), error = %e, "watch failed; retrying"),
+        }
+    }
+}
+
+/// Asks again, less and less often (1 s doubling to a minute), whether a kind not served
+/// yet is now (the Gateway API's CRDs are installed after the server starts), then watches it.
+async fn watch_when_served(
+    client: kube::Client,
+    kind: Kind,
+    namespace: String,
+    tx: mpsc::Sender<Update>,
+    hub: Arc<Hub>,
+) {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(wait).await;
+        match scope(&client, kind, &namespace).await {
+            Ok((api, all)) => {
+                if !all {
+                    hub.notice(format!(
+                        "Only namespace {namespace} is shown for {}: you may not list them \
+                         across namespaces",
+                        kind.name()
+                    ));
+                }
+                return watch(kind, api, tx).await;
+            }
+            Err(Unwatched::Denied(why)) => return hub.notice(why),
+            Err(Unwatched::Later(why)) => {
+                tracing::debug!(kind = kind.name(), %why, "not watched yet");
+                wait = (wait * 2).min(std::time::Duration::from_secs(60));
+            }
+        }
     }
 }
 
@@ -374,28 +431,18 @@ pub async fn start(client: kube::Client, namespace: String, hub: Arc<Hub>) {
                 if !all {
                     narrowed.push(kind.name());
                 }
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    // The watcher resumes from the last resourceVersion it saw and re-lists
-                    // only when that expired (410); errors back off and retry.
-                    let mut stream = watcher(api, watcher::Config::default())
-                        .default_backoff()
-                        .boxed();
-                    while let Some(item) = stream.next().await {
-                        match item {
-                            Ok(event) => {
-                                if tx.send((kind, event)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(kind = kind.name(), error = %e, "watch failed; retrying")
-                            }
-                        }
-                    }
-                });
+                tokio::spawn(watch(kind, api, tx.clone()));
             }
-            Err(why) => hub.notice(why),
+            Err(Unwatched::Denied(why)) => hub.notice(why),
+            Err(Unwatched::Later(_)) => {
+                tokio::spawn(watch_when_served(
+                    client.clone(),
+                    kind,
+                    namespace.clone(),
+                    tx.clone(),
+                    hub.clone(),
+                ));
+            }
         }
     }
     if !narrowed.is_empty() {

@@ -183,8 +183,11 @@ spec:
     )
 }
 
+/// Pod addresses handed out by [`mark_ready`], one per pod.
+static NEXT_IP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(10);
+
 /// Plays the kubelet: every pod of `app` in `ns` that exists, is not going and is not yet
-/// Ready becomes Running and Ready. Returns how many it changed.
+/// Ready becomes Running and Ready, with an address of its own. Returns how many it changed.
 fn mark_ready(c: &Cluster, ns: &str, app: &str) -> usize {
     let pods = c.json(&["get", "pods", "-n", ns, "-l", &format!("app={app}")]);
     let mut changed = 0;
@@ -198,7 +201,10 @@ fn mark_ready(c: &Cluster, ns: &str, app: &str) -> usize {
             continue;
         }
         let name = pod["metadata"]["name"].as_str().unwrap();
-        let status = json!({"status": {"phase": "Running", "conditions": [
+        let n = NEXT_IP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ip = format!("10.244.{}.{}", n / 250, n % 250 + 2);
+        let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+            "conditions": [
             {"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
             "containerStatuses": [{"name": "web", "ready": true, "restartCount": 0,
                 "image": pod["spec"]["containers"][0]["image"], "imageID": "",
@@ -238,6 +244,29 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 const CARD: &str = "#n_Deployment_default_web";
+
+/// A Service for the Deployment's pods and a Gateway routing to it.
+const FRONT_DOOR: &str = "apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: front, namespace: default}
+spec:
+  gatewayClassName: skiff
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{name: front}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+";
 
 #[test]
 fn scaling_3_to_5_shows_the_gap_closing_and_the_controller_actions() {
@@ -372,6 +401,25 @@ fn scaling_3_to_5_shows_the_gap_closing_and_the_controller_actions() {
         "{timeline}"
     );
     browser.screenshot("rollout-done.png");
+
+    // Service → EndpointSlice → pods, and Gateway → HTTPRoute → Service.
+    eventually("the Gateway API", || {
+        c.kubectl_output(
+            &["get", "crd", "httproutes.gateway.networking.k8s.io"],
+            None,
+        )
+        .status
+        .success()
+        .then_some(())
+    });
+    c.kubectl_in(&["apply", "-f", "-"], FRONT_DOOR);
+    browser.wait_until(
+        "document.querySelectorAll('#n_Service_default_web li.k-EndpointSlice .endpoints li.c-true').length === 5",
+    );
+    browser.wait("#n_Gateway_default_front li.k-HTTPRoute#n_HTTPRoute_default_web");
+    let route = browser.text("#n_HTTPRoute_default_web .backends");
+    assert!(route.contains("web:80"), "{route}");
+    browser.screenshot("service-and-gateway.png");
 
     // The page says so when its stream is gone (EventSource then keeps reconnecting).
     drop(ui);
