@@ -213,6 +213,15 @@ pub fn validate_schemas(crd: &Value) -> Vec<crate::error::Cause> {
             continue;
         }
         let base = format!("spec.versions[{i}].schema.openAPIV3Schema");
+        if v["subresources"]["status"].is_object() {
+            if let Some(e) = status_root_error(schema, &format!("spec.versions[{i}].schema")) {
+                errs.push(crate::error::Cause {
+                    reason: e.kind.reason().to_owned(),
+                    message: e.body(),
+                    field: e.field.clone(),
+                });
+            }
+        }
         match skiff_schema::Structural::new(schema, &base) {
             Ok(structural) => {
                 let (_, rule_errors) = rules::compile(&structural, &base);
@@ -226,6 +235,137 @@ pub fn validate_schemas(crd: &Value) -> Vec<crate::error::Cause> {
         }
     }
     errs
+}
+
+/// The root schema fields upstream allows beside the status subresource (its
+/// `allowedFieldsAtRootSchema`, by Go field name as its message lists them), so that the
+/// status schema, extracted as `properties.status`, loses none of its validation.
+const ALLOWED_AT_ROOT_WITH_STATUS: [(&str, &str); 22] = [
+    ("description", "Description"),
+    ("type", "Type"),
+    ("format", "Format"),
+    ("title", "Title"),
+    ("maximum", "Maximum"),
+    ("exclusiveMaximum", "ExclusiveMaximum"),
+    ("minimum", "Minimum"),
+    ("exclusiveMinimum", "ExclusiveMinimum"),
+    ("maxLength", "MaxLength"),
+    ("minLength", "MinLength"),
+    ("pattern", "Pattern"),
+    ("maxItems", "MaxItems"),
+    ("minItems", "MinItems"),
+    ("uniqueItems", "UniqueItems"),
+    ("multipleOf", "MultipleOf"),
+    ("required", "Required"),
+    ("items", "Items"),
+    ("properties", "Properties"),
+    ("externalDocs", "ExternalDocs"),
+    ("example", "Example"),
+    (
+        "x-kubernetes-preserve-unknown-fields",
+        "XPreserveUnknownFields",
+    ),
+    ("x-kubernetes-validations", "XValidations"),
+];
+
+/// The schema fields in upstream's `JSONSchemaProps` order, which decides which offending
+/// field is reported first.
+const SCHEMA_FIELD_ORDER: [&str; 44] = [
+    "id",
+    "$schema",
+    "$ref",
+    "description",
+    "type",
+    "nullable",
+    "format",
+    "title",
+    "default",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "multipleOf",
+    "enum",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "items",
+    "allOf",
+    "oneOf",
+    "anyOf",
+    "not",
+    "properties",
+    "additionalProperties",
+    "patternProperties",
+    "dependencies",
+    "additionalItems",
+    "definitions",
+    "externalDocs",
+    "example",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-list-type",
+    "x-kubernetes-map-type",
+    "x-kubernetes-validations",
+];
+
+/// Upstream's check of a version's root schema when its status subresource is enabled: a
+/// type other than `object`, or the first field set (not a zero value) outside
+/// [`ALLOWED_AT_ROOT_WITH_STATUS`], is one error. `base` is the version's `schema` path.
+pub fn status_root_error(
+    schema: &Value,
+    base: &str,
+) -> Option<skiff_apimachinery::validation::FieldError> {
+    use skiff_apimachinery::validation::FieldError;
+    let object = schema.as_object()?;
+    let is_zero = |v: &Value| match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
+    };
+    for field in SCHEMA_FIELD_ORDER {
+        let Some(value) = object.get(field).filter(|v| !is_zero(v)) else {
+            continue;
+        };
+        if field == "type" {
+            if value != "object" {
+                return Some(FieldError::invalid(
+                    &format!("{base}.openAPIV3Schema.type"),
+                    value.clone(),
+                    r#"only "object" is allowed as the type at the root of the schema if the status subresource is enabled"#,
+                ));
+            }
+            continue;
+        }
+        if !ALLOWED_AT_ROOT_WITH_STATUS
+            .iter()
+            .any(|(json, _)| *json == field)
+        {
+            let names: Vec<&str> = ALLOWED_AT_ROOT_WITH_STATUS
+                .iter()
+                .map(|(_, go)| *go)
+                .collect();
+            return Some(FieldError::invalid(
+                &format!("{base}.openAPIV3Schema"),
+                schema.clone(),
+                format!(
+                    "only [{}] fields are allowed at the root of the schema if the status subresource is enabled",
+                    names.join(" ")
+                ),
+            ));
+        }
+    }
+    None
 }
 
 /// A CRD's condition of `ty`, if set.
@@ -375,6 +515,58 @@ mod tests {
             c.deprecation.as_deref(),
             Some("example.com/v1beta1 Widget is deprecated")
         );
+    }
+
+    #[test]
+    fn a_root_schema_beside_the_status_subresource_is_restricted_as_upstream() {
+        // Upstream's validation_test.go cases for `subresources.status`: (root schema, the
+        // field of the error and the start of its message, or none).
+        let only = "only [Description Type Format Title Maximum ExclusiveMaximum Minimum ExclusiveMinimum MaxLength MinLength Pattern MaxItems MinItems UniqueItems MultipleOf Required Items Properties ExternalDocs Example XPreserveUnknownFields XValidations] fields are allowed";
+        let cases = [
+            (
+                json!({"type": "object", "properties": {"spec": {}, "status": {}}, "required": ["spec"], "description": "d", "x-kubernetes-preserve-unknown-fields": true}),
+                None,
+            ),
+            (
+                json!({"type": "object", "nullable": false, "uniqueItems": false, "additionalProperties": null}),
+                None,
+            ),
+            (
+                json!({"type": "string"}),
+                Some((
+                    "s.openAPIV3Schema.type",
+                    "only \"object\" is allowed as the type",
+                )),
+            ),
+            (
+                json!({"type": "object", "additionalProperties": {"type": "string"}}),
+                Some(("s.openAPIV3Schema", only)),
+            ),
+            (
+                json!({"type": "object", "anyOf": [{"required": ["a"]}]}),
+                Some(("s.openAPIV3Schema", only)),
+            ),
+            (
+                json!({"type": "object", "x-kubernetes-embedded-resource": true}),
+                Some(("s.openAPIV3Schema", only)),
+            ),
+            // The first field set, in upstream's field order: `type` before `enum` and `anyOf`.
+            (
+                json!({"anyOf": [{}], "enum": [1], "type": "integer"}),
+                Some(("s.openAPIV3Schema.type", "only \"object\"")),
+            ),
+        ];
+        for (schema, want) in cases {
+            let got = status_root_error(&schema, "s");
+            match (got, want) {
+                (None, None) => {}
+                (Some(e), Some((field, message))) => {
+                    assert_eq!(e.field, field, "{schema}");
+                    assert!(e.body().contains(message), "{schema}: {}", e.body());
+                }
+                (got, want) => panic!("{schema}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]
