@@ -5,6 +5,7 @@
 
 pub use node::{lease_renew_interval, node_ip};
 
+mod atomic;
 pub mod env;
 pub mod events;
 pub mod images;
@@ -21,6 +22,7 @@ mod pty;
 mod servingcert;
 pub mod status;
 mod streaming;
+mod volumerefresh;
 pub mod summary;
 pub mod tokens;
 mod volumes;
@@ -219,6 +221,7 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
         auth,
     ));
     tokio::spawn(node::heartbeat(shared.clone(), port));
+    tokio::spawn(volumerefresh::run(shared.clone()));
     tokio::spawn(pods::run(shared));
     Ok(())
 }

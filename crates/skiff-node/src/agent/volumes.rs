@@ -299,35 +299,59 @@ pub fn remove_pod_dir(data_dir: &Path, uid: &str) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Writes an API-sourced volume with the kubelet's atomic writer (`atomic`), so running
+/// containers see its changes; returns whether its content changed.
+pub(crate) fn write_volume(
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+    mode: u32,
+    volume: &str,
+) -> Result<bool, VolumeError> {
+    if let Some(bad) = files.keys().find(|p| super::atomic::check_path(p).is_err()) {
+        return Err(VolumeError::Invalid(format!(
+            "bad path {bad:?} in volume {volume}"
+        )));
+    }
+    super::atomic::write(dir, files, mode).map_err(|source| VolumeError::Io {
+        volume: volume.to_string(),
+        source,
+    })
+}
+
 fn write_files(
     dir: &Path,
     files: &BTreeMap<String, Vec<u8>>,
     mode: u32,
     volume: &str,
 ) -> Result<(), VolumeError> {
-    use std::os::unix::fs::PermissionsExt;
-    let io = |source| VolumeError::Io {
-        volume: volume.to_string(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    for (path, content) in files {
-        if path.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(VolumeError::Invalid(format!(
-                "bad path {path:?} in volume {volume}"
-            )));
-        }
-        let p = dir.join(path);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        let tmp = p.with_extension("skiff-tmp");
-        std::fs::write(&tmp, content).map_err(io)?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(io)?;
-        std::fs::rename(&tmp, &p).map_err(io)?;
-    }
-    Ok(())
+    write_volume(dir, files, mode, volume).map(drop)
 }
+
+/// Writes `files` over the current version of the volume, keeping its other files (a
+/// renewed token beside the projected ConfigMap and Secret keys).
+fn merge_files(
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+    mode: u32,
+    volume: &str,
+) -> Result<(), VolumeError> {
+    if let Some(bad) = files.keys().find(|p| super::atomic::check_path(p).is_err()) {
+        return Err(VolumeError::Invalid(format!(
+            "bad path {bad:?} in volume {volume}"
+        )));
+    }
+    let merged = |mut current: BTreeMap<String, Vec<u8>>| {
+        current.extend(files.clone());
+        current
+    };
+    super::atomic::update(dir, mode, merged)
+        .map(drop)
+        .map_err(|source| VolumeError::Io {
+            volume: volume.to_string(),
+            source,
+        })
+}
+
 
 fn select(
     data: BTreeMap<String, Vec<u8>>,
@@ -342,7 +366,24 @@ fn select(
     }
 }
 
-fn volume_files(
+/// A downwardAPI file's content: what an env var may reference, plus the whole label and
+/// annotation maps (volumes only, as upstream), one sorted `key="value"` per line as
+/// upstream's `fieldpath.FormatMap`.
+fn downward_value(pod: &Pod, path: &str, host_ip: &str, pod_ip: Option<&str>) -> Option<String> {
+    let map = match path {
+        "metadata.labels" => pod.metadata.labels.clone(),
+        "metadata.annotations" => pod.metadata.annotations.clone(),
+        _ => return field_value(pod, path, host_ip, pod_ip),
+    };
+    let lines: Vec<String> = map
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", serde_json::Value::String(v.clone())))
+        .collect();
+    Some(lines.join("\n"))
+}
+
+pub(crate) fn volume_files(
     pod: &Pod,
     v: &Volume,
     sources: &Fetched,
@@ -382,7 +423,7 @@ fn volume_files(
             .iter()
             .filter_map(|i| {
                 let f = i.field_ref.as_ref()?;
-                let value = field_value(pod, &f.field_path, host_ip, pod_ip)?;
+                let value = downward_value(pod, &f.field_path, host_ip, pod_ip)?;
                 Some((i.path.clone(), value.into_bytes()))
             })
             .collect::<BTreeMap<_, _>>()
@@ -447,7 +488,7 @@ pub(crate) fn write_tokens(
             .collect();
         if !files.is_empty() {
             let mode = p.default_mode.map_or(0o644, |m| m as u32);
-            write_files(&dir, &files, mode, &v.name)?;
+            merge_files(&dir, &files, mode, &v.name)?;
         }
     }
     Ok(())
@@ -574,6 +615,24 @@ mod tests {
             "status": {"phase": phase},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn downward_volumes_show_whole_label_and_annotation_maps() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {
+            "name": "p",
+            "labels": {"tier": "one", "app": "web"},
+            "annotations": {"note": "say \"hi\""},
+        }}))
+        .unwrap();
+        let v = |path| downward_value(&pod, path, "10.0.0.1", None);
+        assert_eq!(v("metadata.labels").unwrap(), "app=\"web\"\ntier=\"one\"");
+        assert_eq!(
+            v("metadata.annotations").unwrap(),
+            "note=\"say \\\"hi\\\"\""
+        );
+        assert_eq!(v("metadata.labels['tier']").unwrap(), "one");
+        assert_eq!(v("status.hostIP").unwrap(), "10.0.0.1");
     }
 
     #[test]
