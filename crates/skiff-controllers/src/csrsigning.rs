@@ -533,7 +533,9 @@ mod tests {
         let node = "system:node:n1";
         let ecdsa = ["digital signature", "server auth"];
         let rsa = ["key encipherment", "digital signature", "server auth"];
-        let cases: Vec<(&str, Vec<u8>, &[&str], Option<&str>)> = vec![
+        // Name, request, usages, the refusal wanted.
+        type Case<'a> = (&'a str, Vec<u8>, &'a [&'a str], Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (
                 "node with names",
                 request(node, &["system:nodes"], &["n1"], &["10.0.0.1"], false),
