@@ -42,6 +42,7 @@
 //!     ),
 //!     log_rotation: logs::Rotation::default(),
 //!     labels: Default::default(),
+//!     security: Default::default(),
 //! };
 //! let runtime = RuncRuntime::new(RuncConfig::new(
 //!     "/var/lib/skiff/runtime",

@@ -112,6 +112,8 @@ pub struct TestImageConfig {
     pub env: Vec<String>,
     /// `WORKDIR`.
     pub working_dir: String,
+    /// `USER` (empty: root, as an image without one).
+    pub user: String,
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -137,6 +139,7 @@ fn config_json(layers: &[Vec<u8>], cfg: &TestImageConfig) -> Vec<u8> {
             "Cmd": cfg.cmd,
             "Env": cfg.env,
             "WorkingDir": cfg.working_dir,
+            "User": cfg.user,
         },
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
     }))

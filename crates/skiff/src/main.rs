@@ -105,12 +105,16 @@ struct NodeFailureArgs {
     default_unreachable_toleration_seconds: i64,
 }
 
-/// The node's Lease, as the kubelet's flag.
+/// The node's kubelet flags: its Lease, its seccomp default.
 #[derive(clap::Args)]
 struct LeaseArgs {
     /// The node Lease's duration in seconds; the agent renews it every quarter of it (2 s).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=3600))]
     node_lease_duration_seconds: u64,
+    /// The kubelet's SeccompDefault: containers that set no seccompProfile run under
+    /// RuntimeDefault; `--seccomp-default=false` leaves them Unconfined (decision 0035).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    seccomp_default: bool,
 }
 
 fn go_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -385,6 +389,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let node_options = node::NodeOptions {
         lease_duration: std::time::Duration::from_secs(args.lease.node_lease_duration_seconds),
+        seccomp_default: args.lease.seccomp_default,
         ..Default::default()
     };
     // Listening on loopback only, the API is also served on the pod bridge's gateway, the
@@ -594,6 +599,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         name: args.name.clone(),
         pod_cidr: Some(args.pod_cidr.clone()),
         lease_duration: std::time::Duration::from_secs(args.lease.node_lease_duration_seconds),
+        seccomp_default: args.lease.seccomp_default,
     };
     let settled = node::start(&components, &options).await?;
     let _ = settled.await;

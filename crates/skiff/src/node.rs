@@ -12,6 +12,8 @@ pub struct NodeOptions {
     pub pod_cidr: Option<String>,
     /// The node Lease's duration (`--node-lease-duration-seconds`).
     pub lease_duration: std::time::Duration,
+    /// RuntimeDefault seccomp for containers that set no profile (`--seccomp-default`).
+    pub seccomp_default: bool,
 }
 
 /// Why this host cannot run pods, if it cannot.
@@ -101,6 +103,7 @@ pub async fn start(
         shim: vec![exe.into(), "internal-shim".into()],
         cgroup_parent: env("SKIFF_CGROUP_PARENT", "skiff"),
         lease_duration: options.lease_duration,
+        seccomp_default: options.seccomp_default,
         auth: None,
     };
     // The node's own identity for the agent, kube-proxy's for service networking.

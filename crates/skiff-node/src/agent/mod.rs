@@ -19,6 +19,7 @@ mod pods;
 mod probeclient;
 pub mod probes;
 mod pty;
+mod security;
 mod servingcert;
 pub mod status;
 mod streaming;
@@ -109,6 +110,9 @@ pub struct AgentConfig {
     /// The node Lease's duration (the kubelet's `--node-lease-duration-seconds`); it is
     /// renewed every quarter of it.
     pub lease_duration: std::time::Duration,
+    /// RuntimeDefault seccomp for containers that ask for no profile (the kubelet's
+    /// `--seccomp-default`; on by default in skiff, decision 0035).
+    pub seccomp_default: bool,
 }
 
 /// Shared state of the running agent.

@@ -887,27 +887,19 @@ async fn start_container(
     let env = resolve_env(pod, &c, sources, &shared.node_ip, pod_ip.as_deref())
         .map_err(|e| waiting("CreateContainerConfigError", e))?;
     let (command, args) = expand_argv(&c, &env);
-    let sc = c.security_context.clone().unwrap_or_default();
-    let psc = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.security_context.clone())
-        .unwrap_or_default();
-    let uid_ = sc.run_as_user.or(psc.run_as_user);
-    let gid = sc.run_as_group.or(psc.run_as_group);
-    let user = match (uid_, gid) {
-        (Some(u), Some(g)) => Some(format!("{u}:{g}")),
-        (Some(u), None) => Some(u.to_string()),
-        (None, Some(g)) => Some(format!("0:{g}")),
-        (None, None) => None,
+    let node_security = super::security::NodeSecurity {
+        seccomp_default: shared.cfg.seccomp_default,
+        seccomp_root: shared.cfg.data_dir.join("seccomp"),
     };
+    let resolved = super::security::resolve(pod, &c, &rootfs.config.user, &node_security)
+        .map_err(|e| waiting("CreateContainerConfigError", e))?;
     let process = ProcessSpec::resolve(
         &rootfs.config,
         &command,
         &args,
         &env,
         c.working_dir.as_deref(),
-        user,
+        resolved.user,
     )
     .map_err(|e| waiting("CreateContainerConfigError", e))?;
     // Volumes are files written (and tmpfs mounted) on disk: off the async runtime.
@@ -956,6 +948,7 @@ async fn start_container(
         ),
         log_rotation: logs::Rotation::default(),
         labels,
+        security: resolved.security,
     };
     let id = spec.id.clone();
     let rt = shared.runtime.clone();

@@ -318,6 +318,54 @@ pub(crate) fn write_volume(
     })
 }
 
+/// The pod's `fsGroup`, which owns its emptyDir, configMap, secret, downwardAPI and
+/// projected volumes (negative ones are refused by validation; ignored here).
+fn fs_group(pod: &Pod) -> Option<(u32, bool)> {
+    let sc = pod.spec.as_ref()?.security_context.as_ref()?;
+    let gid = u32::try_from(sc.fs_group?).ok()?;
+    let on_root_mismatch = sc.fs_group_change_policy.as_deref() == Some("OnRootMismatch");
+    Some((gid, on_root_mismatch))
+}
+
+/// The kubelet's `SetVolumeOwnership`: every file and directory under `dir` gets group
+/// `gid` and group read-write (read for read-only volumes), directories also the setgid
+/// bit and group search, so files made later inherit the group. With `OnRootMismatch`
+/// nothing is walked when the root already has them.
+fn set_ownership(
+    dir: &Path,
+    gid: u32,
+    read_only: bool,
+    on_root_mismatch: bool,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mask = if read_only { 0o440 } else { 0o660 };
+    let wanted = |meta: &std::fs::Metadata| {
+        let m = if meta.is_dir() { mask | 0o2110 } else { mask };
+        (meta.mode() & 0o7777) | m
+    };
+    if on_root_mismatch {
+        let root = std::fs::metadata(dir)?;
+        if root.gid() == gid && root.mode() & 0o7777 == wanted(&root) {
+            return Ok(());
+        }
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p)?;
+        std::os::unix::fs::lchown(&p, None, Some(gid))?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(wanted(&meta)))?;
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&p)? {
+                stack.push(e?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn write_files(
     dir: &Path,
     files: &BTreeMap<String, Vec<u8>>,
@@ -489,6 +537,12 @@ pub(crate) fn write_tokens(
         if !files.is_empty() {
             let mode = p.default_mode.map_or(0o644, |m| m as u32);
             merge_files(&dir, &files, mode, &v.name)?;
+            if let Some((gid, _)) = fs_group(pod) {
+                set_ownership(&dir, gid, true, false).map_err(|source| VolumeError::Io {
+                    volume: v.name.clone(),
+                    source,
+                })?;
+            }
         }
     }
     Ok(())
@@ -551,7 +605,12 @@ pub fn mounts(
         } else {
             let dir = root.join(&v.name);
             match volume_files(pod, v, sources, host_ip, pod_ip)? {
-                Some((files, mode)) => write_files(&dir, &files, mode, &v.name)?,
+                Some((files, mode)) => {
+                    write_files(&dir, &files, mode, &v.name)?;
+                    if let Some((gid, on_root_mismatch)) = fs_group(pod) {
+                        set_ownership(&dir, gid, true, on_root_mismatch).map_err(io)?;
+                    }
+                }
                 None => {
                     if v.empty_dir.is_none() {
                         tracing::warn!(volume = %v.name, "unsupported volume type; using an empty dir");
@@ -573,6 +632,9 @@ pub fn mounts(
                     use std::os::unix::fs::PermissionsExt;
                     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
                         .map_err(io)?;
+                    if let Some((gid, on_root_mismatch)) = fs_group(pod) {
+                        set_ownership(&dir, gid, false, on_root_mismatch).map_err(io)?;
+                    }
                 }
             }
             dir
@@ -679,5 +741,35 @@ mod tests {
             claim_path("default", "data", &fetched).unwrap(),
             PathBuf::from("/d/volumes/pvc-a")
         );
+    }
+
+    #[test]
+    fn fs_group_owns_the_volume_with_group_access_and_setgid_dirs() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("v");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/f"), b"x").unwrap();
+        std::fs::set_permissions(root.join("sub/f"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The process's own group: chown to it needs no privilege.
+        // SAFETY: getegid has no preconditions.
+        let gid = unsafe { libc::getegid() };
+        set_ownership(&root, gid, false, false).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(&root), 0o2775);
+        assert_eq!(mode(&root.join("sub/f")), 0o660);
+        assert_eq!(std::fs::metadata(root.join("sub/f")).unwrap().gid(), gid);
+        // Read-only volumes get group read only.
+        std::fs::set_permissions(root.join("sub/f"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        set_ownership(&root, gid, true, false).unwrap();
+        assert_eq!(mode(&root.join("sub/f")), 0o640);
+        // OnRootMismatch: a root already right is not walked.
+        std::fs::set_permissions(root.join("sub/f"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        set_ownership(&root, gid, true, true).unwrap();
+        assert_eq!(mode(&root.join("sub/f")), 0o600);
     }
 }

@@ -19,6 +19,7 @@ fn cfg() -> TestImageConfig {
         cmd: vec!["--serve".into()],
         env: vec!["A=1".into()],
         working_dir: "/srv".into(),
+        ..Default::default()
     }
 }
 

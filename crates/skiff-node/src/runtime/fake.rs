@@ -219,6 +219,7 @@ pub fn minimal_spec(id: &str) -> ContainerSpec {
         log_path: "/dev/null".into(),
         log_rotation: Default::default(),
         labels: Default::default(),
+        security: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ mod cgroup;
 pub mod fake;
 mod process;
 mod runc;
+pub mod security;
 pub mod shim;
 mod spec;
 pub mod stats;
@@ -17,6 +18,7 @@ pub mod stats;
 pub use cached::CachedList;
 pub use process::ProcessSpec;
 pub use runc::{ExecCommand, RuncConfig, RuncRuntime};
+pub use security::{Capabilities, Seccomp, Security};
 
 /// The runc `cgroupsPath` of container `id` under the parent cgroup `parent`: `/parent/id`.
 pub fn cgroups_path(parent: &str, id: &str) -> String {
@@ -147,6 +149,10 @@ pub struct ContainerSpec {
     pub log_rotation: Rotation,
     /// Free-form labels (pod uid, container name, restart count...) for the sync loop.
     pub labels: BTreeMap<String, String>,
+    /// Capabilities, seccomp, privileged and the rest of the securityContext; absent in
+    /// specs stored before it existed, which ran unconfined with the default capabilities.
+    #[serde(default)]
+    pub security: Security,
 }
 
 /// Lifecycle state, as the kubelet distinguishes them.

@@ -121,12 +121,23 @@ pub(crate) fn resolve_user(rootfs: &Path, user: Option<&str>) -> Result<Identity
                     Error::InvalidSpec(format!("group {g:?} not found in the image's /etc/group"))
                 })?,
         },
-        None => entry.and_then(|f| f[3].parse().ok()).unwrap_or(0),
+        None => entry.as_ref().and_then(|f| f[3].parse().ok()).unwrap_or(0),
     };
+    // containerd's WithAdditionalGIDs: the groups of /etc/group that list the user.
+    let name = entry
+        .as_ref()
+        .map(|f| f[0].to_string())
+        .unwrap_or_else(|| u.to_string());
+    let additional_gids = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == name))
+        .filter_map(|f| f[2].parse().ok())
+        .collect();
     Ok(Identity {
         uid,
         gid,
-        additional_gids: Vec::new(),
+        additional_gids,
     })
 }
 
@@ -189,9 +200,21 @@ mod tests {
             "root:x:0:0::/:/bin/sh\napp:x:1000:1001::/:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("etc/group"), "staff:x:50:\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "staff:x:50:\nwheel:x:10:root,app\naudio:x:29:appx\n",
+        )
+        .unwrap();
         let id = resolve_user(dir.path(), Some("app")).unwrap();
         assert_eq!((id.uid, id.gid), (1000, 1001));
+        // The groups listing the user by name come along, for a numeric user too.
+        assert_eq!(id.additional_gids, vec![10]);
+        assert_eq!(
+            resolve_user(dir.path(), Some("1000"))
+                .unwrap()
+                .additional_gids,
+            vec![10]
+        );
         let id = resolve_user(dir.path(), Some("app:staff")).unwrap();
         assert_eq!((id.uid, id.gid), (1000, 50));
         let id = resolve_user(dir.path(), Some("4242:7")).unwrap();

@@ -9,7 +9,8 @@
 use super::cgroup;
 use super::process::resolve_user;
 use super::shim::{ExitRecord, ShimConfig};
-use super::spec::{oci_config, HostFacts};
+use super::security::Seccomp;
+use super::spec::{host_devices, oci_config, HostFacts, SecurityInputs};
 use super::{
     io_err, validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExecOutput,
     ExitInfo, Result, Runtime, EXEC_OUTPUT_LIMIT,
@@ -141,7 +142,20 @@ impl RuncRuntime {
         )?;
         let identity = resolve_user(&rootfs, spec.process.user.as_deref())?;
         let cgroups_path = self.cgroups_path(&spec.id);
-        let config = oci_config(spec, &rootfs, &identity, &cgroups_path, &self.host);
+        let inputs = SecurityInputs {
+            localhost_profile: match &spec.security.seccomp {
+                Seccomp::Localhost(path) if !spec.security.privileged => {
+                    Some(localhost_profile(path)?)
+                }
+                _ => None,
+            },
+            devices: if spec.security.privileged {
+                host_devices()
+            } else {
+                Vec::new()
+            },
+        };
+        let config = oci_config(spec, &rootfs, &identity, &cgroups_path, &self.host, &inputs);
         write(
             &dir.join("config.json"),
             &serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidSpec(e.to_string()))?,
@@ -639,6 +653,30 @@ fn runc_log_error(path: &Path) -> Option<String> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v["level"] == "error" || v["level"] == "fatal")
         .and_then(|v| v["msg"].as_str().map(str::to_string))
+}
+
+/// A Localhost seccomp profile: OCI `LinuxSeccomp` JSON in a file on the node, as
+/// containerd loads it; a missing or malformed file fails the create.
+fn localhost_profile(path: &Path) -> Result<serde_json::Value> {
+    let raw = fs::read(path).map_err(|e| {
+        Error::InvalidSpec(format!(
+            "cannot load seccomp profile {:?}: {e}",
+            path.display()
+        ))
+    })?;
+    let profile: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
+        Error::InvalidSpec(format!(
+            "decoding seccomp profile {:?} failed: {e}",
+            path.display()
+        ))
+    })?;
+    if !profile.is_object() {
+        return Err(Error::InvalidSpec(format!(
+            "seccomp profile {:?} is not a JSON object",
+            path.display()
+        )));
+    }
+    Ok(profile)
 }
 
 fn write(path: &Path, data: &[u8]) -> Result<()> {

@@ -3,6 +3,7 @@
 
 use super::cgroup::HostCgroups;
 use super::process::Identity;
+use super::security::{self, HostSecurity};
 use super::ContainerSpec;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -14,30 +15,14 @@ pub(crate) const MAX_NOFILE: u64 = 20_000;
 /// CFS period used with quotas (the kubelet's default).
 const CPU_PERIOD: u64 = 100_000;
 
-/// Docker's default capability set, which Kubernetes containers get unless they ask.
-const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// Host facts the config depends on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HostFacts {
     pub(crate) cgroups: HostCgroups,
     /// The agent's hard `RLIMIT_NOFILE`.
     pub(crate) nofile_hard: u64,
+    /// Capabilities and kernel version, for the security fields.
+    pub(crate) security: HostSecurity,
 }
 
 impl HostFacts {
@@ -51,8 +36,60 @@ impl HostFacts {
         Self {
             cgroups: HostCgroups::detect(),
             nofile_hard: if rc == 0 { lim.rlim_max } else { 1024 },
+            security: HostSecurity::detect(),
         }
     }
+}
+
+/// The host's device nodes under `/dev` as OCI `linux.devices`, for privileged containers
+/// (containerd's `WithHostDevices`): character and block devices, not those of the
+/// pseudo-filesystems runc mounts itself (`/dev/pts`, `/dev/shm`, `/dev/mqueue`).
+pub(crate) fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    fn walk(dir: &Path, out: &mut Vec<Value>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                if !matches!(
+                    path.to_str(),
+                    Some("/dev/pts" | "/dev/shm" | "/dev/mqueue" | "/dev/fd")
+                ) {
+                    walk(&path, out);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            if path == Path::new("/dev/console") {
+                continue;
+            }
+            let rdev = meta.rdev();
+            out.push(json!({
+                "path": path,
+                "type": kind,
+                "major": libc::major(rdev),
+                "minor": libc::minor(rdev),
+                "fileMode": meta.mode() & 0o7777,
+                "uid": meta.uid(),
+                "gid": meta.gid(),
+            }));
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/dev"), &mut out);
+    out
 }
 
 /// CFS shares for a CPU request (the kubelet's `MilliCPUToShares`).
@@ -73,12 +110,21 @@ fn bind(source: &Path, dest: &str, read_only: bool) -> Value {
     json!({"destination": dest, "type": "bind", "source": source, "options": options})
 }
 
+/// What the security fields need from outside the spec: the parsed Localhost seccomp
+/// profile if the container names one, and the host's devices for a privileged one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SecurityInputs {
+    pub(crate) localhost_profile: Option<Value>,
+    pub(crate) devices: Vec<Value>,
+}
+
 pub(crate) fn oci_config(
     spec: &ContainerSpec,
     rootfs: &Path,
     identity: &Identity,
     cgroups_path: &str,
     host: &HostFacts,
+    inputs: &SecurityInputs,
 ) -> Value {
     let nofile = MAX_NOFILE.min(host.nofile_hard);
     let mut mounts = vec![
@@ -143,25 +189,25 @@ pub(crate) fn oci_config(
         resources["cpu"] = Value::Object(cpu);
     }
 
-    json!({
+    let mut gids = identity.additional_gids.clone();
+    for g in &spec.security.supplemental_groups {
+        if !gids.contains(g) {
+            gids.push(*g);
+        }
+    }
+    let mut config = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
             "user": {
                 "uid": identity.uid,
                 "gid": identity.gid,
-                "additionalGids": identity.additional_gids,
+                "additionalGids": gids,
             },
             "args": spec.process.args,
             "env": spec.process.env,
             "cwd": spec.process.cwd,
-            "capabilities": {
-                "bounding": CAPABILITIES,
-                "effective": CAPABILITIES,
-                "permitted": CAPABILITIES,
-            },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-            "noNewPrivileges": true,
         },
         "root": {"path": rootfs, "readonly": false},
         "hostname": sb.hostname,
@@ -170,16 +216,16 @@ pub(crate) fn oci_config(
             "namespaces": namespaces,
             "cgroupsPath": cgroups_path,
             "resources": resources,
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-            ],
         },
-    })
+    });
+    security::apply(
+        &mut config,
+        &spec.security,
+        &host.security,
+        inputs.localhost_profile.clone(),
+        &inputs.devices,
+    );
+    config
 }
 
 #[cfg(test)]
@@ -220,6 +266,7 @@ mod tests {
             log_path: "/l".into(),
             log_rotation: Rotation::default(),
             labels: Default::default(),
+            security: Default::default(),
         }
     }
 
@@ -230,6 +277,10 @@ mod tests {
                 memsw: true,
             },
             nofile_hard,
+            security: HostSecurity {
+                available: (1 << 41) - 1,
+                kernel: (6, 1),
+            },
         }
     }
 
@@ -241,6 +292,7 @@ mod tests {
             &Identity::default(),
             "/skiff/c1",
             &host(1 << 20),
+            &SecurityInputs::default(),
         );
         let ns = c["linux"]["namespaces"].as_array().unwrap();
         let net = ns.iter().find(|n| n["type"] == "network").unwrap();
@@ -249,7 +301,35 @@ mod tests {
             assert!(ns.iter().any(|n| n["type"] == t && n.get("path").is_none()));
         }
         assert_eq!(c["hostname"], "web-0");
-        assert_eq!(c["process"]["noNewPrivileges"], true);
+        // Upstream's default: no_new_privs only for allowPrivilegeEscalation: false.
+        assert_eq!(c["process"]["noNewPrivileges"], false);
+        assert_eq!(
+            c["process"]["capabilities"]["effective"],
+            json!(security::DEFAULT_CAPABILITIES)
+        );
+    }
+
+    #[test]
+    fn supplemental_groups_join_the_images_groups_once() {
+        let mut s = spec();
+        s.security.supplemental_groups = vec![2000, 10, 2000];
+        let identity = Identity {
+            uid: 1000,
+            gid: 3000,
+            additional_gids: vec![10],
+        };
+        let c = oci_config(
+            &s,
+            Path::new("/r"),
+            &identity,
+            "/p",
+            &host(1 << 20),
+            &SecurityInputs::default(),
+        );
+        assert_eq!(
+            c["process"]["user"],
+            json!({"uid": 1000, "gid": 3000, "additionalGids": [10, 2000]})
+        );
     }
 
     #[test]
@@ -260,6 +340,7 @@ mod tests {
             &Identity::default(),
             "/skiff/c1",
             &host(1 << 20),
+            &SecurityInputs::default(),
         );
         let r = &c["linux"]["resources"];
         assert_eq!(r["memory"]["limit"], 64 << 20);
@@ -278,6 +359,7 @@ mod tests {
             &Identity::default(),
             "/p",
             &host(1 << 20),
+            &SecurityInputs::default(),
         );
         assert_eq!(c["process"]["rlimits"][0]["hard"], 20_000);
         let c = oci_config(
@@ -286,6 +368,7 @@ mod tests {
             &Identity::default(),
             "/p",
             &host(4096),
+            &SecurityInputs::default(),
         );
         assert_eq!(c["process"]["rlimits"][0]["soft"], 4096);
     }
@@ -298,6 +381,7 @@ mod tests {
             &Identity::default(),
             "/p",
             &host(1 << 20),
+            &SecurityInputs::default(),
         );
         let mounts = c["mounts"].as_array().unwrap();
         let hosts = mounts

@@ -142,6 +142,7 @@ impl Node {
             log_path: self.dir.path().join(format!("logs/{id}/0.log")),
             log_rotation: Default::default(),
             labels: Default::default(),
+            security: Default::default(),
         }
     }
 
