@@ -49,9 +49,7 @@ pub fn start(client: kube::Client, cfg: NetConfig) -> anyhow::Result<()> {
         client.clone(),
         cfg.node_name.clone(),
     ));
-    if let Some(ip) = cfg.node_ip {
-        tokio::spawn(skiff_net::proxy::servicelb::run(client.clone(), ip));
-    }
+    tokio::spawn(skiff_net::proxy::servicelb::run(client.clone()));
     // Gateway listeners answer on the node's address, where Gateways report they are.
     let bind = cfg.node_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
     tokio::spawn(skiff_gateway::run_node_with_metrics(
