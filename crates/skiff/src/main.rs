@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod compose;
 mod controllers;
 mod datastore;
 mod image;
@@ -41,6 +42,9 @@ enum Command {
     Agent(AgentArgs),
     /// Manage the node's local images (`load`, `pull`, `ls`, `rm`).
     Image(image::ImageArgs),
+    /// A Compose file on the cluster, as kompose: `convert` prints its manifests, `up`
+    /// applies them, `down` deletes them.
+    Compose(compose::ComposeArgs),
     /// Write a kubeconfig for a new user: a client certificate for NAME (and its groups)
     /// signed by the cluster CA, ready to hand over.
     Kubeconfig(KubeconfigArgs),
@@ -200,6 +204,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => server(args).await,
             Command::Agent(args) => agent(args).await,
             Command::Image(args) => image::run(args),
+            Command::Compose(args) => compose::run(args).await,
             Command::Kubeconfig(args) => user_kubeconfig(args),
             Command::Ui(args) => ui::run(args).await,
             Command::Secrets(args) => security::secrets(args).await,
