@@ -26,10 +26,9 @@ impl Lookup for Fake {
     }
 }
 
+/// `(group, resource, subresource)`, the operation, namespace, name, object and old object.
 fn req<'a>(
-    group: &'a str,
-    resource: &'a str,
-    sub: &'a str,
+    (group, resource, sub): (&'a str, &'a str, &'a str),
     op: Operation,
     ns: &'a str,
     name: &'a str,
@@ -71,26 +70,24 @@ fn pods() {
     // Mirror pods of its own, with nothing referenced.
     let ok = mirror("mynode", "mynode-uid");
     assert_eq!(
-        check(&req("", "pods", "", Create, "ns", "", Some(&ok), None)),
+        check(&req(("", "pods", ""), Create, "ns", "", Some(&ok), None)),
         Ok(())
     );
     let other = mirror("othernode", "mynode-uid");
     assert_eq!(
-        refused(&req("", "pods", "", Create, "ns", "", Some(&other), None)),
+        refused(&req(("", "pods", ""), Create, "ns", "", Some(&other), None)),
         "node \"mynode\" can only create pods with spec.nodeName set to itself"
     );
     let mut plain = ok.clone();
     plain["metadata"]["annotations"] = json!({});
     assert_eq!(
-        refused(&req("", "pods", "", Create, "ns", "", Some(&plain), None)),
+        refused(&req(("", "pods", ""), Create, "ns", "", Some(&plain), None)),
         "pod does not have \"kubernetes.io/config.mirror\" annotation, node \"mynode\" can only create mirror pods"
     );
     let wrong_uid = mirror("mynode", "other-uid");
     assert_eq!(
         refused(&req(
-            "",
-            "pods",
-            "",
+            ("", "pods", ""),
             Create,
             "ns",
             "",
@@ -103,9 +100,7 @@ fn pods() {
     with_secret["spec"]["volumes"] = json!([{"name": "s", "secret": {"secretName": "foo"}}]);
     assert_eq!(
         refused(&req(
-            "",
-            "pods",
-            "",
+            ("", "pods", ""),
             Create,
             "ns",
             "",
@@ -117,7 +112,14 @@ fn pods() {
     let mut with_sa = ok.clone();
     with_sa["spec"]["serviceAccountName"] = json!("foo");
     assert_eq!(
-        refused(&req("", "pods", "", Create, "ns", "", Some(&with_sa), None)),
+        refused(&req(
+            ("", "pods", ""),
+            Create,
+            "ns",
+            "",
+            Some(&with_sa),
+            None
+        )),
         "node \"mynode\" can not create pods that reference a service account"
     );
     let mut with_pvc = ok.clone();
@@ -125,9 +127,7 @@ fn pods() {
         json!([{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}]);
     assert_eq!(
         refused(&req(
-            "",
-            "pods",
-            "",
+            ("", "pods", ""),
             Create,
             "ns",
             "",
@@ -138,24 +138,22 @@ fn pods() {
     );
     // Delete: its own pods only; a missing pod is a 404.
     assert_eq!(
-        check(&req("", "pods", "", Delete, "ns", "mypod", None, None)),
+        check(&req(("", "pods", ""), Delete, "ns", "mypod", None, None)),
         Ok(())
     );
     assert_eq!(
-        refused(&req("", "pods", "", Delete, "ns", "otherpod", None, None)),
+        refused(&req(("", "pods", ""), Delete, "ns", "otherpod", None, None)),
         "node \"mynode\" can only delete pods with spec.nodeName set to itself"
     );
     assert_eq!(
-        check(&req("", "pods", "", Delete, "ns", "missing", None, None)),
+        check(&req(("", "pods", ""), Delete, "ns", "missing", None, None)),
         Err(Refusal::PodNotFound("missing".into()))
     );
     // No updates of pods, any subresource but status and eviction refused.
     let pod = Fake.pod("ns", "mypod").unwrap();
     assert_eq!(
         refused(&req(
-            "",
-            "pods",
-            "",
+            ("", "pods", ""),
             Update,
             "ns",
             "mypod",
@@ -165,7 +163,14 @@ fn pods() {
         "unexpected operation \"UPDATE\", node \"mynode\" can only create and delete mirror pods"
     );
     assert_eq!(
-        refused(&req("", "pods", "exec", Create, "ns", "mypod", None, None)),
+        refused(&req(
+            ("", "pods", "exec"),
+            Create,
+            "ns",
+            "mypod",
+            None,
+            None
+        )),
         "unexpected pod subresource \"exec\", only 'status' and 'eviction' are allowed"
     );
 }
@@ -177,9 +182,7 @@ fn pod_status_and_eviction() {
     let theirs = Fake.pod("ns", "otherpod").unwrap();
     assert_eq!(
         check(&req(
-            "",
-            "pods",
-            "status",
+            ("", "pods", "status"),
             Update,
             "ns",
             "mypod",
@@ -190,9 +193,7 @@ fn pod_status_and_eviction() {
     );
     assert_eq!(
         refused(&req(
-            "",
-            "pods",
-            "status",
+            ("", "pods", "status"),
             Update,
             "ns",
             "otherpod",
@@ -205,9 +206,7 @@ fn pod_status_and_eviction() {
     relabeled["metadata"]["labels"]["a"] = json!("c");
     assert_eq!(
         refused(&req(
-            "",
-            "pods",
-            "status",
+            ("", "pods", "status"),
             Update,
             "ns",
             "mypod",
@@ -219,9 +218,7 @@ fn pod_status_and_eviction() {
     let eviction = json!({"metadata": {"name": "otherpod"}});
     assert_eq!(
         check(&req(
-            "",
-            "pods",
-            "eviction",
+            ("", "pods", "eviction"),
             Create,
             "ns",
             "mypod",
@@ -232,9 +229,7 @@ fn pod_status_and_eviction() {
     );
     assert_eq!(
         refused(&req(
-            "",
-            "pods",
-            "eviction",
+            ("", "pods", "eviction"),
             Create,
             "ns",
             "",
@@ -245,9 +240,7 @@ fn pod_status_and_eviction() {
     );
     assert_eq!(
         refused(&req(
-            "",
-            "pods",
-            "eviction",
+            ("", "pods", "eviction"),
             Create,
             "ns",
             "",
@@ -264,20 +257,18 @@ fn nodes() {
     let node = |labels: Value, taints: Value| json!({"metadata": {"name": "mynode", "labels": labels}, "spec": {"taints": taints}});
     let base = node(json!({"kubernetes.io/hostname": "mynode"}), json!([]));
     assert_eq!(
-        check(&req("", "nodes", "", Create, "", "", Some(&base), None)),
+        check(&req(("", "nodes", ""), Create, "", "", Some(&base), None)),
         Ok(())
     );
     let mut other = base.clone();
     other["metadata"]["name"] = json!("othernode");
     assert_eq!(
-        refused(&req("", "nodes", "", Create, "", "", Some(&other), None)),
+        refused(&req(("", "nodes", ""), Create, "", "", Some(&other), None)),
         "node \"mynode\" is not allowed to modify node \"othernode\""
     );
     assert_eq!(
         refused(&req(
-            "",
-            "nodes",
-            "",
+            ("", "nodes", ""),
             Update,
             "",
             "othernode",
@@ -287,7 +278,7 @@ fn nodes() {
         "node \"mynode\" is not allowed to modify node \"othernode\""
     );
     assert_eq!(
-        refused(&req("", "nodes", "", Delete, "", "othernode", None, None)),
+        refused(&req(("", "nodes", ""), Delete, "", "othernode", None, None)),
         "node \"mynode\" is not allowed to modify node \"othernode\""
     );
     // Labels: node-restriction.kubernetes.io/ never, unknown kubernetes.io/k8s.io never,
@@ -297,7 +288,7 @@ fn nodes() {
         json!([]),
     );
     assert_eq!(
-        refused(&req("", "nodes", "", Create, "", "", Some(&restricted), None)),
+        refused(&req(("", "nodes", ""), Create, "", "", Some(&restricted), None)),
         "node \"mynode\" is not allowed to set the following labels: foo.node-restriction.kubernetes.io/x, node-restriction.kubernetes.io/foo"
     );
     let unknown = node(
@@ -305,7 +296,14 @@ fn nodes() {
         json!([]),
     );
     assert_eq!(
-        refused(&req("", "nodes", "", Create, "", "", Some(&unknown), None)),
+        refused(&req(
+            ("", "nodes", ""),
+            Create,
+            "",
+            "",
+            Some(&unknown),
+            None
+        )),
         "node \"mynode\" is not allowed to set the following labels: kubernetes.io/role"
     );
     let fine = node(
@@ -314,9 +312,7 @@ fn nodes() {
     );
     assert_eq!(
         check(&req(
-            "",
-            "nodes",
-            "",
+            ("", "nodes", ""),
             Update,
             "",
             "mynode",
@@ -330,7 +326,14 @@ fn nodes() {
         json!([]),
     );
     assert_eq!(
-        refused(&req("", "nodes", "", Update, "", "mynode", Some(&relabel), Some(&base))),
+        refused(&req(
+            ("", "nodes", ""),
+            Update,
+            "",
+            "mynode",
+            Some(&relabel),
+            Some(&base)
+        )),
         "is not allowed to modify labels: node-restriction.kubernetes.io/foo"
     );
     // Taints are the node lifecycle controller's, not the node's.
@@ -340,9 +343,7 @@ fn nodes() {
     );
     assert_eq!(
         refused(&req(
-            "",
-            "nodes",
-            "",
+            ("", "nodes", ""),
             Update,
             "",
             "mynode",
@@ -353,9 +354,7 @@ fn nodes() {
     );
     assert_eq!(
         check(&req(
-            "",
-            "nodes",
-            "status",
+            ("", "nodes", "status"),
             Update,
             "",
             "mynode",
@@ -374,9 +373,7 @@ fn leases_tokens_and_claims() {
     let theirs = lease("othernode");
     assert_eq!(
         check(&req(
-            "coordination.k8s.io",
-            "leases",
-            "",
+            ("coordination.k8s.io", "leases", ""),
             Create,
             "kube-node-lease",
             "",
@@ -387,9 +384,7 @@ fn leases_tokens_and_claims() {
     );
     assert_eq!(
         refused(&req(
-            "coordination.k8s.io",
-            "leases",
-            "",
+            ("coordination.k8s.io", "leases", ""),
             Create,
             "kube-node-lease",
             "",
@@ -400,9 +395,7 @@ fn leases_tokens_and_claims() {
     );
     assert_eq!(
         refused(&req(
-            "coordination.k8s.io",
-            "leases",
-            "",
+            ("coordination.k8s.io", "leases", ""),
             Update,
             "foo",
             "mynode",
@@ -413,9 +406,7 @@ fn leases_tokens_and_claims() {
     );
     assert_eq!(
         check(&req(
-            "coordination.k8s.io",
-            "leases",
-            "",
+            ("coordination.k8s.io", "leases", ""),
             Update,
             "kube-node-lease",
             "mynode",
@@ -430,9 +421,7 @@ fn leases_tokens_and_claims() {
         token(json!({"apiVersion": "v1", "kind": "Pod", "name": "mypod", "uid": "mypod-uid"}));
     assert_eq!(
         check(&req(
-            "",
-            "serviceaccounts",
-            "token",
+            ("", "serviceaccounts", "token"),
             Create,
             "ns",
             "default",
@@ -444,9 +433,7 @@ fn leases_tokens_and_claims() {
     let unbound = json!({"spec": {}});
     assert_eq!(
         refused(&req(
-            "",
-            "serviceaccounts",
-            "token",
+            ("", "serviceaccounts", "token"),
             Create,
             "ns",
             "default",
@@ -458,9 +445,7 @@ fn leases_tokens_and_claims() {
     let no_uid = token(json!({"apiVersion": "v1", "kind": "Pod", "name": "mypod"}));
     assert_eq!(
         refused(&req(
-            "",
-            "serviceaccounts",
-            "token",
+            ("", "serviceaccounts", "token"),
             Create,
             "ns",
             "default",
@@ -471,9 +456,7 @@ fn leases_tokens_and_claims() {
     );
     let stale = token(json!({"apiVersion": "v1", "kind": "Pod", "name": "mypod", "uid": "old"}));
     assert!(refused(&req(
-        "",
-        "serviceaccounts",
-        "token",
+        ("", "serviceaccounts", "token"),
         Create,
         "ns",
         "default",
@@ -486,9 +469,7 @@ fn leases_tokens_and_claims() {
     );
     assert_eq!(
         refused(&req(
-            "",
-            "serviceaccounts",
-            "token",
+            ("", "serviceaccounts", "token"),
             Create,
             "ns",
             "default",
@@ -504,9 +485,7 @@ fn leases_tokens_and_claims() {
     grown["metadata"]["resourceVersion"] = json!("2");
     assert_eq!(
         check(&req(
-            "",
-            "persistentvolumeclaims",
-            "status",
+            ("", "persistentvolumeclaims", "status"),
             Update,
             "ns",
             "c",
@@ -518,9 +497,7 @@ fn leases_tokens_and_claims() {
     let mut relabeled = pvc.clone();
     relabeled["metadata"]["labels"] = json!({"a": "b"});
     assert!(refused(&req(
-        "",
-        "persistentvolumeclaims",
-        "status",
+        ("", "persistentvolumeclaims", "status"),
         Update,
         "ns",
         "c",
@@ -530,9 +507,7 @@ fn leases_tokens_and_claims() {
     .starts_with("node \"mynode\" is not allowed to update fields other than"));
     assert_eq!(
         refused(&req(
-            "",
-            "persistentvolumeclaims",
-            "",
+            ("", "persistentvolumeclaims", ""),
             Update,
             "ns",
             "c",
@@ -546,9 +521,7 @@ fn leases_tokens_and_claims() {
 #[test]
 fn other_users_and_nameless_nodes() {
     let r = req(
-        "",
-        "nodes",
-        "",
+        ("", "nodes", ""),
         Operation::Delete,
         "",
         "othernode",
@@ -562,6 +535,13 @@ fn other_users_and_nameless_nodes() {
         ))
     );
     // Services and the rest are not the plugin's business.
-    let r = req("", "services", "", Operation::Delete, "ns", "s", None, None);
+    let r = req(
+        ("", "services", ""),
+        Operation::Delete,
+        "ns",
+        "s",
+        None,
+        None,
+    );
     assert_eq!(check(&r), Ok(()));
 }
