@@ -69,6 +69,7 @@ struct Service {
     image: Option<String>,
     build: Option<Yaml>,
     ports: Vec<Yaml>,
+    expose: Vec<Yaml>,
     environment: Option<Environment>,
     env_file: Option<OneOrMany>,
     depends_on: Option<DependsOn>,
@@ -458,12 +459,23 @@ fn convert_service(
         None => {}
     }
 
-    let ports = svc
+    // `expose`d ports are reachable from other services only: kompose gives them a Service
+    // port too, on the same number.
+    let mut ports = svc
         .ports
         .iter()
         .map(port_entry)
         .collect::<Result<Vec<_>, _>>()
         .map_err(e)?;
+    for exposed in &svc.expose {
+        let p = port_entry(exposed).map_err(e)?;
+        if p.published.is_some() || p.host_ip.is_some() {
+            return Err(e(format!("expose {exposed:?} takes a container port only")));
+        }
+        if !ports.iter().any(|q| q.target == p.target && q.udp == p.udp) {
+            ports.push(p);
+        }
+    }
 
     // Volumes: named and anonymous ones become claims; bind mounts cannot follow a pod.
     let mut mounts = Vec::new();
@@ -471,9 +483,11 @@ fn convert_service(
     for (i, v) in svc.volumes.iter().enumerate() {
         let (source, target, read_only) = volume_entry(v).map_err(e)?;
         let claim = match source {
-            Some(s) if s.starts_with(['/', '.', '~']) => return Err(e(format!(
+            Some(s) if s.starts_with(['/', '.', '~']) => {
+                return Err(e(format!(
                 "bind mount {s:?} is not supported: a pod may run on any node; use a named volume"
-            ))),
+            )))
+            }
             Some(s) => {
                 if !file.volumes.contains_key(&s) {
                     return Err(e(format!("refers to undefined volume {s:?}")));

@@ -364,3 +364,20 @@ fn yaml_stream_is_dash_separated() {
     let text = c.to_yaml();
     assert_eq!(text.matches("\n---\n").count(), c.objects.len() - 1);
 }
+
+#[test]
+fn expose_gives_a_service_port() {
+    let c = one_service("    ports: [\"8080:80\"]\n    expose: [\"80\", 5432]\n").unwrap();
+    let svc = c.objects.iter().find(|o| o["kind"] == "Service").unwrap();
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([
+            {"name": "8080", "port": 8080, "targetPort": 80},
+            {"name": "5432", "port": 5432, "targetPort": 5432}
+        ])
+    );
+    let e = one_service("    expose: [\"1:2\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("container port only"), "{e}");
+}
