@@ -1,5 +1,5 @@
 //! A Compose file converted to Kubernetes manifests, as `kompose convert` does, so a reader's
-//! existing `compose.yaml` is the first step onto skiff (decision 0038-compose).
+//! existing `compose.yaml` is the first step onto skiff (decision 0040).
 //!
 //! Pure: the only input besides the file's text is the `env_file`s it names, read through the
 //! caller's closure. Per service: a Deployment (a Pod for `restart: "no"`/`on-failure`, as

@@ -1,7 +1,7 @@
 //! `skiff compose convert|up|down -f FILE`: wiring only. `skiff-compose` turns the Compose
 //! file into manifests as kompose does; `up` server-side applies them (field manager
 //! `skiff-compose`) to the current kubeconfig's cluster, `down` deletes them (decision
-//! 0038-compose).
+//! 0040).
 
 use std::path::{Path, PathBuf};
 
