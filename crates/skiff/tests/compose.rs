@@ -138,6 +138,13 @@ fn compose_up_down_and_convert() {
     cluster.kubectl_in(&["apply", "-n", "converted", "-f", "-"], &manifests);
     assert_converted(&cluster, "converted");
 
+    cluster.kubectl(&["create", "namespace", "staging"]);
+    ok(
+        skiff_compose(&cluster, &["up", "-f", file, "--namespace", "staging"]),
+        "compose up --namespace",
+    );
+    assert_converted(&cluster, "staging");
+
     let missing = skiff_compose(&cluster, &["convert", "-f", "/nonexistent/compose.yaml"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("reading /nonexistent/compose.yaml"));
