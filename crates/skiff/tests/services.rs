@@ -142,6 +142,33 @@ fn services_balance_over_ready_pods_and_follow_changes() {
         started.elapsed()
     );
 
+    // From a pod as from the node: five tries take well under the 3 s one timeout would.
+    let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: refused
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox:test
+    command: ["sh", "-c", "s=$(date +%s); for i in 1 2 3 4 5; do nc -w 3 IP 80 </dev/null; done; echo ELAPSED=$(($(date +%s)-s)); echo DONE"]
+"#;
+    c.kubectl_in(&["apply", "-f", "-"], &pod.replace("IP", &ip));
+    let logs = c.wait_logs("refused", "DONE", Duration::from_secs(60));
+    assert_eq!(logs.matches("Connection refused").count(), 5, "{logs}");
+    let elapsed: u64 = logs
+        .lines()
+        .find_map(|l| l.strip_prefix("ELAPSED="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        elapsed <= 1,
+        "a pod waited {elapsed} s for 5 refusals: {logs}"
+    );
+    c.kubectl(&["delete", "pod", "refused", "--wait=false"]);
+
     let manifest = HELLO.replace("FLAGS", &flags.display().to_string());
     c.kubectl_in(&["apply", "-f", "-"], &manifest);
     c.kubectl(&["rollout", "status", "deploy/hello", "--timeout=90s"]);

@@ -307,11 +307,10 @@ pub fn render(
             "filter-forward",
             "type filter hook forward priority -110; policy accept;",
             format!(
-                "ct state new ip daddr . meta l4proto . th dport @no-endpoints reject\n\
-                 ct state new ip daddr {services} reject\n\
-                 ip saddr {cidr} ip daddr != {cidr} ct state new drop",
+                "{}{}ip saddr {cidr} ip daddr != {cidr} ct state new drop",
+                refuse("ct state new ip daddr . meta l4proto . th dport @no-endpoints"),
+                refuse(&format!("ct state new ip daddr {}", node.service_cidr)),
                 cidr = node.cluster_cidr,
-                services = node.service_cidr
             ),
         ),
         (
@@ -331,9 +330,11 @@ pub fn render(
         (
             "filter-input",
             "type filter hook input priority -110; policy accept;",
-            "ct state new ip daddr . meta l4proto . th dport @no-endpoints reject\n\
-             ct state new fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @no-endpoint-nodeports reject"
-                .into(),
+            format!(
+                "{}{}",
+                refuse("ct state new ip daddr . meta l4proto . th dport @no-endpoints"),
+                refuse("ct state new fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @no-endpoint-nodeports"),
+            ),
         ),
     ];
     for (chain, hook, rules) in &base {
@@ -368,6 +369,15 @@ pub fn render(
         }
     }
     (out, names)
+}
+
+/// Rules refusing what `matcher` matches: TCP with a reset, anything else with ICMP port
+/// unreachable (nft's plain `reject`). A reset is not rate limited, whereas the kernel lets
+/// through about one ICMP error a second to a remote address (`icmp_ratelimit`): refused
+/// only by ICMP, a pod's or a remote client's connection waited for its SYN retransmits,
+/// while the node's own (ICMP over loopback, never limited) was refused at once.
+fn refuse(matcher: &str) -> String {
+    format!("{matcher} meta l4proto tcp reject with tcp reset\n{matcher} reject\n")
 }
 
 fn write_chain(out: &mut String, chain: &str, comment: &str, rules: &[String]) {

@@ -151,8 +151,15 @@ fn rules_balance_dnat_and_reject_as_kube_proxy() {
     has("ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 ct state new drop");
     has("add rule ip skiff-proxy filter-output-post-nat ct state new ip daddr 10.96.0.0/16 reject");
     has("add rule ip skiff-proxy filter-forward ct state new ip daddr 10.96.0.0/16 reject");
+    // TCP is reset, not refused by (rate-limited) ICMP, for pods and remote clients.
+    has("add rule ip skiff-proxy filter-forward ct state new ip daddr . meta l4proto . th dport @no-endpoints meta l4proto tcp reject with tcp reset");
+    has("add rule ip skiff-proxy filter-forward ct state new ip daddr 10.96.0.0/16 meta l4proto tcp reject with tcp reset");
+    has("add rule ip skiff-proxy filter-input ct state new ip daddr . meta l4proto . th dport @no-endpoints meta l4proto tcp reject with tcp reset");
     // Every reject is for new connections only, as kube-proxy's `ct state new` checks.
-    for line in script.lines().filter(|l| l.ends_with(" reject")) {
+    for line in script
+        .lines()
+        .filter(|l| l.ends_with(" reject") || l.ends_with(" reject with tcp reset"))
+    {
         assert!(line.contains("ct state new "), "{line}");
     }
     assert!(!script.contains("ct status dnat masquerade"));
