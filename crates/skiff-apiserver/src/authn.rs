@@ -43,6 +43,11 @@ pub struct Authn {
 }
 
 impl Authn {
+    /// Forgets cached token authentications (see `Api::revoke_cached_tokens`).
+    pub fn forget_tokens(&self) {
+        self.cache.clear();
+    }
+
     /// Loads (or first generates, mode 0600) the signing key at `key_path`, for tokens of
     /// upstream's default issuer whose API audience is the issuer; `ca_pem` is the cluster
     /// CA that token Secrets hand out.

@@ -570,7 +570,10 @@ impl Api {
                     .await
                 {
                     Err(ApiError::Conflict { .. }) if pre_rv.is_none() => continue,
-                    other => return other.map(|o| (o, true)),
+                    other => {
+                        self.revoke_cached_tokens(&r);
+                        return other.map(|o| (o, true));
+                    }
                 }
             }
             let meta = meta_mut(&mut obj);
@@ -607,6 +610,7 @@ impl Api {
             {
                 Ok(kv) => {
                     object::set_resource_version(&mut obj, kv.mod_revision);
+                    self.revoke_cached_tokens(&r);
                     if namespace_content {
                         let _ = self.terminating.send(name.clone());
                     }
@@ -619,6 +623,18 @@ impl Api {
             }
         }
         Err(ApiError::modified(&r, &name))
+    }
+
+    /// Forgets every cached token authentication once an object a token can be bound to
+    /// (its ServiceAccount, legacy Secret or pod) is deleted or starts terminating, so
+    /// revocation takes effect at once on this server instead of after the cache's 10 s
+    /// (upstream's TTL, which still bounds it for deletions seen only by another server).
+    /// Deletions of these kinds are rare; the cache refills on the next request.
+    fn revoke_cached_tokens(&self, r: &ResourceInfo) {
+        if r.group.is_empty() && matches!(r.plural.as_str(), "serviceaccounts" | "secrets" | "pods")
+        {
+            self.authn.forget_tokens();
+        }
     }
 
     /// DELETE of a collection: every object the selectors match, one by one.

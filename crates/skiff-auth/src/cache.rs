@@ -51,6 +51,14 @@ impl TokenCache {
         (now.saturating_duration_since(*at) < self.ttl).then(|| user.clone())
     }
 
+    /// Forgets every entry (an object tokens are bound to went away).
+    pub fn clear(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     /// Remembers that `token` authenticated as `user` at `now`.
     pub fn put(&self, token: &str, user: &UserInfo, now: Instant) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
@@ -78,6 +86,9 @@ mod tests {
         cache.put("tok", &user, t0);
         assert_eq!(cache.get("tok", t0 + Duration::from_secs(9)), Some(user));
         assert!(cache.get("tok", t0 + Duration::from_secs(10)).is_none());
+        cache.put("tok", &crate::components::user("alice"), t0);
+        cache.clear();
+        assert!(cache.get("tok", t0).is_none());
         assert!(cache.get("other", t0).is_none());
     }
 
