@@ -635,6 +635,15 @@ pub fn component_roles() -> Vec<ClusterRole> {
                 events_rule(),
             ],
         ),
+        // skiff's local-path volumes live on the node's disk, so the node removes the
+        // directories of deleted PersistentVolumes (upstream's local-path provisioner does
+        // it with a helper pod under its own account): it lists volumes to find them, which
+        // the Node authorizer, answering single gets only, leaves to RBAC.
+        role(
+            "system:skiff:local-volume-reclaimer",
+            &[],
+            vec![rule(LIST_WATCH, &[""], &["persistentvolumes"])],
+        ),
         // The Gateway's data plane on each node reads what it serves.
         role("system:skiff:gateway", &[], gateway_reads),
         // Its control plane installs the Gateway API and writes status.
@@ -658,6 +667,10 @@ pub fn component_role_bindings() -> Vec<ClusterRoleBinding> {
         binding(
             "system:skiff:gateway",
             vec![service_account("gateway"), subject("User", KUBE_PROXY)],
+        ),
+        binding(
+            "system:skiff:local-volume-reclaimer",
+            vec![subject("Group", "system:nodes")],
         ),
         // The service load balancer: the cloud controller's service controller.
         binding("system:skiff:service-lb", vec![subject("User", KUBE_PROXY)]),
