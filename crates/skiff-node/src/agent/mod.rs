@@ -23,9 +23,9 @@ mod security;
 mod servingcert;
 pub mod status;
 mod streaming;
-mod volumerefresh;
 pub mod summary;
 pub mod tokens;
+mod volumerefresh;
 mod volumes;
 
 use crate::image::{ImageStore, Puller, RegistryConfig};
