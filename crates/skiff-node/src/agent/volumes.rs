@@ -400,7 +400,6 @@ fn merge_files(
         })
 }
 
-
 fn select(
     data: BTreeMap<String, Vec<u8>>,
     items: Option<&Vec<KeyToPath>>,

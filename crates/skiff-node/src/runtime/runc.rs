@@ -8,8 +8,8 @@
 
 use super::cgroup;
 use super::process::resolve_user;
-use super::shim::{ExitRecord, ShimConfig};
 use super::security::Seccomp;
+use super::shim::{ExitRecord, ShimConfig};
 use super::spec::{host_devices, oci_config, HostFacts, SecurityInputs};
 use super::{
     io_err, validate_id, ContainerSpec, ContainerState, ContainerStatus, Error, ExecOutput,
