@@ -339,11 +339,14 @@ mod tests {
         RequestInfo::new(method, path, query)
     }
 
+    /// One case: method, path, query, whether the patch is an apply, reported verb, scope.
+    type VerbCase<'a> = (&'a str, &'a str, Option<&'a str>, bool, &'a str, &'a str);
+
     /// Upstream's reported verbs and scopes (metrics_test.go's CleanVerb and CleanScope
     /// cases, and the installer's action verbs).
     #[test]
     fn verbs_and_scopes_as_upstream_reports_them() {
-        let cases: &[(&str, &str, Option<&str>, bool, &str, &str)] = &[
+        let cases: &[VerbCase] = &[
             ("GET", "/api/v1/pods", None, false, "LIST", "cluster"),
             (
                 "GET",
