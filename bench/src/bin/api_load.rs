@@ -156,6 +156,26 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// `objects` creates in `collection` at 64 clients, the i-th from `body(i)` and named
+/// `{prefix}{i}` by it, then as many gets of them; returns (creates/s, create p99, gets/s).
+async fn create_then_get(
+    t: &Arc<Target>,
+    objects: usize,
+    collection: &'static str,
+    prefix: &'static str,
+    body: impl Fn(usize) -> String + Send + Sync + 'static,
+) -> (f64, Duration, f64) {
+    let (creates, _, p99) = run(t, 64, objects, move |i| {
+        ("POST", collection.to_string(), Some(body(i)))
+    })
+    .await;
+    let (gets, _, _) = run(t, 64, objects, move |i| {
+        ("GET", format!("{collection}/{prefix}{i}"), None)
+    })
+    .await;
+    (creates, p99, gets)
+}
+
 /// Runs `total` requests across `clients` concurrent tasks; returns (ops/s, p50, p99).
 async fn run(
     t: &Arc<Target>,
@@ -477,21 +497,13 @@ async fn authorized_load(skiff: &str, mode: &str, bindings: usize, objects: usiz
     let body = |i: usize| {
         json!({"metadata": {"name": format!("cm-{i}")}, "data": {"key": "value", "i": i.to_string()}}).to_string()
     };
-    let (creates, _, _) = run(&user, 64, objects, move |i| {
-        (
-            "POST",
-            "/api/v1/namespaces/bench/configmaps".into(),
-            Some(body(i)),
-        )
-    })
-    .await;
-    let (gets, _, _) = run(&user, 64, objects, move |i| {
-        (
-            "GET",
-            format!("/api/v1/namespaces/bench/configmaps/cm-{i}"),
-            None,
-        )
-    })
+    let (creates, _, gets) = create_then_get(
+        &user,
+        objects,
+        "/api/v1/namespaces/bench/configmaps",
+        "cm-",
+        body,
+    )
     .await;
     let _ = child.kill();
     let _ = child.wait();
@@ -553,21 +565,13 @@ async fn secret_load(skiff: &str, encrypted: bool, objects: usize) -> (f64, f64)
                "data": {"username": b64("user"), "password": b64("pass"), "host": b64("host")}})
         .to_string()
     };
-    let (creates, _, _) = run(&t, 64, objects, move |i| {
-        (
-            "POST",
-            "/api/v1/namespaces/default/secrets".into(),
-            Some(body(i)),
-        )
-    })
-    .await;
-    let (gets, _, _) = run(&t, 64, objects, move |i| {
-        (
-            "GET",
-            format!("/api/v1/namespaces/default/secrets/s-{i}"),
-            None,
-        )
-    })
+    let (creates, _, gets) = create_then_get(
+        &t,
+        objects,
+        "/api/v1/namespaces/default/secrets",
+        "s-",
+        body,
+    )
     .await;
     let _ = child.kill();
     let _ = child.wait();
@@ -612,23 +616,15 @@ async fn configmap_load(
         json!({"metadata": {"name": format!("cm-{i}")}, "data": {"key": "value", "i": i.to_string()}})
             .to_string()
     };
-    let (creates, _, p99) = run(&t, 64, objects, move |i| {
-        (
-            "POST",
-            "/api/v1/namespaces/default/configmaps".into(),
-            Some(body(i)),
-        )
-    })
+    let load = create_then_get(
+        &t,
+        objects,
+        "/api/v1/namespaces/default/configmaps",
+        "cm-",
+        body,
+    )
     .await;
-    let (gets, _, _) = run(&t, 64, objects, move |i| {
-        (
-            "GET",
-            format!("/api/v1/namespaces/default/configmaps/cm-{i}"),
-            None,
-        )
-    })
-    .await;
-    ((creates, p99, gets), t, child)
+    (load, t, child)
 }
 
 /// etcd's own throughput: `total` puts of `value` at `clients` concurrent clients over one
