@@ -291,7 +291,13 @@ fn refresh_volumes(
         match files {
             Ok(Some((files, mode))) => {
                 match super::volumes::write_volume(&dir, &files, mode, &v.name) {
-                    Ok(true) => updated.push(v.name.clone()),
+                    Ok(true) => {
+                        if let Err(error) = super::volumes::own_rewritten_volume(pod, &dir) {
+                            tracing::warn!(pod = %key, volume = %v.name, %error,
+                                "cannot give an updated volume to the pod's fsGroup");
+                        }
+                        updated.push(v.name.clone());
+                    }
                     Ok(false) => {}
                     Err(error) => tracing::warn!(pod = %key, volume = %v.name, %error,
                         "cannot update a volume"),

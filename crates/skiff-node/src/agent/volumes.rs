@@ -327,6 +327,17 @@ fn fs_group(pod: &Pod) -> Option<(u32, bool)> {
     Some((gid, on_root_mismatch))
 }
 
+/// Gives an API-sourced volume rewritten in place to the pod's fsGroup, read-only as the
+/// first write did. Always walked, whatever `fsGroupChangePolicy` says: the new version's
+/// files are in a new `..<timestamp>` directory while the volume's root already looks
+/// right, so `OnRootMismatch` would skip exactly what changed.
+pub(crate) fn own_rewritten_volume(pod: &Pod, dir: &Path) -> std::io::Result<()> {
+    match fs_group(pod) {
+        Some((gid, _)) => set_ownership(dir, gid, true, false),
+        None => Ok(()),
+    }
+}
+
 /// The kubelet's `SetVolumeOwnership`: every file and directory under `dir` gets group
 /// `gid` and group read-write (read for read-only volumes), directories also the setgid
 /// bit and group search, so files made later inherit the group. With `OnRootMismatch`
@@ -770,5 +781,14 @@ mod tests {
             .unwrap();
         set_ownership(&root, gid, true, true).unwrap();
         assert_eq!(mode(&root.join("sub/f")), 0o600);
+        // A volume rewritten in place is walked again even under OnRootMismatch: its new
+        // files sit under a root that already looks right.
+        let pod: Pod = serde_json::from_value(serde_json::json!({"spec": {
+            "containers": [],
+            "securityContext": {"fsGroup": gid, "fsGroupChangePolicy": "OnRootMismatch"},
+        }}))
+        .unwrap();
+        own_rewritten_volume(&pod, &root).unwrap();
+        assert_eq!(mode(&root.join("sub/f")), 0o640);
     }
 }
