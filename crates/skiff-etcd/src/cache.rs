@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use etcd_client::{Client, EventType, WatchOptions};
-use skiff_store::{Error, Event, EventKind, Hub, KeyValue, ListResult, Result, Revision, Watch};
+use skiff_store::{
+    kvmap, Error, Event, EventKind, Hub, KeyValue, ListResult, Result, Revision, Watch,
+};
 
 use crate::{backend, page_options, timed_out, EtcdOptions};
 
@@ -94,38 +96,17 @@ impl Cache {
         limit: Option<usize>,
     ) -> Result<ListResult> {
         let state = self.lock();
-        let mut items: Vec<KeyValue> = state
-            .kv
-            .range(prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(k, _)| start_after.is_none_or(|s| k.as_str() > s))
-            .map(|(_, v)| v.clone())
-            .take(limit.map_or(usize::MAX, |l| l.saturating_add(1)))
-            .collect();
-        let more = limit.is_some_and(|l| items.len() > l);
-        if let Some(l) = limit {
-            items.truncate(l);
-        }
-        Ok(ListResult {
-            items,
-            revision: state.revision,
-            more,
-        })
+        Ok(kvmap::list(
+            &state.kv,
+            state.revision,
+            prefix,
+            start_after,
+            limit,
+        ))
     }
 
     pub(crate) fn count_after(&self, prefix: &str, start_after: &str) -> Result<usize> {
-        use std::ops::Bound;
-        let state = self.lock();
-        let from = if start_after >= prefix {
-            Bound::Excluded(start_after)
-        } else {
-            Bound::Included(prefix)
-        };
-        Ok(state
-            .kv
-            .range::<str, _>((from, Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .count())
+        Ok(kvmap::count_after(&self.lock().kv, prefix, start_after))
     }
 
     pub(crate) fn revision(&self) -> Revision {
@@ -138,23 +119,7 @@ impl Cache {
 
     pub(crate) fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
         let state = self.lock();
-        if after < state.compacted {
-            return Err(Error::Compacted {
-                requested: after,
-                compacted: state.compacted,
-            });
-        }
-        let (mut watch, live_after) = self.hub.subscribe(prefix)?;
-        watch.set_backlog(
-            state
-                .history
-                .iter()
-                .filter(|e| e.revision > after && e.revision <= live_after)
-                .filter(|e| e.key.starts_with(prefix))
-                .cloned()
-                .collect(),
-        );
-        Ok(watch)
+        kvmap::watch(&self.hub, &state.history, state.compacted, prefix, after)
     }
 
     /// Forgets history at and before `revision` (clamped to what the cache has applied):

@@ -10,6 +10,7 @@
 //! same semantics, used as a fake by other crates and as an oracle in tests.
 
 mod hub;
+pub mod kvmap;
 mod memory;
 pub mod metrics;
 #[cfg(feature = "model-test")]

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use crate::hub::{Hub, Watch};
+use crate::kvmap;
 use crate::{Error, Event, EventKind, KeyValue, ListResult, Result, Revision, Store};
 
 /// A [`Store`] kept in a `BTreeMap`, with its whole history in a `Vec`.
@@ -127,23 +128,17 @@ impl Store for MemoryStore {
         limit: Option<usize>,
     ) -> Result<ListResult> {
         let state = self.lock();
-        let mut items: Vec<KeyValue> = state
-            .kv
-            .range(prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(k, _)| start_after.is_none_or(|s| k.as_str() > s))
-            .map(|(_, v)| v.clone())
-            .take(limit.map_or(usize::MAX, |l| l + 1))
-            .collect();
-        let more = limit.is_some_and(|l| items.len() > l);
-        if let Some(l) = limit {
-            items.truncate(l);
-        }
-        Ok(ListResult {
-            items,
-            revision: state.revision,
-            more,
-        })
+        Ok(kvmap::list(
+            &state.kv,
+            state.revision,
+            prefix,
+            start_after,
+            limit,
+        ))
+    }
+
+    fn count_after(&self, prefix: &str, start_after: &str) -> Result<usize> {
+        Ok(kvmap::count_after(&self.lock().kv, prefix, start_after))
     }
 
     fn current_revision(&self) -> Revision {
@@ -180,23 +175,7 @@ impl Store for MemoryStore {
 
     fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
         let state = self.lock();
-        if after < state.compacted {
-            return Err(Error::Compacted {
-                requested: after,
-                compacted: state.compacted,
-            });
-        }
-        let (mut watch, live_after) = self.hub.subscribe(prefix)?;
-        watch.set_backlog(
-            state
-                .history
-                .iter()
-                .filter(|e| e.revision > after && e.revision <= live_after)
-                .filter(|e| e.key.starts_with(prefix))
-                .cloned()
-                .collect(),
-        );
-        Ok(watch)
+        kvmap::watch(&self.hub, &state.history, state.compacted, prefix, after)
     }
 
     fn compact(&self, revision: Revision) -> BoxFuture<'static, Result<()>> {
