@@ -390,18 +390,9 @@ mod tests {
                 expiration_seconds: secs,
                 ..Default::default()
             },
-            status: Some(CertificateSigningRequestStatus {
+            status: csr_status(conditions).map(|status| CertificateSigningRequestStatus {
                 certificate: cert.then(|| ByteString(b"x".to_vec())),
-                conditions: Some(
-                    conditions
-                        .iter()
-                        .map(|c| CertificateSigningRequestCondition {
-                            type_: c.to_string(),
-                            status: "True".into(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
+                ..status
             }),
             ..Default::default()
         }
@@ -653,6 +644,7 @@ mod tests {
         assert_eq!(serving_requester(&decided), None);
     }
 
+    /// A status holding `conditions`, each `True`.
     fn csr_status(conditions: &[&str]) -> Option<CertificateSigningRequestStatus> {
         Some(CertificateSigningRequestStatus {
             certificate: None,
