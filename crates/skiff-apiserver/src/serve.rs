@@ -418,11 +418,7 @@ pub async fn serve_all(
             // The handshake verified any certificate against the CA; who it names goes
             // with every request of the connection.
             let identity = crate::http::PeerIdentity(
-                tls.get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .and_then(|cert| skiff_auth::x509::user_from_certificate(cert).ok())
+                skiff_auth::x509::user_from_peer_chain(tls.get_ref().1.peer_certificates())
                     .map(Arc::new),
             );
             let service = TowerToHyperService::new(tower::ServiceExt::map_request(

@@ -42,6 +42,13 @@ pub fn user_from_certificate(der: &[u8]) -> Result<UserInfo, CertificateError> {
     })
 }
 
+/// The user a TLS peer's verified chain names, for every server that authenticates
+/// connections by client certificate (the API server's port, the node agent's kubelet port):
+/// the leaf decides, and no chain, or a leaf naming no one, is no credential at all.
+pub fn user_from_peer_chain<C: AsRef<[u8]>>(chain: Option<&[C]>) -> Option<UserInfo> {
+    user_from_certificate(chain?.first()?.as_ref()).ok()
+}
+
 /// When a certificate (DER) stops being valid: what the server's renewal at start reads.
 pub fn not_after(der: &[u8]) -> Result<std::time::SystemTime, CertificateError> {
     let (_, cert) =
@@ -215,5 +222,29 @@ mod tests {
             user_from_certificate(b"junk"),
             Err(CertificateError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_peer_chain_is_named_by_its_leaf() {
+        let named = |cn: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            if !cn.is_empty() {
+                params
+                    .distinguished_name
+                    .push(rcgen::DnType::CommonName, cn);
+            }
+            params.self_signed(&key).unwrap().der().to_vec()
+        };
+        let user = |chain: Option<&[Vec<u8>]>| user_from_peer_chain(chain).map(|u| u.username);
+        assert_eq!(user(None), None);
+        assert_eq!(user(Some(&[])), None);
+        assert_eq!(user(Some(&[named("")])), None);
+        assert_eq!(user(Some(&[b"junk".to_vec()])), None);
+        assert_eq!(
+            user(Some(&[named("leaf"), named("ca")])),
+            Some("leaf".to_owned())
+        );
     }
 }

@@ -344,11 +344,7 @@ pub async fn serve(
                 }
             };
             let user = PeerUser(
-                tls.get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .and_then(|cert| skiff_auth::x509::user_from_certificate(cert).ok())
+                skiff_auth::x509::user_from_peer_chain(tls.get_ref().1.peer_certificates())
                     .map(Arc::new),
             );
             let service = hyper::service::service_fn(
