@@ -8,7 +8,8 @@
 //! - [`x509`]: the identity a verified client certificate names;
 //! - [`impersonation`]: the `Impersonate-*` headers, as upstream's impersonation filter;
 //! - [`components`]: the identities of skiff's own components and their in-memory tokens;
-//! - [`cache`]: successful token authentications kept 10 s, as upstream.
+//! - [`cache`]: successful token authentications kept 10 s, as upstream;
+//! - [`tls`]: the server certificate verifier of the clients that skip verification.
 //!
 //! Every identity is a [`skiff_apimachinery::user::UserInfo`].
 
@@ -17,6 +18,7 @@ pub mod components;
 pub mod impersonation;
 pub mod keys;
 pub mod serviceaccount;
+pub mod tls;
 pub mod x509;
 
 pub use keys::SigningKey;
