@@ -17,6 +17,7 @@ use clap::Parser;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
+use skiff_bench::cpu_seconds;
 use skiff_bench::node::{self, Node};
 
 const IMAGE: &str = "busybox:bench";
@@ -50,21 +51,6 @@ fn job(name: &str, completions: i32, parallelism: i32) -> Result<Job> {
                 "terminationGracePeriodSeconds": 1,
                 "containers": [{"name": "work", "image": IMAGE, "command": ["true"]}]}}}
     }))?)
-}
-
-/// Server CPU seconds (user + system) from `/proc/PID/stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: u64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|v| v.parse::<u64>().unwrap_or(0))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks as f64 / hz
 }
 
 /// Polls until `n` Jobs are Complete; returns when.

@@ -12,71 +12,12 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use skiff_bench::cpu_seconds;
+use skiff_bench::server::ApiServer;
 use std::time::{Duration, Instant};
 
 const SCRAPES: usize = 200;
 const INTERVAL_S: f64 = 15.0;
-
-struct Server {
-    child: Child,
-    _dir: tempfile::TempDir,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(binary: &str) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(binary)
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn,skiff=info")
-        .env("SKIFF_NODE", "off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn skiff server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("skiff is ready") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("server ready");
-    let kubeconfig = dir.path().join("kubeconfig");
-    Server {
-        child,
-        _dir: dir,
-        kubeconfig,
-    }
-}
-
-/// The process' user + system CPU time so far, in seconds (`/proc/PID/stat`, clock ticks).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
-    // Fields after the command name (which may hold spaces) start at state, field 3.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks as f64 / hz
-}
 
 async fn scrape(client: &kube::Client) -> String {
     let req = hyper::http::Request::get("/metrics")
@@ -93,16 +34,9 @@ async fn main() {
         .cloned()
         .unwrap_or_else(|| "target/release/skiff".into());
     let pods: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let server = start(&binary);
-    let pid = server.child.id();
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&server.kubeconfig).expect("kubeconfig"),
-        &Default::default(),
-    )
-    .await
-    .expect("config");
-    let client = kube::Client::try_from(config).expect("client");
+    let server = ApiServer::start(&binary);
+    let pid = server.pid();
+    let client = server.client().await;
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     // The default ServiceAccount must exist before pods are admitted.
     for _ in 0..100 {

@@ -11,68 +11,11 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
+use skiff_bench::server::ApiServer;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NODES: usize = 100;
-
-struct Server {
-    child: Child,
-    _dir: tempfile::TempDir,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(binary: &str) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(binary)
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn,skiff=info")
-        // Nodes here are API objects only; no node agent for this host.
-        .env("SKIFF_NODE", "off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn skiff server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("skiff is ready") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("server ready");
-    let kubeconfig = dir.path().join("kubeconfig");
-    Server {
-        child,
-        _dir: dir,
-        kubeconfig,
-    }
-}
-
-async fn client(path: &std::path::Path) -> kube::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(config).expect("client")
-}
 
 fn node(i: usize) -> Node {
     serde_json::from_value(json!({
@@ -325,8 +268,9 @@ async fn main() {
         .cloned()
         .unwrap_or_else(|| "target/release/skiff".into());
     let pods: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let server = start(&binary);
-    let client = client(&server.kubeconfig).await;
+    // Nodes here are API objects only; no node agent for this host.
+    let server = ApiServer::start(&binary);
+    let client = server.client().await;
     let (rate, nodes_created) = scheduling(&client, pods).await;
     let (rs_lat, d_lat) = latencies(&client, 20).await;
     let roll = rolling_update(&client).await;
