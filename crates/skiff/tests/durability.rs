@@ -2,33 +2,14 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::Cluster;
+use common::{acknowledged_creates, Cluster};
 
 #[test]
 fn kill_9_mid_write_loses_nothing_acknowledged() {
     let mut c = Cluster::start();
-    let mut docs = String::new();
-    for i in 0..400 {
-        docs.push_str(&format!(
-            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\ndata:\n  i: \"{i}\"\n"
-        ));
-    }
-    let mut apply = c
-        .kubectl_cmd(&["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = apply.stdin.take().unwrap();
-        stdin.write_all(docs.as_bytes()).unwrap();
-    }
+    let apply = c.apply_configmaps(400);
     // Let some creates land, then crash the server in the middle of the stream.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while c.kubectl(&["get", "cm", "-o", "name"]).lines().count() < 50 {
@@ -39,23 +20,7 @@ fn kill_9_mid_write_loses_nothing_acknowledged() {
         std::thread::sleep(Duration::from_millis(100));
     }
     c.crash();
-    let mut printed = String::new();
-    apply
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut printed)
-        .unwrap();
-    let _ = apply.wait();
-    let acknowledged: Vec<&str> = printed
-        .lines()
-        .filter_map(|l| l.strip_prefix("configmap/"))
-        .filter_map(|l| l.strip_suffix(" created"))
-        .collect();
-    assert!(
-        !acknowledged.is_empty(),
-        "nothing was created before the crash"
-    );
+    let acknowledged = acknowledged_creates(apply);
 
     c.boot();
     let stored = c.kubectl(&["get", "cm", "-o", "name"]);

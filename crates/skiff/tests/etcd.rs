@@ -6,11 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{seed_manifest, Cluster};
+use common::{acknowledged_creates, seed_manifest, Cluster};
 use skiff_etcd::testing::EtcdProcess;
 
 /// `kind/namespace/name` → resourceVersion of everything listed.
@@ -141,25 +141,7 @@ fn skiff_on_etcd_serves_watches_survives_kill_9_and_answers_410_after_compaction
     );
 
     // A stream of creates, the server killed in the middle of it.
-    let mut docs = String::new();
-    for i in 0..300 {
-        docs.push_str(&format!(
-            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\ndata:\n  i: \"{i}\"\n"
-        ));
-    }
-    let mut apply = c
-        .kubectl_cmd(&["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    apply
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(docs.as_bytes())
-        .unwrap();
+    let apply = c.apply_configmaps(300);
     wait_until("creates land", || {
         c.kubectl(&["get", "cm", "-o", "name"]).lines().count() > 40
     });
@@ -167,23 +149,7 @@ fn skiff_on_etcd_serves_watches_survives_kill_9_and_answers_410_after_compaction
     c.crash();
     let _ = watch.kill();
     let _ = watch.wait();
-    let mut printed = String::new();
-    apply
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut printed)
-        .unwrap();
-    let _ = apply.wait();
-    let acknowledged: Vec<&str> = printed
-        .lines()
-        .filter_map(|l| l.strip_prefix("configmap/"))
-        .filter_map(|l| l.strip_suffix(" created"))
-        .collect();
-    assert!(
-        !acknowledged.is_empty(),
-        "nothing was created before the kill"
-    );
+    let acknowledged = acknowledged_creates(apply);
 
     // The same server restarted on the same etcd: everything is there, unchanged.
     c.boot();

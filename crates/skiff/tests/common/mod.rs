@@ -66,7 +66,34 @@ impl Cluster {
         self.child = Some(child);
     }
 
-    /// `kill -9` of the server, as a crash.
+    /// Starts `kubectl apply -f -` of `count` ConfigMaps `cm-0`, `cm-1`, …: a stream of
+    /// creates for a test to crash the server in the middle of. Read what it acknowledged
+    /// with [`acknowledged_creates`].
+    pub fn apply_configmaps(&self, count: usize) -> Child {
+        use std::io::Write;
+        let mut docs = String::new();
+        for i in 0..count {
+            docs.push_str(&format!(
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\ndata:\n  i: \"{i}\"\n"
+            ));
+        }
+        let mut apply = self
+            .kubectl_cmd(&["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kubectl apply");
+        // Dropped at the end of this statement: kubectl sees the end of its input.
+        apply
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(docs.as_bytes())
+            .expect("write manifests");
+        apply
+    }
+
     pub fn crash(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -179,4 +206,30 @@ pub fn succeeded(
         context()
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The ConfigMap names `apply` (from [`Cluster::apply_configmaps`]) printed as created, once
+/// it has ended (the server killed under it); asserts there is at least one, as a crash
+/// before any create proves nothing.
+pub fn acknowledged_creates(mut apply: Child) -> Vec<String> {
+    use std::io::Read;
+    let mut printed = String::new();
+    apply
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_string(&mut printed)
+        .expect("kubectl output");
+    let _ = apply.wait();
+    let acknowledged: Vec<String> = printed
+        .lines()
+        .filter_map(|l| l.strip_prefix("configmap/"))
+        .filter_map(|l| l.strip_suffix(" created"))
+        .map(String::from)
+        .collect();
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing was created before the kill"
+    );
+    acknowledged
 }

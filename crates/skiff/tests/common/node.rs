@@ -29,6 +29,20 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
+/// Whether this host can run the node tests. When it cannot, prints why, for the test to
+/// return; under `CI` a missing prerequisite fails the test instead.
+pub fn can_run() -> bool {
+    let Some(why) = skip_reason() else {
+        return true;
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI cannot run this test: {why}"
+    );
+    eprintln!("skipped: {why}");
+    false
+}
+
 /// Returns a [`NodeCluster`] or prints why the test is skipped and returns.
 #[macro_export]
 macro_rules! node_cluster_or_skip {
