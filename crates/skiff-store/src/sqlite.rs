@@ -389,21 +389,14 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let started = std::time::Instant::now();
             self.commit_batch(&mut batch);
-            let metrics = &self.options.metrics;
-            metrics.commit.observe(started.elapsed().as_secs_f64());
-            if let Ok(meta) = std::fs::metadata(&self.wal) {
-                metrics
-                    .wal_bytes
-                    .set(i64::try_from(meta.len()).unwrap_or(i64::MAX));
-            }
             self.maybe_compact();
         }
         tracing::debug!("store writer stopped");
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<Request>) {
+        let started = std::time::Instant::now();
         let start_revision = self.revision;
         let outcome = (|| -> Result<Vec<Applied>> {
             let tx = self
@@ -424,6 +417,9 @@ impl Writer {
             self.revision = revision;
             Ok(applied)
         })();
+        // Measured before anyone is answered, so a client that reads the metrics after its
+        // write was acknowledged sees that commit counted.
+        self.record_commit(started);
         match outcome {
             Ok(applied) => {
                 let events: Vec<Event> = applied.iter().filter_map(|a| a.event.clone()).collect();
@@ -447,6 +443,17 @@ impl Writer {
                         .send(Err(Error::Io(std::io::Error::other(message.clone()))));
                 }
             }
+        }
+    }
+
+    /// The commit's duration and the WAL's size after it.
+    fn record_commit(&self, started: std::time::Instant) {
+        let metrics = &self.options.metrics;
+        metrics.commit.observe(started.elapsed().as_secs_f64());
+        if let Ok(meta) = std::fs::metadata(&self.wal) {
+            metrics
+                .wal_bytes
+                .set(i64::try_from(meta.len()).unwrap_or(i64::MAX));
         }
     }
 
