@@ -51,6 +51,9 @@ fn pod_serves_http_on_its_ip_and_containers_share_the_pod_network() {
     );
     let volume = tempfile::tempdir().unwrap();
     let mut probe = probe;
+    // What a container with `allowPrivilegeEscalation: false` gets (upstream sets no flag
+    // when the pod says nothing).
+    probe.security.no_new_privileges = true;
     probe.mounts.push(skiff_node::runtime::Mount {
         host_path: volume.path().to_path_buf(),
         container_path: "/data".into(),
