@@ -287,12 +287,13 @@ fn scaling_3_to_5_shows_the_gap_closing_and_the_controller_actions() {
     browser.cmd(json!({"op": "goto", "url": ui.url}));
     browser.wait(&format!("{CARD}[data-state=converged]"));
     assert_eq!(browser.text(&format!("{CARD} > .self .desired dd")), "3");
-    // The tree: Deployment → ReplicaSet → 3 pods → their container.
-    assert_eq!(browser.count(&format!("{CARD} li.k-ReplicaSet")), 1);
-    assert_eq!(
-        browser.count(&format!("{CARD} li.k-ReplicaSet li.k-Pod")),
-        3
-    );
+    // The tree: Deployment → ReplicaSet → 3 pods → their container (each kind arrives on
+    // its own watch, so the card may converge before the tree is complete).
+    eventually("the ReplicaSet and its 3 pods in the tree", || {
+        (browser.count(&format!("{CARD} li.k-ReplicaSet")) == 1
+            && browser.count(&format!("{CARD} li.k-ReplicaSet li.k-Pod")) == 3)
+            .then_some(())
+    });
     assert_eq!(browser.count(&format!("{CARD} li.k-Pod .containers li")), 3);
 
     c.kubectl(&["scale", "deployment", "web", "--replicas=5"]);
