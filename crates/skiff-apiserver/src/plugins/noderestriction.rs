@@ -74,13 +74,7 @@ pub fn decide(
         ("", "serviceaccounts") => token(node, r, lookup),
         ("coordination.k8s.io", "leases") => lease(node, r),
         ("storage.k8s.io", "csinodes") => {
-            let name = match r.operation {
-                Operation::Create => r
-                    .object
-                    .and_then(|o| o["metadata"]["name"].as_str())
-                    .unwrap_or_default(),
-                _ => r.name,
-            };
+            let name = target_name(r);
             if name != node {
                 return forbid("can only access CSINode with the same name as the requesting node");
             }
@@ -428,6 +422,17 @@ fn token(node: &str, r: &Request<'_>, lookup: &dyn Lookup) -> std::result::Resul
     Ok(())
 }
 
+/// The name a request acts on: the new object's on create (the URL has none), else the URL's.
+fn target_name<'a>(r: &Request<'a>) -> &'a str {
+    match r.operation {
+        Operation::Create => r
+            .object
+            .and_then(|o| o["metadata"]["name"].as_str())
+            .unwrap_or_default(),
+        _ => r.name,
+    }
+}
+
 fn lease(node: &str, r: &Request<'_>) -> std::result::Result<(), Refusal> {
     if r.namespace != skiff_rbac::node::NODE_LEASE_NAMESPACE {
         return forbid(format!(
@@ -435,13 +440,7 @@ fn lease(node: &str, r: &Request<'_>) -> std::result::Result<(), Refusal> {
             skiff_rbac::node::NODE_LEASE_NAMESPACE
         ));
     }
-    let name = match r.operation {
-        Operation::Create => r
-            .object
-            .and_then(|o| o["metadata"]["name"].as_str())
-            .unwrap_or_default(),
-        _ => r.name,
-    };
+    let name = target_name(r);
     if name != node {
         return forbid("can only access node lease with the same name as the requesting node");
     }
