@@ -1,5 +1,6 @@
 //! Shared helpers for skiff load tools.
 
+pub mod hollow;
 pub mod http;
 pub mod node;
 pub mod server;

@@ -6,8 +6,13 @@
 //! (API server, store, scheduler, node agent and every controller): an upper bound on the
 //! controllers' share. Pods run `true` in the busybox test image.
 //!
+//! With `--hollow-nodes N` the server runs no node agent; N hollow nodes (API objects kept
+//! alive, with a fake kubelet that completes each pod at once, as kubemark's) stand in, so
+//! the CPU figure is the control plane's alone: the controllers, scheduler, API server and
+//! store, without runc and the pod network.
+//!
 //! Usage (as root): `job-load [--skiff PATH] [--completions C] [--parallelism P]
-//! [--jobs J]`. Prints Markdown.
+//! [--jobs J] [--hollow-nodes N]`. Prints Markdown.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,6 +23,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use skiff_bench::cpu_seconds;
+use skiff_bench::hollow::{self, PodOutcome};
 use skiff_bench::node::{self, Node};
 
 const IMAGE: &str = "busybox:bench";
@@ -37,6 +43,9 @@ struct Args {
     /// Jobs of one pod created at once.
     #[arg(long, default_value_t = 1000)]
     jobs: usize,
+    /// Run no node agent; this many hollow nodes complete the pods instead.
+    #[arg(long)]
+    hollow_nodes: Option<usize>,
     /// Give up after this many seconds per phase.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
@@ -77,12 +86,26 @@ async fn wait_complete(api: &Api<Job>, n: usize, timeout: Duration) -> Result<Du
 fn main() -> Result<()> {
     let args = Args::parse();
     let skiff = node::preflight("job-load", &[], args.skiff.as_deref())?;
-    let node = Node::start(&skiff)?;
-    node.load_image(&skiff_node::testing::busybox_oci_archive(IMAGE)?)?;
+    let node = match args.hollow_nodes {
+        Some(_) => Node::start_with_env(&skiff, &[("SKIFF_NODE", "off")])?,
+        None => {
+            let node = Node::start(&skiff)?;
+            node.load_image(&skiff_node::testing::busybox_oci_archive(IMAGE)?)?;
+            node
+        }
+    };
     let pid = node.pid().context("no server pid")?;
     let timeout = Duration::from_secs(args.timeout);
     let (wide, many) = node::block_on(&node, async {
         let client = node.client().await?;
+        // Both kept for the whole run; the process ends with them.
+        let _hollow = match args.hollow_nodes {
+            Some(n) => Some((
+                hollow::start_nodes(&client, n).await,
+                hollow::fake_kubelet(client.clone(), None, None, PodOutcome::Succeed),
+            )),
+            None => None,
+        };
         let wide_api: Api<Job> = Api::namespaced(client.clone(), "default");
         let cpu0 = cpu_seconds(pid);
         let started = Instant::now();
@@ -146,7 +169,11 @@ fn main() -> Result<()> {
         many.1.as_secs_f64()
     );
     println!(
-        "| server CPU meanwhile (API, store, scheduler, node agent, controllers) | {:.1} s |",
+        "| server CPU meanwhile ({}) | {:.1} s |",
+        match args.hollow_nodes {
+            Some(_) => "API, store, scheduler, controllers",
+            None => "API, store, scheduler, node agent, controllers",
+        },
         many.2
     );
     Ok(())

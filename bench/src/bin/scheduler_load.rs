@@ -11,24 +11,12 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
+use skiff_bench::hollow::{self, PodOutcome};
 use skiff_bench::server::ApiServer;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const NODES: usize = 100;
-
-fn node(i: usize) -> Node {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": format!("sim-{i:03}"), "labels": {"type": "simulated"}},
-        "status": {
-            "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
-            "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]
-        }
-    }))
-    .expect("node")
-}
 
 fn pod(i: usize) -> Pod {
     serde_json::from_value(json!({
@@ -90,7 +78,7 @@ async fn scheduling(client: &kube::Client, pods: usize) -> (f64, Duration) {
         .map(|i| {
             let api = node_api.clone();
             async move {
-                api.create(&PostParams::default(), &node(i))
+                api.create(&PostParams::default(), &hollow::node(i))
                     .await
                     .expect("create node")
             }
@@ -99,6 +87,8 @@ async fn scheduling(client: &kube::Client, pods: usize) -> (f64, Duration) {
         .collect::<Vec<_>>()
         .await;
     let nodes_created = started.elapsed();
+    // Kept alive for the rest of the run; the process ends with it.
+    let _leases = hollow::renew_leases(client.clone(), NODES);
     let done = tokio::time::timeout(Duration::from_secs(300), bound)
         .await
         .expect("all pods bound in 5 min")
@@ -195,31 +185,6 @@ async fn latencies(client: &kube::Client, rounds: usize) -> (Vec<Duration>, Vec<
     (rs_lat, d_lat)
 }
 
-/// Marks every new pod Running and Ready, as a kubelet would once its containers start.
-fn fake_kubelet(client: kube::Client) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let api: Api<Pod> = Api::namespaced(client, "default");
-        let stream = watcher::watcher(api.clone(), watcher::Config::default().labels("app=roll"));
-        futures::pin_mut!(stream);
-        let ready = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
-        while let Ok(Some(event)) = stream.try_next().await {
-            if let Event::Apply(p) | Event::InitApply(p) = event {
-                let is_ready = p
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready"));
-                if !is_ready && p.metadata.deletion_timestamp.is_none() {
-                    let name = p.metadata.name.clone().unwrap_or_default();
-                    let _ = api
-                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&ready))
-                        .await;
-                }
-            }
-        }
-    })
-}
-
 async fn complete(api: &Api<Deployment>, name: &str, replicas: i32) {
     loop {
         let d = api.get(name).await.expect("get deployment");
@@ -236,7 +201,12 @@ async fn complete(api: &Api<Deployment>, name: &str, replicas: i32) {
 }
 
 async fn rolling_update(client: &kube::Client) -> Duration {
-    let kubelet = fake_kubelet(client.clone());
+    let kubelet = hollow::fake_kubelet(
+        client.clone(),
+        Some("default"),
+        Some("app=roll"),
+        PodOutcome::Ready,
+    );
     let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let d: Deployment = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "roll"},
