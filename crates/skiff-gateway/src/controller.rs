@@ -85,6 +85,24 @@ impl Caches {
 }
 
 impl Snapshot {
+    /// What the routing table depends on (every kind but Nodes), as one hash: equal
+    /// fingerprints build equal tables.
+    fn fingerprint(&self) -> u64 {
+        use crate::fingerprint::Fingerprint;
+        Fingerprint::default()
+            .kind("GatewayClass", self.classes.iter().map(|a| &**a))
+            .kind("Gateway", self.gateways.iter().map(|a| &**a))
+            .kind("HTTPRoute", self.routes.iter().map(|a| &**a))
+            .kind("Service", self.services.iter().map(|a| &**a))
+            .kind("ReferenceGrant", self.grants.iter().map(|a| &**a))
+            .kind("Namespace", self.namespaces.iter().map(|a| &**a))
+            .kind("Secret", self.secrets.iter().map(|a| &**a))
+            .kind("Ingress", self.ingresses.iter().map(|a| &**a))
+            .kind("IngressClass", self.ingress_classes.iter().map(|a| &**a))
+            .kind("EndpointSlice", self.slices.iter().map(|a| &**a))
+            .finish()
+    }
+
     fn inputs(&self, node_addresses: Vec<String>) -> Inputs<'_> {
         Inputs {
             controller_name: CONTROLLER_NAME,
@@ -119,6 +137,9 @@ struct PlaneCtx {
     caches: Caches,
     slices: Store<EndpointSlice>,
     plane: Arc<DataPlane>,
+    metrics: crate::metrics::GatewayMetrics,
+    /// The [`Snapshot::fingerprint`] of the table served, once every port of it is bound.
+    served: std::sync::Mutex<Option<u64>>,
 }
 
 /// Runs this node's data plane until the API goes away: listeners on `bind`, the routing
@@ -136,7 +157,9 @@ pub async fn run_data_plane(
     let ctx = Arc::new(PlaneCtx {
         caches,
         slices,
-        plane: DataPlane::with_metrics(bind, metrics),
+        plane: DataPlane::with_metrics(bind, metrics.clone()),
+        metrics,
+        served: std::sync::Mutex::new(None),
     });
     c.run_keys(reconcile_plane, ctx).await;
 }
@@ -149,13 +172,24 @@ enum PlaneError {
 
 async fn reconcile_plane(_: ObjectKey, ctx: Arc<PlaneCtx>) -> Result<Outcome, PlaneError> {
     let snapshot = ctx.caches.snapshot(ctx.slices.state());
+    let fingerprint = snapshot.fingerprint();
+    let served = |f: Option<u64>| *ctx.served.lock().unwrap_or_else(|e| e.into_inner()) = f;
+    if *ctx.served.lock().unwrap_or_else(|e| e.into_inner()) == Some(fingerprint) {
+        // A status write or bookkeeping change: the table served is already this one.
+        ctx.metrics.table_build(false);
+        return Ok(Outcome::Done);
+    }
     let (table, _) = config::build(&snapshot.inputs(Vec::new()));
     let ports: Vec<u16> = table.ports.keys().copied().collect();
     let failed = ctx.plane.swap(table).await;
+    ctx.metrics.table_build(true);
     tracing::debug!(?ports, "gateway routing table swapped");
     if failed.is_empty() {
+        served(Some(fingerprint));
         Ok(Outcome::Done)
     } else {
+        // Built again on the retry, which binds the ports that failed.
+        served(None);
         let list: Vec<String> = failed.iter().map(|(p, e)| format!("{p}: {e}")).collect();
         Err(PlaneError::Bind(list.join("; ")))
     }
@@ -340,4 +374,129 @@ async fn reconcile_status(_: ObjectKey, ctx: Arc<StatusCtx>) -> Result<Outcome, 
         tracing::debug!(writes, "gateway status written");
     }
     Ok(Outcome::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::{store, store::Writer};
+    use kube::runtime::watcher::Event;
+
+    fn obj<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn apply<K>(w: &mut Writer<K>, o: K)
+    where
+        K: kube::Resource<DynamicType = ()> + Clone,
+    {
+        w.apply_watcher_event(&Event::Apply(o));
+    }
+
+    /// The data-plane loop run against caches filled by hand: a status write, a
+    /// `resourceVersion` bump and an annotation build nothing; a new endpoint does.
+    #[tokio::test]
+    async fn status_only_changes_build_no_table() {
+        let (classes, mut w_classes) = store::<GatewayClass>();
+        let (gateways, mut w_gateways) = store::<Gateway>();
+        let (routes, mut w_routes) = store::<HttpRoute>();
+        let (services, mut w_services) = store::<Service>();
+        let (slices, mut w_slices) = store::<EndpointSlice>();
+        let caches = Caches {
+            classes,
+            gateways,
+            routes,
+            services,
+            grants: store::<ReferenceGrant>().0,
+            namespaces: store::<Namespace>().0,
+            secrets: store::<Secret>().0,
+            ingresses: store::<Ingress>().0,
+            ingress_classes: store::<IngressClass>().0,
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        apply(
+            &mut w_classes,
+            obj(
+                json!({"metadata": {"name": "skiff", "resourceVersion": "1"},
+                "spec": {"controllerName": CONTROLLER_NAME}}),
+            ),
+        );
+        let gateway = json!({"metadata": {"name": "gw", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"gatewayClassName": "skiff",
+                "listeners": [{"name": "h", "protocol": "HTTP", "port": port}]}});
+        apply(&mut w_gateways, obj(gateway.clone()));
+        let route = json!({"metadata": {"name": "r", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "svc", "port": 80}]}]}});
+        apply(&mut w_routes, obj(route.clone()));
+        let service = json!({"metadata": {"name": "svc", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"ports": [{"port": 80}]}});
+        apply(&mut w_services, obj(service.clone()));
+        let slice = json!({"metadata": {"name": "svc-1", "namespace": "ns", "resourceVersion": "1",
+                "labels": {"kubernetes.io/service-name": "svc"}},
+            "addressType": "IPv4", "ports": [{"port": 8080}],
+            "endpoints": [{"addresses": ["127.0.0.1"]}]});
+        apply(&mut w_slices, obj(slice.clone()));
+
+        let metrics = crate::metrics::GatewayMetrics::default();
+        let ctx = Arc::new(PlaneCtx {
+            caches,
+            slices,
+            plane: DataPlane::with_metrics("127.0.0.1".parse().unwrap(), metrics.clone()),
+            metrics: metrics.clone(),
+            served: std::sync::Mutex::new(None),
+        });
+        let run = || reconcile_plane(ObjectKey::named("routing-table"), ctx.clone());
+        run().await.unwrap();
+        assert_eq!(
+            (metrics.table_builds(true), metrics.table_builds(false)),
+            (1, 0)
+        );
+
+        // What the status writer does, and bookkeeping: no table is built.
+        let mut g = gateway.clone();
+        g["metadata"]["resourceVersion"] = json!("2");
+        g["status"] = json!({"conditions": [{"type": "Programmed", "status": "True"}]});
+        apply(&mut w_gateways, obj(g));
+        run().await.unwrap();
+        let mut r = route.clone();
+        r["metadata"]["resourceVersion"] = json!("2");
+        r["status"] = json!({"parents": [{"controllerName": CONTROLLER_NAME}]});
+        apply(&mut w_routes, obj(r));
+        run().await.unwrap();
+        let mut s = service.clone();
+        s["metadata"]["resourceVersion"] = json!("2");
+        s["metadata"]["annotations"] = json!({"note": "x"});
+        s["status"] = json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}});
+        apply(&mut w_services, obj(s));
+        run().await.unwrap();
+        assert_eq!(
+            (metrics.table_builds(true), metrics.table_builds(false)),
+            (1, 3)
+        );
+
+        // An endpoint more: a new table.
+        let mut sl = slice.clone();
+        sl["metadata"]["resourceVersion"] = json!("2");
+        sl["endpoints"] = json!([{"addresses": ["127.0.0.1"]}, {"addresses": ["127.0.0.2"]}]);
+        apply(&mut w_slices, obj(sl));
+        run().await.unwrap();
+        assert_eq!(
+            (metrics.table_builds(true), metrics.table_builds(false)),
+            (2, 3)
+        );
+        // And a route's spec edit too.
+        let mut r = route.clone();
+        r["metadata"]["resourceVersion"] = json!("3");
+        r["spec"]["hostnames"] = json!(["a.test"]);
+        apply(&mut w_routes, obj(r));
+        run().await.unwrap();
+        assert_eq!(
+            (metrics.table_builds(true), metrics.table_builds(false)),
+            (3, 3)
+        );
+    }
 }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod fingerprint;
 pub mod ingress;
 pub mod install;
 pub mod metrics;

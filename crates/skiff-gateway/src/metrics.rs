@@ -3,7 +3,10 @@
 //!
 //! - `skiff_gateway_requests_total{route, backend, code}`: requests answered;
 //! - `skiff_gateway_request_duration_seconds{route, backend}`: from the request's arrival
-//!   to its response head (the body streams after), as a histogram.
+//!   to its response head (the body streams after), as a histogram;
+//! - `skiff_gateway_table_builds_total{outcome}`: runs of the data-plane loop that built
+//!   and swapped a routing table (`built`) or found nothing routing-relevant changed
+//!   (`unchanged`: a status write, a `resourceVersion` bump).
 //!
 //! `route` is `namespace/name` of the HTTPRoute or Ingress (`-`: no route matched);
 //! `backend` is `namespace/service:port` (`-`: none, as for a redirect or a 404). Label
@@ -47,11 +50,17 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub outcome: &'static str,
+}
+
 /// The data plane's metrics; cheap to clone (the families are shared).
 #[derive(Clone)]
 pub struct GatewayMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    builds: Family<BuildLabels, Counter>,
     none: Name,
 }
 
@@ -60,6 +69,7 @@ impl Default for GatewayMetrics {
         GatewayMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(latency_histogram),
+            builds: Family::default(),
             none: Name("-".into()),
         }
     }
@@ -79,6 +89,24 @@ impl GatewayMetrics {
             "Time from a request's arrival to its response head, by route and backend",
             self.duration.clone(),
         );
+        r.register(
+            "table_builds",
+            "Runs of the data-plane loop, by outcome: built (a new routing table swapped in) \
+             or unchanged (no routing-relevant change, nothing built)",
+            self.builds.clone(),
+        );
+    }
+
+    /// Counts one run of the data-plane loop: `built` a table, or found it unchanged.
+    pub fn table_build(&self, built: bool) {
+        let outcome = if built { "built" } else { "unchanged" };
+        self.builds.get_or_create(&BuildLabels { outcome }).inc();
+    }
+
+    /// How many runs had `outcome` (`built` or `unchanged`) so far.
+    pub fn table_builds(&self, built: bool) -> u64 {
+        let outcome = if built { "built" } else { "unchanged" };
+        self.builds.get_or_create(&BuildLabels { outcome }).get()
     }
 
     /// Records one answered request.
