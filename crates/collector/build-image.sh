@@ -2,15 +2,22 @@
 # Builds an image as an OCI archive without Docker or the internet, ready for `skiff image load`.
 #   crates/collector/build-image.sh [TAG] [OUTPUT]   collector:TAG (default latest)
 #   crates/collector/build-image.sh busybox [OUTPUT] busybox:latest from Debian's busybox-static
+#   crates/collector/build-image.sh victoria-metrics [OUTPUT]  victoria-metrics:latest from
+#     Debian's victoria-metrics (the walkthrough's in-cluster Prometheus)
 # collector:v1 is the article's v1, built with the cargo feature `article-v1`: it stores events
-# with an empty source (the bug v2 fixes); every other tag is the fixed collector.
-# OUTPUT defaults to collector-TAG.oci.tar (busybox.oci.tar) in the current directory.
+# with an empty source (the bug v2 fixes). collector:v2 is the fix with the article's latency
+# regression (cargo feature `article-v2`: each POST answers 100 ms later); every other tag is
+# the fixed collector without it.
+# OUTPUT defaults to collector-TAG.oci.tar (TAG.oci.tar for busybox and victoria-metrics).
 # The release profile is used unless COLLECTOR_BUILD_PROFILE names another (e.g. dev).
 # Uses the musl target for a static binary when it is installed, else copies the binary's
 # shared libraries into the image.
 set -euo pipefail
 tag="${1:-latest}"
-if [ "$tag" = busybox ]; then out="${2:-busybox.oci.tar}"; else out="${2:-collector-${tag}.oci.tar}"; fi
+case "$tag" in
+  busybox | victoria-metrics) out="${2:-$tag.oci.tar}" ;;
+  *) out="${2:-collector-${tag}.oci.tar}" ;;
+esac
 repo="$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 cargo() { command cargo "$@" --manifest-path "$repo/Cargo.toml"; }
@@ -23,8 +30,13 @@ if [ "$tag" = busybox ]; then
   "$packer" --busybox --binary /bin/busybox --name busybox --tag latest --output "$out"
   exit 0
 fi
+if [ "$tag" = victoria-metrics ]; then
+  "$packer" --tool --binary /usr/bin/victoria-metrics --name victoria-metrics --tag latest --output "$out"
+  exit 0
+fi
 features=()
 [ "$tag" = v1 ] && features=(--features article-v1)
+[ "$tag" = v2 ] && features=(--features article-v2)
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
   cargo build -q --profile "$profile" -p collector --bin collector "${features[@]}" --target x86_64-unknown-linux-musl
   binary="$target_dir/x86_64-unknown-linux-musl/$profile_dir/collector"

@@ -27,6 +27,16 @@ pub const MAX_LIMIT: usize = 1000;
 /// Default for `AppState::ingest_limit`: far more than group commit needs to reach full speed,
 /// few enough that 128 bodies of MAX_BODY_BYTES (1 MiB by default) bound ingest memory.
 pub const MAX_INGESTS_IN_FLIGHT: usize = 128;
+/// Built as the article's v2 (cargo feature `article-v2`, the image `collector:v2`): every
+/// `POST /events` answers this much later. The article's v2 ships a latency regression that
+/// only its metrics reveal ("You deployed v2 at 3:47pm and the latency spike is obvious"); this is
+/// that regression, made on purpose and named as such, so the walkthrough's Prometheus has a
+/// real spike to find and its canary a real reason to be rolled back. `latest` has none.
+pub const ARTICLE_V2_REGRESSION: Duration = if cfg!(feature = "article-v2") {
+    Duration::from_millis(100)
+} else {
+    Duration::ZERO
+};
 /// How long `/readyz` waits for the store before calling it unreachable.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -172,6 +182,10 @@ async fn post_events(
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > state.max_body_bytes) {
         return Err(ApiError::BodyTooLarge(state.max_body_bytes));
+    }
+    if !ARTICLE_V2_REGRESSION.is_zero() {
+        // Before the ingest permit: the regression slows each request, not the store.
+        tokio::time::sleep(ARTICLE_V2_REGRESSION).await;
     }
     // Closed only if the state is torn down; then there is nothing left to store into.
     let _permit = state

@@ -48,6 +48,18 @@ pub enum Kind {
     /// walkthrough's dashboard (`httpd`) and a shell inside the cluster, built offline from
     /// Debian's busybox-static.
     Busybox,
+    /// Another program packed the way the collector is, as `/<name>`, its entrypoint, run as
+    /// the unprivileged user in `/data`: the walkthrough's in-cluster Prometheus (Debian's
+    /// `victoria-metrics`), built offline like the rest.
+    Tool,
+}
+
+/// Where `spec`'s binary lives in the image and runs from.
+fn entrypoint(spec: &ImageSpec) -> String {
+    match spec.kind {
+        Kind::Tool => format!("/{}", spec.name),
+        _ => ENTRYPOINT.to_string(),
+    }
 }
 
 /// Inputs for one image.
@@ -158,7 +170,12 @@ fn layer(spec: &ImageSpec) -> Result<Vec<u8>, Error> {
         format!("root:x:0:\nnonroot:x:{USER_ID}:\n").as_bytes(),
     )?;
     let binary = std::fs::read(&spec.binary).map_err(io_err(&spec.binary))?;
-    file(&mut tar, ENTRYPOINT.trim_start_matches('/'), 0o755, &binary)?;
+    file(
+        &mut tar,
+        entrypoint(spec).trim_start_matches('/'),
+        0o755,
+        &binary,
+    )?;
     let mut dirs_done = std::collections::BTreeSet::new();
     for lib in shared_libraries(&spec.binary)? {
         let data = std::fs::read(&lib).map_err(io_err(&lib))?;
@@ -237,6 +254,13 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<String, Error> {
             "Entrypoint": [ENTRYPOINT],
             "Env": ["PATH=/", "DATA_DIR=/data", "LISTEN_ADDR=:8080"],
             "ExposedPorts": { "8080/tcp": {} },
+            "WorkingDir": "/data",
+            "Labels": { "org.opencontainers.image.title": spec.name }
+        }),
+        Kind::Tool => json!({
+            "User": format!("{USER_ID}:{USER_ID}"),
+            "Entrypoint": [entrypoint(spec)],
+            "Env": ["PATH=/"],
             "WorkingDir": "/data",
             "Labels": { "org.opencontainers.image.title": spec.name }
         }),

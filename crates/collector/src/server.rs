@@ -116,6 +116,7 @@ pub async fn run_on(
         nats = ingest.is_some(),
         retention_days = config.retention_days,
         empty_source_refused = !crate::event::ARTICLE_V1,
+        post_delay_ms = crate::http::ARTICLE_V2_REGRESSION.as_millis() as u64,
         "collector listening"
     );
 

@@ -160,3 +160,39 @@ fn busybox_image_has_the_applet_links_and_a_shell_command() {
         assert_eq!(links[&format!("bin/{applet}")].as_deref(), Some("busybox"));
     }
 }
+
+#[test]
+fn a_tool_image_runs_its_binary_by_name_as_the_unprivileged_user() {
+    let dir = tempfile::tempdir().unwrap();
+    // /bin/true stands in for victoria-metrics: where it lands and how it runs is under test.
+    let spec = ImageSpec {
+        kind: Kind::Tool,
+        binary: "/bin/true".into(),
+        name: "victoria-metrics".into(),
+        tag: "latest".into(),
+        mtime: 0,
+    };
+    let out = dir.path().join("vm.tar");
+    build(&spec, &out).unwrap();
+    let files = entries(&out);
+    let docker: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(docker[0]["RepoTags"][0], "victoria-metrics:latest");
+    let config: Value =
+        serde_json::from_slice(&files[docker[0]["Config"].as_str().unwrap()]).unwrap();
+    assert_eq!(config["config"]["Entrypoint"][0], "/victoria-metrics");
+    assert_eq!(config["config"]["User"], "65532:65532");
+    assert_eq!(config["config"]["WorkingDir"], "/data");
+    let layer_gz = &files[docker[0]["Layers"][0].as_str().unwrap()];
+    let mut layer = Vec::new();
+    flate2::read::GzDecoder::new(&layer_gz[..])
+        .read_to_end(&mut layer)
+        .unwrap();
+    let paths: Vec<String> = tar::Archive::new(&layer[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(paths.iter().any(|p| p == "victoria-metrics"), "{paths:?}");
+    assert!(!paths.iter().any(|p| p == "collector"), "{paths:?}");
+    assert!(paths.iter().any(|p| p == "data/"), "{paths:?}");
+}

@@ -25,6 +25,9 @@ struct Args {
     /// Pack `--binary` as a busybox image (applet links, `sh` as its command) instead.
     #[arg(long)]
     busybox: bool,
+    /// Pack `--binary` as `/<name>`, its entrypoint (another program, e.g. victoria-metrics).
+    #[arg(long, conflicts_with = "busybox")]
+    tool: bool,
     /// File and config timestamp (seconds since epoch); SOURCE_DATE_EPOCH if set, else 0.
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
     mtime: u64,
@@ -39,6 +42,8 @@ fn main() -> anyhow::Result<()> {
     let spec = ImageSpec {
         kind: if args.busybox {
             Kind::Busybox
+        } else if args.tool {
+            Kind::Tool
         } else {
             Kind::Collector
         },
