@@ -22,6 +22,7 @@ pub mod names;
 mod pod;
 mod pod_update;
 mod rbac;
+pub mod security;
 mod status;
 
 use std::fmt;

@@ -10,7 +10,7 @@ use super::names::{
     inclusive_range_error, is_config_map_key, is_dns1123_label, is_dns1123_subdomain,
     is_relaxed_env_var_name, is_valid_port_name, is_valid_port_num,
 };
-use super::{child, index, FieldError};
+use super::{child, index, security, FieldError};
 
 const FILE_MODE_ERROR: &str = "must be a number between 0 and 0777 (octal), both inclusive";
 
@@ -67,12 +67,26 @@ pub(super) fn present(v: &Value, k: &str) -> bool {
 pub(super) fn validate_pod(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = obj.get("spec").unwrap_or(&null);
-    let mut errs = validate_pod_spec(spec, "spec", &[]);
+    let annotations = obj.pointer("/metadata/annotations");
+    let mut errs =
+        security::validate_profile_annotations(annotations, spec, "metadata.annotations");
+    errs.extend(validate_pod_spec(spec, "spec", &[]));
     if let Some(old) = old {
         errs.extend(super::pod_update::validate_pod_update(
             spec,
             old.get("spec").unwrap_or(&null),
         ));
+    }
+    match old {
+        None => errs.extend(security::validate_annotations_match_fields(
+            annotations,
+            spec,
+            "spec",
+        )),
+        Some(old) => errs.extend(security::validate_apparmor_annotation_updates(
+            annotations,
+            old.pointer("/metadata/annotations"),
+        )),
     }
     errs
 }
@@ -95,7 +109,18 @@ pub(crate) fn validate_pod_template_spec(
     ));
     let null = Value::Null;
     let spec = template.get("spec").unwrap_or(&null);
+    let annotations = meta.and_then(|m| m.get("annotations"));
+    errs.extend(security::validate_profile_annotations(
+        annotations,
+        spec,
+        &child(path, "annotations"),
+    ));
     errs.extend(validate_pod_spec(spec, &child(path, "spec"), extra_volumes));
+    errs.extend(security::validate_annotations_match_fields(
+        annotations,
+        spec,
+        &child(path, "spec"),
+    ));
     if !arr(spec, "ephemeralContainers").is_empty() {
         errs.push(FieldError::forbidden(
             &child(path, "spec.ephemeralContainers"),
@@ -116,6 +141,7 @@ pub(crate) fn validate_pod_spec(
         validate_volumes(arr(spec, "volumes"), &child(path, "volumes"), &mut errs);
     volumes.extend(extra_volumes.iter().cloned());
 
+    let host_users = security::host_users(spec);
     let containers = arr(spec, "containers");
     let containers_path = child(path, "containers");
     if containers.is_empty() {
@@ -125,6 +151,11 @@ pub(crate) fn validate_pod_spec(
     for (i, c) in containers.iter().enumerate() {
         let p = index(&containers_path, i);
         errs.extend(validate_container_common(c, &volumes, &p));
+        errs.extend(security::validate_security_context(
+            c.get("securityContext"),
+            &child(&p, "securityContext"),
+            host_users,
+        ));
         let name = s(c, "name");
         if !names.insert(name.to_string()) {
             errs.push(FieldError::duplicate(&child(&p, "name"), Value::from(name)));
@@ -156,6 +187,11 @@ pub(crate) fn validate_pod_spec(
     for (i, c) in arr(spec, "initContainers").iter().enumerate() {
         let p = index(&init_path, i);
         errs.extend(validate_container_common(c, &volumes, &p));
+        errs.extend(security::validate_security_context(
+            c.get("securityContext"),
+            &child(&p, "securityContext"),
+            host_users,
+        ));
         let name = s(c, "name");
         if !names.insert(name.to_string()) {
             errs.push(FieldError::duplicate(&child(&p, "name"), Value::from(name)));
@@ -217,6 +253,10 @@ pub(crate) fn validate_pod_spec(
     errs.extend(validate_labels(
         spec.get("nodeSelector"),
         &child(path, "nodeSelector"),
+    ));
+    errs.extend(security::validate_pod_security_context(
+        spec,
+        &child(path, "securityContext"),
     ));
     for (field, rule) in [
         (
