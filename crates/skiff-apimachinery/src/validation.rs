@@ -16,6 +16,7 @@ mod apiregistration;
 mod apps;
 mod container;
 mod core;
+mod ephemeral;
 pub mod fmt_go;
 mod meta;
 pub mod names;
@@ -238,6 +239,27 @@ impl fmt::Display for FieldError {
 }
 
 impl std::error::Error for FieldError {}
+
+/// `ValidatePodEphemeralContainersUpdate`, the rule of a write to a Pod's
+/// `ephemeralcontainers` subresource: the pod's metadata update and spec as any pod's (with
+/// its ephemeral containers' own checks), then only additions to the ephemeral containers.
+pub fn validate_pod_ephemeral_containers_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errs = meta::validate_object_meta("", "Pod", new);
+    errs.extend(meta::validate_object_meta_update(new, old));
+    let null = Value::Null;
+    errs.extend(pod::validate_pod_spec(
+        new.get("spec").unwrap_or(&null),
+        "spec",
+        &[],
+    ));
+    let own = ephemeral::validate_update(new, old);
+    if own.first().is_some_and(|e| e.field.is_empty()) {
+        // A static pod: upstream answers with that alone.
+        return own;
+    }
+    errs.extend(own);
+    errs
+}
 
 /// Validates `obj` (and, on update, its transition from `old`) as upstream would for
 /// `group`/`kind`. Kinds without upstream rules get the metadata checks only.

@@ -368,6 +368,31 @@ impl Admission {
         Err(ApiError::invalid(r, &name, causes))
     }
 
+    /// The validation of a write to a Pod's `ephemeralcontainers` subresource
+    /// (`ValidatePodEphemeralContainersUpdate`); any error is a 422 as [`Self::validate`].
+    pub fn validate_ephemeral_containers(
+        &self,
+        r: &ResourceInfo,
+        new: &Value,
+        old: &Value,
+    ) -> Result<()> {
+        let errors =
+            skiff_apimachinery::validation::validate_pod_ephemeral_containers_update(new, old);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let causes = errors
+            .iter()
+            .map(|e| Cause {
+                reason: e.kind.reason().to_owned(),
+                message: e.body(),
+                field: e.field.clone(),
+            })
+            .collect();
+        let name = crate::object::name(new).unwrap_or_default().to_owned();
+        Err(ApiError::invalid(r, &name, causes))
+    }
+
     /// Returns to the shared pools what an update let go of (node ports of a Service that
     /// became a ClusterIP, ...), once the update is stored.
     pub fn on_updated(&self, r: &ResourceInfo, old: &Value, new: &Value) {

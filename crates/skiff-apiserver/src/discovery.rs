@@ -175,6 +175,12 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         if (r.group.as_str(), r.kind.as_str()) == ("", "Pod") {
             list.push(subresource(r, "log", "Pod", &["get"]));
             list.push(subresource(r, "binding", "Binding", &["create"]));
+            list.push(subresource(
+                r,
+                "ephemeralcontainers",
+                "Pod",
+                &["get", "patch", "update"],
+            ));
             let mut eviction = subresource(r, "eviction", "Eviction", &["create"]);
             eviction["group"] = json!("policy");
             eviction["version"] = json!("v1");
@@ -287,6 +293,7 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
             json!({"subresource": "log", "responseKind": kind("", "", "Pod"), "verbs": ["get"]}),
         );
         subresources.push(json!({"subresource": "binding", "responseKind": kind("", "", "Binding"), "verbs": ["create"]}));
+        subresources.push(json!({"subresource": "ephemeralcontainers", "responseKind": kind("", "", "Pod"), "verbs": ["get", "patch", "update"]}));
         subresources.push(json!({"subresource": "eviction", "responseKind": kind("policy", "v1", "Eviction"), "verbs": ["create"]}));
     }
     if (r.group.as_str(), r.kind.as_str()) == ("", "ServiceAccount") {

@@ -400,7 +400,7 @@ impl Api {
             // Upstream's binding and finalize endpoints write without the field manager.
             let tracked = matches!(
                 t.subresource.as_deref(),
-                None | Some("status" | "scale" | "approval")
+                None | Some("status" | "scale" | "approval" | "ephemeralcontainers")
             );
             if fields == Fields::Track && tracked {
                 new = Writer {
@@ -412,11 +412,13 @@ impl Api {
             }
             // A binding only sets spec.nodeName, which pod-update validation forbids for
             // ordinary updates; upstream's binding path validates the pod, not the update.
-            let validate_against = match t.subresource.as_deref() {
-                Some("binding") => None,
-                _ => Some(&old),
-            };
-            self.admission.validate(&r, &new, validate_against)?;
+            match t.subresource.as_deref() {
+                Some("binding") => self.admission.validate(&r, &new, None)?,
+                Some("ephemeralcontainers") => self
+                    .admission
+                    .validate_ephemeral_containers(&r, &new, &old)?,
+                _ => self.admission.validate(&r, &new, Some(&old))?,
+            }
             self.validating_admission(&attrs, Some(&new), Some(&old))
                 .await?;
             crate::plugins::quota::charge(self, &attrs, &new, Some(&old)).await?;
@@ -814,6 +816,23 @@ fn status_write_keeps_metadata(r: &ResourceInfo) -> bool {
 fn merge_for_status(r: &ResourceInfo, sub: Option<&str>, old: &Value, mut new: Value) -> Value {
     match sub {
         Some("binding") => new,
+        // Upstream's `dropNonEphemeralContainerUpdates`: the write changes the ephemeral
+        // containers and nothing else (the precondition's resourceVersion was checked).
+        Some("ephemeralcontainers") => {
+            let mut merged = old.clone();
+            match new
+                .pointer_mut("/spec/ephemeralContainers")
+                .map(Value::take)
+            {
+                Some(list) if !list.is_null() => merged["spec"]["ephemeralContainers"] = list,
+                _ => {
+                    if let Some(spec) = merged.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.remove("ephemeralContainers");
+                    }
+                }
+            }
+            merged
+        }
         Some(sub @ ("status" | "approval")) if crate::certificates::is_csr(r) => {
             crate::certificates::merge_subresource(sub, old, &new)
         }

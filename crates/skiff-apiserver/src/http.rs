@@ -359,6 +359,9 @@ async fn handle(
     // strategy (`certificates::merge_subresource`) limits it to Approved/Denied.
     let routed = match target.subresource.as_deref() {
         Some("approval") if crate::certificates::is_csr(&r) => Some("status"),
+        // A Pod's ephemeral containers are read and written as the whole Pod, like its
+        // status; `handler::merge_for_status` keeps the write to them alone.
+        Some("ephemeralcontainers") if r.group.is_empty() && r.kind == "Pod" => Some("status"),
         sub => sub,
     };
     match (parts.method.clone(), target.name.is_some(), routed) {

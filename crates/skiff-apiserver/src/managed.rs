@@ -64,7 +64,7 @@ impl Writer<'_> {
 
     fn subresource_name(&self) -> &str {
         self.subresource
-            .filter(|s| matches!(*s, "status" | "scale"))
+            .filter(|s| matches!(*s, "status" | "scale" | "ephemeralcontainers"))
             .unwrap_or("")
     }
 

@@ -458,3 +458,106 @@ async fn health_checks_report_what_has_really_started() {
     .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+/// `pods/ephemeralcontainers` as kubectl debug uses it: a strategic merge patch adds a
+/// container and changes nothing else; existing ones may not change; the main resource
+/// may not add them.
+#[tokio::test]
+async fn ephemeral_containers_are_added_through_their_subresource_only() {
+    let (app, _) = app().await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let (code, created) = call(&app, "POST", "/api/v1/namespaces/default/pods", Some(pod)).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let uri = "/api/v1/namespaces/default/pods/p/ephemeralcontainers";
+    let (code, got) = call(&app, "GET", uri, None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(got["kind"], "Pod");
+    let patch = |body: Value| {
+        let app = app.clone();
+        async move {
+            let (code, _, bytes) = raw(
+                &app,
+                "PATCH",
+                uri,
+                Some("application/strategic-merge-patch+json"),
+                body.to_string().into_bytes(),
+            )
+            .await;
+            (code, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    // Other fields in the patch are dropped, as upstream's strategy does.
+    let (code, patched) = patch(json!({"metadata": {"labels": {"x": "y"}},
+        "spec": {"activeDeadlineSeconds": 5, "ephemeralContainers": [{"name": "debugger",
+        "image": "busybox:v1", "stdin": true, "tty": true, "targetContainerName": "c"}]}}))
+    .await;
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    let eph = &patched["spec"]["ephemeralContainers"][0];
+    assert_eq!(eph["name"], "debugger");
+    assert_eq!(eph["terminationMessagePolicy"], "File", "defaulted");
+    assert!(patched["metadata"]["labels"].is_null(), "{patched}");
+    assert!(patched["spec"]["activeDeadlineSeconds"].is_null());
+    let managed = patched["metadata"]["managedFields"].as_array().unwrap();
+    assert!(
+        managed
+            .iter()
+            .any(|m| m["subresource"] == "ephemeralcontainers"),
+        "{managed:?}"
+    );
+    // Changing it is refused with upstream's message, and changes nothing.
+    let (code, status) = patch(json!({"spec": {"ephemeralContainers": [{"name": "debugger",
+        "image": "busybox:v2"}]}}))
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "spec.ephemeralContainers[debugger]"
+    );
+    assert!(status["message"]
+        .as_str()
+        .unwrap()
+        .contains("existing ephemeral containers \"debugger\" may not be changed"));
+    // Ports are not for debugging containers; a name must be unique in the pod.
+    let (code, status) = patch(json!({"spec": {"ephemeralContainers": [{"name": "c",
+        "image": "busybox", "ports": [{"containerPort": 80}]}]}}))
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+    let fields: Vec<&str> = status["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap().rsplit('.').next().unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "ports"], "{status}");
+    // Removing them through a PUT of the subresource is refused too.
+    let mut emptied = patched.clone();
+    emptied["spec"]["ephemeralContainers"] = json!([]);
+    let (code, status) = call(&app, "PUT", uri, Some(emptied)).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+    assert!(status["message"]
+        .as_str()
+        .unwrap()
+        .contains("may not be removed"));
+    // The main resource cannot add them.
+    let (_, now) = call(&app, "GET", "/api/v1/namespaces/default/pods/p", None).await;
+    let mut more = now.clone();
+    more["spec"]["ephemeralContainers"]
+        .as_array_mut()
+        .unwrap()
+        .push(
+            json!({"name": "d2", "image": "busybox", "terminationMessagePolicy": "File",
+            "imagePullPolicy": "IfNotPresent"}),
+        );
+    let (code, _) = call(&app, "PUT", "/api/v1/namespaces/default/pods/p", Some(more)).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    // Other kinds have no such subresource.
+    let (code, _) = call(
+        &app,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/p/ephemeralcontainers",
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}

@@ -71,11 +71,16 @@ pub(super) fn validate_pod(obj: &Value, old: Option<&Value>) -> Vec<FieldError> 
     let mut errs =
         security::validate_profile_annotations(annotations, spec, "metadata.annotations");
     errs.extend(validate_pod_spec(spec, "spec", &[]));
-    if let Some(old) = old {
-        errs.extend(super::pod_update::validate_pod_update(
+    match old {
+        Some(old) => errs.extend(super::pod_update::validate_pod_update(
             spec,
             old.get("spec").unwrap_or(&null),
-        ));
+        )),
+        // `ValidatePodCreate`: they are added through `pods/ephemeralcontainers` only.
+        None if !arr(spec, "ephemeralContainers").is_empty() => errs.push(
+            FieldError::forbidden("spec.ephemeralContainers", "cannot be set on create"),
+        ),
+        None => {}
     }
     match old {
         None => errs.extend(security::validate_annotations_match_fields(
@@ -236,6 +241,13 @@ pub(crate) fn validate_pod_spec(
         }
     }
 
+    errs.extend(super::ephemeral::validate_ephemeral_containers(
+        spec,
+        &child(path, "ephemeralContainers"),
+        &volumes,
+        &names,
+    ));
+
     validate_enum(
         spec,
         "restartPolicy",
@@ -387,7 +399,11 @@ fn validate_volume_source(vol: &Value, path: &str) -> Vec<FieldError> {
 }
 
 /// `validateContainerCommon`: name, image, ports, env, mounts, pull policy, resources.
-fn validate_container_common(c: &Value, volumes: &HashSet<String>, path: &str) -> Vec<FieldError> {
+pub(super) fn validate_container_common(
+    c: &Value,
+    volumes: &HashSet<String>,
+    path: &str,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let name = s(c, "name");
     if name.is_empty() {

@@ -89,23 +89,23 @@ pub(super) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
             "spec",
             format!(
                 "pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}\n{}",
-                spec_diff(old, &munged)
+                struct_diff("core.PodSpec", old, &munged)
             ),
         ));
     }
     errs
 }
 
-/// A short stand-in for upstream's `cmp.Diff` of the two specs: the top-level fields that
-/// differ, old value first.
-fn spec_diff(old: &Value, new: &Value) -> String {
+/// A short stand-in for upstream's `cmp.Diff` of two values of Go type `type_name`: the
+/// top-level fields that differ, old value first.
+pub(super) fn struct_diff(type_name: &str, old: &Value, new: &Value) -> String {
     let empty = Map::new();
     let o = old.as_object().unwrap_or(&empty);
     let n = new.as_object().unwrap_or(&empty);
     let mut keys: Vec<&String> = o.keys().chain(n.keys()).collect();
     keys.sort();
     keys.dedup();
-    let mut out = String::from("  core.PodSpec{\n");
+    let mut out = format!("  {type_name}{{\n");
     for k in keys {
         if o.get(k) != n.get(k) {
             let render = |v: Option<&Value>| v.map_or("nil".to_string(), fmt_go::value);

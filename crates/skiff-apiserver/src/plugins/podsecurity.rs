@@ -65,9 +65,9 @@ pub fn validate(api: &Api, attrs: &Attributes<'_>, obj: &Value, old: Option<&Val
     let Some(ns) = attrs.namespace else {
         return Ok(());
     };
-    // Pods' status, binding and other subresources do not change what is checked; only
-    // ephemeral containers would, and skiff does not serve that subresource.
-    if attrs.subresource.is_some() {
+    // Pods' status, binding and other subresources do not change what is checked; the
+    // ephemeral containers added through `ephemeralcontainers` are checked as the pod's.
+    if attrs.subresource.is_some_and(|s| s != "ephemeralcontainers") {
         return Ok(());
     }
     let Some((meta, spec)) = podsecurity::pod_template(&r.group, &r.kind, obj) else {
