@@ -7,6 +7,7 @@
 //! its live stream does not carry (the same contract as the SQLite backend).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,6 +30,10 @@ pub(crate) struct Cache {
     prefix: String,
     history: usize,
     timeout: Duration,
+    /// Whether the etcd watch is established: while it is not (etcd down, or its member
+    /// without a leader), the cache may be missing writes and cannot answer a read that
+    /// must be current.
+    watching: AtomicBool,
 }
 
 struct State {
@@ -54,6 +59,8 @@ impl Cache {
             prefix: options.prefix.clone(),
             history: options.history,
             timeout: options.request_timeout,
+            // Just listed at one revision, and the watch starts from the next at once.
+            watching: AtomicBool::new(true),
         }))
     }
 
@@ -82,6 +89,25 @@ impl Cache {
                 &format!("the watch cache catching up to revision {revision}"),
                 timeout,
             )),
+        }
+    }
+
+    /// Refuses reads that must be current while the watch is down (upstream answers them
+    /// from etcd's quorum, which is then out of reach).
+    pub(crate) fn consistent_read(&self) -> Result<()> {
+        if self.watching.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(
+                "etcd: the watch cache has lost its watch on etcd, so its state may be stale"
+                    .into(),
+            ))
+        }
+    }
+
+    fn set_watching(&self, watching: bool) {
+        if self.watching.swap(watching, Ordering::AcqRel) != watching {
+            tracing::info!(watching, "etcd watch of the cache");
         }
     }
 
@@ -273,7 +299,9 @@ pub(crate) async fn feed(client: Client, cache: Arc<Cache>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let resume = cache.revision() + 1;
-        match watch_from(&client, &cache, resume).await {
+        let ended = watch_from(&client, &cache, resume).await;
+        cache.set_watching(false);
+        match ended {
             Ended::Compacted => {
                 tracing::warn!(resume, "etcd compacted past the watch cache; re-listing");
                 match list_all(&client, &cache.prefix, cache.timeout).await {
@@ -305,6 +333,9 @@ async fn watch_from(client: &Client, cache: &Cache, from: Revision) -> Ended {
     loop {
         match stream.message().await {
             Ok(Some(response)) => {
+                if response.created() && !response.canceled() {
+                    cache.set_watching(true);
+                }
                 if response.canceled() {
                     return match response.compact_revision() {
                         0 => {

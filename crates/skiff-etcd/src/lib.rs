@@ -82,13 +82,40 @@ pub struct EtcdStore {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// What an etcd request failure becomes: the store's backend error naming etcd.
+/// What an etcd request failure becomes: [`Error::Unavailable`] when etcd could not be
+/// reached or could not serve it for now (no connection, no leader, its own request
+/// timeout), which the client may retry; otherwise the store's backend error naming etcd.
 fn backend(e: etcd_client::Error) -> Error {
-    Error::Backend(format!("etcd: {e}"))
+    let message = format!("etcd: {e}");
+    if unreachable(&e) {
+        Error::Unavailable(message)
+    } else {
+        Error::Backend(message)
+    }
+}
+
+/// Whether `e` says etcd is out of reach or without quorum, rather than refusing the
+/// request itself. etcd answers "no leader", "request timed out" and "leader changed" with
+/// gRPC `Unavailable`; a dead member is a transport error or `Unavailable` from the channel.
+fn unreachable(e: &etcd_client::Error) -> bool {
+    use tonic::Code;
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        // tonic reports a connection that broke under a request (the member died) as
+        // `Unknown` "transport error", its source the transport's error.
+        etcd_client::Error::GRpcStatus(status) => {
+            matches!(
+                status.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+            ) || std::error::Error::source(status)
+                .is_some_and(|source| source.is::<tonic::transport::Error>())
+        }
+        _ => false,
+    }
 }
 
 fn timed_out(what: &str, timeout: Duration) -> Error {
-    Error::Backend(format!("etcd: {what} did not complete within {timeout:?}"))
+    Error::Unavailable(format!("etcd: {what} did not complete within {timeout:?}"))
 }
 
 impl EtcdStore {
@@ -97,7 +124,11 @@ impl EtcdStore {
     pub async fn connect(options: EtcdOptions) -> Result<Arc<EtcdStore>> {
         let mut connect = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            // As upstream's watches ask (`WithRequireLeader`): a member that lost quorum
+            // fails requests with "no leader" at once and cancels the cache's watch, instead
+            // of holding them until a timeout while the cache silently goes stale.
+            .with_require_leader(true);
         if let Some(tls) = &options.tls {
             connect = connect.with_tls(tls_options(tls).await?);
         }
@@ -232,6 +263,10 @@ impl Store for EtcdStore {
 
     fn count_after(&self, prefix: &str, start_after: &str) -> Result<usize> {
         self.cache.count_after(prefix, start_after)
+    }
+
+    fn consistent_read(&self) -> Result<()> {
+        self.cache.consistent_read()
     }
 
     fn current_revision(&self) -> Revision {
@@ -379,6 +414,57 @@ fn page_options(prefix: &str, revision: Revision, limit: i64) -> GetOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreachable_etcd_is_unavailable_other_failures_are_backend_errors() {
+        use etcd_client::Error as E;
+        use tonic::{Code, Status};
+        for (error, unavailable) in [
+            // A member that lost quorum, with the client's require-leader.
+            (
+                E::GRpcStatus(Status::new(Code::Unavailable, "etcdserver: no leader")),
+                true,
+            ),
+            (
+                E::GRpcStatus(Status::new(
+                    Code::Unavailable,
+                    "etcdserver: request timed out",
+                )),
+                true,
+            ),
+            (E::GRpcStatus(Status::new(Code::DeadlineExceeded, "")), true),
+            (E::GRpcStatus(Status::new(Code::Cancelled, "")), true),
+            (
+                E::IoError(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+                true,
+            ),
+            // etcd refused the request itself: retrying will not help.
+            (
+                E::GRpcStatus(Status::new(
+                    Code::InvalidArgument,
+                    "etcdserver: request is too large",
+                )),
+                false,
+            ),
+            (
+                E::GRpcStatus(Status::new(Code::PermissionDenied, "")),
+                false,
+            ),
+            (E::WatchError("closed".into()), false),
+        ] {
+            let message = error.to_string();
+            match (backend(error), unavailable) {
+                (Error::Unavailable(m), true) | (Error::Backend(m), false) => {
+                    assert!(m.starts_with("etcd: "), "{m}")
+                }
+                (other, _) => panic!("{message} became {other:?}"),
+            }
+        }
+        assert!(matches!(
+            timed_out("a write", Duration::from_secs(1)),
+            Error::Unavailable(_)
+        ));
+    }
 
     #[test]
     fn prefix_end_is_etcds_range_end() {

@@ -21,6 +21,11 @@ pub struct EtcdProcess {
     child: Child,
     endpoint: String,
     dir: tempfile::TempDir,
+    binary: PathBuf,
+    /// Its command line, to start it again on the same data and ports.
+    args: Vec<String>,
+    /// The plain-HTTP port of `/health`.
+    metrics: u16,
 }
 
 impl EtcdProcess {
@@ -66,6 +71,39 @@ impl EtcdProcess {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Kills the member (`kill -9`, as a crash), keeping its data and ports for
+    /// [`EtcdProcess::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the killed member again on the same data and ports and waits until it is
+    /// healthy; panics with its log if it does not come back.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.binary, &self.args, self.dir.path())
+            .unwrap_or_else(|e| panic!("restarting etcd: {e}"));
+        if let Err(log) = self.wait_healthy() {
+            panic!("etcd did not come back:\n{log}");
+        }
+    }
+
+    /// Waits until `/health` says the member has a leader; on failure, its log.
+    fn wait_healthy(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            if healthy(self.metrics) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default())
+    }
 }
 
 impl Drop for EtcdProcess {
@@ -98,49 +136,54 @@ fn start(binary: &Path, tls: Option<&ServerTls>) -> Result<EtcdProcess, String> 
     let scheme = if tls.is_some() { "https" } else { "http" };
     let client_url = format!("{scheme}://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
-    let log_path = dir.path().join("etcd.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-    let err = log.try_clone().map_err(|e| e.to_string())?;
-    let mut command = Command::new(binary);
+    let mut args = Vec::new();
     if let Some(tls) = tls {
-        command
-            .arg(format!("--cert-file={}", tls.cert.display()))
-            .arg(format!("--key-file={}", tls.key.display()))
-            .arg(format!("--trusted-ca-file={}", tls.ca.display()))
-            .arg("--client-cert-auth");
+        args.extend([
+            format!("--cert-file={}", tls.cert.display()),
+            format!("--key-file={}", tls.key.display()),
+            format!("--trusted-ca-file={}", tls.ca.display()),
+            "--client-cert-auth".to_owned(),
+        ]);
     }
-    let child = command
-        .arg("--name=test")
-        .arg(format!("--data-dir={}", dir.path().join("data").display()))
-        .arg(format!("--listen-client-urls={client_url}"))
-        .arg(format!("--advertise-client-urls={client_url}"))
-        .arg(format!("--listen-peer-urls={peer_url}"))
-        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-        .arg(format!("--initial-cluster=test={peer_url}"))
+    args.extend([
+        "--name=test".to_owned(),
+        format!("--data-dir={}", dir.path().join("data").display()),
+        format!("--listen-client-urls={client_url}"),
+        format!("--advertise-client-urls={client_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=test={peer_url}"),
         // Plain HTTP `/health` whatever the client URLs speak, for the wait below.
-        .arg(format!("--listen-metrics-urls=http://127.0.0.1:{metrics}"))
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("running {}: {e}", binary.display()))?;
+        format!("--listen-metrics-urls=http://127.0.0.1:{metrics}"),
+    ]);
+    let child = spawn(binary, &args, dir.path())?;
     let mut etcd = EtcdProcess {
         child,
         endpoint: client_url,
         dir,
+        binary: binary.to_owned(),
+        args,
+        metrics,
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = etcd.child.try_wait() {
-            break;
-        }
-        if healthy(metrics) {
-            return Ok(etcd);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    Err(log)
+    etcd.wait_healthy()?;
+    Ok(etcd)
+}
+
+/// Runs etcd with `args`, its output appended to `dir/etcd.log`.
+fn spawn(binary: &Path, args: &[String], dir: &Path) -> Result<Child, String> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("etcd.log"))
+        .map_err(|e| e.to_string())?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("running {}: {e}", binary.display()))
 }
 
 /// Whether etcd's `/health` on `port` says it is healthy (it has a leader).

@@ -112,6 +112,12 @@ pub enum Error {
     /// and why.
     #[error("datastore: {0}")]
     Backend(String),
+    /// The datastore could not be reached, or did not answer within the request's time
+    /// (etcd down, or without quorum): upstream's unreachable storage. The apiserver answers
+    /// it as a request timeout (504) rather than an internal error, since retrying later
+    /// succeeds once the datastore is back; the message says which and why, for the log.
+    #[error("datastore unavailable: {0}")]
+    Unavailable(String),
     /// The data directory could not be prepared.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -141,6 +147,16 @@ pub trait Store: Send + Sync + 'static {
     /// `remainingItemCount`. The default walks the keys; backends answer it from an index.
     fn count_after(&self, prefix: &str, start_after: &str) -> Result<usize> {
         Ok(self.list(prefix, Some(start_after), None)?.items.len())
+    }
+
+    /// Whether a read that must be current can be answered now: upstream's consistent read
+    /// (a get, or a list without `resourceVersion`) never returns state older than the
+    /// datastore's. A backend serving reads from a copy of a remote datastore fails with
+    /// [`Error::Unavailable`] while it has lost touch with it, rather than present stale
+    /// state as current; reads at `resourceVersion=0` ("any") skip the check. A local store
+    /// is always current.
+    fn consistent_read(&self) -> Result<()> {
+        Ok(())
     }
 
     /// The revision of the latest committed write (0 on an empty store).
