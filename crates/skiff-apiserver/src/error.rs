@@ -95,6 +95,11 @@ pub enum ApiError {
     /// (upstream's `NewTooLargeResourceVersionError`).
     #[error("Timeout: Too large resource version: {requested}, current: {current}")]
     TooLargeResourceVersion { requested: i64, current: i64 },
+    /// The request could not complete in time because the datastore did not answer (etcd
+    /// unreachable or without quorum): upstream's `NewTimeoutError` as its request-timeout
+    /// filter and finisher send it when a storage call outlives the request.
+    #[error("Timeout: {0}")]
+    Timeout(String),
     /// A denial whose `Status` someone else wrote (an admission webhook's response): its
     /// code, reason and details are passed on as given, as upstream returns the webhook's
     /// `Status` itself.
@@ -222,7 +227,9 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooLargeResourceVersion { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooLargeResourceVersion { .. } | ApiError::Timeout(_) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             ApiError::Relayed { code, .. } => {
                 StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -245,7 +252,7 @@ impl ApiError {
             ApiError::Internal(_) => "InternalError",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::TooLarge(_) => "RequestEntityTooLarge",
-            ApiError::TooLargeResourceVersion { .. } => "Timeout",
+            ApiError::TooLargeResourceVersion { .. } | ApiError::Timeout(_) => "Timeout",
             // Rendered from the relayed Status's own reason in `status`.
             ApiError::Relayed { .. } => "",
         }
@@ -304,6 +311,8 @@ impl ApiError {
                 "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
                 "retryAfterSeconds": 1,
             })),
+            // `retryAfterSeconds` 0 is omitted, leaving upstream's empty details.
+            ApiError::Timeout(_) => Some(json!({})),
             ApiError::Relayed { details, .. } => details.clone(),
             _ => None,
         }
@@ -365,6 +374,11 @@ fn cause_json(c: &Cause) -> Value {
     Value::Object(m)
 }
 
+/// Upstream's message when a request outlives its deadline waiting on storage
+/// (`request did not complete within requested timeout - ` and the context's error).
+pub const STORAGE_TIMEOUT: &str =
+    "request did not complete within requested timeout - context deadline exceeded";
+
 impl From<skiff_store::Error> for ApiError {
     fn from(e: skiff_store::Error) -> Self {
         match e {
@@ -372,6 +386,12 @@ impl From<skiff_store::Error> for ApiError {
                 ApiError::Gone(format!("too old resource version: {e}"))
             }
             skiff_store::Error::Closed => ApiError::ServiceUnavailable(e.to_string()),
+            // The client gets upstream's words for a request that ran out of time; why the
+            // datastore did not answer is for the server's log.
+            skiff_store::Error::Unavailable(why) => {
+                tracing::warn!(error = %why, "datastore unavailable");
+                ApiError::Timeout(STORAGE_TIMEOUT.into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -389,5 +409,54 @@ impl IntoResponse for ApiError {
                 .insert("www-authenticate", "Bearer".parse().expect("static header"));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each store failure becomes the Status upstream's storage layer answers with.
+    #[test]
+    fn store_errors_map_to_upstream_statuses() {
+        for (error, code, reason, message, details) in [
+            (
+                skiff_store::Error::Unavailable("etcd: grpc request error: no leader".into()),
+                504,
+                "Timeout",
+                "Timeout: request did not complete within requested timeout - context deadline exceeded",
+                Some(json!({})),
+            ),
+            (
+                skiff_store::Error::Compacted {
+                    requested: 3,
+                    compacted: 9,
+                },
+                410,
+                "Expired",
+                "too old resource version: revision 3 has been compacted (oldest kept is 9)",
+                None,
+            ),
+            (
+                skiff_store::Error::Closed,
+                503,
+                "ServiceUnavailable",
+                "store is closed",
+                None,
+            ),
+            (
+                skiff_store::Error::Backend("etcd: grpc request error: permission denied".into()),
+                500,
+                "InternalError",
+                "Internal error occurred: datastore: etcd: grpc request error: permission denied",
+                None,
+            ),
+        ] {
+            let status = ApiError::from(error).status();
+            assert_eq!(status["code"], code, "{status}");
+            assert_eq!(status["reason"], reason, "{status}");
+            assert_eq!(status["message"], message, "{status}");
+            assert_eq!(status.get("details"), details.as_ref(), "{status}");
+        }
     }
 }

@@ -122,6 +122,17 @@ impl Api {
         Ok(self.read(t)?.0)
     }
 
+    /// Refuses a read that must be current while the store cannot vouch for that (a cache
+    /// that lost its etcd): upstream serves a get or list without `resourceVersion` from
+    /// etcd's quorum, so it fails while etcd is unreachable, whereas `resourceVersion=0`
+    /// accepts any state and is still answered.
+    pub fn check_consistent_read(&self, p: &Params) -> Result<()> {
+        if p.get("resourceVersion").unwrap_or_default().is_empty() {
+            self.store.consistent_read()?;
+        }
+        Ok(())
+    }
+
     /// Waits until the store has reached `revision`, for reads that must not be older than it
     /// (a list with `resourceVersion`); upstream's watch cache waits 3 s, then answers 504
     /// "Too large resource version".

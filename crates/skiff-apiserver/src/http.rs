@@ -396,6 +396,7 @@ async fn handle(
                     api.wait_for_revision(rv).await?;
                 }
             }
+            api.check_consistent_read(&params)?;
             let list = api.list(&target, &params)?;
             match table {
                 Some(opts) => Ok(json_response(
@@ -406,6 +407,7 @@ async fn handle(
             }
         }
         (Method::GET, true, None | Some("status")) => {
+            api.check_consistent_read(&params)?;
             let obj = api.get(&target)?;
             match table {
                 Some(opts) => Ok(json_response(

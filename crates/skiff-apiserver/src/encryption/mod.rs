@@ -506,6 +506,10 @@ impl Store for EncryptedStore {
         self.inner.count_after(prefix, start_after)
     }
 
+    fn consistent_read(&self) -> skiff_store::Result<()> {
+        self.inner.consistent_read()
+    }
+
     fn current_revision(&self) -> Revision {
         self.inner.current_revision()
     }
