@@ -161,6 +161,58 @@ resource!(
     k8s_openapi::NamespaceResourceScope
 );
 
+/// `GRPCRoute`: gRPC routing rules (by service, method and headers) attached to Gateway
+/// listeners. Its filters and backendRefs have HTTPRoute's shape (a subset of the filter
+/// types), so they decode into the same types and compile through the same code.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct GrpcRoute {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: GrpcRouteSpec,
+    #[serde(default)]
+    pub status: serde_json::Value,
+}
+resource!(
+    GrpcRoute,
+    "GRPCRoute",
+    "grpcroutes",
+    k8s_openapi::NamespaceResourceScope
+);
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GrpcRouteSpec {
+    pub parent_refs: Vec<ParentRef>,
+    pub hostnames: Vec<String>,
+    pub rules: Vec<GrpcRouteRule>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GrpcRouteRule {
+    pub matches: Vec<GrpcRouteMatch>,
+    pub filters: Vec<HttpRouteFilter>,
+    pub backend_refs: Vec<BackendRef>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GrpcRouteMatch {
+    pub method: Option<GrpcMethodMatch>,
+    pub headers: Vec<ValueMatch>,
+}
+
+/// A gRPC `service` and/or `method` (`Exact`, the default, or `RegularExpression`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GrpcMethodMatch {
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub service: Option<String>,
+    pub method: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct HttpRouteSpec {

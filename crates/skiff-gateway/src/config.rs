@@ -11,8 +11,8 @@
 //! route, then `namespace/name`, then rule and match order.
 
 use crate::api::{
-    BackendRef, Gateway, GatewayClass, HeaderModifier, HttpRoute, HttpRouteFilter, Listener,
-    ParentRef, ReferenceGrant, RequestRedirect, RouteGroupKind, UrlRewrite, GROUP,
+    BackendRef, Gateway, GatewayClass, GrpcRoute, HeaderModifier, HttpRoute, HttpRouteFilter,
+    Listener, ParentRef, ReferenceGrant, RequestRedirect, RouteGroupKind, UrlRewrite, GROUP,
 };
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -33,6 +33,7 @@ pub struct Inputs<'a> {
     pub classes: Vec<&'a GatewayClass>,
     pub gateways: Vec<&'a Gateway>,
     pub routes: Vec<&'a HttpRoute>,
+    pub grpc_routes: Vec<&'a GrpcRoute>,
     pub services: Vec<&'a Service>,
     pub slices: Vec<&'a EndpointSlice>,
     pub grants: Vec<&'a ReferenceGrant>,
@@ -91,9 +92,10 @@ pub struct ParentReport {
     pub resolved: Verdict,
 }
 
-/// What was decided for one HTTPRoute.
+/// What was decided for one HTTPRoute or GRPCRoute.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RouteReport {
+    pub kind: RouteKind,
     pub namespace: String,
     pub name: String,
     pub generation: i64,
@@ -238,6 +240,8 @@ pub struct Entry {
 pub(crate) struct Order {
     path_rank: u8,
     path_len: std::cmp::Reverse<usize>,
+    /// A GRPCRoute match's method characters (after its service's, in `path_len`).
+    method_len: std::cmp::Reverse<usize>,
     no_method: bool,
     headers: std::cmp::Reverse<usize>,
     query: std::cmp::Reverse<usize>,
@@ -260,6 +264,7 @@ impl Order {
         Order {
             path_rank: if exact { 0 } else { 2 },
             path_len: std::cmp::Reverse(path.trim_end_matches('/').len()),
+            method_len: std::cmp::Reverse(0),
             no_method: true,
             headers: std::cmp::Reverse(0),
             query: std::cmp::Reverse(0),
@@ -277,6 +282,7 @@ impl Order {
     ) -> (
         u8,
         std::cmp::Reverse<usize>,
+        std::cmp::Reverse<usize>,
         bool,
         std::cmp::Reverse<usize>,
         std::cmp::Reverse<usize>,
@@ -284,6 +290,7 @@ impl Order {
         (
             self.path_rank,
             self.path_len,
+            self.method_len,
             self.no_method,
             self.headers,
             self.query,
@@ -783,13 +790,90 @@ pub fn effective_hostnames(listener: Option<&str>, route: &[String]) -> Vec<Opti
 /// The kinds a listener's protocol can carry.
 fn kinds_for(protocol: &str) -> &'static [&'static str] {
     match protocol {
-        "HTTP" | "HTTPS" => &["HTTPRoute"],
+        "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
         _ => &[],
     }
 }
 
-fn is_http_route_kind(k: &RouteGroupKind) -> bool {
-    k.group.as_deref().unwrap_or(GROUP) == GROUP && k.kind == "HTTPRoute"
+/// The route kinds skiff serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    Http,
+    Grpc,
+}
+
+impl RouteKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+        }
+    }
+
+    fn is(self, k: &RouteGroupKind) -> bool {
+        k.group.as_deref().unwrap_or(GROUP) == GROUP && k.kind == self.name()
+    }
+}
+
+/// An HTTPRoute or a GRPCRoute: what attaching one to listeners reads.
+#[derive(Clone, Copy)]
+enum AnyRoute<'a> {
+    Http(&'a HttpRoute),
+    Grpc(&'a GrpcRoute),
+}
+
+impl<'a> AnyRoute<'a> {
+    fn kind(self) -> RouteKind {
+        match self {
+            AnyRoute::Http(_) => RouteKind::Http,
+            AnyRoute::Grpc(_) => RouteKind::Grpc,
+        }
+    }
+
+    fn meta(self) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            AnyRoute::Http(r) => &r.metadata,
+            AnyRoute::Grpc(r) => &r.metadata,
+        }
+    }
+
+    fn parent_refs(self) -> &'a [ParentRef] {
+        match self {
+            AnyRoute::Http(r) => &r.spec.parent_refs,
+            AnyRoute::Grpc(r) => &r.spec.parent_refs,
+        }
+    }
+
+    fn hostnames(self) -> &'a [String] {
+        match self {
+            AnyRoute::Http(r) => &r.spec.hostnames,
+            AnyRoute::Grpc(r) => &r.spec.hostnames,
+        }
+    }
+
+    fn compile(self, inputs: &Inputs<'_>) -> Compiled {
+        match self {
+            AnyRoute::Http(r) => compile_rules(r, inputs),
+            AnyRoute::Grpc(r) => compile_grpc_rules(r, inputs),
+        }
+    }
+}
+
+/// Whether two sets of effective hostnames (`None`: any host) share a host.
+fn hostnames_intersect(a: &[Option<String>], b: &[Option<String>]) -> bool {
+    a.iter().any(|x| {
+        b.iter().any(|y| match (x, y) {
+            (None, _) | (_, None) => true,
+            (Some(x), Some(y)) => {
+                x == y
+                    || hostname_matches(x, y)
+                    || hostname_matches(y, x)
+                    || (x.starts_with('*')
+                        && y.starts_with('*')
+                        && (x.ends_with(&y[1..]) || y.ends_with(&x[1..])))
+            }
+        })
+    })
 }
 
 /// A listener of one of skiff's Gateways, with the decisions made so far.
@@ -797,6 +881,9 @@ struct ListenerState<'a> {
     gateway: &'a Gateway,
     listener: &'a Listener,
     report: ListenerReport,
+    /// The kind and effective hostnames of each route attached so far (oldest first):
+    /// an HTTPRoute and a GRPCRoute whose hostnames intersect are not both accepted.
+    attached: Vec<(RouteKind, Vec<Option<String>>)>,
 }
 
 fn ns_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
@@ -850,6 +937,7 @@ pub fn build(inputs: &Inputs<'_>) -> (Table, Report) {
                 gateway: g,
                 listener: l,
                 report: listener_report(l),
+                attached: Vec::new(),
             });
         }
         // Conflicts inside the Gateway: same port with another protocol, or the same
@@ -940,26 +1028,29 @@ pub fn build(inputs: &Inputs<'_>) -> (Table, Report) {
                 .push((hostname, cert));
         }
     }
-    let mut routes: Vec<&HttpRoute> = inputs
+    // Both kinds, oldest first: of an HTTPRoute and a GRPCRoute conflicting on a
+    // listener, the older is accepted (the spec's rule, as for listener ports).
+    let mut routes: Vec<AnyRoute<'_>> = inputs
         .routes
         .iter()
-        .copied()
-        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .map(|r| AnyRoute::Http(r))
+        .chain(inputs.grpc_routes.iter().map(|r| AnyRoute::Grpc(r)))
+        .filter(|r| r.meta().deletion_timestamp.is_none())
         .collect();
     routes.sort_by_key(|r| {
         (
-            created(&r.metadata),
-            ns_of(&r.metadata).to_string(),
-            name_of(&r.metadata).to_string(),
+            created(r.meta()),
+            ns_of(r.meta()).to_string(),
+            name_of(r.meta()).to_string(),
         )
     });
     for route in routes {
-        let route_ns = ns_of(&route.metadata);
-        let route_key: Arc<str> = format!("{route_ns}/{}", name_of(&route.metadata)).into();
+        let route_ns = ns_of(route.meta());
+        let route_key: Arc<str> = format!("{route_ns}/{}", name_of(route.meta())).into();
         let mut parents = Vec::new();
         // Backends resolve once per route; every parent reports the same ResolvedRefs.
-        let compiled = compile_rules(route, inputs);
-        for parent in &route.spec.parent_refs {
+        let compiled = route.compile(inputs);
+        for parent in route.parent_refs() {
             if parent.group.as_deref().unwrap_or(GROUP) != GROUP
                 || parent.kind.as_deref().unwrap_or("Gateway") != "Gateway"
             {
@@ -992,9 +1083,10 @@ pub fn build(inputs: &Inputs<'_>) -> (Table, Report) {
         }
         if !parents.is_empty() {
             report.routes.push(RouteReport {
+                kind: route.kind(),
                 namespace: route_ns.to_string(),
-                name: name_of(&route.metadata).to_string(),
-                generation: route.metadata.generation.unwrap_or(0),
+                name: name_of(route.meta()).to_string(),
+                generation: route.meta().generation.unwrap_or(0),
                 parents,
             });
         }
@@ -1054,7 +1146,9 @@ fn listener_report(l: &Listener) -> ListenerReport {
     match l.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()) {
         Some(kinds) if !kinds.is_empty() => {
             for k in kinds {
-                if is_http_route_kind(k) && allowed.contains(&k.kind.as_str()) {
+                if k.group.as_deref().unwrap_or(GROUP) == GROUP
+                    && allowed.contains(&k.kind.as_str())
+                {
                     report.supported_kinds.push(RouteGroupKind {
                         group: Some(GROUP.into()),
                         kind: k.kind.clone(),
@@ -1118,7 +1212,7 @@ fn namespace_allowed(l: &Listener, gateway_ns: &str, route_ns: &str, inputs: &In
 /// entries to the table for every listener that takes it; the route's Accepted verdict.
 #[allow(clippy::too_many_arguments)]
 fn attach(
-    route: &HttpRoute,
+    route: AnyRoute<'_>,
     parent: &ParentRef,
     gateway: &Gateway,
     listeners: &mut [ListenerState<'_>],
@@ -1127,7 +1221,8 @@ fn attach(
     route_key: &Arc<str>,
     table: &mut Table,
 ) -> Verdict {
-    let route_ns = ns_of(&route.metadata);
+    let route_ns = ns_of(route.meta());
+    let kind = route.kind();
     let gateway_ns = ns_of(&gateway.metadata);
     let selected: Vec<usize> = listeners
         .iter()
@@ -1163,25 +1258,37 @@ fn attach(
         .filter(|i| {
             let s = &listeners[*i];
             namespace_allowed(s.listener, gateway_ns, route_ns, inputs)
-                && s.report.supported_kinds.iter().any(is_http_route_kind)
+                && s.report.supported_kinds.iter().any(|k| kind.is(k))
         })
         .collect();
     if allowed.is_empty() {
         return Err((
             "NotAllowedByListeners",
-            format!("no listener of Gateway {gateway_ns}/{} allows HTTPRoutes from namespace {route_ns:?}", parent.name),
+            format!(
+                "no listener of Gateway {gateway_ns}/{} allows {}s from namespace {route_ns:?}",
+                parent.name,
+                kind.name()
+            ),
         ));
     }
     let mut attached_any = false;
+    let mut conflicted = false;
     for i in allowed {
-        let hosts = effective_hostnames(
-            listeners[i].listener.hostname.as_deref(),
-            &route.spec.hostnames,
-        );
+        let hosts =
+            effective_hostnames(listeners[i].listener.hostname.as_deref(), route.hostnames());
         if hosts.is_empty() {
             continue;
         }
+        if listeners[i]
+            .attached
+            .iter()
+            .any(|(k, h)| *k != kind && hostnames_intersect(h, &hosts))
+        {
+            conflicted = true;
+            continue;
+        }
         attached_any = true;
+        listeners[i].attached.push((kind, hosts.clone()));
         listeners[i].report.attached_routes += 1;
         if !listeners[i].report.programmed() {
             continue;
@@ -1207,6 +1314,20 @@ fn attach(
                 );
             }
         }
+    }
+    if !attached_any && conflicted {
+        let other = match kind {
+            RouteKind::Http => RouteKind::Grpc,
+            RouteKind::Grpc => RouteKind::Http,
+        };
+        return Err((
+            "HostnameConflict",
+            format!(
+                "an older {} on the listener serves an intersecting hostname (an HTTPRoute \
+                 and a GRPCRoute never share a hostname)",
+                other.name()
+            ),
+        ));
     }
     if !attached_any {
         return Err((
@@ -1314,6 +1435,7 @@ fn full_regex(pattern: &str) -> Result<Regex, (&'static str, String)> {
 fn compile_action(
     rule: &crate::api::HttpRouteRule,
     route_ns: &str,
+    kind: RouteKind,
     inputs: &Inputs<'_>,
     resolved: &mut Verdict,
 ) -> Result<(Filters, Vec<WeightedBackend>), (&'static str, String)> {
@@ -1343,7 +1465,7 @@ fn compile_action(
             ));
         };
         // A mirror whose backend does not resolve is dropped, and ResolvedRefs says why.
-        match resolve_backend(route_ns, &m.backend_ref, inputs) {
+        match resolve_backend(route_ns, kind, &m.backend_ref, inputs) {
             Ok(u) => filters
                 .mirrors
                 .push((Arc::new(u), numerator, denominator.max(1))),
@@ -1363,7 +1485,7 @@ fn compile_action(
                 "only header modifiers are supported as backendRef filters".into(),
             ));
         }
-        let target = match resolve_backend(route_ns, b, inputs) {
+        let target = match resolve_backend(route_ns, kind, b, inputs) {
             Ok(u) => Ok(Arc::new(u)),
             Err((reason, message)) => {
                 if resolved.is_ok() {
@@ -1382,11 +1504,22 @@ fn compile_action(
     Ok((filters, backends))
 }
 
-/// One `matches[]` entry compiled, with its precedence rank and PathPrefix.
-#[allow(clippy::type_complexity)]
-fn compile_match(
-    m: &crate::api::HttpRouteMatch,
-) -> Result<(Matcher, u8, usize, Option<String>), (&'static str, String)> {
+/// One `matches[]` entry compiled, with what its precedence is made of.
+struct CompiledMatch {
+    matcher: Matcher,
+    /// Exact 0, RegularExpression 1, PathPrefix 2 (a GRPCRoute's are all 0).
+    rank: u8,
+    /// The path's characters (a GRPCRoute's: its service's).
+    path_len: usize,
+    /// A GRPCRoute's method characters.
+    method_len: usize,
+    matched_prefix: Option<String>,
+}
+
+type MatchResult = Result<CompiledMatch, (&'static str, String)>;
+
+/// One HTTPRoute `matches[]` entry compiled.
+fn compile_match(m: &crate::api::HttpRouteMatch) -> MatchResult {
     let (path_type, path_value) = match &m.path {
         Some(p) => (
             p.type_.as_deref().unwrap_or("PathPrefix"),
@@ -1402,40 +1535,130 @@ fn compile_match(
             (PathMatcher::Prefix(p.clone()), 2, Some(p))
         }
     };
-    let mut headers = Vec::new();
-    for h in &m.headers {
-        let name = hyper::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-            (
-                "UnsupportedValue",
-                format!("invalid header name {:?}", h.name),
-            )
-        })?;
-        headers.push((name, value_matcher(h.type_.as_deref(), &h.value)?));
-    }
     let mut query = Vec::new();
     for q in &m.query_params {
         query.push((q.name.clone(), value_matcher(q.type_.as_deref(), &q.value)?));
     }
     let matcher = Matcher {
         path,
-        headers,
+        headers: header_matchers(&m.headers)?,
         query,
         method: m.method.clone(),
     };
     // `/v2/` and `/v2` are the same prefix: length without the trailing slash.
-    let len = matched_prefix
+    let path_len = matched_prefix
         .as_ref()
         .map_or(path_value.len(), String::len);
-    Ok((matcher, rank, len, matched_prefix))
+    Ok(CompiledMatch {
+        matcher,
+        rank,
+        path_len,
+        method_len: 0,
+        matched_prefix,
+    })
+}
+
+fn header_matchers(
+    headers: &[crate::api::ValueMatch],
+) -> Result<Vec<(hyper::header::HeaderName, ValueMatcher)>, (&'static str, String)> {
+    let mut out = Vec::new();
+    for h in headers {
+        let name = hyper::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
+            (
+                "UnsupportedValue",
+                format!("invalid header name {:?}", h.name),
+            )
+        })?;
+        out.push((name, value_matcher(h.type_.as_deref(), &h.value)?));
+    }
+    Ok(out)
+}
+
+/// One GRPCRoute `matches[]` entry compiled: a gRPC call is `POST /<service>/<method>`,
+/// so its method match is a path match. `Exact` with both is that exact path; with the
+/// service only, the service's path prefix; with the method only, any service's method.
+/// `RegularExpression` matches each part whole (an absent part matches any).
+fn compile_grpc_match(m: &crate::api::GrpcRouteMatch) -> MatchResult {
+    let method = m.method.clone().unwrap_or_default();
+    let (service, name) = (method.service.as_deref(), method.method.as_deref());
+    let path = match (method.type_.as_deref().unwrap_or("Exact"), service, name) {
+        (_, None, None) => PathMatcher::Prefix(String::new()),
+        ("RegularExpression", s, n) => PathMatcher::Regex(full_regex(&format!(
+            "/(?:{})/(?:{})",
+            s.unwrap_or("[^/]+"),
+            n.unwrap_or("[^/]+")
+        ))?),
+        (_, Some(s), Some(n)) => PathMatcher::Exact(format!("/{s}/{n}")),
+        (_, Some(s), None) => PathMatcher::Prefix(format!("/{s}")),
+        (_, None, Some(n)) => {
+            PathMatcher::Regex(full_regex(&format!("/[^/]+/{}", regex::escape(n)))?)
+        }
+    };
+    Ok(CompiledMatch {
+        matcher: Matcher {
+            path,
+            headers: header_matchers(&m.headers)?,
+            query: Vec::new(),
+            method: None,
+        },
+        rank: 0,
+        path_len: service.map_or(0, str::len),
+        method_len: name.map_or(0, str::len),
+        matched_prefix: None,
+    })
 }
 
 fn compile_rules(route: &HttpRoute, inputs: &Inputs<'_>) -> Compiled {
-    let route_ns = ns_of(&route.metadata);
+    let rules = route.spec.rules.iter().map(|rule| {
+        let matches: Vec<MatchResult> = if rule.matches.is_empty() {
+            vec![compile_match(&crate::api::HttpRouteMatch::default())]
+        } else {
+            rule.matches.iter().map(compile_match).collect()
+        };
+        (std::borrow::Cow::Borrowed(rule), matches)
+    });
+    compile_with(&route.metadata, RouteKind::Http, rules, inputs)
+}
+
+/// A GRPCRoute's rules: their filters and backendRefs have HTTPRoute's shape, so they
+/// compile as an HTTPRoute rule's (no redirect or rewrite can occur: the CRD refuses
+/// those filter types).
+fn compile_grpc_rules(route: &GrpcRoute, inputs: &Inputs<'_>) -> Compiled {
+    let rules = route.spec.rules.iter().map(|rule| {
+        let matches: Vec<MatchResult> = if rule.matches.is_empty() {
+            vec![compile_grpc_match(&crate::api::GrpcRouteMatch::default())]
+        } else {
+            rule.matches.iter().map(compile_grpc_match).collect()
+        };
+        let action = crate::api::HttpRouteRule {
+            filters: rule.filters.clone(),
+            backend_refs: rule.backend_refs.clone(),
+            ..Default::default()
+        };
+        (std::borrow::Cow::Owned(action), matches)
+    });
+    compile_with(&route.metadata, RouteKind::Grpc, rules, inputs)
+}
+
+/// A route's rules compiled: each rule's action (filters, backends) and its matches.
+fn compile_with<'r>(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kind: RouteKind,
+    rules: impl Iterator<
+        Item = (
+            std::borrow::Cow<'r, crate::api::HttpRouteRule>,
+            Vec<MatchResult>,
+        ),
+    >,
+    inputs: &Inputs<'_>,
+) -> Compiled {
+    let route_ns = ns_of(meta);
     let mut entries = Vec::new();
     let mut resolved: Verdict = Ok(());
     let mut accepted: Verdict = Ok(());
-    for (rule_index, rule) in route.spec.rules.iter().enumerate() {
-        let (filters, backends) = match compile_action(rule, route_ns, inputs, &mut resolved) {
+    for (rule_index, (rule, matches)) in rules.enumerate() {
+        let (filters, backends) = match compile_action(&rule, route_ns, kind, inputs, &mut resolved)
+        {
             Ok(a) => a,
             Err((reason, message)) => {
                 if accepted.is_ok() {
@@ -1450,14 +1673,8 @@ fn compile_rules(route: &HttpRoute, inputs: &Inputs<'_>) -> Compiled {
                 (Filters::default(), vec![failed])
             }
         };
-        let default_match = [crate::api::HttpRouteMatch::default()];
-        let matches: &[crate::api::HttpRouteMatch] = if rule.matches.is_empty() {
-            &default_match
-        } else {
-            &rule.matches
-        };
-        for (index, m) in matches.iter().enumerate() {
-            let (matcher, rank, path_len, matched_prefix) = match compile_match(m) {
+        for (index, m) in matches.into_iter().enumerate() {
+            let m = match m {
                 Ok(c) => c,
                 // A match that cannot be evaluated matches nothing.
                 Err(e) => {
@@ -1468,13 +1685,14 @@ fn compile_rules(route: &HttpRoute, inputs: &Inputs<'_>) -> Compiled {
                 }
             };
             let order = Order {
-                path_rank: rank,
-                path_len: std::cmp::Reverse(path_len),
-                no_method: m.method.is_none(),
-                headers: std::cmp::Reverse(matcher.headers.len()),
-                query: std::cmp::Reverse(matcher.query.len()),
-                created: created(&route.metadata),
-                route: format!("{route_ns}/{}", name_of(&route.metadata)),
+                path_rank: m.rank,
+                path_len: std::cmp::Reverse(m.path_len),
+                method_len: std::cmp::Reverse(m.method_len),
+                no_method: m.matcher.method.is_none(),
+                headers: std::cmp::Reverse(m.matcher.headers.len()),
+                query: std::cmp::Reverse(m.matcher.query.len()),
+                created: created(meta),
+                route: format!("{route_ns}/{}", name_of(meta)),
                 rule: rule_index,
                 index,
             };
@@ -1497,10 +1715,10 @@ fn compile_rules(route: &HttpRoute, inputs: &Inputs<'_>) -> Compiled {
                         response_headers: b.response_headers.clone(),
                     })
                     .collect(),
-                matched_prefix,
+                m.matched_prefix,
             );
             entries.push(CompiledEntry {
-                matcher,
+                matcher: m.matcher,
                 action: Arc::new(action),
                 order,
             });
@@ -1656,6 +1874,7 @@ pub fn endpoint_state(
 /// A backendRef's ready endpoints, or ResolvedRefs' reason and message.
 pub(crate) fn resolve_backend(
     route_ns: &str,
+    route_kind: RouteKind,
     b: &BackendRef,
     inputs: &Inputs<'_>,
 ) -> Result<Upstream, (&'static str, String)> {
@@ -1670,7 +1889,7 @@ pub(crate) fn resolve_backend(
     let ns = b.namespace.as_deref().unwrap_or(route_ns);
     if ns != route_ns
         && !granted(
-            "HTTPRoute",
+            route_kind.name(),
             route_ns,
             "Service",
             ns,
@@ -1763,7 +1982,9 @@ pub(crate) fn resolve_backend(
     }
     endpoints.sort();
     let mut upstream = Upstream::new(format!("{ns}/{}:{port}", b.name), endpoints);
-    upstream.h2c = svc_port.app_protocol.as_deref() == Some(H2C);
+    // gRPC is HTTP/2 end to end: a GRPCRoute's backends are spoken to in h2c whatever
+    // the port's appProtocol says.
+    upstream.h2c = route_kind == RouteKind::Grpc || svc_port.app_protocol.as_deref() == Some(H2C);
     Ok(upstream)
 }
 

@@ -17,6 +17,7 @@ struct World {
     classes: Vec<GatewayClass>,
     gateways: Vec<Gateway>,
     routes: Vec<HttpRoute>,
+    grpc_routes: Vec<GrpcRoute>,
     services: Vec<Service>,
     slices: Vec<EndpointSlice>,
     grants: Vec<ReferenceGrant>,
@@ -54,6 +55,19 @@ impl World {
         self
     }
 
+    /// A GRPCRoute, created after every route added before it.
+    fn grpc_route(mut self, ns: &str, name: &str, spec: Value) -> World {
+        let created = format!(
+            "2026-01-01T00:00:{:02}Z",
+            self.routes.len() + self.grpc_routes.len()
+        );
+        self.grpc_routes.push(obj(json!({
+            "metadata": {"name": name, "namespace": ns, "generation": 1, "creationTimestamp": created},
+            "spec": spec,
+        })));
+        self
+    }
+
     /// A Service `name` on port 8080 (port name `http`) with `ready` and one not-ready
     /// endpoint on 9090.
     fn service(mut self, ns: &str, name: &str, ready: &[&str]) -> World {
@@ -82,6 +96,7 @@ impl World {
             classes: self.classes.iter().collect(),
             gateways: self.gateways.iter().collect(),
             routes: self.routes.iter().collect(),
+            grpc_routes: self.grpc_routes.iter().collect(),
             services: self.services.iter().collect(),
             slices: self.slices.iter().collect(),
             grants: self.grants.iter().collect(),
@@ -945,4 +960,120 @@ fn https_listeners_pick_certificates_by_sni() {
     assert_eq!(subject(Some("r.example.com")), "DNSName(r.example.com)");
     // m.example.com's listener is not served: the wildcard's certificate answers.
     assert_eq!(subject(Some("m.example.com")), "DNSName(*.example.com)");
+}
+
+/// GRPCRoute matching (conformance GRPCExactMethodMatching, GRPCRouteHeaderMatching and
+/// the spec's precedence: service characters, then method characters, then headers).
+#[test]
+fn grpc_routes_match_service_method_and_headers() {
+    let w = World::new()
+        .gateway("infra", "gw", http_listener())
+        .service("infra", "exact", &["10.0.0.1"])
+        .service("infra", "service", &["10.0.0.2"])
+        .service("infra", "method", &["10.0.0.3"])
+        .service("infra", "regex", &["10.0.0.4"])
+        .service("infra", "header", &["10.0.0.5"])
+        .service("infra", "fallback", &["10.0.0.6"])
+        .grpc_route("infra", "g", json!({
+            "parentRefs": [{"name": "gw"}],
+            "hostnames": ["grpc.example.com"],
+            "rules": [
+                {"backendRefs": backend("fallback")},
+                {"matches": [{"method": {"service": "echo.Echo"}}], "backendRefs": backend("service")},
+                {"matches": [{"method": {"method": "Ping"}}], "backendRefs": backend("method")},
+                {"matches": [{"method": {"service": "echo.Echo", "method": "Say"}}], "backendRefs": backend("exact")},
+                {"matches": [{"method": {"type": "RegularExpression", "service": "re\\.[a-z]+", "method": "Get.*"}}], "backendRefs": backend("regex")},
+                {"matches": [{"method": {"service": "echo.Echo", "method": "Say"}, "headers": [{"name": "x-tier", "value": "gold"}]}], "backendRefs": backend("header")},
+            ]}));
+    let (table, report) = w.build();
+    assert_eq!(report.routes[0].kind, RouteKind::Grpc);
+    assert!(report.routes[0].parents[0].accepted.is_ok());
+    let call = |path: &str, headers: &[(&str, &str)]| {
+        route_method(&table, 80, "POST", "grpc.example.com", path, headers)
+    };
+    for (path, headers, want) in [
+        ("/echo.Echo/Say", &[][..], "infra/exact"),
+        ("/echo.Echo/Say", &[("x-tier", "gold")][..], "infra/header"),
+        ("/echo.Echo/Other", &[][..], "infra/service"),
+        // The service's characters outrank a method-only match.
+        ("/echo.Echo/Ping", &[][..], "infra/service"),
+        ("/other.Svc/Ping", &[][..], "infra/method"),
+        ("/re.abc/GetThing", &[][..], "infra/regex"),
+        ("/re.ABC/GetThing", &[][..], "infra/fallback"),
+        ("/echo.EchoMore/Say", &[][..], "infra/fallback"),
+    ] {
+        assert_eq!(call(path, headers), want, "{path} {headers:?}");
+    }
+    // Backends of a GRPCRoute speak HTTP/2 whatever the port's appProtocol.
+    let view_headers = hyper::HeaderMap::new();
+    let view = RequestView {
+        host: "grpc.example.com",
+        path: "/echo.Echo/Say",
+        query: None,
+        method: "POST",
+        headers: &view_headers,
+    };
+    let e = table.ports[&80].route(&view).unwrap();
+    assert!(e.action.backends[0].target.as_ref().unwrap().h2c);
+    // Supported kinds of an HTTP listener: both route kinds.
+    let kinds: Vec<&str> = report.gateways[0].listeners[0]
+        .supported_kinds
+        .iter()
+        .map(|k| k.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["HTTPRoute", "GRPCRoute"]);
+}
+
+/// An HTTPRoute and a GRPCRoute with intersecting hostnames on one listener: the older
+/// is accepted, the other is Accepted False; disjoint hostnames coexist. A cross-namespace
+/// backend of a GRPCRoute needs a grant from GRPCRoutes, not HTTPRoutes.
+#[test]
+fn grpc_and_http_routes_never_share_a_hostname() {
+    let mut w = World::new()
+        .gateway("infra", "gw", json!([{"name": "http", "protocol": "HTTP", "port": 80,
+            "allowedRoutes": {"namespaces": {"from": "All"}}}]))
+        .service("infra", "web", &["10.0.0.1"])
+        .service("apps", "grpc", &["10.0.0.2"])
+        .route("infra", "web", json!({"parentRefs": [{"name": "gw"}], "hostnames": ["*.example.com"], "rules": [{"backendRefs": backend("web")}]}))
+        .grpc_route("infra", "late", json!({"parentRefs": [{"name": "gw"}], "hostnames": ["grpc.example.com"], "rules": [{"backendRefs": backend("web")}]}))
+        .grpc_route("infra", "apart", json!({"parentRefs": [{"name": "gw"}], "hostnames": ["grpc.example.org"], "rules": [{"backendRefs": [{"name": "grpc", "namespace": "apps", "port": 8080}]}]}));
+    let verdicts = |w: &World| {
+        let (table, report) = w.build();
+        let v: Vec<(String, Option<&'static str>, Option<&'static str>)> = report
+            .routes
+            .iter()
+            .map(|r| {
+                let p = &r.parents[0];
+                (
+                    r.name.clone(),
+                    p.accepted.as_ref().err().map(|e| e.0),
+                    p.resolved.as_ref().err().map(|e| e.0),
+                )
+            })
+            .collect();
+        (v, report.gateways[0].listeners[0].attached_routes, table)
+    };
+    let (v, attached, table) = verdicts(&w);
+    assert_eq!(
+        v,
+        [
+            ("web".to_string(), None, None),
+            ("late".to_string(), Some("HostnameConflict"), None),
+            ("apart".to_string(), None, Some("RefNotPermitted")),
+        ]
+    );
+    assert_eq!(attached, 2);
+    assert_eq!(
+        route_to(&table, 80, "grpc.example.com", "/", &[]),
+        "infra/web"
+    );
+    // A grant from HTTPRoutes does not cover a GRPCRoute; one from GRPCRoutes does.
+    w.grants.push(obj(json!({
+        "metadata": {"name": "g", "namespace": "apps"},
+        "spec": {"from": [{"group": GROUP, "kind": "HTTPRoute", "namespace": "infra"}],
+                 "to": [{"group": "", "kind": "Service"}]},
+    })));
+    assert_eq!(verdicts(&w).0[2].2, Some("RefNotPermitted"));
+    w.grants[0].spec.from[0].kind = "GRPCRoute".into();
+    assert_eq!(verdicts(&w).0[2], ("apart".to_string(), None, None));
 }

@@ -7,7 +7,7 @@
 //!   GatewayClasses, their Gateways and the HTTPRoutes attached to them, only when they
 //!   differ from what is stored.
 
-use crate::api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use crate::api::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
 use crate::config::{self, Inputs};
 use crate::install::{BUNDLE_VERSION, CONTROLLER_NAME};
 use crate::proxy::DataPlane;
@@ -28,6 +28,7 @@ struct Caches {
     classes: Store<GatewayClass>,
     gateways: Store<Gateway>,
     routes: Store<HttpRoute>,
+    grpc_routes: Store<GrpcRoute>,
     services: Store<Service>,
     grants: Store<ReferenceGrant>,
     namespaces: Store<Namespace>,
@@ -42,6 +43,7 @@ struct Snapshot {
     classes: Vec<Arc<GatewayClass>>,
     gateways: Vec<Arc<Gateway>>,
     routes: Vec<Arc<HttpRoute>>,
+    grpc_routes: Vec<Arc<GrpcRoute>>,
     services: Vec<Arc<Service>>,
     grants: Vec<Arc<ReferenceGrant>>,
     namespaces: Vec<Arc<Namespace>>,
@@ -57,6 +59,7 @@ impl Caches {
             classes: c.cache(),
             gateways: c.cache(),
             routes: c.cache(),
+            grpc_routes: c.cache(),
             services: c.cache(),
             grants: c.cache(),
             namespaces: c.cache(),
@@ -73,6 +76,7 @@ impl Caches {
             classes: self.classes.state(),
             gateways: self.gateways.state(),
             routes: self.routes.state(),
+            grpc_routes: self.grpc_routes.state(),
             services: self.services.state(),
             grants: self.grants.state(),
             namespaces: self.namespaces.state(),
@@ -93,6 +97,7 @@ impl Snapshot {
             .kind("GatewayClass", self.classes.iter().map(|a| &**a))
             .kind("Gateway", self.gateways.iter().map(|a| &**a))
             .kind("HTTPRoute", self.routes.iter().map(|a| &**a))
+            .kind("GRPCRoute", self.grpc_routes.iter().map(|a| &**a))
             .kind("Service", self.services.iter().map(|a| &**a))
             .kind("ReferenceGrant", self.grants.iter().map(|a| &**a))
             .kind("Namespace", self.namespaces.iter().map(|a| &**a))
@@ -109,6 +114,7 @@ impl Snapshot {
             classes: self.classes.iter().map(|a| a.as_ref()).collect(),
             gateways: self.gateways.iter().map(|a| a.as_ref()).collect(),
             routes: self.routes.iter().map(|a| a.as_ref()).collect(),
+            grpc_routes: self.grpc_routes.iter().map(|a| a.as_ref()).collect(),
             services: self.services.iter().map(|a| a.as_ref()).collect(),
             slices: self.slices.iter().map(|a| a.as_ref()).collect(),
             grants: self.grants.iter().map(|a| a.as_ref()).collect(),
@@ -125,6 +131,7 @@ fn with_triggers<K>(c: skiff_reconcile::Controller<K>) -> skiff_reconcile::Contr
     c.triggers::<GatewayClass>()
         .triggers::<Gateway>()
         .triggers::<HttpRoute>()
+        .triggers::<GrpcRoute>()
         .triggers::<Service>()
         .triggers::<ReferenceGrant>()
         .triggers::<Namespace>()
@@ -266,6 +273,66 @@ where
     }
 }
 
+/// The route kinds whose status parents skiff writes.
+trait RouteObject:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+    const KIND: config::RouteKind;
+    fn status(&self) -> &Value;
+}
+
+impl RouteObject for HttpRoute {
+    const KIND: config::RouteKind = config::RouteKind::Http;
+    fn status(&self) -> &Value {
+        &self.status
+    }
+}
+
+impl RouteObject for GrpcRoute {
+    const KIND: config::RouteKind = config::RouteKind::Grpc;
+    fn status(&self) -> &Value {
+        &self.status
+    }
+}
+
+/// Writes the parents of every route of one kind whose status differs from what
+/// `report` decided; returns how many were written.
+async fn route_statuses<K: RouteObject>(
+    client: &kube::Client,
+    routes: &[Arc<K>],
+    report: &config::Report,
+    now: &str,
+) -> Result<usize, kube::Error> {
+    let mut writes = 0;
+    for route in routes {
+        let meta = route.meta();
+        let ns = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        let empty = config::RouteReport {
+            kind: K::KIND,
+            namespace: ns.clone(),
+            name: name.clone(),
+            generation: meta.generation.unwrap_or(0),
+            parents: Vec::new(),
+        };
+        let r = report
+            .routes
+            .iter()
+            .find(|r| r.kind == K::KIND && r.namespace == ns && r.name == name)
+            .unwrap_or(&empty);
+        let want = status::route(route.status(), r, CONTROLLER_NAME, now);
+        let current_parents = route.status().get("parents").cloned().unwrap_or(json!([]));
+        if want["parents"] != current_parents {
+            patch_status(Api::<K>::namespaced(client.clone(), &ns), &name, want).await?;
+            writes += 1;
+        }
+    }
+    Ok(writes)
+}
+
 async fn reconcile_status(_: ObjectKey, ctx: Arc<StatusCtx>) -> Result<Outcome, kube::Error> {
     let snapshot = ctx.caches.snapshot(Vec::new());
     let nodes = ctx.nodes.state();
@@ -320,32 +387,8 @@ async fn reconcile_status(_: ObjectKey, ctx: Arc<StatusCtx>) -> Result<Outcome, 
             writes += 1;
         }
     }
-    for route in &snapshot.routes {
-        let ns = route.metadata.namespace.clone().unwrap_or_default();
-        let name = route.metadata.name.clone().unwrap_or_default();
-        let empty = config::RouteReport {
-            namespace: ns.clone(),
-            name: name.clone(),
-            generation: route.metadata.generation.unwrap_or(0),
-            parents: Vec::new(),
-        };
-        let r = report
-            .routes
-            .iter()
-            .find(|r| r.namespace == ns && r.name == name)
-            .unwrap_or(&empty);
-        let want = status::route(&route.status, r, CONTROLLER_NAME, &now);
-        let current_parents = route.status.get("parents").cloned().unwrap_or(json!([]));
-        if want["parents"] != current_parents {
-            patch_status(
-                Api::<HttpRoute>::namespaced(ctx.client.clone(), &ns),
-                &name,
-                want,
-            )
-            .await?;
-            writes += 1;
-        }
-    }
+    writes += route_statuses(&ctx.client, &snapshot.routes, &report, &now).await?;
+    writes += route_statuses(&ctx.client, &snapshot.grpc_routes, &report, &now).await?;
     // Ingresses: status.loadBalancer names the nodes, as k3s's Traefik does.
     let want_ips: Vec<Value> = addresses.iter().map(|ip| json!({"ip": ip})).collect();
     for ing in &snapshot.ingresses {
@@ -406,6 +449,7 @@ mod tests {
             classes,
             gateways,
             routes,
+            grpc_routes: store::<GrpcRoute>().0,
             services,
             grants: store::<ReferenceGrant>().0,
             namespaces: store::<Namespace>().0,

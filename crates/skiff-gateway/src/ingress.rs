@@ -114,7 +114,8 @@ pub fn add(inputs: &Inputs<'_>, table: &mut Table) -> Vec<(String, String)> {
                 let entry = config::single_backend_entry(
                     exact,
                     value,
-                    config::resolve_backend(ns, &b, inputs).map_err(|(_, m)| m),
+                    config::resolve_backend(ns, config::RouteKind::Http, &b, inputs)
+                        .map_err(|(_, m)| m),
                     key.clone(),
                     Order::ingress(
                         exact,
@@ -133,7 +134,8 @@ pub fn add(inputs: &Inputs<'_>, table: &mut Table) -> Vec<(String, String)> {
             let entry = config::single_backend_entry(
                 false,
                 "/",
-                config::resolve_backend(ns, &b, inputs).map_err(|(_, m)| m),
+                config::resolve_backend(ns, config::RouteKind::Http, &b, inputs)
+                    .map_err(|(_, m)| m),
                 key.clone(),
                 // After every rule of every Ingress: the catch-all of last resort.
                 Order::ingress(false, "", "~".into(), &key, usize::MAX, 0),

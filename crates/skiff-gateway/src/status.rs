@@ -111,7 +111,8 @@ pub fn gateway_class(current: &Value, generation: i64, supported: &Verdict, now:
 
 /// The conformance features (upstream's `pkg/features` names) skiff's data plane
 /// implements, in the ascending order the spec requires of `supportedFeatures`.
-pub const SUPPORTED_FEATURES: [&str; 22] = [
+pub const SUPPORTED_FEATURES: [&str; 23] = [
+    "GRPCRoute",
     "Gateway",
     "GatewayHTTPListenerIsolation",
     "GatewayPort8080",

@@ -140,6 +140,7 @@ fn route_parents_keep_other_controllers() {
         {"parentRef": {"name": "gone"}, "controllerName": "skiff.dev/gateway-controller", "conditions": []},
     ]});
     let r = RouteReport {
+        kind: crate::config::RouteKind::Http,
         namespace: "default".into(),
         name: "r".into(),
         generation: 1,
