@@ -138,6 +138,11 @@ pub struct PortTls {
 }
 
 impl PortTls {
+    /// Adds the certificate for `hostname` (`None`: the one for any name).
+    pub(crate) fn add(&mut self, hostname: Option<String>, cert: Arc<CertifiedKey>) {
+        self.certs.push((hostname, cert));
+    }
+
     /// The certificate for a TLS handshake naming `sni`: the most specific listener
     /// hostname matching it; without SNI (or a name no listener has), the catch-all
     /// listener's, else the first.

@@ -23,6 +23,8 @@ struct World {
     grants: Vec<ReferenceGrant>,
     namespaces: Vec<Namespace>,
     secrets: Vec<Secret>,
+    ingresses: Vec<k8s_openapi::api::networking::v1::Ingress>,
+    ingress_classes: Vec<k8s_openapi::api::networking::v1::IngressClass>,
 }
 
 impl World {
@@ -102,8 +104,8 @@ impl World {
             grants: self.grants.iter().collect(),
             namespaces: self.namespaces.iter().collect(),
             secrets: self.secrets.iter().collect(),
-            ingresses: Vec::new(),
-            ingress_classes: Vec::new(),
+            ingresses: self.ingresses.iter().collect(),
+            ingress_classes: self.ingress_classes.iter().collect(),
             node_addresses: vec!["192.168.254.1".into()],
         })
     }
@@ -1076,4 +1078,97 @@ fn grpc_and_http_routes_never_share_a_hostname() {
     assert_eq!(verdicts(&w).0[2].2, Some("RefNotPermitted"));
     w.grants[0].spec.from[0].kind = "GRPCRoute".into();
     assert_eq!(verdicts(&w).0[2], ("apart".to_string(), None, None));
+}
+
+/// The SAN of the certificate port 443 presents for `sni`.
+fn served_name(table: &Table, sni: Option<&str>) -> Option<String> {
+    let cert = table.ports[&443].tls.as_ref()?.resolve(sni)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.cert[0].as_ref()).unwrap();
+    let san = parsed.subject_alternative_name().unwrap().unwrap();
+    Some(san.value.general_names[0].to_string())
+}
+
+/// An Ingress with `tls` is served on 443 too, behind its Secrets' certificates by SNI
+/// (beside a Gateway's HTTPS listener there, whose own names keep their certificate);
+/// a missing Secret leaves its hosts without one; port 443 as a plain HTTP listener
+/// serves no Ingress TLS.
+#[test]
+fn ingress_tls_serves_on_443_by_sni() {
+    let ingress_class = || -> k8s_openapi::api::networking::v1::IngressClass {
+        obj(
+            json!({"metadata": {"name": "skiff", "annotations": {crate::ingress::DEFAULT_CLASS_ANNOTATION: "true"}},
+                   "spec": {"controller": crate::ingress::INGRESS_CONTROLLER}}),
+        )
+    };
+    let ingress = json!({"metadata": {"name": "shop", "namespace": "apps"}, "spec": {
+        "tls": [{"hosts": ["shop.example.com", "*.shop.example.com"], "secretName": "shop-tls"},
+                {"hosts": ["gone.example.com"], "secretName": "no-such-secret"}],
+        "rules": [{"host": "shop.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 8080}}}}]}}]}});
+    let mut w = World::new()
+        .gateway(
+            "infra",
+            "gw",
+            json!([{"name": "https", "protocol": "HTTPS", "port": 443,
+            "hostname": "gw.example.com", "tls": {"certificateRefs": [{"name": "gw-cert"}]}}]),
+        )
+        .service("apps", "web", &["10.0.0.1"]);
+    w.ingress_classes.push(ingress_class());
+    w.ingresses.push(obj(ingress.clone()));
+    w.secrets
+        .push(tls_secret("apps", "shop-tls", "shop.example.com"));
+    w.secrets
+        .push(tls_secret("infra", "gw-cert", "gw.example.com"));
+    let (table, report) = w.build();
+    assert_eq!(report.ingresses, [("apps".to_string(), "shop".to_string())]);
+    for port in [80, 443] {
+        assert_eq!(
+            route_to(&table, port, "shop.example.com", "/x", &[]),
+            "apps/web"
+        );
+    }
+    let shop = Some("DNSName(shop.example.com)".to_string());
+    assert_eq!(served_name(&table, Some("shop.example.com")), shop);
+    assert_eq!(served_name(&table, Some("a.shop.example.com")), shop);
+    assert_eq!(
+        served_name(&table, Some("gw.example.com")),
+        Some("DNSName(gw.example.com)".into())
+    );
+    // gone.example.com's Secret is missing: no certificate of its own (the first is
+    // offered, whose name the client refuses).
+    assert_ne!(served_name(&table, Some("gone.example.com")), None);
+    assert_ne!(
+        served_name(&table, Some("gone.example.com")),
+        Some("DNSName(gone.example.com)".into())
+    );
+
+    // Without tls: port 80 only.
+    let mut plain = World::new().service("apps", "web", &["10.0.0.1"]);
+    plain.ingress_classes.push(ingress_class());
+    let mut no_tls = ingress.clone();
+    no_tls["spec"].as_object_mut().unwrap().remove("tls");
+    plain.ingresses.push(obj(no_tls));
+    let (table, _) = plain.build();
+    assert_eq!(table.ports.keys().copied().collect::<Vec<_>>(), [80]);
+
+    // Port 443 is a Gateway's plain HTTP listener: the Ingress serves on 80 only.
+    let mut taken = World::new()
+        .gateway(
+            "infra",
+            "gw",
+            json!([{"name": "h", "protocol": "HTTP", "port": 443}]),
+        )
+        .service("apps", "web", &["10.0.0.1"]);
+    taken.ingress_classes.push(ingress_class());
+    taken.ingresses.push(obj(ingress));
+    taken
+        .secrets
+        .push(tls_secret("apps", "shop-tls", "shop.example.com"));
+    let (table, _) = taken.build();
+    assert!(table.ports[&443].tls.is_none());
+    assert_eq!(route_to(&table, 443, "shop.example.com", "/", &[]), "404");
+    assert_eq!(
+        route_to(&table, 80, "shop.example.com", "/", &[]),
+        "apps/web"
+    );
 }

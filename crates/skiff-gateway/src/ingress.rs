@@ -5,6 +5,14 @@
 //! Rules become entries of port 80's hostname-less listener: Exact before Prefix, longest
 //! prefix first (`ImplementationSpecific` is Prefix here), exact hosts before wildcards,
 //! `defaultBackend` last.
+//!
+//! An Ingress with `tls` is served on port 443 too, as k3s's Traefik does: the same rules,
+//! behind the certificates of its `tls[].secretName` Secrets (in its namespace), each
+//! picked by SNI for its `hosts` (none: any name). Plain HTTP on port 80 still serves
+//! it (no redirect, Traefik's default). A Secret missing or unparsable leaves its hosts
+//! without a certificate (nginx would serve a fake default one; skiff fails the
+//! handshake rather than present a certificate for another name), and the Ingress's other
+//! certificates still serve.
 
 use crate::config::{self, Inputs, Order, Table};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
@@ -14,6 +22,8 @@ use std::sync::Arc;
 pub const INGRESS_CONTROLLER: &str = "skiff.dev/ingress-controller";
 /// The port Ingresses are served on.
 pub const HTTP_PORT: u16 = 80;
+/// The port Ingresses with `tls` are also served on, in HTTPS.
+pub const HTTPS_PORT: u16 = 443;
 /// The annotation marking the default IngressClass.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
 
@@ -99,52 +109,92 @@ pub fn add(inputs: &Inputs<'_>, table: &mut Table) -> Vec<(String, String)> {
         let name = ing.metadata.name.as_deref().unwrap_or_default();
         let key: Arc<str> = format!("{ns}/{name}").into();
         let Some(spec) = &ing.spec else { continue };
-        let port = table.ports.entry(HTTP_PORT).or_default();
-        if port.tls.is_some() {
-            // Port 80 is an HTTPS listener's: Ingresses cannot be served in plain HTTP.
-            continue;
+        let mut added = false;
+        // Port 80 unless it is an HTTPS listener's (Ingresses are plain HTTP there).
+        if table.ports.get(&HTTP_PORT).is_none_or(|p| p.tls.is_none()) {
+            let index = table.ports.entry(HTTP_PORT).or_default().listener(None);
+            add_rules(ing, ns, &key, inputs, index);
+            added = true;
         }
-        let index = port.listener(None);
-        for (rule_index, rule) in spec.rules.iter().flatten().enumerate() {
-            let host = rule.host.as_deref().map(str::to_ascii_lowercase);
-            for (i, path) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
-                let value = path.path.as_deref().unwrap_or("/");
-                let exact = path.path_type == "Exact";
-                let b = backend_ref(ns, &path.backend, inputs);
-                let entry = config::single_backend_entry(
-                    exact,
-                    value,
-                    config::resolve_backend(ns, config::RouteKind::Http, &b, inputs)
-                        .map_err(|(_, m)| m),
-                    key.clone(),
-                    Order::ingress(
-                        exact,
-                        value,
-                        config::created(&ing.metadata),
-                        &key,
-                        rule_index,
-                        i,
-                    ),
-                );
-                index.push(host.as_deref(), entry);
+        // Port 443 with its certificates, unless it is a plain HTTP listener's.
+        let tls = spec.tls.as_deref().unwrap_or_default();
+        if !tls.is_empty() && table.ports.get(&HTTPS_PORT).is_none_or(|p| p.tls.is_some()) {
+            let port = table.ports.entry(HTTPS_PORT).or_default();
+            let certs = port.tls.get_or_insert_with(Default::default);
+            for t in tls {
+                let secret = t.secret_name.as_deref().and_then(|n| {
+                    inputs.secrets.iter().find(|s| {
+                        s.metadata.namespace.as_deref() == Some(ns)
+                            && s.metadata.name.as_deref() == Some(n)
+                    })
+                });
+                let Some(Ok(cert)) = secret.map(|s| config::certified_key(s)) else {
+                    continue;
+                };
+                match t.hosts.as_deref() {
+                    None | Some([]) => certs.add(None, cert),
+                    Some(hosts) => {
+                        for h in hosts {
+                            certs.add(Some(h.to_ascii_lowercase()), cert.clone());
+                        }
+                    }
+                }
             }
+            add_rules(ing, ns, &key, inputs, port.listener(None));
+            added = true;
         }
-        if let Some(default) = &spec.default_backend {
-            let b = backend_ref(ns, default, inputs);
+        if added {
+            served.push((ns.to_string(), name.to_string()));
+        }
+    }
+    served
+}
+
+/// One Ingress's rules and defaultBackend as entries of a port's hostname-less listener.
+fn add_rules(
+    ing: &Ingress,
+    ns: &str,
+    key: &Arc<str>,
+    inputs: &Inputs<'_>,
+    index: &mut config::HostIndex,
+) {
+    let Some(spec) = &ing.spec else { return };
+    for (rule_index, rule) in spec.rules.iter().flatten().enumerate() {
+        let host = rule.host.as_deref().map(str::to_ascii_lowercase);
+        for (i, path) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
+            let value = path.path.as_deref().unwrap_or("/");
+            let exact = path.path_type == "Exact";
+            let b = backend_ref(ns, &path.backend, inputs);
             let entry = config::single_backend_entry(
-                false,
-                "/",
+                exact,
+                value,
                 config::resolve_backend(ns, config::RouteKind::Http, &b, inputs)
                     .map_err(|(_, m)| m),
                 key.clone(),
-                // After every rule of every Ingress: the catch-all of last resort.
-                Order::ingress(false, "", "~".into(), &key, usize::MAX, 0),
+                Order::ingress(
+                    exact,
+                    value,
+                    config::created(&ing.metadata),
+                    key,
+                    rule_index,
+                    i,
+                ),
             );
-            index.push(None, entry);
+            index.push(host.as_deref(), entry);
         }
-        served.push((ns.to_string(), name.to_string()));
     }
-    served
+    if let Some(default) = &spec.default_backend {
+        let b = backend_ref(ns, default, inputs);
+        let entry = config::single_backend_entry(
+            false,
+            "/",
+            config::resolve_backend(ns, config::RouteKind::Http, &b, inputs).map_err(|(_, m)| m),
+            key.clone(),
+            // After every rule of every Ingress: the catch-all of last resort.
+            Order::ingress(false, "", "~".into(), key, usize::MAX, 0),
+        );
+        index.push(None, entry);
+    }
 }
 
 #[cfg(test)]
