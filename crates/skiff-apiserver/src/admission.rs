@@ -489,29 +489,34 @@ pub fn grace_period(r: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Op
 }
 
 /// Unknown or duplicate fields, handled per `fieldValidation`: an error under `Strict`,
-/// `Warning`s under `Warn` (the default), nothing under `Ignore`.
+/// `Warning`s under `Warn` (the default), nothing under `Ignore`. A YAML body's repeated
+/// keys lead, as go-yaml's one error (`yaml: unmarshal errors:` and a line per key) when
+/// strict and as a warning per line otherwise, as upstream.
 fn report_problems(
     p: &Params,
     unknown: impl Iterator<Item = String>,
     cannot: &dyn Fn(String) -> ApiError,
 ) -> Result<()> {
-    let problems: Vec<String> = unknown
-        .chain(
-            p.duplicate_fields
-                .iter()
-                .map(|f| format!("duplicate field \"{f}\"")),
-        )
-        .collect();
+    let rest = unknown.chain(
+        p.duplicate_fields
+            .iter()
+            .map(|f| format!("duplicate field \"{f}\"")),
+    );
     match crate::options::FieldValidation::of(p) {
-        _ if problems.is_empty() => {}
         crate::options::FieldValidation::Strict => {
-            return Err(cannot(format!(
-                "strict decoding error: {}",
-                problems.join(", ")
-            )));
+            let problems: Vec<String> = crate::strict::yaml_error(&p.yaml_duplicates)
+                .into_iter()
+                .chain(rest)
+                .collect();
+            if !problems.is_empty() {
+                return Err(cannot(format!(
+                    "strict decoding error: {}",
+                    problems.join(", ")
+                )));
+            }
         }
         crate::options::FieldValidation::Warn => {
-            for problem in problems {
+            for problem in p.yaml_duplicates.iter().cloned().chain(rest) {
                 p.warn(problem);
             }
         }

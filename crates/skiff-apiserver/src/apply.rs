@@ -19,6 +19,7 @@ pub async fn server_side_apply(
     t: &Target,
     p: &Params,
     applied: Value,
+    yaml_duplicates: &[String],
 ) -> Result<(Value, bool)> {
     if !applied.is_object() {
         return Err(ApiError::BadRequest(
@@ -42,6 +43,7 @@ pub async fn server_side_apply(
     match api.read(t) {
         Err(ApiError::NotFound { .. }) if t.subresource.is_none() => {
             let mut obj = writer.apply(None, &applied)?;
+            strict_yaml(p, yaml_duplicates)?;
             if crate::object::name(&obj).is_none() {
                 crate::object::meta_mut(&mut obj)
                     .insert("name".into(), Value::from(t.name()?.to_owned()));
@@ -52,12 +54,35 @@ pub async fn server_side_apply(
             };
             match api.create_with(&collection, p, obj, Fields::Applied).await {
                 // Lost a race with another creator: apply over what it made.
-                Err(ApiError::AlreadyExists { .. }) => update(api, t, p, &writer, &applied).await,
+                Err(ApiError::AlreadyExists { .. }) => {
+                    update(api, t, p, &writer, &applied, yaml_duplicates).await
+                }
                 other => other.map(|v| (v, true)),
             }
         }
         Err(e) => Err(e),
-        Ok(_) => update(api, t, p, &writer, &applied).await,
+        Ok(_) => update(api, t, p, &writer, &applied, yaml_duplicates).await,
+    }
+}
+
+/// The apply body's repeated keys, judged after the merge succeeded as upstream's apply
+/// patcher does (a re-decode with go-yaml's strict decoder): a 400 under
+/// `fieldValidation=Strict`, a warning per key under `Warn`, nothing under `Ignore`.
+fn strict_yaml(p: &Params, duplicates: &[String]) -> Result<()> {
+    let Some(error) = crate::strict::yaml_error(duplicates) else {
+        return Ok(());
+    };
+    match FieldValidation::of(p) {
+        FieldValidation::Strict => Err(ApiError::BadRequest(format!(
+            "error strict decoding YAML: error converting YAML to JSON: {error}"
+        ))),
+        FieldValidation::Warn => {
+            for d in duplicates {
+                p.warn(d.clone());
+            }
+            Ok(())
+        }
+        FieldValidation::Ignore => Ok(()),
     }
 }
 
@@ -112,9 +137,12 @@ async fn update(
     p: &Params,
     writer: &Writer<'_>,
     applied: &Value,
+    yaml_duplicates: &[String],
 ) -> Result<(Value, bool)> {
     api.update_fields(t, p, None, Fields::Applied, |old| {
-        writer.apply(Some(old), applied)
+        let obj = writer.apply(Some(old), applied)?;
+        strict_yaml(p, yaml_duplicates)?;
+        Ok(obj)
     })
     .await
     .map(|v| (v, false))

@@ -618,7 +618,11 @@ fn parse_object_body(params: &mut Params, content_type: &str, body: &[u8]) -> Re
         params.duplicate_fields = duplicates;
         return Ok(value);
     }
-    parse_body(content_type, body)
+    let value = parse_body(content_type, body)?;
+    if content_type == "application/yaml" {
+        params.yaml_duplicates = crate::strict::yaml_duplicate_keys(body);
+    }
+    Ok(value)
 }
 
 /// Decodes a JSON, YAML or protobuf request body.
@@ -650,7 +654,8 @@ pub async fn patch(
     let r = t.resource.clone();
     let patch_doc = parse_body(content_type, body)?;
     if content_type == "application/apply-patch+yaml" {
-        return crate::apply::server_side_apply(api, t, p, patch_doc).await;
+        let duplicates = crate::strict::yaml_duplicate_keys(body);
+        return crate::apply::server_side_apply(api, t, p, patch_doc, &duplicates).await;
     }
     let precondition = match &patch_doc {
         Value::Object(_) => resource_version_of(&patch_doc)?,

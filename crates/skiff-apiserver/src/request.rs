@@ -81,6 +81,9 @@ pub struct Params {
     pub user_agent: Option<String>,
     /// Fields the request body repeated (see `strict.rs`), for field validation.
     pub duplicate_fields: Vec<String>,
+    /// A YAML body's repeated keys as go-yaml names them (`line 5: key "name" already set
+    /// in map`, see `strict.rs`), for field validation.
+    pub yaml_duplicates: Vec<String>,
     /// Warnings for the response's `Warning` headers, collected while handling.
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
     /// Who makes the request (after impersonation): what admission webhooks and policies
@@ -95,6 +98,7 @@ impl Default for Params {
             repeated: HashMap::new(),
             user_agent: None,
             duplicate_fields: Vec::new(),
+            yaml_duplicates: Vec::new(),
             warnings: Arc::default(),
             user: Arc::new(loopback_user()),
         }

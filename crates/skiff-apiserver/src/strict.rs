@@ -1,6 +1,8 @@
 //! JSON request bodies parsed with the paths of their duplicate fields, which a plain parse
 //! silently collapses (last one wins): upstream's strict decoding reports them as
 //! `duplicate field "spec.replicas"` under `fieldValidation=Strict` and warns under `Warn`.
+//! An apply body is YAML, and upstream names its repeated keys as go-yaml's strict decoder
+//! does, by line (`line 11: key "foo" already set in map`): [`yaml_duplicate_keys`].
 
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -105,6 +107,141 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 }
 
+/// The repeated keys of a YAML (or JSON, which is YAML) document's mappings, as go-yaml's
+/// strict decoder reports them: `line N: key "foo" already set in map`, N the line of the
+/// repeat, in document order. Keys compare as go-yaml resolves them (`1` is not `"1"`);
+/// merge keys (`<<`) and non-scalar keys are not compared. Only the first document counts,
+/// as upstream decodes only that one. A body the parser refuses has nothing to report: the
+/// body was already decoded, so that error has been given.
+pub fn yaml_duplicate_keys(body: &[u8]) -> Vec<String> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Vec::new();
+    };
+    let mut finder = DuplicateKeys::default();
+    let mut parser = yaml_rust2::parser::Parser::new_from_str(text);
+    if parser.load(&mut finder, false).is_err() {
+        return Vec::new();
+    }
+    finder.found
+}
+
+/// go-yaml's strict decoding error for repeated keys, when there are any: `yaml: unmarshal
+/// errors:` and an indented line per key.
+pub fn yaml_error(duplicates: &[String]) -> Option<String> {
+    (!duplicates.is_empty())
+        .then(|| format!("yaml: unmarshal errors:\n  {}", duplicates.join("\n  ")))
+}
+
+/// One open collection while walking the parser's events.
+enum Open {
+    /// A mapping: the keys seen, and whether the next node is a key.
+    Map {
+        keys: std::collections::HashSet<String>,
+        at_key: bool,
+    },
+    Seq,
+}
+
+#[derive(Default)]
+struct DuplicateKeys {
+    open: Vec<Open>,
+    found: Vec<String>,
+    /// Nodes still open inside a non-scalar key (not compared).
+    in_complex_key: usize,
+}
+
+impl DuplicateKeys {
+    /// A node starts (or is a scalar): when it is a key, note it; when it is a value, the
+    /// mapping's next node is a key again.
+    fn node(&mut self, key: Option<String>, line: usize) {
+        if let Some(Open::Map { keys, at_key }) = self.open.last_mut() {
+            if *at_key {
+                if let Some(key) = key {
+                    if !keys.insert(key.clone()) {
+                        self.found
+                            .push(format!("line {line}: key {key} already set in map"));
+                    }
+                }
+            }
+            *at_key = !*at_key;
+        }
+    }
+}
+
+impl yaml_rust2::parser::MarkedEventReceiver for DuplicateKeys {
+    fn on_event(&mut self, ev: yaml_rust2::Event, mark: yaml_rust2::scanner::Marker) {
+        use yaml_rust2::Event;
+        if self.in_complex_key > 0 {
+            match ev {
+                Event::MappingStart(..) | Event::SequenceStart(..) => self.in_complex_key += 1,
+                Event::MappingEnd | Event::SequenceEnd => {
+                    self.in_complex_key -= 1;
+                    if self.in_complex_key == 0 {
+                        // The complex key is done; its value comes next.
+                        if let Some(Open::Map { at_key, .. }) = self.open.last_mut() {
+                            *at_key = false;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        match ev {
+            Event::Scalar(value, style, _, tag) => {
+                // A merge key (`<<`) merges; it is not a field of its own.
+                let merge = value == "<<" && style == yaml_rust2::scanner::TScalarStyle::Plain;
+                let key = (!merge).then(|| go_key(&value, style, tag.is_some()));
+                self.node(key, mark.line());
+            }
+            Event::Alias(_) => self.node(None, mark.line()),
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let is_key = matches!(self.open.last(), Some(Open::Map { at_key: true, .. }));
+                if is_key {
+                    self.in_complex_key = 1;
+                    return;
+                }
+                self.node(None, mark.line());
+                self.open.push(match ev {
+                    Event::MappingStart(..) => Open::Map {
+                        keys: Default::default(),
+                        at_key: true,
+                    },
+                    _ => Open::Seq,
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.open.pop();
+            }
+            Event::DocumentEnd => {
+                // Only the first document is decoded upstream.
+                self.open.clear();
+                self.open.push(Open::Seq);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A scalar key as go-yaml prints it with `%#v` after resolving it: plain integers and
+/// booleans bare, everything else a quoted string.
+fn go_key(value: &str, style: yaml_rust2::scanner::TScalarStyle, tagged: bool) -> String {
+    let plain = style == yaml_rust2::scanner::TScalarStyle::Plain && !tagged;
+    if plain {
+        if let Ok(n) = value.parse::<i64>() {
+            return n.to_string();
+        }
+        if let Some(b) = match value {
+            "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+            "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+            _ => None,
+        } {
+            return b.to_string();
+        }
+    }
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +259,131 @@ mod tests {
             dups,
             ["spec.replicas", "spec.template.spec.containers[0].name"]
         );
+    }
+
+    /// Upstream's bodies (test/integration/apiserver/field_validation_test.go): the apply
+    /// body (JSON, which is YAML) and the YAML create body, with its expected lines.
+    #[test]
+    fn yaml_duplicates_are_named_by_line_as_go_yaml_does() {
+        let apply_invalid_body = r#"{
+		"apiVersion": "apps/v1",
+		"kind": "Deployment",
+		"metadata": {
+			"name": "%s",
+			"labels": {"app": "nginx"}
+		},
+		"spec": {
+			"paused": false,
+			"paused": true,
+			"selector": {
+				"matchLabels": {
+					"app": "nginx"
+				}
+			},
+			"template": {
+				"metadata": {
+					"labels": {
+						"app": "nginx"
+					}
+				},
+				"spec": {
+					"containers": [{
+						"name":  "nginx",
+						"image": "nginx:latest",
+						"imagePullPolicy": "Never",
+						"imagePullPolicy": "Always"
+					}]
+				}
+			}
+		}
+	}"#;
+        assert_eq!(
+            yaml_duplicate_keys(apply_invalid_body.as_bytes()),
+            [
+                r#"line 10: key "paused" already set in map"#,
+                r#"line 27: key "imagePullPolicy" already set in map"#
+            ]
+        );
+        let invalid_body_yaml = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: dupename
+  name: deployment
+  unknownMeta: metaVal
+  labels:
+    app: nginx
+spec:
+  unknown1: val1
+  unknownDupe: valDupe
+  unknownDupe: valDupe2
+  paused: true
+  paused: false
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:latest
+        unknownNested: val1
+        imagePullPolicy: Always
+        imagePullPolicy: Never";
+        assert_eq!(
+            yaml_duplicate_keys(invalid_body_yaml.as_bytes()),
+            [
+                r#"line 5: key "name" already set in map"#,
+                r#"line 12: key "unknownDupe" already set in map"#,
+                r#"line 14: key "paused" already set in map"#,
+                r#"line 28: key "imagePullPolicy" already set in map"#
+            ]
+        );
+        let cases: &[(&str, &[&str])] = &[
+            ("a: 1\nb: 2\n", &[]),
+            (
+                "a: 1\na: 2\na: 3\n",
+                &[
+                    "line 2: key \"a\" already set in map",
+                    "line 3: key \"a\" already set in map",
+                ],
+            ),
+            // The same key in different mappings is no repeat.
+            ("a: {x: 1}\nb: {x: 1}\n", &[]),
+            (
+                "l:\n- n: 1\n  n: 2\n- n: 3\n",
+                &["line 3: key \"n\" already set in map"],
+            ),
+            // JSON is YAML: a one-line body reports line 1.
+            (
+                "{\"a\": {\"b\": 1, \"b\": 2}}",
+                &["line 1: key \"b\" already set in map"],
+            ),
+            // Keys resolve before comparing: 1 and "1" differ, 1 and 1 do not.
+            ("1: a\n\"1\": b\n", &[]),
+            ("1: a\n1: b\n", &["line 2: key 1 already set in map"]),
+            (
+                "true: a\nyes: b\n",
+                &["line 2: key true already set in map"],
+            ),
+            // A value that is a mapping keeps the parent's keys apart from its own.
+            (
+                "a:\n  a: 1\nb: 2\nb: 3\n",
+                &["line 4: key \"b\" already set in map"],
+            ),
+            // Complex keys and merge keys are not compared; anchors and aliases are values.
+            ("? [x]\n: 1\n? [x]\n: 2\nz: 3\n", &[]),
+            ("base: &b {x: 1}\nc:\n  <<: *b\n  <<: *b\n  y: *b\n", &[]),
+            // Only the first document is decoded.
+            ("a: 1\n---\na: 2\na: 3\n", &[]),
+            // What the parser refuses reports nothing (the decode already failed).
+            ("a: [\n", &[]),
+        ];
+        for (body, want) in cases {
+            assert_eq!(yaml_duplicate_keys(body.as_bytes()), *want, "{body:?}");
+        }
     }
 
     #[test]

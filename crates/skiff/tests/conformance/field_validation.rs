@@ -330,7 +330,6 @@ spec:
 /// field_validation.go "should detect duplicates in a CR when preserving unknown fields"
 /// (Conformance): the YAML decoder's own message, with the line.
 #[test]
-#[ignore = "issue 11: a key repeated in an apply body's YAML is kept (last wins), not named with its line"]
 fn field_validation_should_detect_duplicates_in_a_cr_when_preserving_unknown_fields() {
     run(|c| async move {
         let schema = ports_schema(json!({"x-kubernetes-preserve-unknown-fields": true}));
@@ -363,5 +362,73 @@ spec:
             r.body
         );
         cleanup_noxu(&c, &crd).await;
+    });
+}
+
+/// test/integration/apiserver/field_validation_test.go testFieldValidationApplyCreate:
+/// upstream's apply body with `paused` and `imagePullPolicy` repeated. Strict refuses it
+/// with go-yaml's lines and stores nothing; Ignore creates it, the last value winning.
+#[test]
+fn field_validation_apply_create_names_repeated_keys_of_a_typed_object_by_line() {
+    run(|c| async move {
+        let ns = namespace(&c, "cf-fv-apply-dup").await;
+        let body = r#"{
+		"apiVersion": "apps/v1",
+		"kind": "Deployment",
+		"metadata": {
+			"name": "apply-dup",
+			"labels": {"app": "nginx"}
+		},
+		"spec": {
+			"paused": false,
+			"paused": true,
+			"selector": {
+				"matchLabels": {
+					"app": "nginx"
+				}
+			},
+			"template": {
+				"metadata": {
+					"labels": {
+						"app": "nginx"
+					}
+				},
+				"spec": {
+					"containers": [{
+						"name":  "nginx",
+						"image": "nginx:latest",
+						"imagePullPolicy": "Never",
+						"imagePullPolicy": "Always"
+					}]
+				}
+			}
+		}
+	}"#;
+        let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/apply-dup");
+        let r = apply(
+            &c,
+            &format!("{path}?fieldManager=mgr&fieldValidation=Strict"),
+            body,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(
+            r.json()["message"],
+            "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  line 10: key \"paused\" already set in map\n  line 27: key \"imagePullPolicy\" already set in map"
+        );
+        let r = raw(&c, Method::GET, &path, &[], "").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "nothing stored: {}", r.body);
+        let r = apply(
+            &c,
+            &format!("{path}?fieldManager=mgr&fieldValidation=Ignore"),
+            body,
+        )
+        .await;
+        let created = ok(&r, "apply with fieldValidation=Ignore");
+        assert_eq!(created["spec"]["paused"], true);
+        assert_eq!(
+            created["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "Always"
+        );
     });
 }
