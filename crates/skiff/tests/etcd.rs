@@ -1,7 +1,8 @@
 //! End-to-end: `skiff server --datastore-endpoint` on Debian's etcd started by the test.
 //! The article's objects go in through kubectl, a watch sees changes, a `kill -9` of the
 //! server loses no acknowledged write and changes no resourceVersion, Secrets are sealed in
-//! etcd, and a watch from a revision etcd compacted is 410 Gone.
+//! etcd, and a watch from a revision etcd compacted is 410 Gone. With etcd gone, requests
+//! fail fast with upstream's 504 Timeout, and service resumes when etcd is back.
 
 mod common;
 
@@ -178,6 +179,104 @@ fn skiff_on_etcd_serves_watches_survives_kill_9_and_answers_410_after_compaction
         ])
         .trim()
         .is_empty());
+}
+
+/// The code and JSON Status of a failing raw request (`kubectl ... --raw`), from kubectl's
+/// `-v=8` log.
+fn raw_status(c: &Cluster, args: &[&str], stdin: Option<&str>) -> (String, serde_json::Value) {
+    let mut all = args.to_vec();
+    all.push("-v=8");
+    let out = c.kubectl_output(&all, stdin);
+    assert!(!out.status.success(), "kubectl {args:?} succeeded");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let code = log
+        .lines()
+        .find_map(|l| l.split("\"Response\" status=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no response status in:\n{log}"))
+        .to_owned();
+    // The body is logged on the line after `"Response Body" body=<`.
+    let mut lines = log.lines();
+    lines
+        .find(|l| l.contains("\"Response Body\""))
+        .unwrap_or_else(|| panic!("no response body in:\n{log}"));
+    let body = lines.next().unwrap_or_default().trim();
+    (code, serde_json::from_str(body).expect("a Status body"))
+}
+
+#[test]
+fn without_etcd_requests_fail_fast_with_504_and_service_resumes_when_it_returns() {
+    let Some(mut etcd) = EtcdProcess::start_or_skip() else {
+        return;
+    };
+    let c = Cluster::start_with(&["--datastore-endpoint", etcd.endpoint()]);
+    c.kubectl(&["create", "configmap", "before", "--from-literal=k=v"]);
+
+    etcd.kill();
+    let started = Instant::now();
+    let create = ["create", "configmap", "during", "--from-literal=k=v"];
+    let err = c.kubectl_err(&create, None);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "a create took {took:?}");
+    eprintln!("with etcd down, kubectl create failed after {took:?}");
+    let upstream = "request did not complete within requested timeout - context deadline exceeded";
+    assert_eq!(
+        err.trim(),
+        format!("error: failed to create configmap: Timeout: {upstream}")
+    );
+    let (code, status) = raw_status(
+        &c,
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps",
+            "-f",
+            "-",
+        ],
+        Some(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"raw"}}"#),
+    );
+    assert!(code.starts_with("504 Gateway Timeout"), "{code}");
+    assert_eq!(
+        status,
+        serde_json::json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": format!("Timeout: {upstream}"),
+            "reason": "Timeout",
+            "details": {},
+            "code": 504,
+        })
+    );
+    // A list that must be current is not answered from a cache cut off from etcd...
+    wait_until("a consistent list is refused", || {
+        let out = c.kubectl_output(&["get", "configmaps"], None);
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr)
+                .contains(&format!("Error from server (Timeout): Timeout: {upstream}"))
+    });
+    // ...one at any revision is, from what the cache holds.
+    let any = c.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?resourceVersion=0",
+    ]);
+    assert!(any.contains("\"before\""), "{any}");
+
+    etcd.restart();
+    let back = Instant::now();
+    wait_until("a create succeeds again", || {
+        c.kubectl_output(&create, None).status.success()
+    });
+    eprintln!(
+        "creates succeed again {:?} after etcd is healthy",
+        back.elapsed()
+    );
+    let names = c.kubectl(&["get", "configmaps", "-o", "name"]);
+    for name in ["configmap/before", "configmap/during"] {
+        assert!(names.lines().any(|l| l == name), "{name} missing: {names}");
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
