@@ -3,7 +3,7 @@
 //! change becomes a few operations (a fragment put or removed, a timeline line) broadcast to
 //! every open page. A page that connects, or falls behind, gets a snapshot instead.
 
-use crate::model::{parent_of, pod_counts, workload_gap, Key, Kind};
+use crate::model::{parent_of, pod_counts, workload_gap, CustomKind, Key, Kind};
 use crate::render::{fragment, line_html, Fragment};
 use crate::timeline::{change_line, event_line, Line, OwnerGap};
 use futures::StreamExt;
@@ -397,9 +397,21 @@ async fn watch_when_served(
     tx: mpsc::Sender<Update>,
     hub: Arc<Hub>,
 ) {
-    let mut wait = std::time::Duration::from_secs(1);
+    let wait = std::time::Duration::from_secs(1);
+    tokio::time::sleep(wait).await;
+    watch_served(client, kind, namespace, tx, hub, wait).await
+}
+
+/// [`watch_when_served`] without the first wait: asks now, then after `wait`, doubling.
+async fn watch_served(
+    client: kube::Client,
+    kind: Kind,
+    namespace: String,
+    tx: mpsc::Sender<Update>,
+    hub: Arc<Hub>,
+    mut wait: std::time::Duration,
+) {
     loop {
-        tokio::time::sleep(wait).await;
         match scope(&client, kind, &namespace).await {
             Ok((api, all)) => {
                 if !all {
@@ -414,8 +426,132 @@ async fn watch_when_served(
             Err(Unwatched::Denied(why)) => return hub.notice(why),
             Err(Unwatched::Later(why)) => {
                 tracing::debug!(kind = kind.name(), %why, "not watched yet");
+                tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(std::time::Duration::from_secs(60));
             }
+        }
+    }
+}
+
+/// Which custom kinds to stop and start watching when the CRDs are `crds`, pure: a kind
+/// whose definition changed (another version, other scale paths) is one to stop and one
+/// to start.
+pub fn custom_changes(
+    watched: &HashMap<String, &'static CustomKind>,
+    crds: &HashMap<String, &'static CustomKind>,
+) -> (Vec<&'static CustomKind>, Vec<(String, &'static CustomKind)>) {
+    let stop = watched
+        .iter()
+        .filter(|(name, k)| crds.get(*name) != Some(*k))
+        .map(|(_, k)| *k)
+        .collect();
+    let start = crds
+        .iter()
+        .filter(|(name, k)| watched.get(*name) != Some(*k))
+        .map(|(name, k)| (name.clone(), *k))
+        .collect();
+    (stop, start)
+}
+
+/// Watches the CRDs and, for each that serves a kind with a scale subresource, that kind's
+/// objects, as workload cards: the view follows an operator's custom resources as it
+/// follows Deployments. A kind whose CRD goes away (or changes) is stopped, and its cards
+/// removed. Without the right to list CRDs, a notice says custom resources are not shown.
+async fn watch_custom_kinds(
+    client: kube::Client,
+    namespace: String,
+    tx: mpsc::Sender<Update>,
+    hub: Arc<Hub>,
+) {
+    let ar = ApiResource {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "apiextensions.k8s.io/v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        plural: "customresourcedefinitions".into(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return hub.notice(
+                "Custom resources with a scale subresource are not shown: you may not list \
+                 CustomResourceDefinitions"
+                    .into(),
+            );
+        }
+        _ => {}
+    }
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    // CRD name → its scale-able kind, as last seen; and what is being watched.
+    let mut crds: HashMap<String, &'static CustomKind> = HashMap::new();
+    let mut listing: Option<HashMap<String, &'static CustomKind>> = None;
+    let mut watched: HashMap<String, (&'static CustomKind, tokio::task::AbortHandle)> =
+        HashMap::new();
+    while let Some(item) = stream.next().await {
+        let scalable = |obj: &DynamicObject| {
+            let v = serde_json::to_value(obj).ok()?;
+            let name = v["metadata"]["name"].as_str()?.to_owned();
+            Some((name, CustomKind::of_crd(&v).map(CustomKind::intern)))
+        };
+        match item {
+            Ok(watcher::Event::Init) => listing = Some(HashMap::new()),
+            Ok(watcher::Event::InitApply(obj)) => {
+                if let (Some(list), Some((name, Some(kind)))) = (&mut listing, scalable(&obj)) {
+                    list.insert(name, kind);
+                }
+            }
+            Ok(watcher::Event::InitDone) => crds = listing.take().unwrap_or_default(),
+            Ok(watcher::Event::Apply(obj)) => match scalable(&obj) {
+                Some((name, Some(kind))) => {
+                    crds.insert(name, kind);
+                }
+                Some((name, None)) => {
+                    crds.remove(&name);
+                }
+                None => {}
+            },
+            Ok(watcher::Event::Delete(obj)) => {
+                if let Some((name, _)) = scalable(&obj) {
+                    crds.remove(&name);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "CRD watch failed; retrying"),
+        }
+        if listing.is_some() {
+            continue;
+        }
+        let current: HashMap<String, &'static CustomKind> =
+            watched.iter().map(|(n, (k, _))| (n.clone(), *k)).collect();
+        let (stop, start) = custom_changes(&current, &crds);
+        for kind in stop {
+            watched.retain(|_, (k, handle)| {
+                let keep = *k != kind;
+                if !keep {
+                    handle.abort();
+                }
+                keep
+            });
+            CustomKind::serve(kind, false);
+            // An empty re-list removes the kind's cards.
+            for event in [watcher::Event::Init, watcher::Event::InitDone] {
+                if tx.send((Kind::Custom(kind), event)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        for (name, kind) in start {
+            CustomKind::serve(kind, true);
+            let task = tokio::spawn(watch_served(
+                client.clone(),
+                Kind::Custom(kind),
+                namespace.clone(),
+                tx.clone(),
+                hub.clone(),
+                std::time::Duration::from_secs(1),
+            ));
+            watched.insert(name, (kind, task.abort_handle()));
         }
     }
 }
@@ -445,6 +581,12 @@ pub async fn start(client: kube::Client, namespace: String, hub: Arc<Hub>) {
             }
         }
     }
+    tokio::spawn(watch_custom_kinds(
+        client.clone(),
+        namespace.clone(),
+        tx.clone(),
+        hub.clone(),
+    ));
     if !narrowed.is_empty() {
         hub.notice(format!(
             "Only namespace {namespace} is shown for {}: you may not list them across namespaces",
@@ -580,5 +722,55 @@ mod tests {
             watcher::Event::Apply(event("late", "2026-01-01T00:00:10Z", 2)),
         ));
         assert!(lines(&ops)[0].contains("(×2)"));
+    }
+
+    #[test]
+    fn custom_kinds_start_and_stop_with_their_crds() {
+        let kind = |version: &str| {
+            CustomKind {
+                group: "db.example.com".into(),
+                version: version.into(),
+                plural: "databases".into(),
+                kind: "Database".into(),
+                tag: "Database.db.example.com".into(),
+                spec_replicas_path: ".spec.replicas".into(),
+                status_replicas_path: ".status.replicas".into(),
+            }
+            .intern()
+        };
+        let (v1, v2) = (kind("v1"), kind("v2"));
+        assert!(std::ptr::eq(v1, kind("v1")), "interned once");
+        let map =
+            |entries: &[(&str, &'static CustomKind)]| -> HashMap<String, &'static CustomKind> {
+                entries.iter().map(|(n, k)| ((*n).to_owned(), *k)).collect()
+            };
+        let name = "databases.db.example.com";
+        let cases = [
+            ("new CRD", map(&[]), map(&[(name, v1)]), vec![], vec![v1]),
+            (
+                "unchanged",
+                map(&[(name, v1)]),
+                map(&[(name, v1)]),
+                vec![],
+                vec![],
+            ),
+            (
+                "another version",
+                map(&[(name, v1)]),
+                map(&[(name, v2)]),
+                vec![v1],
+                vec![v2],
+            ),
+            ("CRD gone", map(&[(name, v2)]), map(&[]), vec![v2], vec![]),
+        ];
+        for (what, watched, crds, stop, start) in cases {
+            let (got_stop, got_start) = custom_changes(&watched, &crds);
+            assert_eq!(got_stop, stop, "{what}");
+            assert_eq!(
+                got_start.into_iter().map(|(_, k)| k).collect::<Vec<_>>(),
+                start,
+                "{what}"
+            );
+        }
     }
 }

@@ -4,10 +4,122 @@
 //! costs one object's work.
 
 use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+/// A custom resource kind whose CRD declares a scale subresource: a workload like any other,
+/// its desired replicas at `specReplicasPath` and its actual ones at `statusReplicasPath`.
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomKind {
+    pub group: String,
+    /// The version watched: the storage version when it is served with the subresource,
+    /// else the first served version that has it.
+    pub version: String,
+    pub plural: String,
+    pub kind: String,
+    /// `Kind.group`: names the kind in element ids and object paths, where a bare kind
+    /// could be a built-in one.
+    pub tag: String,
+    /// The CRD's `.spec.replicas`-like JSON paths.
+    pub spec_replicas_path: String,
+    pub status_replicas_path: String,
+}
+
+/// Every custom kind seen (interned, so a kind is a `Copy` pointer; bounded by the distinct
+/// CRD definitions of a session), and the ones served now by tag and by `(group, kind)`.
+#[derive(Default)]
+struct Customs {
+    interned: HashSet<&'static CustomKind>,
+    served: HashMap<String, &'static CustomKind>,
+}
+
+static CUSTOMS: Mutex<Option<Customs>> = Mutex::new(None);
+
+fn customs<T>(f: impl FnOnce(&mut Customs) -> T) -> T {
+    let mut guard = CUSTOMS.lock().unwrap_or_else(PoisonError::into_inner);
+    f(guard.get_or_insert_with(Customs::default))
+}
+
+impl CustomKind {
+    /// The scale-able kind a CRD serves, if any: established, with a served version that
+    /// declares `subresources.scale` (the storage version preferred).
+    pub fn of_crd(crd: &Value) -> Option<CustomKind> {
+        let spec = &crd["spec"];
+        let established = crd["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
+        if !established {
+            return None;
+        }
+        let versions = spec["versions"].as_array()?;
+        let scalable = |v: &&Value| {
+            v["served"].as_bool() == Some(true) && v["subresources"]["scale"].is_object()
+        };
+        let version = versions
+            .iter()
+            .filter(scalable)
+            .find(|v| v["storage"].as_bool() == Some(true))
+            .or_else(|| versions.iter().find(scalable))?;
+        let scale = &version["subresources"]["scale"];
+        let group = spec["group"].as_str()?.to_owned();
+        let kind = spec["names"]["kind"].as_str()?.to_owned();
+        Some(CustomKind {
+            tag: format!("{kind}.{group}"),
+            version: version["name"].as_str()?.to_owned(),
+            plural: spec["names"]["plural"].as_str()?.to_owned(),
+            spec_replicas_path: scale["specReplicasPath"].as_str()?.to_owned(),
+            status_replicas_path: scale["statusReplicasPath"].as_str()?.to_owned(),
+            group,
+            kind,
+        })
+    }
+
+    /// The one `'static` copy of this definition.
+    pub fn intern(self) -> &'static CustomKind {
+        customs(|c| match c.interned.get(&self) {
+            Some(k) => *k,
+            None => {
+                let k: &'static CustomKind = Box::leak(Box::new(self));
+                c.interned.insert(k);
+                k
+            }
+        })
+    }
+
+    /// Marks `kind` as served (its objects can be named and own others) or, with `false`,
+    /// as gone.
+    pub fn serve(kind: &'static CustomKind, served: bool) {
+        customs(|c| {
+            if served {
+                c.served.insert(kind.tag.clone(), kind);
+            } else if c.served.get(&kind.tag) == Some(&kind) {
+                c.served.remove(&kind.tag);
+            }
+        })
+    }
+
+    /// The served custom kind of a tag (`Kind.group`).
+    pub fn served(tag: &str) -> Option<&'static CustomKind> {
+        customs(|c| c.served.get(tag).copied())
+    }
+}
+
+/// A value at a CRD scale path (`.spec.replicas`: dotted field names, as upstream's CRD
+/// validation allows for these paths).
+pub fn at_path<'a>(obj: &'a Value, path: &str) -> &'a Value {
+    path.trim_start_matches('.')
+        .split('.')
+        .fold(obj, |v, field| &v[field])
+}
 
 /// The kinds the view watches. The order is the order of the tree's siblings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
+    /// A custom resource with a scale subresource (an operator's database, say): first, as
+    /// it may own any of the kinds below.
+    Custom(&'static CustomKind),
     Gateway,
     HTTPRoute,
     Deployment,
@@ -22,7 +134,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every watched kind.
+    /// Every built-in watched kind (custom ones come and go with their CRDs).
     pub const ALL: [Kind; 11] = [
         Kind::Gateway,
         Kind::HTTPRoute,
@@ -40,6 +152,7 @@ impl Kind {
     /// The API kind name.
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Custom(c) => &c.kind,
             Kind::Gateway => "Gateway",
             Kind::HTTPRoute => "HTTPRoute",
             Kind::Deployment => "Deployment",
@@ -59,9 +172,56 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// What names the kind in element ids and paths: the kind, or `Kind.group` for a custom
+    /// one (which may share a built-in kind's name).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Kind::Custom(c) => &c.tag,
+            k => k.name(),
+        }
+    }
+
+    /// The kind of a [`Kind::tag`].
+    pub fn parse_tag(tag: &str) -> Option<Kind> {
+        Kind::parse(tag).or_else(|| CustomKind::served(tag).map(Kind::Custom))
+    }
+
+    /// The kind an ownerReference names: a served custom kind by its API group, else a
+    /// built-in one by name.
+    pub fn of_owner(owner: &Value) -> Option<Kind> {
+        let kind = owner["kind"].as_str()?;
+        let group = owner["apiVersion"]
+            .as_str()
+            .and_then(|v| v.rsplit_once('/'))
+            .map(|(g, _)| g);
+        group
+            .and_then(|g| CustomKind::served(&format!("{kind}.{g}")))
+            .map(Kind::Custom)
+            .or_else(|| Kind::parse(kind))
+    }
+
+    /// Place among siblings (the enum's order).
+    pub fn order(self) -> u8 {
+        match self {
+            Kind::Custom(_) => 0,
+            Kind::Gateway => 1,
+            Kind::HTTPRoute => 2,
+            Kind::Deployment => 3,
+            Kind::StatefulSet => 4,
+            Kind::DaemonSet => 5,
+            Kind::Job => 6,
+            Kind::ReplicaSet => 7,
+            Kind::Service => 8,
+            Kind::EndpointSlice => 9,
+            Kind::Pod => 10,
+            Kind::Event => 11,
+        }
+    }
+
     /// Group, version and plural resource, for the watch.
     pub fn resource(self) -> (&'static str, &'static str, &'static str) {
         match self {
+            Kind::Custom(c) => (&c.group, &c.version, &c.plural),
             Kind::Gateway => ("gateway.networking.k8s.io", "v1", "gateways"),
             Kind::HTTPRoute => ("gateway.networking.k8s.io", "v1", "httproutes"),
             Kind::Deployment => ("apps", "v1", "deployments"),
@@ -80,7 +240,12 @@ impl Kind {
     pub fn is_workload(self) -> bool {
         matches!(
             self,
-            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet | Kind::Job
+            Kind::Custom(_)
+                | Kind::Deployment
+                | Kind::ReplicaSet
+                | Kind::StatefulSet
+                | Kind::DaemonSet
+                | Kind::Job
         )
     }
 
@@ -94,7 +259,8 @@ impl Kind {
             Kind::Job => Some("job-controller"),
             Kind::EndpointSlice | Kind::Service => Some("endpointslice-controller"),
             Kind::Gateway | Kind::HTTPRoute => Some("gateway-controller"),
-            Kind::Pod | Kind::Event => None,
+            // An operator's controller has a name of its own: its manager's.
+            Kind::Custom(_) | Kind::Pod | Kind::Event => None,
         }
     }
 }
@@ -121,18 +287,18 @@ impl Key {
     /// The element id of the object's node in the page. Kinds, namespaces and names never
     /// hold `_`, so the id is unambiguous.
     pub fn id(&self) -> String {
-        format!("n_{}_{}_{}", self.kind.name(), self.namespace, self.name)
+        format!("n_{}_{}_{}", self.kind.tag(), self.namespace, self.name)
     }
 
     /// The path that names the object in `/object/...`.
     pub fn path(&self) -> String {
-        format!("{}/{}/{}", self.kind.name(), self.namespace, self.name)
+        format!("{}/{}/{}", self.kind.tag(), self.namespace, self.name)
     }
 
     /// Parses [`Key::path`].
     pub fn parse_path(path: &str) -> Option<Key> {
         let mut parts = path.splitn(3, '/');
-        let kind = Kind::parse(parts.next()?)?;
+        let kind = Kind::parse_tag(parts.next()?)?;
         let namespace = parts.next()?.to_owned();
         let name = parts.next()?.to_owned();
         (!name.is_empty() && !name.contains('/')).then_some(Key {
@@ -250,6 +416,15 @@ pub fn workload_gap(kind: Kind, obj: &Value) -> Option<Gap> {
         state: State::Reconciling,
     };
     let converged = match kind {
+        Kind::Custom(c) => {
+            // Only what the scale subresource declares: desired and actual replicas. A
+            // status without observedGeneration is taken as current.
+            gap.desired = int(at_path(obj, &c.spec_replicas_path)).unwrap_or(0);
+            gap.current = count(at_path(obj, &c.status_replicas_path));
+            gap.ready = gap.current;
+            gap.available = None;
+            (seen || status["observedGeneration"].is_null()) && gap.current == gap.desired
+        }
         Kind::Deployment => {
             let updated = count(&status["updatedReplicas"]);
             gap.updated = Some(updated);
@@ -465,12 +640,21 @@ pub fn parent_of(kind: Kind, obj: &Value) -> Option<Key> {
                 .as_array()?
                 .iter()
                 .find(|o| o["controller"].as_bool() == Some(true))?;
-            let owner_kind = Kind::parse(owner["kind"].as_str()?)?;
+            let owner_kind = Kind::of_owner(owner)?;
             // Only kinds that can own this one count; anything else (a CronJob's Job) is a
-            // top-level card.
+            // top-level card. A custom resource (an operator's) may own any workload or pod.
             let fits = matches!(
                 (owner_kind, kind),
                 (Kind::Deployment, Kind::ReplicaSet)
+                    | (
+                        Kind::Custom(_),
+                        Kind::Deployment
+                            | Kind::StatefulSet
+                            | Kind::DaemonSet
+                            | Kind::Job
+                            | Kind::ReplicaSet
+                            | Kind::Pod
+                    )
                     | (
                         Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet | Kind::Job,
                         Kind::Pod
@@ -952,6 +1136,153 @@ mod tests {
             route_backends(&json!({"spec": {"rules": [{"backendRefs": [
                 {"name": "web", "port": 80}, {"name": "web", "port": 80}, {"name": "api"}]}]}})),
             ["web:80", "api"]
+        );
+    }
+
+    /// A CRD as the API server stores it once established: `v1` (storage) and `v2` served,
+    /// the scale subresource on the versions `scale_on` names.
+    fn crd(group: &str, kind: &str, scale_on: &[&str], established: &str) -> Value {
+        let version = |name: &str, storage: bool| {
+            let mut v = json!({"name": name, "served": true, "storage": storage});
+            if scale_on.contains(&name) {
+                v["subresources"] = json!({"scale": {"specReplicasPath": format!(".spec.{name}size"),
+                    "statusReplicasPath": ".status.count"}});
+            }
+            v
+        };
+        json!({"metadata": {"name": format!("{}s.{group}", kind.to_lowercase())},
+            "spec": {"group": group, "names": {"kind": kind, "plural": format!("{}s", kind.to_lowercase())},
+                "versions": [version("v2", false), version("v1", true)]},
+            "status": {"conditions": [{"type": "Established", "status": established}]}})
+    }
+
+    #[test]
+    fn a_crd_serves_a_scalable_kind_only_with_the_scale_subresource_once_established() {
+        /// What a case expects: the version watched and its spec path.
+        type Want = Option<(&'static str, &'static str)>;
+        let cases: &[(&str, Value, Want)] = &[
+            (
+                "storage version has it",
+                crd("db.example.com", "Database", &["v1", "v2"], "True"),
+                Some(("v1", ".spec.v1size")),
+            ),
+            (
+                "only another served version",
+                crd("db.example.com", "Database", &["v2"], "True"),
+                Some(("v2", ".spec.v2size")),
+            ),
+            (
+                "no scale subresource",
+                crd("db.example.com", "Database", &[], "True"),
+                None,
+            ),
+            (
+                "not established yet",
+                crd("db.example.com", "Database", &["v1"], "False"),
+                None,
+            ),
+        ];
+        for (name, crd, want) in cases {
+            let got = CustomKind::of_crd(crd);
+            assert_eq!(
+                got.as_ref()
+                    .map(|k| (k.version.as_str(), k.spec_replicas_path.as_str())),
+                *want,
+                "{name}"
+            );
+            if let Some(k) = got {
+                assert_eq!(
+                    (
+                        k.tag.as_str(),
+                        k.plural.as_str(),
+                        k.status_replicas_path.as_str()
+                    ),
+                    ("Database.db.example.com", "databases", ".status.count")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_custom_resource_is_a_workload_card_with_its_scale_paths_and_owns_its_workloads() {
+        let kind = CustomKind::of_crd(&crd("model.example.com", "Deployment", &["v1"], "True"))
+            .unwrap()
+            .intern();
+        let custom = Kind::Custom(kind);
+        let cr = |size: Value, status: Value| {
+            json!({"metadata": {"name": "pg", "namespace": "db", "generation": 2},
+                "spec": {"v1size": size}, "status": status})
+        };
+        let cases = [
+            (
+                "scaled up",
+                cr(json!(5), json!({"count": 3})),
+                (5, 3),
+                State::Reconciling,
+            ),
+            (
+                "caught up",
+                cr(json!(5), json!({"count": 5})),
+                (5, 5),
+                State::Converged,
+            ),
+            (
+                "no status yet",
+                cr(json!(1), json!(null)),
+                (1, 0),
+                State::Reconciling,
+            ),
+            (
+                "status of an older generation",
+                cr(json!(2), json!({"count": 2, "observedGeneration": 1})),
+                (2, 2),
+                State::Reconciling,
+            ),
+            (
+                "status of this generation",
+                cr(json!(2), json!({"count": 2, "observedGeneration": 2})),
+                (2, 2),
+                State::Converged,
+            ),
+            (
+                "no desired replicas: zero, as upstream's scale",
+                cr(json!(null), json!({})),
+                (0, 0),
+                State::Converged,
+            ),
+        ];
+        for (name, obj, (desired, current), state) in cases {
+            let gap = workload_gap(custom, &obj).unwrap();
+            assert_eq!(
+                (gap.desired, gap.current, gap.state),
+                (desired, current, state),
+                "{name}"
+            );
+        }
+        // A kind of the same name as a built-in one keeps its own ids and paths.
+        let key = Key::of(custom, &cr(json!(1), json!({}))).unwrap();
+        assert_eq!(key.id(), "n_Deployment.model.example.com_db_pg");
+        assert_eq!(Key::parse_path(&key.path()), None, "not served yet");
+        CustomKind::serve(kind, true);
+        assert_eq!(Key::parse_path(&key.path()), Some(key.clone()));
+        assert_eq!(
+            Key::parse_path("Deployment/db/pg").unwrap().kind,
+            Kind::Deployment
+        );
+        // Its StatefulSet hangs under it; a built-in owner of that name does not match.
+        let sts = |api_version: &str| {
+            json!({"metadata": {"name": "pg", "namespace": "db", "ownerReferences": [
+                {"apiVersion": api_version, "kind": "Deployment", "name": "pg", "controller": true}]}})
+        };
+        assert_eq!(
+            parent_of(Kind::StatefulSet, &sts("model.example.com/v1")),
+            Some(key)
+        );
+        assert_eq!(parent_of(Kind::StatefulSet, &sts("apps/v1")), None);
+        CustomKind::serve(kind, false);
+        assert_eq!(
+            parent_of(Kind::StatefulSet, &sts("model.example.com/v1")),
+            None
         );
     }
 }

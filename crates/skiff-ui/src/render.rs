@@ -245,7 +245,7 @@ pub fn fragment(kind: Kind, obj: &Value) -> Option<Fragment> {
     Some(Fragment {
         id: key.id(),
         parent: parent_of(kind, obj).map(|p| p.id()),
-        sort: format!("{}/{:02}/{}", key.namespace, kind as u8, key.name),
+        sort: format!("{}/{:02}/{}", key.namespace, kind.order(), key.name),
         ns: key.namespace,
         state: state.word(),
         kind: kind.name(),

@@ -514,3 +514,105 @@ fn a_user_bound_to_one_namespace_sees_only_it() {
     );
     browser.screenshot("rbac-team-a.png");
 }
+
+/// A CRD with a scale subresource: its objects are workloads like a Deployment.
+const DATABASE_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: databases.ui.example.com}
+spec:
+  group: ui.example.com
+  scope: Namespaced
+  names: {plural: databases, singular: database, kind: Database}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.members, statusReplicasPath: .status.readyMembers}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {members: {type: integer}}}
+          status: {type: object, properties: {readyMembers: {type: integer}}}
+";
+
+#[test]
+fn a_custom_resource_with_a_scale_subresource_is_a_workload_card() {
+    let Some(mut browser) = browser_or_skip() else {
+        return;
+    };
+    let c = Cluster::start();
+    let ui = Ui::start(&c.kubeconfig());
+    browser.cmd(json!({"op": "goto", "url": ui.url}));
+    // The CRD arrives after the page: the view picks the kind up from the CRD watch.
+    c.kubectl_in(&["apply", "-f", "-"], DATABASE_CRD);
+    c.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "crd/databases.ui.example.com",
+    ]);
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        "apiVersion: ui.example.com/v1
+kind: Database
+metadata: {name: pg, namespace: default}
+spec: {members: 1}
+",
+    );
+    // Its id names the group: a custom kind may share a built-in kind's name.
+    let card = "[id='n_Database.ui.example.com_default_pg']";
+    let state_is = |state: &str, desired: u32, actual: u32| {
+        format!(
+            "document.querySelector(\"{card}\")?.dataset.state === '{state}' && \
+             document.querySelector(\"{card} > .self .desired dd\")?.textContent === '{desired}' && \
+             document.querySelector(\"{card} > .self .ready dd\")?.textContent === '{actual}'"
+        )
+    };
+    browser.wait_until(&state_is("reconciling", 1, 0));
+    let status = |n: u32| {
+        c.kubectl(&[
+            "patch",
+            "database",
+            "pg",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!("{{\"status\":{{\"readyMembers\":{n}}}}}"),
+        ]);
+    };
+    status(1);
+    browser.wait_until(&state_is("converged", 1, 1));
+
+    // Scaled through its scale subresource, as `kubectl scale` does a Deployment.
+    c.kubectl(&["scale", "database", "pg", "--replicas=3"]);
+    browser.wait_until(&state_is("reconciling", 3, 1));
+    browser.wait_until(
+        "[...document.querySelectorAll('#timeline li')].some(l => \
+         /scaled database pg: replicas 1 → 3/.test(l.textContent))",
+    );
+    browser.screenshot("custom-resource-reconciling.png");
+
+    // What its operator would make hangs under it: a Deployment it controls.
+    let uid = c.json(&["get", "database", "pg"])["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    let owned = deployment("default", "pg", 1, "postgres:16").replace(
+        "metadata: {name: pg, namespace: default}",
+        &format!(
+            "metadata: {{name: pg, namespace: default, ownerReferences: [{{apiVersion: \
+             ui.example.com/v1, kind: Database, name: pg, uid: {uid}, controller: true}}]}}"
+        ),
+    );
+    c.kubectl_in(&["apply", "-f", "-"], &owned);
+    browser.wait(&format!("{card} li.k-Deployment#n_Deployment_default_pg"));
+    status(3);
+    browser.wait_until(&state_is("converged", 3, 3));
+    browser.screenshot("custom-resource-converged.png");
+
+    // The CRD goes, its objects with it, and so does the card.
+    c.kubectl(&["delete", "crd", "databases.ui.example.com"]);
+    browser.wait_until(&format!("!document.querySelector(\"{card}\")"));
+}
