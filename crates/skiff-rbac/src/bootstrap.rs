@@ -654,9 +654,10 @@ fn policy_role_bindings() -> Vec<ClusterRoleBinding> {
             "system:kubelet-api-admin",
             vec![subject("User", "kube-apiserver-kubelet-client")],
         ),
+        // The certificate controller approves nodes' serving certificates.
         binding(
             KUBELET_SERVING_APPROVER,
-            vec![subject("User", "system:kube-controller-manager")],
+            vec![crate::components::service_account("certificate-controller")],
         ),
     ]
 }
@@ -861,6 +862,43 @@ mod tests {
     }
 
     #[test]
+    fn controller_manager_is_taken_off_controller_roles() {
+        // A data dir from before per-controller identities bound every controller role
+        // and the serving approver to the controller manager's user.
+        for name in [
+            "system:controller:replicaset-controller",
+            KUBELET_SERVING_APPROVER,
+        ] {
+            let expected = cluster_role_bindings()
+                .into_iter()
+                .find(|b| b.metadata.name.as_deref() == Some(name))
+                .unwrap();
+            let mut existing = expected.clone();
+            existing.subjects = Some(vec![
+                subject("User", "system:kube-controller-manager"),
+                subject("User", "kept"),
+            ]);
+            let Reconcile::Update(next) =
+                reconcile_cluster_role_binding(Some(&existing), &expected)
+            else {
+                panic!("expected an update of {name}");
+            };
+            let mut want = vec![subject("User", "kept")];
+            want.extend(expected.subjects.unwrap());
+            assert_eq!(next.subjects, Some(want), "{name}");
+        }
+        // Its own role's binding keeps it.
+        let own = cluster_role_bindings()
+            .into_iter()
+            .find(|b| b.metadata.name.as_deref() == Some("system:kube-controller-manager"))
+            .unwrap();
+        assert_eq!(
+            reconcile_cluster_role_binding(Some(&own), &own),
+            Reconcile::Keep
+        );
+    }
+
+    #[test]
     fn controllers_are_bound_to_their_service_accounts() {
         let bindings = cluster_role_bindings();
         let find = |name: &str| {
@@ -880,7 +918,24 @@ mod tests {
             )
         );
         let slices = find("system:controller:endpointslice-controller");
-        assert_eq!(slices.subjects.as_ref().unwrap().len(), 3);
+        assert_eq!(slices.subjects.as_ref().unwrap().len(), 2);
+        // Each controller acts as its ServiceAccount: the controller manager's user is on
+        // no controller role's binding (decision 0044).
+        for b in bindings.iter().filter(|b| {
+            b.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("system:controller:"))
+        }) {
+            assert!(
+                b.subjects
+                    .iter()
+                    .flatten()
+                    .all(|s| s.name != "system:kube-controller-manager"),
+                "{:?}",
+                b.metadata.name
+            );
+        }
         assert_eq!(
             find("system:node-proxier").subjects.as_ref().unwrap()[0].name,
             "system:kube-proxy"

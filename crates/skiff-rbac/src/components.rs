@@ -6,9 +6,10 @@
 //!
 //! Upstream's controllers watch through shared informers made with the controller
 //! manager's own identity (`system:kube-controller-manager` may list and watch everything)
-//! and write with their ServiceAccount. skiff's controllers watch and write with one client,
-//! their ServiceAccount's, so a role here carries, marked `informer`, the `list`/`watch` of
-//! what its controller caches that upstream's role leaves to the shared informers. A skiff
+//! and write with their ServiceAccount (`--use-service-account-credentials`). skiff's
+//! controllers watch and write with one client each, their ServiceAccount's (decision
+//! 0044), so a role here carries, marked `informer`, the `list`/`watch` of what its
+//! controller caches that upstream's role leaves to the shared informers. A skiff
 //! controller that does the work of several upstream ones (the endpoints controller also
 //! writes EndpointSlices and mirrors them) is one more subject of the other roles' bindings.
 
@@ -17,7 +18,8 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Subject};
 use crate::authorizer::GROUP;
 use crate::bootstrap::{binding, events_rule, named, role, rule, subject, READ};
 
-/// The controller manager's user, which skiff's controllers run as.
+/// The controller manager's user: its own role only; each controller acts as its
+/// ServiceAccount.
 pub const CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
 /// kube-proxy's user, which skiff's per-node networking (service proxy, routes, service
 /// load balancer, cluster DNS, the Gateway's data plane) runs as.
@@ -35,9 +37,83 @@ fn controller(name: &str, rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>) ->
     role(&format!("{CONTROLLER_ROLE_PREFIX}{name}"), &[], rules)
 }
 
+/// What skiff's controllers write with a merge patch where upstream's update: `patch` on
+/// these (role, groups, resources) is added to the role, beside upstream's `update`.
+const PATCHED: &[(&str, &[&str], &[&str])] = &[
+    (
+        "daemon-set-controller",
+        &["extensions", "apps"],
+        &["daemonsets/status"],
+    ),
+    (
+        "deployment-controller",
+        &["extensions", "apps"],
+        &["deployments", "deployments/status"],
+    ),
+    (
+        "horizontal-pod-autoscaler",
+        &["autoscaling"],
+        &["horizontalpodautoscalers/status"],
+    ),
+    ("horizontal-pod-autoscaler", &["*"], &["*/scale"]),
+    (
+        "persistent-volume-binder",
+        &[""],
+        &[
+            "persistentvolumes",
+            "persistentvolumes/status",
+            "persistentvolumeclaims",
+            "persistentvolumeclaims/status",
+        ],
+    ),
+    (
+        "replicaset-controller",
+        &["apps", "extensions"],
+        &["replicasets/status"],
+    ),
+    (
+        "replication-controller",
+        &[""],
+        &["replicationcontrollers/status"],
+    ),
+    (
+        "statefulset-controller",
+        &["apps"],
+        &["statefulsets/status"],
+    ),
+    ("statefulset-controller", &[""], &["persistentvolumeclaims"]),
+    (
+        "pvc-protection-controller",
+        &[""],
+        &["persistentvolumeclaims"],
+    ),
+    ("pv-protection-controller", &[""], &["persistentvolumes"]),
+    (
+        "certificate-controller",
+        &["certificates.k8s.io"],
+        &["certificatesigningrequests/status"],
+    ),
+];
+
 /// The upstream controller roles skiff's controllers run with, with the `informer` reads
-/// they need (see the module doc).
+/// they need (see the module doc) and the `patch`es of [`PATCHED`].
 pub fn controller_roles() -> Vec<ClusterRole> {
+    let mut roles = upstream_controller_roles();
+    for role in &mut roles {
+        let name = role.metadata.name.as_deref().unwrap_or_default();
+        let name = name.trim_start_matches(CONTROLLER_ROLE_PREFIX).to_owned();
+        let rules = role.rules.get_or_insert_with(Vec::new);
+        rules.extend(
+            PATCHED
+                .iter()
+                .filter(|(r, _, _)| *r == name)
+                .map(|(_, groups, resources)| rule(&["patch"], groups, resources)),
+        );
+    }
+    roles
+}
+
+fn upstream_controller_roles() -> Vec<ClusterRole> {
     vec![
         controller(
             "cronjob-controller",
@@ -478,7 +554,8 @@ const ALSO_BOUND: &[(&str, &str)] = &[
     ("pod-garbage-collector", "node-controller"),
 ];
 
-fn service_account(name: &str) -> Subject {
+/// A ServiceAccount of `kube-system` as a binding's subject.
+pub(crate) fn service_account(name: &str) -> Subject {
     Subject {
         api_group: None,
         kind: "ServiceAccount".into(),
@@ -496,10 +573,6 @@ pub fn controller_role_bindings() -> Vec<ClusterRoleBinding> {
         .map(|role_name| {
             let sa = role_name.trim_start_matches(CONTROLLER_ROLE_PREFIX);
             let mut subjects = vec![service_account(sa)];
-            // skiff's controllers run in one client per controller manager, as upstream
-            // without --use-service-account-credentials, whose own user then needs every
-            // controller role.
-            subjects.push(subject("User", CONTROLLER_MANAGER));
             subjects.extend(
                 ALSO_BOUND
                     .iter()
@@ -522,6 +595,7 @@ pub fn component_roles() -> Vec<ClusterRole> {
                 "gatewayclasses",
                 "gateways",
                 "httproutes",
+                "grpcroutes",
                 "referencegrants",
             ],
         ),
@@ -551,6 +625,7 @@ pub fn component_roles() -> Vec<ClusterRole> {
                 "gatewayclasses/status",
                 "gateways/status",
                 "httproutes/status",
+                "grpcroutes/status",
             ],
         ),
         rule(
@@ -682,14 +757,58 @@ pub fn component_role_bindings() -> Vec<ClusterRoleBinding> {
 }
 
 /// Subjects earlier skiff releases bound that the current policy leaves to another
-/// authorizer: `system:nodes` on `system:node`, now the Node authorizer's (upstream
-/// unbound it in 1.8 the same way). Reconciliation removes them.
-pub const RETIRED_SUBJECTS: &[(&str, &str, &str)] = &[("system:node", "Group", "system:nodes")];
+/// authorizer or identity: `system:nodes` on `system:node`, now the Node authorizer's
+/// (upstream unbound it in 1.8 the same way), and the controller manager's user on the
+/// kubelet-serving approver, now the certificate controller's. Reconciliation removes them,
+/// and [`retired`] the controller manager's user from every controller role's binding
+/// (each controller acts as its own ServiceAccount, decision 0044).
+pub const RETIRED_SUBJECTS: &[(&str, &str, &str)] = &[
+    ("system:node", "Group", "system:nodes"),
+    (
+        crate::bootstrap::KUBELET_SERVING_APPROVER,
+        "User",
+        CONTROLLER_MANAGER,
+    ),
+];
 
-/// Whether `s` is a subject [`RETIRED_SUBJECTS`] takes off binding `name`.
+/// Whether `s` is a subject reconciliation takes off binding `name`: one of
+/// [`RETIRED_SUBJECTS`], or the controller manager's user on a controller role's binding.
 pub fn retired(name: &str, s: &Subject) -> bool {
-    RETIRED_SUBJECTS
+    let listed = RETIRED_SUBJECTS
         .iter()
-        .any(|(b, kind, subject)| *b == name && s.kind == *kind && s.name == *subject)
-        && s.api_group.as_deref().unwrap_or(GROUP) == GROUP
+        .any(|(b, kind, subject)| *b == name && s.kind == *kind && s.name == *subject);
+    let manager_on_controller_role = name.starts_with(CONTROLLER_ROLE_PREFIX)
+        && s.kind == "User"
+        && s.name == CONTROLLER_MANAGER;
+    (listed || manager_on_controller_role) && s.api_group.as_deref().unwrap_or(GROUP) == GROUP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patched_rules_land_on_existing_roles() {
+        let upstream = upstream_controller_roles();
+        let roles = controller_roles();
+        for (name, _, resources) in PATCHED {
+            let full = format!("{CONTROLLER_ROLE_PREFIX}{name}");
+            assert!(
+                upstream
+                    .iter()
+                    .any(|r| r.metadata.name.as_deref() == Some(&full)),
+                "{full} is no controller role"
+            );
+            let role = roles
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(&full))
+                .unwrap();
+            assert!(
+                role.rules.iter().flatten().any(|r| r.verbs == ["patch"]
+                    && r.resources.as_deref()
+                        == Some(&resources.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..])),
+                "{full} lacks patch on {resources:?}"
+            );
+        }
+    }
 }

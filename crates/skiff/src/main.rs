@@ -264,26 +264,54 @@ impl Components {
         component: &str,
         identity: skiff_apimachinery::user::UserInfo,
     ) -> anyhow::Result<kube::Client> {
+        self.client_from(&self.config().await?, component, identity)
+    }
+
+    /// The kubeconfig's client configuration, which [`Components::client_from`] gives each
+    /// client its identity on.
+    pub async fn config(&self) -> anyhow::Result<kube::Config> {
         // kube's TLS client needs a process-wide crypto provider; ignore "already installed".
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(
+        Ok(kube::Config::from_custom_kubeconfig(
             kubeconfig,
             &kube::config::KubeConfigOptions::default(),
         )
-        .await?;
-        let mut config = config;
+        .await?)
+    }
+
+    /// [`Components::client`] on an already read `config`, for components making many
+    /// clients (one per controller).
+    pub fn client_from(
+        &self,
+        config: &kube::Config,
+        component: &str,
+        identity: skiff_apimachinery::user::UserInfo,
+    ) -> anyhow::Result<kube::Client> {
+        let mut config = config.clone();
+        let agent = user_agent(component, &identity);
         if let Some(auth) = self.credential(identity)? {
             config.auth_info = auth;
         }
         config.headers.push((
             hyper::header::USER_AGENT,
-            hyper::header::HeaderValue::from_str(&format!(
-                "{component}/{}",
-                skiff_apiserver::GIT_VERSION
-            ))?,
+            hyper::header::HeaderValue::from_str(&agent)?,
         ));
         Ok(kube::Client::try_from(config)?)
+    }
+}
+
+/// A component's User-Agent: `<component>/<version>`, and for a controller acting as its
+/// ServiceAccount, the account's user name after it, as upstream's controller client
+/// builder appends it (`kube-controller-manager/v1.31.0/system:serviceaccount:kube-system:
+/// replicaset-controller`). managedFields name the component (the part before the first
+/// `/`), as upstream's.
+fn user_agent(component: &str, identity: &skiff_apimachinery::user::UserInfo) -> String {
+    let base = format!("{component}/{}", skiff_apiserver::GIT_VERSION);
+    if identity.username.starts_with("system:serviceaccount:") {
+        format!("{base}/{}", identity.username)
+    } else {
+        base
     }
 }
 

@@ -364,3 +364,121 @@ fn anonymous_requests_see_health_and_version_only() {
         r#"Error from server (Forbidden): forbidden: User "system:anonymous" cannot get path "/apis""#
     );
 }
+
+/// Sets the verbs of the rule on `pods` in ClusterRole `role` (an admin's edit; the
+/// bootstrap reconciliation only runs at start).
+fn set_pod_verbs(c: &Cluster, role: &str, verbs: &[&str]) {
+    let mut obj = c.json(&["get", "clusterrole", role]);
+    let rules = obj["rules"].as_array_mut().expect("rules");
+    let pods = rules
+        .iter_mut()
+        .find(|r| r["resources"] == serde_json::json!(["pods"]))
+        .expect("a rule on pods");
+    pods["verbs"] = serde_json::json!(verbs);
+    c.kubectl_in(&["replace", "-f", "-"], &obj.to_string());
+}
+
+#[test]
+fn each_controller_acts_as_its_own_service_account() {
+    // kube-controller-manager's --use-service-account-credentials: every controller has
+    // its own identity, so taking a right from one leaves the others working.
+    let c = Cluster::start();
+    eventually("the controllers' ServiceAccounts", || {
+        c.kubectl_output(
+            &["get", "sa", "-n", "kube-system", "replicaset-controller"],
+            None,
+        )
+        .status
+        .success()
+    });
+    let rs_role = "system:controller:replicaset-controller";
+    // The controller manager's user is on no controller role's binding.
+    let binding = c.json(&["get", "clusterrolebinding", rs_role]);
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "replicaset-controller",
+            "namespace": "kube-system"}])
+    );
+    set_pod_verbs(&c, rs_role, &["list", "watch", "patch", "delete"]);
+    eventually("the ReplicaSet controller refused pod creation", || {
+        can_i(
+            &c,
+            &[
+                "create",
+                "pods",
+                "--as",
+                "system:serviceaccount:kube-system:replicaset-controller",
+            ],
+        ) == "no"
+    });
+    c.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=2",
+    ]);
+    c.kubectl(&["create", "job", "batch", "--image=busybox"]);
+    // The deployment controller makes the ReplicaSet and the job controller its pod, while
+    // the ReplicaSet controller's creates are refused with its own name in the 403.
+    let denied = r#"User "system:serviceaccount:kube-system:replicaset-controller" cannot create resource "pods" in API group "" in the namespace "default""#;
+    eventually("a FailedCreate naming the ReplicaSet controller", || {
+        c.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=FailedCreate",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .contains(denied)
+    });
+    eventually("the job's pod", || {
+        !c.kubectl(&["get", "pods", "-l", "job-name=batch", "-o", "name"])
+            .trim()
+            .is_empty()
+    });
+    assert_eq!(
+        c.kubectl(&["get", "pods", "-l", "app=web", "-o", "name"])
+            .trim(),
+        ""
+    );
+    let rs = c.json(&["get", "rs", "-l", "app=web", "--show-managed-fields"]);
+    let rs = &rs["items"][0];
+    // managedFields name the controller manager, as upstream's (the part of the
+    // User-Agent before its first `/`); the Event names the controller.
+    let managers: Vec<&str> = rs["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .iter()
+        .filter_map(|f| f["manager"].as_str())
+        .collect();
+    assert!(
+        managers.contains(&"kube-controller-manager"),
+        "{managers:?}"
+    );
+    let reporting = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=FailedCreate",
+        "-o",
+        "jsonpath={.items[*].reportingComponent}",
+    ]);
+    assert!(reporting.contains("replicaset-controller"), "{reporting}");
+    // Given the right back, the ReplicaSet controller catches up.
+    set_pod_verbs(&c, rs_role, &["list", "watch", "patch", "create", "delete"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while c
+        .kubectl(&["get", "pods", "-l", "app=web", "-o", "name"])
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the ReplicaSet's pods after the fix"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -59,13 +59,23 @@ impl Default for Options {
 
 /// Starts the node lifecycle, taint-eviction and pod GC controllers, and the disruption
 /// controller that keeps PodDisruptionBudgets for evictions and drains, reporting into
-/// `metrics` (the process's); returns it.
-pub fn spawn(client: kube::Client, options: Options, metrics: Metrics) -> Metrics {
-    tokio::spawn(run(client.clone(), metrics.clone(), options.clone()));
-    tokio::spawn(eviction::run(client.clone(), metrics.clone()));
-    tokio::spawn(podgc::run(client.clone(), metrics.clone(), options.grace));
-    tokio::spawn(crate::disruption::run(client, metrics.clone()));
-    metrics
+/// `metrics` (the process's); returns it. The first three act as the node controller, the
+/// last as the disruption controller, each on the client `client(identity)` gives
+/// ([`crate::identity`]).
+pub fn spawn<E>(
+    client: impl Fn(&'static str) -> Result<kube::Client, E>,
+    options: Options,
+    metrics: Metrics,
+) -> Result<Metrics, E> {
+    let node = client(crate::identity::NODE)?;
+    tokio::spawn(run(node.clone(), metrics.clone(), options.clone()));
+    tokio::spawn(eviction::run(node.clone(), metrics.clone()));
+    tokio::spawn(podgc::run(node, metrics.clone(), options.grace));
+    tokio::spawn(crate::disruption::run(
+        client(crate::identity::DISRUPTION)?,
+        metrics.clone(),
+    ));
+    Ok(metrics)
 }
 
 /// When the controller last heard from a node, and what it heard.
