@@ -4,8 +4,10 @@
 //! a rollout shows two ReplicaSets trading pods; a user bound to one namespace sees only it.
 //! These servers run without a node, so the test plays the kubelet's part: it marks pods
 //! Running and Ready through `pods/status`, as a kubelet would.
+//! The scaling and rollout checks run again in Debian's firefox-esr, driven by Puppeteer over
+//! WebDriver BiDi (crates/skiff-ui/browser/driver-firefox.cjs, the same JSON lines).
 //! Screenshots are kept under target/tmp/ui-screenshots (their paths are printed).
-//! Under CI=true a missing chromium or Playwright fails the test.
+//! Under CI=true a missing chromium, firefox-esr, Playwright or Puppeteer fails the test.
 
 mod common;
 mod compat;
@@ -17,8 +19,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+const FIREFOX: &str = "/usr/bin/firefox-esr";
 
-/// The browser, or why there is none (a failure under CI=true).
+/// The browser driver's directory.
+fn drivers() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../skiff-ui/browser")
+}
+
+/// Headless Chromium, or why there is none (a failure under CI=true).
 fn browser_or_skip() -> Option<Browser> {
     let python = compat::python_with("playwright");
     let why = match (&python, Path::new(CHROMIUM).exists()) {
@@ -32,7 +40,35 @@ fn browser_or_skip() -> Option<Browser> {
         }
         return None;
     }
-    Some(Browser::start(&python?))
+    let mut driver = Command::new(python?);
+    driver.arg(drivers().join("driver.py")).arg(CHROMIUM);
+    Some(Browser::start(driver))
+}
+
+/// Headless Firefox (Debian's firefox-esr) through Puppeteer's WebDriver BiDi, or why there
+/// is none (a failure under CI=true).
+fn firefox_or_skip() -> Option<Browser> {
+    let modules = compat::clients_dir().map(|d| d.join("node/node_modules"));
+    let puppeteer = modules
+        .as_ref()
+        .filter(|m| m.join("puppeteer/package.json").is_file());
+    let why = match (puppeteer, Path::new(FIREFOX).exists()) {
+        (Some(_), true) => None,
+        (None, _) => Some("Puppeteer (npm, in <clients>/node)"),
+        (_, false) => Some("firefox-esr (apt-get install firefox-esr)"),
+    };
+    if let Some(what) = why {
+        if let Some(failure) = compat::missing(what) {
+            panic!("{failure}");
+        }
+        return None;
+    }
+    let mut driver = Command::new("node");
+    driver
+        .arg(drivers().join("driver-firefox.cjs"))
+        .arg(FIREFOX)
+        .env("NODE_PATH", puppeteer?);
+    Some(Browser::start(driver))
 }
 
 /// A headless Chromium behind the JSON-lines driver; closed on drop.
@@ -43,11 +79,9 @@ struct Browser {
 }
 
 impl Browser {
-    fn start(python: &Path) -> Browser {
-        let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../skiff-ui/browser/driver.py");
-        let mut child = Command::new(python)
-            .arg(driver)
-            .arg(CHROMIUM)
+    /// Starts a JSON-lines driver (driver.py or driver-firefox.cjs).
+    fn start(mut driver: Command) -> Browser {
+        let mut child = driver
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -273,6 +307,21 @@ fn scaling_3_to_5_shows_the_gap_closing_and_the_controller_actions() {
     let Some(mut browser) = browser_or_skip() else {
         return;
     };
+    scaling_and_rollout(&mut browser, "");
+}
+
+/// The same page checks as in Chromium, in Firefox.
+#[test]
+fn firefox_shows_the_same_scaling_and_rollout() {
+    let Some(mut browser) = firefox_or_skip() else {
+        return;
+    };
+    scaling_and_rollout(&mut browser, "firefox-");
+}
+
+/// Scale 3 → 5, the YAML view, search, a rollout, Service and Gateway trees and the lost
+/// stream, in `browser`; screenshots are named with `shots` first.
+fn scaling_and_rollout(browser: &mut Browser, shots: &str) {
     let c = Cluster::start();
     c.kubectl_in(
         &["apply", "-f", "-"],
@@ -317,7 +366,7 @@ fn scaling_3_to_5_shows_the_gap_closing_and_the_controller_actions() {
     );
     assert!(timeline.contains("desired 5, actual 3"), "{timeline}");
     assert!(timeline.contains("desired 5, actual 4"), "{timeline}");
-    browser.screenshot("scale-reconciling.png");
+    browser.screenshot(&format!("{shots}scale-reconciling.png"));
 
     eventually("5 pods", || {
         (pod_count(&c, "default", "web") == 5).then_some(())
@@ -331,7 +380,7 @@ fn scaling_3_to_5_shows_the_gap_closing_and_the_controller_actions() {
         browser.count(&format!("{CARD} li.k-Pod[data-state=converged]")),
         5
     );
-    browser.screenshot("scale-converged.png");
+    browser.screenshot(&format!("{shots}scale-converged.png"));
 
     // Click-through: desired (spec) and actual (status) side by side; Escape closes it.
     browser.cmd(json!({"op": "eval", "js": format!(
@@ -375,8 +424,8 @@ fn scaling_3_to_5_shows_the_gap_closing_and_the_controller_actions() {
                 "[...document.querySelectorAll('{CARD} li.k-ReplicaSet')].every(r => \
                  r.querySelectorAll('li.k-Pod').length >= 2)"
             ));
-            let shot = browser.screenshot("rollout-in-progress.png");
-            if std::env::var_os("SKIFF_UI_DOCS_SCREENSHOT").is_some() {
+            let shot = browser.screenshot(&format!("{shots}rollout-in-progress.png"));
+            if shots.is_empty() && std::env::var_os("SKIFF_UI_DOCS_SCREENSHOT").is_some() {
                 let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ui.png");
                 std::fs::copy(&shot, &docs).expect("copy the screenshot to docs/");
             }
@@ -401,7 +450,7 @@ fn scaling_3_to_5_shows_the_gap_closing_and_the_controller_actions() {
         timeline.contains("deployment-controller scaled replicaset web-"),
         "{timeline}"
     );
-    browser.screenshot("rollout-done.png");
+    browser.screenshot(&format!("{shots}rollout-done.png"));
 
     // Service → EndpointSlice → pods, and Gateway → HTTPRoute → Service.
     eventually("the Gateway API", || {
@@ -420,7 +469,7 @@ fn scaling_3_to_5_shows_the_gap_closing_and_the_controller_actions() {
     browser.wait("#n_Gateway_default_front li.k-HTTPRoute#n_HTTPRoute_default_web");
     let route = browser.text("#n_HTTPRoute_default_web .backends");
     assert!(route.contains("web:80"), "{route}");
-    browser.screenshot("service-and-gateway.png");
+    browser.screenshot(&format!("{shots}service-and-gateway.png"));
 
     // The page says so when its stream is gone (EventSource then keeps reconnecting).
     drop(ui);
