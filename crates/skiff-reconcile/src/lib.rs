@@ -30,7 +30,6 @@
 
 pub mod backoff;
 pub mod events;
-pub mod leaderelection;
 mod harness;
 pub mod metrics;
 pub mod queue;

@@ -5,6 +5,7 @@
 
 pub use node::{lease_renew_interval, node_ip};
 
+mod admission;
 mod atomic;
 pub mod env;
 pub mod events;

@@ -266,6 +266,10 @@ async fn sync(
     updates: &watch::Receiver<Option<Pod>>,
 ) -> anyhow::Result<SyncResult> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
+    // The kubelet's admission, before anything of the pod is made (decision 0045).
+    if !super::admission::admitted(shared, pod).await {
+        return Ok(SyncResult::Requeue(POLL));
+    }
     let observed = observe(shared.runtime.as_ref(), &uid)?;
     let (sandbox_ready, _) = sandbox_ip(shared, &uid);
     let images = image_states(shared, pod, state);
@@ -890,6 +894,7 @@ async fn start_container(
     let node_security = super::security::NodeSecurity {
         seccomp_default: shared.cfg.seccomp_default,
         seccomp_root: shared.cfg.data_dir.join("seccomp"),
+        lsm: super::security::HostLsm::current().await,
     };
     let resolved = super::security::resolve(pod, &c, &rootfs.config.user, &node_security)
         .map_err(|e| waiting("CreateContainerConfigError", e))?;

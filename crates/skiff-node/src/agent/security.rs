@@ -2,13 +2,97 @@
 //! the kubelet does before it calls the CRI: the effective context (container fields over
 //! the pod's), `runAsNonRoot` checked against the image's user with upstream's messages,
 //! the user string containerd would build, the seccomp profile by precedence (container,
-//! pod, the node's default), supplemental groups with fsGroup, and the safe sysctls.
-//! Pure; the runtime's [`crate::runtime::security`] maps the result onto the OCI spec.
+//! pod, the node's default), supplemental groups with fsGroup, the safe sysctls, the
+//! AppArmor profile (field, then the deprecated annotation) and the SELinux label, and the
+//! kubelet's AppArmor admission ([`apparmor_admission`]). Pure but for [`HostLsm`]'s
+//! detection; the runtime's [`crate::runtime::security`] maps the result onto the OCI spec.
 
+use crate::runtime::security::{AppArmor, AppArmorProfileData, APPARMOR_DEFAULT_PROFILE};
 use crate::runtime::{Capabilities, Seccomp, Security};
-use k8s_openapi::api::core::v1::{Container, Pod, SeccompProfile};
+use k8s_openapi::api::core::v1::{AppArmorProfile, Container, Pod, SELinuxOptions, SeccompProfile};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The deprecated per-container AppArmor annotation (`container.apparmor...<name>`).
+const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+/// The reason of a pod the kubelet refuses for AppArmor (`AppArmorNotAdmittedReason`).
+pub(crate) const APPARMOR_NOT_ADMITTED_REASON: &str = "AppArmor";
+
+/// Which Linux security modules the host enforces, detected once per process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct HostLsm {
+    /// AppArmor is on (`/sys/module/apparmor/parameters/enabled` says `Y`, as runc's
+    /// `apparmor.IsEnabled`), and skiff's default profile was loaded.
+    pub(crate) apparmor: bool,
+    /// SELinux is on (selinuxfs mounted with an `enforce` file, as go-selinux's
+    /// `GetEnabled`).
+    pub(crate) selinux: bool,
+}
+
+impl HostLsm {
+    /// The host's modules, detected (and the default AppArmor profile loaded) on first
+    /// use, off the async runtime.
+    pub(crate) async fn current() -> HostLsm {
+        static LSM: OnceLock<HostLsm> = OnceLock::new();
+        if let Some(l) = LSM.get() {
+            return *l;
+        }
+        let detected = tokio::task::spawn_blocking(HostLsm::detect)
+            .await
+            .unwrap_or_default();
+        *LSM.get_or_init(|| detected)
+    }
+
+    /// Reads the host's state and loads moby's default AppArmor profile as
+    /// [`APPARMOR_DEFAULT_PROFILE`] (`apparmor_parser -Kr`, as containerd). Blocking.
+    fn detect() -> HostLsm {
+        let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.starts_with('Y'));
+        let selinux = Path::new("/sys/fs/selinux/enforce").exists();
+        if apparmor {
+            let own = std::fs::read_to_string("/proc/self/attr/current").unwrap_or_default();
+            let data = AppArmorProfileData::for_host(
+                APPARMOR_DEFAULT_PROFILE,
+                |m| Path::new("/etc/apparmor.d").join(m).exists(),
+                &own,
+            );
+            let profile = crate::runtime::security::apparmor_default_profile(&data);
+            if let Err(e) = load_apparmor_profile(&profile) {
+                // Containers asking for RuntimeDefault then fail to create with runc's
+                // error, naming the missing profile.
+                tracing::warn!(error = %e, "loading the default AppArmor profile");
+            }
+        }
+        HostLsm { apparmor, selinux }
+    }
+}
+
+/// `apparmor_parser -Kr` with the profile on stdin (replace, and skip the cache that may
+/// sit on a read-only filesystem).
+fn load_apparmor_profile(profile: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("apparmor_parser")
+        .arg("-Kr")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(profile.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
 
 /// The node's side of the decision (the kubelet's `--seccomp-default` and seccomp dir).
 #[derive(Debug, Clone)]
@@ -17,6 +101,8 @@ pub(crate) struct NodeSecurity {
     pub(crate) seccomp_default: bool,
     /// Where Localhost profiles live (the kubelet's `<root-dir>/seccomp`).
     pub(crate) seccomp_root: PathBuf,
+    /// The host's security modules.
+    pub(crate) lsm: HostLsm,
 }
 
 /// What a container runs as and under.
@@ -105,6 +191,118 @@ fn seccomp(
         }
         other => Err(format!("unsupported seccomp profile type {other:?}")),
     }
+}
+
+/// The AppArmor profile the pod asks for a container: the container's field, else the
+/// pod's, else the deprecated annotation (the kubelet's `apparmor.GetProfile`).
+fn requested_apparmor(pod: &Pod, c: &Container) -> Option<AppArmorProfile> {
+    let field = c
+        .security_context
+        .as_ref()
+        .and_then(|s| s.app_armor_profile.clone())
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.security_context.as_ref())
+                .and_then(|s| s.app_armor_profile.clone())
+        });
+    field.or_else(|| {
+        let annotation = pod
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(&format!("{APPARMOR_ANNOTATION_PREFIX}{}", c.name))?;
+        Some(match annotation.as_str() {
+            "runtime/default" => AppArmorProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            },
+            "unconfined" => AppArmorProfile {
+                type_: "Unconfined".into(),
+                localhost_profile: None,
+            },
+            other => AppArmorProfile {
+                type_: "Localhost".into(),
+                localhost_profile: other.strip_prefix("localhost/").map(str::to_string),
+            },
+        })
+    })
+}
+
+/// Every container of the pod: init, regular and ephemeral (as plain containers).
+fn all_containers(pod: &Pod) -> Vec<Container> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let mut out: Vec<Container> = spec.init_containers.clone().unwrap_or_default();
+    out.extend(spec.containers.iter().cloned());
+    for e in spec.ephemeral_containers.iter().flatten() {
+        out.push(Container {
+            name: e.name.clone(),
+            security_context: e.security_context.clone(),
+            ..Default::default()
+        });
+    }
+    out
+}
+
+/// The kubelet's AppArmor admission (`appArmorAdmitHandler`): a pending pod that needs a
+/// profile (any container's other than Unconfined) on a host without AppArmor is refused,
+/// the message `Err` carries going into its Failed status with reason
+/// [`APPARMOR_NOT_ADMITTED_REASON`]. Running and finished pods are not checked again.
+pub(crate) fn apparmor_admission(pod: &Pod, host_apparmor: bool) -> Result<(), String> {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if !matches!(phase, None | Some("Pending")) || host_apparmor {
+        return Ok(());
+    }
+    let required = all_containers(pod)
+        .iter()
+        .filter_map(|c| requested_apparmor(pod, c))
+        .any(|p| p.type_ != "Unconfined");
+    if required {
+        Err("Cannot enforce AppArmor: AppArmor is not enabled on the host".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// What the runtime applies: on an AppArmor host the requested profile, and for a
+/// container that asked for nothing the runtime's default unless privileged (as
+/// containerd); on other hosts nothing (admission refused pods that needed a profile).
+fn apparmor(pod: &Pod, c: &Container, privileged: bool, host: bool) -> Option<AppArmor> {
+    if !host {
+        return None;
+    }
+    match requested_apparmor(pod, c) {
+        None if privileged => None,
+        None => Some(AppArmor::RuntimeDefault),
+        Some(p) => match p.type_.as_str() {
+            "RuntimeDefault" => Some(AppArmor::RuntimeDefault),
+            "Localhost" => p.localhost_profile.map(AppArmor::Localhost),
+            _ => None,
+        },
+    }
+}
+
+/// containerd's SELinux process label from `seLinuxOptions` when the host enforces SELinux:
+/// each part the pod gives over the container defaults (`system_u:system_r:container_t:s0`);
+/// none when SELinux is off (containerd's `label.InitLabels` is a no-op then) or nothing
+/// is given.
+fn selinux_label(options: Option<&SELinuxOptions>, host: bool) -> Option<String> {
+    let o = options.filter(|_| host)?;
+    let part = |v: &Option<String>, d: &str| {
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(d)
+            .to_string()
+    };
+    Some(format!(
+        "{}:{}:{}:{}",
+        part(&o.user, "system_u"),
+        part(&o.role, "system_r"),
+        part(&o.type_, "container_t"),
+        part(&o.level, "s0")
+    ))
 }
 
 /// Resolves the container's security settings; `Err` is the message of a
@@ -223,6 +421,13 @@ pub(crate) fn resolve(
         unmasked_proc: sc.proc_mount.as_deref() == Some("Unmasked"),
         supplemental_groups,
         sysctls,
+        apparmor: apparmor(pod, c, privileged, node.lsm.apparmor),
+        selinux_label: selinux_label(
+            sc.se_linux_options
+                .as_ref()
+                .or(psc.se_linux_options.as_ref()),
+            node.lsm.selinux,
+        ),
     };
     Ok(Resolved { user, security })
 }
@@ -236,7 +441,205 @@ mod tests {
         NodeSecurity {
             seccomp_default: true,
             seccomp_root: "/var/lib/skiff/seccomp".into(),
+            lsm: HostLsm::default(),
         }
+    }
+
+    fn annotated(
+        annotations: serde_json::Value,
+        psc: serde_json::Value,
+        csc: serde_json::Value,
+        phase: Option<&str>,
+    ) -> (Pod, Container) {
+        let (mut p, c) = pod(psc, csc);
+        p.metadata.annotations = serde_json::from_value(annotations).unwrap();
+        p.status = phase.map(|ph| k8s_openapi::api::core::v1::PodStatus {
+            phase: Some(ph.into()),
+            ..Default::default()
+        });
+        (p, c)
+    }
+
+    #[test]
+    fn apparmor_admission_is_the_kubelets() {
+        let refused =
+            Err("Cannot enforce AppArmor: AppArmor is not enabled on the host".to_string());
+        let cases = [
+            (
+                "nothing asked",
+                json!(null),
+                json!({}),
+                json!({}),
+                Some("Pending"),
+                false,
+                Ok(()),
+            ),
+            (
+                "container RuntimeDefault",
+                json!(null),
+                json!({}),
+                json!({"appArmorProfile": {"type": "RuntimeDefault"}}),
+                Some("Pending"),
+                false,
+                refused.clone(),
+            ),
+            (
+                "pod Localhost",
+                json!(null),
+                json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": "p"}}),
+                json!({}),
+                None,
+                false,
+                refused.clone(),
+            ),
+            (
+                "Unconfined is never required",
+                json!(null),
+                json!({"appArmorProfile": {"type": "Unconfined"}}),
+                json!({}),
+                Some("Pending"),
+                false,
+                Ok(()),
+            ),
+            (
+                "container Unconfined over pod RuntimeDefault",
+                json!(null),
+                json!({"appArmorProfile": {"type": "RuntimeDefault"}}),
+                json!({"appArmorProfile": {"type": "Unconfined"}}),
+                Some("Pending"),
+                false,
+                Ok(()),
+            ),
+            (
+                "deprecated annotation",
+                json!({"container.apparmor.security.beta.kubernetes.io/app": "runtime/default"}),
+                json!({}),
+                json!({}),
+                Some("Pending"),
+                false,
+                refused.clone(),
+            ),
+            (
+                "deprecated annotation unconfined",
+                json!({"container.apparmor.security.beta.kubernetes.io/app": "unconfined"}),
+                json!({}),
+                json!({}),
+                Some("Pending"),
+                false,
+                Ok(()),
+            ),
+            (
+                "a running pod is not checked again",
+                json!(null),
+                json!({}),
+                json!({"appArmorProfile": {"type": "RuntimeDefault"}}),
+                Some("Running"),
+                false,
+                Ok(()),
+            ),
+            (
+                "a host with AppArmor admits",
+                json!(null),
+                json!({}),
+                json!({"appArmorProfile": {"type": "RuntimeDefault"}}),
+                Some("Pending"),
+                true,
+                Ok(()),
+            ),
+        ];
+        for (name, ann, psc, csc, phase, host, want) in cases {
+            let (p, _) = annotated(ann, psc, csc, phase);
+            assert_eq!(apparmor_admission(&p, host), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn apparmor_and_selinux_resolve_as_containerd_on_hosts_that_have_them() {
+        let with = |apparmor, selinux| NodeSecurity {
+            lsm: HostLsm { apparmor, selinux },
+            ..node()
+        };
+        let cases = [
+            (
+                "nothing: the runtime default",
+                json!(null),
+                json!({}),
+                json!({}),
+                Some(AppArmor::RuntimeDefault),
+            ),
+            (
+                "privileged asking nothing: unconfined",
+                json!(null),
+                json!({}),
+                json!({"privileged": true}),
+                None,
+            ),
+            (
+                "privileged asking RuntimeDefault gets it",
+                json!(null),
+                json!({}),
+                json!({"privileged": true, "appArmorProfile": {"type": "RuntimeDefault"}}),
+                Some(AppArmor::RuntimeDefault),
+            ),
+            (
+                "pod Localhost",
+                json!(null),
+                json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": "k8s-x"}}),
+                json!({}),
+                Some(AppArmor::Localhost("k8s-x".into())),
+            ),
+            (
+                "container Unconfined",
+                json!(null),
+                json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": "k8s-x"}}),
+                json!({"appArmorProfile": {"type": "Unconfined"}}),
+                None,
+            ),
+            (
+                "annotation localhost",
+                json!({"container.apparmor.security.beta.kubernetes.io/app": "localhost/k8s-y"}),
+                json!({}),
+                json!({}),
+                Some(AppArmor::Localhost("k8s-y".into())),
+            ),
+            (
+                "field over annotation",
+                json!({"container.apparmor.security.beta.kubernetes.io/app": "localhost/k8s-y"}),
+                json!({}),
+                json!({"appArmorProfile": {"type": "Unconfined"}}),
+                None,
+            ),
+        ];
+        for (name, ann, psc, csc, want) in cases {
+            let (p, c) = annotated(ann, psc, csc, None);
+            let r = resolve(&p, &c, "", &with(true, false)).unwrap();
+            assert_eq!(r.security.apparmor, want, "{name}");
+            let r = resolve(&p, &c, "", &with(false, false)).unwrap();
+            assert_eq!(r.security.apparmor, None, "{name} without AppArmor");
+        }
+
+        let (p, c) = pod(
+            json!({"seLinuxOptions": {"level": "s0:c1,c2"}}),
+            json!({"seLinuxOptions": {"type": "spc_t"}}),
+        );
+        // The container's options replace the pod's as a whole, as the kubelet's
+        // effective context does.
+        let r = resolve(&p, &c, "", &with(false, true)).unwrap();
+        assert_eq!(
+            r.security.selinux_label.as_deref(),
+            Some("system_u:system_r:spc_t:s0")
+        );
+        let (p, c) = pod(json!({"seLinuxOptions": {"level": "s0:c1,c2"}}), json!({}));
+        let r = resolve(&p, &c, "", &with(false, true)).unwrap();
+        assert_eq!(
+            r.security.selinux_label.as_deref(),
+            Some("system_u:system_r:container_t:s0:c1,c2")
+        );
+        let r = resolve(&p, &c, "", &with(false, false)).unwrap();
+        assert_eq!(
+            r.security.selinux_label, None,
+            "SELinux off: no label, as containerd"
+        );
     }
 
     fn pod(psc: serde_json::Value, csc: serde_json::Value) -> (Pod, Container) {

@@ -1,7 +1,8 @@
 //! What confines a container's process beyond what it runs: the CRI's
 //! `LinuxContainerSecurityContext` once the kubelet resolved it ([`Security`]), and its
 //! mapping onto the OCI spec as containerd's CRI plugin does it (capabilities, privileged,
-//! seccomp, no_new_privs, read-only root, masked paths, sysctls). Pure: host facts come in
+//! seccomp, AppArmor, the SELinux label, no_new_privs, read-only root, masked paths,
+//! sysctls). Pure: host facts come in
 //! as arguments, so every rule is table-tested without runc.
 //!
 //! The RuntimeDefault seccomp profile is moby's `profiles/seccomp/default.json` (vendored
@@ -147,6 +148,182 @@ pub struct Security {
     pub supplemental_groups: Vec<u32>,
     /// Namespaced kernel parameters set in the container's namespaces.
     pub sysctls: BTreeMap<String, String>,
+    /// The AppArmor profile the process is confined by; `None` leaves it unconfined (a
+    /// host without AppArmor, `Unconfined`, or a privileged container that asked for
+    /// nothing). Absent in specs stored before AppArmor was applied.
+    #[serde(default)]
+    pub apparmor: Option<AppArmor>,
+    /// The SELinux process label (`user:role:type:level`) when the host enforces SELinux
+    /// and the pod gives `seLinuxOptions`; absent otherwise, as containerd.
+    #[serde(default)]
+    pub selinux_label: Option<String>,
+}
+
+/// An AppArmor profile to run under (the CRI's `SecurityProfile` for AppArmor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppArmor {
+    /// The runtime's default profile, [`APPARMOR_DEFAULT_PROFILE`].
+    RuntimeDefault,
+    /// A profile already loaded on the node, by name.
+    Localhost(String),
+}
+
+/// The name skiff loads moby's default AppArmor profile under (Docker's `docker-default`,
+/// containerd's `cri-containerd.apparmor.d`).
+pub const APPARMOR_DEFAULT_PROFILE: &str = "skiff-default";
+
+/// moby's default AppArmor profile template, vendored unchanged (`apparmor/`).
+const APPARMOR_TEMPLATE: &str = include_str!("apparmor/template");
+
+/// What moby's `generate` fills its template with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppArmorProfileData {
+    /// `abi/3.0` when the host's `/etc/apparmor.d` has it.
+    pub abi: Option<String>,
+    /// Lines before the profile (`#include <tunables/global>`, else `@{PROC}=/proc/`).
+    pub imports: Vec<String>,
+    /// Lines inside it (`#include <abstractions/base>` when present).
+    pub inner_imports: Vec<String>,
+    /// The profile's name.
+    pub name: String,
+    /// The profile of the process that sends containers signals (the agent's own).
+    pub daemon_profile: String,
+}
+
+impl AppArmorProfileData {
+    /// moby's `generate` choices given which of `/etc/apparmor.d`'s macros exist and the
+    /// agent's own profile (`/proc/self/attr/current`).
+    pub fn for_host(name: &str, macro_exists: impl Fn(&str) -> bool, own: &str) -> Self {
+        let own = own.trim();
+        let own = own.split(" (").next().unwrap_or_default();
+        Self {
+            abi: macro_exists("abi/3.0").then(|| "abi/3.0".to_string()),
+            imports: vec![if macro_exists("tunables/global") {
+                "#include <tunables/global>".to_string()
+            } else {
+                "@{PROC}=/proc/".to_string()
+            }],
+            inner_imports: if macro_exists("abstractions/base") {
+                vec!["#include <abstractions/base>".to_string()]
+            } else {
+                Vec::new()
+            },
+            name: name.to_string(),
+            daemon_profile: if own.is_empty() {
+                "unconfined".to_string()
+            } else {
+                own.to_string()
+            },
+        }
+    }
+}
+
+/// moby's default AppArmor profile rendered for `data`: its template executed as Go's
+/// `text/template` does for the few actions it uses (`{{.Field}}`, `{{if .F}}`,
+/// `{{range $value := .F}}`, `{{$value}}`, `{{end}}`, and `{{-` trimming).
+pub fn apparmor_default_profile(data: &AppArmorProfileData) -> String {
+    // Split into text and actions, applying `{{-` / `-}}` trimming to the text around.
+    let mut parts: Vec<(bool, String)> = Vec::new();
+    let mut rest = APPARMOR_TEMPLATE;
+    let mut trim_next = false;
+    while let Some(start) = rest.find("{{") {
+        let mut text = rest[..start].to_string();
+        if trim_next {
+            text = text.trim_start().to_string();
+        }
+        let end = rest[start..]
+            .find("}}")
+            .map(|e| start + e)
+            .unwrap_or(rest.len());
+        let mut action = &rest[start + 2..end];
+        if let Some(a) = action.strip_prefix('-') {
+            text = text.trim_end().to_string();
+            action = a;
+        }
+        trim_next = action.ends_with('-');
+        let action = action.trim_end_matches('-').trim().to_string();
+        parts.push((false, text));
+        parts.push((true, action));
+        rest = rest.get(end + 2..).unwrap_or_default();
+    }
+    let tail = if trim_next { rest.trim_start() } else { rest };
+    parts.push((false, tail.to_string()));
+
+    let list = |field: &str| -> Vec<String> {
+        match field {
+            ".Imports" => data.imports.clone(),
+            ".InnerImports" => data.inner_imports.clone(),
+            ".Abi" => data.abi.iter().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let scalar = |field: &str| -> String {
+        match field {
+            ".Name" => data.name.clone(),
+            ".DaemonProfile" => data.daemon_profile.clone(),
+            ".Abi" => data.abi.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
+    };
+    // Evaluate with a stack of (items to repeat over, body start, current index).
+    fn block_end(parts: &[(bool, String)], from: usize) -> usize {
+        let mut depth = 0;
+        for (i, (is_action, a)) in parts.iter().enumerate().skip(from) {
+            if !is_action {
+                continue;
+            }
+            if a.starts_with("if ") || a.starts_with("range ") {
+                depth += 1;
+            } else if a == "end" {
+                if depth == 0 {
+                    return i;
+                }
+                depth -= 1;
+            }
+        }
+        parts.len()
+    }
+    fn eval(
+        parts: &[(bool, String)],
+        range: std::ops::Range<usize>,
+        value: Option<&str>,
+        list: &dyn Fn(&str) -> Vec<String>,
+        scalar: &dyn Fn(&str) -> String,
+        out: &mut String,
+    ) {
+        let mut i = range.start;
+        while i < range.end {
+            let (is_action, a) = &parts[i];
+            if !is_action {
+                out.push_str(a);
+                i += 1;
+                continue;
+            }
+            if let Some(field) = a.strip_prefix("if ") {
+                let end = block_end(parts, i + 1);
+                if !list(field.trim()).is_empty() {
+                    eval(parts, i + 1..end, value, list, scalar, out);
+                }
+                i = end + 1;
+            } else if let Some(spec) = a.strip_prefix("range ") {
+                let end = block_end(parts, i + 1);
+                let field = spec.split(":=").nth(1).unwrap_or_default().trim();
+                for item in list(field) {
+                    eval(parts, i + 1..end, Some(&item), list, scalar, out);
+                }
+                i = end + 1;
+            } else if a == "$value" {
+                out.push_str(value.unwrap_or_default());
+                i += 1;
+            } else {
+                out.push_str(&scalar(a));
+                i += 1;
+            }
+        }
+    }
+    let mut out = String::new();
+    eval(&parts, 0..parts.len(), None, &list, &scalar, &mut out);
+    out
 }
 
 /// Host facts the security fields depend on.
@@ -367,6 +544,17 @@ pub fn apply(
     });
     config["process"]["noNewPrivileges"] = json!(sec.no_new_privileges);
     config["root"]["readonly"] = json!(sec.readonly_rootfs);
+    // containerd sets both for privileged containers too, when they are given.
+    match &sec.apparmor {
+        Some(AppArmor::RuntimeDefault) => {
+            config["process"]["apparmorProfile"] = json!(APPARMOR_DEFAULT_PROFILE)
+        }
+        Some(AppArmor::Localhost(name)) => config["process"]["apparmorProfile"] = json!(name),
+        None => {}
+    }
+    if let Some(label) = &sec.selinux_label {
+        config["process"]["selinuxLabel"] = json!(label);
+    }
     let linux = &mut config["linux"];
     if !sec.sysctls.is_empty() {
         linux["sysctl"] = json!(sec.sysctls);
@@ -641,5 +829,70 @@ mod tests {
         assert_eq!(kernel_version("6.1.0-18-amd64"), (6, 1));
         assert_eq!(kernel_version("4.8"), (4, 8));
         assert_eq!(kernel_version("garbage"), (0, 0));
+    }
+
+    #[test]
+    fn the_default_apparmor_profile_renders_as_mobys_generate() {
+        let full =
+            AppArmorProfileData::for_host(APPARMOR_DEFAULT_PROFILE, |_| true, "unconfined\n");
+        let text = apparmor_default_profile(&full);
+        assert!(text.starts_with(
+            "# profile generated by github.com/moby/profiles/apparmor.\nabi <abi/3.0>,\n\n#include <tunables/global>\n\nprofile \"skiff-default\" flags=(attach_disconnected,mediate_deleted) {\n  #include <abstractions/base>\n\n  network,\n"
+        ), "{text}");
+        assert!(text.contains("  signal (receive) peer=\"unconfined\",\n"));
+        assert!(text.contains("  signal (send,receive) peer=\"skiff-default\",\n"));
+        assert!(text.contains("  ptrace (trace,tracedby,read,readby) peer=\"skiff-default\",\n}\n"));
+        assert!(!text.contains("{{"), "{text}");
+
+        // A host without the abstractions: no abi line, PROC defined inline, and the
+        // agent's own profile (its mode suffix cut) as the signalling peer.
+        let bare = AppArmorProfileData::for_host("p", |_| false, "skiff-agent (enforce)\n");
+        let text = apparmor_default_profile(&bare);
+        assert!(text.starts_with(
+            "# profile generated by github.com/moby/profiles/apparmor.\n\n\n@{PROC}=/proc/\n\nprofile \"p\" flags=(attach_disconnected,mediate_deleted) {\n  network,\n"
+        ), "{text}");
+        assert!(text.contains("peer=\"skiff-agent\","));
+    }
+
+    #[test]
+    fn apparmor_and_selinux_go_into_the_process() {
+        for (apparmor, want) in [
+            (None, Value::Null),
+            (Some(AppArmor::RuntimeDefault), json!("skiff-default")),
+            (
+                Some(AppArmor::Localhost("k8s-deny-write".into())),
+                json!("k8s-deny-write"),
+            ),
+        ] {
+            for privileged in [false, true] {
+                let mut config = base();
+                let sec = Security {
+                    privileged,
+                    apparmor: apparmor.clone(),
+                    selinux_label: Some("system_u:system_r:container_t:s0:c1,c2".into()),
+                    ..Default::default()
+                };
+                apply(&mut config, &sec, &HOST, None, &[]);
+                assert_eq!(config["process"]["apparmorProfile"], want, "{apparmor:?}");
+                assert_eq!(
+                    config["process"]["selinuxLabel"],
+                    "system_u:system_r:container_t:s0:c1,c2"
+                );
+            }
+        }
+        let mut config = base();
+        apply(&mut config, &Security::default(), &HOST, None, &[]);
+        assert!(config["process"].get("selinuxLabel").is_none());
+        assert!(config["process"].get("apparmorProfile").is_none());
+    }
+
+    #[test]
+    fn specs_stored_before_apparmor_still_load() {
+        let old = json!({"privileged": false, "capabilities": {"add": [], "drop": []},
+            "no_new_privileges": false, "readonly_rootfs": false, "seccomp": "Unconfined",
+            "unmasked_proc": false, "supplemental_groups": [], "sysctls": {}});
+        let sec: Security = serde_json::from_value(old).expect("old spec");
+        assert_eq!(sec.apparmor, None);
+        assert_eq!(sec.selinux_label, None);
     }
 }
