@@ -281,3 +281,77 @@ fn pod_start_time_with_and_without_seccomp() {
         "pod start (apply to Running), median of 5: RuntimeDefault {with:?}, Unconfined {without:?}; all: {times:?}"
     );
 }
+
+/// The API refuses a bad securityContext with upstream's 422 before any node sees it
+/// (decision 0045): kubectl prints upstream's field paths and messages, and nothing is
+/// stored. Needs no node, so it runs as any user.
+#[test]
+fn bad_security_contexts_are_refused_with_upstreams_422() {
+    let c = common::Cluster::start();
+    let pod = |sc: &str, pod_sc: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: bad}}\nspec:\n  securityContext: {pod_sc}\n  containers:\n  - name: app\n    image: busybox\n    securityContext: {sc}\n"
+        )
+    };
+    let cases = [
+        (
+            pod("{runAsUser: -1}", "{}"),
+            "spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+        ),
+        (
+            pod("{allowPrivilegeEscalation: false, privileged: true}", "{}"),
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        ),
+        (
+            pod("{seccompProfile: {type: Localhost}}", "{}"),
+            "spec.containers[0].securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost",
+        ),
+        (
+            pod("{procMount: Unmasked}", "{}"),
+            "spec.containers[0].securityContext.procMount: Invalid value: \"Unmasked\": `hostUsers` must be false to use `Unmasked`",
+        ),
+        (
+            pod("{appArmorProfile: {type: Localhost}}", "{}"),
+            "spec.containers[0].securityContext.appArmorProfile.localhostProfile: Required value: must be set when AppArmor type is Localhost",
+        ),
+        (
+            pod("{}", "{sysctls: [{name: 'bad..name', value: '1'}]}"),
+            "spec.securityContext.sysctls[0].name: Invalid value: \"bad..name\": must have at most 253 characters",
+        ),
+        (
+            pod("{}", "{fsGroup: 2147483648}"),
+            "spec.securityContext.fsGroup: Invalid value: 2147483648: must be between 0 and 2147483647, inclusive",
+        ),
+    ];
+    for (manifest, want) in cases {
+        let err = c.kubectl_err(&["apply", "-f", "-"], Some(&manifest));
+        assert!(
+            err.contains("The Pod \"bad\" is invalid") && err.contains(want),
+            "{manifest}\nwanted {want}\ngot {err}"
+        );
+    }
+    // The 422 itself, as a client sees it, and nothing was stored.
+    let out = c.kubectl_output(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/pods",
+            "-f",
+            "-",
+            "-v=6",
+        ],
+        Some(
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bad"},"spec":{"containers":[{"name":"app","image":"busybox","securityContext":{"runAsGroup":-3}}]}}"#,
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("422 Unprocessable Entity"), "{stderr}");
+    let listed = c.json(&["get", "pods"]);
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+}
+
