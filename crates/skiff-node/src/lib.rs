@@ -43,6 +43,8 @@
 //!     log_rotation: logs::Rotation::default(),
 //!     labels: Default::default(),
 //!     security: Default::default(),
+//!     stdio: Default::default(),
+//!     pid_namespace: None,
 //! };
 //! let runtime = RuncRuntime::new(RuncConfig::new(
 //!     "/var/lib/skiff/runtime",

@@ -265,6 +265,19 @@ pub fn plan(input: &PlanInput) -> Plan {
             &pod_key,
         );
     }
+    // Ephemeral containers (`kubectl debug`) start once the pod is initialized and are
+    // never restarted, whatever the pod's policy, as the kubelet's.
+    for c in spec.ephemeral_containers.iter().flatten() {
+        next_step(
+            input,
+            &mut out,
+            &c.name,
+            c.image.as_deref(),
+            false,
+            "Never",
+            &pod_key,
+        );
+    }
     out
 }
 

@@ -264,3 +264,50 @@ fn half_created_container_is_replaced_by_the_same_attempt() {
         ]
     );
 }
+
+/// Ephemeral containers start once the pod is initialized and never again, whatever the
+/// pod's restart policy; a running one is left alone.
+#[test]
+fn ephemeral_containers_start_once_and_are_never_restarted() {
+    let debug = json!({"ephemeralContainers": [{"name": "debugger", "image": "busybox",
+        "targetContainerName": "app"}]});
+    let p = run(
+        &pod(json!({"spec": debug.clone()})),
+        &[running("app", 0)],
+        true,
+        ImageState::Present,
+    );
+    assert_eq!(p.actions, vec![start("debugger", false, 0)]);
+    let p = run(
+        &pod(json!({"spec": debug.clone()})),
+        &[running("app", 0), running("debugger", 0)],
+        true,
+        ImageState::Present,
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    for code in [0, 1] {
+        let p = run(
+            &pod(json!({"spec": debug.clone()})),
+            &[
+                running("app", 0),
+                exited("debugger", 0, code, "2026-01-01T00:00:00Z"),
+            ],
+            true,
+            ImageState::Present,
+        );
+        assert!(p.actions.is_empty(), "exit {code}: {:?}", p.actions);
+        assert!(p.waiting.is_empty());
+    }
+    // Not before the init containers are done.
+    let init = json!({"initContainers": [{"name": "init", "image": "busybox"}],
+        "ephemeralContainers": debug["ephemeralContainers"].clone()});
+    let mut init_running = running("init", 0);
+    init_running.init = true;
+    let p = run(
+        &pod(json!({"spec": init})),
+        &[init_running],
+        true,
+        ImageState::Present,
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+}

@@ -6,7 +6,8 @@ use crate::runtime::ContainerState;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{
     Container, ContainerState as KState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
+    ContainerStateWaiting, ContainerStatus, EphemeralContainer, Pod, PodCondition, PodIP,
+    PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::BTreeMap;
@@ -125,6 +126,102 @@ fn container_status(
 }
 
 fn waiting_state(reason: &str, message: Option<String>) -> KState {
+/// An ephemeral container as the container it runs as: the same fields, less the target
+/// (which only decides the PID namespace it joins).
+pub(super) fn ephemeral_as_container(e: &EphemeralContainer) -> Option<Container> {
+    serde_json::to_value(e)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// `ephemeralContainerStatuses`: reported as containers are, never ready (they serve no
+/// traffic), as the kubelet's.
+fn ephemeral_statuses(
+    pod: &Pod,
+    observed: &[Observed],
+    plan: &Plan,
+    input: &StatusInput,
+) -> Vec<ContainerStatus> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.ephemeral_containers.iter().flatten())
+        .filter_map(ephemeral_as_container)
+        .map(|c| {
+            let mut status = container_status(&c, false, observed, plan, input);
+            status.ready = false;
+            status
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod ephemeral_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ephemeral_containers_have_their_own_statuses_never_ready() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}],
+                "ephemeralContainers": [
+                    {"name": "debugger", "image": "busybox:v1", "targetContainerName": "app"},
+                    {"name": "later", "image": "busybox:v1"}]},
+        }))
+        .unwrap();
+        let observed = [
+            Observed {
+                id: "u-0-app".into(),
+                name: "app".into(),
+                image_id: None,
+                init: false,
+                attempt: 0,
+                state: ContainerState::Running,
+                started_at: Some("2026-01-01T00:00:00Z".into()),
+            },
+            Observed {
+                id: "u-0-debugger".into(),
+                name: "debugger".into(),
+                image_id: None,
+                init: false,
+                attempt: 0,
+                state: ContainerState::Running,
+                started_at: Some("2026-01-01T00:00:01Z".into()),
+            },
+        ];
+        let now: DateTime<Utc> = "2026-01-01T00:00:02Z".parse().unwrap();
+        let status = pod_status(
+            &pod,
+            &observed,
+            &Plan::default(),
+            &StatusInput::default(),
+            now,
+        );
+        let eph = status.ephemeral_container_statuses.unwrap();
+        assert_eq!(eph.len(), 2);
+        assert_eq!(eph[0].name, "debugger");
+        assert!(eph[0].state.as_ref().unwrap().running.is_some());
+        assert_eq!(eph[0].container_id.as_deref(), Some("skiff://u-0-debugger"));
+        assert!(!eph[0].ready);
+        assert_eq!(eph[0].image, "busybox:v1");
+        assert_eq!(
+            eph[1]
+                .state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("ContainerCreating")
+        );
+        // The pod's own containers are what its phase and readiness follow.
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.container_statuses.unwrap().len(), 1);
+    }
+}
+
     KState {
         waiting: Some(ContainerStateWaiting {
             reason: Some(reason.to_string()),
@@ -290,6 +387,7 @@ pub fn pod_status(
             pod,
             "ContainersReady",
             ready,
+    let ephemeral = ephemeral_statuses(pod, observed, plan, input);
             ready_reason,
             ready_message,
             now,
@@ -314,3 +412,4 @@ pub fn pod_status(
         ..Default::default()
     }
 }
+        ephemeral_container_statuses: (!ephemeral.is_empty()).then_some(ephemeral),

@@ -1,5 +1,7 @@
-//! The kubelet's streaming endpoints, which the API server passes `pods/exec` and
-//! `pods/portforward` upgrades through to: `/exec/{namespace}/{pod}/{container}` and
+//! The kubelet's streaming endpoints, which the API server passes `pods/exec`,
+//! `pods/attach` and `pods/portforward` upgrades through to:
+//! `/exec/{namespace}/{pod}/{container}`, `/attach/{namespace}/{pod}/{container}` (the
+//! container's main process, through its shim's attach socket) and
 //! `/portForward/{namespace}/{pod}` (SPDY, SPDY tunnelled in a WebSocket, or the plain
 //! WebSocket channels), over WebSocket or SPDY (the framing is
 //! `skiff-stream`'s; this file runs the processes and connections behind it).
@@ -32,6 +34,10 @@ pub(crate) fn routes() -> axum::Router<Arc<Shared>> {
         .route(
             "/exec/{namespace}/{pod}/{container}",
             axum::routing::get(exec).post(exec),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            axum::routing::get(attach).post(attach),
         )
         .route(
             "/portForward/{namespace}/{pod}",
@@ -218,26 +224,193 @@ async fn exec(
         let Some(io) = upgraded(on_upgrade).await else {
             return;
         };
-        let streams = match transport {
-            Transport::WebSocket(name) => {
-                let proto = Protocol::from_name(name).expect("negotiated among known names");
-                let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-                skiff_stream::exec::websocket(ws, proto, &opts)
-            }
-            Transport::Spdy(name) => {
-                let version = Version::from_name(name).expect("negotiated among known names");
-                match skiff_stream::exec::spdy(io, version, &opts).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "exec streams not opened");
-                        return;
-                    }
-                }
-            }
+        let Some(streams) = open_streams(io, transport, &opts).await else {
+            return;
         };
         run_exec(shared.runtime.clone(), id, opts, streams).await;
     });
     resp
+}
+
+/// The streams of an upgraded connection, over the negotiated transport.
+async fn open_streams(
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    transport: Transport,
+    opts: &Options,
+) -> Option<ExecStreams> {
+    match transport {
+        Transport::WebSocket(name) => {
+            let proto = Protocol::from_name(name).expect("negotiated among known names");
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            Some(skiff_stream::exec::websocket(ws, proto, opts))
+        }
+        Transport::Spdy(name) => {
+            let version = Version::from_name(name).expect("negotiated among known names");
+            match skiff_stream::exec::spdy(io, version, opts).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::debug!(error = %e, "streams not opened");
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// `kubectl attach`: the client's streams joined to the container's main process through
+/// its shim's attach socket (connected before the upgrade, so a failure is a plain HTTP
+/// error, as the kubelet's). The session ends when the container exits (a `Success`
+/// status, as upstream's) or the client goes; the container is never stopped by it.
+async fn attach(
+    State(shared): State<Arc<Shared>>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    mut req: Request,
+) -> Response {
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let opts = Options::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if let Err(e) = opts.validate() {
+        return text(StatusCode::BAD_REQUEST, e);
+    }
+    let runtime = shared.runtime.clone();
+    let (ns, p, c) = (namespace.clone(), pod.clone(), container.clone());
+    let connected = tokio::task::spawn_blocking(move || {
+        let (id, state) = find_container(runtime.as_ref(), &ns, &p, &c)
+            .map_err(|e| (StatusCode::NOT_FOUND, e))?;
+        if state != ContainerState::Running {
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("container not running ({c:?})"),
+            ));
+        }
+        let socket = runtime
+            .attach_socket(&id)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        crate::runtime::shim::connect(&socket).map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unable to attach to container {c:?}: {e}"),
+            )
+        })
+    })
+    .await;
+    let conn = match connected {
+        Ok(Ok(conn)) => conn,
+        Ok(Err((code, msg))) => return text(code, msg),
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let (transport, resp) = match negotiate(
+        req.headers(),
+        &EXEC_PROTOCOLS,
+        &remotecommand::SPDY_VERSIONS,
+    ) {
+        Ok(t) => t,
+        Err((code, msg)) => return text(code, msg),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Some(io) = upgraded(on_upgrade).await else {
+            return;
+        };
+        let Some(streams) = open_streams(io, transport, &opts).await else {
+            return;
+        };
+        let conn = match conn
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(conn))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("unable to attach to container: {e}");
+                return streams.finish(&Outcome::Error(msg)).await;
+            }
+        };
+        run_attach(conn, streams).await;
+    });
+    resp
+}
+
+/// Copies between the client's streams and the shim's frames until the container's output
+/// ends (the shim closes the socket when the container exited) or the client goes.
+async fn run_attach(conn: tokio::net::UnixStream, mut streams: ExecStreams) {
+    use crate::runtime::shim::{self, FRAME_HEADER};
+    let (mut from_shim, to_shim) = conn.into_split();
+    let to_shim = Arc::new(tokio::sync::Mutex::new(to_shim));
+    let mut pumps = tokio::task::JoinSet::new();
+    let had_stdin = streams.stdin.is_some();
+    if let Some(mut rx) = streams.stdin.take() {
+        let to_shim = to_shim.clone();
+        pumps.spawn(async move {
+            while let Some(b) = rx.recv().await {
+                for chunk in b.chunks(CHUNK) {
+                    let bytes = shim::frame(shim::STDIN, chunk);
+                    if to_shim.lock().await.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let bytes = shim::frame(shim::STDIN_CLOSE, &[]);
+            let _ = to_shim.lock().await.write_all(&bytes).await;
+        });
+    }
+    if let Some(mut rx) = streams.resize.take() {
+        let to_shim = to_shim.clone();
+        pumps.spawn(async move {
+            while let Some(size) = rx.recv().await {
+                let mut data = size.width.to_be_bytes().to_vec();
+                data.extend_from_slice(&size.height.to_be_bytes());
+                let bytes = shim::frame(shim::RESIZE, &data);
+                if to_shim.lock().await.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let (stdout, stderr) = (streams.stdout.clone(), streams.stderr.clone());
+    let output = async move {
+        loop {
+            let mut header = [0u8; FRAME_HEADER];
+            if from_shim.read_exact(&mut header).await.is_err() {
+                return;
+            }
+            let Some((kind, len)) = shim::parse_header(header) else {
+                return;
+            };
+            let mut data = vec![0u8; len];
+            if from_shim.read_exact(&mut data).await.is_err() {
+                return;
+            }
+            let to = match kind {
+                shim::STDOUT => stdout.as_ref(),
+                shim::STDERR => stderr.as_ref(),
+                _ => None,
+            };
+            // Each send waits for room: a slow client slows the container's output.
+            if let Some(to) = to {
+                if to.send(Bytes::from(data)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let mut closed = streams.closed.clone();
+    let container_ended = tokio::select! {
+        () = output => true,
+        _ = closed.wait_for(|c| *c) => false,
+    };
+    pumps.abort_all();
+    if !container_ended {
+        // The client is gone: under stdinOnce its going closes the container's stdin.
+        if had_stdin {
+            let bytes = shim::frame(shim::STDIN_CLOSE, &[]);
+            let _ = to_shim.lock().await.write_all(&bytes).await;
+        }
+        tracing::debug!("attach client gone");
+        return;
+    }
+    streams.finish(&Outcome::Success).await;
 }
 
 /// Runs the command with the client's streams and reports how it ended. The client going

@@ -84,6 +84,10 @@ impl<R: Runtime> Runtime for CachedList<R> {
     fn exec_command(&self, id: &str, argv: &[String], tty: bool) -> Result<super::ExecCommand> {
         self.inner.exec_command(id, argv, tty)
     }
+
+    fn attach_socket(&self, id: &str) -> Result<std::path::PathBuf> {
+        self.inner.attach_socket(id)
+    }
 }
 
 #[cfg(test)]

@@ -220,6 +220,8 @@ pub fn minimal_spec(id: &str) -> ContainerSpec {
         log_rotation: Default::default(),
         labels: Default::default(),
         security: Default::default(),
+        stdio: Default::default(),
+        pid_namespace: None,
     }
 }
 

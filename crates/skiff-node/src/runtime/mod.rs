@@ -125,6 +125,19 @@ pub struct Resources {
     pub cpu_request_millis: Option<u64>,
 }
 
+/// How a container's standard streams are kept: the pod spec's `stdin`, `stdinOnce` and
+/// `tty`. The shim serves them on the container's attach socket (see [`shim`]), so
+/// `kubectl attach` reaches the main process as the kubelet's CRI attach does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stdio {
+    /// The process gets a stdin that attached clients write to (else `/dev/null`).
+    pub stdin: bool,
+    /// The stdin is closed when the first attached client that wrote to it detaches.
+    pub stdin_once: bool,
+    /// The process gets a terminal as its stdio (output is then one stream).
+    pub tty: bool,
+}
+
 /// Everything needed to run one container; plain data so it is stored with the container
 /// and can be compared with the desired state after an agent restart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +166,14 @@ pub struct ContainerSpec {
     /// specs stored before it existed, which ran unconfined with the default capabilities.
     #[serde(default)]
     pub security: Security,
+    /// Its standard streams; absent in specs stored before attach existed (no stdin, no
+    /// terminal).
+    #[serde(default)]
+    pub stdio: Stdio,
+    /// A PID namespace to join (`/proc/<pid>/ns/pid` of another container's init) instead
+    /// of a new one: an ephemeral container's `targetContainerName`.
+    #[serde(default)]
+    pub pid_namespace: Option<PathBuf>,
 }
 
 /// Lifecycle state, as the kubelet distinguishes them.
@@ -252,6 +273,13 @@ pub trait Runtime: Send + Sync {
         Err(Error::InvalidSpec(
             "streaming exec is not supported by this runtime".into(),
         ))
+    }
+    /// The unix socket the container's shim serves its stdio on (`kubectl attach`); see
+    /// [`shim`] for the framing. Only a runtime with real processes has it.
+    fn attach_socket(&self, id: &str) -> Result<PathBuf> {
+        Err(Error::InvalidSpec(format!(
+            "attach to {id} is not supported by this runtime"
+        )))
     }
 }
 

@@ -171,6 +171,7 @@ impl RuncRuntime {
             rotation: spec.log_rotation,
             exit_file: dir.join("exit.json"),
             memory_cgroup: self.host.cgroups.memory_dir(&cgroups_path),
+            stdio: spec.stdio,
         };
         write(
             &dir.join("shim.json"),
@@ -488,7 +489,17 @@ impl Runtime for RuncRuntime {
         }
     }
 
-    fn exec_command(&self, id: &str, argv: &[String], tty: bool) -> Result<ExecCommand> {
+    fn attach_socket(&self, id: &str) -> Result<PathBuf> {
+        validate_id(id)?;
+        let path = self.dir(id).join(super::shim::ATTACH_SOCKET);
+        if path.exists() {
+            Ok(path)
+        } else {
+            Err(Error::NotFound(id.to_string()))
+        }
+    }
+
+        fn exec_command(&self, id: &str, argv: &[String], tty: bool) -> Result<ExecCommand> {
         validate_id(id)?;
         if argv.is_empty() {
             return Err(Error::InvalidSpec("exec: empty command".into()));

@@ -157,8 +157,12 @@ pub(crate) fn oci_config(
         mounts.push(bind(&m.host_path, &m.container_path, m.read_only));
     }
 
+    let pid = match &spec.pid_namespace {
+        Some(path) => json!({"type": "pid", "path": path}),
+        None => json!({"type": "pid"}),
+    };
     let mut namespaces = vec![
-        json!({"type": "pid"}),
+        pid,
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
@@ -198,7 +202,7 @@ pub(crate) fn oci_config(
     let mut config = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": spec.stdio.tty,
             "user": {
                 "uid": identity.uid,
                 "gid": identity.gid,
@@ -267,6 +271,8 @@ mod tests {
             log_rotation: Rotation::default(),
             labels: Default::default(),
             security: Default::default(),
+            stdio: Default::default(),
+            pid_namespace: None,
         }
     }
 
@@ -282,6 +288,40 @@ mod tests {
                 kernel: (6, 1),
             },
         }
+    }
+
+    /// An ephemeral container joins its target's PID namespace; a `tty: true` container
+    /// gets its terminal from runc.
+    #[test]
+    fn config_joins_a_target_pid_namespace_and_asks_for_a_terminal() {
+        let mut s = spec();
+        s.pid_namespace = Some("/proc/42/ns/pid".into());
+        s.stdio.tty = true;
+        let c = oci_config(
+            &s,
+            Path::new("/r"),
+            &Identity::default(),
+            "/skiff/c1",
+            &host(1 << 20),
+            &SecurityInputs::default(),
+        );
+        let ns = c["linux"]["namespaces"].as_array().unwrap();
+        let pid = ns.iter().find(|n| n["type"] == "pid").unwrap();
+        assert_eq!(pid["path"], "/proc/42/ns/pid");
+        assert_eq!(c["process"]["terminal"], true);
+        let plain = oci_config(
+            &spec(),
+            Path::new("/r"),
+            &Identity::default(),
+            "/skiff/c1",
+            &host(1 << 20),
+            &SecurityInputs::default(),
+        );
+        assert_eq!(plain["process"]["terminal"], false);
+        let ns = plain["linux"]["namespaces"].as_array().unwrap();
+        assert!(ns
+            .iter()
+            .any(|n| n["type"] == "pid" && n.get("path").is_none()));
     }
 
     #[test]

@@ -143,6 +143,8 @@ impl Node {
             log_rotation: Default::default(),
             labels: Default::default(),
             security: Default::default(),
+            stdio: Default::default(),
+            pid_namespace: None,
         }
     }
 
