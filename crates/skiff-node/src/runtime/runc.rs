@@ -499,7 +499,7 @@ impl Runtime for RuncRuntime {
         }
     }
 
-        fn exec_command(&self, id: &str, argv: &[String], tty: bool) -> Result<ExecCommand> {
+    fn exec_command(&self, id: &str, argv: &[String], tty: bool) -> Result<ExecCommand> {
         validate_id(id)?;
         if argv.is_empty() {
             return Err(Error::InvalidSpec("exec: empty command".into()));
