@@ -586,6 +586,52 @@ fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
         .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
 }
 
+/// The container of the pod named `name`: an init or regular container, or an ephemeral
+/// one with its `targetContainerName` (whose PID namespace it joins).
+fn container_named(pod: &Pod, name: &str) -> Option<(Container, Option<String>)> {
+    if let Some(c) = all_containers(pod).find(|c| c.name == name) {
+        return Some((c.clone(), None));
+    }
+    let e = pod
+        .spec
+        .as_ref()?
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)?;
+    let target = e.target_container_name.clone().filter(|t| !t.is_empty());
+    Some((super::status::ephemeral_as_container(e)?, target))
+}
+
+/// The PID namespace of the running `target` container of pod `uid`, which an ephemeral
+/// container targeting it joins (`/proc/<its init>/ns/pid`), so `ps` in a debugging
+/// container sees the target's processes, as with the kubelet's CRI runtimes.
+async fn target_pid_namespace(
+    shared: &Shared,
+    uid: &str,
+    target: &str,
+) -> Result<std::path::PathBuf, Waiting> {
+    let (runtime, uid, name) = (shared.runtime.clone(), uid.to_string(), target.to_string());
+    let pid = tokio::task::spawn_blocking(move || -> Option<u32> {
+        let latest = observe(runtime.as_ref(), &uid)
+            .ok()?
+            .into_iter()
+            .filter(|o| o.name == name && !o.init)
+            .max_by_key(|o| o.attempt)?;
+        runtime.state(&latest.id).ok()?.pid
+    })
+    .await
+    .ok()
+    .flatten();
+    match pid {
+        Some(pid) => Ok(std::path::PathBuf::from(format!("/proc/{pid}/ns/pid"))),
+        None => Err(waiting(
+            "CreateContainerError",
+            format!("target container {target:?} is not running"),
+        )),
+    }
+}
+
 /// How long a failed pull shows as `ErrImagePull` before `ImagePullBackOff`.
 const ERR_IMAGE_PULL_SHOWN: Duration = Duration::from_secs(2);
 
@@ -662,52 +708,6 @@ async fn ensure_image(
             let now = tokio::time::Instant::now();
             let failures = state.image_backoff.get(&image).map_or(0, |b| b.failures) + 1;
             // A missing image under `Never` is looked for again at the first step, not later
-/// The container of the pod named `name`: an init or regular container, or an ephemeral
-/// one with its `targetContainerName` (whose PID namespace it joins).
-fn container_named(pod: &Pod, name: &str) -> Option<(Container, Option<String>)> {
-    if let Some(c) = all_containers(pod).find(|c| c.name == name) {
-        return Some((c.clone(), None));
-    }
-    let e = pod
-        .spec
-        .as_ref()?
-        .ephemeral_containers
-        .iter()
-        .flatten()
-        .find(|e| e.name == name)?;
-    let target = e.target_container_name.clone().filter(|t| !t.is_empty());
-    Some((super::status::ephemeral_as_container(e)?, target))
-}
-
-/// The PID namespace of the running `target` container of pod `uid`, which an ephemeral
-/// container targeting it joins (`/proc/<its init>/ns/pid`), so `ps` in a debugging
-/// container sees the target's processes, as with the kubelet's CRI runtimes.
-async fn target_pid_namespace(
-    shared: &Shared,
-    uid: &str,
-    target: &str,
-) -> Result<std::path::PathBuf, Waiting> {
-    let (runtime, uid, name) = (shared.runtime.clone(), uid.to_string(), target.to_string());
-    let pid = tokio::task::spawn_blocking(move || -> Option<u32> {
-        let latest = observe(runtime.as_ref(), &uid)
-            .ok()?
-            .into_iter()
-            .filter(|o| o.name == name && !o.init)
-            .max_by_key(|o| o.attempt)?;
-        runtime.state(&latest.id).ok()?.pid
-    })
-    .await
-    .ok()
-    .flatten();
-    match pid {
-        Some(pid) => Ok(std::path::PathBuf::from(format!("/proc/{pid}/ns/pid"))),
-        None => Err(waiting(
-            "CreateContainerError",
-            format!("target container {target:?} is not running"),
-        )),
-    }
-}
-
             // and later: someone may load it any time.
             let delay = if w.reason == ERR_IMAGE_PULL {
                 plan::backoff(failures).max(plan::BACKOFF_INITIAL)
@@ -915,6 +915,10 @@ async fn start_container(
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     let (c, target) = container_named(pod, name)
         .ok_or_else(|| waiting("CreateContainerConfigError", "no such container"))?;
+    let pid_namespace = match target {
+        Some(target) => Some(target_pid_namespace(shared, &uid, &target).await?),
+        None => None,
+    };
     let image = c.image.clone().unwrap_or_default();
     let rootfs = shared
         .images
@@ -997,6 +1001,12 @@ async fn start_container(
         log_rotation: logs::Rotation::default(),
         labels,
         security: resolved.security,
+        stdio: crate::runtime::Stdio {
+            stdin: c.stdin.unwrap_or(false),
+            stdin_once: c.stdin_once.unwrap_or(false),
+            tty: c.tty.unwrap_or(false),
+        },
+        pid_namespace,
     };
     let id = spec.id.clone();
     let rt = shared.runtime.clone();
@@ -1052,10 +1062,6 @@ async fn stop_for_deletion(
     shared: &Shared,
     pod: &Pod,
     observed: &[Observed],
-    let pid_namespace = match target {
-        Some(target) => Some(target_pid_namespace(shared, &uid, &target).await?),
-        None => None,
-    };
     id: &str,
     grace: Duration,
     pod_ip: Option<&str>,
@@ -1142,12 +1148,6 @@ async fn cleanup(
 
 #[cfg(test)]
 mod quantity_tests {
-        stdio: crate::runtime::Stdio {
-            stdin: c.stdin.unwrap_or(false),
-            stdin_once: c.stdin_once.unwrap_or(false),
-            tty: c.tty.unwrap_or(false),
-        },
-        pid_namespace,
     use super::{quantity_bytes, quantity_millis};
 
     #[test]

@@ -125,7 +125,6 @@ fn container_status(
     status
 }
 
-fn waiting_state(reason: &str, message: Option<String>) -> KState {
 /// An ephemeral container as the container it runs as: the same fields, less the target
 /// (which only decides the PID namespace it joins).
 pub(super) fn ephemeral_as_container(e: &EphemeralContainer) -> Option<Container> {
@@ -222,6 +221,7 @@ mod ephemeral_tests {
     }
 }
 
+fn waiting_state(reason: &str, message: Option<String>) -> KState {
     KState {
         waiting: Some(ContainerStateWaiting {
             reason: Some(reason.to_string()),
@@ -281,6 +281,7 @@ pub fn pod_status(
         .iter()
         .map(|c| container_status(c, false, observed, plan, input))
         .collect();
+    let ephemeral = ephemeral_statuses(pod, observed, plan, input);
     let policy = spec.restart_policy.as_deref().unwrap_or("Always");
 
     let init_pending: Vec<&str> = inits
@@ -387,7 +388,6 @@ pub fn pod_status(
             pod,
             "ContainersReady",
             ready,
-    let ephemeral = ephemeral_statuses(pod, observed, plan, input);
             ready_reason,
             ready_message,
             now,
@@ -407,9 +407,9 @@ pub fn pod_status(
         start_time: old.start_time.clone().or(Some(to_time(now))),
         init_container_statuses: (!inits.is_empty()).then_some(inits),
         container_statuses: Some(containers),
+        ephemeral_container_statuses: (!ephemeral.is_empty()).then_some(ephemeral),
         qos_class: old.qos_class.clone(),
         nominated_node_name: old.nominated_node_name.clone(),
         ..Default::default()
     }
 }
-        ephemeral_container_statuses: (!ephemeral.is_empty()).then_some(ephemeral),
