@@ -241,7 +241,7 @@ fn a_secret_that_fails_to_decrypt_is_a_500_alone() {
     c.boot();
     let err = c.kubectl_err(&["get", "secret", "bad"], None);
     assert!(
-        err.contains("Error from server (InternalError): Internal error occurred: output array was not large enough for encryption"),
+        err.contains("Error from server (InternalError): Internal error occurred: decrypting with key \"secretbox:key1\": output array was not large enough for encryption"),
         "{err}"
     );
     assert_eq!(secret_value(&c, "good"), "fine");

@@ -142,43 +142,67 @@ impl Encryption {
         }
     }
 
-    /// The value stored at `key`, opened; also whether it should be rewritten (stale).
+    /// The value stored at `key`, opened; also whether it should be rewritten (stale). A
+    /// value that does not open names the key it was sealed with (`<provider>:<name>`), so
+    /// the one object's 500 says which key to restore.
     pub fn open(&self, key: &str, value: Bytes) -> Result<(Bytes, bool), TransformError> {
         match self.transformer(key) {
             None => Ok((value, false)),
             Some(t) => t
                 .transform_from_storage(&value, key.as_bytes())
-                .map(|(v, stale)| (Bytes::from(v), stale)),
+                .map(|(v, stale)| (Bytes::from(v), stale))
+                .map_err(|e| match key_id(&value) {
+                    Some(id) => TransformError(format!("decrypting with key {id:?}: {}", e.0)),
+                    None => e,
+                }),
         }
     }
 
     /// Refuses a configuration that cannot read what the store holds: a key named by stored
     /// values is missing, or a key decrypts none of its values (the wrong bytes under the
     /// right name). A single value that fails among readable ones is a corrupt object, left
-    /// to answer 500 on its own.
-    pub fn verify(&self, store: &dyn Store) -> Result<(), EncryptionError> {
+    /// to answer 500 on its own. Only a sample is decrypted: each key id's values until one
+    /// opens (a right key opens the first, so the start costs one decryption per key id,
+    /// not one per object); the store is read a page at a time.
+    pub fn verify(&self, store: &dyn Store) -> Result<Verified, EncryptionError> {
         #[derive(Default)]
         struct Tally {
             ok: usize,
             failed: usize,
             first: Option<(String, String)>,
         }
+        const PAGE: usize = 500;
         let mut keys: HashMap<String, Tally> = HashMap::new();
         for prefix in self.prefixes() {
-            for kv in store.list(&prefix, None, None)?.items {
-                let Some(id) = key_id(&kv.value) else {
-                    continue;
-                };
-                let tally = keys.entry(id).or_default();
-                match self.open(&kv.key, kv.value) {
-                    Ok(_) => tally.ok += 1,
-                    Err(e) => {
-                        tally.failed += 1;
-                        tally.first.get_or_insert((kv.key, e.0));
+            let mut after: Option<String> = None;
+            loop {
+                let page = store.list(&prefix, after.as_deref(), Some(PAGE))?;
+                after = page.items.last().map(|kv| kv.key.clone());
+                for kv in page.items {
+                    let Some(id) = key_id(&kv.value) else {
+                        continue;
+                    };
+                    let tally = keys.entry(id).or_default();
+                    if tally.ok > 0 {
+                        continue;
                     }
+                    match self.open(&kv.key, kv.value) {
+                        Ok(_) => tally.ok += 1,
+                        Err(e) => {
+                            tally.failed += 1;
+                            tally.first.get_or_insert((kv.key, e.0));
+                        }
+                    }
+                }
+                if !page.more || after.is_none() {
+                    break;
                 }
             }
         }
+        let verified = Verified {
+            key_ids: keys.len(),
+            decrypted: keys.values().map(|t| t.ok + t.failed).sum(),
+        };
         let mut ids: Vec<_> = keys.into_iter().collect();
         ids.sort_by(|a, b| a.0.cmp(&b.0));
         for (id, tally) in ids {
@@ -194,8 +218,15 @@ impl Encryption {
                 tracing::warn!(%key, %error, count = tally.failed, "stored objects fail to decrypt");
             }
         }
-        Ok(())
+        Ok(verified)
     }
+}
+
+/// What [`Encryption::verify`] read: the key ids found and the values it decrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub key_ids: usize,
+    pub decrypted: usize,
 }
 
 /// `<provider>:<key name>` of an encrypted value (`k8s:enc:secretbox:v1:key1:...`).

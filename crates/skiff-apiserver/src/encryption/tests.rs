@@ -91,13 +91,13 @@ async fn a_corrupt_object_fails_alone() {
     let err = store.get(SECRET).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "output array was not large enough for encryption"
+        "decrypting with key \"secretbox:key1\": output array was not large enough for encryption"
     );
     assert_eq!(store.get(other).unwrap().unwrap().value, PLAIN);
     let err = store.list("/registry/secrets/", None, None).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unable to transform key \"/registry/secrets/default/db\": output array was not large enough for encryption"
+        "unable to transform key \"/registry/secrets/default/db\": decrypting with key \"secretbox:key1\": output array was not large enough for encryption"
     );
     // The watch reports it once and ends.
     assert!(matches!(
@@ -214,5 +214,41 @@ resources:
             "/registry/replicasets/",
             "/registry/statefulsets/",
         ]
+    );
+}
+
+#[tokio::test]
+async fn verify_decrypts_a_sample_per_key_id() {
+    let (inner, encryption, store) = setup();
+    for i in 0..1200 {
+        store
+            .create(
+                format!("/registry/secrets/default/s{i:04}"),
+                Bytes::from_static(PLAIN),
+            )
+            .await
+            .unwrap();
+    }
+    // One key id, 1,200 values over three pages: one decryption.
+    assert_eq!(
+        encryption.verify(inner.as_ref()).unwrap(),
+        Verified {
+            key_ids: 1,
+            decrypted: 1
+        }
+    );
+    // Values that fail before the first that opens are counted, and do not refuse.
+    for i in 0..3 {
+        let key = format!("/registry/secrets/default/s{i:04}");
+        let mut bad = inner.get(&key).unwrap().unwrap().value.to_vec();
+        *bad.last_mut().unwrap() ^= 1;
+        inner.update(key, bad.into(), None).await.unwrap();
+    }
+    assert_eq!(
+        encryption.verify(inner.as_ref()).unwrap(),
+        Verified {
+            key_ids: 1,
+            decrypted: 4
+        }
     );
 }
