@@ -164,9 +164,9 @@ pub async fn run_with_metrics(client: kube::Client, metrics: metrics::SchedulerM
     tokio::spawn(reporter(client.clone(), report_rx));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let mut nodes_changed = tokio::select! {
-            change = changes.next() => match change { Some(n) => n, None => return },
-            _ = tick.tick() => false,
+        let (mut nodes_changed, ticked) = tokio::select! {
+            change = changes.next() => match change { Some(n) => (n, false), None => return },
+            _ = tick.tick() => (false, true),
         };
         // Drain whatever else is ready so a burst is handled in one pass.
         while let Some(Some(n)) = changes.now_or_never_ready() {
@@ -176,8 +176,14 @@ pub async fn run_with_metrics(client: kube::Client, metrics: metrics::SchedulerM
             failed.clear();
         }
         let all = pods.state();
-        let mut infos = node_infos(&nodes, &all, &assumed);
         let mut pending: Vec<&Arc<Pod>> = all.iter().filter(|p| is_pending(p)).collect();
+        // Most changes are status updates of bound pods, with nothing to place: the node
+        // infos (a walk over every pod) are built only when there is, and on the tick, which
+        // also forgets the assumptions the cache has caught up with.
+        if pending.is_empty() && !ticked {
+            continue;
+        }
+        let mut infos = node_infos(&nodes, &all, &assumed);
         pending.sort_by_key(|p| {
             let priority = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
             (

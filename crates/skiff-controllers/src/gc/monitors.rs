@@ -3,12 +3,12 @@
 //! periodically and whenever a CustomResourceDefinition or APIService changes, so custom
 //! resources are covered once established), each with one metadata-only watch into a cache.
 
-use super::plan::{is_dependent_or_finalizing, GroupKind, Obj, Scopes};
+use super::plan::{is_dependent_or_finalizing, may_make_garbage, GroupKind, Obj, Scopes};
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::core::discovery::verbs;
 use kube::discovery::{ApiResource, Discovery, Scope};
-use kube::runtime::reflector::{store::Writer, Store};
+use kube::runtime::reflector::{store::Writer, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use skiff_reconcile::{ObjectKey, Queue};
 use std::collections::{HashMap, HashSet};
@@ -191,6 +191,7 @@ impl Monitors {
                 o.metadata.labels = None;
             });
         let (queue, key, flag) = (self.queue.clone(), self.key.clone(), synced.clone());
+        let (cache, resource) = (store.clone(), served.resource.clone());
         // Discovery follows CRDs and APIServices: they add and remove resources.
         let rediscover = ((kind.group == "apiextensions.k8s.io"
             && kind.kind == "CustomResourceDefinition")
@@ -206,11 +207,14 @@ impl Monitors {
                         continue;
                     }
                 };
-                writer.apply_watcher_event(&event);
                 let trigger = match &event {
-                    // Only a change to a dependent or a finalizing owner can make garbage;
-                    // a deletion can orphan anything.
-                    watcher::Event::Apply(o) => is_dependent_or_finalizing(&o.metadata),
+                    // Only a change to a dependent's owners or a finalizing owner can make
+                    // garbage (compared with the cache before it takes the change); a
+                    // deletion can orphan anything.
+                    watcher::Event::Apply(o) => {
+                        let before = cache.get(&ObjectRef::from_obj_with(o, resource.clone()));
+                        may_make_garbage(before.as_deref().map(|b| &b.metadata), &o.metadata)
+                    }
                     watcher::Event::Delete(_) => true,
                     watcher::Event::InitDone => {
                         flag.store(true, Ordering::Release);
@@ -218,6 +222,7 @@ impl Monitors {
                     }
                     watcher::Event::Init | watcher::Event::InitApply(_) => false,
                 };
+                writer.apply_watcher_event(&event);
                 if trigger {
                     queue.add_after(key.clone(), BATCH);
                 }

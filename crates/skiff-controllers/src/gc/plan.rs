@@ -114,6 +114,22 @@ pub fn is_dependent_or_finalizing(meta: &ObjectMeta) -> bool {
                 .any(|f| f == FOREGROUND || f == ORPHAN))
 }
 
+/// Whether a watched change from `before` (absent: an object new to the cache) to `after` can
+/// make garbage, and so must queue a pass. Only the owner references, the uid, and the
+/// deletion state and finalizers matter. A pod's status update, the most frequent change by
+/// far, leaves the graph as it was and queues nothing (the periodic resync still passes).
+pub fn may_make_garbage(before: Option<&ObjectMeta>, after: &ObjectMeta) -> bool {
+    if !is_dependent_or_finalizing(after) {
+        return false;
+    }
+    before.is_none_or(|b| {
+        b.uid != after.uid
+            || b.owner_references != after.owner_references
+            || b.deletion_timestamp != after.deletion_timestamp
+            || b.finalizers != after.finalizers
+    })
+}
+
 /// How a dependent is deleted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Propagation {

@@ -592,3 +592,77 @@ fn foreground_deletion_of_any_cycle_member_deletes_the_whole_cycle() {
         }
     }
 }
+
+/// Which watched changes queue a pass: only those that can make garbage.
+#[test]
+fn only_changes_to_owners_or_deletion_queue_a_pass() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    let meta = |owners: &[&str], finalizers: &[&str], deleting: bool| ObjectMeta {
+        name: Some("p".into()),
+        uid: Some("uid-p".into()),
+        owner_references: Some(
+            owners
+                .iter()
+                .map(|o| reference(Kind::ReplicaSet, o))
+                .collect(),
+        ),
+        finalizers: Some(finalizers.iter().map(|f| f.to_string()).collect()),
+        deletion_timestamp: deleting.then_some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+        ..ObjectMeta::default()
+    };
+    let owned = meta(&["rs"], &[], false);
+    let mut relabelled = owned.clone();
+    relabelled.resource_version = Some("7".into());
+    let mut recreated = owned.clone();
+    recreated.uid = Some("uid-p2".into());
+    let cases: &[(&str, Option<&ObjectMeta>, &ObjectMeta, bool)] = &[
+        ("a new dependent", None, &owned, true),
+        (
+            "a dependent's status or labels changed",
+            Some(&owned),
+            &relabelled,
+            false,
+        ),
+        (
+            "its owners changed",
+            Some(&owned),
+            &meta(&["rs2"], &[], false),
+            true,
+        ),
+        (
+            "owners added to a free object",
+            Some(&meta(&[], &[], false)),
+            &owned,
+            true,
+        ),
+        (
+            "owners removed",
+            Some(&owned),
+            &meta(&[], &[], false),
+            false,
+        ),
+        ("recreated with a new uid", Some(&owned), &recreated, true),
+        ("a free object changed", None, &meta(&[], &[], false), false),
+        (
+            "an owner enters foreground deletion",
+            Some(&meta(&[], &[], false)),
+            &meta(&[], &[FOREGROUND], true),
+            true,
+        ),
+        (
+            "a dependent is being deleted",
+            Some(&owned),
+            &meta(&["rs"], &[], true),
+            true,
+        ),
+        (
+            "a finalizing owner changes nothing that matters",
+            Some(&meta(&[], &[ORPHAN], true)),
+            &meta(&[], &[ORPHAN], true),
+            false,
+        ),
+    ];
+    for (name, before, after, want) in cases {
+        assert_eq!(plan::may_make_garbage(*before, after), *want, "{name}");
+    }
+}
