@@ -125,7 +125,21 @@ fn v2_definition(r: &ResourceInfo, schema: &Value) -> Value {
     };
     d["x-kubernetes-group-version-kind"] =
         json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
+    if let Some(fields) = r.custom.as_deref().and_then(selectable_fields) {
+        d["x-kubernetes-selectable-fields"] = fields;
+    }
     d
+}
+
+/// A custom kind's `selectableFields` as upstream publishes them in OpenAPI (v2 and v3):
+/// `[{"fieldPath": "spec.color"}, ...]`, or nothing when it declares none.
+fn selectable_fields(c: &crate::crd::Custom) -> Option<Value> {
+    (!c.selectable_fields.is_empty()).then(|| {
+        c.selectable_fields
+            .iter()
+            .map(|f| json!({ "fieldPath": f }))
+            .collect()
+    })
 }
 
 /// Upstream's `ToStructuralOpenAPIV2`, on the schema as written: v2 has no `allOf`,
@@ -199,6 +213,9 @@ fn build(version: &str, resources: &[Arc<ResourceInfo>]) -> Value {
         let gvk = json!({"group": r.group, "version": version, "kind": r.kind});
         if let Some(Value::Object(schema)) = schemas.get_mut(&r.schema_name) {
             schema.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
+            if let Some(fields) = r.custom.as_deref().and_then(selectable_fields) {
+                schema.insert("x-kubernetes-selectable-fields".into(), fields);
+            }
         }
         let (collection, item) = resource_paths(r);
         let reference = json!({"$ref": format!("#/components/schemas/{}", r.schema_name)});

@@ -190,10 +190,29 @@ impl Params {
     }
 
     pub fn field_selector(&self, r: &ResourceInfo) -> Result<FieldSelector> {
-        match self.get("fieldSelector") {
-            None => Ok(FieldSelector::everything()),
-            Some(s) => FieldSelector::parse(s)
-                .and_then(|f| f.validate_for(&r.group, &r.plural))
+        let Some(s) = self.get("fieldSelector") else {
+            return Ok(FieldSelector::everything());
+        };
+        let parsed = FieldSelector::parse(s).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        match &r.custom {
+            Some(custom) => {
+                // Upstream's CR field label conversion: the name, the namespace of a
+                // namespaced kind, and the version's selectableFields.
+                for req in parsed.requirements() {
+                    let field = req.field.as_str();
+                    let ok = field == "metadata.name"
+                        || (r.namespaced && field == "metadata.namespace")
+                        || custom.selectable_fields.iter().any(|f| f == field);
+                    if !ok {
+                        return Err(ApiError::BadRequest(format!(
+                            "field label not supported: {field}"
+                        )));
+                    }
+                }
+                Ok(parsed)
+            }
+            None => parsed
+                .validate_for(&r.group, &r.plural)
                 .map_err(|e| ApiError::BadRequest(e.to_string())),
         }
     }

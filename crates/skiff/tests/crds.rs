@@ -695,3 +695,201 @@ fn the_gateway_api_safe_upgrades_policy_refuses_experimental_crds_over_standard(
         "{err}"
     );
 }
+
+/// The shirts of upstream's selectable-fields integration test
+/// (apiextensions-apiserver test/integration/fieldselector_test.go), at one version: skiff
+/// converts no versions (conversion `None`), so the `v1beta1` rename of `color` is left out.
+const SHIRT_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: shirts.tests.example.com}
+spec:
+  group: tests.example.com
+  scope: Cluster
+  names: {plural: shirts, singular: shirt, kind: Shirt, listKind: ShirtList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              color: {type: string}
+              quantity: {type: integer}
+              size: {type: string, enum: [S, M, L, XL]}
+              branded: {type: boolean}
+    selectableFields:
+    - jsonPath: .spec.color
+    - jsonPath: .spec.quantity
+    - jsonPath: .spec.size
+    - jsonPath: .spec.branded
+"#;
+
+const SHIRTS: &str = "
+kind: Shirt
+apiVersion: tests.example.com/v1
+metadata: {name: shirt1}
+spec: {color: blue, quantity: 2, size: S, branded: true}
+---
+kind: Shirt
+apiVersion: tests.example.com/v1
+metadata: {name: shirt2}
+spec: {color: blue, quantity: 3, size: M, branded: false}
+---
+kind: Shirt
+apiVersion: tests.example.com/v1
+metadata: {name: shirt3}
+spec: {color: green, quantity: 2, branded: false}
+";
+
+/// Names of the shirts a field selector lists, sorted.
+fn shirts(c: &Cluster, selector: &str) -> Vec<String> {
+    let mut names: Vec<String> = c.json(&["get", "shirts", "--field-selector", selector])["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn selectable_fields_select_in_lists_watches_and_deletes_and_are_published() {
+    let c = Cluster::start();
+    c.kubectl_in(&["apply", "-f", "-"], SHIRT_CRD);
+    c.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "crd/shirts.tests.example.com",
+    ]);
+    // The API's own list (kubectl's `-o json` list has no resourceVersion of its own).
+    let list: serde_json::Value =
+        serde_json::from_str(&c.kubectl(&["get", "--raw", "/apis/tests.example.com/v1/shirts"]))
+            .unwrap();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("list resourceVersion")
+        .to_owned();
+    c.kubectl_in(&["apply", "-f", "-"], SHIRTS);
+
+    // The integration test's cases (list).
+    let cases: &[(&str, &[&str])] = &[
+        ("spec.color=blue", &["shirt1", "shirt2"]),
+        ("spec.quantity=2", &["shirt1", "shirt3"]),
+        ("spec.size=M", &["shirt2"]),
+        ("spec.branded=false", &["shirt2", "shirt3"]),
+        ("spec.color=blue,spec.quantity=2", &["shirt1"]),
+        ("spec.color=blue,spec.branded=false", &["shirt2"]),
+        ("spec.color!=blue", &["shirt3"]),
+        ("metadata.name=shirt3", &["shirt3"]),
+    ];
+    for (selector, want) in cases {
+        assert_eq!(shirts(&c, selector), *want, "{selector}");
+    }
+    let err = c.kubectl_err(
+        &["get", "shirts", "--field-selector", "spec.nosuchfield=xyz"],
+        None,
+    );
+    assert!(
+        err.contains("field label not supported: spec.nosuchfield"),
+        "{err}"
+    );
+    // A cluster-scoped kind has no namespace to select on, as upstream's converter says.
+    let err = c.kubectl_err(
+        &["get", "shirts", "--field-selector", "metadata.namespace=x"],
+        None,
+    );
+    assert!(
+        err.contains("field label not supported: metadata.namespace"),
+        "{err}"
+    );
+
+    // Watch: shirt1 deleted and shirt2 turned green leave `spec.color=blue`. Replayed from
+    // the resourceVersion before the creations; the server ends the watch after a second.
+    c.kubectl(&["delete", "shirt", "shirt1"]);
+    c.kubectl(&[
+        "patch",
+        "shirt",
+        "shirt2",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"color":"green"}}"#,
+    ]);
+    let events = c.kubectl(&[
+        "get",
+        "--raw",
+        &format!(
+            "/apis/tests.example.com/v1/shirts?watch=1&resourceVersion={rv}&timeoutSeconds=1&fieldSelector=spec.color%3Dblue"
+        ),
+    ]);
+    let seen: Vec<(String, String)> = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a watch event"))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["object"]["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        seen,
+        pairs(&[
+            ("ADDED", "shirt1"),
+            ("ADDED", "shirt2"),
+            ("DELETED", "shirt1"),
+            ("DELETED", "shirt2"),
+        ])
+    );
+
+    // deletecollection by a selectable field.
+    c.kubectl_in(&["apply", "-f", "-"], SHIRTS);
+    c.kubectl(&["delete", "shirts", "--field-selector", "spec.quantity=2"]);
+    assert_eq!(shirts(&c, "metadata.name!=none"), ["shirt2"]);
+
+    // Published in OpenAPI v3 and v2 as upstream's builder does.
+    let want = serde_json::json!([{"fieldPath": "spec.color"}, {"fieldPath": "spec.quantity"},
+        {"fieldPath": "spec.size"}, {"fieldPath": "spec.branded"}]);
+    let v3: serde_json::Value = serde_json::from_str(&c.kubectl(&[
+        "get",
+        "--raw",
+        "/openapi/v3/apis/tests.example.com/v1",
+    ]))
+    .unwrap();
+    assert_eq!(
+        v3["components"]["schemas"]["com.example.tests.v1.Shirt"]["x-kubernetes-selectable-fields"],
+        want
+    );
+    let v2: serde_json::Value =
+        serde_json::from_str(&c.kubectl(&["get", "--raw", "/openapi/v2"])).unwrap();
+    assert_eq!(
+        v2["definitions"]["com.example.tests.v1.Shirt"]["x-kubernetes-selectable-fields"],
+        want
+    );
+
+    // A declaration that is no simple path to a scalar is refused, with upstream's message.
+    let bad = SHIRT_CRD
+        .replace("shirts.tests.example.com", "jackets.tests.example.com")
+        .replace(
+            "plural: shirts, singular: shirt, kind: Shirt, listKind: ShirtList",
+            "plural: jackets, singular: jacket, kind: Jacket, listKind: JacketList",
+        )
+        .replace("jsonPath: .spec.quantity", "jsonPath: .spec.nosuch")
+        .replace("jsonPath: .spec.size", "jsonPath: .spec");
+    let err = c.kubectl_err(&["apply", "-f", "-"], Some(&bad));
+    assert!(
+        err.contains(r#"spec.versions[0].selectableFields[1].jsonPath: Invalid value: ".spec.nosuch": is an invalid path: does not refer to a valid field"#)
+            && err.contains(r#"spec.versions[0].selectableFields[2].jsonPath: Invalid value: ".spec": must point to a field of type string, boolean or integer"#),
+        "{err}"
+    );
+}

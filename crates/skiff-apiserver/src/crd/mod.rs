@@ -36,6 +36,9 @@ pub struct Custom {
     pub scale: Option<ScalePaths>,
     /// The warning for a deprecated version.
     pub deprecation: Option<String>,
+    /// This version's `selectableFields`, as field selector labels (`spec.color`): what a
+    /// field selector may name beside `metadata.name` (and `metadata.namespace`).
+    pub selectable_fields: Vec<String>,
     /// Server-side apply's view of the schema.
     pub fields: skiff_fieldmanager::Schema,
     /// The checked schema that validates, defaults and prunes objects; `None` only for a
@@ -174,6 +177,7 @@ pub fn resources_of(crd: &Value) -> Vec<ResourceInfo> {
                     .unwrap_or_default(),
                 scale: ScalePaths::of(&v["subresources"]["scale"]),
                 deprecation,
+                selectable_fields: selectable_fields(v),
             };
             ResourceInfo {
                 group: group.clone(),
@@ -198,8 +202,131 @@ pub fn resources_of(crd: &Value) -> Vec<ResourceInfo> {
         .collect()
 }
 
+/// A version's `selectableFields` as field selector labels: the JSON paths without their
+/// leading dot, in declared order, each once.
+pub fn selectable_fields(version: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in version["selectableFields"].as_array().into_iter().flatten() {
+        let label = f["jsonPath"].as_str().unwrap_or_default();
+        let label = label.strip_prefix('.').unwrap_or(label).to_owned();
+        if !label.is_empty() && !out.contains(&label) {
+            out.push(label);
+        }
+    }
+    out
+}
+
+/// Most selectable fields a version may declare (upstream's `MaxSelectableFields`).
+const MAX_SELECTABLE_FIELDS: usize = 8;
+
+/// Upstream's `ValidFieldPath` without array notation, on a version's schema as written:
+/// `.a.b` steps through `properties` (or `additionalProperties`), giving the field label
+/// (`a.b`) and the schema it reaches, or the reason it is not a path.
+fn selectable_path<'a>(schema: &'a Value, path: &str) -> Result<(String, &'a Value), String> {
+    let mut node = schema;
+    let mut label: Vec<&str> = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if rest.starts_with('[') {
+            return Err("array notation is not allowed".into());
+        }
+        let Some(after) = rest.strip_prefix('.') else {
+            let token = &rest[..rest.find(['.', '[', ']']).unwrap_or(rest.len()).max(1)];
+            return Err(format!("expected [ or . but got: {token}"));
+        };
+        if after.is_empty() {
+            return Err("unexpected end of JSON path".into());
+        }
+        // The next token: a name, or a delimiter standing alone.
+        let end = after.find(['.', '[', ']']).unwrap_or(after.len()).max(1);
+        let name = &after[..end];
+        rest = &after[end..];
+        node = if node["properties"].is_object() {
+            node["properties"]
+                .get(name)
+                .ok_or_else(|| "does not refer to a valid field".to_owned())?
+        } else if node["additionalProperties"].is_object() {
+            &node["additionalProperties"]
+        } else {
+            return Err("does not refer to a valid field".into());
+        };
+        label.push(name);
+    }
+    Ok((label.join("."), node))
+}
+
+/// The errors of a version's `selectableFields` (upstream's
+/// `ValidateCustomResourceSelectableFields`): each `jsonPath` a simple path into the schema,
+/// not into `metadata`, to a string, boolean or integer field, each once, at most 8.
+pub fn selectable_field_errors(
+    version: &Value,
+    base: &str,
+) -> Vec<skiff_apimachinery::validation::FieldError> {
+    use skiff_apimachinery::validation::FieldError;
+    let Some(fields) = version["selectableFields"]
+        .as_array()
+        .filter(|f| !f.is_empty())
+    else {
+        return Vec::new();
+    };
+    let at = format!("{base}.selectableFields");
+    let schema = &version["schema"]["openAPIV3Schema"];
+    if !schema.is_object() {
+        return vec![FieldError::invalid(
+            &at,
+            Value::from(""),
+            "may only be set when `version.schema.openAPIV3Schema` is not included",
+        )];
+    }
+    let mut errs = Vec::new();
+    let mut unique: Vec<String> = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        let field = format!("{at}[{i}].jsonPath");
+        let path = f["jsonPath"].as_str().unwrap_or_default();
+        if path.is_empty() {
+            errs.push(FieldError::required(&field, ""));
+            continue;
+        }
+        let invalid = |detail: String| FieldError::invalid(&field, Value::from(path), detail);
+        let (label, found) = match selectable_path(schema, path) {
+            Ok(found) => found,
+            Err(e) => {
+                errs.push(invalid(format!("is an invalid path: {e}")));
+                continue;
+            }
+        };
+        if label.split('.').next() == Some("metadata") {
+            errs.push(invalid("must not point to fields in metadata".into()));
+        }
+        if !matches!(
+            found["type"].as_str(),
+            Some("string" | "boolean" | "integer")
+        ) {
+            errs.push(invalid(
+                "must point to a field of type string, boolean or integer. Enum string fields \
+                 and strings with formats are allowed."
+                    .into(),
+            ));
+        }
+        if unique.contains(&label) {
+            errs.push(FieldError::duplicate(&field, Value::from(path)));
+        } else {
+            unique.push(label);
+        }
+    }
+    if unique.len() > MAX_SELECTABLE_FIELDS {
+        errs.push(FieldError::too_many(
+            &at,
+            unique.len(),
+            MAX_SELECTABLE_FIELDS,
+        ));
+    }
+    errs
+}
+
 /// The structural-schema errors of every version of a CRD being written, with their
-/// paths in the CRD (`spec.versions[0].schema.openAPIV3Schema...`).
+/// paths in the CRD (`spec.versions[0].schema.openAPIV3Schema...`), and those of its
+/// versions' `selectableFields`.
 pub fn validate_schemas(crd: &Value) -> Vec<crate::error::Cause> {
     let mut errs = Vec::new();
     for (i, v) in crd["spec"]["versions"]
@@ -208,6 +335,15 @@ pub fn validate_schemas(crd: &Value) -> Vec<crate::error::Cause> {
         .flatten()
         .enumerate()
     {
+        errs.extend(
+            selectable_field_errors(v, &format!("spec.versions[{i}]"))
+                .iter()
+                .map(|e| crate::error::Cause {
+                    reason: e.kind.reason().to_owned(),
+                    message: e.body(),
+                    field: e.field.clone(),
+                }),
+        );
         let schema = &v["schema"]["openAPIV3Schema"];
         if schema.is_null() {
             continue;
@@ -574,5 +710,132 @@ mod tests {
         let crd = json!({"spec": {"group": "example.com", "names": {"plural": "widgets", "kind": "Widget"},
             "versions": [{"name": "v1", "served": true, "storage": true}]}});
         assert!(resources_of(&crd).is_empty());
+    }
+
+    /// Upstream's selectable-field declaration rules (`ValidateCustomResourceSelectableFields`
+    /// and its table in validation_test.go), on the shirt schema of the selectable-fields
+    /// integration test.
+    #[test]
+    fn selectable_fields_must_be_simple_paths_to_scalars_each_once_at_most_eight() {
+        let version = |paths: &[&str]| {
+            json!({"name": "v1", "selectableFields": paths.iter().map(|p| json!({"jsonPath": p})).collect::<Vec<_>>(),
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
+                    "spec": {"type": "object", "properties": {
+                        "color": {"type": "string"}, "quantity": {"type": "integer"},
+                        "size": {"type": "string", "enum": ["S", "M", "L", "XL"]},
+                        "branded": {"type": "boolean"}, "price": {"type": "number"},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "inner": {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}, "c": {"type": "string"}, "d": {"type": "string"}}}}}}}}})
+        };
+        let at = "spec.versions[0].selectableFields";
+        let cases: &[(&str, Vec<&str>, Vec<String>)] = &[
+            (
+                "the integration test's four",
+                vec![
+                    ".spec.color",
+                    ".spec.quantity",
+                    ".spec.size",
+                    ".spec.branded",
+                ],
+                vec![],
+            ),
+            ("a map value", vec![".spec.labels.team"], vec![]),
+            (
+                "empty",
+                vec![""],
+                vec![format!("{at}[0].jsonPath: Required value")],
+            ),
+            (
+                "unknown field",
+                vec![".spec.nosuch"],
+                vec![format!(
+                    r#"{at}[0].jsonPath: Invalid value: ".spec.nosuch": is an invalid path: does not refer to a valid field"#
+                )],
+            ),
+            (
+                "no leading dot",
+                vec!["spec.color"],
+                vec![format!(
+                    r#"{at}[0].jsonPath: Invalid value: "spec.color": is an invalid path: expected [ or . but got: spec"#
+                )],
+            ),
+            (
+                "array notation",
+                vec![".spec.tags[0]"],
+                vec![format!(
+                    r#"{at}[0].jsonPath: Invalid value: ".spec.tags[0]": is an invalid path: array notation is not allowed"#
+                )],
+            ),
+            (
+                "trailing dot",
+                vec![".spec."],
+                vec![format!(
+                    r#"{at}[0].jsonPath: Invalid value: ".spec.": is an invalid path: unexpected end of JSON path"#
+                )],
+            ),
+            (
+                "metadata",
+                vec![".metadata.name"],
+                vec![format!(
+                    r#"{at}[0].jsonPath: Invalid value: ".metadata.name": must not point to fields in metadata"#
+                )],
+            ),
+            (
+                "a number",
+                vec![".spec.price"],
+                vec![format!(
+                    r#"{at}[0].jsonPath: Invalid value: ".spec.price": must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed."#
+                )],
+            ),
+            (
+                "an object",
+                vec![".spec"],
+                vec![format!(
+                    r#"{at}[0].jsonPath: Invalid value: ".spec": must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed."#
+                )],
+            ),
+            (
+                "twice",
+                vec![".spec.color", ".spec.color"],
+                vec![format!(
+                    r#"{at}[1].jsonPath: Duplicate value: ".spec.color""#
+                )],
+            ),
+            (
+                "nine",
+                vec![
+                    ".spec.color",
+                    ".spec.quantity",
+                    ".spec.size",
+                    ".spec.branded",
+                    ".spec.labels.x",
+                    ".spec.inner.a",
+                    ".spec.inner.b",
+                    ".spec.inner.c",
+                    ".spec.inner.d",
+                ],
+                vec![format!("{at}: Too many: 9: must have at most 8 items")],
+            ),
+        ];
+        for (name, paths, want) in cases {
+            let got: Vec<String> = selectable_field_errors(&version(paths), "spec.versions[0]")
+                .iter()
+                .map(|e| e.message())
+                .collect();
+            assert_eq!(&got, want, "{name}");
+        }
+        let no_schema = json!({"name": "v1", "selectableFields": [{"jsonPath": ".spec.color"}]});
+        assert_eq!(
+            selectable_field_errors(&no_schema, "spec.versions[0]")[0].message(),
+            format!(
+                r#"{at}: Invalid value: "": may only be set when `version.schema.openAPIV3Schema` is not included"#
+            )
+        );
+        assert_eq!(
+            selectable_fields(&version(&[".spec.color", ".spec.size", ".spec.color"])),
+            ["spec.color", "spec.size"]
+        );
     }
 }
