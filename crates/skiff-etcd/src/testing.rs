@@ -113,6 +113,85 @@ impl Drop for EtcdProcess {
     }
 }
 
+/// Several etcd members forming one cluster on loopback (plain HTTP), each killed when
+/// dropped: what a highly available control plane stores its state in.
+pub struct EtcdCluster {
+    members: Vec<EtcdProcess>,
+}
+
+impl EtcdCluster {
+    /// Starts `size` members and waits until each is healthy (the cluster has a leader);
+    /// skips or fails as [`EtcdProcess::start_or_skip`] without the binary.
+    pub fn start_or_skip(size: usize) -> Option<EtcdCluster> {
+        let Some(binary) = find_binary() else {
+            let why = "etcd is not installed (Debian: apt-get install etcd-server)";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{why}; CI must run this test");
+            }
+            eprintln!("skipping: {why}");
+            return None;
+        };
+        let ports: Vec<(u16, u16, u16)> = (0..size)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer, _))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = Vec::new();
+        for (i, (client, peer, metrics)) in ports.into_iter().enumerate() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let client_url = format!("http://127.0.0.1:{client}");
+            let peer_url = format!("http://127.0.0.1:{peer}");
+            let args = vec![
+                format!("--name=m{i}"),
+                format!("--data-dir={}", dir.path().join("data").display()),
+                format!("--listen-client-urls={client_url}"),
+                format!("--advertise-client-urls={client_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster={initial}"),
+                "--initial-cluster-state=new".to_owned(),
+                "--initial-cluster-token=skiff-test".to_owned(),
+                format!("--listen-metrics-urls=http://127.0.0.1:{metrics}"),
+            ];
+            let child = spawn(&binary, &args, dir.path())
+                .unwrap_or_else(|e| panic!("starting etcd member {i}: {e}"));
+            members.push(EtcdProcess {
+                child,
+                endpoint: client_url,
+                dir,
+                binary: binary.clone(),
+                args,
+                metrics,
+            });
+        }
+        // Members elect a leader only once a quorum of them runs, so wait after starting all.
+        for member in &mut members {
+            if let Err(log) = member.wait_healthy() {
+                panic!("etcd member did not become healthy:\n{log}");
+            }
+        }
+        Some(EtcdCluster { members })
+    }
+
+    /// Every member's client URL, comma-separated, as `--datastore-endpoint` takes them.
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.endpoint())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Member `i`, to kill and restart.
+    pub fn member(&mut self, i: usize) -> &mut EtcdProcess {
+        &mut self.members[i]
+    }
+}
+
 fn find_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("SKIFF_TEST_ETCD") {
         return Some(path.into());

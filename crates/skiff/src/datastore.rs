@@ -35,6 +35,12 @@ fn interval(s: &str) -> Result<Duration, String> {
 }
 
 impl DatastoreArgs {
+    /// Whether the state is in etcd, where several servers may share it (and so elect
+    /// which one runs the controllers).
+    pub fn shared(&self) -> bool {
+        !self.datastore_endpoint.is_empty()
+    }
+
     /// The etcd store when `--datastore-endpoint` is given (connected, its watch cache
     /// primed), else `None`: the caller opens SQLite.
     pub async fn connect(&self) -> anyhow::Result<Option<Arc<dyn Store>>> {

@@ -11,6 +11,7 @@ mod controllers;
 mod datastore;
 mod image;
 mod killall;
+mod leader;
 mod memory;
 mod net;
 mod node;
@@ -90,6 +91,8 @@ struct ServerArgs {
     nodes: NodeFailureArgs,
     #[command(flatten)]
     lease: LeaseArgs,
+    #[command(flatten)]
+    leader_election: leader::LeaderElectionArgs,
 }
 
 /// How fast a lost node is noticed and its pods replaced (decision 0023): upstream's flags
@@ -228,6 +231,7 @@ fn main() -> std::process::ExitCode {
 }
 
 /// What the in-process components (API clients all) need to start.
+#[derive(Clone)]
 pub struct Components {
     /// The server's data dir; components keep their state in subdirectories of it.
     pub data_dir: PathBuf,
@@ -384,6 +388,7 @@ async fn shutdown_signal() {
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let leader_timing = args.leader_election.timing()?;
     let data_dir = &args.data_dir;
     security::prepare_data_dir(data_dir)?;
     let _lock = security::lock_data_dir(data_dir, "one server per data dir")?;
@@ -500,13 +505,20 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig: kubeconfig.clone(),
         api: Some(local_api),
     };
-    let controller_metrics = controllers::start(&components, &metrics).await?;
-    controllers::start_node_lifecycle(
-        &components,
-        args.nodes.node_monitor_grace_period,
-        controller_metrics,
-    )
-    .await?;
+    let start_controllers = {
+        let components = components.clone();
+        let metrics = metrics.clone();
+        let grace = args.nodes.node_monitor_grace_period;
+        async move {
+            let controller_metrics = controllers::start(&components, &metrics).await?;
+            controllers::start_node_lifecycle(&components, grace, controller_metrics).await
+        }
+    };
+    if args.datastore.shared() {
+        leader::spawn(&components, leader_timing, start_controllers).await?;
+    } else {
+        start_controllers.await?;
+    }
     let node_settled = node::start(&components, &node_options).await?;
     // Ready means the API answers and the node (when there is one) takes pods; the API
     // must serve for the node to register, so this is said from the background.

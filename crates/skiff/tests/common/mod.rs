@@ -22,7 +22,12 @@ impl Cluster {
 
     /// A server started with more flags.
     pub fn start_with(args: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Cluster::start_in(tempfile::tempdir().expect("temp dir"), args)
+    }
+
+    /// A server with more flags on a data dir the test prepared (another server's
+    /// certificates and keys in it, say).
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Cluster {
         let mut cluster = Cluster {
             dir,
             child: None,
@@ -92,6 +97,11 @@ impl Cluster {
             .write_all(docs.as_bytes())
             .expect("write manifests");
         apply
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     pub fn crash(&mut self) {
