@@ -40,7 +40,7 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
 ];
 
 /// What the image holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// The collector binary as `/collector`, its entrypoint, run as an unprivileged user.
     Collector,
@@ -48,16 +48,31 @@ pub enum Kind {
     /// walkthrough's dashboard (`httpd`) and a shell inside the cluster, built offline from
     /// Debian's busybox-static.
     Busybox,
-    /// Another program packed the way the collector is, as `/<name>`, its entrypoint, run as
-    /// the unprivileged user in `/data`: the walkthrough's in-cluster Prometheus (Debian's
-    /// `victoria-metrics`), built offline like the rest.
-    Tool,
+    /// Another program from the host, at its host path, run as the unprivileged user in
+    /// `/data`: the walkthrough's in-cluster Prometheus (Debian's `victoria-metrics`) and the
+    /// Postgres and Redis of the article's Compose file, built offline from Debian's packages.
+    Tool(Tool),
 }
 
-/// Where `spec`'s binary lives in the image and runs from.
-fn entrypoint(spec: &ImageSpec) -> String {
+/// What a [`Kind::Tool`] image adds to its binary and how it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tool {
+    /// Host files or directories (copied whole, symlinks kept) and where they go in the image;
+    /// the shared libraries of every executable among them come along.
+    pub add: Vec<(PathBuf, String)>,
+    /// The entrypoint; the binary's path when `None`.
+    pub entrypoint: Option<String>,
+    /// The image's `Cmd` (the entrypoint's default arguments).
+    pub cmd: Vec<String>,
+    /// `NAME=value` environment besides `PATH`.
+    pub env: Vec<String>,
+}
+
+/// Where `spec`'s binary lives in the image: a tool's at its host path, so a program that finds
+/// its data relative to itself (Postgres' share and lib directories) still does.
+fn binary_path(spec: &ImageSpec) -> String {
     match spec.kind {
-        Kind::Tool => format!("/{}", spec.name),
+        Kind::Tool(_) => spec.binary.display().to_string(),
         _ => ENTRYPOINT.to_string(),
     }
 }
@@ -170,31 +185,95 @@ fn layer(spec: &ImageSpec) -> Result<Vec<u8>, Error> {
         format!("root:x:0:\nnonroot:x:{USER_ID}:\n").as_bytes(),
     )?;
     let binary = std::fs::read(&spec.binary).map_err(io_err(&spec.binary))?;
-    file(
-        &mut tar,
-        entrypoint(spec).trim_start_matches('/'),
-        0o755,
-        &binary,
-    )?;
-    let mut dirs_done = std::collections::BTreeSet::new();
-    for lib in shared_libraries(&spec.binary)? {
-        let data = std::fs::read(&lib).map_err(io_err(&lib))?;
-        let rel = lib.to_string_lossy().trim_start_matches('/').to_string();
+    let mut dirs_done: std::collections::BTreeSet<String> =
+        ["etc/", "data/", "tmp/"].map(String::from).into();
+    // The parent directories of `rel` not yet in the layer.
+    let mut parents = |tar: &mut tar::Builder<Vec<u8>>, rel: &str| -> Result<(), Error> {
         let mut parent = PathBuf::new();
-        for part in Path::new(&rel)
+        for part in Path::new(rel)
             .parent()
             .into_iter()
             .flat_map(|p| p.components())
         {
             parent.push(part);
             let p = format!("{}/", parent.display());
-            if dirs_done.insert(p.clone()) && p != "etc/" {
-                dir(&mut tar, &p, 0o755, 0)?;
+            if dirs_done.insert(p.clone()) {
+                dir(tar, &p, 0o755, 0)?;
             }
         }
+        Ok(())
+    };
+    let main = binary_path(spec);
+    let main = main.trim_start_matches('/');
+    parents(&mut tar, main)?;
+    file(&mut tar, main, 0o755, &binary)?;
+    let mut executables = vec![spec.binary.clone()];
+    let mut files_done = std::collections::BTreeSet::from([main.to_string()]);
+    if let Kind::Tool(tool) = &spec.kind {
+        for (src, dest) in &tool.add {
+            for (host, rel) in tree(src, dest.trim_start_matches('/'))? {
+                let meta = std::fs::symlink_metadata(&host).map_err(io_err(&host))?;
+                if meta.is_dir() {
+                    parents(&mut tar, &format!("{rel}/x"))?;
+                } else if meta.file_type().is_symlink() {
+                    let target = std::fs::read_link(&host).map_err(io_err(&host))?;
+                    parents(&mut tar, &rel)?;
+                    let mut h = header(&rel, 0, 0o777, 0, spec.mtime, tar::EntryType::Symlink);
+                    tar.append_link(&mut h, &rel, &target)
+                        .map_err(io_err(&host))?;
+                    files_done.insert(rel);
+                } else {
+                    use std::os::unix::fs::PermissionsExt;
+                    let data = std::fs::read(&host).map_err(io_err(&host))?;
+                    let mode = meta.permissions().mode() & 0o777;
+                    if mode & 0o111 != 0 || data.starts_with(b"\x7fELF") {
+                        executables.push(host.clone());
+                    }
+                    parents(&mut tar, &rel)?;
+                    file(&mut tar, &rel, mode, &data)?;
+                    files_done.insert(rel);
+                }
+            }
+        }
+    }
+    let mut libs = std::collections::BTreeSet::new();
+    for exe in &executables {
+        libs.extend(shared_libraries(exe)?);
+    }
+    for lib in libs {
+        let rel = lib.to_string_lossy().trim_start_matches('/').to_string();
+        if !files_done.insert(rel.clone()) {
+            continue;
+        }
+        let data = std::fs::read(&lib).map_err(io_err(&lib))?;
+        parents(&mut tar, &rel)?;
         file(&mut tar, &rel, 0o755, &data)?;
     }
     tar.into_inner().map_err(io_err(Path::new("layer")))
+}
+
+/// `src` and, when it is a directory, everything under it (sorted, so archives are
+/// reproducible), each with its path under `dest`; symlinks are not followed.
+fn tree(src: &Path, dest: &str) -> Result<Vec<(PathBuf, String)>, Error> {
+    let mut out = vec![(src.to_path_buf(), dest.to_string())];
+    let meta = std::fs::symlink_metadata(src).map_err(io_err(src))?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(src)
+            .map_err(io_err(src))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(src))?;
+        entries.sort();
+        for e in entries {
+            let name = e
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            out.extend(tree(&e, &format!("{dest}/{name}"))?);
+        }
+    }
+    Ok(out)
 }
 
 /// The busybox image's root filesystem: `/bin/busybox`, its applet links, `/etc/passwd`,
@@ -248,7 +327,7 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<String, Error> {
     let created = chrono::DateTime::from_timestamp(spec.mtime as i64, 0)
         .unwrap_or_default()
         .to_rfc3339();
-    let runtime = match spec.kind {
+    let runtime = match &spec.kind {
         Kind::Collector => json!({
             "User": format!("{USER_ID}:{USER_ID}"),
             "Entrypoint": [ENTRYPOINT],
@@ -257,13 +336,18 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<String, Error> {
             "WorkingDir": "/data",
             "Labels": { "org.opencontainers.image.title": spec.name }
         }),
-        Kind::Tool => json!({
-            "User": format!("{USER_ID}:{USER_ID}"),
-            "Entrypoint": [entrypoint(spec)],
-            "Env": ["PATH=/"],
-            "WorkingDir": "/data",
-            "Labels": { "org.opencontainers.image.title": spec.name }
-        }),
+        Kind::Tool(tool) => {
+            let mut env = vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_string()];
+            env.extend(tool.env.iter().cloned());
+            json!({
+                "User": format!("{USER_ID}:{USER_ID}"),
+                "Entrypoint": [tool.entrypoint.clone().unwrap_or_else(|| binary_path(spec))],
+                "Cmd": tool.cmd,
+                "Env": env,
+                "WorkingDir": "/data",
+                "Labels": { "org.opencontainers.image.title": spec.name }
+            })
+        }
         Kind::Busybox => json!({
             "Cmd": ["sh"],
             "Env": ["PATH=/bin"],

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::process::Command;
 
-use collector::image::{build, ImageSpec, Kind};
+use collector::image::{build, ImageSpec, Kind, Tool};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -162,11 +162,23 @@ fn busybox_image_has_the_applet_links_and_a_shell_command() {
 }
 
 #[test]
-fn a_tool_image_runs_its_binary_by_name_as_the_unprivileged_user() {
+fn a_tool_image_holds_its_binary_at_its_path_what_it_adds_and_their_libraries() {
     let dir = tempfile::tempdir().unwrap();
-    // /bin/true stands in for victoria-metrics: where it lands and how it runs is under test.
+    let extra = dir.path().join("share");
+    std::fs::create_dir_all(extra.join("sub")).unwrap();
+    std::fs::write(extra.join("sub/data.txt"), "x").unwrap();
+    std::os::unix::fs::symlink("sub/data.txt", extra.join("link")).unwrap();
+    // /bin/true stands in for the program: where things land and how it runs is under test.
     let spec = ImageSpec {
-        kind: Kind::Tool,
+        kind: Kind::Tool(Tool {
+            add: vec![
+                (extra.clone(), "/usr/share/tool".into()),
+                ("/bin/false".into(), "/usr/local/bin/entry".into()),
+            ],
+            entrypoint: Some("/usr/local/bin/entry".into()),
+            cmd: vec!["serve".into(), "--flag".into()],
+            env: vec!["TZ=UTC".into()],
+        }),
         binary: "/bin/true".into(),
         name: "victoria-metrics".into(),
         tag: "latest".into(),
@@ -179,7 +191,12 @@ fn a_tool_image_runs_its_binary_by_name_as_the_unprivileged_user() {
     assert_eq!(docker[0]["RepoTags"][0], "victoria-metrics:latest");
     let config: Value =
         serde_json::from_slice(&files[docker[0]["Config"].as_str().unwrap()]).unwrap();
-    assert_eq!(config["config"]["Entrypoint"][0], "/victoria-metrics");
+    assert_eq!(config["config"]["Entrypoint"][0], "/usr/local/bin/entry");
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["serve", "--flag"])
+    );
+    assert_eq!(config["config"]["Env"][1], "TZ=UTC");
     assert_eq!(config["config"]["User"], "65532:65532");
     assert_eq!(config["config"]["WorkingDir"], "/data");
     let layer_gz = &files[docker[0]["Layers"][0].as_str().unwrap()];
@@ -187,12 +204,29 @@ fn a_tool_image_runs_its_binary_by_name_as_the_unprivileged_user() {
     flate2::read::GzDecoder::new(&layer_gz[..])
         .read_to_end(&mut layer)
         .unwrap();
-    let paths: Vec<String> = tar::Archive::new(&layer[..])
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap().path().unwrap().display().to_string())
-        .collect();
-    assert!(paths.iter().any(|p| p == "victoria-metrics"), "{paths:?}");
-    assert!(!paths.iter().any(|p| p == "collector"), "{paths:?}");
-    assert!(paths.iter().any(|p| p == "data/"), "{paths:?}");
+    let mut links = HashMap::new();
+    for e in tar::Archive::new(&layer[..]).entries().unwrap() {
+        let e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let target = e.link_name().unwrap().map(|l| l.display().to_string());
+        links.insert(path, target);
+    }
+    let mut paths: Vec<&String> = links.keys().collect();
+    paths.sort();
+    for want in [
+        "bin/true",
+        "usr/local/bin/entry",
+        "usr/share/tool/",
+        "usr/share/tool/sub/data.txt",
+        "data/",
+    ] {
+        assert!(links.contains_key(want), "{want} in {paths:?}");
+    }
+    assert_eq!(
+        links["usr/share/tool/link"].as_deref(),
+        Some("sub/data.txt")
+    );
+    assert!(!links.contains_key("collector"), "{paths:?}");
+    // /bin/true's C library came along, once.
+    assert!(paths.iter().any(|p| p.contains("libc.so")), "{paths:?}");
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use collector::image::{build, shared_libraries, ImageSpec, Kind};
+use collector::image::{build, shared_libraries, ImageSpec, Kind, Tool};
 
 /// Build an OCI image archive (OCI layout + docker-save manifest.json) without Docker.
 #[derive(Parser)]
@@ -25,9 +25,22 @@ struct Args {
     /// Pack `--binary` as a busybox image (applet links, `sh` as its command) instead.
     #[arg(long)]
     busybox: bool,
-    /// Pack `--binary` as `/<name>`, its entrypoint (another program, e.g. victoria-metrics).
+    /// Pack `--binary` at its own path as the entrypoint: another program (victoria-metrics,
+    /// redis-server, postgres), with what `--add` names.
     #[arg(long, conflicts_with = "busybox")]
     tool: bool,
+    /// `HOST_PATH[:IMAGE_PATH]`, a file or directory a tool image also holds (repeatable).
+    #[arg(long, requires = "tool")]
+    add: Vec<String>,
+    /// A tool image's entrypoint, when it is not `--binary`.
+    #[arg(long, requires = "tool")]
+    entrypoint: Option<String>,
+    /// An argument of a tool image's `Cmd` (repeatable).
+    #[arg(long = "cmd", requires = "tool", allow_hyphen_values = true)]
+    cmd: Vec<String>,
+    /// `NAME=value` in a tool image's environment (repeatable).
+    #[arg(long, requires = "tool")]
+    env: Vec<String>,
     /// File and config timestamp (seconds since epoch); SOURCE_DATE_EPOCH if set, else 0.
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
     mtime: u64,
@@ -43,7 +56,19 @@ fn main() -> anyhow::Result<()> {
         kind: if args.busybox {
             Kind::Busybox
         } else if args.tool {
-            Kind::Tool
+            Kind::Tool(Tool {
+                add: args
+                    .add
+                    .iter()
+                    .map(|a| match a.split_once(':') {
+                        Some((src, dest)) => (PathBuf::from(src), dest.to_string()),
+                        None => (PathBuf::from(a), a.clone()),
+                    })
+                    .collect(),
+                entrypoint: args.entrypoint,
+                cmd: args.cmd,
+                env: args.env,
+            })
         } else {
             Kind::Collector
         },
