@@ -1,6 +1,7 @@
-//! End to end: `kubectl exec`, `cp` and `port-forward` through the API server to the node
-//! (root + runc, in a network namespace per test), with kubectl 1.33 (WebSocket v5 for
-//! exec, SPDY tunnelled in a WebSocket for port-forward) and 1.29 (SPDY for both).
+//! End to end: `kubectl exec`, `cp`, `port-forward`, `attach` and `debug` through the API
+//! server to the node (root + runc, in a network namespace per test), with kubectl 1.33
+//! (WebSocket v5 for exec and attach, SPDY tunnelled in a WebSocket for port-forward) and
+//! 1.29 (SPDY for all).
 
 #[allow(unused)]
 mod common;
@@ -347,5 +348,239 @@ fn exec_cp_and_port_forward_with_kubectl_1_33_and_1_29() {
         "the exec'd sleep to be killed",
         Duration::from_secs(20),
         || (count() == 0).then_some(()),
+    );
+}
+
+const ATTACH_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: attached
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:test
+    command: ["sh", "-c", "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done"]
+  - name: echo
+    image: busybox:test
+    stdin: true
+    command: ["sh", "-c", "sleep 3601 & while read l; do echo got-$l; done; wait"]
+  - name: term
+    image: busybox:test
+    stdin: true
+    tty: true
+    command: ["sh"]
+"#;
+
+/// Runs `kubectl args` on a terminal (`script`), typing `input`; returns what appeared on
+/// the terminal and whether kubectl succeeded, or panics after `timeout`.
+fn on_terminal(k: &Kubectl, args: &str, input: &str, timeout: Duration) -> (String, bool) {
+    let line = format!("{} {args}", k.bin.display());
+    let mut child =
+        k.c.in_netns("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("KUBECONFIG", k.c.kubeconfig())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script");
+    // Kept open until kubectl is done: `script` ends the session at its input's end.
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input.as_bytes()).expect("type");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait script") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("script output");
+            panic!(
+                "{args}: still running after {timeout:?}: {}\n{}\nserver log tail:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                tail(&k.c.log_text())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(stdin);
+    let out = child.wait_with_output().expect("script output");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (text, status.success())
+}
+
+/// Reads `child`'s stdout lines until one contains `marker` (or panics after 30 s).
+fn read_until(child: &mut std::process::Child, marker: &str) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(marker) => return line,
+            Ok(line) => seen.push_str(&(line + "\n")),
+            Err(_) => break,
+        }
+    }
+    panic!("{marker:?} never came; got: {seen}");
+}
+
+/// `kubectl attach` (output only, `-i`, and `-it` on a terminal) to containers' main
+/// processes, and `kubectl debug -it` with an ephemeral container sharing its target's
+/// PID namespace, with kubectl 1.33 (WebSocket v5) and 1.29 (SPDY); then `debug node/x`
+/// and `--copy-to`, which make ordinary pods.
+#[test]
+fn attach_and_debug_with_kubectl_1_33_and_1_29() {
+    if let Some(why) = node::skip_reason() {
+        assert!(!compat::in_ci(), "attach tests need {why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let c = node::NodeCluster::start();
+    c.load_busybox("busybox:test");
+    c.load_busybox("busybox:v1");
+    let node_name = c.node_name();
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        &ATTACH_POD.replace("NODE", &node_name),
+    );
+    c.wait_pod("attached", Duration::from_secs(60), ready);
+
+    for minor in [33, 29] {
+        let Some(bin) = kubectl_or_fail(minor) else {
+            continue;
+        };
+        eprintln!("kubectl 1.{minor}: {}", bin.display());
+        let k = Kubectl { c: &c, bin };
+
+        // Output only: what the process writes from now on.
+        let mut child = k
+            .cmd(&["attach", "attached", "-c", "app"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn attach");
+        read_until(&mut child, "tick-");
+        let _ = child.kill();
+        let _ = child.wait();
+
+        // stdin: the container's `read` gets what kubectl is given.
+        let mut child = k
+            .cmd(&["attach", "-i", "attached", "-c", "echo"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn attach -i");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(format!("hello-{minor}\n").as_bytes())
+            .expect("write");
+        read_until(&mut child, &format!("got-hello-{minor}"));
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(stdin);
+
+        // -it on a terminal: the shell's own terminal; its exit ends the session.
+        let (text, ok) = on_terminal(
+            &k,
+            "attach -it attached -c term",
+            "test -t 0 && echo tty-$((6*7))\nexit\n",
+            Duration::from_secs(60),
+        );
+        assert!(
+            ok && text.contains("tty-42"),
+            "attach -it, 1.{minor}: {text}"
+        );
+        // The shell is restarted (policy Always) before the next client.
+        c.wait_pod("attached", Duration::from_secs(60), ready);
+
+        // kubectl debug: an ephemeral container in the target's PID namespace, attached.
+        let dbg = format!("dbg-{minor}");
+        let (text, ok) = on_terminal(
+            &k,
+            &format!("debug -it attached --image=busybox:v1 --target=echo -c {dbg} -- sh"),
+            "ps | grep -q 'sleep [3]601' && echo target-$((1+1))-seen\nexit\n",
+            Duration::from_secs(90),
+        );
+        assert!(
+            ok && text.contains("target-2-seen"),
+            "debug -it, 1.{minor}: {text}"
+        );
+        let pod = c.wait_pod("attached", Duration::from_secs(30), |p| {
+            p["status"]["ephemeralContainerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["name"] == dbg.as_str() && s["state"]["terminated"]["exitCode"] == 0)
+        });
+        let spec = &pod["spec"]["ephemeralContainers"];
+        assert!(
+            spec.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == dbg.as_str() && e["targetContainerName"] == "echo"),
+            "{spec}"
+        );
+    }
+
+    // A debugging pod on the node, and a copy of the pod with a container added: both are
+    // plain pods.
+    let k = Kubectl {
+        c: &c,
+        bin: compat::default_kubectl(),
+    };
+    let out = k.ok(
+        &[
+            "debug",
+            &format!("node/{node_name}"),
+            "--image=busybox:test",
+            "--",
+            "sh",
+            "-c",
+            "test -d /host/proc && echo node-debug-ok",
+        ],
+        None,
+    );
+    let pod = out
+        .split_whitespace()
+        .find(|w| w.starts_with("node-debugger-"))
+        .unwrap_or_else(|| panic!("no debugging pod named in {out:?}"));
+    c.wait_logs(pod, "node-debug-ok", Duration::from_secs(60));
+    k.ok(
+        &[
+            "debug",
+            "attached",
+            "--copy-to=attached-copy",
+            "--container=extra",
+            "--image=busybox:test",
+            "--",
+            "sh",
+            "-c",
+            "echo copy-ok; exec sleep 3600",
+        ],
+        None,
+    );
+    c.wait_for(
+        "the copy's added container",
+        Duration::from_secs(60),
+        || {
+            let out = k.run(&["logs", "attached-copy", "-c", "extra"], None);
+            String::from_utf8_lossy(&out.stdout)
+                .contains("copy-ok")
+                .then_some(())
+        },
     );
 }
