@@ -1,6 +1,9 @@
-//! Pure: the Gateway API objects of skiff's classes, and the Services, EndpointSlices and
-//! ReferenceGrants they name, become one immutable routing [`Table`] (what the data plane
-//! serves) and a [`Report`] of every decision (what `status` writes).
+//! Pure: the Gateway API objects of skiff's classes (Gateways, HTTPRoutes, GRPCRoutes),
+//! and the Services, EndpointSlices and ReferenceGrants they name, become one immutable
+//! routing [`Table`] (what the data plane serves) and a [`Report`] of every decision (what
+//! `status` writes). A GRPCRoute's `method` match is a path match (`/service/method`) in
+//! the same table, ranked by the GRPCRoute rules (service, then method characters, then
+//! headers); an HTTPRoute and a GRPCRoute never share a hostname on a listener.
 //!
 //! Both come out of the one pass so the status a route shows is exactly what the proxy
 //! does with it. Match precedence is the Gateway API's (HTTPRoute `hostnames` and `rules`
