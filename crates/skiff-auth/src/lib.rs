@@ -9,13 +9,16 @@
 //! - [`impersonation`]: the `Impersonate-*` headers, as upstream's impersonation filter;
 //! - [`components`]: the identities of skiff's own components and their in-memory tokens;
 //! - [`cache`]: successful token authentications kept 10 s, as upstream;
-//! - [`tls`]: the server certificate verifier of the clients that skip verification.
+//! - [`tls`]: the server certificate verifier of the clients that skip verification;
+//! - [`join`]: the cluster's shared keys sealed with the server token, for servers joining
+//!   through the datastore.
 //!
 //! Every identity is a [`skiff_apimachinery::user::UserInfo`].
 
 pub mod cache;
 pub mod components;
 pub mod impersonation;
+pub mod join;
 pub mod keys;
 pub mod serviceaccount;
 pub mod tls;
