@@ -30,6 +30,7 @@
 
 pub mod backoff;
 pub mod events;
+pub mod leaderelection;
 mod harness;
 pub mod metrics;
 pub mod queue;
