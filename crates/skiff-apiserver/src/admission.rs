@@ -336,7 +336,11 @@ impl Admission {
         match (&r.custom, r.group.as_str(), r.kind.as_str()) {
             (Some(custom), _, _) => {
                 if let Some(schema) = &custom.structural {
-                    causes.extend(schema.validate(obj).iter().map(|e| Cause {
+                    // On update an error in a value left unchanged is forgiven (ratcheting).
+                    let changed = |e: &&skiff_schema::FieldError| {
+                        old.is_none_or(|old| !schema.ratchets(&e.field, obj, old))
+                    };
+                    causes.extend(schema.validate(obj).iter().filter(changed).map(|e| Cause {
                         reason: e.kind.reason().to_owned(),
                         message: e.body(),
                         field: e.field.clone(),

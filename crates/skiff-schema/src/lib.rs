@@ -13,8 +13,9 @@
 //!
 //! What stays with the API server: the root `metadata` (ObjectMeta validation and coercion of
 //! its unknown fields), `apiVersion`/`kind` matching, CRD names/versions/scope, the
-//! status-subresource restriction on root schema fields, scale subresource paths, and
-//! ratcheting of unchanged fields on update.
+//! status-subresource restriction on root schema fields, and scale subresource paths.
+//! Ratcheting of unchanged fields on update (upstream's CRDValidationRatcheting, GA in
+//! 1.33) is [`Structural::ratchets`].
 
 mod cel;
 mod check;
@@ -106,6 +107,73 @@ impl Structural {
             walk::list_sets_and_maps(&mut walk::FieldPath::default(), root, object, &mut errs);
         }
         errs
+    }
+
+    /// Validation ratcheting (upstream's CRDValidationRatcheting): on update, whether the
+    /// error at `field` (a path as [`Structural::validate`] prints it) is forgiven because
+    /// the value it concerns did not change: some node on the way from the root to it, with
+    /// the old object's node correlated as upstream correlates them (object fields by name,
+    /// `x-kubernetes-list-type: map` items by their keys; other lists' items not at all),
+    /// exists in both and is equal. Invalid data that was stored before a schema tightened
+    /// can thus be carried through updates of other fields.
+    pub fn ratchets(&self, field: &str, object: &Value, old: &Value) -> bool {
+        let mut schema = Some(&self.inner.root);
+        let (mut new_v, mut old_v) = (Some(object), Some(old));
+        let mut rest = field;
+        loop {
+            if let (Some(n), Some(o)) = (new_v, old_v) {
+                if n == o {
+                    return true;
+                }
+            }
+            if rest.is_empty() {
+                return false;
+            }
+            let step;
+            if let Some(after) = rest.strip_prefix('[') {
+                let Some(end) = after.find(']') else {
+                    return false;
+                };
+                step = &after[..end];
+                rest = &after[end + 1..];
+                match schema.map(|s| s.ty.as_str()) {
+                    Some("array") => {
+                        let s = schema.expect("matched");
+                        let Ok(i) = step.parse::<usize>() else {
+                            return false;
+                        };
+                        new_v = new_v.and_then(|n| n.get(i));
+                        old_v = match (s.list_type.as_deref(), new_v) {
+                            (Some("map"), Some(item)) => {
+                                old_v.and_then(Value::as_array).and_then(|items| {
+                                    items.iter().find(|o| {
+                                        s.list_map_keys.iter().all(|k| o.get(k) == item.get(k))
+                                    })
+                                })
+                            }
+                            _ => None,
+                        };
+                        schema = s.items.as_deref();
+                    }
+                    _ => {
+                        new_v = new_v.and_then(|n| n.get(step));
+                        old_v = old_v.and_then(|o| o.get(step));
+                        schema = schema.and_then(|s| s.field(step));
+                    }
+                }
+            } else {
+                let name = rest.strip_prefix('.').unwrap_or(rest);
+                let end = name.find(['.', '[']).unwrap_or(name.len());
+                step = &name[..end];
+                rest = &name[end..];
+                new_v = new_v.and_then(|n| n.get(step));
+                old_v = old_v.and_then(|o| o.get(step));
+                schema = schema.and_then(|s| s.field(step));
+            }
+            if new_v.is_none() {
+                return false;
+            }
+        }
     }
 
     /// Drops `null`s the schema neither allows nor defaults, then applies `default`s,

@@ -1039,3 +1039,75 @@ fn invalid_pattern_fails_validation_with_go_regexp_error() {
         vec!["field: Invalid value: \"foo\": field in body should match '+, but pattern is invalid: error parsing regexp: missing argument to repetition operator: `+`'"]
     );
 }
+
+/// Validation ratcheting (upstream's ratcheting_test.go ideas): an error is forgiven when a
+/// node on its path, correlated with the old object, is unchanged; map-list items correlate
+/// by key, other lists' items not at all.
+#[test]
+fn ratcheting_forgives_errors_in_values_an_update_left_unchanged() {
+    let s = structural(
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 3},
+        "other": {"type": "string"},
+        "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port"],
+            "items": {"type": "object", "required": ["port"], "properties": {
+                "port": {"type": "integer"}, "name": {"type": "string", "maxLength": 3}}}},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 3}},
+        "labels": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}}}}}}),
+    );
+    let old = json!({"spec": {"name": "toolong", "other": "a",
+        "ports": [{"port": 80, "name": "toolong"}, {"port": 81, "name": "ok"}],
+        "tags": ["toolong"], "labels": {"k": "toolong"}}});
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = old.clone();
+        f(&mut v);
+        v
+    };
+    let other_changed = with(&|v| v["spec"]["other"] = json!("b"));
+    let name_changed = with(&|v| v["spec"]["name"] = json!("longer"));
+    let reordered = with(&|v| {
+        let ports = v["spec"]["ports"].as_array_mut().unwrap();
+        ports.reverse();
+    });
+    let tag_added = with(&|v| v["spec"]["tags"] = json!(["new", "toolong"]));
+    let cases: &[(&str, &Value, &str, bool)] = &[
+        ("unchanged field", &other_changed, "spec.name", true),
+        ("changed field", &name_changed, "spec.name", false),
+        (
+            "map-list item found by its key",
+            &reordered,
+            "spec.ports[1].name",
+            true,
+        ),
+        ("map value", &other_changed, "spec.labels[k]", true),
+        (
+            "plain list unchanged as a whole",
+            &other_changed,
+            "spec.tags[0]",
+            true,
+        ),
+        (
+            "plain list changed: items do not correlate",
+            &tag_added,
+            "spec.tags[1]",
+            false,
+        ),
+        (
+            "a field that is not there",
+            &other_changed,
+            "spec.missing",
+            false,
+        ),
+    ];
+    for (name, new, field, want) in cases {
+        assert_eq!(s.ratchets(field, new, &old), *want, "{name}");
+    }
+    // The errors themselves: only the changed name is reported after the change.
+    let errs: Vec<String> = s
+        .validate(&name_changed)
+        .iter()
+        .filter(|e| !s.ratchets(&e.field, &name_changed, &old))
+        .map(|e| e.field.clone())
+        .collect();
+    assert_eq!(errs, ["spec.name"]);
+}

@@ -209,6 +209,11 @@ impl Rules {
                     // A transition rule needs a value to compare with.
                     continue;
                 }
+                // Ratcheting: a rule without oldSelf is not run again on a value the update
+                // left as it was (upstream's CRDValidationRatcheting).
+                if !compiled.program.uses_old_self() && visit.old_value == Some(visit.value) {
+                    continue;
+                }
                 let mut bindings = Bindings::new().with("self", visit.value);
                 if let Some(old) = visit.old_value {
                     bindings.set("oldSelf", old);
@@ -393,6 +398,19 @@ mod tests {
                 Some(json!({"spec": {"min": 1, "max": 4}}))
             ),
             vec!["spec: Forbidden: failed rule: self.max >= oldSelf.max".to_owned()]
+        );
+    }
+
+    /// Upstream's CRDValidationRatcheting for rules: a rule without oldSelf is not run on a
+    /// value the update left unchanged; a changed value, and transition rules, still are.
+    #[test]
+    fn rules_without_old_self_ratchet_on_unchanged_values() {
+        let stored = json!({"spec": {"min": 5, "max": 3}});
+        let relabelled = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"min": 5, "max": 3}});
+        assert!(check(relabelled, Some(stored.clone())).is_empty());
+        assert_eq!(
+            check(json!({"spec": {"min": 6, "max": 3}}), Some(stored)),
+            vec![r#"spec: Invalid value: "object": min must not exceed max"#.to_owned()]
         );
     }
 
