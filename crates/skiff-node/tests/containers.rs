@@ -203,8 +203,12 @@ async fn stop_uses_sigterm_then_sigkill_after_the_grace_period() {
     node.run(&stubborn);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // `stop` calls the runtime off the async runtime, through a shared handle: one over
+    // the same state dir.
+    let runtime: std::sync::Arc<dyn Runtime> =
+        std::sync::Arc::new(skiff_node::runtime::RuncRuntime::new(node.runc_config()).unwrap());
     let started = Instant::now();
-    let status = stop(&node.runtime, &polite.id, Duration::from_secs(10))
+    let status = stop(&runtime, &polite.id, Duration::from_secs(10))
         .await
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -215,7 +219,7 @@ async fn stop_uses_sigterm_then_sigkill_after_the_grace_period() {
     assert!(node.log_text(&polite).contains(" stdout F got-term\n"));
 
     let started = Instant::now();
-    let status = stop(&node.runtime, &stubborn.id, Duration::from_secs(1))
+    let status = stop(&runtime, &stubborn.id, Duration::from_secs(1))
         .await
         .unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));

@@ -122,6 +122,32 @@ struct LeaseArgs {
     /// RuntimeDefault; `--seccomp-default=false` leaves them Unconfined (decision 0035).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     seccomp_default: bool,
+    /// Graceful node shutdown (the kubelet's shutdownGracePeriod), a Go duration: on
+    /// SIGTERM the node turns NotReady and kills its pods within it, marking them Failed.
+    /// 0s (the default) leaves pods running while skiff is stopped (decision 0043).
+    #[arg(long, default_value = "0s", value_parser = go_duration_or_zero)]
+    shutdown_grace_period: std::time::Duration,
+    /// The end of --shutdown-grace-period kept for critical pods (priority 2000000000
+    /// and up), killed after all others (the kubelet's shutdownGracePeriodCriticalPods).
+    #[arg(long, default_value = "0s", value_parser = go_duration_or_zero)]
+    shutdown_grace_period_critical_pods: std::time::Duration,
+}
+
+impl LeaseArgs {
+    /// The graceful shutdown periods, checked as the kubelet checks its configuration.
+    fn shutdown(&self) -> anyhow::Result<skiff_node::agent::shutdown::ShutdownPeriods> {
+        skiff_node::agent::shutdown::ShutdownPeriods::new(
+            self.shutdown_grace_period,
+            self.shutdown_grace_period_critical_pods,
+        )
+        .map_err(anyhow::Error::msg)
+    }
+}
+
+/// A Go duration that may be zero (a setting that zero turns off).
+fn go_duration_or_zero(s: &str) -> Result<std::time::Duration, String> {
+    skiff_apiserver::request::parse_go_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 0s, 30s or 1m"))
 }
 
 fn go_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -388,6 +414,7 @@ async fn shutdown_signal() {
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let shutdown_periods = args.lease.shutdown()?;
     let leader_timing = args.leader_election.timing()?;
     let data_dir = &args.data_dir;
     security::prepare_data_dir(data_dir)?;
@@ -428,6 +455,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let node_options = node::NodeOptions {
         lease_duration: std::time::Duration::from_secs(args.lease.node_lease_duration_seconds),
         seccomp_default: args.lease.seccomp_default,
+        shutdown: shutdown_periods,
         ..Default::default()
     };
     // Listening on loopback only, the API is also served on the pod bridge's gateway, the
@@ -519,7 +547,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         start_controllers.await?;
     }
-    let node_settled = node::start(&components, &node_options).await?;
+    let (node_settled, node) = node::start(&components, &node_options).await?;
     // Ready means the API answers and the node (when there is one) takes pods; the API
     // must serve for the node to register, so this is said from the background.
     tokio::spawn(async move {
@@ -532,7 +560,13 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         );
     });
     let listeners = std::iter::once(listener).chain(bridge_listener).collect();
-    skiff_apiserver::serve::serve_all(listeners, &credentials, router, shutdown_signal()).await?;
+    // The node shuts down (when asked to, gracefully) while the API still serves: it
+    // posts its own and its pods' status on the way.
+    let shutdown = async move {
+        shutdown_signal().await;
+        node.shutdown().await;
+    };
+    skiff_apiserver::serve::serve_all(listeners, &credentials, router, shutdown).await?;
     Ok(())
 }
 
@@ -618,6 +652,7 @@ fn agent_token(file: Option<&Path>) -> anyhow::Result<String> {
 }
 
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let shutdown_periods = args.lease.shutdown()?;
     let token = agent_token(args.token_file.as_deref())?;
     if let Some(why) = node::unusable() {
         anyhow::bail!("this host cannot run pods: {why}");
@@ -645,10 +680,12 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         pod_cidr: Some(args.pod_cidr.clone()),
         lease_duration: std::time::Duration::from_secs(args.lease.node_lease_duration_seconds),
         seccomp_default: args.lease.seccomp_default,
+        shutdown: shutdown_periods,
     };
-    let settled = node::start(&components, &options).await?;
+    let (settled, node) = node::start(&components, &options).await?;
     let _ = settled.await;
     tracing::info!(server = %args.server, "skiff agent is ready");
     shutdown_signal().await;
+    node.shutdown().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! follows the node: it runs where pods run.
 
 use crate::Components;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::oneshot;
 /// Per-node settings that flags may give (`skiff agent`); unset ones come from the
 /// environment, then the defaults.
@@ -14,6 +15,23 @@ pub struct NodeOptions {
     pub lease_duration: std::time::Duration,
     /// RuntimeDefault seccomp for containers that set no profile (`--seccomp-default`).
     pub seccomp_default: bool,
+    /// Graceful node shutdown (`--shutdown-grace-period`, decision 0043).
+    pub shutdown: skiff_node::agent::shutdown::ShutdownPeriods,
+}
+
+/// The node this process runs, once it registered: what SIGTERM shuts down.
+#[derive(Clone, Default)]
+pub struct Node {
+    agent: Arc<OnceLock<skiff_node::agent::Agent>>,
+}
+
+impl Node {
+    /// Graceful node shutdown when configured and the node runs; else returns at once.
+    pub async fn shutdown(&self) {
+        if let Some(agent) = self.agent.get() {
+            agent.shutdown().await;
+        }
+    }
 }
 
 /// Why this host cannot run pods, if it cannot.
@@ -71,21 +89,23 @@ pub fn pod_gateway(options: &NodeOptions) -> Option<std::net::Ipv4Addr> {
 
 /// Starts the node agent for this host as an API client of the local server, in the
 /// background. The returned receiver fires once the node is Ready (or the agent gave up,
-/// or there is no node), which is when `skiff server` says it is ready.
+/// or there is no node), which is when `skiff server` says it is ready; the [`Node`] is
+/// what to shut down.
 pub async fn start(
     components: &Components,
     options: &NodeOptions,
-) -> anyhow::Result<oneshot::Receiver<()>> {
+) -> anyhow::Result<(oneshot::Receiver<()>, Node)> {
     let (done, settled) = oneshot::channel();
+    let node = Node::default();
     if disabled() {
         tracing::info!("node agent disabled by SKIFF_NODE; running without a node");
         let _ = done.send(());
-        return Ok(settled);
+        return Ok((settled, node));
     }
     if let Some(why) = unusable() {
         tracing::warn!("running without a node: {why}");
         let _ = done.send(());
-        return Ok(settled);
+        return Ok((settled, node));
     }
     let env = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_string());
     let exe = std::env::current_exe()?;
@@ -104,6 +124,7 @@ pub async fn start(
         cgroup_parent: env("SKIFF_CGROUP_PARENT", "skiff"),
         lease_duration: options.lease_duration,
         seccomp_default: options.seccomp_default,
+        shutdown: options.shutdown,
         auth: None,
     };
     // The node's own identity for the agent, kube-proxy's for service networking.
@@ -116,6 +137,7 @@ pub async fn start(
         )
         .await?;
     // The API serves only once start-up returns, so the agent registers in the background.
+    let registered = node.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         let net = crate::net::NetConfig {
@@ -125,10 +147,13 @@ pub async fn start(
             bridge: cfg.bridge.clone(),
         };
         match skiff_node::agent::start(cfg).await {
-            Ok(()) => tracing::info!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "node is Ready"
-            ),
+            Ok(agent) => {
+                let _ = registered.agent.set(agent);
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "node is Ready"
+                )
+            }
             Err(e) => {
                 tracing::warn!("running without a node: {e}");
                 let _ = done.send(());
@@ -140,5 +165,5 @@ pub async fn start(
         }
         let _ = done.send(());
     });
-    Ok(settled)
+    Ok((settled, node))
 }

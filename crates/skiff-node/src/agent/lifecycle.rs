@@ -193,13 +193,17 @@ pub enum KillReason {
     Startup,
     /// The postStart hook failed.
     FailedPostStart,
+    /// Graceful node shutdown: "Stopping container NAME", as a deletion.
+    NodeShutdown,
 }
 
 /// The `Killing` event message, as upstream words it; `restarts` says whether the
 /// container will run again (any restart policy but `Never`).
 pub fn killing_message(reason: &KillReason, name: &str, restarts: bool) -> String {
     let base = match reason {
-        KillReason::PodDeleted => return format!("Stopping container {name}"),
+        KillReason::PodDeleted | KillReason::NodeShutdown => {
+            return format!("Stopping container {name}")
+        }
         KillReason::FailedPostStart => return "FailedPostStartHook".to_string(),
         KillReason::Liveness => format!("Container {name} failed liveness probe"),
         KillReason::Startup => format!("Container {name} failed startup probe"),
@@ -270,7 +274,7 @@ pub async fn kill_container(
         term_grace = grace_after_pre_stop(grace, started.elapsed());
     }
     tracing::info!(container = %name, grace_s = term_grace.as_secs(), ?reason, "stopping container");
-    runtime::stop(t.runtime.as_ref(), t.container_id, term_grace).await
+    runtime::stop(t.runtime, t.container_id, term_grace).await
 }
 
 #[cfg(test)]

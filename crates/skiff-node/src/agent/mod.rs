@@ -22,6 +22,7 @@ pub mod probes;
 mod pty;
 mod security;
 mod servingcert;
+pub mod shutdown;
 pub mod status;
 mod streaming;
 pub mod summary;
@@ -114,6 +115,9 @@ pub struct AgentConfig {
     /// RuntimeDefault seccomp for containers that ask for no profile (the kubelet's
     /// `--seccomp-default`; on by default in skiff, decision 0035).
     pub seccomp_default: bool,
+    /// Graceful node shutdown on [`Agent::shutdown`] (the kubelet's `shutdownGracePeriod`
+    /// and `shutdownGracePeriodCriticalPods`); off when zero, and pods keep running.
+    pub shutdown: shutdown::ShutdownPeriods,
 }
 
 /// Shared state of the running agent.
@@ -125,11 +129,31 @@ pub(crate) struct Shared {
     pub(crate) sandboxes: SandboxManager,
     pub(crate) node_ip: String,
     pub(crate) recorder: events::Recorder,
+    /// The kubelet port actually listened on (the Node's `daemonEndpoints`).
+    pub(crate) kubelet_port: u16,
+    /// Graceful node shutdown's state.
+    pub(crate) shutdown: shutdown::Shutdown,
+}
+
+/// A running agent, to shut its node down gracefully.
+#[derive(Clone)]
+pub struct Agent {
+    shared: Arc<Shared>,
+}
+
+impl Agent {
+    /// Graceful node shutdown, when a period is configured: the node turns NotReady,
+    /// refuses new pods and kills its pods by priority group within the period, marking
+    /// them Failed (decision 0043). Returns at once when no period is set, leaving the pods
+    /// running. Call it while the API is still served: it posts the node's and pods' status.
+    pub async fn shutdown(&self) {
+        shutdown::run(self.shared.clone()).await;
+    }
 }
 
 /// Starts the agent: opens the runtime, registers the Node and returns once it is Ready;
 /// the lease, the pod loop and the log endpoint keep running in spawned tasks.
-pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
+pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
     let (client, cluster_ca) = client(&cfg.kubeconfig, cfg.auth.clone()).await?;
     // Where this node's host state lives, for `skiff killall` (decision 0037).
     let settings = crate::cleanup::NodeSettings {
@@ -185,6 +209,8 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
     let recorder = events::Recorder::spawn(client.clone(), cfg.node_name.clone());
     let shared = Arc::new(Shared {
         recorder,
+        kubelet_port: port,
+        shutdown: shutdown::Shutdown::new(cfg.shutdown),
         node_ip,
         cfg,
         client,
@@ -192,7 +218,7 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
         images,
         sandboxes,
     });
-    node::register(&shared, port).await?;
+    node::register(&shared, shared.kubelet_port).await?;
     // HTTPS with a certificate from the cluster CA, every request authenticated and
     // authorized through the API server (decision 0034). The certificate is asked for once
     // the Node exists: the approver checks the request's names against the Node's.
@@ -227,8 +253,8 @@ pub async fn start(cfg: AgentConfig) -> Result<(), AgentError> {
     ));
     tokio::spawn(node::heartbeat(shared.clone(), port));
     tokio::spawn(volumerefresh::run(shared.clone()));
-    tokio::spawn(pods::run(shared));
-    Ok(())
+    tokio::spawn(pods::run(shared.clone()));
+    Ok(Agent { shared })
 }
 
 /// The agent's API client and the cluster CA its kubeconfig trusts (DER), which also

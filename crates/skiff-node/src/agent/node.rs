@@ -162,7 +162,12 @@ fn node_status(shared: &Shared, port: u16) -> Value {
                       "kubelet has no disk pressure"),
             condition("PIDPressure", "False", "KubeletHasSufficientPID",
                       "kubelet has sufficient PID available"),
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            if shared.shutdown.started() {
+                // The kubelet's Ready setter with the shutdown manager's error.
+                condition("Ready", "False", "KubeletNotReady", super::shutdown::NODE_MESSAGE)
+            } else {
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status")
+            },
         ],
     })
 }

@@ -113,14 +113,19 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
+/// Whether a container belongs to one of the `known` pods (listed from the API), so it is
+/// kept after a (re)list; anything else (a pod deleted or replaced while this node was
+/// away, a container without our labels) is removed before any worker starts.
+fn belongs_to_known_pod(s: &ContainerStatus, known: &[String]) -> bool {
+    s.spec
+        .as_ref()
+        .and_then(|spec| spec.labels.get(LABEL_UID))
+        .is_some_and(|uid| known.contains(uid))
+}
+
 /// Deletes containers and sandboxes of pods that no longer exist (after a restart).
 fn remove_orphans(shared: &Shared, known: &[String]) {
-    let keep = |s: &ContainerStatus| {
-        s.spec
-            .as_ref()
-            .and_then(|spec| spec.labels.get(LABEL_UID))
-            .is_some_and(|uid| known.contains(uid))
-    };
+    let keep = |s: &ContainerStatus| belongs_to_known_pod(s, known);
     match crate::runtime::remove_orphans(shared.runtime.as_ref(), keep) {
         Ok(removed) if !removed.is_empty() => {
             tracing::info!(count = removed.len(), "removed orphan containers")
@@ -167,6 +172,9 @@ struct PullBackoff {
 
 async fn worker(shared: Arc<Shared>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
     let mut state = WorkerState::default();
+    // The runtime's exit events: a container of this pod exiting syncs it at once (its
+    // status, its restart) instead of at the next poll.
+    let mut exits = shared.runtime.exits();
     let mut last_pod: Option<Pod> = None;
     loop {
         let pod = rx.borrow_and_update().clone();
@@ -186,13 +194,29 @@ async fn worker(shared: Arc<Shared>, uid: String, mut rx: watch::Receiver<Option
             cleanup(&shared, &uid, names, Duration::from_secs(2))
                 .instrument(span)
                 .await;
+            shared.shutdown.untrack(&uid);
             return;
         };
         let span = tracing::info_span!("pod", pod = %pod_key(&pod));
-        let requeue = match sync(&shared, &pod, &mut state, &rx)
+        // A sync runs under the pod's lock, which graceful shutdown takes before killing
+        // the pod; once the shutdown started, the worker syncs no more (decision 0043).
+        let lock = shared.shutdown.track(&uid, &pod);
+        let guard = lock.lock().await;
+        if shared.shutdown.started() {
+            drop(guard);
+            if !shared.shutdown.kills(&uid) {
+                super::shutdown::reject(&shared, &pod)
+                    .instrument(span.clone())
+                    .await;
+            }
+            // The process ends with the shutdown.
+            match std::future::pending::<std::convert::Infallible>().await {}
+        }
+        let synced = sync(&shared, &pod, &mut state, &rx)
             .instrument(span.clone())
-            .await
-        {
+            .await;
+        drop(guard);
+        let requeue = match synced {
             Ok(SyncResult::Deleted) => {
                 // Wait for the watch to confirm; the Delete event ends the worker.
                 POLL
@@ -205,13 +229,48 @@ async fn worker(shared: Arc<Shared>, uid: String, mut rx: watch::Receiver<Option
         };
         last_pod = Some(pod);
         tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return },
+            changed = rx.changed() => if changed.is_err() {
+                shared.shutdown.untrack(&uid);
+                return;
+            },
             _ = tokio::time::sleep(requeue.min(POLL)) => {}
+            () = own_exit(&mut exits, &uid) => {}
+            // Shutting down: the next round parks the worker at once.
+            () = shared.shutdown.wait_started() => {}
         }
     }
 }
 
-fn pod_key(pod: &Pod) -> String {
+/// Returns when one of pod `uid`'s containers exited (or events were lost, so one may
+/// have); never when the runtime reports no exits.
+async fn own_exit(exits: &mut Option<tokio::sync::broadcast::Receiver<String>>, uid: &str) {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(rx) = exits.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(id) if container_of(uid, &id) => return,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => {
+                *exits = None;
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// Whether runtime id `id` is one of pod `uid`'s containers (see [`container_id`]).
+fn container_of(uid: &str, id: &str) -> bool {
+    let short: String = uid.chars().filter(|c| *c != '-').take(12).collect();
+    !short.is_empty()
+        && id
+            .strip_prefix(short.as_str())
+            .is_some_and(|rest| rest.starts_with('-'))
+}
+
+pub(super) fn pod_key(pod: &Pod) -> String {
     format!(
         "{}/{}",
         pod.metadata.namespace.as_deref().unwrap_or_default(),
@@ -224,11 +283,28 @@ enum SyncResult {
     Deleted,
 }
 
+/// [`observe`] off the async runtime: a list may run `runc` and read every container's
+/// files.
+pub(super) async fn observe_off_runtime(
+    shared: &Shared,
+    uid: &str,
+) -> Result<Vec<Observed>, crate::runtime::Error> {
+    let (runtime, uid) = (shared.runtime.clone(), uid.to_string());
+    tokio::task::spawn_blocking(move || observe(runtime.as_ref(), &uid))
+        .await
+        .map_err(|e| crate::runtime::Error::Runc(e.to_string()))?
+}
+
 /// Containers of one pod as the plan sees them.
 fn observe(runtime: &dyn Runtime, uid: &str) -> Result<Vec<Observed>, crate::runtime::Error> {
-    Ok(runtime
-        .list()?
-        .into_iter()
+    Ok(observed_of(runtime.list()?, uid))
+}
+
+/// The containers of pod `uid` in a runtime listing, as the plan sees them: those whose
+/// labels name the pod, a container and a numeric attempt (anything else is not ours to
+/// plan for; [`remove_orphans`] deals with it).
+fn observed_of(list: Vec<ContainerStatus>, uid: &str) -> Vec<Observed> {
+    list.into_iter()
         .filter_map(|s| {
             let spec = s.spec.as_ref()?;
             if spec.labels.get(LABEL_UID).map(String::as_str) != Some(uid) {
@@ -244,10 +320,10 @@ fn observe(runtime: &dyn Runtime, uid: &str) -> Result<Vec<Observed>, crate::run
                 started_at: s.started_at.clone(),
             })
         })
-        .collect())
+        .collect()
 }
 
-fn sandbox_ip(shared: &Shared, uid: &str) -> (bool, Option<String>) {
+pub(super) fn sandbox_ip(shared: &Shared, uid: &str) -> (bool, Option<String>) {
     let sandboxes = shared.sandboxes.list().unwrap_or_default();
     match sandboxes
         .into_iter()
@@ -270,7 +346,7 @@ async fn sync(
     if !super::admission::admitted(shared, pod).await {
         return Ok(SyncResult::Requeue(POLL));
     }
-    let observed = observe(shared.runtime.as_ref(), &uid)?;
+    let observed = observe_off_runtime(shared, &uid).await?;
     let (sandbox_ready, _) = sandbox_ip(shared, &uid);
     let images = image_states(shared, pod, state);
     let p = plan::plan(&PlanInput {
@@ -327,7 +403,7 @@ async fn sync(
                 // itself goes on for other pods that may share it).
                 let ensured = tokio::select! {
                     ensured = ensure_image(shared, pod, name, state) => ensured,
-                    () = terminating(updates.clone()) => {
+                    () = terminating(shared, updates.clone()) => {
                         tracing::info!(container = %name, "pod is terminating; image pull abandoned");
                         return Ok(SyncResult::Requeue(Duration::ZERO));
                     }
@@ -397,7 +473,7 @@ async fn sync(
     }
     refresh_tokens(shared, pod, state).await;
     // Status from what is there now.
-    let observed = observe(shared.runtime.as_ref(), &uid)?;
+    let observed = observe_off_runtime(shared, &uid).await?;
     let (sandbox_ready, pod_ip) = sandbox_ip(shared, &uid);
     let verdicts = run_probes(shared, pod, &observed, pod_ip.as_deref(), state).await;
     let mut for_status: Plan = p.clone();
@@ -569,7 +645,7 @@ async fn run_probes(
     out
 }
 
-fn image_info(
+pub(super) fn image_info(
     shared: &Shared,
     pod: &Pod,
     f: impl Fn(&crate::image::ImageRecord) -> String,
@@ -580,7 +656,7 @@ fn image_info(
         .collect()
 }
 
-fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
+pub(super) fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
     let spec = pod.spec.as_ref();
     spec.into_iter()
         .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
@@ -650,38 +726,62 @@ fn image_states(
             continue;
         };
         let s = match state.image_backoff.get_mut(&image) {
-            Some(b) if now < b.until => {
-                if b.waiting.reason == ERR_IMAGE_PULL && now >= b.failed + ERR_IMAGE_PULL_SHOWN {
-                    if !b.backoff_reported {
-                        b.backoff_reported = true;
-                        let object = events::container_ref(pod, Some(&c.name));
-                        shared.recorder.event(
-                            object.clone(),
-                            events::NORMAL,
-                            "BackOff",
-                            format!("Back-off pulling image {image:?}"),
-                        );
-                        shared.recorder.event(
-                            object,
-                            events::WARNING,
-                            "Failed",
-                            format!("Error: {IMAGE_PULL_BACK_OFF}"),
-                        );
-                    }
-                    let cause = b.waiting.message.as_deref().unwrap_or_default();
-                    ImageState::Failed(waiting(
-                        IMAGE_PULL_BACK_OFF,
-                        format!("Back-off pulling image {image:?}: {ERR_IMAGE_PULL}: {cause}"),
-                    ))
-                } else {
-                    ImageState::Failed(b.waiting.clone())
+            Some(b) => {
+                let (s, report) = image_state(b, &image, now);
+                if report {
+                    b.backoff_reported = true;
+                    let object = events::container_ref(pod, Some(&c.name));
+                    shared.recorder.event(
+                        object.clone(),
+                        events::NORMAL,
+                        "BackOff",
+                        format!("Back-off pulling image {image:?}"),
+                    );
+                    shared.recorder.event(
+                        object,
+                        events::WARNING,
+                        "Failed",
+                        format!("Error: {IMAGE_PULL_BACK_OFF}"),
+                    );
                 }
+                s
             }
-            _ => ImageState::Present,
+            None => ImageState::Present,
         };
         out.entry(image).or_insert(s);
     }
     out
+}
+
+/// What a container sees of its image after a failed pull `b`, at `now`: present again
+/// (may be tried) once the back-off ran out; before that `ErrImagePull` with the
+/// registry's error for [`ERR_IMAGE_PULL_SHOWN`], then `ImagePullBackOff`. The flag says
+/// to record the move to `ImagePullBackOff` (once per failure, as upstream).
+fn image_state(b: &PullBackoff, image: &str, now: tokio::time::Instant) -> (ImageState, bool) {
+    if now >= b.until {
+        return (ImageState::Present, false);
+    }
+    if b.waiting.reason != ERR_IMAGE_PULL || now < b.failed + ERR_IMAGE_PULL_SHOWN {
+        return (ImageState::Failed(b.waiting.clone()), false);
+    }
+    let cause = b.waiting.message.as_deref().unwrap_or_default();
+    let state = ImageState::Failed(waiting(
+        IMAGE_PULL_BACK_OFF,
+        format!("Back-off pulling image {image:?}: {ERR_IMAGE_PULL}: {cause}"),
+    ));
+    (state, !b.backoff_reported)
+}
+
+/// How long after its `failures`-th failure in a row an image is not tried: doubling from
+/// [`plan::BACKOFF_INITIAL`] for a failed pull, as the kubelet's; a missing image under
+/// `Never` (`ErrImageNeverPull`) is looked for again after the first step every time,
+/// since someone may load it any time.
+fn pull_backoff(failures: u32, reason: &str) -> Duration {
+    if reason == ERR_IMAGE_PULL {
+        plan::backoff(failures).max(plan::BACKOFF_INITIAL)
+    } else {
+        plan::BACKOFF_INITIAL
+    }
 }
 
 /// Makes a container's image present (pulling as its policy says) and keeps the pod's
@@ -707,13 +807,7 @@ async fn ensure_image(
         Err(w) => {
             let now = tokio::time::Instant::now();
             let failures = state.image_backoff.get(&image).map_or(0, |b| b.failures) + 1;
-            // A missing image under `Never` is looked for again at the first step, not later
-            // and later: someone may load it any time.
-            let delay = if w.reason == ERR_IMAGE_PULL {
-                plan::backoff(failures).max(plan::BACKOFF_INITIAL)
-            } else {
-                plan::BACKOFF_INITIAL
-            };
+            let delay = pull_backoff(failures, &w.reason);
             state.image_backoff.insert(
                 image,
                 PullBackoff {
@@ -1037,15 +1131,23 @@ async fn start_container(
             }
             return Err(waiting("PostStartHookError", e));
         },
-        () = terminating(updates.clone()) => {
+        () = terminating(shared, updates.clone()) => {
             tracing::info!(container = %name, "pod is terminating; postStart hook abandoned");
         }
     }
     Ok(())
 }
 
+/// Returns once the pod is being deleted or is gone, or the node shuts down.
+async fn terminating(shared: &Shared, updates: watch::Receiver<Option<Pod>>) {
+    tokio::select! {
+        () = deleted(updates) => {}
+        () = shared.shutdown.wait_started() => {}
+    }
+}
+
 /// Returns once the pod is being deleted or is gone.
-async fn terminating(mut updates: watch::Receiver<Option<Pod>>) {
+async fn deleted(mut updates: watch::Receiver<Option<Pod>>) {
     loop {
         let done = updates
             .borrow_and_update()
@@ -1072,7 +1174,7 @@ async fn stop_for_deletion(
         .and_then(|o| all_containers(pod).find(|c| c.name == o.name));
     let Some(container) = spec else {
         // Not in the spec (cannot happen for a pod's own containers): plain stop.
-        crate::runtime::stop(shared.runtime.as_ref(), id, grace.max(lifecycle::MIN_GRACE)).await?;
+        crate::runtime::stop(&shared.runtime, id, grace.max(lifecycle::MIN_GRACE)).await?;
         return Ok(());
     };
     let t = HookTarget {
@@ -1113,7 +1215,7 @@ async fn cleanup(
     // pod's containers running with nothing left to stop them.
     let mut observed = Vec::new();
     for attempt in 1..=5 {
-        match observe(shared.runtime.as_ref(), uid) {
+        match observe_off_runtime(shared, uid).await {
             Ok(found) => {
                 observed = found;
                 break;
@@ -1126,10 +1228,11 @@ async fn cleanup(
         }
     }
     for c in &observed {
-        if let Err(e) = crate::runtime::stop(shared.runtime.as_ref(), &c.id, grace).await {
+        if let Err(e) = crate::runtime::stop(&shared.runtime, &c.id, grace).await {
             tracing::warn!(container = %c.id, error = %e, "stopping container");
         }
-        if let Err(e) = shared.runtime.delete(&c.id) {
+        let id = c.id.clone();
+        if let Err(e) = crate::runtime::blocking(&shared.runtime, move |r| r.delete(&id)).await {
             tracing::warn!(container = %c.id, error = %e, "removing container");
         }
     }
@@ -1166,3 +1269,7 @@ mod quantity_tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "pods_tests.rs"]
+mod tests;

@@ -259,6 +259,15 @@ fn condition(
     }
 }
 
+/// The pod conditions the kubelet writes itself (upstream's `PodConditionByKubelet`).
+const KUBELET_CONDITIONS: [&str; 5] = [
+    "PodScheduled",
+    "Ready",
+    "Initialized",
+    "ContainersReady",
+    "PodReadyToStartContainers",
+];
+
 /// Computes the pod's status. Fields the node does not own (qosClass, nominatedNodeName,
 /// PodScheduled) are kept from the current status.
 pub fn pod_status(
@@ -358,7 +367,7 @@ pub fn pod_status(
         .as_ref()
         .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled").cloned())
         .unwrap_or_else(|| condition(pod, "PodScheduled", true, None, None, now));
-    let conditions = vec![
+    let mut conditions = vec![
         condition(
             pod,
             "PodReadyToStartContainers",
@@ -394,6 +403,15 @@ pub fn pod_status(
         ),
         scheduled,
     ];
+    // Conditions the kubelet does not own (readiness gates, DisruptionTarget set by an
+    // eviction or the node's shutdown) are kept, as upstream's generateAPIPodStatus.
+    conditions.extend(
+        old.conditions
+            .iter()
+            .flatten()
+            .filter(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str()))
+            .cloned(),
+    );
     let pod_ip = input.pod_ip.clone();
     PodStatus {
         phase: Some(phase),
@@ -410,6 +428,75 @@ pub fn pod_status(
         ephemeral_container_statuses: (!ephemeral.is_empty()).then_some(ephemeral),
         qos_class: old.qos_class.clone(),
         nominated_node_name: old.nominated_node_name.clone(),
+        // Why a pod ended (an eviction, the node's shutdown) stays with it, as its phase.
+        reason: old.reason.clone().filter(|_| pod_is_terminal(pod)),
+        message: old.message.clone().filter(|_| pod_is_terminal(pod)),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Conditions another component owns survive the kubelet's status; its own are
+    /// recomputed (a stale Ready from the old status is not carried over twice).
+    #[test]
+    fn conditions_the_kubelet_does_not_own_are_kept() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+            "status": {"phase": "Failed", "conditions": [
+                {"type": "Ready", "status": "True"},
+                {"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet"},
+                {"type": "example.com/gate", "status": "False"},
+            ]},
+        }))
+        .unwrap();
+        let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let status = pod_status(&pod, &[], &Plan::default(), &StatusInput::default(), now);
+        let types: Vec<&str> = status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "PodReadyToStartContainers",
+                "Initialized",
+                "Ready",
+                "ContainersReady",
+                "PodScheduled",
+                "DisruptionTarget",
+                "example.com/gate"
+            ]
+        );
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready");
+        assert_eq!(ready.unwrap().status, "False", "recomputed, not kept");
+    }
+
+    /// A finished pod keeps why it finished (a node restart must not erase the
+    /// shutdown's `Terminated`); a running one shows no reason the node did not give.
+    #[test]
+    fn reason_and_message_stay_with_a_terminal_pod_only() {
+        let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        for (phase, kept) in [("Failed", true), ("Succeeded", true), ("Running", false)] {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": "p", "uid": "u"},
+                "spec": {"containers": [{"name": "app"}]},
+                "status": {"phase": phase, "reason": "Terminated", "message": "why"},
+            }))
+            .unwrap();
+            let status = pod_status(&pod, &[], &Plan::default(), &StatusInput::default(), now);
+            assert_eq!(status.reason.is_some(), kept, "{phase}");
+            assert_eq!(status.message.is_some(), kept, "{phase}");
+        }
     }
 }

@@ -21,12 +21,16 @@ pub struct CachedList<R> {
     /// The last list and when it was taken; the lock is held while refreshing, so callers
     /// that arrive meanwhile wait for that list instead of taking their own.
     cache: Mutex<Option<(Instant, Vec<ContainerStatus>)>>,
+    /// Exits reported by the runtime since the last look: any drops the shared list, so a
+    /// worker woken by its container's exit sees it at once.
+    exits: Mutex<Option<tokio::sync::broadcast::Receiver<String>>>,
 }
 
 impl<R: Runtime> CachedList<R> {
     /// Shares `inner`'s list between callers.
     pub fn new(inner: R) -> Self {
         CachedList {
+            exits: Mutex::new(inner.exits()),
             inner,
             cache: Mutex::new(None),
         }
@@ -66,6 +70,25 @@ impl<R: Runtime> Runtime for CachedList<R> {
     }
 
     fn list(&self) -> Result<Vec<ContainerStatus>> {
+        let exited = self
+            .exits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .is_some_and(|rx| {
+                let mut any = false;
+                while !matches!(
+                    rx.try_recv(),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Empty
+                        | tokio::sync::broadcast::error::TryRecvError::Closed)
+                ) {
+                    any = true;
+                }
+                any
+            });
+        if exited {
+            self.invalidate();
+        }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, list)) = cache.as_ref() {
             if at.elapsed() < MAX_AGE {
@@ -79,6 +102,10 @@ impl<R: Runtime> Runtime for CachedList<R> {
 
     fn exec(&self, id: &str, argv: &[String], timeout: Option<Duration>) -> Result<ExecOutput> {
         self.inner.exec(id, argv, timeout)
+    }
+
+    fn exits(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.inner.exits()
     }
 
     fn exec_command(&self, id: &str, argv: &[String], tty: bool) -> Result<super::ExecCommand> {

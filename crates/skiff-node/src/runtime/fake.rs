@@ -237,11 +237,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn stop_sends_sigkill_only_after_the_grace_period() {
-        let rt = FakeRuntime::new();
+        let rt = std::sync::Arc::new(FakeRuntime::new());
         rt.create(&spec("c")).unwrap();
         rt.start("c").unwrap();
         let started = tokio::time::Instant::now();
-        let status = stop(&rt, "c", Duration::from_secs(30)).await.unwrap();
+        let runtime: std::sync::Arc<dyn Runtime> = rt.clone();
+        let status = stop(&runtime, "c", Duration::from_secs(30)).await.unwrap();
         assert!(started.elapsed() >= Duration::from_secs(30));
         assert_eq!(
             rt.calls()[2..],
@@ -258,12 +259,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn stop_returns_early_when_sigterm_is_honoured() {
-        let rt = FakeRuntime::new();
+        let rt = std::sync::Arc::new(FakeRuntime::new());
         rt.exit_on(libc::SIGTERM, 0);
         rt.create(&spec("c")).unwrap();
         rt.start("c").unwrap();
         let started = tokio::time::Instant::now();
-        let status = stop(&rt, "c", Duration::from_secs(30)).await.unwrap();
+        let runtime: std::sync::Arc<dyn Runtime> = rt.clone();
+        let status = stop(&runtime, "c", Duration::from_secs(30)).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
         assert!(!rt.calls().contains(&Call::Kill("c".into(), libc::SIGKILL)));
         assert!(matches!(status.state, ContainerState::Exited(ref e) if e.reason == "Completed"));

@@ -7,6 +7,7 @@
 
 mod cached;
 mod cgroup;
+pub mod exits;
 pub mod fake;
 mod process;
 mod runc;
@@ -29,6 +30,7 @@ use crate::logs::Rotation;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Errors of container operations.
@@ -274,6 +276,11 @@ pub trait Runtime: Send + Sync {
             "streaming exec is not supported by this runtime".into(),
         ))
     }
+    /// Container exits as they are recorded: the id of each container whose shim just
+    /// wrote its exit ([`exits`]); `None` when this runtime cannot tell, and callers poll.
+    fn exits(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
     /// The unix socket the container's shim serves its stdio on (`kubectl attach`); see
     /// [`shim`] for the framing. Only a runtime with real processes has it.
     fn attach_socket(&self, id: &str) -> Result<PathBuf> {
@@ -283,26 +290,48 @@ pub trait Runtime: Send + Sync {
     }
 }
 
+/// Runs one runtime call on tokio's blocking pool. A call runs `runc` or reads the
+/// container's files and can take seconds on a loaded host; on the async workers, which
+/// `skiff server` shares with the API server, it would stall unrelated requests.
+pub async fn blocking<T: Send + 'static>(
+    runtime: &Arc<dyn Runtime>,
+    call: impl FnOnce(&dyn Runtime) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let runtime = runtime.clone();
+    tokio::task::spawn_blocking(move || call(runtime.as_ref()))
+        .await
+        .map_err(|e| Error::Runc(format!("runtime call: {e}")))?
+}
+
 /// Stops a container as the kubelet does: SIGTERM, wait up to `grace`, then SIGKILL, and
-/// wait for the exit to be recorded. Returns the final status.
-pub async fn stop<R: Runtime + ?Sized>(
-    runtime: &R,
+/// wait for the exit to be recorded. Returns the final status. Every runtime call runs off
+/// the async runtime ([`blocking`]).
+pub async fn stop(
+    runtime: &Arc<dyn Runtime>,
     id: &str,
     grace: Duration,
 ) -> Result<ContainerStatus> {
     let poll = Duration::from_millis(50);
-    let status = runtime.state(id)?;
+    let state = || {
+        let id = id.to_string();
+        blocking(runtime, move |r| r.state(&id))
+    };
+    let kill = |signal: i32| {
+        let id = id.to_string();
+        blocking(runtime, move |r| r.kill(&id, signal))
+    };
+    let status = state().await?;
     if matches!(status.state, ContainerState::Exited(_)) {
         return Ok(status);
     }
-    runtime.kill(id, libc::SIGTERM)?;
+    kill(libc::SIGTERM).await?;
     // A pod may ask for any int64 of grace: past the clock's range it means "no deadline".
     let now = tokio::time::Instant::now();
     let deadline = now
         .checked_add(grace)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
     loop {
-        let status = runtime.state(id)?;
+        let status = state().await?;
         if matches!(
             status.state,
             ContainerState::Exited(_) | ContainerState::Unknown
@@ -315,11 +344,11 @@ pub async fn stop<R: Runtime + ?Sized>(
         tokio::time::sleep(poll).await;
     }
     tracing::info!(container = id, "grace period over, sending SIGKILL");
-    runtime.kill(id, libc::SIGKILL)?;
+    kill(libc::SIGKILL).await?;
     // SIGKILL cannot be ignored; this only waits for the shim to record the exit.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let status = runtime.state(id)?;
+        let status = state().await?;
         if !matches!(
             status.state,
             ContainerState::Running | ContainerState::Created
@@ -372,8 +401,9 @@ mod stop_tests {
     /// A pod may ask for any int64 of grace; the deadline once overflowed the clock.
     #[tokio::test]
     async fn a_grace_period_past_the_clocks_range_does_not_overflow() {
-        let runtime = FakeRuntime::with_running("c");
-        runtime.exit_on(libc::SIGTERM, 0);
+        let fake = Arc::new(FakeRuntime::with_running("c"));
+        fake.exit_on(libc::SIGTERM, 0);
+        let runtime: Arc<dyn Runtime> = fake;
         let status = stop(&runtime, "c", Duration::from_secs(i64::MAX as u64))
             .await
             .unwrap();

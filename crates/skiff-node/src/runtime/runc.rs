@@ -55,6 +55,8 @@ impl RuncConfig {
 pub struct RuncRuntime {
     cfg: RuncConfig,
     host: HostFacts,
+    /// Shims' exits, pushed to whoever subscribes (the pod workers).
+    exits: super::exits::ExitWatcher,
 }
 
 /// The fields of `runc state` / `runc list` output that matter here.
@@ -82,9 +84,11 @@ impl RuncRuntime {
         for d in [cfg.state_dir.join("runc"), cfg.state_dir.join("containers")] {
             fs::create_dir_all(&d).map_err(io_err(&d))?;
         }
+        let exits = super::exits::ExitWatcher::start().map_err(|e| Error::Runc(e.to_string()))?;
         Ok(Self {
             cfg,
             host: HostFacts::detect(),
+            exits,
         })
     }
 
@@ -196,10 +200,14 @@ impl RuncRuntime {
         if let Some(out) = child.stdout.take() {
             let _ = BufReader::new(out).read_line(&mut line);
         }
-        // The shim lives on after this; reap it when it ends so it leaves no zombie.
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
+        // The shim lives on after this; the exit watcher reports its end (the container's
+        // exit recorded) and reaps it, so it leaves no zombie.
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.exits.watch(&id, child.id());
+        drop(child);
         match line.trim().strip_prefix("ok ") {
             Some(_) => Ok(()),
             None => {
@@ -240,6 +248,7 @@ impl RuncRuntime {
                 "running" | "paused" | "pausing" => {
                     status.state = ContainerState::Running;
                     status.pid = Some(s.pid);
+                    self.watch_exit(id);
                 }
                 // Stopped but no exit record: the shim is still writing it, or died.
                 _ if self.shim_alive(id) => status.state = ContainerState::Running,
@@ -275,6 +284,20 @@ impl RuncRuntime {
             reason: reason.to_string(),
             finished_at: rec.finished_at,
         })
+    }
+
+    /// Watches a running container's shim for its exit, if not yet (a container adopted
+    /// after an agent restart is first seen here).
+    fn watch_exit(&self, id: &str) {
+        if self.exits.is_watched(id) {
+            return;
+        }
+        let pid = fs::read_to_string(self.dir(id).join("shim.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if let Some(pid) = pid {
+            self.exits.watch(id, pid);
+        }
     }
 
     fn shim_alive(&self, id: &str) -> bool {
@@ -537,6 +560,10 @@ impl Runtime for RuncRuntime {
             .arg(&files.pid);
         command.arg(id);
         Ok(ExecCommand { command, files })
+    }
+
+    fn exits(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.exits.subscribe())
     }
 
     fn list(&self) -> Result<Vec<ContainerStatus>> {

@@ -71,6 +71,8 @@ pub struct NodeCluster {
     pub ready_after: Duration,
     /// The API's listen address (`--listen`).
     listen: String,
+    /// More `skiff server` flags, given at every boot.
+    server_args: Vec<String>,
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -83,7 +85,16 @@ impl NodeCluster {
     }
 
     /// A cluster whose API listens on `listen` (`0.0.0.0:0` for agents in other namespaces).
+    /// A cluster whose server gets `args` besides the harness's own flags.
+    pub fn start_with_args(args: &[&str]) -> NodeCluster {
+        Self::start_inner("127.0.0.1:0", args)
+    }
+
     pub fn start_listening(listen: &str) -> NodeCluster {
+        Self::start_inner(listen, &[])
+    }
+
+    fn start_inner(listen: &str, server_args: &[&str]) -> NodeCluster {
         let suffix = skiff_node::unique_suffix();
         let netns = format!("skiff-test-{suffix}");
         assert!(run(Command::new("ip").args(["netns", "add", &netns]))
@@ -122,6 +133,7 @@ impl NodeCluster {
             log: Arc::new(Mutex::new(Vec::new())),
             ready_after: Duration::ZERO,
             listen: listen.into(),
+            server_args: server_args.iter().map(|a| a.to_string()).collect(),
         };
         c.boot();
         c
@@ -139,6 +151,7 @@ impl NodeCluster {
             .arg(env!("CARGO_BIN_EXE_skiff"))
             .args(["server", "--listen", &self.listen, "--data-dir"])
             .arg(self.dir.path())
+            .args(&self.server_args)
             .env("SKIFF_CGROUP_PARENT", &self.cgroup_parent)
             .env_remove("SKIFF_NODE");
         self.child = Some(spawn_until(cmd, "skiff is ready", &self.log));
@@ -155,6 +168,30 @@ impl NodeCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGTERM to the server (it keeps running until it exits by itself: [`Self::wait_exit`]).
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("the server runs");
+        // nsenter execs the server (no PID namespace), so this is the server's pid.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+
+    /// The server's exit status once it exits; `None` if it still runs after `timeout`
+    /// (it is then killed).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -460,8 +497,22 @@ pub const AGENT_IP: &str = "192.168.254.2";
 
 impl AgentNode {
     /// Starts `skiff agent` as node `name` with pod CIDR `pod_cidr`, joined to `server`
-    /// (which must listen beyond loopback: [`NodeCluster::start_listening`]).
+    /// (which must listen beyond loopback: [`NodeCluster::start_listening`]) with the
+    /// server's admin token.
     pub fn join(server: &NodeCluster, name: &str, pod_cidr: &str) -> AgentNode {
+        let pki = server.dir.path().join("pki");
+        let token = std::fs::read_to_string(pki.join("admin.token")).expect("token");
+        AgentNode::join_with_token(server, name, pod_cidr, &token)
+    }
+
+    /// [`AgentNode::join`] with `token`: a bootstrap token (`skiff token create`) makes the
+    /// agent ask for its own client certificate (TLS bootstrap).
+    pub fn join_with_token(
+        server: &NodeCluster,
+        name: &str,
+        pod_cidr: &str,
+        token: &str,
+    ) -> AgentNode {
         let suffix = skiff_node::unique_suffix();
         let netns = format!("skiff-agent-{suffix}");
         assert!(run(Command::new("ip").args(["netns", "add", &netns]))
@@ -533,7 +584,7 @@ impl AgentNode {
         command.extend(["--ca-file".into(), pki.join("ca.crt").into()]);
         command.extend(["--data-dir".into(), node.dir.path().into()]);
         node.command = command;
-        node.token = std::fs::read_to_string(pki.join("admin.token")).expect("token");
+        node.token = token.trim().to_owned();
         node.start_agent();
         node
     }
