@@ -27,6 +27,16 @@ pub struct DatastoreArgs {
     /// (kube-apiserver's flag); 0 never compacts.
     #[arg(long, default_value = "5m", value_parser = interval)]
     etcd_compaction_interval: Duration,
+    /// The cluster's shared secret (k3s's `--token`): the first server on the datastore
+    /// publishes the cluster's keys sealed with it, servers started later with the same
+    /// token join with them.
+    #[arg(
+        long,
+        env = "SKIFF_SERVER_TOKEN",
+        hide_env_values = true,
+        requires = "datastore_endpoint"
+    )]
+    token: Option<String>,
 }
 
 fn interval(s: &str) -> Result<Duration, String> {
@@ -39,6 +49,11 @@ impl DatastoreArgs {
     /// which one runs the controllers).
     pub fn shared(&self) -> bool {
         !self.datastore_endpoint.is_empty()
+    }
+
+    /// `--token`, when servers share the cluster's keys through the datastore.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref().filter(|t| !t.is_empty())
     }
 
     /// The etcd store when `--datastore-endpoint` is given (connected, its watch cache

@@ -10,6 +10,7 @@ mod compose;
 mod controllers;
 mod datastore;
 mod image;
+mod join;
 mod killall;
 mod leader;
 mod memory;
@@ -420,8 +421,17 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     security::prepare_data_dir(data_dir)?;
     let _lock = security::lock_data_dir(data_dir, "one server per data dir")?;
     let store_metrics = skiff_store::StoreMetrics::default();
+    // The raw datastore of the first server with --token, to publish the keys it makes.
+    let mut first_server = None;
     let store = match args.datastore.connect().await? {
         Some(etcd) => {
+            if let Some(token) = args.datastore.token() {
+                if join::fetch(etcd.as_ref(), token, &data_dir.join("pki")).await? {
+                    tracing::info!("joined the cluster with the keys in the datastore");
+                } else {
+                    first_server = Some(etcd.clone());
+                }
+            }
             security::encrypt_store(etcd, data_dir, args.encryption_provider_config.as_deref())?
         }
         None => security::open_store(
@@ -480,6 +490,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .load_signing_key(&data_dir.join("pki").join("sa.key"), &credentials.ca_pem)
         .map_err(anyhow::Error::msg)
         .context("loading the ServiceAccount signing key")?;
+    if let (Some(etcd), Some(token)) = (first_server, args.datastore.token()) {
+        join::publish(etcd.as_ref(), token, &data_dir.join("pki")).await?;
+        tracing::info!("published the cluster's keys for the servers that join it");
+    }
     api.aggregator
         .set_client_identity(
             &credentials.front_proxy_cert_pem,

@@ -1,12 +1,12 @@
-//! End-to-end: two `skiff server`s on a three-member etcd cluster serve one cluster. kubectl
-//! works against either; the controllers run on the one holding the
+//! End-to-end: two `skiff server`s on a three-member etcd cluster serve one cluster, the
+//! second joining with the keys the first published sealed with `--token`. kubectl works
+//! against either (one admin token, one CA, Secrets sealed with one key); the controllers run on the one holding the
 //! `kube-system/kube-controller-manager` Lease; `kill -9` of that server hands the Lease to
 //! the other within seconds, and a Deployment still scales; killing an etcd member leaves
 //! the API serving.
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Cluster;
@@ -17,17 +17,6 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Copies the files of `from` into `to` (a server's `pki` dir: flat, modes kept).
-fn copy_files(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
     }
 }
 
@@ -69,13 +58,51 @@ fn two_servers_share_three_etcd_members_and_fail_over_the_controllers() {
         return;
     };
     let endpoints = etcd.endpoints();
-    let flags = ["--datastore-endpoint", endpoints.as_str()];
+    let flags = [
+        "--datastore-endpoint",
+        endpoints.as_str(),
+        "--token",
+        "correct-horse-battery-staple",
+    ];
     let mut first = Cluster::start_with(&flags);
-    // The second server shares the first's CA, signing keys, encryption key and admin
-    // token, as a joining k3s server gets them (here copied by the test).
-    let dir = tempfile::tempdir().unwrap();
-    copy_files(&first.dir.path().join("pki"), &dir.path().join("pki"));
-    let second = Cluster::start_in(dir, &flags);
+    let second = Cluster::start_with(&flags);
+    let read =
+        |c: &Cluster, file: &str| std::fs::read(c.dir.path().join("pki").join(file)).unwrap();
+    for file in [
+        "ca.crt",
+        "ca.key",
+        "sa.key",
+        "admin.token",
+        "encryption-config.yaml",
+    ] {
+        assert!(
+            read(&first, file) == read(&second, file),
+            "{file} differs between the servers"
+        );
+    }
+    // A server given another token is refused instead of starting a second cluster's
+    // keys on the same data.
+    let stranger = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(stranger.path())
+        .args([
+            "--datastore-endpoint",
+            endpoints.as_str(),
+            "--token",
+            "wrong",
+        ])
+        .env("SKIFF_NODE", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "the datastore holds the keys of a cluster whose servers were given another --token"
+        ),
+        "{err}"
+    );
 
     wait_until("the first server leads", || {
         held_by(&holder(&first), &first)
