@@ -61,7 +61,10 @@ fn stdin_reaches_the_process_and_output_reaches_every_client() {
     one.write_all(&shim::frame(STDIN, b"hello\n"))
         .expect("send");
     assert!(read_until(&mut one, "got-hello").is_some());
-    assert!(read_until(&mut two, "got-hello").is_some(), "fanned out");
+    // Once `two` has been served (its input reached the process), it gets the output too.
+    two.write_all(&shim::frame(STDIN, b"two\n")).expect("send");
+    assert!(read_until(&mut two, "got-two").is_some());
+    assert!(read_until(&mut one, "got-two").is_some(), "fanned out");
     // A client going (even closing its input) does not close stdin without stdinOnce.
     one.write_all(&shim::frame(STDIN_CLOSE, b"")).expect("send");
     drop(one);
