@@ -91,7 +91,10 @@ const PATCHED: &[(&str, &[&str], &[&str])] = &[
     (
         "certificate-controller",
         &["certificates.k8s.io"],
-        &["certificatesigningrequests/status"],
+        &[
+            "certificatesigningrequests/status",
+            "certificatesigningrequests/approval",
+        ],
     ),
 ];
 
