@@ -1,6 +1,7 @@
 //! Secure by default (decision 0024), as wiring: the data dir's permissions and the lock
-//! that keeps one writer per data dir, opening the store behind encryption at rest, and the
-//! `skiff secrets rotate` and `skiff certificate rotate` commands.
+//! that keeps one writer per data dir, opening the store behind encryption at rest (and
+//! following its configuration file while the server runs, decision 0045), and the
+//! `skiff secrets rotate`, `skiff certificate rotate` and `skiff token rotate` commands.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
@@ -153,19 +154,117 @@ pub fn encrypt_store(
     data_dir: &Path,
     encryption_config: Option<&Path>,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    let (store, source) = encryption::open_store(store, &pki_dir(data_dir)?, encryption_config)
-        .context("encryption at rest")?;
+    let backend = store.clone();
+    let pki = pki_dir(data_dir)?;
+    let (store, source) =
+        encryption::open_store(store, &pki, encryption_config).context("encryption at rest")?;
     match source {
         encryption::Source::Flag(path) => {
             tracing::info!(config = %path.display(), "encryption at rest from --encryption-provider-config")
         }
-        encryption::Source::DataDir { path, generated } => tracing::info!(
-            config = %path.display(),
-            generated,
-            "encryption at rest: Secrets sealed with secretbox"
-        ),
+        encryption::Source::DataDir { path, generated } => {
+            tracing::info!(
+                config = %path.display(),
+                generated,
+                "encryption at rest: Secrets sealed with secretbox"
+            );
+            follow_config(store.clone(), backend, path, &pki);
+        }
     }
     Ok(store)
+}
+
+/// Where a running server reports the configuration it follows: one line, the SHA-256 of
+/// the file it put in use, then `rewrote <n> of <m>` or `error <reason>`; what an online
+/// `skiff secrets rotate` waits for.
+const RELOAD_STATUS_FILE: &str = "encryption-config.status";
+
+/// How often the server looks at its configuration file.
+const RELOAD_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes `contents` 0600 by rename, so a reader never sees half of it.
+fn write_private_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Follows the data dir's encryption configuration while the server runs, as
+/// kube-apiserver's `--encryption-provider-config-automatic-reload` (which polls its file;
+/// a user's `--encryption-provider-config` file is not followed, as upstream without that
+/// flag): a changed file that reads what the store holds is put in use without a restart,
+/// then every object its first key did not seal is rewritten with it (the rotation's
+/// second step, done here because only `skiff secrets rotate` edits this file). A file
+/// that does not load leaves the old configuration in use, with the reason in the status.
+fn follow_config(
+    store: Arc<encryption::EncryptedStore>,
+    backend: Arc<dyn Store>,
+    path: PathBuf,
+    pki: &Path,
+) {
+    let status_path = pki.join(RELOAD_STATUS_FILE);
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let mut seen = std::fs::read(&path)
+        .map(|b| encryption::config_digest(&b))
+        .unwrap_or_default();
+    if let Err(e) = write_private_atomically(&status_path, &format!("{seen} loaded at start\n")) {
+        tracing::warn!(error = %e, "writing {}", status_path.display());
+    }
+    handle.spawn(async move {
+        loop {
+            tokio::time::sleep(RELOAD_POLL).await;
+            let (path2, store2, seen2) = (path.clone(), store.clone(), seen.clone());
+            let loaded = tokio::task::spawn_blocking(move || {
+                let hash = encryption::config_digest(&std::fs::read(&path2).ok()?);
+                (hash != seen2).then(|| (hash, reload(&store2, &path2)))
+            })
+            .await;
+            let Ok(Some((hash, result))) = loaded else {
+                continue;
+            };
+            seen = hash.clone();
+            let line = match result {
+                Ok(encryption) => match encryption::rewrite(backend.as_ref(), &encryption).await {
+                    Ok(done) => {
+                        tracing::info!(config = %path.display(), rewritten = done.rewritten, read = done.read, "encryption configuration reloaded");
+                        format!("{hash} rewrote {} of {}", done.rewritten, done.read)
+                    }
+                    Err(e) => format!("{hash} error rewriting: {e}"),
+                },
+                Err(e) => {
+                    tracing::warn!(config = %path.display(), error = %format!("{e:#}"), "encryption configuration not reloaded; the previous one stays in use");
+                    format!("{hash} error {e:#}")
+                }
+            };
+            if let Err(e) = write_private_atomically(&status_path, &format!("{line}\n")) {
+                tracing::warn!(error = %e, "writing {}", status_path.display());
+            }
+        }
+    });
+}
+
+/// Loads `path` into `store` when it differs from what is in use; the configuration put in
+/// use is returned for the rewrite (one more [`encryption::Encryption`] of the same file).
+fn reload(
+    store: &encryption::EncryptedStore,
+    path: &Path,
+) -> anyhow::Result<encryption::Encryption> {
+    let config = encryption::read_config(path)?;
+    let make = || {
+        encryption::Encryption::new(&config).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    };
+    store.reload(make()?)?;
+    make()
 }
 
 fn pki_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
@@ -186,9 +285,10 @@ pub struct SecretsArgs {
 
 #[derive(clap::Subcommand)]
 enum SecretsCommand {
-    /// Adds a new encryption key in front of the others and rewrites every Secret with it
-    /// (offline: stop the server first). Old keys keep decrypting until removed from the
-    /// configuration.
+    /// Adds a new encryption key in front of the others and rewrites every Secret with it.
+    /// With the server running, it puts the key in use without a restart and rewrites
+    /// (the data dir's own configuration only); else the rewrite is done here. Old keys
+    /// keep decrypting until removed from the configuration.
     Rotate(RotateArgs),
 }
 
@@ -204,11 +304,22 @@ struct RotateArgs {
     encryption_provider_config: Option<PathBuf>,
 }
 
-/// `skiff secrets rotate`.
+/// `skiff secrets rotate`: offline when no server holds the data dir, else online.
 pub async fn secrets(args: SecretsArgs) -> anyhow::Result<()> {
     let SecretsCommand::Rotate(args) = args.command;
     prepare_data_dir(&args.data_dir)?;
-    let _lock = lock_data_dir(&args.data_dir, "stop the server before rotating keys")?;
+    let _lock =
+        match lock_data_dir(&args.data_dir, "a server is running") {
+            Ok(lock) => lock,
+            Err(_) if args.encryption_provider_config.is_none() => {
+                return rotate_online(&args.data_dir).await;
+            }
+            Err(e) => return Err(e.context(
+                "a server following a --encryption-provider-config file is rotated as upstream: \
+                 put the new key first in the file, restart the server, then run this again \
+                 with the server stopped (or rewrite the Secrets through the API)",
+            )),
+        };
     let store = open_sqlite(&args.data_dir, &Default::default())?;
     let (path, config, added) = match &args.encryption_provider_config {
         Some(path) => (path.clone(), encryption::read_config(path)?, None),
@@ -245,6 +356,58 @@ pub async fn secrets(args: SecretsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long an online rotation waits for the server to put the new key in use and
+/// rewrite the store with it.
+const ONLINE_ROTATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A rotation against the running server: the new key goes first in the data dir's file,
+/// which the server follows ([`follow_config`]): it checks the keys read the store, puts
+/// them in use and rewrites what the old key sealed; this waits for its status line.
+async fn rotate_online(data_dir: &Path) -> anyhow::Result<()> {
+    let pki = pki_dir(data_dir)?;
+    let path = pki.join(encryption::CONFIG_FILE);
+    if !path.exists() {
+        anyhow::bail!(
+            "{} does not exist: start the server once first",
+            path.display()
+        );
+    }
+    let mut config = encryption::read_config(&path)?;
+    let name = encryption::add_key(&mut config)?;
+    encryption::write_config(&path, &config)?;
+    let hash = encryption::config_digest(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    println!(
+        "added key {name} to {}; the running server is putting it in use",
+        path.display()
+    );
+    let status_path = pki.join(RELOAD_STATUS_FILE);
+    let deadline = std::time::Instant::now() + ONLINE_ROTATION_TIMEOUT;
+    loop {
+        let status = std::fs::read_to_string(&status_path).unwrap_or_default();
+        if let Some(rest) = status.trim().strip_prefix(&hash) {
+            let rest = rest.trim();
+            if let Some(error) = rest.strip_prefix("error ") {
+                anyhow::bail!("the server kept its previous keys: {error}");
+            }
+            println!(
+                "the server {rest} objects with key {name}; older keys still decrypt until removed from {}",
+                path.display()
+            );
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "the server did not take {} within {:?} (is it a skiff server following this data dir?)",
+                path.display(),
+                ONLINE_ROTATION_TIMEOUT
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[derive(clap::Args)]
 pub struct CertificateArgs {
     #[command(subcommand)]
@@ -254,8 +417,8 @@ pub struct CertificateArgs {
 #[derive(clap::Subcommand)]
 enum CertificateCommand {
     /// Renews the CA (same key, so issued certificates stay valid) and the client
-    /// certificates now; the serving certificate is renewed at every start. Offline: stop
-    /// the server first.
+    /// certificates now; the serving certificate is renewed at every start. With
+    /// `--admin-token`, also replaces the admin token. Offline: stop the server first.
     Rotate(CertificateRotateArgs),
 }
 
@@ -264,6 +427,56 @@ struct CertificateRotateArgs {
     /// The server's data dir.
     #[arg(long, env = "SKIFF_DATA_DIR", default_value = "./skiff-data")]
     data_dir: PathBuf,
+    /// Also replace the admin token (`DIR/pki/admin.token`): the data dir's kubeconfig
+    /// gets the new one, and the old one stops authenticating when the server starts.
+    #[arg(long)]
+    admin_token: bool,
+}
+
+/// A new admin token: 32 random bytes as 64 hex digits (the length of the first one).
+fn new_admin_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    // SAFETY: getrandom fills the buffer this function owns, at most its length.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if usize::try_from(n).ok() != Some(bytes.len()) {
+        anyhow::bail!(
+            "cannot read random bytes: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The kubeconfig `contents` with the `token: <old>` credential replaced by `new`
+/// (`None` when it does not hold `old`).
+fn kubeconfig_with_token(contents: &str, old: &str, new: &str) -> Option<String> {
+    let needle = format!("token: {old}");
+    contents
+        .contains(&needle)
+        .then(|| contents.replace(&needle, &format!("token: {new}")))
+}
+
+/// Replaces the admin token and the data dir kubeconfig's copy of it.
+fn rotate_admin_token(data_dir: &Path, pki: &Path) -> anyhow::Result<()> {
+    let path = pki.join("admin.token");
+    let old = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (start the server once first)", path.display()))?;
+    let old = old.trim();
+    let new = new_admin_token()?;
+    write_private_atomically(&path, &new).with_context(|| format!("writing {}", path.display()))?;
+    let kubeconfig = data_dir.join("kubeconfig");
+    if let Ok(contents) = std::fs::read_to_string(&kubeconfig) {
+        if let Some(updated) = kubeconfig_with_token(&contents, old, &new) {
+            write_private_atomically(&kubeconfig, &updated)
+                .with_context(|| format!("writing {}", kubeconfig.display()))?;
+        }
+    }
+    println!(
+        "replaced the admin token in {} and {}; the old token stops working when the server starts",
+        path.display(),
+        kubeconfig.display()
+    );
+    Ok(())
 }
 
 /// `skiff certificate rotate`.
@@ -279,12 +492,30 @@ pub fn certificate(args: CertificateArgs) -> anyhow::Result<()> {
     for (name, not_after) in renewed {
         println!("renewed {name}, valid until {not_after}");
     }
+    if args.admin_token {
+        rotate_admin_token(&args.data_dir, &pki)?;
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_tokens_are_random_and_replace_the_kubeconfigs() {
+        let a = new_admin_token().unwrap();
+        let b = new_admin_token().unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        let kc = "users:\n- name: admin\n  user:\n    token: abc\n";
+        assert_eq!(
+            kubeconfig_with_token(kc, "abc", "def").as_deref(),
+            Some("users:\n- name: admin\n  user:\n    token: def\n")
+        );
+        assert_eq!(kubeconfig_with_token(kc, "zzz", "def"), None);
+    }
 
     #[test]
     fn data_dir_rules() {

@@ -137,15 +137,8 @@ fn secrets_are_encrypted_at_rest_rotated_and_a_bad_key_refuses_the_start() {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
     }
 
-    // Rotation is offline: refused while the server runs.
+    // Offline rotation (the server stopped; online rotation has its own test).
     let dir_arg = dir.to_str().unwrap();
-    let out = skiff(&["secrets", "rotate", "--data-dir", dir_arg]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("stop the server before rotating keys"),
-        "{stderr}"
-    );
     c.terminate();
     let out = skiff(&["secrets", "rotate", "--data-dir", dir_arg]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -318,4 +311,130 @@ fn a_data_dir_others_can_write_is_refused() {
         "{line}"
     );
     assert!(!dir.path().join("state.db").exists());
+}
+
+/// `skiff secrets rotate` against a running server (decision 0045): the server puts the
+/// new key in use without a restart and rewrites every Secret with it, so the old key can
+/// then be removed; `skiff certificate rotate --admin-token` replaces the admin token.
+#[test]
+fn keys_rotate_while_the_server_runs_and_the_admin_token_rotates() {
+    let mut c = Cluster::start();
+    let dir = c.dir.path().to_path_buf();
+    let dir_arg = dir.to_str().unwrap();
+    let before = unique("before");
+    create_secret(&c, "before", &before);
+    assert!(contains(&store_bytes(&dir), "k8s:enc:secretbox:v1:key1:"));
+
+    let started = Instant::now();
+    let out = skiff(&["secrets", "rotate", "--data-dir", dir_arg]);
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("added key key2"), "{stdout}");
+    assert!(stdout.contains("the server rewrote "), "{stdout}");
+    eprintln!("online rotation (reload and rewrite) took {took:?}");
+    // The same server, never restarted, reads the rewritten Secret and seals new ones
+    // with key2.
+    assert_eq!(secret_value(&c, "before"), before);
+    let after = unique("after");
+    create_secret(&c, "after", &after);
+    assert!(contains(&store_bytes(&dir), "k8s:enc:secretbox:v1:key2:"));
+    assert_not_stored(&dir, &after);
+    // A file the server cannot use (keys that read nothing stored) is refused with the
+    // reason in its status, the keys in use kept.
+    let path = dir.join("pki/encryption-config.yaml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let other = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let stranger: String = good
+        .lines()
+        .map(|l| match l.split_once("secret: ") {
+            Some((indent, _)) => format!("{indent}secret: {other}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&path, stranger).unwrap();
+    let status_path = dir.join("pki/encryption-config.status");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = std::fs::read_to_string(&status_path).unwrap_or_default();
+        if status.contains(" error ") && status.contains("no configured key decrypts") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "status: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.contains("encrypted with key \"secretbox:key"),
+        "{status}"
+    );
+    assert_eq!(secret_value(&c, "before"), before);
+    std::fs::write(&path, &good).unwrap();
+    c.terminate();
+
+    // Nothing is sealed with key1 any more: without it the server starts and reads all.
+    let mut lines: Vec<&str> = good.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("name: key1"))
+        .expect("key1 in the file");
+    lines.drain(at..at + 2);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    c.boot();
+    assert_eq!(secret_value(&c, "before"), before);
+    assert_eq!(secret_value(&c, "after"), after);
+
+    // A second online rotation on top, then a configuration the server refuses.
+    let out = skiff(&["secrets", "rotate", "--data-dir", dir_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The first free name: key1 is free again.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("added key key1"), "{stdout}");
+    assert_eq!(secret_value(&c, "before"), before);
+
+    // The admin token: refused while the server runs, replaced when it is stopped.
+    let out = skiff(&[
+        "certificate",
+        "rotate",
+        "--admin-token",
+        "--data-dir",
+        dir_arg,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stop the server before rotating"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let old = std::fs::read_to_string(dir.join("pki/admin.token")).unwrap();
+    c.terminate();
+    let out = skiff(&[
+        "certificate",
+        "rotate",
+        "--admin-token",
+        "--data-dir",
+        dir_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new = std::fs::read_to_string(dir.join("pki/admin.token")).unwrap();
+    assert_ne!(old.trim(), new.trim());
+    assert_eq!(mode(&dir.join("pki/admin.token")), 0o600);
+    let kubeconfig = std::fs::read_to_string(dir.join("kubeconfig")).unwrap();
+    assert!(kubeconfig.contains(&format!("token: {}", new.trim())));
+    c.boot();
+    // The data dir's kubeconfig works; the old token is a 401.
+    assert_eq!(secret_value(&c, "after"), after);
+    let err = c.kubectl_err(&["--token", old.trim(), "get", "secrets"], None);
+    assert!(err.contains("Unauthorized"), "{err}");
 }

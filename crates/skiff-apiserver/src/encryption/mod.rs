@@ -229,6 +229,16 @@ pub struct Verified {
     pub decrypted: usize,
 }
 
+/// The SHA-256 of a configuration file's bytes, in hex: how a running server and an online
+/// `skiff secrets rotate` name the version of the file in use.
+pub fn config_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// `<provider>:<key name>` of an encrypted value (`k8s:enc:secretbox:v1:key1:...`).
 fn key_id(value: &[u8]) -> Option<String> {
     let rest = value.strip_prefix(b"k8s:enc:")?;
@@ -254,7 +264,7 @@ pub fn open_store(
     store: Arc<dyn Store>,
     pki: &Path,
     flag: Option<&Path>,
-) -> Result<(Arc<dyn Store>, Source), EncryptionError> {
+) -> Result<(Arc<EncryptedStore>, Source), EncryptionError> {
     let (config, source) = match flag {
         Some(path) => (read_config(path)?, Source::Flag(path.to_owned())),
         None => {
@@ -476,28 +486,48 @@ pub async fn rewrite(
     Ok(done)
 }
 
+/// The configuration in use, swapped whole by [`EncryptedStore::reload`]; watches read it
+/// at each event, so one opened before a rotation still opens values the new key seals.
+type Current = Arc<std::sync::RwLock<Arc<Encryption>>>;
+
+fn current(cell: &Current) -> Arc<Encryption> {
+    cell.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// A [`Store`] that seals values of configured resources on the way in and opens them on
 /// the way out, for every backend.
 pub struct EncryptedStore {
     inner: Arc<dyn Store>,
-    encryption: Arc<Encryption>,
+    encryption: Current,
 }
 
 impl EncryptedStore {
     pub fn new(inner: Arc<dyn Store>, encryption: Arc<Encryption>) -> EncryptedStore {
-        EncryptedStore { inner, encryption }
+        EncryptedStore {
+            inner,
+            encryption: Arc::new(std::sync::RwLock::new(encryption)),
+        }
+    }
+
+    /// Puts a new configuration in use while the server runs (upstream's
+    /// `--encryption-provider-config-automatic-reload`): refused, the old one kept, when it
+    /// cannot read what the store holds ([`Encryption::verify`]). Writes from here on are
+    /// sealed with its first key; reads try all of its keys. Blocking (it reads the store).
+    pub fn reload(&self, encryption: Encryption) -> Result<Verified, EncryptionError> {
+        let verified = encryption.verify(self.inner.as_ref())?;
+        *self.encryption.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(encryption);
+        Ok(verified)
     }
 
     fn seal(&self, key: &str, value: Bytes) -> skiff_store::Result<Bytes> {
-        self.encryption
+        current(&self.encryption)
             .seal(key, value)
             .map_err(|e| skiff_store::Error::Transform(e.0))
     }
 
     /// A get's error is the transformer's text (upstream's `NewInternalError(err)`).
     fn open(&self, mut kv: KeyValue) -> skiff_store::Result<KeyValue> {
-        kv.value = self
-            .encryption
+        kv.value = current(&self.encryption)
             .open(&kv.key, kv.value)
             .map_err(|e| skiff_store::Error::Transform(e.0))?
             .0;
@@ -522,10 +552,10 @@ impl Store for EncryptedStore {
         limit: Option<usize>,
     ) -> skiff_store::Result<ListResult> {
         let mut list = self.inner.list(prefix, start_after, limit)?;
+        let encryption = current(&self.encryption);
         for kv in &mut list.items {
             let value = std::mem::take(&mut kv.value);
-            kv.value = self
-                .encryption
+            kv.value = encryption
                 .open(&kv.key, value)
                 .map_err(|e| list_error(&kv.key, e))?
                 .0;
@@ -593,7 +623,7 @@ impl Store for EncryptedStore {
         let encryption = self.encryption.clone();
         Box::pin(async move {
             let mut kv = write.await?;
-            kv.value = encryption
+            kv.value = current(&encryption)
                 .open(&kv.key, kv.value)
                 .map_err(|e| skiff_store::Error::Transform(e.0))?
                 .0;
@@ -605,7 +635,7 @@ impl Store for EncryptedStore {
         let watch = self.inner.watch(prefix, after)?;
         let encryption = self.encryption.clone();
         Ok(watch.map_values(Arc::new(move |key: &str, value: Bytes| {
-            encryption
+            current(&encryption)
                 .open(key, value)
                 .map(|(v, _)| v)
                 .map_err(|e| list_error(key, e))

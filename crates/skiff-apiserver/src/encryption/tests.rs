@@ -252,3 +252,45 @@ async fn verify_decrypts_a_sample_per_key_id() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_reload_puts_new_keys_in_use_for_writes_reads_and_open_watches() {
+    let inner = MemoryStore::new();
+    let mut config = default_config(&random_secret().unwrap());
+    let store = EncryptedStore::new(inner.clone(), Arc::new(Encryption::new(&config).unwrap()));
+    store
+        .create(SECRET.into(), Bytes::from_static(PLAIN))
+        .await
+        .unwrap();
+    let mut watch = store
+        .watch("/registry/secrets/", inner.current_revision())
+        .unwrap();
+
+    // A configuration without the key the store needs is refused; the old one stays.
+    let stranger = Encryption::new(&default_config(&random_secret().unwrap())).unwrap();
+    let err = store.reload(stranger).unwrap_err().to_string();
+    assert!(err.starts_with("no configured key decrypts"), "{err}");
+    assert_eq!(store.get(SECRET).unwrap().unwrap().value, PLAIN);
+
+    // key2 in front of key1: accepted, one sample decrypted.
+    assert_eq!(add_key(&mut config).unwrap(), "key2");
+    let verified = store.reload(Encryption::new(&config).unwrap()).unwrap();
+    assert_eq!(verified.key_ids, 1);
+    // New writes are sealed with key2; key1's value still reads.
+    let other = "/registry/secrets/default/after";
+    store
+        .create(other.into(), Bytes::from_static(PLAIN))
+        .await
+        .unwrap();
+    assert!(inner
+        .get(other)
+        .unwrap()
+        .unwrap()
+        .value
+        .starts_with(b"k8s:enc:secretbox:v1:key2:"));
+    assert_eq!(store.get(SECRET).unwrap().unwrap().value, PLAIN);
+    assert_eq!(store.get(other).unwrap().unwrap().value, PLAIN);
+    // The watch opened before the reload opens what key2 sealed.
+    let e = watch.next().await.unwrap().unwrap();
+    assert_eq!((e.key.as_str(), e.value.as_ref()), (other, PLAIN));
+}
