@@ -124,9 +124,55 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Who a bearer token other than the admin's stands for: a component's in-memory token, or
-/// a ServiceAccount token of this issuer for the API's audiences (remembered 10 s, as
-/// upstream caches token authentication); anything else is a 401.
+/// Who a bootstrap token (`<id>.<secret>`) stands for, by its Secret in `kube-system`
+/// (upstream's bootstrap token authenticator); `None` when `token` is no bootstrap token.
+fn bootstrap_user(api: &Api, token: &str) -> Option<std::result::Result<UserInfo, String>> {
+    use skiff_auth::bootstrap;
+    let parsed = bootstrap::parse(token)?;
+    let secret = (|| {
+        let target = core_target(
+            api,
+            "secrets",
+            bootstrap::NAMESPACE,
+            Some(&parsed.secret_name()),
+        )
+        .map_err(|e| e.to_string())?;
+        match api.get(&target) {
+            Ok(obj) => Ok(obj),
+            Err(ApiError::NotFound { .. }) => Err(format!(
+                "no bootstrap token secret {}",
+                parsed.secret_name()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    })();
+    let secret = match secret {
+        Ok(s) => s,
+        Err(e) => return Some(Err(e)),
+    };
+    let data: std::collections::BTreeMap<String, String> = secret["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str()?)
+                .ok()?;
+            Some((k.clone(), String::from_utf8(bytes).ok()?))
+        })
+        .collect();
+    let view = bootstrap::Secret {
+        type_: secret["type"].as_str().unwrap_or_default(),
+        deleting: !secret["metadata"]["deletionTimestamp"].is_null(),
+        data: &data,
+    };
+    Some(bootstrap::authenticate(parsed, view, now()).map_err(|e| e.to_string()))
+}
+
+/// Who a bearer token other than the admin's stands for: a component's in-memory token, a
+/// bootstrap token, or a ServiceAccount token of this issuer for the API's audiences
+/// (remembered 10 s, as upstream caches token authentication); anything else is a 401.
 pub fn authenticate_token(api: &Api, token: &str) -> Result<UserInfo> {
     if let Some(user) = api.authn.components.lookup(token) {
         return Ok(user);
@@ -134,6 +180,18 @@ pub fn authenticate_token(api: &Api, token: &str) -> Result<UserInfo> {
     let at = std::time::Instant::now();
     if let Some(user) = api.authn.cache.get(token, at) {
         return Ok(user);
+    }
+    if let Some(result) = bootstrap_user(api, token) {
+        return match result {
+            Ok(user) => {
+                api.authn.cache.put(token, &user, at);
+                Ok(user)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "bootstrap token refused");
+                Err(ApiError::Unauthorized)
+            }
+        };
     }
     let tokens = api.authn.tokens().ok_or(ApiError::Unauthorized)?;
     match tokens.authenticate(token, &[], &StoreLookup(api), now()) {
@@ -261,6 +319,12 @@ fn token_review_status(
     // Static tokens (the admin's, the components') are good for every API audience.
     let user = if admin_tokens.iter().any(|t| t == token) {
         Some(UserInfo::cluster_admin())
+    } else if let Some(bootstrap) = bootstrap_user(api, token) {
+        // Bootstrap tokens are good for every API audience too.
+        match bootstrap {
+            Ok(user) => Some(user),
+            Err(_) => return json!({"user": {}}),
+        }
     } else {
         api.authn.components.lookup(token)
     };

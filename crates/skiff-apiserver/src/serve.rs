@@ -326,6 +326,27 @@ pub fn client_certificate_kubeconfig(
     )
 }
 
+/// A kubeconfig for `user` whose client certificate and key are read from `pem` (one file
+/// holding both, which its owner renews in place): what `skiff agent` writes once it has
+/// its node certificate, as the kubelet's kubeconfig points at
+/// `kubelet-client-current.pem`.
+pub fn client_certificate_file_kubeconfig(
+    server_url: &str,
+    ca_pem: &str,
+    user: &str,
+    pem: &std::path::Path,
+) -> String {
+    // A JSON string is a YAML scalar, whatever the path holds.
+    let path = serde_json::Value::from(pem.to_string_lossy().into_owned()).to_string();
+    kubeconfig_for(
+        server_url,
+        ca_pem,
+        user,
+        &format!("    client-certificate: {path}\n    client-key: {path}\n"),
+        "default",
+    )
+}
+
 /// The one kubeconfig layout: cluster `skiff`, one user (`credentials` are its indented
 /// `user:` fields), one context. Names are quoted, being user input.
 fn kubeconfig_for(

@@ -7,6 +7,7 @@
 //!   claims, signing, verification, the identity they stand for;
 //! - [`x509`]: the identity a verified client certificate names;
 //! - [`impersonation`]: the `Impersonate-*` headers, as upstream's impersonation filter;
+//! - [`bootstrap`]: bootstrap tokens (`<id>.<secret>`, kubelet TLS bootstrap);
 //! - [`components`]: the identities of skiff's own components and their in-memory tokens;
 //! - [`cache`]: successful token authentications kept 10 s, as upstream;
 //! - [`tls`]: the server certificate verifier of the clients that skip verification;
@@ -15,6 +16,7 @@
 //!
 //! Every identity is a [`skiff_apimachinery::user::UserInfo`].
 
+pub mod bootstrap;
 pub mod cache;
 pub mod components;
 pub mod impersonation;

@@ -4,7 +4,12 @@
 //! for the shorter of its `expirationSeconds` and a year (`--cluster-signing-duration`),
 //! backdated five minutes for clock skew, with the extended key usages its usages name. A
 //! request the signer may not honour gets a `Failed` condition instead. Nodes get their
-//! serving certificates this way (decision 0034).
+//! serving certificates this way (decision 0034), and their client certificates
+//! (`kubernetes.io/kube-apiserver-client-kubelet`, kubelet TLS bootstrap, decision 0044),
+//! approved as upstream's csrapproving controller does: a valid kubelet client request is
+//! approved when a SubjectAccessReview says its requester may `create`
+//! `certificatesigningrequests/selfnodeclient` (a node renewing its own) or `/nodeclient`
+//! (a bootstrap token asking for a new node).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,6 +25,8 @@ use crate::Error;
 pub const SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 /// The signer of nodes' kubelet serving certificates.
 pub const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
+/// The signer of nodes' client certificates.
+pub const KUBELET_CLIENT: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 /// Upstream's default `--cluster-signing-duration`.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How far back `notBefore` goes (upstream's backdate).
@@ -41,7 +48,7 @@ pub enum Action {
 /// The decision for `csr`, or `None` when it is not these signers' to sign now.
 pub fn plan(csr: &CertificateSigningRequest) -> Option<Action> {
     let signer = csr.spec.signer_name.as_str();
-    if signer != SIGNER && signer != KUBELET_SERVING {
+    if signer != SIGNER && signer != KUBELET_SERVING && signer != KUBELET_CLIENT {
         return None;
     }
     let status = csr.status.as_ref();
@@ -60,10 +67,10 @@ pub fn plan(csr: &CertificateSigningRequest) -> Option<Action> {
         return None;
     }
     let usages = csr.spec.usages.clone().unwrap_or_default();
-    let invalid = if signer == SIGNER {
-        client_usages_error(&usages)
-    } else {
-        kubelet_serving_error(&csr.spec.request.0, &usages)
+    let invalid = match signer {
+        SIGNER => client_usages_error(&usages),
+        KUBELET_CLIENT => kubelet_client_error(&csr.spec.request.0, &usages),
+        _ => kubelet_serving_error(&csr.spec.request.0, &usages),
     };
     if let Some(message) = invalid {
         return Some(Action::Fail(message));
@@ -181,6 +188,86 @@ fn kubelet_serving_error(request_pem: &[u8], usages: &[String]) -> Option<String
         return Some("subject common name does not begin with system:node:".into());
     }
     None
+}
+
+/// Why a `kube-apiserver-client-kubelet` request cannot be honoured, if it cannot:
+/// upstream's `ValidateKubeletClientCSR` with its messages (organization exactly
+/// `system:nodes`, no names, common name `system:node:<name>`, usages client auth and
+/// digital signature, with or without key encipherment).
+fn kubelet_client_error(request_pem: &[u8], usages: &[String]) -> Option<String> {
+    let req = match parse_request(request_pem) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("unable to parse csr: {e}")),
+    };
+    if req.organizations != ["system:nodes"] {
+        return Some("subject organization is not system:nodes".into());
+    }
+    if !req.dns.is_empty() {
+        return Some("DNS subjectAltNames are not allowed".into());
+    }
+    if req.email {
+        return Some("Email subjectAltNames are not allowed".into());
+    }
+    if !req.ips.is_empty() {
+        return Some("IP subjectAltNames are not allowed".into());
+    }
+    if req.uri {
+        return Some("URI subjectAltNames are not allowed".into());
+    }
+    if !req.common_name.starts_with("system:node:") {
+        return Some("subject common name does not begin with system:node:".into());
+    }
+    let mut got: Vec<&str> = usages.iter().map(String::as_str).collect();
+    got.sort_unstable();
+    got.dedup();
+    if got != ["client auth", "digital signature", "key encipherment"]
+        && got != ["client auth", "digital signature"]
+    {
+        return Some(
+            "usages did not match [client auth digital signature key encipherment]".into(),
+        );
+    }
+    None
+}
+
+/// The permissions that would approve a pending kubelet client request, in upstream's
+/// order (`selfnodeclient` first, when the requester is the node it names, then
+/// `nodeclient`), each with upstream's approval message; none for anything else.
+pub fn node_client_recognizers(
+    csr: &CertificateSigningRequest,
+) -> Vec<(&'static str, &'static str)> {
+    if csr.spec.signer_name != KUBELET_CLIENT {
+        return Vec::new();
+    }
+    let status = csr.status.as_ref();
+    let issued = status
+        .and_then(|s| s.certificate.as_ref())
+        .is_some_and(|c| !c.0.is_empty());
+    let decided = status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| (c.type_ == "Approved" || c.type_ == "Denied") && c.status == "True")
+        });
+    let usages = csr.spec.usages.clone().unwrap_or_default();
+    if issued || decided || kubelet_client_error(&csr.spec.request.0, &usages).is_some() {
+        return Vec::new();
+    }
+    let Ok(req) = parse_request(&csr.spec.request.0) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if csr.spec.username.as_deref() == Some(req.common_name.as_str()) {
+        out.push((
+            "selfnodeclient",
+            "Auto approving self kubelet client certificate after SubjectAccessReview.",
+        ));
+    }
+    out.push((
+        "nodeclient",
+        "Auto approving kubelet client certificate after SubjectAccessReview.",
+    ));
+    out
 }
 
 /// The node a pending `kubelet-serving` request comes from, when a node asked it: the
@@ -321,6 +408,19 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
         }
         json!({"status": {"conditions": conditions}})
     };
+    for (subresource, message) in node_client_recognizers(&csr) {
+        if may_create(&ctx.client, &csr, subresource).await? {
+            let approval = json!({"status": {"conditions": [{
+                "type": "Approved", "status": "True", "reason": "AutoApproved",
+                "message": message,
+            }]}});
+            api.patch_approval(name, &pp, &Patch::Merge(&approval))
+                .await?;
+            tracing::info!(csr = %name, %subresource, "csrapproving: approved a kubelet client certificate");
+            // Signed when the approval comes back through the watch.
+            return Ok(Outcome::Done);
+        }
+    }
     if let Some(node) = serving_requester(&csr) {
         let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(ctx.client.clone());
         let addresses: Vec<(String, String)> = nodes
@@ -365,6 +465,40 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
     api.patch_status(name, &pp, &Patch::Merge(&patch)).await?;
     tracing::info!(csr = %name, "csrsigning: handled");
     Ok(Outcome::Done)
+}
+
+/// Whether the requester of `csr` may `create` `certificatesigningrequests/<subresource>`,
+/// by a SubjectAccessReview as upstream's approver asks.
+async fn may_create(
+    client: &kube::Client,
+    csr: &CertificateSigningRequest,
+    subresource: &str,
+) -> Result<bool, Error> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let spec = &csr.spec;
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: spec.username.clone(),
+            uid: spec.uid.clone(),
+            groups: spec.groups.clone(),
+            extra: spec.extra.clone(),
+            resource_attributes: Some(ResourceAttributes {
+                group: Some("certificates.k8s.io".into()),
+                resource: Some("certificatesigningrequests".into()),
+                verb: Some("create".into()),
+                subresource: Some(subresource.into()),
+                version: Some("*".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(client.clone());
+    let answer = api.create(&Default::default(), &review).await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
 #[cfg(test)]
@@ -487,6 +621,132 @@ mod tests {
     }
 
     /// A PEM request for `cn` in `orgs` naming `dns` and `ips`, and `email` when given.
+    #[test]
+    fn kubelet_client_requests_are_checked_as_upstream() {
+        // Upstream's TestIsKubeletClientCSR / ValidateKubeletClientCSR cases.
+        let node = "system:node:n1";
+        let ok: &[&str] = &["client auth", "digital signature"];
+        // (case, request, usages, error)
+        type Case<'a> = (&'a str, Vec<u8>, &'a [&'a str], Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            (
+                "ecdsa",
+                request(node, &["system:nodes"], &[], &[], false),
+                ok,
+                None,
+            ),
+            (
+                "rsa",
+                request(node, &["system:nodes"], &[], &[], false),
+                &["key encipherment", "digital signature", "client auth"],
+                None,
+            ),
+            (
+                "no organization",
+                request(node, &[], &[], &[], false),
+                ok,
+                Some("subject organization is not system:nodes"),
+            ),
+            (
+                "extra organization",
+                request(node, &["system:nodes", "x"], &[], &[], false),
+                ok,
+                Some("subject organization is not system:nodes"),
+            ),
+            (
+                "dns",
+                request(node, &["system:nodes"], &["n1"], &[], false),
+                ok,
+                Some("DNS subjectAltNames are not allowed"),
+            ),
+            (
+                "email",
+                request(node, &["system:nodes"], &[], &[], true),
+                ok,
+                Some("Email subjectAltNames are not allowed"),
+            ),
+            (
+                "ip",
+                request(node, &["system:nodes"], &[], &["10.0.0.1"], false),
+                ok,
+                Some("IP subjectAltNames are not allowed"),
+            ),
+            (
+                "common name",
+                request("n1", &["system:nodes"], &[], &[], false),
+                ok,
+                Some("subject common name does not begin with system:node:"),
+            ),
+            (
+                "server auth",
+                request(node, &["system:nodes"], &[], &[], false),
+                &["server auth", "digital signature"],
+                Some("usages did not match [client auth digital signature key encipherment]"),
+            ),
+            (
+                "no digital signature",
+                request(node, &["system:nodes"], &[], &[], false),
+                &["client auth"],
+                Some("usages did not match [client auth digital signature key encipherment]"),
+            ),
+        ];
+        for (name, req, usages, want) in cases {
+            let usages: Vec<String> = usages.iter().map(|u| u.to_string()).collect();
+            assert_eq!(
+                kubelet_client_error(&req, &usages).as_deref(),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn kubelet_client_requests_are_recognized_as_upstream_approver() {
+        let with = |username: &str, req: Vec<u8>, conditions: &[&str]| {
+            let mut c = csr(
+                KUBELET_CLIENT,
+                &["digital signature", "client auth"],
+                conditions,
+                false,
+                None,
+            );
+            c.spec.request = ByteString(req);
+            c.spec.username = Some(username.into());
+            c
+        };
+        let good = || request("system:node:n1", &["system:nodes"], &[], &[], false);
+        let names = |c: &CertificateSigningRequest| {
+            node_client_recognizers(c)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect::<Vec<_>>()
+        };
+        // A bootstrap token asks for a new node: nodeclient only.
+        assert_eq!(
+            names(&with("system:bootstrap:abcdef", good(), &[])),
+            ["nodeclient"]
+        );
+        // The node renews its own: selfnodeclient first.
+        assert_eq!(
+            names(&with("system:node:n1", good(), &[])),
+            ["selfnodeclient", "nodeclient"]
+        );
+        // Another node's name is no renewal.
+        assert_eq!(names(&with("system:node:n2", good(), &[])), ["nodeclient"]);
+        // Decided, invalid or another signer's: nothing to approve.
+        assert!(names(&with("system:node:n1", good(), &["Approved"])).is_empty());
+        assert!(names(&with("system:node:n1", good(), &["Denied"])).is_empty());
+        let bad = request("system:node:n1", &["system:nodes"], &["n1"], &[], false);
+        assert!(names(&with("system:node:n1", bad, &[])).is_empty());
+        let mut other = with("system:node:n1", good(), &[]);
+        other.spec.signer_name = SIGNER.into();
+        assert!(names(&other).is_empty());
+        assert_eq!(
+            node_client_recognizers(&with("system:bootstrap:abcdef", good(), &[]))[0].1,
+            "Auto approving kubelet client certificate after SubjectAccessReview."
+        );
+    }
+
     fn request(cn: &str, orgs: &[&str], dns: &[&str], ips: &[&str], email: bool) -> Vec<u8> {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params =

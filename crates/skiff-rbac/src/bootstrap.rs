@@ -30,6 +30,14 @@ pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view
 
 /// The role of the controllers' approver of nodes' serving certificates (decision 0034).
 pub const KUBELET_SERVING_APPROVER: &str = "system:skiff:kubelet-serving-approver";
+/// The group of every bootstrap token.
+pub const BOOTSTRAPPERS: &str = "system:bootstrappers";
+/// Upstream's role that lets the approver approve a new node's client certificate.
+pub const NODE_CLIENT_APPROVAL: &str =
+    "system:certificates.k8s.io:certificatesigningrequests:nodeclient";
+/// Upstream's role that lets the approver approve a node's renewal of its own.
+pub const SELF_NODE_CLIENT_APPROVAL: &str =
+    "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient";
 pub(crate) const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
 const READ_WRITE: &[&str] = &[
@@ -501,6 +509,36 @@ fn policy_roles() -> Vec<ClusterRole> {
                 ),
             ],
         ),
+        // Kubelet TLS bootstrap: a bootstrap token asks for a node's client certificate
+        // and watches it signed; the approver approves what `nodeclient` (a new node) or
+        // `selfnodeclient` (a node renewing its own) lets the requester create.
+        role(
+            "system:node-bootstrapper",
+            &[],
+            vec![rule(
+                &["create", "get", "list", "watch"],
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests"],
+            )],
+        ),
+        role(
+            NODE_CLIENT_APPROVAL,
+            &[],
+            vec![rule(
+                &["create"],
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/nodeclient"],
+            )],
+        ),
+        role(
+            SELF_NODE_CLIENT_APPROVAL,
+            &[],
+            vec![rule(
+                &["create"],
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/selfnodeclient"],
+            )],
+        ),
         // skiff's approver of nodes' own serving certificates (decision 0034); upstream
         // leaves that signer's approvals to an add-on.
         role(
@@ -592,8 +630,13 @@ pub(crate) fn subject(kind: &str, name: &str) -> Subject {
 }
 
 pub(crate) fn binding(role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
+    named_binding(role, role, subjects)
+}
+
+/// A binding of `role` under a name of its own.
+fn named_binding(name: &str, role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
     ClusterRoleBinding {
-        metadata: meta(role, &[]),
+        metadata: meta(name, &[]),
         role_ref: RoleRef {
             api_group: GROUP.to_owned(),
             kind: "ClusterRole".to_owned(),
@@ -653,6 +696,24 @@ fn policy_role_bindings() -> Vec<ClusterRoleBinding> {
         binding(
             "system:kubelet-api-admin",
             vec![subject("User", "kube-apiserver-kubelet-client")],
+        ),
+        // Kubelet TLS bootstrap, as kubeadm binds it (skiff is the installer): every
+        // bootstrap token (`skiff token create`) may ask for a node's client certificate
+        // and have it approved; nodes may have their renewals approved.
+        named_binding(
+            "skiff:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            vec![subject("Group", BOOTSTRAPPERS)],
+        ),
+        named_binding(
+            "skiff:node-autoapprove-bootstrap",
+            NODE_CLIENT_APPROVAL,
+            vec![subject("Group", BOOTSTRAPPERS)],
+        ),
+        named_binding(
+            "skiff:node-autoapprove-certificate-rotation",
+            SELF_NODE_CLIENT_APPROVAL,
+            vec![subject("Group", "system:nodes")],
         ),
         // The certificate controller approves nodes' serving certificates.
         binding(

@@ -17,6 +17,8 @@ mod memory;
 mod net;
 mod node;
 mod security;
+mod tlsbootstrap;
+mod token;
 mod ui;
 
 use anyhow::Context;
@@ -50,6 +52,9 @@ enum Command {
     /// Write a kubeconfig for a new user: a client certificate for NAME (and its groups)
     /// signed by the cluster CA, ready to hand over.
     Kubeconfig(KubeconfigArgs),
+    /// Bootstrap tokens for new nodes: `create` prints one for `skiff agent --token-file`,
+    /// with which the agent gets its own client certificate (kubeadm's `token create`).
+    Token(token::TokenArgs),
     /// A live view of the cluster in the browser: each workload's desired against actual
     /// state, the ownership trees and the reconcile timeline, with the kubeconfig's
     /// credentials (as `kubectl proxy`), on 127.0.0.1.
@@ -187,9 +192,11 @@ struct AgentArgs {
     /// The server's API address, e.g. `https://192.168.1.10:6443`.
     #[arg(long)]
     server: String,
-    /// A file holding the bearer token for the API (a copy of the server's
-    /// `DIR/pki/admin.token`). Without it, the token is read from the SKIFF_TOKEN
-    /// environment variable; never from the command line, where `ps` shows it.
+    /// A file holding a bootstrap token (`skiff token create`), with which the agent asks
+    /// for its own client certificate and then uses that (kubelet TLS bootstrap), or a
+    /// bearer token for the API (a copy of the server's `DIR/pki/admin.token`). Without it,
+    /// the token is read from the SKIFF_TOKEN environment variable; never from the command
+    /// line, where `ps` shows it. Not needed while the agent holds a valid certificate.
     #[arg(long, env = "SKIFF_TOKEN_FILE")]
     token_file: Option<PathBuf>,
     /// The server's CA certificate (the server's `DIR/pki/ca.crt`).
@@ -236,6 +243,7 @@ fn main() -> std::process::ExitCode {
             Command::Image(args) => image::run(args),
             Command::Compose(args) => compose::run(args).await,
             Command::Kubeconfig(args) => user_kubeconfig(args),
+            Command::Token(args) => token::run(args).await,
             Command::Ui(args) => ui::run(args).await,
             Command::Secrets(args) => security::secrets(args).await,
             Command::Certificate(args) => security::certificate(args),
@@ -268,6 +276,9 @@ pub struct Components {
     /// The local API server, which issues each in-process component an in-memory token
     /// for its own identity (decision 0036); `None` in `skiff agent`.
     pub api: Option<Arc<skiff_apiserver::Api>>,
+    /// `skiff agent`'s node client certificate (TLS bootstrap, decision 0044), which every
+    /// client presents, a renewed one from the next connection on; `None` elsewhere.
+    pub client_certificate: Option<Arc<skiff_node::agent::clientcert::Resolver>>,
 }
 
 impl Components {
@@ -328,7 +339,13 @@ impl Components {
             hyper::header::USER_AGENT,
             hyper::header::HeaderValue::from_str(&agent)?,
         ));
-        Ok(kube::Client::try_from(config)?)
+        match &self.client_certificate {
+            Some(resolver) => Ok(skiff_node::agent::clientcert::client(
+                &config,
+                resolver.clone(),
+            )?),
+            None => Ok(kube::Client::try_from(config)?),
+        }
     }
 }
 
@@ -546,6 +563,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         kubeconfig: kubeconfig.clone(),
         api: Some(local_api),
+        client_certificate: None,
     };
     let start_controllers = {
         let components = components.clone();
@@ -667,7 +685,6 @@ fn agent_token(file: Option<&Path>) -> anyhow::Result<String> {
 
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let shutdown_periods = args.lease.shutdown()?;
-    let token = agent_token(args.token_file.as_deref())?;
     if let Some(why) = node::unusable() {
         anyhow::bail!("this host cannot run pods: {why}");
     }
@@ -679,18 +696,39 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let _lock = security::lock_data_dir(data_dir, "one agent per data dir")?;
     let ca = std::fs::read_to_string(&args.ca_file)
         .with_context(|| format!("reading {}", args.ca_file.display()))?;
-    let kubeconfig = data_dir.join("kubeconfig");
-    write_kubeconfig(
-        &kubeconfig,
-        &skiff_apiserver::serve::kubeconfig(&args.server, &ca, &token),
-    )?;
+    let name = args.name.clone().unwrap_or_else(node::host_name);
+    // The node's client certificate (TLS bootstrap), or the token it was given.
+    let credential = tlsbootstrap::credential(&args.server, &ca, &name, data_dir, || {
+        agent_token(args.token_file.as_deref())
+    })
+    .await?;
+    let (client_certificate, renewal) = match credential {
+        tlsbootstrap::Credential::Certificate(resolver, pair) => {
+            (Some(resolver.clone()), Some((resolver, pair)))
+        }
+        tlsbootstrap::Credential::Token => (None, None),
+    };
     let components = Components {
         data_dir: data_dir.clone(),
-        kubeconfig,
+        kubeconfig: data_dir.join("kubeconfig"),
         api: None,
+        client_certificate,
     };
+    if let Some((resolver, pair)) = renewal {
+        // Renewed as the node itself, approved by `selfnodeclient`.
+        let client = components
+            .client("kubelet", skiff_auth::components::node(&name))
+            .await?;
+        tokio::spawn(skiff_node::agent::clientcert::keep_renewed(
+            client,
+            name.clone(),
+            tlsbootstrap::pki(data_dir),
+            pair,
+            resolver,
+        ));
+    }
     let options = node::NodeOptions {
-        name: args.name.clone(),
+        name: Some(name),
         pod_cidr: Some(args.pod_cidr.clone()),
         lease_duration: std::time::Duration::from_secs(args.lease.node_lease_duration_seconds),
         seccomp_default: args.lease.seccomp_default,

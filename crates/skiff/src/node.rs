@@ -49,7 +49,8 @@ pub fn unusable() -> Option<String> {
     None
 }
 
-fn host_name() -> String {
+/// This host's name, the default node name.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_lowercase())
         .ok()

@@ -482,3 +482,123 @@ fn each_controller_acts_as_its_own_service_account() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+const RECONCILE: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: reader, namespace: default}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: reader, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
+subjects:
+- {kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: deploy-watcher}
+rules:
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: deploy-watcher}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: deploy-watcher}
+subjects:
+- {kind: Group, name: devs, apiGroup: rbac.authorization.k8s.io}
+"#;
+
+#[test]
+fn auth_reconcile_creates_adds_and_removes_only_when_asked() {
+    let c = Cluster::start();
+    let out = c.kubectl_in(&["auth", "reconcile", "-f", "-"], RECONCILE);
+    for line in [
+        "role.rbac.authorization.k8s.io/reader reconciled",
+        "rolebinding.rbac.authorization.k8s.io/reader reconciled",
+        "clusterrole.rbac.authorization.k8s.io/deploy-watcher reconciled",
+        "clusterrolebinding.rbac.authorization.k8s.io/deploy-watcher reconciled",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+    eventually("alice may list pods", || {
+        can_i(&c, &["list", "pods", "--as", "alice"]) == "yes"
+    });
+    assert_eq!(
+        can_i(
+            &c,
+            &["watch", "deployments", "--as", "x", "--as-group", "devs"]
+        ),
+        "yes"
+    );
+    // A changed file: rules and subjects are added, nothing is taken away.
+    let changed = RECONCILE
+        .replace("verbs: [get, list]", "verbs: [get, list, watch]")
+        .replace("name: alice,", "name: bob,");
+    let dry = c.kubectl_in(
+        &["auth", "reconcile", "-f", "-", "--dry-run=client"],
+        &changed,
+    );
+    assert!(
+        dry.contains("role.rbac.authorization.k8s.io/reader reconciled (dry run)"),
+        "{dry}"
+    );
+    assert_eq!(can_i(&c, &["watch", "pods", "--as", "alice"]), "no");
+    c.kubectl_in(&["auth", "reconcile", "-f", "-"], &changed);
+    let subjects = c.kubectl(&[
+        "get",
+        "rolebinding",
+        "reader",
+        "-o",
+        "jsonpath={.subjects[*].name}",
+    ]);
+    assert_eq!(subjects, "alice bob");
+    eventually("bob may watch pods", || {
+        can_i(&c, &["watch", "pods", "--as", "bob"]) == "yes"
+    });
+    assert_eq!(can_i(&c, &["list", "pods", "--as", "alice"]), "yes");
+    // Asked to, it removes what the file does not hold.
+    c.kubectl_in(
+        &[
+            "auth",
+            "reconcile",
+            "-f",
+            "-",
+            "--remove-extra-subjects",
+            "--remove-extra-permissions",
+        ],
+        &changed,
+    );
+    let subjects = c.kubectl(&[
+        "get",
+        "rolebinding",
+        "reader",
+        "-o",
+        "jsonpath={.subjects[*].name}",
+    ]);
+    assert_eq!(subjects, "bob");
+    eventually("alice lost her binding", || {
+        can_i(&c, &["list", "pods", "--as", "alice"]) == "no"
+    });
+    // Bad input is refused with upstream's message and stores nothing.
+    let broken = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n\
+        metadata: {name: broken, namespace: default}\n\
+        rules:\n- apiGroups: [\"\"]\n  resources: [pods]\n  verbs: []\n";
+    let err = c.kubectl_err(&["auth", "reconcile", "-f", "-"], Some(broken));
+    assert!(
+        err.contains(
+            r#"The Role "broken" is invalid: rules[0].verbs: Required value: verbs must contain at least one value"#
+        ),
+        "{err}"
+    );
+    assert!(!c
+        .kubectl_output(&["get", "role", "broken"], None)
+        .status
+        .success());
+}

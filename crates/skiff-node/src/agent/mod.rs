@@ -7,6 +7,7 @@ pub use node::{lease_renew_interval, node_ip};
 
 mod admission;
 mod atomic;
+pub mod clientcert;
 pub mod env;
 pub mod events;
 pub mod images;

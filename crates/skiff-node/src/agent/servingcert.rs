@@ -28,17 +28,17 @@ const SIGNING_TIMEOUT: Duration = Duration::from_secs(60);
 /// After a failed renewal, the next attempt.
 const RETRY: Duration = Duration::from_secs(60);
 
-/// Why the serving certificate could not be had.
+/// Why the serving (or client, `clientcert`) certificate could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The key, the request or the signed certificate could not be made or read.
-    #[error("serving certificate: {0}")]
+    #[error("node certificate: {0}")]
     Key(String),
     /// An API call failed.
-    #[error("serving certificate request: {0}")]
+    #[error("node certificate request: {0}")]
     Api(#[from] kube::Error),
     /// The request was denied, failed, or not signed in time.
-    #[error("serving certificate request {name}: {reason}")]
+    #[error("node certificate request {name}: {reason}")]
     Refused {
         /// The CertificateSigningRequest.
         name: String,
@@ -81,7 +81,7 @@ pub struct Pair {
 }
 
 /// Validity and names of a PEM certificate.
-fn inspect(cert_pem: &str) -> Option<(SystemTime, SystemTime, Vec<String>)> {
+pub(crate) fn inspect(cert_pem: &str) -> Option<(SystemTime, SystemTime, Vec<String>)> {
     use x509_parser::extensions::GeneralName;
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).ok()?;
     let cert = pem.parse_x509().ok()?;
@@ -136,7 +136,9 @@ pub async fn obtain(
             return Ok(pair);
         }
     }
-    let pair = request(client, node_name, hosts).await?;
+    // An ECDSA key: no key encipherment, as the kubelet asks.
+    let usages = ["digital signature", "server auth"];
+    let pair = request(client, node_name, SIGNER, &usages, hosts, true).await?;
     let io = |path: &std::path::Path| {
         let path = path.to_owned();
         move |source| Error::Io { path, source }
@@ -147,7 +149,7 @@ pub async fn obtain(
     Ok(pair)
 }
 
-fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -159,8 +161,18 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     std::io::Write::write_all(&mut f, contents.as_bytes())
 }
 
-/// Asks the cluster for a serving certificate: the request, its approval, the signature.
-async fn request(client: &kube::Client, node_name: &str, hosts: &[String]) -> Result<Pair, Error> {
+/// Asks the cluster for a certificate of `signer` for the node (CN `system:node:<name>`, O
+/// `system:nodes`, `hosts` as names), waits for its approval and signature, and returns it
+/// with its new key. With `self_approve` the request approves itself when its requester
+/// may (an agent on admin credentials); otherwise the cluster's approver decides.
+pub(crate) async fn request(
+    client: &kube::Client,
+    node_name: &str,
+    signer: &str,
+    usages: &[&str],
+    hosts: &[String],
+    self_approve: bool,
+) -> Result<Pair, Error> {
     let key_err = |e: rcgen::Error| Error::Key(e.to_string());
     let key = rcgen::KeyPair::generate().map_err(key_err)?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(key_err)?;
@@ -190,9 +202,8 @@ async fn request(client: &kube::Client, node_name: &str, hosts: &[String]) -> Re
         },
         spec: CertificateSigningRequestSpec {
             request: ByteString(csr_pem.into_bytes()),
-            signer_name: SIGNER.into(),
-            // An ECDSA key: no key encipherment, as the kubelet asks.
-            usages: Some(vec!["digital signature".into(), "server auth".into()]),
+            signer_name: signer.into(),
+            usages: Some(usages.iter().map(|u| u.to_string()).collect()),
             ..Default::default()
         },
         status: None,
@@ -203,17 +214,20 @@ async fn request(client: &kube::Client, node_name: &str, hosts: &[String]) -> Re
         "type": "Approved", "status": "True", "reason": "AutoApproved",
         "message": "the skiff node agent approved its own serving certificate",
     }]}});
-    match api
-        .patch_approval(&name, &PatchParams::default(), &Patch::Merge(&approval))
-        .await
-    {
-        Ok(_) => {}
-        // A node identity may not approve: the controllers' approver (for a node's own
-        // names) or a person does.
-        Err(kube::Error::Api(status)) if status.is_forbidden() => {
-            tracing::info!(csr = %name, "waiting for the serving certificate's approval")
+    let waiting = || tracing::info!(csr = %name, %signer, "waiting for the certificate's approval");
+    if self_approve {
+        match api
+            .patch_approval(&name, &PatchParams::default(), &Patch::Merge(&approval))
+            .await
+        {
+            Ok(_) => {}
+            // A node identity may not approve: the controllers' approver (for a node's
+            // own names) or a person does.
+            Err(kube::Error::Api(status)) if status.is_forbidden() => waiting(),
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
+    } else {
+        waiting();
     }
     let refused = |reason: String| Error::Refused {
         name: name.clone(),
@@ -280,7 +294,7 @@ impl ResolvesServerCert for Resolver {
     }
 }
 
-fn certified(pair: &Pair) -> Result<Arc<CertifiedKey>, Error> {
+pub(crate) fn certified(pair: &Pair) -> Result<Arc<CertifiedKey>, Error> {
     let bad = |e: &dyn std::fmt::Display| Error::Key(e.to_string());
     let certs = CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
