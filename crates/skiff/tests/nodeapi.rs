@@ -200,6 +200,44 @@ fn the_kubelet_port_authenticates_and_authorizes_every_request() {
     });
     assert!(body.contains(&format!("DB_PASSWORD={SECRET}")), "{body}");
     eprintln!("granted after {:?}", granted.elapsed());
+    // A WebSocket client that cannot set headers sends the token as a subprotocol
+    // (`base64url.bearer.authorization.k8s.io.<unpadded base64url>`), beside the protocol
+    // it speaks, as the kubelet accepts it (decision 0045); alone it is refused.
+    let ws = |protocols: &str| {
+        // HTTP/1.1: WebSocket upgrades (and their headers) do not exist in HTTP/2.
+        let args = [
+            "--http1.1",
+            "--cacert",
+            ca,
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            &format!("Sec-WebSocket-Protocol: {protocols}"),
+            &logs,
+        ];
+        let (ok, out) = curl(&c, &args);
+        assert!(ok, "curl {logs}: {out}");
+        let (body, code) = out.rsplit_once('\n').expect("a status line");
+        (code.trim().to_string(), body.to_owned())
+    };
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.trim());
+    let bearer = format!("base64url.bearer.authorization.k8s.io.{encoded}");
+    let (code, body) = ws(&format!("{bearer}, v5.channel.k8s.io"));
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains(&format!("DB_PASSWORD={SECRET}")), "{body}");
+    assert_eq!(ws(&bearer), ("401".to_string(), "Unauthorized".to_string()));
+    let wrong = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("not-a-token");
+    assert_eq!(
+        ws(&format!(
+            "base64url.bearer.authorization.k8s.io.{wrong}, v5.channel.k8s.io"
+        )),
+        ("401".to_string(), "Unauthorized".to_string())
+    );
     // Through the API server, with its kubelet client certificate.
     assert!(c.kubectl(&["logs", "db"]).contains(SECRET));
     assert_eq!(c.kubectl(&["exec", "db", "--", "echo", "hi"]).trim(), "hi");

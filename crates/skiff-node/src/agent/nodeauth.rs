@@ -4,8 +4,10 @@
 //! - **TLS**: the serving certificate from `servingcert`; client certificates are asked for
 //!   and, when given, verified against the cluster CA (the kubelet's `--client-ca-file`).
 //! - **Authentication**: a verified client certificate names the user (CN, O as groups),
-//!   else an `Authorization: Bearer` token is checked with a TokenReview against the API
-//!   server, its answer cached two minutes (the kubelet's `authentication.webhook.cacheTTL`).
+//!   else an `Authorization: Bearer` token, else (for a WebSocket upgrade) a token in a
+//!   `base64url.bearer.authorization.k8s.io.<token>` subprotocol, is checked with a
+//!   TokenReview against the API server, its answer cached two minutes (the kubelet's
+//!   `authentication.webhook.cacheTTL`).
 //!   Anything else is 401 `Unauthorized`: there is no anonymous access.
 //! - **Authorization**: a SubjectAccessReview for the node resource, with the kubelet's
 //!   attribute mapping ([`attributes`]); allowed answers cached five minutes, denials thirty
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -146,6 +148,59 @@ fn bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The subprotocol prefix of a bearer token sent by a WebSocket client that cannot set
+/// headers (a browser): `base64url.bearer.authorization.k8s.io.<token in unpadded
+/// base64url>`.
+const BEARER_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
+
+/// Upstream's websocket `ProtocolAuthenticator` reading of a request: for a WebSocket
+/// upgrade, the token in a `base64url.bearer.authorization.k8s.io.` subprotocol and the
+/// other subprotocols (what the header keeps once the token is accepted, so it is never
+/// echoed back). `Ok(None)` when there is no such token; `Err` with upstream's reasons
+/// for a malformed one.
+fn websocket_token(headers: &HeaderMap) -> Result<Option<(String, String)>, &'static str> {
+    let is_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case("upgrade"));
+    let is_websocket = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    if !is_upgrade || !is_websocket {
+        return Ok(None);
+    }
+    let mut token: Option<String> = None;
+    let mut others: Vec<&str> = Vec::new();
+    for value in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
+        let Ok(value) = value.to_str() else { continue };
+        for protocol in value.split(',').map(str::trim) {
+            let Some(encoded) = protocol.strip_prefix(BEARER_PROTOCOL_PREFIX) else {
+                others.push(protocol);
+                continue;
+            };
+            if token.is_some() {
+                return Err("multiple base64.bearer.authorization tokens specified");
+            }
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encoded)
+                .map_err(|_| "invalid base64.bearer.authorization token encoding")?;
+            token = Some(
+                String::from_utf8(decoded)
+                    .map_err(|_| "invalid base64.bearer.authorization token")?,
+            );
+        }
+    }
+    match token {
+        Some(t) if !t.is_empty() && others.is_empty() => Err("missing additional subprotocol"),
+        Some(t) if !t.is_empty() => Ok(Some((t, others.join(",")))),
+        _ => Ok(None),
+    }
+}
+
 fn text(code: StatusCode, msg: String) -> Response {
     (
         code,
@@ -234,21 +289,44 @@ impl NodeAuth {
 
 /// The filter every request of the kubelet port passes, as the kubelet's
 /// `InstallAuthFilter`.
-async fn guard(State(auth): State<Arc<NodeAuth>>, req: Request, next: Next) -> Response {
+async fn guard(State(auth): State<Arc<NodeAuth>>, mut req: Request, next: Next) -> Response {
     let from_certificate = req.extensions().get::<PeerUser>().and_then(|p| p.0.clone());
     let user = match from_certificate {
         Some(user) => user,
         None => {
-            let token = req
+            let header_token = req
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(bearer);
-            let Some(token) = token else {
-                return text(StatusCode::UNAUTHORIZED, "Unauthorized".into());
+                .and_then(bearer)
+                .map(str::to_string);
+            // The kubelet's union: the Authorization header, then a WebSocket
+            // subprotocol token (kept out of the protocols echoed back once accepted).
+            let (token, keep_protocols) = match header_token {
+                Some(t) => (t, None),
+                None => match websocket_token(req.headers()) {
+                    Ok(Some((t, others))) => (t, Some(others)),
+                    Ok(None) => return text(StatusCode::UNAUTHORIZED, "Unauthorized".into()),
+                    Err(why) => {
+                        tracing::debug!(reason = why, "kubelet port: websocket token refused");
+                        return text(StatusCode::UNAUTHORIZED, "Unauthorized".into());
+                    }
+                },
             };
-            match auth.review_token(token).await {
-                Ok(Some(user)) => user,
+            match auth.review_token(&token).await {
+                Ok(Some(user)) => {
+                    if let Some(others) = keep_protocols {
+                        match header::HeaderValue::from_str(&others) {
+                            Ok(v) => {
+                                req.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+                            }
+                            Err(_) => {
+                                req.headers_mut().remove(header::SEC_WEBSOCKET_PROTOCOL);
+                            }
+                        }
+                    }
+                    user
+                }
                 Ok(None) => return text(StatusCode::UNAUTHORIZED, "Unauthorized".into()),
                 Err(e) => {
                     tracing::warn!(error = %e, "kubelet port: TokenReview failed");
@@ -419,6 +497,79 @@ mod tests {
         assert_eq!(bearer("Bearer "), None);
         assert_eq!(bearer("Bearer"), None);
         assert_eq!(bearer("Basic abc"), None);
+    }
+
+    #[test]
+    fn websocket_subprotocol_tokens_as_upstream_reads_them() {
+        fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(
+                    header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    header::HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            h
+        }
+        let ws = [
+            ("Connection", "keep-alive, Upgrade"),
+            ("Upgrade", "websocket"),
+        ];
+        let with = |protocols: &[&str]| {
+            let mut pairs = ws.to_vec();
+            pairs.extend(protocols.iter().map(|p| ("Sec-WebSocket-Protocol", *p)));
+            headers(&pairs)
+        };
+        // "token" in unpadded base64url is dG9rZW4.
+        assert_eq!(
+            websocket_token(&with(&[
+                "base64url.bearer.authorization.k8s.io.dG9rZW4, v5.channel.k8s.io"
+            ])),
+            Ok(Some(("token".into(), "v5.channel.k8s.io".into())))
+        );
+        // The header may repeat; other protocols keep their order.
+        assert_eq!(
+            websocket_token(&with(&[
+                "v5.channel.k8s.io",
+                "base64url.bearer.authorization.k8s.io.dG9rZW4",
+                "v4.channel.k8s.io"
+            ])),
+            Ok(Some((
+                "token".into(),
+                "v5.channel.k8s.io,v4.channel.k8s.io".into()
+            )))
+        );
+        assert_eq!(
+            websocket_token(&with(&["base64url.bearer.authorization.k8s.io.dG9rZW4"])),
+            Err("missing additional subprotocol")
+        );
+        assert_eq!(
+            websocket_token(&with(&[
+                "base64url.bearer.authorization.k8s.io.dG9rZW4,base64url.bearer.authorization.k8s.io.dG9rZW4,v5.channel.k8s.io"
+            ])),
+            Err("multiple base64.bearer.authorization tokens specified")
+        );
+        assert_eq!(
+            websocket_token(&with(&[
+                "base64url.bearer.authorization.k8s.io.dG9rZW4=, v5.channel.k8s.io"
+            ])),
+            Err("invalid base64.bearer.authorization token encoding")
+        );
+        assert_eq!(
+            websocket_token(&with(&[
+                "base64url.bearer.authorization.k8s.io._w, v5.channel.k8s.io"
+            ])),
+            Err("invalid base64.bearer.authorization token")
+        );
+        assert_eq!(websocket_token(&with(&["v5.channel.k8s.io"])), Ok(None));
+        // Only WebSocket upgrades carry it.
+        assert_eq!(
+            websocket_token(&headers(&[(
+                "Sec-WebSocket-Protocol",
+                "base64url.bearer.authorization.k8s.io.dG9rZW4, v5.channel.k8s.io"
+            )])),
+            Ok(None)
+        );
     }
 
     #[test]
