@@ -355,3 +355,93 @@ fn bad_security_contexts_are_refused_with_upstreams_422() {
     );
 }
 
+/// AppArmor as the kubelet and containerd (decision 0045). On a host without AppArmor (no
+/// `Y` in /sys/module/apparmor/parameters/enabled) a pod asking for a profile is refused
+/// by the node's admission: phase Failed, reason `AppArmor`, the kubelet's message, a
+/// Warning event, and no container made; a pod asking for Unconfined runs. On a host with
+/// AppArmor the RuntimeDefault pod runs confined by skiff's default profile instead.
+#[test]
+fn apparmor_profiles_are_enforced_or_the_pod_is_refused() {
+    let c = node_cluster_or_skip!();
+    c.load_busybox("busybox:test");
+    let node = c.node_name();
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.starts_with('Y'));
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: confined}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 0
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: busybox:test
+    command: [sh, -c, "cat /proc/self/attr/current; echo; echo END; sleep 3600"]
+    securityContext: {{appArmorProfile: {{type: RuntimeDefault}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: unconfined}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 0
+  securityContext: {{appArmorProfile: {{type: Unconfined}}}}
+  containers:
+  - name: app
+    image: busybox:test
+    command: [sh, -c, "echo END; sleep 3600"]
+"#
+        ),
+    );
+    c.wait_logs("unconfined", "END", Duration::from_secs(60));
+    if enabled {
+        let text = c.wait_logs("confined", "END", Duration::from_secs(60));
+        assert!(text.contains("skiff-default (enforce)"), "{text}");
+        return;
+    }
+    let status = c.wait_for("the pod to be refused", Duration::from_secs(30), || {
+        let pod = c.json(&["get", "pod", "confined"]);
+        (pod["status"]["phase"] == "Failed").then(|| pod["status"].clone())
+    });
+    assert_eq!(status["reason"], "AppArmor", "{status}");
+    assert_eq!(
+        status["message"],
+        "Pod was rejected: Cannot enforce AppArmor: AppArmor is not enabled on the host",
+        "{status}"
+    );
+    let events = c.wait_for("the AppArmor event", Duration::from_secs(30), || {
+        let text = c.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=confined,reason=AppArmor",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        (!text.is_empty()).then_some(text)
+    });
+    assert_eq!(
+        events,
+        "Cannot enforce AppArmor: AppArmor is not enabled on the host"
+    );
+    // Nothing of the refused pod exists on the node.
+    let ids = c.container_ids();
+    // Container ids start with the pod uid's first 12 hex digits.
+    let refused: String = c.json(&["get", "pod", "confined"])["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(|ch| *ch != '-')
+        .take(12)
+        .collect();
+    assert!(!ids.is_empty(), "the unconfined pod's container exists");
+    assert!(
+        !ids.iter().any(|id| id.starts_with(&refused)),
+        "containers of a refused pod: {ids:?}"
+    );
+}
