@@ -43,11 +43,11 @@ case "$tag" in
   postgres)
     pg=/usr/lib/postgresql/15
     # initdb needs the share dir, plpgsql and the snowball dictionaries; busybox runs the
-    # entrypoint script; the time zone is UTC, as in the official image.
+    # entrypoint script and what initdb runs through popen(3) as /bin/sh; the time zone is UTC, as in the official image.
     exec "$packer" --tool --binary $pg/bin/postgres --name postgres --tag 15 \
       --add $pg/bin/initdb --add /usr/share/postgresql/15 \
       --add $pg/lib/plpgsql.so --add $pg/lib/dict_snowball.so \
-      --add /usr/share/zoneinfo/Etc/UTC --add /bin/busybox \
+      --add /usr/share/zoneinfo/Etc/UTC --add /bin/busybox:/bin/sh \
       --add "$repo/crates/collector/images/postgres-entrypoint.sh:/usr/local/bin/docker-entrypoint.sh" \
       --entrypoint /usr/local/bin/docker-entrypoint.sh --cmd postgres \
       --env TZ=Etc/UTC --env PGDATA=/var/lib/postgresql/data/pgdata --output "$out" ;;

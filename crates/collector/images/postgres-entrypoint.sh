@@ -1,4 +1,4 @@
-#!/bin/busybox sh
+#!/bin/sh
 # The entrypoint of the postgres image `crates/collector/build-image.sh postgres` builds from
 # Debian's PostgreSQL: what the official image's docker-entrypoint.sh does with the settings it
 # documents. On an empty PGDATA, initdb with POSTGRES_USER (default postgres) and
