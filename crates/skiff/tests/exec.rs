@@ -536,12 +536,26 @@ fn attach_and_debug_with_kubectl_1_33_and_1_29() {
         );
     }
 
-    // A debugging pod on the node, and a copy of the pod with a container added: both are
-    // plain pods.
+    // `kubectl run -it --rm`: a pod with stdin and a terminal, attached once running,
+    // deleted when its shell exits.
     let k = Kubectl {
         c: &c,
         bin: compat::default_kubectl(),
     };
+    let (text, ok) = on_terminal(
+        &k,
+        "run -it --rm scratch --image=busybox:test --restart=Never -- sh",
+        "echo run-$((2+3))\nexit\n",
+        Duration::from_secs(90),
+    );
+    assert!(ok && text.contains("run-5"), "run -it --rm: {text}");
+    c.wait_for("the run pod to go", Duration::from_secs(30), || {
+        let out = k.run(&["get", "pod", "scratch"], None);
+        (!out.status.success()).then_some(())
+    });
+
+    // A debugging pod on the node, and a copy of the pod with a container added: both are
+    // plain pods.
     let out = k.ok(
         &[
             "debug",
