@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::pod::{arr, s, validate_container_common};
 use super::pod_update::struct_diff;
-use super::{child, index, FieldError};
+use super::{child, index, security, FieldError};
 
 /// The container fields an ephemeral container may not set, in upstream's struct order:
 /// everything outside upstream's `allowedEphemeralContainerFields` (they are for workloads,
@@ -48,9 +48,17 @@ pub(super) fn validate_ephemeral_containers(
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let mut all: HashSet<String> = regular.clone();
+    let host_users = security::host_users(spec);
     for (i, c) in arr(spec, "ephemeralContainers").iter().enumerate() {
         let p = index(path, i);
         errs.extend(validate_container_common(c, volumes, &p));
+        // A debug container is a container like the others to the kernel: upstream's
+        // validateContainerCommon checks its securityContext too.
+        errs.extend(security::validate_security_context(
+            c.get("securityContext"),
+            &child(&p, "securityContext"),
+            host_users,
+        ));
         let image = s(c, "image");
         if image.len() != image.trim().len() {
             errs.push(FieldError::invalid(
@@ -235,6 +243,15 @@ mod tests {
                     "spec.ephemeralContainers[0].readinessProbe: Forbidden: cannot be set for an Ephemeral Container",
                     "spec.ephemeralContainers[0].lifecycle: Forbidden: cannot be set for an Ephemeral Container",
                 ],
+            ),
+            (
+                "a securityContext upstream refuses",
+                vec![],
+                vec![with(
+                    "debugger",
+                    json!({"securityContext": {"privileged": true, "allowPrivilegeEscalation": false}}),
+                )],
+                vec!["spec.ephemeralContainers[0].securityContext: Invalid value: core.SecurityContext{Capabilities:(*core.Capabilities)(nil), Privileged:(*bool)(0xc000000000), SELinuxOptions:(*core.SELinuxOptions)(nil), WindowsOptions:(*core.WindowsSecurityContextOptions)(nil), RunAsUser:(*int64)(nil), RunAsGroup:(*int64)(nil), RunAsNonRoot:(*bool)(nil), ReadOnlyRootFilesystem:(*bool)(nil), AllowPrivilegeEscalation:(*bool)(0xc000000000), ProcMount:(*core.ProcMountType)(nil), SeccompProfile:(*core.SeccompProfile)(nil), AppArmorProfile:(*core.AppArmorProfile)(nil)}: cannot set `allowPrivilegeEscalation` to false and `privileged` to true"],
             ),
             (
                 "empty resources are not set",
