@@ -12,6 +12,115 @@ mod node;
 use std::process::Output;
 use std::time::Duration;
 
+/// A gRPC message of one string (prost's derive: no codegen).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Say {
+    #[prost(string, tag = "1")]
+    text: String,
+}
+
+/// The unary method every path of [`grpc_server`] serves: `"{name}: {text}"`.
+struct Echo(&'static str);
+
+impl tonic::server::UnaryService<Say> for Echo {
+    type Response = Say;
+    type Future = std::future::Ready<Result<tonic::Response<Say>, tonic::Status>>;
+    fn call(&mut self, req: tonic::Request<Say>) -> Self::Future {
+        let text = req.into_inner().text;
+        std::future::ready(Ok(tonic::Response::new(Say {
+            text: format!("{}: {text}", self.0),
+        })))
+    }
+}
+
+/// Runs `f` on a thread of its own inside network namespace `netns` (a network namespace
+/// is per thread), with a single-threaded runtime.
+fn in_netns_thread<F, Fut>(netns: &str, f: F) -> std::thread::JoinHandle<Fut::Output>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future,
+    Fut::Output: Send + 'static,
+{
+    let ns = std::fs::File::open(format!("/run/netns/{netns}")).expect("open the netns");
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid descriptor changes only this thread's namespace.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f())
+    })
+}
+
+/// A gRPC server (HTTP/2 only) on the node's address in `netns`, its port returned; it
+/// serves until the test process ends.
+fn grpc_server(netns: &str, name: &'static str) -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    in_netns_thread(netns, move || async move {
+        let listener = tokio::net::TcpListener::bind((node::NODE_IP, 0))
+            .await
+            .expect("bind the gRPC server");
+        tx.send(listener.local_addr().unwrap().port()).unwrap();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let codec = tonic_prost::ProstCodec::<Say, Say>::default();
+                        let mut grpc = tonic::server::Grpc::new(codec);
+                        Ok::<_, std::convert::Infallible>(grpc.unary(Echo(name), req).await)
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    rx.recv().expect("the gRPC server's port")
+}
+
+/// One unary gRPC call of `path` with `authority` through the gateway on the node's
+/// port 80, from inside `netns`.
+fn grpc_call(
+    netns: &str,
+    authority: &'static str,
+    path: &'static str,
+) -> Result<String, (tonic::Code, String)> {
+    in_netns_thread(netns, move || async move {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node::NODE_IP))
+            .unwrap()
+            .origin(format!("http://{authority}").parse().unwrap())
+            .connect()
+            .await
+            .map_err(|e| (tonic::Code::Unavailable, e.to_string()))?;
+        let mut client = tonic::client::Grpc::new(channel);
+        client
+            .ready()
+            .await
+            .map_err(|e| (tonic::Code::Unavailable, e.to_string()))?;
+        let codec = tonic_prost::ProstCodec::<Say, Say>::default();
+        let req = tonic::Request::new(Say { text: "hi".into() });
+        client
+            .unary(
+                req,
+                hyper::http::uri::PathAndQuery::from_static(path),
+                codec,
+            )
+            .await
+            .map(|r| r.into_inner().text)
+            .map_err(|s| (s.code(), s.message().to_string()))
+    })
+    .join()
+    .expect("gRPC client thread")
+}
+
 /// skiff's controllerName (crates/skiff-gateway/src/install.rs).
 const CONTROLLER: &str = "skiff.dev/gateway-controller";
 
@@ -221,6 +330,85 @@ spec:
         backend:
           service:
             name: api
+            port:
+              number: 80
+"#;
+
+/// A gRPC backend outside the cluster (a selectorless Service and its EndpointSlice on the
+/// node's address), a GRPCRoute to its `echo.Echo/Say`, and an HTTPRoute that, being
+/// older, keeps a hostname the later GRPCRoute `late` also names.
+fn grpc_routes(port: u16) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+spec:
+  ports:
+  - {{port: 50051}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: echo-1
+  labels:
+    kubernetes.io/service-name: echo
+addressType: IPv4
+ports:
+- {{port: {port}}}
+endpoints:
+- addresses: ["{}"]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: echo
+spec:
+  parentRefs:
+  - name: main-gateway
+  hostnames: ["grpc.example.com"]
+  rules:
+  - matches:
+    - method: {{service: echo.Echo, method: Say}}
+    backendRefs:
+    - {{name: echo, port: 50051}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: late
+spec:
+  parentRefs:
+  - name: main-gateway
+  hostnames: ["canary.example.com"]
+  rules:
+  - backendRefs:
+    - {{name: echo, port: 50051}}
+"#,
+        node::NODE_IP
+    )
+}
+
+/// An Ingress with `tls`: served on 443 with its Secret's certificate, and on 80.
+const TLS_INGRESS: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop-tls
+spec:
+  tls:
+  - hosts: ["shop.example.net"]
+    secretName: shop-cert
+  rules:
+  - host: shop.example.net
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: web-v2
             port:
               number: 80
 "#;
@@ -678,6 +866,91 @@ fn gateway_api_is_built_in_and_routes_the_articles_hosts() {
         let ing = c.json(&["get", "ingress", "podinfo"]);
         (ing["status"]["loadBalancer"]["ingress"][0]["ip"] == node::NODE_IP).then_some(())
     });
+
+    // Ingress TLS: its Secret's certificate on 443 by SNI beside the Gateway's HTTPS
+    // listeners there (which keep the names they match), and plain HTTP on 80 as well.
+    let shop_key = rcgen::KeyPair::generate().unwrap();
+    let shop_cert = rcgen::CertificateParams::new(vec!["shop.example.net".to_string()])
+        .unwrap()
+        .self_signed(&shop_key)
+        .unwrap();
+    let (shop_crt, shop_key_file) = (c.dir.path().join("shop.crt"), c.dir.path().join("shop.key"));
+    std::fs::write(&shop_crt, shop_cert.pem()).unwrap();
+    std::fs::write(&shop_key_file, shop_key.serialize_pem()).unwrap();
+    c.kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "shop-cert",
+        &format!("--cert={}", shop_crt.display()),
+        &format!("--key={}", shop_key_file.display()),
+    ]);
+    c.kubectl_in(&["apply", "-f", "-"], TLS_INGRESS);
+    let resolve = format!("shop.example.net:443:{}", node::NODE_IP);
+    c.wait_for("the TLS Ingress over HTTPS", long, || {
+        let out = curl(
+            &c,
+            &[
+                "--resolve",
+                &resolve,
+                "--cacert",
+                shop_crt.to_str().unwrap(),
+                "https://shop.example.net/",
+            ],
+        );
+        (String::from_utf8_lossy(&out.stdout).trim() == "web-v2").then_some(())
+    });
+    assert_eq!(get(&c, "shop.example.net", "/", &[]), "web-v2");
+    // The Gateway's HTTPS listener still answers its own names with its own certificate.
+    let out = curl(
+        &c,
+        &[
+            "--resolve",
+            &format!("app.secure.example.com:443:{}", node::NODE_IP),
+            "--cacert",
+            crt_file.to_str().unwrap(),
+            "https://app.secure.example.com/",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "web-v1");
+
+    // GRPCRoute: a real gRPC call (tonic) through the gateway to a gRPC server spoken to
+    // in h2c; an unrouted method is UNIMPLEMENTED, in gRPC's form.
+    let grpc_port = grpc_server(&c.netns, "echo");
+    c.kubectl_in(&["apply", "-f", "-"], &grpc_routes(grpc_port));
+    let netns = c.netns.clone();
+    c.wait_for("a gRPC call through the gateway", long, || {
+        (grpc_call(&netns, "grpc.example.com", "/echo.Echo/Say") == Ok("echo: hi".into()))
+            .then_some(())
+    });
+    assert_eq!(
+        grpc_call(&netns, "grpc.example.com", "/echo.Echo/Other"),
+        Err((tonic::Code::Unimplemented, "no route matches".into()))
+    );
+    let grpc_condition = |route: &str, type_: &str| {
+        let r = c.json(&["get", "grpcroute", route]);
+        r["status"]["parents"][0]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|x| x["type"] == type_))
+            .map(|x| {
+                (
+                    x["status"].as_str().unwrap().to_string(),
+                    x["reason"].as_str().unwrap().to_string(),
+                )
+            })
+    };
+    c.wait_for("GRPCRoute status", long, || {
+        (grpc_condition("echo", "Accepted") == Some(("True".into(), "Accepted".into()))
+            && grpc_condition("echo", "ResolvedRefs")
+                == Some(("True".into(), "ResolvedRefs".into())))
+        .then_some(())
+    });
+    // The older HTTPRoute keeps canary.example.com; the GRPCRoute naming it is refused.
+    c.wait_for("the conflicting GRPCRoute refused", long, || {
+        (grpc_condition("late", "Accepted") == Some(("False".into(), "HostnameConflict".into())))
+            .then_some(())
+    });
+    assert_eq!(get(&c, "canary.example.com", "/", &[]), "web-v1");
 
     // Access log lines.
     c.wait_for("an access log line", Duration::from_secs(5), || {
