@@ -155,7 +155,9 @@ pub fn fake_kubelet(
             }
             let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
             if p.metadata.deletion_timestamp.is_some() {
-                let _ = api.delete(&name, &DeleteParams::default().grace_period(0)).await;
+                let _ = api
+                    .delete(&name, &DeleteParams::default().grace_period(0))
+                    .await;
                 continue;
             }
             let key = format!("{ns}/{name}/{}", p.metadata.uid.as_deref().unwrap_or(""));
@@ -163,7 +165,11 @@ pub fn fake_kubelet(
                 continue;
             }
             let patched = api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status(&p, outcome)))
+                .patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&status(&p, outcome)),
+                )
                 .await;
             if patched.is_ok() {
                 done.insert(key);

@@ -57,7 +57,10 @@ fn beside_me(given: &Option<PathBuf>, name: &str) -> Result<PathBuf> {
             .join(name),
     };
     if !path.is_file() {
-        bail!("no {name} binary at {} (build it, or pass its path)", path.display());
+        bail!(
+            "no {name} binary at {} (build it, or pass its path)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -153,8 +156,11 @@ async fn phase(
 ) -> Result<Phase> {
     // Warm connections and caches.
     for i in 0..20 {
-        cms.create(&PostParams::default(), &config_map(&format!("{tag}-warm-{i}"), json!({}))?)
-            .await?;
+        cms.create(
+            &PostParams::default(),
+            &config_map(&format!("{tag}-warm-{i}"), json!({}))?,
+        )
+        .await?;
     }
     let mut latencies = Vec::with_capacity(creates);
     for i in 0..creates {
@@ -216,7 +222,10 @@ async fn main() -> Result<()> {
     let client = server.client().await;
 
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    for (name, labels) in [("plain", json!({})), ("hooked", json!({"bench": "webhook"}))] {
+    for (name, labels) in [
+        ("plain", json!({})),
+        ("hooked", json!({"bench": "webhook"})),
+    ] {
         let ns: Namespace =
             serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))?;
         namespaces.create(&PostParams::default(), &ns).await?;
@@ -287,9 +296,7 @@ async fn main() -> Result<()> {
     phases.push(phase("mutating + validating", &hooked, "both", n, k).await?);
 
     let base = percentile(&phases[0].latencies, 0.5);
-    println!(
-        "ConfigMap creates, {n} one at a time (latency) and {k} clients at once (throughput)"
-    );
+    println!("ConfigMap creates, {n} one at a time (latency) and {k} clients at once (throughput)");
     println!(
         "{:<26} {:>9} {:>9} {:>12} {:>10}",
         "phase", "p50 ms", "p99 ms", "p50 added", "creates/s"

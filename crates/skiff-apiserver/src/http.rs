@@ -609,7 +609,7 @@ fn openapi_v2() -> Response {
 }
 
 /// Decodes an object body (POST, PUT) as [`parse_body`], noting the fields a JSON body
-/// repeats in `params` for field validation.
+/// (by path) or a YAML body (by line) repeats in `params` for field validation.
 fn parse_object_body(params: &mut Params, content_type: &str, body: &[u8]) -> Result<Value> {
     if content_type == "application/json" {
         let (value, duplicates) = crate::strict::parse_json(body).map_err(|e| {

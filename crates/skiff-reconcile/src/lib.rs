@@ -30,8 +30,8 @@
 
 pub mod backoff;
 pub mod events;
-pub mod leaderelection;
 mod harness;
+pub mod leaderelection;
 pub mod metrics;
 pub mod queue;
 mod runner;

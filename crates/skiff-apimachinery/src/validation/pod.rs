@@ -77,9 +77,10 @@ pub(super) fn validate_pod(obj: &Value, old: Option<&Value>) -> Vec<FieldError> 
             old.get("spec").unwrap_or(&null),
         )),
         // `ValidatePodCreate`: they are added through `pods/ephemeralcontainers` only.
-        None if !arr(spec, "ephemeralContainers").is_empty() => errs.push(
-            FieldError::forbidden("spec.ephemeralContainers", "cannot be set on create"),
-        ),
+        None if !arr(spec, "ephemeralContainers").is_empty() => errs.push(FieldError::forbidden(
+            "spec.ephemeralContainers",
+            "cannot be set on create",
+        )),
         None => {}
     }
     match old {

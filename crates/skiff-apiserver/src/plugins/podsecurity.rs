@@ -67,7 +67,10 @@ pub fn validate(api: &Api, attrs: &Attributes<'_>, obj: &Value, old: Option<&Val
     };
     // Pods' status, binding and other subresources do not change what is checked; the
     // ephemeral containers added through `ephemeralcontainers` are checked as the pod's.
-    if attrs.subresource.is_some_and(|s| s != "ephemeralcontainers") {
+    if attrs
+        .subresource
+        .is_some_and(|s| s != "ephemeralcontainers")
+    {
         return Ok(());
     }
     let Some((meta, spec)) = podsecurity::pod_template(&r.group, &r.kind, obj) else {

@@ -417,7 +417,12 @@ fn field_validation_apply_create_names_repeated_keys_of_a_typed_object_by_line()
             "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  line 10: key \"paused\" already set in map\n  line 27: key \"imagePullPolicy\" already set in map"
         );
         let r = raw(&c, Method::GET, &path, &[], "").await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "nothing stored: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "nothing stored: {}",
+            r.body
+        );
         let r = apply(
             &c,
             &format!("{path}?fieldManager=mgr&fieldValidation=Ignore"),
