@@ -474,14 +474,12 @@ fn chapter_11_configmaps_and_secrets() {
 }
 
 #[test]
-#[ignore = "issue 18/20: written, not yet run green (its first run met victoria-metrics:latest pulled; fixed, not rerun)"]
 fn chapter_13_observability() {
     let Some(c) = cluster() else { return };
     walk(&c, &["ch1", "ch13"]);
 }
 
 #[test]
-#[ignore = "issue 20: written, not yet run green (its first run met initdb without /bin/sh; fixed, not rerun)"]
 fn chapter_14_compose_and_the_end_state() {
     let Some(c) = cluster() else { return };
     walk(&c, &["ch1", "ch14"]);
