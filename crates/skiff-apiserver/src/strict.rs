@@ -265,38 +265,8 @@ mod tests {
     /// body (JSON, which is YAML) and the YAML create body, with its expected lines.
     #[test]
     fn yaml_duplicates_are_named_by_line_as_go_yaml_does() {
-        let apply_invalid_body = r#"{
-		"apiVersion": "apps/v1",
-		"kind": "Deployment",
-		"metadata": {
-			"name": "%s",
-			"labels": {"app": "nginx"}
-		},
-		"spec": {
-			"paused": false,
-			"paused": true,
-			"selector": {
-				"matchLabels": {
-					"app": "nginx"
-				}
-			},
-			"template": {
-				"metadata": {
-					"labels": {
-						"app": "nginx"
-					}
-				},
-				"spec": {
-					"containers": [{
-						"name":  "nginx",
-						"image": "nginx:latest",
-						"imagePullPolicy": "Never",
-						"imagePullPolicy": "Always"
-					}]
-				}
-			}
-		}
-	}"#;
+        // Upstream's applyInvalidBody (test/integration/apiserver/apply), name filled in.
+        let apply_invalid_body = include_str!("../testdata/apply-repeated-keys-deployment.json");
         assert_eq!(
             yaml_duplicate_keys(apply_invalid_body.as_bytes()),
             [

@@ -211,6 +211,19 @@ async fn exec(
         Ok(Err(e)) => return text(StatusCode::NOT_FOUND, e),
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    let runtime = shared.runtime.clone();
+    serve_streams(&mut req, opts, move |opts, streams| {
+        run_exec(runtime, id, opts, streams)
+    })
+}
+
+/// Negotiates a remotecommand protocol for `req` (exec and attach speak the same ones),
+/// answers the upgrade, and once the client has switched runs `session` on its streams.
+fn serve_streams<F, Fut>(req: &mut Request, opts: Options, session: F) -> Response
+where
+    F: FnOnce(Options, ExecStreams) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let (transport, resp) = match negotiate(
         req.headers(),
         &EXEC_PROTOCOLS,
@@ -219,7 +232,7 @@ async fn exec(
         Ok(t) => t,
         Err((code, msg)) => return text(code, msg),
     };
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let Some(io) = upgraded(on_upgrade).await else {
             return;
@@ -227,7 +240,7 @@ async fn exec(
         let Some(streams) = open_streams(io, transport, &opts).await else {
             return;
         };
-        run_exec(shared.runtime.clone(), id, opts, streams).await;
+        session(opts, streams).await;
     });
     resp
 }
@@ -301,22 +314,7 @@ async fn attach(
         Ok(Err((code, msg))) => return text(code, msg),
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let (transport, resp) = match negotiate(
-        req.headers(),
-        &EXEC_PROTOCOLS,
-        &remotecommand::SPDY_VERSIONS,
-    ) {
-        Ok(t) => t,
-        Err((code, msg)) => return text(code, msg),
-    };
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let Some(io) = upgraded(on_upgrade).await else {
-            return;
-        };
-        let Some(streams) = open_streams(io, transport, &opts).await else {
-            return;
-        };
+    serve_streams(&mut req, opts, move |_, streams| async move {
         let conn = match conn
             .set_nonblocking(true)
             .and_then(|()| tokio::net::UnixStream::from_std(conn))
@@ -328,8 +326,7 @@ async fn attach(
             }
         };
         run_attach(conn, streams).await;
-    });
-    resp
+    })
 }
 
 /// Copies between the client's streams and the shim's frames until the container's output

@@ -372,38 +372,8 @@ spec:
 fn field_validation_apply_create_names_repeated_keys_of_a_typed_object_by_line() {
     run(|c| async move {
         let ns = namespace(&c, "cf-fv-apply-dup").await;
-        let body = r#"{
-		"apiVersion": "apps/v1",
-		"kind": "Deployment",
-		"metadata": {
-			"name": "apply-dup",
-			"labels": {"app": "nginx"}
-		},
-		"spec": {
-			"paused": false,
-			"paused": true,
-			"selector": {
-				"matchLabels": {
-					"app": "nginx"
-				}
-			},
-			"template": {
-				"metadata": {
-					"labels": {
-						"app": "nginx"
-					}
-				},
-				"spec": {
-					"containers": [{
-						"name":  "nginx",
-						"image": "nginx:latest",
-						"imagePullPolicy": "Never",
-						"imagePullPolicy": "Always"
-					}]
-				}
-			}
-		}
-	}"#;
+        // Upstream's applyInvalidBody, shared with strict.rs's unit test (lines 10 and 27).
+        let body = include_str!("../../../skiff-apiserver/testdata/apply-repeated-keys-deployment.json");
         let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/apply-dup");
         let r = apply(
             &c,
