@@ -2,8 +2,9 @@
 //! Debian's `victoria-metrics` (Debian's `prometheus` 2.42 has no Kubernetes discovery)
 //! runs in the node's network namespace with the standard Prometheus Kubernetes example
 //! jobs — the apiserver through the `kubernetes` Endpoints, every node's `/metrics` and
-//! `/metrics/cadvisor` through the API server's node proxy, and pods by their
-//! `prometheus.io/*` annotations — authenticated as a ServiceAccount with Prometheus'
+//! `/metrics/cadvisor` through the API server's node proxy, pods by their
+//! `prometheus.io/*` annotations, and an annotated Service's endpoints (role endpointslice) and
+//! the Service itself (role service) — authenticated as a ServiceAccount with Prometheus'
 //! usual ClusterRole. The test then finds the collector's `collector_events_total` per pod,
 //! the pods' `container_cpu_usage_seconds_total`, and `apiserver_request_total` growing
 //! with kubectl calls.
@@ -53,6 +54,17 @@ spec:
       volumes:
       - name: data
         emptyDir: {}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: collector
+  annotations:
+    prometheus.io/scrape: "true"
+spec:
+  selector: {app: collector}
+  ports:
+  - {name: http, port: 8080}
 "#;
 
 /// Prometheus' usual in-cluster permissions (its Helm chart's ClusterRole).
@@ -123,11 +135,24 @@ fn scrape_config(api: &str, ca: &Path, token: &Path) -> String {
          action: replace\n    regex: ([^:]+)(?::\\d+)?;(\\d+)\n    replacement: $1:$2\n    target_label: __address__\n  \
          - action: labelmap\n    regex: __meta_kubernetes_pod_label_(.+)\n  \
          - source_labels: [__meta_kubernetes_namespace]\n    action: replace\n    target_label: namespace\n  \
-         - source_labels: [__meta_kubernetes_pod_name]\n    action: replace\n    target_label: pod\n",
+         - source_labels: [__meta_kubernetes_pod_name]\n    action: replace\n    target_label: pod\n\
+         - job_name: kubernetes-service-endpoints\n{}  relabel_configs:\n  \
+         - source_labels: [__meta_kubernetes_service_annotation_prometheus_io_scrape]\n    action: keep\n    regex: true\n  \
+         - source_labels: [__meta_kubernetes_service_name]\n    target_label: service\n  \
+         - source_labels: [__meta_kubernetes_pod_name]\n    target_label: pod\n\
+         - job_name: kubernetes-services\n{}  relabel_configs:\n  \
+         - source_labels: [__meta_kubernetes_service_annotation_prometheus_io_scrape]\n    action: keep\n    regex: true\n  \
+         - source_labels: [__address__, __meta_kubernetes_service_cluster_ip]\n    \
+         regex: '[^:]+:(\\d+);(.+)'\n    replacement: $2:$1\n    target_label: __address__\n  \
+         - source_labels: [__meta_kubernetes_service_name]\n    target_label: service\n",
         sd("endpoints"),
         node_job("kubernetes-nodes", "/metrics"),
         node_job("kubernetes-cadvisor", "/metrics/cadvisor"),
         sd("pod"),
+        sd("endpointslice"),
+        // The service role's address is the Service's DNS name, which the scraper on the
+        // node does not resolve; its job scrapes the cluster IP at the address's port.
+        sd("service"),
     )
 }
 
@@ -324,6 +349,54 @@ fn prometheus_discovers_and_scrapes_pods_nodes_and_the_apiserver() {
             .iter()
             .all(|(m, v)| *v == 1.0 && m["app"] == "collector"),
         "{series:?}"
+    );
+
+    // The same pods through the Service's EndpointSlice (role endpointslice, the Service's
+    // annotation), and the Service itself (role service, its cluster IP and port).
+    let sliced = c.wait_for(
+        "collector_events_total per endpoint of the Service's slice",
+        Duration::from_secs(90),
+        || {
+            let s = query(
+                &c,
+                "collector_events_total{job=\"kubernetes-service-endpoints\",source=\"prometheus-test\"}",
+            );
+            (s.len() == 2).then_some(s)
+        },
+    );
+    let mut by_slice: Vec<String> = sliced
+        .iter()
+        .map(|(m, _)| m["pod"].as_str().unwrap_or_default().to_string())
+        .collect();
+    by_slice.sort();
+    assert_eq!(by_slice, want, "{sliced:?}\n{}", vm_log());
+    assert!(
+        sliced.iter().all(|(m, _)| m["service"] == "collector"),
+        "{sliced:?}"
+    );
+    let service = c.wait_for(
+        "collector_events_total through the Service",
+        Duration::from_secs(90),
+        || {
+            query(
+                &c,
+                "collector_events_total{job=\"kubernetes-services\",service=\"collector\"}",
+            )
+            .into_iter()
+            .next()
+        },
+    );
+    let cluster_ip = c.kubectl(&[
+        "get",
+        "service",
+        "collector",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    assert_eq!(
+        service.0["instance"],
+        format!("{}:8080", cluster_ip.trim()),
+        "{service:?}"
     );
 
     // cAdvisor's CPU of those pods, from the node through the API server's proxy.
