@@ -373,7 +373,8 @@ fn field_validation_apply_create_names_repeated_keys_of_a_typed_object_by_line()
     run(|c| async move {
         let ns = namespace(&c, "cf-fv-apply-dup").await;
         // Upstream's applyInvalidBody, shared with strict.rs's unit test (lines 10 and 27).
-        let body = include_str!("../../../skiff-apiserver/testdata/apply-repeated-keys-deployment.json");
+        let body =
+            include_str!("../../../skiff-apiserver/testdata/apply-repeated-keys-deployment.json");
         let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/apply-dup");
         let r = apply(
             &c,
