@@ -33,19 +33,6 @@ spec:
         command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]
 "#;
 
-fn cluster() -> Option<node::NodeCluster> {
-    match node::skip_reason() {
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and this test cannot run: {why}")
-        }
-        Some(why) => {
-            eprintln!("skipped: {why}");
-            None
-        }
-        None => Some(node::NodeCluster::start()),
-    }
-}
-
 /// The pod name and tick of a prefixed line: `[pod/NAME/tick] tick N`.
 fn parse(line: &str) -> Option<(String, u64)> {
     let rest = line.strip_prefix("[pod/")?;
@@ -56,7 +43,10 @@ fn parse(line: &str) -> Option<(String, u64)> {
 
 #[test]
 fn logs_follow_every_pod_of_a_selector_with_prefixes_and_max_log_requests() {
-    let Some(c) = cluster() else { return };
+    if !node::can_run() {
+        return;
+    }
+    let c = node::NodeCluster::start();
     c.load_busybox("busybox:test");
     c.kubectl_in(&["apply", "-f", "-"], TICKERS);
     c.kubectl(&["rollout", "status", "deployment/ticker", "--timeout=120s"]);
