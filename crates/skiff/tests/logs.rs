@@ -50,18 +50,15 @@ fn logs_follow_every_pod_of_a_selector_with_prefixes_and_max_log_requests() {
     c.load_busybox("busybox:test");
     c.kubectl_in(&["apply", "-f", "-"], TICKERS);
     c.kubectl(&["rollout", "status", "deployment/ticker", "--timeout=120s"]);
-    let pods: Vec<String> = c.json(&["get", "pods", "-l", "app=ticker"])["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|p| {
-            p["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(pods.len(), 2, "{pods:?}");
+    let pods = c.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "app=ticker",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    assert_eq!(pods.split_whitespace().count(), 2, "{pods}");
 
     // What each pod had printed before the follow began: a followed line past it is live.
     let before: HashMap<String, u64> =
