@@ -694,12 +694,19 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot use data dir {}", data_dir.display()))?;
     // One agent per data dir, and how `skiff killall` finds it.
     let _lock = security::lock_data_dir(data_dir, "one agent per data dir")?;
+    let name = args.name.clone().unwrap_or_else(node::host_name);
+    // Without the node's stored client certificate a token is the only way in, so a missing
+    // token is what the agent says first, before reading any other file.
+    let stored = skiff_node::agent::clientcert::stored(&tlsbootstrap::pki(data_dir), &name);
+    let token = match stored {
+        Some(_) => None,
+        None => Some(agent_token(args.token_file.as_deref())?),
+    };
     let ca = std::fs::read_to_string(&args.ca_file)
         .with_context(|| format!("reading {}", args.ca_file.display()))?;
-    let name = args.name.clone().unwrap_or_else(node::host_name);
     // The node's client certificate (TLS bootstrap), or the token it was given.
     let credential = tlsbootstrap::credential(&args.server, &ca, &name, data_dir, || {
-        agent_token(args.token_file.as_deref())
+        token.map_or_else(|| agent_token(args.token_file.as_deref()), Ok)
     })
     .await?;
     let (client_certificate, renewal) = match credential {
