@@ -402,7 +402,16 @@ fn walk_in(c: &node::NodeCluster, work: &Path, chapters: &[&str]) {
         }
     }
     if update {
-        std::fs::write(doc_path(), update_document(&doc, &captured)).expect("write document");
+        // Chapters run in parallel tests, and each records its own outputs: the document is
+        // read again under one lock, so a chapter's write never drops another's.
+        static DOCUMENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_writer = DOCUMENT.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = std::fs::read_to_string(doc_path()).expect("docs/walkthrough.md");
+        let fresh_steps = chapters.iter().flat_map(|ch| steps(&fresh, ch));
+        let captured: Vec<(Step, String)> = fresh_steps
+            .zip(captured.into_iter().map(|(_, out)| out))
+            .collect();
+        std::fs::write(doc_path(), update_document(&fresh, &captured)).expect("write document");
     }
     if let Some(why) = failed {
         panic!("{why}\nserver log:\n{}", c.log_text());
