@@ -242,11 +242,11 @@ async fn status_bodies_are_byte_compatible_with_upstream() {
     assert!(String::from_utf8(out).unwrap().contains(
         "\"details\":{\"name\":\"missing\",\"group\":\"apps\",\"kind\":\"deployments\"},\"code\":404}\n"
     ));
-    // A path nothing serves (what kubectl debug meets on pods/ephemeralcontainers).
+    // A path nothing serves: a subresource pods do not have.
     let (code, _, out) = raw(
         &app,
         "GET",
-        "/api/v1/namespaces/default/pods/p/ephemeralcontainers",
+        "/api/v1/namespaces/default/pods/p/notasubresource",
         None,
         vec![],
     )
