@@ -180,19 +180,27 @@ fn find_container(
         .ok_or_else(|| format!("container not found ({container:?})"))
 }
 
+/// The remotecommand options of an exec or attach request's query, validated (the reason
+/// when they are not, for a 400).
+fn remotecommand_options(req: &Request) -> Result<Options, String> {
+    let query = req.uri().query().unwrap_or("");
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let opts = Options::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    opts.validate().map_err(|e| e.to_string())?;
+    Ok(opts)
+}
+
 async fn exec(
     State(shared): State<Arc<Shared>>,
     Path((namespace, pod, container)): Path<(String, String, String)>,
     mut req: Request,
 ) -> Response {
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let opts = Options::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    if let Err(e) = opts.validate() {
-        return text(StatusCode::BAD_REQUEST, e);
-    }
+    let opts = match remotecommand_options(&req) {
+        Ok(o) => o,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
     if opts.command.is_empty() {
         return text(StatusCode::BAD_REQUEST, "command is required");
     }
@@ -279,14 +287,10 @@ async fn attach(
     Path((namespace, pod, container)): Path<(String, String, String)>,
     mut req: Request,
 ) -> Response {
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let opts = Options::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    if let Err(e) = opts.validate() {
-        return text(StatusCode::BAD_REQUEST, e);
-    }
+    let opts = match remotecommand_options(&req) {
+        Ok(o) => o,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
     let runtime = shared.runtime.clone();
     let (ns, p, c) = (namespace.clone(), pod.clone(), container.clone());
     let connected = tokio::task::spawn_blocking(move || {
