@@ -169,22 +169,50 @@ impl<T: Object> AnyInformer for Informer<T> {
     }
 }
 
+/// Keys of a controller's own state (not a watched kind's cache), queued at start and on
+/// every resync.
+type KeySource = Box<dyn Fn() -> Vec<ObjectKey> + Send + Sync>;
+
 /// A controller being built: `K` is its primary kind (`()` for [`Harness::keys`]).
 pub struct Controller<K> {
     harness: Harness,
     informers: Vec<(TypeId, Box<dyn AnyInformer>)>,
     keys: Vec<ObjectKey>,
+    key_sources: Vec<KeySource>,
+    /// Made with the controller, so triggers other than watches can hold its queue
+    /// before it runs ([`Controller::queue`]).
+    runner: Runner,
     primary: PhantomData<fn() -> K>,
 }
 
 impl<K> Controller<K> {
     fn empty(harness: Harness) -> Controller<K> {
+        let runner = Runner::new(&harness.name, harness.config.clone(), &harness.metrics);
         Controller {
             harness,
             informers: Vec::new(),
             keys: Vec::new(),
+            key_sources: Vec::new(),
+            runner,
             primary: PhantomData,
         }
+    }
+
+    /// The controller's queue, for triggers that are not kube watches: a node's container
+    /// exits, its own source of pods, a timer. Keys added before [`Controller::run_keys`]
+    /// wait until the caches are listed, like everything else.
+    pub fn queue(&self) -> Arc<Queue<ObjectKey>> {
+        self.runner.queue()
+    }
+
+    /// Keys `source` returns (a controller's own state, such as the pods a node agent
+    /// holds) are queued at start and on every resync, as a watched kind's are.
+    pub fn resync_from(
+        mut self,
+        source: impl Fn() -> Vec<ObjectKey> + Send + Sync + 'static,
+    ) -> Controller<K> {
+        self.key_sources.push(Box::new(source));
+        self
     }
 
     /// The informer of `T`, made on first use. A kind is watched once per controller; the
@@ -278,9 +306,10 @@ impl<K> Controller<K> {
             harness,
             informers,
             keys,
+            key_sources,
+            runner,
             ..
         } = self;
-        let runner = Runner::new(&harness.name, harness.config.clone(), &harness.metrics);
         let queue = runner.queue();
         let started: Vec<Started> = informers
             .into_iter()
@@ -297,6 +326,9 @@ impl<K> Controller<K> {
             let mut all = keys.clone();
             for resync in &resyncs {
                 all.extend(resync());
+            }
+            for source in &key_sources {
+                all.extend(source());
             }
             all
         });
@@ -372,5 +404,67 @@ async fn resync_every(every: Duration, resync: impl Fn()) {
     loop {
         tick.tick().await;
         resync();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backoff::Backoff;
+    use std::sync::Mutex;
+
+    /// A client that is never called: these controllers watch nothing.
+    fn client() -> kube::Client {
+        let service = tower::service_fn(|_: http::Request<kube::client::Body>| async {
+            Err::<http::Response<kube::client::Body>, std::io::Error>(std::io::Error::other(
+                "no API server in this test",
+            ))
+        });
+        kube::Client::new(service, "default")
+    }
+
+    fn config(resync: Option<Duration>) -> Config {
+        Config {
+            workers: 4,
+            resync,
+            backoff: Backoff {
+                jitter: 0.0,
+                ..Backoff::default()
+            },
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_from_outside_watches_are_reconciled_and_resynced_from_their_source() {
+        let seen: Arc<Mutex<Vec<(Duration, String)>>> = Arc::default();
+        let start = tokio::time::Instant::now();
+        let controller = Harness::new("pod-workers", client())
+            .config(config(Some(Duration::from_secs(10))))
+            .keys()
+            .resync_from(|| vec![ObjectKey::named("held")]);
+        let queue = controller.queue();
+        // Queued before the controller runs, as a node's pod source does while starting.
+        queue.add(ObjectKey::named("early"));
+        let log = seen.clone();
+        tokio::spawn(controller.run_keys(
+            move |key: ObjectKey, _: Arc<()>| {
+                let log = log.clone();
+                async move {
+                    log.lock().unwrap().push((start.elapsed(), key.name));
+                    Ok::<_, std::convert::Infallible>(Outcome::Done)
+                }
+            },
+            Arc::new(()),
+        ));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        queue.add(ObjectKey::named("exit"));
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let seen = seen.lock().unwrap().clone();
+        let names: Vec<&str> = seen.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["early", "held", "exit", "held"], "{seen:?}");
+        assert!(
+            seen[3].0 >= Duration::from_secs(10),
+            "resynced at 10 s: {seen:?}"
+        );
     }
 }
