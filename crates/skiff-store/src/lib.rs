@@ -15,6 +15,7 @@ mod memory;
 pub mod metrics;
 #[cfg(feature = "model-test")]
 pub mod model_test;
+pub mod snapshot;
 mod sqlite;
 
 use bytes::Bytes;
@@ -118,6 +119,10 @@ pub enum Error {
     /// succeeds once the datastore is back; the message says which and why, for the log.
     #[error("datastore unavailable: {0}")]
     Unavailable(String),
+    /// A snapshot file is not one this store can restore (not SQLite, not a skiff store,
+    /// damaged); the message says which.
+    #[error("{0}")]
+    InvalidSnapshot(String),
     /// The data directory could not be prepared.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -73,7 +73,7 @@ struct Request {
     reply: oneshot::Sender<Result<KeyValue>>,
 }
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY NOT NULL,
     value BLOB NOT NULL,
