@@ -14,6 +14,7 @@ pub mod duration;
 pub mod limitrange;
 pub mod network;
 pub mod podsecurity;
+pub mod priority;
 pub mod quantity;
 pub mod quota;
 pub mod scheduling;

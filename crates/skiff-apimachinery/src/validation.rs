@@ -23,6 +23,7 @@ pub mod names;
 mod pod;
 mod pod_update;
 mod rbac;
+mod scheduling;
 pub mod security;
 mod status;
 
@@ -308,6 +309,9 @@ pub fn validate(group: &str, kind: &str, obj: &Value, old: Option<&Value>) -> Ve
             errs.extend(apiregistration::validate_api_service(obj))
         }
         ("coordination.k8s.io", "Lease") => errs.extend(core::validate_lease(obj)),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            errs.extend(scheduling::validate_priority_class(obj, old))
+        }
         ("rbac.authorization.k8s.io", "Role") => errs.extend(rbac::validate_role(obj, true)),
         ("rbac.authorization.k8s.io", "ClusterRole") => {
             errs.extend(rbac::validate_role(obj, false))

@@ -407,6 +407,7 @@ impl Api {
                 dry_run: p.dry_run(),
                 params: p,
             };
+            self.admit_builtin_update(&attrs, &mut new, &old)?;
             let mut new = self.webhooks.mutate(self, &attrs, new, Some(&old)).await?;
             // Upstream's binding and finalize endpoints write without the field manager.
             let tracked = matches!(

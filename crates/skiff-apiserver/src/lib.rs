@@ -169,13 +169,8 @@ impl Api {
             name: None,
             subresource: None,
         };
-        for (name, value, description) in [
-            ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
-            ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
-        ] {
-            let obj = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-                "metadata": {"name": name}, "value": value, "description": description});
-            self.create_if_absent(&classes, obj).await?;
+        for class in skiff_apimachinery::priority::SYSTEM_CLASSES {
+            self.create_if_absent(&classes, class.object()).await?;
         }
         self.health
             .mark("scheduling/bootstrap-system-priority-classes");

@@ -1,6 +1,7 @@
 //! The built-in admission plugins, run in upstream's order around the generic stages:
 //! NamespaceLifecycle (`Api::require_namespace`, first), LimitRanger (defaults before the
-//! mutating webhooks, checks first among the validating plugins), PodSecurity, then
+//! mutating webhooks, checks first among the validating plugins), Priority (a new pod's
+//! priority from its class; one default class), PodSecurity, then
 //! ValidatingAdmissionPolicy and the validating webhooks, and ResourceQuota last, which
 //! charges the namespace's quotas just before the object is stored.
 //!
@@ -11,6 +12,7 @@ pub mod certificates;
 pub mod limits;
 pub mod noderestriction;
 pub mod podsecurity;
+pub mod priority;
 pub mod quota;
 pub mod serviceaccount;
 pub mod tolerations;
@@ -23,17 +25,31 @@ use crate::webhook::{Attributes, Operation};
 
 impl Api {
     /// The mutating built-ins, after the registry's own preparation and before the
-    /// mutating webhooks: LimitRanger's container defaults, then DefaultTolerationSeconds.
+    /// mutating webhooks: LimitRanger's container defaults, Priority, then
+    /// DefaultTolerationSeconds (upstream's order).
     pub(crate) fn admit_builtin(&self, attrs: &Attributes<'_>, obj: &mut Value) -> Result<()> {
         if attrs.operation == Operation::Create && attrs.subresource.is_none() {
             limits::default(self, attrs, obj)?;
         }
+        priority::admit(self, attrs, obj, None)?;
         self.default_tolerations.admit(attrs, obj);
         Ok(())
     }
 
+    /// The mutating built-ins on an update, before the mutating webhooks: Priority keeps
+    /// what it set at create.
+    pub(crate) fn admit_builtin_update(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &mut Value,
+        old: &Value,
+    ) -> Result<()> {
+        priority::admit(self, attrs, obj, Some(old))
+    }
+
     /// The validating built-ins before admission policies and webhooks: NodeRestriction,
-    /// LimitRanger's bounds, ServiceAccount, the certificate plugins, then PodSecurity.
+    /// LimitRanger's bounds, ServiceAccount, the certificate plugins, Priority, then
+    /// PodSecurity.
     pub(crate) fn validate_builtin(
         &self,
         attrs: &Attributes<'_>,
@@ -47,6 +63,7 @@ impl Api {
         limits::validate(self, attrs, obj)?;
         serviceaccount::validate(self, attrs, obj)?;
         certificates::validate(self, attrs, obj, old)?;
+        priority::validate(self, attrs, obj)?;
         podsecurity::validate(self, attrs, obj, old)
     }
 
