@@ -12,6 +12,7 @@
 
 mod cache;
 mod compactor;
+pub mod snapshot;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -122,23 +123,7 @@ impl EtcdStore {
     /// Connects, primes the watch cache with everything under the prefix at one revision,
     /// starts its watch and (when configured) the compactor.
     pub async fn connect(options: EtcdOptions) -> Result<Arc<EtcdStore>> {
-        let mut connect = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-            // As upstream's watches ask (`WithRequireLeader`): a member that lost quorum
-            // fails requests with "no leader" at once and cancels the cache's watch, instead
-            // of holding them until a timeout while the cache silently goes stale.
-            .with_require_leader(true);
-        if let Some(tls) = &options.tls {
-            connect = connect.with_tls(tls_options(tls).await?);
-        }
-        let client = tokio::time::timeout(
-            options.request_timeout,
-            Client::connect(&options.endpoints, Some(connect)),
-        )
-        .await
-        .map_err(|_| timed_out("connecting", options.request_timeout))?
-        .map_err(backend)?;
+        let client = connect_client(&options).await?;
         let cache = Cache::prime(&client, &options).await?;
         let mut tasks = vec![tokio::spawn(cache::feed(client.clone(), cache.clone()))];
         if let Some(interval) = options.compaction_interval {
@@ -186,6 +171,29 @@ impl EtcdStore {
             Ok(result)
         })
     }
+}
+
+/// A client of etcd as the store connects (TLS, timeouts, requiring a leader), without
+/// the store's watch cache: for tools that only talk to etcd, such as a snapshot.
+pub async fn connect_client(options: &EtcdOptions) -> Result<Client> {
+    let mut connect = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+        // As upstream's watches ask (`WithRequireLeader`): a member that lost quorum
+        // fails requests with "no leader" at once and cancels the cache's watch, instead
+        // of holding them until a timeout while the cache silently goes stale.
+        .with_require_leader(true);
+    if let Some(tls) = &options.tls {
+        connect = connect.with_tls(tls_options(tls).await?);
+    }
+    let client = tokio::time::timeout(
+        options.request_timeout,
+        Client::connect(&options.endpoints, Some(connect)),
+    )
+    .await
+    .map_err(|_| timed_out("connecting", options.request_timeout))?
+    .map_err(backend)?;
+    Ok(client)
 }
 
 async fn tls_options(files: &TlsFiles) -> Result<TlsOptions> {
