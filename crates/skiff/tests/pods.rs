@@ -347,3 +347,103 @@ spec:
         (!mounted()).then_some(())
     });
 }
+
+const IDLE: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: idle
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sleeper
+    image: busybox:test
+    command: ["sleep", "3600"]
+"#;
+
+const READY_EVERY_SECOND: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: checked
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sleeper
+    image: busybox:test
+    command: ["sleep", "3600"]
+    readinessProbe:
+      exec: {command: ["true"]}
+      periodSeconds: 1
+"#;
+
+/// The value of the first sample of `series` (name and labels, as in the exposition) in
+/// the node's `/metrics`, read through the API server's node proxy.
+fn node_metric(c: &node::NodeCluster, series: &str) -> Option<f64> {
+    let path = format!("/api/v1/nodes/{}/proxy/metrics", c.node_name());
+    c.kubectl(&["get", "--raw", &path])
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Polls `metric` until `window` has passed; returns how much it grew.
+fn growth(c: &node::NodeCluster, window: Duration, metric: impl Fn() -> f64) -> f64 {
+    let before = metric();
+    let start = Instant::now();
+    c.wait_for("the measuring window", window * 2, || {
+        (start.elapsed() >= window).then_some(())
+    });
+    metric() - before
+}
+
+/// The pod workers run on the reconcile harness and nothing polls: an idle pod without
+/// probes is not synced again until something happens (the shims' exits, a change, the
+/// 10 s resync), where a 500 ms status poll synced it twice a second; a readiness probe
+/// still runs every period, because each sync asks for the next one when the probe is due.
+#[test]
+fn idle_pods_are_not_polled_and_probes_run_on_their_period() {
+    let c = node_cluster_or_skip!();
+    c.load_busybox("busybox:test");
+    let node = c.node_name();
+    c.kubectl_in(&["apply", "-f", "-"], &IDLE.replace("NODE", &node));
+    c.wait_pod("idle", Duration::from_secs(30), ready);
+    let series = "workqueue_adds_total{name=\"pod-workers\"}";
+    let added = node_metric(&c, series);
+    assert!(
+        added.is_some_and(|n| n >= 1.0),
+        "the pod workers report upstream's workqueue metrics: {added:?}"
+    );
+    let adds = || node_metric(&c, series).unwrap_or(0.0);
+    // Whatever the start still queues (its status write coming back on the watch).
+    c.wait_for("the pod workers to settle", Duration::from_secs(20), || {
+        (growth(&c, Duration::from_millis(1500), adds) == 0.0).then_some(())
+    });
+    let woken = growth(&c, Duration::from_secs(3), adds);
+    assert!(
+        woken <= 1.0,
+        "an idle pod was synced {woken} times in 3 s (at most the resync's once)"
+    );
+
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        &READY_EVERY_SECOND.replace("NODE", &node),
+    );
+    c.wait_pod("checked", Duration::from_secs(30), ready);
+    let series = "prober_probe_total{probe_type=\"Readiness\",result=\"successful\",\
+                  container=\"sleeper\",pod=\"checked\"";
+    let probes = || {
+        let path = format!("/api/v1/nodes/{node}/proxy/metrics/probes");
+        c.kubectl(&["get", "--raw", &path])
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let ran = growth(&c, Duration::from_secs(3), probes);
+    assert!(
+        (2.0..=4.0).contains(&ran),
+        "a 1 s readiness probe ran {ran} times in 3 s"
+    );
+}

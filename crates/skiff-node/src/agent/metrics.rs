@@ -67,13 +67,17 @@ struct NodeMetrics {
     running_containers: Family<StateLabel, Gauge>,
     pod_start: Histogram,
     probe_total: Family<ProbeLabels, Counter>,
+    /// The node's loops on the reconcile harness: upstream's workqueue metrics.
+    workqueue: skiff_reconcile::Metrics,
 }
 
 fn node() -> &'static NodeMetrics {
     static NODE: OnceLock<NodeMetrics> = OnceLock::new();
     NODE.get_or_init(|| {
+        let registry = skiff_metrics::Registry::new();
         let m = NodeMetrics {
-            registry: skiff_metrics::Registry::new(),
+            workqueue: skiff_reconcile::Metrics::with_registry(&registry),
+            registry,
             probes: skiff_metrics::Registry::new(),
             running_pods: Gauge::default(),
             running_containers: Family::default(),
@@ -113,6 +117,12 @@ fn node() -> &'static NodeMetrics {
 /// The registry `/metrics` serves, for the node's other components to register into.
 pub fn registry() -> skiff_metrics::Registry {
     node().registry.clone()
+}
+
+/// The workqueue metrics of the node's loops (pod workers, node status, volume refresh),
+/// served on the node port's `/metrics` with a `name` label per loop.
+pub(crate) fn workqueue() -> skiff_reconcile::Metrics {
+    node().workqueue.clone()
 }
 
 /// Records one probe run (`result` as the kubelet's prober: `successful`, `failed`, or

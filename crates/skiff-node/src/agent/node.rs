@@ -5,7 +5,9 @@ use chrono::Utc;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{reflector, watcher};
 use serde_json::{json, Value};
+use skiff_reconcile::{Backoff, Config, Harness, ObjectKey, Outcome};
 use std::time::Duration;
 
 /// How often the Ready condition's heartbeat is refreshed when nothing changed (the
@@ -270,44 +272,85 @@ async fn renew_lease(shared: &Shared, node_uid: Option<&str>) -> Result<(), kube
     }
 }
 
-/// Renews the Lease every quarter of its duration (2 s by default), and posts the Node
-/// status every minute or at once when the API's copy of the Node is not Ready (the node
-/// lifecycle controller marked it Unknown while this agent was away) or is gone (the Node
-/// is registered again).
+/// The node status loop's name on the reconcile harness (its workqueue metrics' `name`).
+pub(crate) const STATUS_CONTROLLER: &str = "node-status";
+
+/// What the node status loop works on.
+struct StatusCtx {
+    shared: std::sync::Arc<Shared>,
+    port: u16,
+    /// This node's Node as the API holds it (a watch of it alone), so a heartbeat reads
+    /// nothing from the API.
+    node: reflector::Store<Node>,
+    /// When the status was last posted.
+    posted: std::sync::Mutex<tokio::time::Instant>,
+}
+
+/// Runs the node's status loop on the reconcile harness: one key, the node's name,
+/// synced every quarter of the Lease's duration (2 s by default) and at once when the
+/// API's Node stops being Ready (the node lifecycle controller marked it Unknown while this
+/// agent was away). Each sync renews the Lease, or posts the Node status when a minute has
+/// passed, the Node is not Ready or it is gone (registered again). A failed sync is
+/// retried with back-off within the renew interval.
 pub(crate) async fn heartbeat(shared: std::sync::Arc<Shared>, port: u16) {
     let renew = lease_renew_interval(shared.cfg.lease_duration);
-    let nodes: Api<Node> = Api::all(shared.client.clone());
-    let mut last_status = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(renew);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let name = &shared.cfg.node_name;
-        let node = match nodes.get_opt(name).await {
-            Ok(node) => node,
-            Err(e) => {
-                tracing::warn!(node = %name, error = %e, "reading the node");
-                continue;
-            }
-        };
-        let post = match &node {
+    let name = shared.cfg.node_name.clone();
+    let key = ObjectKey::named(&name);
+    let mut controller = Harness::new(STATUS_CONTROLLER, shared.client.clone())
+        .config(Config {
+            workers: 1,
+            resync: None,
+            backoff: Backoff {
+                base: Duration::from_millis(100),
+                max: renew,
+                jitter: 0.1,
+            },
+        })
+        .metrics(&super::metrics::workqueue())
+        .keys()
+        .key(key.clone());
+    let own = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let node = controller.cache_with::<Node>(own.clone());
+    let controller = controller.watches_with::<Node, _>(own, move |n: &Node| {
+        status_needs_posting(n).then(|| key.clone())
+    });
+    let ctx = std::sync::Arc::new(StatusCtx {
+        shared,
+        port,
+        node,
+        posted: std::sync::Mutex::new(tokio::time::Instant::now()),
+    });
+    controller
+        .run_keys(move |_, ctx| beat(ctx, renew), ctx)
+        .await;
+}
+
+/// One heartbeat: the Lease renewed, or the status posted (which renews the Lease too).
+async fn beat(ctx: std::sync::Arc<StatusCtx>, renew: Duration) -> Result<Outcome, AgentError> {
+    let shared = &ctx.shared;
+    let node = ctx
+        .node
+        .get(&reflector::ObjectRef::new(&shared.cfg.node_name));
+    let post = {
+        let posted = ctx.posted.lock().unwrap_or_else(|e| e.into_inner());
+        match &node {
             None => true,
-            Some(node) => status_needs_posting(node) || last_status.elapsed() >= STATUS_REFRESH,
-        };
-        if post {
-            last_status = tokio::time::Instant::now();
-            // Registering renews the Lease too.
-            if let Err(e) = register(&shared, port).await {
-                tracing::warn!(node = %name, error = %e, "posting node status");
-            }
-            continue;
+            Some(node) => status_needs_posting(node) || posted.elapsed() >= STATUS_REFRESH,
         }
+    };
+    if post {
+        register(shared, ctx.port).await?;
+        *ctx.posted.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+    } else {
         let uid = node.as_ref().and_then(|n| n.metadata.uid.as_deref());
-        if let Err(e) = renew_lease(&shared, uid).await {
-            tracing::warn!(node = %name, error = %e, "renewing the node lease");
-        }
+        renew_lease(shared, uid)
+            .await
+            .map_err(|source| AgentError::Api {
+                what: "renewing the node lease".into(),
+                source,
+            })?;
     }
+    Ok(Outcome::RequeueAfter(renew))
 }
 
 #[cfg(test)]

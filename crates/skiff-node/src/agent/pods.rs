@@ -17,10 +17,12 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
 use skiff_apimachinery::network::ClusterNetwork;
 use skiff_apimachinery::quantity::Quantity;
+use skiff_reconcile::{Backoff, Config, Harness, ObjectKey, Outcome, Queue};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -35,27 +37,151 @@ pub(crate) const LABEL_INIT: &str = "skiff.io/init";
 /// The `imageID` a container was started from, for its status after the tag moves on.
 pub(crate) const LABEL_IMAGE_ID: &str = "skiff.io/image-id";
 
-/// How often a worker looks at its containers when nothing else happens.
-const POLL: Duration = Duration::from_millis(500);
+/// The pod workers' name on the reconcile harness (the `name` label of their workqueue
+/// metrics), after the kubelet's pod workers.
+pub(crate) const CONTROLLER: &str = "pod-workers";
 
-/// Watches this node's pods forever and runs a worker per pod.
+/// Every pod is synced again this often although nothing woke it (the kubelet's
+/// `syncFrequency` is 1 minute; skiff has no PLEG relist besides the shims' exits, so it
+/// keeps a shorter safety net). Containers exiting, pod changes, probes, restart
+/// back-offs and retries wake a pod's key on their own, so an idle pod costs nothing in
+/// between, and all keys resync together over one shared container list.
+const RESYNC: Duration = Duration::from_secs(10);
+
+/// Syncs running at once: one per pod up to the kubelet's default `maxPods` (the Node's
+/// `pods` capacity), since a sync may wait a whole grace period or image pull.
+const WORKERS: usize = 110;
+
+/// Retries of a failed sync (an API error, a container that could not be created): from
+/// 100 ms doubling to the kubelet's 10 s `backOffPeriod`, jittered, reset on success.
+const RETRY: Backoff = Backoff {
+    base: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+    jitter: 0.1,
+};
+
+/// A pod's key on the pod workers' queue: its UID, as the kubelet's pod workers (a pod
+/// replaced under the same name is another pod, with containers of its own).
+fn key_of(uid: &str) -> ObjectKey {
+    ObjectKey::named(uid)
+}
+
+/// The pods bound to this node, by UID, as the pod watch last showed them: the pod
+/// workers' source (the kubelet's pod config), read by each sync.
+#[derive(Default)]
+pub(crate) struct PodSource {
+    pods: Mutex<HashMap<String, Entry>>,
+}
+
+struct Entry {
+    /// The latest Pod from the API; `None` once it is gone, until its cleanup ran.
+    pod: Option<Pod>,
+    /// The last Pod seen (names for the cleanup of a pod gone from the API).
+    last: Option<Pod>,
+    /// The same, for a sync in progress to see a deletion at once (an image pull or a
+    /// postStart hook it waits on is abandoned).
+    updates: watch::Sender<Option<Pod>>,
+    /// State of the pod that is in neither the API nor the runtime; the queue never runs
+    /// two syncs of one key at once, so this lock is never contended.
+    state: Arc<tokio::sync::Mutex<WorkerState>>,
+    /// Whether a pod that arrived during a graceful shutdown was refused already.
+    rejected: bool,
+}
+
+impl PodSource {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the latest version of a pod.
+    fn apply(&self, pod: Pod) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let mut pods = self.lock();
+        match pods.get_mut(&uid) {
+            Some(e) => {
+                e.updates.send_replace(Some(pod.clone()));
+                e.last = Some(pod.clone());
+                e.pod = Some(pod);
+            }
+            None => {
+                pods.insert(
+                    uid,
+                    Entry {
+                        updates: watch::channel(Some(pod.clone())).0,
+                        last: Some(pod.clone()),
+                        pod: Some(pod),
+                        state: Arc::default(),
+                        rejected: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Marks a pod gone from the API; its next sync cleans up after it.
+    fn gone(&self, uid: &str) -> bool {
+        match self.lock().get_mut(uid) {
+            Some(e) => {
+                e.pod = None;
+                e.updates.send_replace(None);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// UIDs of every pod known.
+    fn uids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+}
+
+/// What a pod's sync works on.
+struct Ctx {
+    shared: Arc<Shared>,
+    source: Arc<PodSource>,
+}
+
+/// Runs the pod workers on the reconcile harness: the node's pod watch and the runtime's
+/// exits queue pod UIDs, and each key is synced by [`reconcile`], one sync per pod at a
+/// time, retried with per-key back-off, resynced every [`RESYNC`]. Runs forever.
 pub(crate) async fn run(shared: Arc<Shared>) {
+    tokio::spawn(volumes::maintain(shared.clone()));
+    let source = Arc::new(PodSource::default());
+    let resync = source.clone();
+    let controller = Harness::new(CONTROLLER, shared.client.clone())
+        .config(Config {
+            workers: WORKERS,
+            resync: Some(RESYNC),
+            backoff: RETRY,
+        })
+        .metrics(&super::metrics::workqueue())
+        .keys()
+        .resync_from(move || resync.uids().iter().map(|u| key_of(u)).collect());
+    let queue = controller.queue();
+    tokio::spawn(watch_pods(shared.clone(), source.clone(), queue.clone()));
+    if let Some(exits) = shared.runtime.exits() {
+        tokio::spawn(wake_on_exits(exits, source.clone(), queue));
+    }
+    let ctx = Arc::new(Ctx { shared, source });
+    controller.run_keys(reconcile, ctx).await;
+}
+
+/// Feeds the pod source from a watch of the pods bound to this node and queues each
+/// change. On every (re)list, pods not seen before wait until the containers of pods that
+/// are gone (deleted or replaced while this node was away) are removed, so a node coming
+/// back never runs a pod twice, not even for a moment.
+async fn watch_pods(shared: Arc<Shared>, source: Arc<PodSource>, queue: Arc<Queue<ObjectKey>>) {
     let pods: Api<Pod> = Api::all(shared.client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name));
-    let mut stream = watcher(pods, cfg).boxed();
-    tokio::spawn(volumes::maintain(shared.clone()));
-    let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
+    let mut stream = watcher(pods, cfg).default_backoff().boxed();
     let mut listed: Option<Vec<String>> = None;
-    // Pods listed without a worker yet: their workers start only once the containers of
-    // pods that are gone (deleted or replaced while this node was away) are removed, so a
-    // node coming back never runs a pod twice, not even for a moment.
     let mut held: Vec<Pod> = Vec::new();
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(error = %e, "pod watch failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
@@ -69,47 +195,130 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 if let Some(l) = listed.as_mut() {
                     l.push(uid.clone());
                 }
-                let live = workers.get(&uid).is_some_and(|tx| !tx.is_closed());
-                if live {
-                    let _ = workers[&uid].send(Some(pod));
-                } else if listed.is_some() {
+                let known = source.lock().get(&uid).is_some_and(|e| e.pod.is_some());
+                if known || listed.is_none() {
+                    source.apply(pod);
+                    queue.add(key_of(&uid));
+                } else {
                     held.retain(|p| p.metadata.uid.as_deref() != Some(uid.as_str()));
                     held.push(pod);
-                } else {
-                    let (tx, rx) = watch::channel(Some(pod));
-                    workers.insert(uid.clone(), tx);
-                    tokio::spawn(worker(shared.clone(), uid, rx));
                 }
             }
             watcher::Event::Delete(pod) => {
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
                 held.retain(|p| p.metadata.uid.as_deref() != Some(uid.as_str()));
-                if let Some(tx) = workers.remove(&uid) {
-                    let _ = tx.send(None);
+                if source.gone(&uid) {
+                    queue.add(key_of(&uid));
                 }
             }
             watcher::Event::InitDone => {
                 let known = listed.take().unwrap_or_default();
                 // Pods that went away while the watch was down.
-                workers.retain(|uid, tx| {
-                    if known.contains(uid) {
-                        true
-                    } else {
-                        let _ = tx.send(None);
-                        false
+                for uid in source.uids() {
+                    if !known.contains(&uid) && source.gone(&uid) {
+                        queue.add(key_of(&uid));
                     }
-                });
+                }
                 let cleaner = shared.clone();
-                let _ = tokio::task::spawn_blocking(move || remove_orphans(&cleaner, &known)).await;
+                let known2 = known.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || remove_orphans(&cleaner, &known2)).await;
                 for pod in held.drain(..) {
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    let (tx, rx) = watch::channel(Some(pod));
-                    workers.insert(uid.clone(), tx);
-                    tokio::spawn(worker(shared.clone(), uid, rx));
+                    source.apply(pod);
+                    queue.add(key_of(&uid));
                 }
             }
         }
-        workers.retain(|_, tx| !tx.is_closed());
+    }
+}
+
+/// Wakes the key of the pod whose container exited, from the runtime's exit events (the
+/// shims' pidfds); every pod when events were lost.
+async fn wake_on_exits(
+    mut exits: tokio::sync::broadcast::Receiver<String>,
+    source: Arc<PodSource>,
+    queue: Arc<Queue<ObjectKey>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match exits.recv().await {
+            Ok(id) => {
+                let uid = source.uids().into_iter().find(|uid| container_of(uid, &id));
+                if let Some(uid) = uid {
+                    queue.add(key_of(&uid));
+                }
+            }
+            Err(RecvError::Lagged(_)) => queue.add_all(source.uids().iter().map(|u| key_of(u))),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// One sync of the pod with UID `key.name`: cleans up after a pod gone from the API, or
+/// brings the pod's containers to what its spec says and writes its status.
+async fn reconcile(key: ObjectKey, ctx: Arc<Ctx>) -> anyhow::Result<Outcome> {
+    let shared = &ctx.shared;
+    let uid = key.name;
+    let found = ctx.source.lock().get(&uid).map(|e| {
+        (
+            e.pod.clone(),
+            e.last.clone(),
+            e.updates.subscribe(),
+            e.state.clone(),
+            e.rejected,
+        )
+    });
+    let Some((pod, last, updates, state, rejected)) = found else {
+        return Ok(Outcome::Done);
+    };
+    let Some(pod) = pod else {
+        // The Pod is gone from the API: stop and clean up whatever is left.
+        let names = last.as_ref().map(|p| {
+            (
+                p.metadata.namespace.clone().unwrap_or_default(),
+                p.metadata.name.clone().unwrap_or_default(),
+            )
+        });
+        let shown = last.as_ref().map(pod_key).unwrap_or_else(|| uid.clone());
+        let span = tracing::info_span!("pod", pod = %shown);
+        cleanup(shared, &uid, names, Duration::from_secs(2))
+            .instrument(span)
+            .await;
+        shared.shutdown.untrack(&uid);
+        let mut pods = ctx.source.lock();
+        if pods.get(&uid).is_some_and(|e| e.pod.is_none()) {
+            pods.remove(&uid);
+        }
+        return Ok(Outcome::Done);
+    };
+    let span = tracing::info_span!("pod", pod = %pod_key(&pod));
+    // A sync runs under the pod's lock, which graceful shutdown takes before killing
+    // the pod; once the shutdown started, pods sync no more (decision 0043).
+    let lock = shared.shutdown.track(&uid, &pod);
+    let guard = lock.lock().await;
+    if shared.shutdown.started() {
+        drop(guard);
+        if !shared.shutdown.kills(&uid) && !rejected {
+            super::shutdown::reject(shared, &pod)
+                .instrument(span.clone())
+                .await;
+            if let Some(e) = ctx.source.lock().get_mut(&uid) {
+                e.rejected = true;
+            }
+        }
+        return Ok(Outcome::Done);
+    }
+    let mut state = state.lock().await;
+    let synced = sync(shared, &pod, &mut state, &updates)
+        .instrument(span.clone())
+        .await;
+    drop(guard);
+    match synced? {
+        // The watch's Delete event queues the cleanup.
+        SyncResult::Deleted => Ok(Outcome::Done),
+        SyncResult::Requeue(Some(after)) if after < RESYNC => Ok(Outcome::RequeueAfter(after)),
+        SyncResult::Requeue(_) => Ok(Outcome::Done),
     }
 }
 
@@ -170,97 +379,6 @@ struct PullBackoff {
     backoff_reported: bool,
 }
 
-async fn worker(shared: Arc<Shared>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
-    let mut state = WorkerState::default();
-    // The runtime's exit events: a container of this pod exiting syncs it at once (its
-    // status, its restart) instead of at the next poll.
-    let mut exits = shared.runtime.exits();
-    let mut last_pod: Option<Pod> = None;
-    loop {
-        let pod = rx.borrow_and_update().clone();
-        let Some(pod) = pod else {
-            // The Pod is gone from the API: stop and clean up whatever is left.
-            let key = last_pod
-                .as_ref()
-                .map(pod_key)
-                .unwrap_or_else(|| uid.clone());
-            let names = last_pod.as_ref().map(|p| {
-                (
-                    p.metadata.namespace.clone().unwrap_or_default(),
-                    p.metadata.name.clone().unwrap_or_default(),
-                )
-            });
-            let span = tracing::info_span!("pod", pod = %key);
-            cleanup(&shared, &uid, names, Duration::from_secs(2))
-                .instrument(span)
-                .await;
-            shared.shutdown.untrack(&uid);
-            return;
-        };
-        let span = tracing::info_span!("pod", pod = %pod_key(&pod));
-        // A sync runs under the pod's lock, which graceful shutdown takes before killing
-        // the pod; once the shutdown started, the worker syncs no more (decision 0043).
-        let lock = shared.shutdown.track(&uid, &pod);
-        let guard = lock.lock().await;
-        if shared.shutdown.started() {
-            drop(guard);
-            if !shared.shutdown.kills(&uid) {
-                super::shutdown::reject(&shared, &pod)
-                    .instrument(span.clone())
-                    .await;
-            }
-            // The process ends with the shutdown.
-            match std::future::pending::<std::convert::Infallible>().await {}
-        }
-        let synced = sync(&shared, &pod, &mut state, &rx)
-            .instrument(span.clone())
-            .await;
-        drop(guard);
-        let requeue = match synced {
-            Ok(SyncResult::Deleted) => {
-                // Wait for the watch to confirm; the Delete event ends the worker.
-                POLL
-            }
-            Ok(SyncResult::Requeue(d)) => d,
-            Err(e) => {
-                span.in_scope(|| tracing::warn!(error = %e, "pod sync failed"));
-                Duration::from_secs(1)
-            }
-        };
-        last_pod = Some(pod);
-        tokio::select! {
-            changed = rx.changed() => if changed.is_err() {
-                shared.shutdown.untrack(&uid);
-                return;
-            },
-            _ = tokio::time::sleep(requeue.min(POLL)) => {}
-            () = own_exit(&mut exits, &uid) => {}
-            // Shutting down: the next round parks the worker at once.
-            () = shared.shutdown.wait_started() => {}
-        }
-    }
-}
-
-/// Returns when one of pod `uid`'s containers exited (or events were lost, so one may
-/// have); never when the runtime reports no exits.
-async fn own_exit(exits: &mut Option<tokio::sync::broadcast::Receiver<String>>, uid: &str) {
-    use tokio::sync::broadcast::error::RecvError;
-    let Some(rx) = exits.as_mut() else {
-        return std::future::pending().await;
-    };
-    loop {
-        match rx.recv().await {
-            Ok(id) if container_of(uid, &id) => return,
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => return,
-            Err(RecvError::Closed) => {
-                *exits = None;
-                return std::future::pending().await;
-            }
-        }
-    }
-}
-
 /// Whether runtime id `id` is one of pod `uid`'s containers (see [`container_id`]).
 fn container_of(uid: &str, id: &str) -> bool {
     let short: String = uid.chars().filter(|c| *c != '-').take(12).collect();
@@ -279,7 +397,9 @@ pub(super) fn pod_key(pod: &Pod) -> String {
 }
 
 enum SyncResult {
-    Requeue(Duration),
+    /// Synced; sync again after this long, or `None`: when something changes (or at the
+    /// resync).
+    Requeue(Option<Duration>),
     Deleted,
 }
 
@@ -344,7 +464,7 @@ async fn sync(
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     // The kubelet's admission, before anything of the pod is made (decision 0045).
     if !super::admission::admitted(shared, pod).await {
-        return Ok(SyncResult::Requeue(POLL));
+        return Ok(SyncResult::Requeue(None));
     }
     let observed = observe_off_runtime(shared, &uid).await?;
     let (sandbox_ready, _) = sandbox_ip(shared, &uid);
@@ -405,7 +525,7 @@ async fn sync(
                     ensured = ensure_image(shared, pod, name, state) => ensured,
                     () = terminating(shared, updates.clone()) => {
                         tracing::info!(container = %name, "pod is terminating; image pull abandoned");
-                        return Ok(SyncResult::Requeue(Duration::ZERO));
+                        return Ok(SyncResult::Requeue(Some(Duration::ZERO)));
                     }
                 };
                 let image = match ensured {
@@ -469,7 +589,7 @@ async fn sync(
         }
     }
     if pod.metadata.deletion_timestamp.is_some() {
-        return Ok(SyncResult::Requeue(Duration::from_millis(100)));
+        return Ok(SyncResult::Requeue(Some(Duration::from_millis(100))));
     }
     refresh_tokens(shared, pod, state).await;
     // Status from what is there now.
@@ -519,7 +639,31 @@ async fn sync(
         .await?;
         tracing::debug!(phase = ?status.phase, "status written");
     }
-    Ok(SyncResult::Requeue(p.requeue_after.unwrap_or(POLL)))
+    // A container that could not be created or started is retried with the key's
+    // back-off (its status shows why meanwhile).
+    if let Some((name, w)) = state.start_errors.iter().next() {
+        anyhow::bail!("container {name}: {}", w.reason);
+    }
+    let now = tokio::time::Instant::now();
+    let probe_due = verdicts
+        .next_probe
+        .map(|at| at.saturating_duration_since(now));
+    let token_due = state
+        .token_retry
+        .map(|at| at.saturating_duration_since(now));
+    Ok(SyncResult::Requeue(next_sync(&[
+        p.requeue_after,
+        probe_due,
+        token_due,
+    ])))
+}
+
+/// When a pod must be synced again although nothing wakes it: the earliest of what is
+/// due (a restart back-off, the next probe run, a token retry); `None` when nothing is,
+/// and the pod waits for a change, a container exit or the resync. Probes no longer ride
+/// on a fixed status poll: each runs when its period says.
+fn next_sync(due: &[Option<Duration>]) -> Option<Duration> {
+    due.iter().flatten().min().copied()
 }
 
 /// Probe verdicts that the status shows.
@@ -529,6 +673,8 @@ struct ProbeVerdicts {
     unready: BTreeSet<String>,
     /// Running containers whose startup probe has not passed yet (`started: false`).
     not_started: BTreeSet<String>,
+    /// When the next probe of a running container is due.
+    next_probe: Option<tokio::time::Instant>,
 }
 
 /// When a container started, on tokio's clock (probe delays count from it).
@@ -587,7 +733,8 @@ async fn run_probes(
                 .entry((o.id.clone(), kind))
                 .or_insert_with(|| ProbeState::new(kind, probe, started));
             // A passed startup probe is never run again for this container.
-            if !(kind == probes::Kind::Startup && s.ok) && s.take_due(probe) {
+            let runs = !(kind == probes::Kind::Startup && s.ok);
+            if runs && s.take_due(probe) {
                 let outcome = probes::run(probe, &target).await;
                 super::metrics::probe(kind, &outcome, pod, &c.name);
                 if let Some(message) = outcome.event_message(kind) {
@@ -618,6 +765,10 @@ async fn run_probes(
             };
             let startup_pending = kind == probes::Kind::Startup && !s.ok;
             let killed = kill.is_some();
+            if runs && !killed {
+                let next = s.next_due();
+                out.next_probe = Some(out.next_probe.map_or(next, |n| n.min(next)));
+            }
             if let Some(reason) = kill {
                 out.unready.insert(c.name.clone());
                 // The probe's own grace period wins over the pod's (GA since 1.28).

@@ -236,3 +236,73 @@ fn a_failed_pull_shows_err_image_pull_then_image_pull_back_off_then_is_tried_aga
         assert_eq!(reported, report, "{name}");
     }
 }
+
+#[test]
+fn a_pod_is_synced_again_at_its_earliest_deadline_or_only_when_woken() {
+    let ms = Duration::from_millis;
+    type Case = (&'static str, Vec<Option<Duration>>, Option<Duration>);
+    let cases: [Case; 5] = [
+        (
+            "nothing due: no poll, only changes, exits and the resync",
+            vec![None, None, None],
+            None,
+        ),
+        (
+            "a readiness probe every second",
+            vec![None, Some(ms(1000)), None],
+            Some(ms(1000)),
+        ),
+        (
+            "a probe due before a restart back-off",
+            vec![Some(ms(9000)), Some(ms(700)), None],
+            Some(ms(700)),
+        ),
+        (
+            "a token retry first",
+            vec![Some(ms(9000)), Some(ms(700)), Some(ms(5))],
+            Some(ms(5)),
+        ),
+        (
+            "a probe overdue runs at once",
+            vec![None, Some(Duration::ZERO), None],
+            Some(Duration::ZERO),
+        ),
+    ];
+    for (name, due, want) in cases {
+        assert_eq!(next_sync(&due), want, "{name}");
+    }
+}
+
+#[test]
+fn the_pod_source_keeps_a_gone_pod_until_its_cleanup_and_never_revives_an_unknown_uid() {
+    let pod = |uid: &str| -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": uid}
+        }))
+        .unwrap()
+    };
+    let source = PodSource::default();
+    source.apply(pod("a"));
+    let mut seen = source.lock().get("a").unwrap().updates.subscribe();
+    assert!(seen.borrow_and_update().is_some());
+    assert!(source.gone("a"), "a known pod is marked gone");
+    assert!(
+        seen.has_changed().unwrap(),
+        "a sync in progress sees the deletion"
+    );
+    assert!(seen.borrow_and_update().is_none());
+    let entry = source.lock();
+    let a = entry.get("a").unwrap();
+    assert!(a.pod.is_none());
+    assert_eq!(
+        a.last.as_ref().and_then(|p| p.metadata.name.as_deref()),
+        Some("web"),
+        "the cleanup still knows its names"
+    );
+    drop(entry);
+    assert!(
+        !source.gone("b"),
+        "an unknown pod is not queued for cleanup"
+    );
+    assert_eq!(source.uids(), vec!["a".to_string()]);
+}

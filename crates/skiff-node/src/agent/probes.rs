@@ -95,6 +95,11 @@ impl ProbeState {
         true
     }
 
+    /// When the probe is due next (the worker syncs the pod then).
+    pub fn next_due(&self) -> Instant {
+        self.next
+    }
+
     /// Counts one result against the thresholds; returns whether the verdict changed.
     pub fn record(&mut self, probe: &Probe, passed: bool) -> bool {
         let before = self.ok;

@@ -12,11 +12,12 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Volume};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::Store;
 use kube::runtime::{watcher, WatchStreamExt};
-use std::collections::{BTreeSet, HashMap};
+use skiff_reconcile::{Harness, ObjectKey, Outcome, Queue};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 /// A source object a volume shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,13 +26,6 @@ pub enum SourceKind {
     ConfigMap,
     /// A Secret.
     Secret,
-}
-
-/// What the loop reacts to.
-enum Change {
-    Pod(Box<Pod>),
-    PodGone(String),
-    Source(SourceKind, String, String),
 }
 
 /// The ConfigMaps and Secrets the pod's volumes show, directly or projected.
@@ -99,14 +93,52 @@ pub fn watched(pods: &HashMap<String, Pod>) -> BTreeSet<SourceKey> {
         .collect()
 }
 
+/// The volume refresh loop's name on the reconcile harness (its workqueue metrics' `name`).
+pub(crate) const CONTROLLER: &str = "volume-refresh";
+
+/// What the loop works on.
+struct Ctx {
+    shared: Arc<Shared>,
+    /// The pods bound to this node (the harness's cache of its primary kind).
+    pods: Store<Pod>,
+    queue: Arc<Queue<ObjectKey>>,
+    /// One watch per source object the pods show, started and stopped with them.
+    watches: Mutex<HashMap<SourceKey, tokio::task::JoinHandle<()>>>,
+    /// How many times each watched source changed (or was listed again).
+    changes: Arc<Mutex<HashMap<SourceKey, u64>>>,
+    /// Per pod (by UID), what its volumes were last written from: the pod and the change
+    /// count of each source.
+    seen: Mutex<HashMap<String, Seen>>,
+}
+
+struct Seen {
+    pod: Pod,
+    sources: BTreeMap<SourceKey, u64>,
+}
+
+/// The sources one pod's volumes show, with their namespace.
+fn sources_of(pod: &Pod) -> BTreeSet<SourceKey> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    volume_sources(pod)
+        .into_iter()
+        .map(|(kind, name)| (kind, ns.clone(), name))
+        .collect()
+}
+
+/// The keys of the cached pods whose volumes show `source`.
+fn showing(pods: &Store<Pod>, source: &SourceKey) -> Vec<ObjectKey> {
+    pods.state()
+        .iter()
+        .filter(|p| sources_of(p).contains(source))
+        .filter_map(|p| ObjectKey::of(&p.metadata))
+        .collect()
+}
+
 /// A metadata-only watch of one object (`metadata.name` field selector in its namespace,
-/// what the node authorizer lets a node read, as the kubelet's per-object watches), each
-/// change sent as a [`Change::Source`]; a (re)list as a change too, for what was missed.
-fn watch_source<K>(
-    client: kube::Client,
-    key: SourceKey,
-    out: mpsc::UnboundedSender<Change>,
-) -> tokio::task::JoinHandle<()>
+/// what the node authorizer lets a node read, as the kubelet's per-object watches): each
+/// change (and each (re)list, for what was missed) counts in `changes` and queues the
+/// pods showing it.
+fn watch_source<K>(ctx: &Ctx, key: SourceKey) -> tokio::task::JoinHandle<()>
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -116,9 +148,9 @@ where
         + Sync
         + 'static,
 {
-    let (kind, ns, name) = key;
-    let api = Api::<PartialObjectMeta<K>>::namespaced(client, &ns);
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let api = Api::<PartialObjectMeta<K>>::namespaced(ctx.shared.client.clone(), &key.1);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={}", key.2));
+    let (pods, queue, changes) = (ctx.pods.clone(), ctx.queue.clone(), ctx.changes.clone());
     tokio::spawn(async move {
         let mut events = watcher(api, cfg).default_backoff().boxed();
         while let Some(e) = events.next().await {
@@ -126,65 +158,59 @@ where
                 e,
                 Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)
             );
-            if changed
-                && out
-                    .send(Change::Source(kind, ns.clone(), name.clone()))
-                    .is_err()
-            {
-                return;
+            if changed {
+                *changes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(key.clone())
+                    .or_default() += 1;
+                queue.add_all(showing(&pods, &key));
             }
         }
     })
 }
 
-/// Runs until the agent stops.
+/// Runs the loop on the reconcile harness until the agent stops: every change of a pod
+/// bound to this node, and of a source object its volumes show, queues the pod's key; a
+/// sync rewrites the pod's volumes when their sources or its shown metadata changed
+/// since they were last written.
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let client = shared.client.clone();
     let node = format!("spec.nodeName={}", shared.cfg.node_name);
-    let mut pods = watcher(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default().fields(&node),
-    )
-    .default_backoff()
-    .boxed();
-    let (tx, mut sources) = mpsc::unbounded_channel();
-    let mut watches: HashMap<SourceKey, tokio::task::JoinHandle<()>> = HashMap::new();
-    let mut known: HashMap<String, Pod> = HashMap::new();
-    loop {
-        let change = tokio::select! {
-            e = pods.next() => match e {
-                None => return,
-                Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => Change::Pod(Box::new(p)),
-                Some(Ok(watcher::Event::Delete(p))) => {
-                    Change::PodGone(p.metadata.uid.unwrap_or_default())
-                }
-                Some(_) => continue,
+    let mut controller = Harness::new(CONTROLLER, shared.client.clone())
+        .metrics(&super::metrics::workqueue())
+        .watch_with::<Pod>(watcher::Config::default().fields(&node));
+    let ctx = Arc::new(Ctx {
+        pods: controller.store(),
+        queue: controller.queue(),
+        shared,
+        watches: Mutex::default(),
+        changes: Arc::default(),
+        seen: Mutex::default(),
+    });
+    // Keys of deleted pods are synced too: their sources' watches stop.
+    controller
+        .run_keys(
+            |key: ObjectKey, ctx: Arc<Ctx>| async move {
+                let pod = ctx.pods.get(&key.to_ref::<Pod>());
+                sync(&ctx, pod.as_deref()).await;
+                Ok::<_, std::convert::Infallible>(Outcome::Done)
             },
-            Some(c) = sources.recv() => c,
-        };
-        let due: Vec<Pod> = match change {
-            Change::Pod(pod) => {
-                let pod = *pod;
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                let old = known.insert(uid, pod.clone());
-                match old {
-                    Some(old) if metadata_changed(&old, &pod) => vec![pod],
-                    _ => Vec::new(),
-                }
-            }
-            Change::PodGone(uid) => {
-                known.remove(&uid);
-                Vec::new()
-            }
-            Change::Source(kind, ns, name) => known
-                .values()
-                .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-                .filter(|p| volume_sources(p).contains(&(kind, name.clone())))
-                .cloned()
-                .collect(),
-        };
-        // One watch per object the pods show, started and stopped with them.
-        let want = watched(&known);
+            ctx,
+        )
+        .await;
+}
+
+/// One pod's sync: the source watches brought in line with the cached pods, then the
+/// pod's volumes (if it is still there) rewritten if what they show changed.
+async fn sync(ctx: &Ctx, pod: Option<&Pod>) {
+    let pods = ctx.pods.state();
+    let known: HashMap<String, Pod> = pods
+        .iter()
+        .map(|p| (p.metadata.uid.clone().unwrap_or_default(), (**p).clone()))
+        .collect();
+    let want = watched(&known);
+    {
+        let mut watches = ctx.watches.lock().unwrap_or_else(|e| e.into_inner());
         watches.retain(|key, task| {
             let keep = want.contains(key);
             if !keep {
@@ -196,16 +222,49 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             if let std::collections::hash_map::Entry::Vacant(slot) = watches.entry(key) {
                 let key = slot.key().clone();
                 slot.insert(match key.0 {
-                    SourceKind::ConfigMap => {
-                        watch_source::<ConfigMap>(client.clone(), key, tx.clone())
-                    }
-                    SourceKind::Secret => watch_source::<Secret>(client.clone(), key, tx.clone()),
+                    SourceKind::ConfigMap => watch_source::<ConfigMap>(ctx, key),
+                    SourceKind::Secret => watch_source::<Secret>(ctx, key),
                 });
             }
         }
-        for pod in due {
-            refresh(&shared, pod).await;
-        }
+    }
+    let Some(pod) = pod else {
+        ctx.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|uid, _| known.contains_key(uid));
+        return;
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let sources: BTreeMap<SourceKey, u64> = {
+        let changes = ctx.changes.lock().unwrap_or_else(|e| e.into_inner());
+        sources_of(pod)
+            .into_iter()
+            .map(|k| {
+                let n = changes.get(&k).copied().unwrap_or(0);
+                (k, n)
+            })
+            .collect()
+    };
+    let due = {
+        let mut seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|uid, _| known.contains_key(uid));
+        let due = seen
+            .get(&uid)
+            .is_some_and(|s| metadata_changed(&s.pod, pod) || s.sources != sources);
+        // A pod seen for the first time has its volumes written by its worker; its
+        // sources' first lists count as changes and bring it back here.
+        seen.insert(
+            uid,
+            Seen {
+                pod: pod.clone(),
+                sources,
+            },
+        );
+        due
+    };
+    if due {
+        refresh(&ctx.shared, pod.clone()).await;
     }
 }
 
