@@ -62,33 +62,14 @@ impl DatastoreArgs {
         if self.datastore_endpoint.is_empty() {
             return Ok(None);
         }
-        for endpoint in &self.datastore_endpoint {
-            anyhow::ensure!(
-                endpoint.starts_with("http://") || endpoint.starts_with("https://"),
-                "--datastore-endpoint {endpoint:?}: expected http(s)://host:port"
-            );
-        }
-        let mut options = skiff_etcd::EtcdOptions::new(self.datastore_endpoint.clone());
-        // kube-apiserver's `--etcd-prefix`: every key skiff writes is under it.
-        options.prefix = "/registry/".into();
-        options.compaction_interval = Some(self.etcd_compaction_interval).filter(|d| !d.is_zero());
-        let files = [
+        check_endpoints(&self.datastore_endpoint)?;
+        let mut options = etcd_options(
+            self.datastore_endpoint.clone(),
             &self.datastore_cafile,
             &self.datastore_certfile,
             &self.datastore_keyfile,
-        ];
-        if files.iter().any(|f| f.is_some())
-            || self
-                .datastore_endpoint
-                .iter()
-                .any(|e| e.starts_with("https://"))
-        {
-            options.tls = Some(skiff_etcd::TlsFiles {
-                ca: self.datastore_cafile.clone(),
-                cert: self.datastore_certfile.clone(),
-                key: self.datastore_keyfile.clone(),
-            });
-        }
+        );
+        options.compaction_interval = Some(self.etcd_compaction_interval).filter(|d| !d.is_zero());
         let store = skiff_etcd::EtcdStore::connect(options)
             .await
             .with_context(|| {
@@ -100,4 +81,37 @@ impl DatastoreArgs {
         tracing::info!(endpoints = %self.datastore_endpoint.join(","), "state in etcd");
         Ok(Some(store))
     }
+}
+
+/// Refuses endpoints that are not etcd client URLs.
+pub fn check_endpoints(endpoints: &[String]) -> anyhow::Result<()> {
+    for endpoint in endpoints {
+        anyhow::ensure!(
+            endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+            "--datastore-endpoint {endpoint:?}: expected http(s)://host:port"
+        );
+    }
+    Ok(())
+}
+
+/// How skiff reaches etcd at `endpoints` (with k3s's TLS files, or TLS without them for
+/// `https://` endpoints): every key under kube-apiserver's `--etcd-prefix`, `/registry/`.
+pub fn etcd_options(
+    endpoints: Vec<String>,
+    ca: &Option<PathBuf>,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> skiff_etcd::EtcdOptions {
+    let https = endpoints.iter().any(|e| e.starts_with("https://"));
+    let mut options = skiff_etcd::EtcdOptions::new(endpoints);
+    // kube-apiserver's `--etcd-prefix`: every key skiff writes is under it.
+    options.prefix = "/registry/".into();
+    if ca.is_some() || cert.is_some() || key.is_some() || https {
+        options.tls = Some(skiff_etcd::TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    options
 }

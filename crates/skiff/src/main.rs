@@ -17,6 +17,7 @@ mod memory;
 mod net;
 mod node;
 mod security;
+mod snapshot;
 mod tlsbootstrap;
 mod token;
 mod ui;
@@ -63,6 +64,10 @@ enum Command {
     Secrets(security::SecretsArgs),
     /// The cluster's certificates: `rotate` renews them now.
     Certificate(security::CertificateArgs),
+    /// Save the cluster's state while the server serves, or restore it (SQLite or etcd).
+    Snapshot(snapshot::SnapshotArgs),
+    /// Move the cluster's state between SQLite and etcd: `migrate --to etcd://...`.
+    Datastore(snapshot::DatastoreArgs),
     /// Stop the server or agent of a data dir and every pod its node runs: containers,
     /// shims, mounts, network namespaces, cgroups, the pod bridge and nftables tables. A
     /// later `skiff server` on the data dir starts the pods again.
@@ -247,6 +252,8 @@ fn main() -> std::process::ExitCode {
             Command::Ui(args) => ui::run(args).await,
             Command::Secrets(args) => security::secrets(args).await,
             Command::Certificate(args) => security::certificate(args),
+            Command::Snapshot(args) => snapshot::run(args).await,
+            Command::Datastore(args) => snapshot::datastore(args).await,
             Command::Killall(args) => {
                 tokio::task::spawn_blocking(|| killall::killall(args)).await?
             }
