@@ -1,5 +1,6 @@
 //! Shared helpers for skiff load tools.
 
+pub mod failover;
 pub mod hollow;
 pub mod http;
 pub mod node;

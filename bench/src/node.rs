@@ -89,6 +89,16 @@ impl Node {
     /// As [`Node::start`], with extra environment for the server (`SKIFF_NODE=off`: none of
     /// node agent, proxy and DNS).
     pub fn start_with_env(skiff: &Path, env: &[(&str, &str)]) -> Result<Node> {
+        Node::start_inner(skiff, env, "127.0.0.1:0")
+    }
+
+    /// As [`Node::start`], the API listening on `listen` (`0.0.0.0:0` for an [`Agent`]
+    /// in a namespace of its own to reach it).
+    pub fn start_listening(skiff: &Path, listen: &str) -> Result<Node> {
+        Node::start_inner(skiff, &[], listen)
+    }
+
+    fn start_inner(skiff: &Path, env: &[(&str, &str)], listen: &str) -> Result<Node> {
         let suffix = skiff_node::unique_suffix();
         let mut node = Node {
             dir: tempfile::tempdir().context("temp dir")?,
@@ -126,14 +136,14 @@ impl Node {
         if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
             bail!("setns: {}", std::io::Error::last_os_error());
         }
-        node.boot(env)?;
+        node.boot(env, listen)?;
         Ok(node)
     }
 
     /// Starts the server and waits for `skiff is ready`.
-    fn boot(&mut self, env: &[(&str, &str)]) -> Result<()> {
+    fn boot(&mut self, env: &[(&str, &str)], listen: &str) -> Result<()> {
         let mut child = Command::new(&self.skiff)
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["server", "--listen", listen, "--data-dir"])
             .arg(self.dir.path())
             .env(
                 "RUST_LOG",
@@ -146,24 +156,9 @@ impl Node {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("spawn {}", self.skiff.display()))?;
-        let stderr = child.stderr.take().context("piped stderr")?;
+        let ready = collect_log(&mut child, "skiff is ready", &self.log)?;
         self.child = Some(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = self.log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("skiff is ready") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                if let Ok(mut log) = log.lock() {
-                    log.push(line);
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        if ready.recv_timeout(Duration::from_secs(30)).is_err() {
             bail!("server not ready within 30 s:\n{}", self.log_tail());
         }
         Ok(())
@@ -197,13 +192,7 @@ impl Node {
 
     /// Loads an OCI archive into the node's image store (`skiff image load`).
     pub fn load_image(&self, archive: &[u8]) -> Result<()> {
-        let path = self.dir.path().join("image.tar");
-        std::fs::write(&path, archive)?;
-        run(Command::new(&self.skiff)
-            .args(["image", "load"])
-            .arg(&path)
-            .arg("--data-dir")
-            .arg(self.dir.path()))
+        load_image_into(&self.skiff, self.dir.path(), archive)
     }
 
     /// A kube-rs client of the server, from the kubeconfig it wrote.
@@ -274,6 +263,171 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.cleanup();
+    }
+}
+
+/// Collects `child`'s stderr lines into `log` on a thread of its own; the receiver hears
+/// once a line contains `ready`.
+fn collect_log(
+    child: &mut Child,
+    ready: &str,
+    log: &Arc<Mutex<Vec<String>>>,
+) -> Result<std::sync::mpsc::Receiver<()>> {
+    let stderr = child.stderr.take().context("piped stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (log, ready) = (log.clone(), ready.to_string());
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(&ready) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+            if let Ok(mut log) = log.lock() {
+                log.push(line);
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// `skiff image load` of an OCI archive into the node whose data dir is `dir`.
+fn load_image_into(skiff: &Path, dir: &Path, archive: &[u8]) -> Result<()> {
+    let path = dir.join("image.tar");
+    std::fs::write(&path, archive)?;
+    run(Command::new(skiff)
+        .args(["image", "load"])
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir))
+}
+
+/// The agent node's address on the link it shares with the [`Node`].
+pub const AGENT_IP: [u8; 4] = [192, 168, 254, 2];
+
+/// A second node: `skiff agent` in a network namespace of its own, joined to a [`Node`]
+/// (started with [`Node::start_listening`] beyond loopback) over the node's link (the
+/// peer of its `host0` moves here), as two hosts on a LAN; everything it made is removed
+/// on drop.
+pub struct Agent {
+    dir: tempfile::TempDir,
+    skiff: PathBuf,
+    netns: String,
+    cgroup_parent: String,
+    pod_cidr: String,
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent {
+    /// Starts `skiff agent` as node `name` with pod CIDR `pod_cidr`, with `node`'s admin
+    /// token (from the environment, never the command line), and waits until it is ready.
+    pub fn join(node: &Node, name: &str, pod_cidr: &str) -> Result<Agent> {
+        let suffix = skiff_node::unique_suffix();
+        let mut agent = Agent {
+            dir: tempfile::tempdir().context("temp dir")?,
+            skiff: node.skiff.clone(),
+            netns: format!("skiff-bench-agent-{suffix}"),
+            cgroup_parent: format!("skiff-bench-agent-{suffix}"),
+            pod_cidr: pod_cidr.into(),
+            child: None,
+            log: Arc::default(),
+        };
+        run(Command::new("ip").args(["netns", "add", &agent.netns]))?;
+        run(Command::new("ip").args([
+            "-n",
+            &node.netns,
+            "link",
+            "set",
+            "host0-peer",
+            "netns",
+            &agent.netns,
+        ]))?;
+        let agent_cidr = format!("{}/24", IpAddr::from(AGENT_IP));
+        let node_ip = IpAddr::from(NODE_IP).to_string();
+        for args in [
+            &["link", "set", "lo", "up"][..],
+            &["addr", "add", &agent_cidr, "dev", "host0-peer"],
+            &["link", "set", "host0-peer", "up"],
+            &["route", "add", "default", "via", &node_ip],
+        ] {
+            run(Command::new("ip").args(["-n", &agent.netns]).args(args))?;
+        }
+        let config = std::fs::read_to_string(node.data_dir().join("kubeconfig"))?;
+        let port = config
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: https://"))
+            .and_then(|a| a.rsplit(':').next())
+            .context("the server's port in its kubeconfig")?
+            .to_string();
+        let pki = node.data_dir().join("pki");
+        let token = std::fs::read_to_string(pki.join("admin.token"))?;
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", agent.netns))
+            .arg(&agent.skiff)
+            .args(["agent", "--server", &format!("https://{node_ip}:{port}")])
+            .args(["--name", name, "--pod-cidr", pod_cidr, "--ca-file"])
+            .arg(pki.join("ca.crt"))
+            .arg("--data-dir")
+            .arg(agent.dir.path())
+            .env("SKIFF_TOKEN", token.trim())
+            .env("SKIFF_CGROUP_PARENT", &agent.cgroup_parent)
+            .env(
+                "RUST_LOG",
+                std::env::var("SKIFF_LOG").unwrap_or("info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawn skiff agent")?;
+        let ready = collect_log(&mut child, "skiff agent is ready", &agent.log)?;
+        agent.child = Some(child);
+        if ready.recv_timeout(Duration::from_secs(30)).is_err() {
+            bail!("agent not ready within 30 s:\n{}", agent.log_tail());
+        }
+        Ok(agent)
+    }
+
+    /// Loads an OCI archive into the agent's image store.
+    pub fn load_image(&self, archive: &[u8]) -> Result<()> {
+        load_image_into(&self.skiff, self.dir.path(), archive)
+    }
+
+    /// The last 40 lines of the agent's log.
+    pub fn log_tail(&self) -> String {
+        let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+        log[log.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// A power loss (`crate::failover::power_off`): the agent, its shims and its
+    /// containers SIGKILLed, its link down.
+    pub fn power_off(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        crate::failover::power_off(self.dir.path(), &self.netns, "host0-peer")
+            .map_err(anyhow::Error::msg)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        use skiff_node::cleanup::{remove_pods, NodeSettings};
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let settings = NodeSettings::load(self.dir.path()).unwrap_or(NodeSettings {
+            cgroup_parent: self.cgroup_parent.clone(),
+            pod_cidr: self.pod_cidr.clone(),
+            ..Default::default()
+        });
+        remove_pods(self.dir.path(), &settings);
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
     }
 }
 

@@ -4,14 +4,21 @@
 //! the node turns NotReady ("node is shutting down"), a pod bound to it meanwhile is
 //! rejected, ordinary pods are stopped first (one exits on SIGTERM, one ignoring it is
 //! killed when the 5 s of its group run out, not after its own 600 s), the critical pod
-//! after them, every one marked Failed/Terminated; then the server exits by itself.
+//! after them, every one marked Failed/Terminated; then the server exits by itself. The
+//! critical pod names `system-node-critical`: Priority admission gives it its value.
+//! Then the same on a `skiff agent` node: SIGTERM to the agent marks its node NotReady
+//! and its pods Failed with DisruptionTarget, read from the server that keeps running.
 
 #[allow(unused)]
 mod common;
 #[path = "common/node.rs"]
 mod node;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 
 use std::time::{Duration, Instant};
+
+use shutdown::pod;
 
 /// Each container says when it runs, and handles SIGTERM as its name says.
 const PODS: &str = r#"
@@ -39,17 +46,13 @@ apiVersion: v1
 kind: Pod
 metadata: {name: critical, namespace: kube-system}
 spec:
-  # system-node-critical's value; skiff has no Priority admission yet to resolve
-  # priorityClassName into it.
-  priority: 2000001000
+  priorityClassName: system-node-critical
   terminationGracePeriodSeconds: 30
   containers:
   - name: app
     image: busybox:test
     command: ["sh", "-c", "trap 'exit 4' TERM; echo up; while true; do sleep 1; done"]
 "#;
-
-const SHUTDOWN_MESSAGE: &str = "Pod was terminated in response to imminent node shutdown.";
 
 /// Seconds since the epoch of an API time (`2026-01-02T03:04:05Z`).
 fn epoch_seconds(t: &str) -> i64 {
@@ -63,18 +66,6 @@ fn epoch_seconds(t: &str) -> i64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
-}
-
-fn pod(c: &node::NodeCluster, ns: &str, name: &str) -> serde_json::Value {
-    c.json(&["get", "pod", "-n", ns, name])
-}
-
-fn ready_condition(c: &node::NodeCluster, name: &str) -> serde_json::Value {
-    let n = c.json(&["get", "node", name]);
-    n["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
-        .unwrap_or_default()
 }
 
 #[test]
@@ -112,16 +103,7 @@ fn sigterm_stops_pods_by_priority_within_the_grace_period_and_marks_them_failed(
     let sent = Instant::now();
     c.sigterm();
     // While it shuts down, the API still serves: the node says why it is not Ready.
-    let ready = c.wait_for(
-        "the node to say it is shutting down",
-        Duration::from_secs(4),
-        || {
-            let r = ready_condition(&c, &node_name);
-            (r["status"] == "False").then_some(r)
-        },
-    );
-    assert_eq!(ready["reason"], "KubeletNotReady", "{ready}");
-    assert_eq!(ready["message"], "node is shutting down", "{ready}");
+    shutdown::wait_shutting_down(&c, &node_name, Duration::from_secs(4));
     // Bound to the node now (no scheduler involved): refused, never run.
     c.kubectl_in(&["apply", "-f", "-"], &late);
     let status = c.wait_exit(Duration::from_secs(30));
@@ -145,20 +127,8 @@ fn sigterm_stops_pods_by_priority_within_the_grace_period_and_marks_them_failed(
         ("default", "stubborn", 137),
         ("kube-system", "critical", 4),
     ] {
-        let p = pod(&c, ns, name);
-        let s = &p["status"];
-        assert_eq!(s["phase"], "Failed", "{name}: {s}");
-        assert_eq!(s["reason"], "Terminated", "{name}: {s}");
-        assert_eq!(s["message"], SHUTDOWN_MESSAGE, "{name}: {s}");
-        let disruption = s["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionTarget"))
-            .unwrap_or_else(|| panic!("{name}: no DisruptionTarget: {s}"));
-        assert_eq!(disruption["status"], "True", "{name}: {s}");
-        assert_eq!(disruption["reason"], "TerminationByKubelet", "{name}: {s}");
-        assert_eq!(disruption["message"], SHUTDOWN_MESSAGE, "{name}: {s}");
-        let terminated = &s["containerStatuses"][0]["state"]["terminated"];
-        assert_eq!(terminated["exitCode"], exit_code, "{name}: {s}");
+        let terminated = shutdown::assert_stopped_by_shutdown(name, &pod(&c, ns, name));
+        assert_eq!(terminated["exitCode"], exit_code, "{name}: {terminated}");
         let at = terminated["finishedAt"].as_str().expect("finishedAt");
         finished.insert(name, epoch_seconds(at));
     }
@@ -186,6 +156,90 @@ fn sigterm_stops_pods_by_priority_within_the_grace_period_and_marks_them_failed(
         })
     });
     assert!(!ran, "never run: {s}");
+}
+
+/// Pods bound to the agent node `node-b`: one ordinary, one critical, each saying when it
+/// runs and leaving with its own code on SIGTERM.
+const AGENT_PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: ordinary}
+spec:
+  nodeName: node-b
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: app
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 3' TERM; echo up; while true; do sleep 1; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: critical-b, namespace: kube-system}
+spec:
+  nodeName: node-b
+  priorityClassName: system-node-critical
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: app
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 4' TERM; echo up; while true; do sleep 1; done"]
+"#;
+
+#[test]
+fn sigterm_to_an_agent_stops_its_pods_and_marks_its_node_not_ready() {
+    if !node::can_run() {
+        return;
+    }
+    let c = node::NodeCluster::start_listening("0.0.0.0:0");
+    let mut b = node::AgentNode::join_with_args(
+        &c,
+        "node-b",
+        "10.244.1.0/24",
+        &[
+            "--shutdown-grace-period",
+            "6s",
+            "--shutdown-grace-period-critical-pods",
+            "2s",
+        ],
+    );
+    b.load_busybox("busybox:test");
+    c.wait_for("node-b to be Ready", Duration::from_secs(20), || {
+        let out = c.kubectl_output(&["get", "node", "node-b", "-o", "json"], None);
+        let n: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        node::failover::node_ready(&n).then_some(())
+    });
+    c.kubectl_in(&["apply", "-f", "-"], AGENT_PODS);
+    for (ns, name) in [("default", "ordinary"), ("kube-system", "critical-b")] {
+        c.wait_logs_in(ns, name, "up", Duration::from_secs(60));
+    }
+
+    b.sigterm();
+    shutdown::wait_shutting_down(&c, "node-b", Duration::from_secs(4));
+    let status = b.wait_exit(Duration::from_secs(30));
+    let status = status
+        .unwrap_or_else(|| panic!("the agent still ran 30 s after SIGTERM:\n{}", b.log_text()));
+    assert!(status.success(), "{status}\n{}", b.log_text());
+
+    // The agent posted each pod's end before it exited; the server, still up, has them.
+    let mut finished = std::collections::BTreeMap::new();
+    for (ns, name, exit_code) in [("default", "ordinary", 3), ("kube-system", "critical-b", 4)] {
+        let terminated = shutdown::assert_stopped_by_shutdown(name, &pod(&c, ns, name));
+        assert_eq!(terminated["exitCode"], exit_code, "{name}: {terminated}");
+        let at = terminated["finishedAt"].as_str().expect("finishedAt");
+        finished.insert(name, epoch_seconds(at));
+    }
+    // The critical pod, in the last group, is stopped after the ordinary one.
+    assert!(
+        finished["critical-b"] >= finished["ordinary"],
+        "{finished:?}"
+    );
+    // The node lifecycle controller keeps new pods off the node it was told is going.
+    c.wait_for("node-b tainted not-ready", Duration::from_secs(20), || {
+        let taints = c.json(&["get", "node", "node-b"])["spec"]["taints"].to_string();
+        taints
+            .contains("node.kubernetes.io/not-ready")
+            .then_some(())
+    });
 }
 
 /// The kubelet's configuration check, before anything is touched.

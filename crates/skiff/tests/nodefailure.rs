@@ -11,43 +11,16 @@ mod common;
 #[path = "common/node.rs"]
 mod node;
 
-use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use node::failover::{self, pod_ready, Timeline, Watch};
 use serde_json::Value;
 
-const WORKLOADS: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 4
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: busybox:test
-        command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 8080 -h /www"]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-  - port: 80
-    targetPort: 8080
----
+/// A StatefulSet beside the failover's Deployment and Service.
+const STATEFULSET: &str = r#"
 apiVersion: apps/v1
 kind: StatefulSet
 metadata:
@@ -69,74 +42,12 @@ spec:
         command: ["sh", "-c", "exec sleep 100000"]
 "#;
 
-/// One request of the load: when it started (since the load began), how long it took,
-/// whether it was answered.
-struct Request {
-    at: Duration,
-    took: Duration,
-    ok: bool,
-}
-
-/// GETs the Service back to back from node A until stopped.
-fn load(
-    c: &node::NodeCluster,
-    ip: &str,
-    stop: Arc<AtomicBool>,
-    t0: Instant,
-) -> std::thread::JoinHandle<Vec<Request>> {
-    let (netns, ip) = (c.netns.clone(), ip.to_string());
-    std::thread::spawn(move || {
-        let get = node::NodeCluster::http_getter_why(&netns);
-        let mut out = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            let started = Instant::now();
-            let ok = get(&ip, 80, "/").is_ok();
-            out.push(Request {
-                at: started - t0,
-                took: started.elapsed(),
-                ok,
-            });
-        }
-        out
-    })
-}
-
-/// The longest stretch during which requests kept failing: from the start of a failing
-/// request to the start of the next request that succeeded.
-fn longest_failure(requests: &[Request]) -> Duration {
-    let (mut longest, mut since) = (Duration::ZERO, None);
-    for r in requests {
-        match (r.ok, since) {
-            (false, None) => since = Some(r.at),
-            (true, Some(s)) => {
-                longest = longest.max(r.at - s);
-                since = None;
-            }
-            _ => {}
-        }
-    }
-    if let (Some(s), Some(last)) = (since, requests.last()) {
-        longest = longest.max(last.at + last.took - s);
-    }
-    longest
-}
-
 fn items<'a>(list: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> {
     list["items"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(move |o| o["kind"] == kind)
-}
-
-fn pod_ready(p: &Value) -> bool {
-    p["status"]["phase"] == "Running"
-        && p["metadata"]["deletionTimestamp"].is_null()
-        && p["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 #[test]
@@ -158,7 +69,11 @@ fn a_lost_node_is_noticed_and_its_pods_replaced_within_seconds() {
         ready.then_some(())
     });
 
-    c.kubectl_in(&["apply", "-f", "-"], WORKLOADS);
+    let workloads = format!(
+        "{}---{STATEFULSET}",
+        failover::web_manifest("busybox:test", 4)
+    );
+    c.kubectl_in(&["apply", "-f", "-"], &workloads);
     let pods = c.wait_for(
         "6 pods Ready on both nodes",
         Duration::from_secs(60),
@@ -209,7 +124,16 @@ fn a_lost_node_is_noticed_and_its_pods_replaced_within_seconds() {
     });
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
-    let loader = load(&c, &cluster_ip, stop.clone(), t0);
+    let netns = c.netns.clone();
+    let ip = cluster_ip.clone();
+    let loader = failover::load(
+        move || {
+            let get = node::NodeCluster::http_getter_why(&netns);
+            move || get(&ip, 80, "/").is_ok()
+        },
+        stop.clone(),
+        t0,
+    );
     c.wait_for("some load", Duration::from_secs(10), || {
         (t0.elapsed() > Duration::from_millis(500)).then_some(())
     });
@@ -217,45 +141,25 @@ fn a_lost_node_is_noticed_and_its_pods_replaced_within_seconds() {
     // Power loss.
     let lost = Instant::now();
     b.power_off();
-    let (not_ready, endpoints_gone, replaced) = (Cell::new(None), Cell::new(None), Cell::new(None));
+    let watch = Watch {
+        lost_node: "node-b".into(),
+        lost_pod_prefix: "10.244.1.".into(),
+        survivor: node_a.clone(),
+        app: "web".into(),
+        replicas: 4,
+    };
+    let timeline = std::cell::RefCell::new(Timeline::default());
     c.wait_for(
         "replacements Running on node A",
         Duration::from_secs(60),
         || {
             let all = c.json(&["get", "nodes,endpoints,pods"]);
+            let of = |kind: &str| items(&all, kind).cloned().collect::<Vec<_>>();
             let now = lost.elapsed();
-            let node_b = items(&all, "Node").find(|n| n["metadata"]["name"] == "node-b")?;
-            let b_ready = node_b["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            if !b_ready && not_ready.get().is_none() {
-                not_ready.set(Some(now));
-            }
-            let endpoints = items(&all, "Endpoints").find(|e| e["metadata"]["name"] == "web")?;
-            let ready_ips = endpoints["subsets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
-                .map(|a| a["ip"].as_str().unwrap_or_default().to_string())
-                .collect::<Vec<_>>();
-            if !ready_ips.iter().any(|ip| ip.starts_with("10.244.1."))
-                && endpoints_gone.get().is_none()
-            {
-                endpoints_gone.set(Some(now));
-            }
-            let web_on_a = items(&all, "Pod")
-                .filter(|p| {
-                    p["metadata"]["labels"]["app"] == "web"
-                        && p["spec"]["nodeName"] == node_a.as_str()
-                })
-                .filter(|p| pod_ready(p))
-                .count();
-            if web_on_a == 4 && replaced.get().is_none() {
-                replaced.set(Some(now));
-            }
-            replaced.get().map(|_| ())
+            timeline
+                .borrow_mut()
+                .observe(&watch, &of("Node"), &of("Endpoints"), &of("Pod"), now)
+                .then_some(())
         },
     );
     // A little more load after the replacements, then the verdict.
@@ -266,11 +170,13 @@ fn a_lost_node_is_noticed_and_its_pods_replaced_within_seconds() {
     stop.store(true, Ordering::Relaxed);
     let requests = loader.join().expect("load thread");
     let failed = requests.iter().filter(|r| !r.ok).count();
-    let outage = longest_failure(&requests);
+    let outage = failover::longest_failure(&requests);
+    let t = timeline.into_inner();
     let (not_ready, endpoints_gone, replaced) = (
-        not_ready.get().unwrap(),
-        endpoints_gone.get().unwrap(),
-        replaced.get().unwrap(),
+        t.not_ready.expect("node-b seen NotReady"),
+        t.endpoints_removed
+            .expect("node-b's pods seen out of the endpoints"),
+        t.replaced.expect("replacements seen Running"),
     );
     eprintln!(
         "FAILOVER not_ready_ms={} endpoints_removed_ms={} replaced_running_ms={} requests={} failed={} longest_failure_ms={}",

@@ -1,7 +1,8 @@
 //! End-to-end admission for teams sharing a cluster, with real kubectl: a namespace's
 //! ResourceQuota stops a Deployment at its limit and frees up on scale-down, LimitRange
-//! defaults and bounds, Pod Security labels, and NamespaceLifecycle. No node runs pods:
-//! quota counts pods from the moment they are stored.
+//! defaults and bounds, Pod Security labels, NamespaceLifecycle, and Priority (a pod's
+//! class gives its priority). No node runs pods: quota counts pods from the moment they are
+//! stored.
 
 mod common;
 
@@ -185,6 +186,134 @@ fn creating_in_a_missing_namespace_is_upstreams_not_found() {
     assert!(
         err.contains("Error from server (NotFound)")
             && err.contains("namespaces \"nowhere\" not found"),
+        "{err}"
+    );
+}
+
+/// A pod of `spec` (JSON fields after `containers`) named `name`.
+fn pod_with(name: &str, spec: &str) -> String {
+    format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "{name}"}},
+            "spec": {{"containers": [{{"name": "app", "image": "nginx"}}]{spec}}}}}"#
+    )
+}
+
+#[test]
+fn priority_admission_resolves_classes_and_refuses_as_upstream() {
+    let c = Cluster::start();
+    // The built-in classes exist, with upstream's values.
+    let classes = c.kubectl(&["get", "priorityclasses", "-o", "name"]);
+    assert!(
+        classes.contains("priorityclass.scheduling.k8s.io/system-node-critical")
+            && classes.contains("priorityclass.scheduling.k8s.io/system-cluster-critical"),
+        "{classes}"
+    );
+    // A class's value becomes the pod's priority, with its preemption policy.
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        &pod_with(
+            "critical",
+            r#", "priorityClassName": "system-node-critical""#,
+        ),
+    );
+    let spec = &c.json(&["get", "pod", "critical"])["spec"];
+    assert_eq!(spec["priority"], 2_000_001_000, "{spec}");
+    assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority", "{spec}");
+    // No class and no default: priority 0.
+    c.kubectl_in(&["apply", "-f", "-"], &pod_with("plain", ""));
+    let spec = &c.json(&["get", "pod", "plain"])["spec"];
+    assert_eq!(spec["priority"], 0, "{spec}");
+    assert!(spec.get("priorityClassName").is_none(), "{spec}");
+
+    // A missing class is 403 with upstream's words, and nothing is stored.
+    let err = c.kubectl_err(
+        &["apply", "-f", "-"],
+        Some(&pod_with("orphan", r#", "priorityClassName": "missing""#)),
+    );
+    assert!(
+        err.contains("Error from server (Forbidden)")
+            && err.contains(
+                r#"pods "orphan" is forbidden: no PriorityClass with name missing was found"#
+            ),
+        "{err}"
+    );
+    let got = c.kubectl_output(&["get", "pod", "orphan"], None);
+    assert!(!got.status.success(), "a refused pod is not stored");
+    // A priority the pod sets itself must be its class's.
+    let err = c.kubectl_err(
+        &["apply", "-f", "-"],
+        Some(&pod_with(
+            "boastful",
+            r#", "priorityClassName": "system-cluster-critical", "priority": 5"#,
+        )),
+    );
+    assert!(
+        err.contains(
+            r#"pods "boastful" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 2000000000 from the given PriorityClass name"#
+        ),
+        "{err}"
+    );
+
+    // The global default applies where a pod names no class; only one default may exist.
+    let class = |name: &str, value: i64, default: bool| {
+        format!(
+            r#"{{"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {{"name": "{name}"}}, "value": {value}, "globalDefault": {default}}}"#
+        )
+    };
+    c.kubectl_in(&["apply", "-f", "-"], &class("everyday", 100, true));
+    let err = c.kubectl_err(&["apply", "-f", "-"], Some(&class("another", 200, true)));
+    assert!(
+        err.contains(
+            r#"priorityclasses.scheduling.k8s.io "another" is forbidden: PriorityClass everyday is already marked as default. Only one default can exist"#
+        ),
+        "{err}"
+    );
+    c.kubectl_in(&["apply", "-f", "-"], &pod_with("defaulted", ""));
+    let spec = &c.json(&["get", "pod", "defaulted"])["spec"];
+    assert_eq!(spec["priority"], 100, "{spec}");
+    assert_eq!(spec["priorityClassName"], "everyday", "{spec}");
+    // An update that leaves the priority and policy out keeps them (upstream's update
+    // branch): the stored pod, without them, replaced.
+    let mut stored = c.json(&["get", "pod", "plain"]);
+    let spec = stored["spec"].as_object_mut().unwrap();
+    spec.remove("priority");
+    spec.remove("preemptionPolicy");
+    stored["metadata"]["labels"] = serde_json::json!({"edited": "yes"});
+    c.kubectl_in(&["replace", "-f", "-"], &stored.to_string());
+    let plain = c.json(&["get", "pod", "plain"]);
+    assert_eq!(plain["metadata"]["labels"]["edited"], "yes", "{plain}");
+    assert_eq!(plain["spec"]["priority"], 0, "{plain}");
+    assert_eq!(
+        plain["spec"]["preemptionPolicy"], "PreemptLowerPriority",
+        "{plain}"
+    );
+
+    // Validation: the system prefix is reserved, user values are bounded, a value never
+    // changes.
+    let err = c.kubectl_err(
+        &["apply", "-f", "-"],
+        Some(&class("system-mine", 10, false)),
+    );
+    assert!(
+        err.contains(
+            r#"The PriorityClass "system-mine" is invalid: metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"#
+        ),
+        "{err}"
+    );
+    let err = c.kubectl_err(
+        &["apply", "-f", "-"],
+        Some(&class("huge", 1_000_000_001, false)),
+    );
+    assert!(
+        err.contains(
+            "value: Forbidden: maximum allowed value of a user defined priority is 1000000000"
+        ),
+        "{err}"
+    );
+    let err = c.kubectl_err(&["apply", "-f", "-"], Some(&class("everyday", 101, true)));
+    assert!(
+        err.contains("value: Forbidden: may not be changed in an update."),
         "{err}"
     );
 }

@@ -9,6 +9,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Issue 13's failover check, shared with the `node-failover` bench.
+#[path = "../../../../bench/src/failover.rs"]
+pub mod failover;
+
 /// Why these tests cannot run here, if they cannot.
 pub fn skip_reason() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
@@ -181,17 +185,12 @@ impl NodeCluster {
     /// The server's exit status once it exits; `None` if it still runs after `timeout`
     /// (it is then killed).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        wait_child_exit(&mut self.child, timeout)
+    }
+
+    /// The server's pid (nsenter execs it: no PID namespace of its own).
+    pub fn server_pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -410,6 +409,25 @@ impl NodeCluster {
     }
 }
 
+/// The exit status of `child` (taken) once it exits; `None` if it still runs after
+/// `timeout` (it is then killed).
+fn wait_child_exit(
+    child: &mut Option<Child>,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    let mut child = child.take()?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 /// Starts `cmd` with its stderr collected into `log`, and waits (30 s at most) for a line
 /// containing `ready`.
 fn spawn_until(mut cmd: Command, ready: &str, log: &Arc<Mutex<Vec<String>>>) -> Child {
@@ -513,6 +531,28 @@ impl AgentNode {
         pod_cidr: &str,
         token: &str,
     ) -> AgentNode {
+        AgentNode::join_inner(server, name, pod_cidr, token, &[])
+    }
+
+    /// [`AgentNode::join`] with more `skiff agent` flags (`--shutdown-grace-period`).
+    pub fn join_with_args(
+        server: &NodeCluster,
+        name: &str,
+        pod_cidr: &str,
+        args: &[&str],
+    ) -> AgentNode {
+        let pki = server.dir.path().join("pki");
+        let token = std::fs::read_to_string(pki.join("admin.token")).expect("token");
+        AgentNode::join_inner(server, name, pod_cidr, &token, args)
+    }
+
+    fn join_inner(
+        server: &NodeCluster,
+        name: &str,
+        pod_cidr: &str,
+        token: &str,
+        args: &[&str],
+    ) -> AgentNode {
         let suffix = skiff_node::unique_suffix();
         let netns = format!("skiff-agent-{suffix}");
         assert!(run(Command::new("ip").args(["netns", "add", &netns]))
@@ -583,6 +623,7 @@ impl AgentNode {
         );
         command.extend(["--ca-file".into(), pki.join("ca.crt").into()]);
         command.extend(["--data-dir".into(), node.dir.path().into()]);
+        command.extend(args.iter().map(Into::into));
         node.command = command;
         node.token = token.trim().to_owned();
         node.start_agent();
@@ -598,6 +639,21 @@ impl AgentNode {
         self.child = Some(spawn_until(cmd, "skiff agent is ready", &self.log));
     }
 
+    /// SIGTERM to the agent (it keeps running until it exits by itself:
+    /// [`AgentNode::wait_exit`]).
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("the agent runs");
+        // nsenter execs the agent (no PID namespace), so this is the agent's pid.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+
+    /// The agent's exit status once it exits; `None` if it still runs after `timeout`
+    /// (it is then killed).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        wait_child_exit(&mut self.child, timeout)
+    }
+
     /// A power loss: the agent, every container shim and every container are killed at
     /// once (SIGKILL, nothing gets to clean up) and the node's link goes down.
     pub fn power_off(&mut self) {
@@ -605,30 +661,8 @@ impl AgentNode {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let containers = self.dir.path().join("runtime/containers");
-        for file in ["shim.pid", "init.pid"] {
-            for entry in std::fs::read_dir(&containers)
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let pid = std::fs::read_to_string(entry.path().join(file))
-                    .ok()
-                    .and_then(|p| p.trim().parse::<i32>().ok());
-                if let Some(pid) = pid.filter(|p| *p > 1) {
-                    // SAFETY: kill has no memory preconditions; a stale pid is harmless
-                    // here (the test's own namespace holds only this node's processes).
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-        let out =
-            run(Command::new("ip").args(["-n", &self.netns, "link", "set", "host0-peer", "down"]));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        failover::power_off(self.dir.path(), &self.netns, "host0-peer")
+            .unwrap_or_else(|e| panic!("power off: {e}"));
     }
 
     /// Power back: the link comes up and the agent starts again on the same data dir.
@@ -730,7 +764,6 @@ impl NodeCluster {
     /// [`NodeCluster::http_getter`] that says why a request failed (which step, and the
     /// OS error: refused, reset, timed out), so a rare failure under load can be told apart.
     pub fn http_getter_why(netns: &str) -> impl Fn(&str, u16, &str) -> Result<String, String> {
-        use std::io::{Read, Write};
         use std::os::fd::AsRawFd;
         let entered = std::fs::File::open(format!("/run/netns/{netns}"))
             // SAFETY: setns on the calling thread only; the fd is valid while f lives.
@@ -740,27 +773,7 @@ impl NodeCluster {
             if !entered {
                 return Err("could not enter the network namespace".into());
             }
-            let addr: std::net::SocketAddr = format!("{ip}:{port}")
-                .parse()
-                .map_err(|e| format!("address: {e}"))?;
-            let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n");
-            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-                .map_err(|e| format!("connect: {e}"))?;
-            s.set_read_timeout(Some(Duration::from_secs(2)))
-                .map_err(|e| format!("set timeout: {e}"))?;
-            s.write_all(request.as_bytes())
-                .map_err(|e| format!("write: {e}"))?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)
-                .map_err(|e| format!("read: {e}"))?;
-            let (head, body) = out
-                .split_once("\r\n\r\n")
-                .ok_or_else(|| format!("no HTTP response: {out:?}"))?;
-            if head.starts_with("HTTP/1") {
-                Ok(body.to_string())
-            } else {
-                Err(format!("not HTTP: {head:?}"))
-            }
+            failover::http_get(ip, port, path)
         }
     }
 }
