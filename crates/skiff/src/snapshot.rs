@@ -23,6 +23,41 @@ const PREFIX: &str = "/registry/";
 /// Writes in flight at once while copying or clearing.
 const PARALLEL: usize = 64;
 
+/// The Lease the server running the controllers holds on etcd (decision 0042).
+const LEADER_LEASE: &str = "/registry/leases/kube-system/kube-controller-manager";
+
+/// Refuses to go on while a server writes to etcd: a restore or a move must not race the
+/// cluster it replaces. While any server runs on etcd, one of them leads and renews the
+/// controllers' Lease every few seconds, so nothing written under `/registry/` for twice
+/// the Lease's duration means no server runs (the wait is on etcd's own events, so clock
+/// skew between hosts does not matter). A datastore where no server ever led needs no
+/// wait.
+async fn ensure_no_server(store: &dyn Store) -> anyhow::Result<()> {
+    let Some(lease) = store.get(LEADER_LEASE)? else {
+        return Ok(());
+    };
+    let seconds = serde_json::from_slice::<serde_json::Value>(&lease.value)
+        .ok()
+        .and_then(|v| v["spec"]["leaseDurationSeconds"].as_u64())
+        .unwrap_or(15)
+        .clamp(1, 60);
+    let window = std::time::Duration::from_secs(2 * seconds);
+    eprintln!(
+        "Checking that no server writes to etcd ({} s, twice the controllers' Lease)...",
+        window.as_secs()
+    );
+    let mut watch = store.watch(PREFIX, store.current_revision())?;
+    match tokio::time::timeout(window, watch.next()).await {
+        Err(_) => Ok(()),
+        Ok(Some(Ok(event))) => anyhow::bail!(
+            "a server is writing to etcd ({} changed just now): stop every server on it first",
+            event.key
+        ),
+        Ok(Some(Err(e))) => Err(e).context("watching etcd"),
+        Ok(None) => anyhow::bail!("the watch on etcd ended"),
+    }
+}
+
 #[derive(clap::Args)]
 pub struct SnapshotArgs {
     #[command(subcommand)]
@@ -171,6 +206,7 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 .etcd
                 .store(args.etcd.datastore_endpoint.clone())
                 .await?;
+            ensure_no_server(target.as_ref()).await?;
             let removed = store_snapshot::clear(target.as_ref(), PREFIX, PARALLEL)
                 .await
                 .context("removing etcd's current keys")?;
@@ -307,11 +343,12 @@ pub async fn datastore(args: DatastoreArgs) -> anyhow::Result<()> {
         &args.data_dir,
         "stop the server before moving its state: writes during a move would be lost",
     )?;
-    let started = Instant::now();
     let (source, source_name): (Arc<dyn Store>, String) = if from_etcd {
         let endpoints = args.etcd.datastore_endpoint.clone();
         let name = format!("etcd at {}", endpoints.join(","));
-        (args.etcd.store(endpoints).await?, name)
+        let store = args.etcd.store(endpoints).await?;
+        ensure_no_server(store.as_ref()).await?;
+        (store, name)
     } else {
         let db = state_db(&args.data_dir);
         anyhow::ensure!(
@@ -323,6 +360,8 @@ pub async fn datastore(args: DatastoreArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening {}", db.display()))?;
         (store, format!("SQLite at {}", db.display()))
     };
+    // Timed from here: the copy, not connecting or the check that no server runs.
+    let started = Instant::now();
     let (items, revision) = store_snapshot::all(source.as_ref(), PREFIX)?;
     drop(source);
 
@@ -364,6 +403,15 @@ pub async fn datastore(args: DatastoreArgs) -> anyhow::Result<()> {
          in {} ms. resourceVersions are the new store's: clients re-list.",
         started.elapsed().as_millis()
     );
+    let now = target.current_revision();
+    if now < revision {
+        // etcd's revision only grows by writes: it cannot be moved past the source's as
+        // SQLite's is, so a watch resumed from an old resourceVersion would wait for it.
+        println!(
+            "The target is at revision {now}, below the source's {revision}: restart every \
+             agent and client that holds a watch, so that they list again."
+        );
+    }
     Ok(())
 }
 

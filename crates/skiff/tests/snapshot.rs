@@ -265,6 +265,26 @@ fn etcd_snapshot_saved_while_serving_restores_the_saved_state() {
     assert_no_clear_text(&file);
 
     change_objects(&c);
+    // Not while a server writes to that etcd.
+    let restore = [
+        "snapshot",
+        "restore",
+        file_arg,
+        "--datastore-endpoint",
+        &endpoint,
+    ];
+    let err = skiff_err(&restore);
+    assert!(err.contains("stop every server on it first"), "{err}");
+    assert_eq!(
+        c.kubectl(&[
+            "get",
+            "deployment",
+            "collector",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "1"
+    );
     c.terminate();
     let out = skiff_ok(&[
         "snapshot",
