@@ -438,6 +438,45 @@ async fn empty_or_overwrite(
 mod tests {
     use super::*;
 
+    fn lease(seconds: u64) -> bytes::Bytes {
+        serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "spec": {"holderIdentity": "server-1", "leaseDurationSeconds": seconds},
+        }))
+        .unwrap()
+        .into()
+    }
+
+    #[tokio::test]
+    async fn a_datastore_someone_writes_to_is_refused_a_quiet_one_is_not() {
+        // No server ever led: no wait at all.
+        let store = skiff_store::MemoryStore::new();
+        ensure_no_server(store.as_ref()).await.unwrap();
+        // A leader's Lease of 1 s: quiet for 2 s is no server.
+        store.create(LEADER_LEASE.into(), lease(1)).await.unwrap();
+        let quiet = Instant::now();
+        ensure_no_server(store.as_ref()).await.unwrap();
+        assert!(quiet.elapsed() >= std::time::Duration::from_secs(2));
+        // A leader renewing (any write under /registry/) within the window: refused.
+        let writer = store.clone();
+        let leader = tokio::spawn(async move {
+            loop {
+                writer
+                    .update(LEADER_LEASE.into(), lease(1), None)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+        let err = ensure_no_server(store.as_ref()).await.unwrap_err();
+        leader.abort();
+        assert!(
+            err.to_string().contains("stop every server on it first"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn targets_parse_as_etcd_endpoints_or_an_sqlite_path() {
         for (to, tls, want) in [
