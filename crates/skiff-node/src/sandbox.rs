@@ -215,6 +215,14 @@ impl SandboxManager {
         Ok(removed)
     }
 
+    /// The recorded sandbox of pod `id`, read alone (a pod's sync asks for its own, and
+    /// reading every pod's record each time made idle syncs O(pods²)).
+    pub fn get(&self, id: &str) -> Option<PodSandbox> {
+        crate::runtime::validate_id(id).ok()?;
+        let raw = fs::read(self.dir.join(id).join("sandbox.json")).ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+
     /// Sandboxes on disk, plus networks whose sandbox dir is missing (orphans to remove).
     pub fn list(&self) -> Result<Vec<PodSandbox>> {
         let mut out = Vec::new();

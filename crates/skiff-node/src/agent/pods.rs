@@ -444,11 +444,7 @@ fn observed_of(list: Vec<ContainerStatus>, uid: &str) -> Vec<Observed> {
 }
 
 pub(super) fn sandbox_ip(shared: &Shared, uid: &str) -> (bool, Option<String>) {
-    let sandboxes = shared.sandboxes.list().unwrap_or_default();
-    match sandboxes
-        .into_iter()
-        .find(|s| s.spec.id == uid && s.dir.join("sandbox.json").exists())
-    {
+    match shared.sandboxes.get(uid) {
         Some(s) if s.spec.host_network => (true, Some(shared.node_ip.clone())),
         Some(s) => (true, s.ip().map(|ip| ip.to_string())),
         None => (false, None),
@@ -502,12 +498,29 @@ async fn sync(
             Action::CreateSandbox => {
                 let spec = sandbox_spec(pod);
                 let sandboxes = shared.clone();
-                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                    sandboxes.sandboxes.network().ensure_bridge()?;
-                    sandboxes.sandboxes.create(&spec)?;
-                    Ok(())
-                })
-                .await??;
+                let create = async move {
+                    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                        sandboxes.sandboxes.network().ensure_bridge()?;
+                        sandboxes.sandboxes.create(&spec)?;
+                        Ok(())
+                    })
+                    .await?
+                };
+                // The sandbox (network namespace, veth, files: local work) and the
+                // containers' sources (tokens, Services, ConfigMaps: API calls) do not
+                // depend on each other: a new pod waits for the longer, not the sum.
+                let starts = p
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, Action::StartContainer { .. }));
+                if starts && fetched.is_none() {
+                    let (created, sources) =
+                        tokio::join!(create, fetch_sources(shared, pod, &mut state.tokens));
+                    created?;
+                    fetched = Some(sources?);
+                } else {
+                    create.await?;
+                }
                 tracing::info!("sandbox created");
             }
             Action::StartContainer {
@@ -1172,9 +1185,7 @@ async fn start_container(
         .map_err(|e| waiting("CreateContainerError", e))?;
     let sandbox = shared
         .sandboxes
-        .list()
-        .ok()
-        .and_then(|l| l.into_iter().find(|s| s.spec.id == uid))
+        .get(&uid)
         .ok_or_else(|| waiting("CreateContainerError", "pod sandbox is missing"))?;
     let pod_ip = sandbox
         .ip()
