@@ -72,6 +72,17 @@ impl EtcdProcess {
         self.dir.path()
     }
 
+    /// The member's process id (for a benchmark's CPU and memory accounting).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// etcd's Prometheus exposition (`/metrics` on its plain-HTTP metrics port), empty when
+    /// it does not answer: what a benchmark reads etcd's watcher count from.
+    pub fn metrics(&self) -> String {
+        http_get(self.metrics, "/metrics").unwrap_or_default()
+    }
+
     /// Kills the member (`kill -9`, as a crash), keeping its data and ports for
     /// [`EtcdProcess::restart`].
     pub fn kill(&mut self) {
@@ -267,17 +278,17 @@ fn spawn(binary: &Path, args: &[String], dir: &Path) -> Result<Child, String> {
 
 /// Whether etcd's `/health` on `port` says it is healthy (it has a leader).
 fn healthy(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
+    http_get(port, "/health").is_some_and(|answer| answer.contains("\"health\":\"true\""))
+}
+
+/// The answer (head and body) to an HTTP/1.0 `GET path` on a loopback port.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .ok()?;
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    answer.contains("\"health\":\"true\"")
+    Some(answer)
 }
