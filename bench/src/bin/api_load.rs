@@ -15,7 +15,11 @@
 //! With `--etcd` it measures skiff on etcd (`--datastore-endpoint`, Debian's etcd started
 //! here) against etcd's own puts from this process at the same concurrency, on the same run:
 //! ConfigMap creates and gets at 64 clients, raw puts of values the size skiff stores, the
-//! same creates on SQLite, and watch delivery to 1,000 watchers.
+//! same creates on SQLite, with the CPU each process spends per write; then 1,000 watchers,
+//! one connection each: delivery of one write to all of them, the server's memory and idle
+//! CPU, and etcd's own watcher count. `--etcd SKIFF OBJECTS BASELINE_SKIFF` also runs a
+//! second skiff binary in alternating rounds (before/after a change on the same run);
+//! `API_LOAD_ROUNDS` sets the rounds (3).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -165,21 +169,50 @@ async fn create_then_get(
     prefix: &'static str,
     body: impl Fn(usize) -> String + Send + Sync + 'static,
 ) -> (f64, Duration, f64) {
-    let (creates, _, p99) = run(t, 64, objects, move |i| {
-        ("POST", collection.to_string(), Some(body(i)))
-    })
+    create_then_get_cpu(t, objects, collection, prefix, body, &[])
+        .await
+        .0
+}
+
+/// [`create_then_get`], also returning the CPU seconds each of `pids` (0: this process,
+/// the load generator) used during the creates.
+async fn create_then_get_cpu(
+    t: &Arc<Target>,
+    objects: usize,
+    collection: &'static str,
+    prefix: &'static str,
+    body: impl Fn(usize) -> String + Send + Sync + 'static,
+    pids: &[u32],
+) -> ((f64, Duration, f64), Vec<f64>) {
+    let ((creates, _, p99), cpu) = cpu_during(
+        pids,
+        run(t, 64, objects, move |i| {
+            ("POST", collection.to_string(), Some(body(i)))
+        }),
+    )
     .await;
     let (gets, _, _) = run(t, 64, objects, move |i| {
         ("GET", format!("{collection}/{prefix}{i}"), None)
     })
     .await;
-    (creates, p99, gets)
+    ((creates, p99, gets), cpu)
 }
 
-/// The better of two (creates/s, create p99, gets/s) figures, each field on its own: the
-/// higher rates and the lower p99.
-fn best_of(a: (f64, Duration, f64), b: (f64, Duration, f64)) -> (f64, Duration, f64) {
-    (a.0.max(b.0), a.1.min(b.1), a.2.max(b.2))
+/// Runs `work` and returns its output with the CPU seconds (user + system) each of `pids`
+/// used meanwhile; pid 0 is this process.
+async fn cpu_during<T>(pids: &[u32], work: impl std::future::Future<Output = T>) -> (T, Vec<f64>) {
+    let pids: Vec<u32> = pids
+        .iter()
+        .map(|&p| if p == 0 { std::process::id() } else { p })
+        .collect();
+    let before: Vec<f64> = pids.iter().map(|&p| skiff_bench::cpu_seconds(p)).collect();
+    let out = work.await;
+    let used = pids
+        .iter()
+        .zip(before)
+        .map(|(&p, b)| skiff_bench::cpu_seconds(p) - b)
+        .collect();
+    (out, used)
 }
 
 /// Runs `total` requests across `clients` concurrent tasks; returns (ops/s, p50, p99).
@@ -224,27 +257,81 @@ async fn run(
     )
 }
 
-async fn watch_latency(t: &Arc<Target>, watchers: usize, events: usize) -> (Duration, Duration) {
-    let conn = connect(t).await;
-    let created: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> =
+/// Watch streams open on one collection, spread over connections.
+struct Watchers {
+    /// Name of each object the benchmark creates → (its index, when its create was sent).
+    sent: Arc<std::sync::Mutex<std::collections::HashMap<String, (usize, Instant)>>>,
+    /// (object index, create sent → event received), one per watcher and event.
+    delivered: tokio::sync::mpsc::UnboundedReceiver<(usize, Duration)>,
+    count: usize,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What [`Watchers::deliver`] measured.
+struct FanOut {
+    /// Each delivery: create sent → event received by one watcher.
+    each: (Duration, Duration),
+    /// Each write: create sent → the last of the watchers received it (writes that reached
+    /// every watcher only).
+    all: (Duration, Duration),
+    /// Writes that reached every watcher within the deadline, of those sent.
+    complete: usize,
+    writes: usize,
+}
+
+/// The metadata.name of a watch event line, found without parsing the whole JSON (the
+/// object's own name is the first `"name"` in it), so that 1,000 watchers in this process
+/// cost as little CPU as possible beside the server.
+fn event_name(line: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"name\":\"";
+    let at = line.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let len = line[at..].iter().position(|b| *b == b'"')?;
+    std::str::from_utf8(&line[at..at + len]).ok()
+}
+
+/// Opens `watchers` watches of `collection`, `per_connection` on each HTTP/2 connection (1:
+/// as many separate clients, such as kubectl processes), and returns once every stream has
+/// its response headers: every watcher is registered.
+async fn open_watchers(
+    t: &Arc<Target>,
+    collection: &str,
+    watchers: usize,
+    per_connection: usize,
+) -> Watchers {
+    let sent: Arc<std::sync::Mutex<std::collections::HashMap<String, (usize, Instant)>>> =
         Default::default();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for _ in 0..watchers {
-        let mut s = conn.clone();
-        let t = t.clone();
-        let created = created.clone();
+    let (tx, delivered) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut tasks = Vec::new();
+    let mut conn = None;
+    for w in 0..watchers {
+        if w % per_connection.max(1) == 0 {
+            conn = Some(connect(t).await);
+        }
+        let mut s = conn.clone().expect("a connection");
+        let uri = format!("https://{}{collection}?watch=true", t.addr);
+        let token = t.token.clone();
+        let sent = sent.clone();
         let tx = tx.clone();
-        tokio::spawn(async move {
+        let ready_tx = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
             let req = Request::builder()
-                .uri(format!(
-                    "https://{}/api/v1/namespaces/watch-bench/configmaps?watch=true",
-                    t.addr
-                ))
-                .header("authorization", format!("Bearer {}", t.token))
+                .uri(uri)
+                .header("authorization", format!("Bearer {token}"))
                 .body(Full::new(Bytes::new()))
                 .expect("request");
             s.ready().await.expect("ready");
             let resp = s.send_request(req).await.expect("watch");
+            assert!(resp.status().is_success(), "watch: {}", resp.status());
+            let _ = ready_tx.send(());
             let mut body = resp.into_body();
             let mut buf = Vec::new();
             while let Some(frame) = body.frame().await {
@@ -253,48 +340,96 @@ async fn watch_latency(t: &Arc<Target>, watchers: usize, events: usize) -> (Dura
                     continue;
                 };
                 buf.extend_from_slice(data);
+                let now = Instant::now();
                 while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
-                    let now = Instant::now();
-                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
-                        if let Some(name) = v["object"]["metadata"]["name"].as_str() {
-                            if let Some(at) = created.lock().unwrap().get(name) {
-                                let _ = tx.send(now.duration_since(*at));
-                            }
-                        }
+                    let Some(name) = event_name(&line) else {
+                        continue;
+                    };
+                    if let Some((i, at)) = sent.lock().unwrap().get(name) {
+                        let _ = tx.send((*i, now.duration_since(*at)));
                     }
                 }
             }
-        });
+        }));
     }
-    drop(tx);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut s = conn.clone();
-    for i in 0..events {
-        let name = format!("w{i}");
-        created.lock().unwrap().insert(name.clone(), Instant::now());
-        let body = json!({"metadata": {"name": name}}).to_string();
-        send(
-            &mut s,
-            t,
-            "POST",
-            "/api/v1/namespaces/watch-bench/configmaps",
-            Some(body),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let mut lat = Vec::new();
-    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    let deadline = tokio::time::sleep(Duration::from_secs(120));
     tokio::pin!(deadline);
-    while lat.len() < watchers * events {
+    for _ in 0..watchers {
         tokio::select! {
-            _ = &mut deadline => break,
-            got = rx.recv() => match got { Some(d) => lat.push(d), None => break },
+            _ = &mut deadline => panic!("watchers not established within 120 s"),
+            got = ready.recv() => got.expect("watcher task"),
         }
     }
-    lat.sort();
-    (percentile(&lat, 0.5), percentile(&lat, 0.99))
+    Watchers {
+        sent,
+        delivered,
+        count: watchers,
+        tasks,
+    }
+}
+
+impl Watchers {
+    /// Creates `writes` objects in `collection`, one every `spacing`, and measures how each
+    /// reaches the watchers.
+    async fn deliver(
+        &mut self,
+        t: &Arc<Target>,
+        collection: &str,
+        writes: usize,
+        spacing: Duration,
+    ) -> FanOut {
+        let mut s = connect(t).await;
+        for i in 0..writes {
+            let name = format!("w{i}");
+            self.sent
+                .lock()
+                .unwrap()
+                .insert(name.clone(), (i, Instant::now()));
+            let body = json!({"metadata": {"name": name}}).to_string();
+            let (status, _) = send(&mut s, t, "POST", collection, Some(body)).await;
+            assert!(status < 300, "create {name}: {status}");
+            tokio::time::sleep(spacing).await;
+        }
+        let mut each = Vec::new();
+        let mut per_write = vec![(0usize, Duration::ZERO); writes];
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        while each.len() < self.count * writes {
+            tokio::select! {
+                _ = &mut deadline => break,
+                got = self.delivered.recv() => match got {
+                    Some((i, d)) => {
+                        each.push(d);
+                        per_write[i].0 += 1;
+                        per_write[i].1 = per_write[i].1.max(d);
+                    }
+                    None => break,
+                },
+            }
+        }
+        each.sort();
+        let mut all: Vec<Duration> = per_write
+            .iter()
+            .filter(|(n, _)| *n >= self.count)
+            .map(|(_, d)| *d)
+            .collect();
+        all.sort();
+        FanOut {
+            each: (percentile(&each, 0.5), percentile(&each, 0.99)),
+            all: (percentile(&all, 0.5), percentile(&all, 0.99)),
+            complete: all.len(),
+            writes,
+        }
+    }
+}
+
+async fn watch_latency(t: &Arc<Target>, watchers: usize, events: usize) -> (Duration, Duration) {
+    let collection = "/api/v1/namespaces/watch-bench/configmaps";
+    let mut w = open_watchers(t, collection, watchers, watchers).await;
+    w.deliver(t, collection, events, Duration::from_millis(5))
+        .await
+        .each
 }
 
 /// Creates of a custom resource whose schema has one CEL rule, at 64 clients, beside the
@@ -608,29 +743,39 @@ async fn encryption_cost(skiff: &str, objects: usize, rounds: usize) {
 }
 
 /// Creates then gets of `objects` ConfigMaps at 64 clients on a server started with
-/// `extra`; returns (creates/s, create p99, gets/s) and the server's kubeconfig target, the
+/// `extra`; returns (creates/s, create p99, gets/s), the CPU seconds the server and each of
+/// `pids` (0: this process) used during the creates, and the server's kubeconfig target, the
 /// server still running.
 async fn configmap_load(
     skiff: &str,
     dir: &std::path::Path,
     extra: &[&str],
     objects: usize,
-) -> ((f64, Duration, f64), Arc<Target>, std::process::Child) {
+    pids: &[u32],
+) -> (
+    (f64, Duration, f64),
+    Vec<f64>,
+    Arc<Target>,
+    std::process::Child,
+) {
     let child = start_server_with(skiff, dir, "RBAC", extra);
     let t = Arc::new(read_kubeconfig(&dir.join("kubeconfig")));
     let body = |i: usize| {
         json!({"metadata": {"name": format!("cm-{i}")}, "data": {"key": "value", "i": i.to_string()}})
             .to_string()
     };
-    let load = create_then_get(
+    let mut all = vec![child.id()];
+    all.extend_from_slice(pids);
+    let (load, cpu) = create_then_get_cpu(
         &t,
         objects,
         "/api/v1/namespaces/default/configmaps",
         "cm-",
         body,
+        &all,
     )
     .await;
-    (load, t, child)
+    (load, cpu, t, child)
 }
 
 /// etcd's own throughput: `total` puts of `value` at `clients` concurrent clients over one
@@ -673,79 +818,187 @@ async fn raw_etcd_puts(
     (rate, percentile(&all, 0.99))
 }
 
+/// The best round of a write measure: rates and p99 each at their best, and the CPU per
+/// write of the fastest round (µs of each process).
+#[derive(Clone)]
+struct Best {
+    rate: f64,
+    p99: Duration,
+    gets: f64,
+    cpu_us: Vec<f64>,
+}
+
+impl Best {
+    fn new() -> Best {
+        Best {
+            rate: 0.0,
+            p99: Duration::MAX,
+            gets: 0.0,
+            cpu_us: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, rate: f64, p99: Duration, gets: f64, cpu: &[f64], ops: usize) {
+        if rate > self.rate {
+            self.cpu_us = cpu.iter().map(|s| s / ops as f64 * 1e6).collect();
+        }
+        self.rate = self.rate.max(rate);
+        self.p99 = self.p99.min(p99);
+        self.gets = self.gets.max(gets);
+    }
+
+    fn cpu(&self, i: usize) -> String {
+        self.cpu_us
+            .get(i)
+            .map_or("-".into(), |us| format!("{us:.0} µs"))
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A sample of etcd's Prometheus exposition: the value of the unlabelled metric `name`.
+fn metric(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix(' ')?;
+        rest.trim().parse().ok()
+    })
+}
+
+/// Deletes every ConfigMap skiff stored in `default`, so that the next round creates again.
+async fn delete_configmaps(endpoint: &str) {
+    let mut client = etcd_client::Client::connect([endpoint], None)
+        .await
+        .expect("connect to etcd");
+    client
+        .delete(
+            "/registry/configmaps/default/",
+            Some(etcd_client::DeleteOptions::new().with_prefix()),
+        )
+        .await
+        .expect("etcd delete");
+}
+
 /// `--etcd`: skiff on etcd against etcd's own puts, rounds alternating on one etcd, the best
-/// round of each counting; SQLite creates beside them; then 1,000 watchers on etcd.
-async fn etcd_cost(skiff: &str, objects: usize, rounds: usize) {
+/// round of each counting; SQLite creates beside them, and a `baseline` skiff binary on the
+/// same etcd when given (before/after a change, same run). CPU per write of skiff, etcd and
+/// this load generator. Then 1,000 watchers on etcd, one connection each.
+async fn etcd_cost(skiff: &str, baseline: Option<&str>, objects: usize, rounds: usize) {
     let etcd = skiff_etcd::testing::EtcdProcess::start_or_skip()
         .expect("the etcd benchmark needs etcd (Debian: apt-get install etcd-server)");
     let endpoint = etcd.endpoint().to_owned();
-    let mut best_skiff = (0f64, Duration::MAX, 0f64);
-    let mut best_raw = (0f64, Duration::MAX);
-    let mut best_sqlite = (0f64, Duration::MAX, 0f64);
+    let mut binaries = vec![("skiff on etcd", skiff)];
+    if let Some(b) = baseline {
+        binaries.push(("baseline skiff on etcd", b));
+    }
+    let mut best_etcd = vec![Best::new(); binaries.len()];
+    let mut best_raw = Best::new();
+    let mut best_sqlite = Best::new();
     let mut stored_size = 0;
+    eprintln!("load average at start: {}", loadavg());
     // One data dir for every etcd round: the same server identity (CA, encryption key) as
     // what it left in etcd.
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     for round in 0..rounds {
-        let (m, _, mut child) = configmap_load(
-            skiff,
-            etcd_dir.path(),
-            &["--datastore-endpoint", &endpoint],
-            objects,
+        for (b, (label, binary)) in binaries.iter().enumerate() {
+            let (m, cpu, _, mut child) = configmap_load(
+                binary,
+                etcd_dir.path(),
+                &["--datastore-endpoint", &endpoint],
+                objects,
+                &[etcd.pid(), 0],
+            )
+            .await;
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!(
+                "round {round} {label}: {:.0} creates/s (p99 {:?}), {:.0} gets/s; CPU s skiff/etcd/client {cpu:.2?}; load {}",
+                m.0, m.1, m.2, loadavg()
+            );
+            best_etcd[b].add(m.0, m.1, m.2, &cpu, objects);
+            // The size of what skiff stored for one ConfigMap, so etcd's own puts carry as
+            // much; then the ConfigMaps go, so that the next round creates again.
+            let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
+                .await
+                .expect("connect to etcd");
+            let stored = client
+                .get("/registry/configmaps/default/cm-0", None)
+                .await
+                .expect("etcd get");
+            stored_size = stored.kvs().first().map_or(512, |kv| kv.value().len());
+            delete_configmaps(&endpoint).await;
+        }
+        let ((rate, p99), cpu) = cpu_during(
+            &[etcd.pid(), 0],
+            raw_etcd_puts(&endpoint, 64, objects, vec![b'x'; stored_size]),
         )
         .await;
-        let _ = child.kill();
-        let _ = child.wait();
+        // No server: the first column stays empty.
+        let cpu = [0.0, cpu[0], cpu[1]];
         eprintln!(
-            "round {round} skiff on etcd: {:.0} creates/s (p99 {:?}), {:.0} gets/s",
-            m.0, m.1, m.2
+            "round {round} etcd puts: {rate:.0}/s (p99 {p99:?}); CPU s etcd/client {:.2?}",
+            &cpu[1..]
         );
-        best_skiff = best_of(best_skiff, m);
-        // The size of what skiff stored for one ConfigMap, so etcd's own puts carry as much;
-        // then the ConfigMaps go, so that the next round creates again.
-        let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
-            .await
-            .expect("connect to etcd");
-        let stored = client
-            .get("/registry/configmaps/default/cm-0", None)
-            .await
-            .expect("etcd get");
-        stored_size = stored.kvs().first().map_or(512, |kv| kv.value().len());
-        client
-            .delete(
-                "/registry/configmaps/default/",
-                Some(etcd_client::DeleteOptions::new().with_prefix()),
-            )
-            .await
-            .expect("etcd delete");
-        let (rate, p99) = raw_etcd_puts(&endpoint, 64, objects, vec![b'x'; stored_size]).await;
-        eprintln!("round {round} etcd puts: {rate:.0}/s (p99 {p99:?})");
-        best_raw = (best_raw.0.max(rate), best_raw.1.min(p99));
+        best_raw.add(rate, p99, 0.0, &cpu, objects);
         let sqlite_dir = tempfile::tempdir().expect("temp dir");
-        let (m, _, mut child) = configmap_load(skiff, sqlite_dir.path(), &[], objects).await;
+        let (m, cpu, _, mut child) =
+            configmap_load(skiff, sqlite_dir.path(), &[], objects, &[0]).await;
         let _ = child.kill();
         let _ = child.wait();
+        let cpu = [cpu[0], 0.0, cpu[1]];
         eprintln!(
-            "round {round} skiff on SQLite: {:.0} creates/s (p99 {:?}), {:.0} gets/s",
-            m.0, m.1, m.2
+            "round {round} skiff on SQLite: {:.0} creates/s (p99 {:?}), {:.0} gets/s; CPU s skiff/client {:.2?}",
+            m.0, m.1, m.2, [cpu[0], cpu[2]]
         );
-        best_sqlite = best_of(best_sqlite, m);
+        best_sqlite.add(m.0, m.1, m.2, &cpu, objects);
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("| measure, 64 clients | skiff on etcd | etcd's own puts | skiff on SQLite |\n|---|---|---|---|");
-    println!(
-        "| durable writes ({stored_size}-byte values) | {:.0} creates/s (p99 {:.2} ms) | {:.0} puts/s (p99 {:.2} ms) | {:.0} creates/s (p99 {:.2} ms) |",
-        best_skiff.0, ms(best_skiff.1), best_raw.0, ms(best_raw.1), best_sqlite.0, ms(best_sqlite.1)
-    );
-    println!(
-        "| API cost against raw etcd | {:.1} % | | |",
-        (1.0 - best_skiff.0 / best_raw.0) * 100.0
-    );
-    println!(
-        "| gets (served from the watch cache) | {:.0}/s | | {:.0}/s |",
-        best_skiff.2, best_sqlite.2
-    );
-    // 1,000 watchers on one server cost etcd one watch: delivery latency through the cache.
+    println!("load average at the end: {}\n", loadavg());
+    println!("| 64 clients, {stored_size}-byte values | writes/s | p99 | API cost against raw etcd | gets/s | CPU per write: skiff | etcd | load generator |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rows: Vec<(&str, &Best)> = binaries
+        .iter()
+        .map(|(label, _)| *label)
+        .zip(best_etcd.iter())
+        .collect();
+    rows.push(("etcd's own puts", &best_raw));
+    rows.push(("skiff on SQLite", &best_sqlite));
+    for (label, b) in rows {
+        let cost = if label.contains("etcd") && label != "etcd's own puts" {
+            format!("{:.1} %", (1.0 - b.rate / best_raw.rate) * 100.0)
+        } else {
+            String::new()
+        };
+        let gets = if b.gets > 0.0 {
+            format!("{:.0}", b.gets)
+        } else {
+            String::new()
+        };
+        println!(
+            "| {label} | {:.0} | {:.2} ms | {cost} | {gets} | {} | {} | {} |",
+            b.rate,
+            ms(b.p99),
+            if label == "etcd's own puts" {
+                "-".into()
+            } else {
+                b.cpu(0)
+            },
+            if label == "skiff on SQLite" {
+                "-".into()
+            } else {
+                b.cpu(1)
+            },
+            b.cpu(2)
+        );
+    }
+    // 1,000 watchers on one server, one connection each (as 1,000 kubectl processes): they
+    // must cost etcd one watch.
     let mut child = start_server_with(
         skiff,
         etcd_dir.path(),
@@ -762,11 +1015,58 @@ async fn etcd_cost(skiff: &str, objects: usize, rounds: usize) {
         Some(json!({"metadata": {"name": "watch-bench"}}).to_string()),
     )
     .await;
-    let (p50, p99) = watch_latency(&t, 1000, 200).await;
+    let collection = "/api/v1/namespaces/watch-bench/configmaps";
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let etcd_watchers = |when: &str| {
+        let m = etcd.metrics();
+        eprintln!(
+            "etcd {when}: etcd_debugging_mvcc_watcher_total {:?}, etcd_debugging_mvcc_watch_stream_total {:?}",
+            metric(&m, "etcd_debugging_mvcc_watcher_total"),
+            metric(&m, "etcd_debugging_mvcc_watch_stream_total")
+        );
+        metric(&m, "etcd_debugging_mvcc_watcher_total").unwrap_or(f64::NAN)
+    };
+    let rss_before = rss_kib(child.id());
+    let etcd_before = etcd_watchers("before the watchers");
+    let opened = Instant::now();
+    let mut watchers = open_watchers(&t, collection, 1000, 1).await;
+    let opening = opened.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let etcd_with = etcd_watchers("with 1,000 watchers");
+    let idle = Duration::from_secs(10);
+    let (_, cpu) = cpu_during(&[child.id()], tokio::time::sleep(idle)).await;
+    let rss_with = rss_kib(child.id());
+    let fan = watchers
+        .deliver(&t, collection, 100, Duration::from_millis(50))
+        .await;
+    println!("\n| 1,000 watchers of ConfigMaps, one connection each | value |\n|---|---:|");
     println!(
-        "| watch delivery, 1,000 watchers (create sent → event received) | p50 {:.2} ms, p99 {:.2} ms | | |",
-        ms(p50), ms(p99)
+        "| opening them (TLS + watch) | {:.2} s |",
+        opening.as_secs_f64()
     );
+    println!(
+        "| server RSS, before → with the watchers | {:.1} → {:.1} MiB ({:.1} KiB per watcher) |",
+        rss_before as f64 / 1024.0,
+        rss_with as f64 / 1024.0,
+        (rss_with as f64 - rss_before as f64) / 1000.0
+    );
+    println!(
+        "| server CPU with 1,000 idle watchers | {:.2} % of a core |",
+        cpu[0] / idle.as_secs_f64() * 100.0
+    );
+    println!(
+        "| etcd watchers (`etcd_debugging_mvcc_watcher_total`), before → with | {etcd_before} → {etcd_with} |"
+    );
+    println!(
+        "| one write reaching all 1,000 watchers (create sent → last watcher), {} of {} writes | p50 {:.2} ms, p99 {:.2} ms |",
+        fan.complete, fan.writes, ms(fan.all.0), ms(fan.all.1)
+    );
+    println!(
+        "| each delivery (create sent → one watcher) | p50 {:.2} ms, p99 {:.2} ms |",
+        ms(fan.each.0),
+        ms(fan.each.1)
+    );
+    drop(watchers);
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -781,7 +1081,11 @@ async fn main() {
             .cloned()
             .unwrap_or_else(|| "target/release/skiff".into());
         let objects: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
-        etcd_cost(&skiff, objects, 3).await;
+        let rounds: usize = std::env::var("API_LOAD_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(3);
+        etcd_cost(&skiff, args.get(3).map(String::as_str), objects, rounds).await;
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--encryption") {
