@@ -416,6 +416,7 @@ pub(crate) fn single_backend_entry(
         target: target.map(Arc::new),
         request_headers: None,
         response_headers: None,
+        series: Default::default(),
     };
     Arc::new(Entry {
         matcher,
@@ -566,6 +567,8 @@ pub struct WeightedBackend {
     pub target: Result<Arc<Upstream>, String>,
     pub request_headers: Option<HeaderModifier>,
     pub response_headers: Option<HeaderModifier>,
+    /// Its metric series under this route, resolved at its first request.
+    pub series: crate::metrics::SeriesSlot,
 }
 
 /// A Service port's ready endpoints, balanced round-robin.
@@ -1507,6 +1510,7 @@ fn compile_action(
             target,
             request_headers: bf.request_headers,
             response_headers: bf.response_headers,
+            series: Default::default(),
         });
     }
     Ok((filters, backends))
@@ -1677,6 +1681,7 @@ fn compile_with<'r>(
                     target: Err(message),
                     request_headers: None,
                     response_headers: None,
+                    series: Default::default(),
                 };
                 (Filters::default(), vec![failed])
             }
@@ -1721,6 +1726,7 @@ fn compile_with<'r>(
                         target: b.target.clone(),
                         request_headers: b.request_headers.clone(),
                         response_headers: b.response_headers.clone(),
+                        series: Default::default(),
                     })
                     .collect(),
                 m.matched_prefix,

@@ -4,7 +4,8 @@
 //! CRDs and the default GatewayClass in place; [`config`] (pure) turns the Gateway API
 //! objects and the Services they name into one routing table and the decisions behind it;
 //! [`status`] (pure) renders those decisions as the spec's conditions; [`proxy`] is the
-//! per-node HTTP data plane on hyper, fed by [`controller`]'s loops.
+//! per-node HTTP data plane on hyper, fed by [`controller`]'s loops, forwarding over
+//! [`upstream`]'s per-worker connection pools.
 
 pub mod api;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod install;
 pub mod metrics;
 pub mod proxy;
 pub mod status;
+pub mod upstream;
 
 pub use install::{CONTROLLER_NAME, DEFAULT_CLASS};
 

@@ -11,7 +11,8 @@
 //! `route` is `namespace/name` of the HTTPRoute or Ingress (`-`: no route matched);
 //! `backend` is `namespace/service:port` (`-`: none, as for a redirect or a 404). Label
 //! values are the table's shared names, so recording a request allocates nothing once its
-//! series exists.
+//! series exists. A backend of a route resolves its series once ([`SeriesSlot`], kept in
+//! the routing table) and then records with no label hashing and no family lock.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -19,7 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A label value shared with the routing table (`Arc<str>`).
@@ -54,6 +55,26 @@ fn latency_histogram() -> Histogram {
 pub struct BuildLabels {
     pub outcome: &'static str,
 }
+
+/// Status codes whose counters a [`Series`] keeps at hand; further codes are looked up.
+const CODES_AT_HAND: usize = 8;
+
+/// The series of one route and backend, resolved from the families once: recording into
+/// it hashes no labels and takes no family lock (per request, both cost more than the
+/// recording itself).
+#[derive(Debug)]
+pub struct Series {
+    route: Name,
+    backend: Name,
+    duration: Histogram,
+    /// Counters by status code, filled as codes appear (lock-free: a slot is set once).
+    codes: [OnceLock<(u16, Counter)>; CODES_AT_HAND],
+}
+
+/// Where a routing table keeps a backend's [`Series`], resolved at its first request
+/// (routes never requested make no series, as before).
+#[derive(Debug, Default)]
+pub struct SeriesSlot(OnceLock<Series>);
 
 /// The data plane's metrics; cheap to clone (the families are shared).
 #[derive(Clone)]
@@ -109,6 +130,60 @@ impl GatewayMetrics {
         self.builds.get_or_create(&BuildLabels { outcome }).get()
     }
 
+    /// The series of `route` and `backend`, from `slot` once resolved.
+    pub fn series<'s>(
+        &self,
+        slot: &'s SeriesSlot,
+        route: &Arc<str>,
+        backend: &Arc<str>,
+    ) -> &'s Series {
+        slot.0.get_or_init(|| {
+            let (route, backend) = (Name(route.clone()), Name(backend.clone()));
+            let duration = self
+                .duration
+                .get_or_create(&LatencyLabels {
+                    route: route.clone(),
+                    backend: backend.clone(),
+                })
+                .clone();
+            Series {
+                route,
+                backend,
+                duration,
+                codes: Default::default(),
+            }
+        })
+    }
+
+    /// Records one answered request of `series`.
+    pub fn observe_series(&self, series: &Series, code: u16, elapsed: Duration) {
+        series.duration.observe(elapsed.as_secs_f64());
+        for slot in &series.codes {
+            let (c, counter) = slot.get_or_init(|| {
+                let counter = self
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route: series.route.clone(),
+                        backend: series.backend.clone(),
+                        code,
+                    })
+                    .clone();
+                (code, counter)
+            });
+            if *c == code {
+                counter.inc();
+                return;
+            }
+        }
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: series.route.clone(),
+                backend: series.backend.clone(),
+                code,
+            })
+            .inc();
+    }
+
     /// Records one answered request.
     pub fn observe(
         &self,
@@ -158,6 +233,36 @@ mod tests {
             r#"skiff_gateway_requests_total{route="-",backend="-",code="404"} 1"#,
             r#"skiff_gateway_request_duration_seconds_count{route="default/shop",backend="default/web:80"} 3"#,
             r#"skiff_gateway_request_duration_seconds_bucket{le="0.001",route="default/shop",backend="default/web:80"} 2"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+
+    /// A resolved series records into the same families as [`GatewayMetrics::observe`],
+    /// past the codes it keeps at hand too.
+    #[test]
+    fn resolved_series_record_as_lookups() {
+        let m = GatewayMetrics::default();
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        let route: Arc<str> = "default/shop".into();
+        let backend: Arc<str> = "default/web:80".into();
+        let slot = SeriesSlot::default();
+        let series = m.series(&slot, &route, &backend);
+        assert!(std::ptr::eq(series, m.series(&slot, &route, &backend)));
+        m.observe(Some(&route), Some(&backend), 200, Duration::from_millis(3));
+        m.observe_series(series, 200, Duration::from_millis(1));
+        for code in 500..510 {
+            m.observe_series(series, code, Duration::from_millis(1));
+        }
+        m.observe_series(series, 509, Duration::from_millis(1));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            r#"skiff_gateway_requests_total{route="default/shop",backend="default/web:80",code="200"} 2"#,
+            r#"skiff_gateway_requests_total{route="default/shop",backend="default/web:80",code="500"} 1"#,
+            r#"skiff_gateway_requests_total{route="default/shop",backend="default/web:80",code="509"} 2"#,
+            r#"skiff_gateway_request_duration_seconds_count{route="default/shop",backend="default/web:80"} 13"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }

@@ -1,6 +1,6 @@
 //! The data plane: one HTTP server per listening port on the node's address, serving the
-//! current [`Table`] through hyper and forwarding to endpoints with hyper-util's pooled
-//! client (keep-alive connections to pods are reused across requests).
+//! current [`Table`] through hyper and forwarding to endpoints over each worker's own
+//! pool of keep-alive connections ([`crate::upstream`]).
 //!
 //! The table is swapped atomically ([`arc_swap`]): a request reads the table once when it
 //! arrives and finishes on it, so a config change never drops an in-flight request, and
@@ -10,6 +10,7 @@
 use crate::api::{HeaderModifier, RequestRedirect};
 use crate::config::{Action, Entry, Mirror, RequestView, Table, Upstream, WeightedBackend};
 use crate::metrics::GatewayMetrics;
+use crate::upstream::{self, SendError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -17,7 +18,6 @@ use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -29,16 +29,21 @@ use std::time::{Duration, Instant};
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never
-/// forwarded in either direction.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// forwarded in either direction. Names made once: removing by `&str` parses the name
+/// at every call.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+/// The listening sockets' accept queue (nginx's benchmark configuration uses 4096; the
+/// kernel caps it at `net.core.somaxconn`).
+const BACKLOG: u32 = 4096;
 
 /// Where a request came in: listener port, client, scheme.
 pub struct Origin {
@@ -52,15 +57,15 @@ const CONNECT_ATTEMPTS: usize = 3;
 
 /// The node's proxy: the table every listener serves, and the listeners.
 ///
-/// Thread per core, as nginx's workers: each [`Worker`] is a single-threaded runtime with
-/// its own listening socket per port (`SO_REUSEPORT`: the kernel spreads connections) and
-/// its own pool of backend connections, so a request and its backend connection are
-/// served by one thread with no cross-thread wake-ups (on the shared multi-threaded
-/// runtime those cost the gateway a third of nginx's throughput).
+/// Thread per core, as nginx's workers: each worker is a single-threaded runtime watching
+/// every port's one listening socket, with its own pool of backend connections
+/// ([`crate::upstream`]), so a request and its backend connection are served by one
+/// thread with no cross-thread wake-ups (on the shared multi-threaded runtime those cost
+/// the gateway a third of nginx's throughput).
 pub struct DataPlane {
     /// Shared with the TLS certificate resolvers, which read it at every handshake.
     table: Arc<ArcSwap<Table>>,
-    workers: Vec<Worker>,
+    workers: Vec<tokio::runtime::Handle>,
     bind: IpAddr,
     metrics: GatewayMetrics,
     /// Accept loops by port (one per worker), and whether the port terminates TLS.
@@ -70,56 +75,18 @@ pub struct DataPlane {
 /// One port's accept loops, one per worker.
 type AcceptLoops = Vec<tokio::task::JoinHandle<()>>;
 
-/// One data-plane thread: its runtime and its backend connection pools.
-struct Worker {
-    runtime: tokio::runtime::Handle,
-    clients: Clients,
-}
-
-/// A worker's pooled clients to endpoints: HTTP/1.1, and HTTP/2 with prior knowledge
-/// for Service ports whose `appProtocol` is `kubernetes.io/h2c` (gRPC backends).
-pub struct Clients {
-    http1: Client<HttpConnector, Body>,
-    h2c: Client<HttpConnector, Body>,
-}
-
-impl Clients {
-    fn new() -> Clients {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder.pool_idle_timeout(Duration::from_secs(60));
-        Clients {
-            http1: builder.build(connector.clone()),
-            h2c: builder.http2_only(true).build(connector),
-        }
-    }
-
-    /// The client speaking `upstream`'s protocol.
-    fn to(&self, upstream: &Upstream) -> &Client<HttpConnector, Body> {
-        if upstream.h2c {
-            &self.h2c
-        } else {
-            &self.http1
-        }
-    }
-}
-
 /// Starts a worker thread running a single-threaded runtime for the process's lifetime.
-fn start_worker(index: usize) -> std::io::Result<Worker> {
+/// Everything spawned on it (connections both ways, the pool's sweeper) runs on that
+/// thread, where its connection pool is.
+fn start_worker(index: usize) -> std::io::Result<tokio::runtime::Handle> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let handle = runtime.handle().clone();
     std::thread::Builder::new()
         .name(format!("gateway-{index}"))
-        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
-    // Its connection tasks are spawned where requests run: on this worker.
-    Ok(Worker {
-        runtime: handle,
-        clients: Clients::new(),
-    })
+        .spawn(move || runtime.block_on(upstream::sweep_forever()))?;
+    Ok(handle)
 }
 
 /// Picks an HTTPS port's certificate by SNI from the current table at each handshake, so
@@ -165,7 +132,7 @@ impl DataPlane {
     /// [`DataPlane::new`], recording every request into `metrics`.
     pub fn with_metrics(bind: IpAddr, metrics: GatewayMetrics) -> Arc<DataPlane> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let workers: Vec<Worker> = (0..cores)
+        let workers: Vec<tokio::runtime::Handle> = (0..cores)
             .map(start_worker)
             .collect::<Result<_, _>>()
             .expect("start the gateway's worker threads");
@@ -228,18 +195,17 @@ impl DataPlane {
                 }
             };
             let mut tasks = Vec::new();
-            for (index, worker) in self.workers.iter().enumerate() {
+            for worker in &self.workers {
                 // The socket registers with the reactor of the runtime it is made in.
                 let bound = shared.try_clone().and_then(|l| {
-                    let _in_worker = worker.runtime.enter();
+                    let _in_worker = worker.enter();
                     tokio::net::TcpListener::from_std(l)
                 });
                 match bound {
-                    Ok(listener) => tasks.push(worker.runtime.spawn(self.clone().accept(
+                    Ok(listener) => tasks.push(worker.spawn(self.clone().accept(
                         listener,
                         port,
                         acceptor.clone(),
-                        index,
                     ))),
                     Err(e) => {
                         failed.push((port, e.to_string()));
@@ -265,7 +231,6 @@ impl DataPlane {
         listener: tokio::net::TcpListener,
         port: u16,
         tls: Option<tokio_rustls::TlsAcceptor>,
-        worker: usize,
     ) {
         loop {
             let (stream, remote) = match listener.accept().await {
@@ -284,24 +249,12 @@ impl DataPlane {
                 let https = tls.is_some();
                 let service = hyper::service::service_fn(move |req| {
                     let dp = dp.clone();
-                    async move {
-                        let clients = &dp.workers[worker].clients;
-                        Ok::<_, Infallible>(dp.handle(clients, req, port, remote, https).await)
-                    }
+                    async move { Ok::<_, Infallible>(dp.handle(req, port, remote, https).await) }
                 });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 let result = match tls {
-                    None => {
-                        builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .await
-                    }
+                    None => serve_connection(stream, service).await,
                     Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(stream) => {
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .await
-                        }
+                        Ok(stream) => serve_connection(stream, service).await,
                         Err(error) => {
                             tracing::debug!(%error, %remote, "gateway TLS handshake failed");
                             return;
@@ -318,7 +271,6 @@ impl DataPlane {
     /// One request: route it, then redirect, fail or forward it; one access log line.
     pub async fn handle(
         &self,
-        clients: &Clients,
         req: Request<Incoming>,
         port: u16,
         remote: SocketAddr,
@@ -343,24 +295,27 @@ impl DataPlane {
             method: method.as_str(),
             headers: req.headers(),
         };
-        let entry = table.ports.get(&port).and_then(|p| p.route(&view)).cloned();
-        let (response, served) = match &entry {
+        let entry = table.ports.get(&port).and_then(|p| p.route(&view));
+        let (response, served) = match entry {
             None => (
                 plain(StatusCode::NOT_FOUND, "no route matches\n"),
                 Served::default(),
             ),
-            Some(entry) => {
-                self.serve(clients, entry, req, &host, &origin, started)
-                    .await
-            }
+            Some(entry) => self.serve(entry, req, &host, &origin, started).await,
         };
         let elapsed = started.elapsed();
-        self.metrics.observe(
-            entry.as_ref().map(|e| &e.route),
-            served.upstream.as_ref().map(|u| &u.name),
-            response.status().as_u16(),
-            elapsed,
-        );
+        let code = response.status().as_u16();
+        match (entry, served.backend, served.upstream) {
+            // The common case: the backend's series, resolved once.
+            (Some(e), Some(b), Some(u)) => {
+                let series = self.metrics.series(&b.series, &e.route, &u.name);
+                self.metrics.observe_series(series, code, elapsed);
+            }
+            (e, _, u) => {
+                self.metrics
+                    .observe(e.map(|e| &e.route), u.map(|u| &u.name), code, elapsed)
+            }
+        }
         tracing::info!(
             target: "skiff_gateway::access",
             %remote,
@@ -380,15 +335,14 @@ impl DataPlane {
         }
     }
 
-    async fn serve(
+    async fn serve<'e>(
         &self,
-        clients: &Clients,
-        entry: &Entry,
+        entry: &'e Entry,
         mut req: Request<Incoming>,
         host: &str,
         origin: &Origin,
         started: Instant,
-    ) -> (Response<Body>, Served) {
+    ) -> (Response<Body>, Served<'e>) {
         let action = &entry.action;
         if let Some(redirect) = &action.redirect {
             return (
@@ -412,7 +366,8 @@ impl DataPlane {
             }
         };
         let mut served = Served {
-            upstream: Some(upstream.clone()),
+            backend: Some(backend),
+            upstream: Some(upstream),
             endpoint: None,
         };
         if upstream.endpoints.is_empty() {
@@ -421,7 +376,6 @@ impl DataPlane {
                 served,
             );
         }
-        let client = clients.to(upstream);
         // An HTTP/1.1 upgrade (WebSocket): the client's side of it, and its protocol.
         let upgrade = upgrade_protocol(&req)
             .filter(|_| !upstream.h2c)
@@ -465,7 +419,7 @@ impl DataPlane {
         // backend that answers; copying it would mean holding it whole).
         if !action.mirrors.is_empty() && body.as_ref().is_some_and(|b| b.is_end_stream()) {
             for m in action.mirrors.iter().filter(|m| m.take()) {
-                mirror(clients.to(&m.upstream), m, &parts, &path_and_query);
+                mirror(m, &parts, &path_and_query);
             }
         }
         // Only a request without a body can be sent again; only an idempotent one may be.
@@ -480,6 +434,11 @@ impl DataPlane {
         let deadline = action.timeouts.request.map(|t| started + t);
         let start = upstream.start();
         let mut last_error = String::new();
+        // One request, sent again as it is when an endpoint refuses the connection (it
+        // never left): no copy of its headers per attempt.
+        let mut out = Request::new(body.take().unwrap_or_else(empty));
+        *out.method_mut() = parts.method;
+        *out.headers_mut() = parts.headers;
         for attempt in 0..attempts {
             let (Some(addr), Some(authority)) = (
                 upstream.at(start, attempt),
@@ -488,21 +447,19 @@ impl DataPlane {
                 break;
             };
             served.endpoint = Some(addr);
-            let mut uri = hyper::http::uri::Parts::default();
-            uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
-            uri.authority = Some(authority.clone());
-            uri.path_and_query = Some(path_and_query.clone());
-            let Ok(uri) = Uri::from_parts(uri) else {
-                return (plain(StatusCode::BAD_REQUEST, "bad path\n"), served);
-            };
-            let mut out = Request::new(body.take().unwrap_or_else(empty));
-            *out.method_mut() = parts.method.clone();
-            *out.uri_mut() = uri;
-            // The last attempt takes the headers; earlier ones copy them.
-            *out.headers_mut() = if attempt + 1 < attempts {
-                parts.headers.clone()
+            // HTTP/1.1 takes the origin form (`Host` says the rest); HTTP/2 the absolute
+            // form (its `:authority` and `:scheme`).
+            *out.uri_mut() = if upstream.h2c {
+                let mut uri = hyper::http::uri::Parts::default();
+                uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+                uri.authority = Some(authority.clone());
+                uri.path_and_query = Some(path_and_query.clone());
+                match Uri::from_parts(uri) {
+                    Ok(uri) => uri,
+                    Err(_) => return (plain(StatusCode::BAD_REQUEST, "bad path\n"), served),
+                }
             } else {
-                std::mem::take(&mut parts.headers)
+                Uri::from(path_and_query.clone())
             };
             let limit = match (deadline, action.timeouts.backend_request) {
                 (Some(d), Some(b)) => Some(d.min(Instant::now() + b)),
@@ -510,7 +467,7 @@ impl DataPlane {
                 (None, Some(b)) => Some(Instant::now() + b),
                 (None, None) => None,
             };
-            let sent = client.request(out);
+            let sent = upstream::send(addr, upstream.h2c, out);
             let result = match limit {
                 None => sent.await,
                 Some(at) => match tokio::time::timeout_at(at.into(), sent).await {
@@ -529,7 +486,7 @@ impl DataPlane {
                         if let Some((_, client_side)) = upgrade {
                             let backend_side = hyper::upgrade::on(&mut resp);
                             tokio::spawn(splice(client_side, backend_side));
-                            return (resp.map(|b| b.boxed()), served);
+                            return (resp, served);
                         }
                     }
                     let (mut rparts, rbody) = resp.into_parts();
@@ -540,15 +497,21 @@ impl DataPlane {
                     if let Some(m) = &backend.response_headers {
                         modify(&mut rparts.headers, m);
                     }
-                    return (Response::from_parts(rparts, rbody.boxed()), served);
+                    return (Response::from_parts(rparts, rbody), served);
                 }
-                Err(e) if e.is_connect() && retryable => {
-                    last_error = format!("{addr}: {e}");
+                Err(SendError::Connect { error, request }) if retryable => {
+                    last_error = format!("{addr}: {error}");
+                    out = *request;
                     continue;
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, %addr, "upstream request failed");
-                    return (plain(StatusCode::BAD_GATEWAY, "upstream failed\n"), served);
+                    let why = if e.is_connect() {
+                        "upstream refused the connection\n"
+                    } else {
+                        "upstream failed\n"
+                    };
+                    return (plain(StatusCode::BAD_GATEWAY, why), served);
                 }
             }
         }
@@ -560,24 +523,129 @@ impl DataPlane {
     }
 }
 
+/// hyper's HTTP/2 client preface: a connection starting with it speaks HTTP/2 (with prior
+/// knowledge, or after ALPN `h2`); any other is HTTP/1.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves one client connection in HTTP/1.1 (upgrades allowed) or HTTP/2, by its first
+/// bytes. They are read here in one read of up to 4 KiB (a whole request, usually) and
+/// handed to hyper ahead of the socket: hyper-util's `auto` server reads 24 bytes first,
+/// one more read system call per connection.
+async fn serve_connection<S, Svc>(mut stream: S, service: Svc) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
+    use tokio::io::AsyncReadExt;
+    let mut first = bytes::BytesMut::with_capacity(4096);
+    loop {
+        match stream.read_buf(&mut first).await {
+            // Closed (or broken) before a whole first line: nothing to serve.
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+        if first.len() >= H2_PREFACE.len() || !H2_PREFACE.starts_with(&first) {
+            break;
+        }
+    }
+    let h2 = first.starts_with(H2_PREFACE);
+    let io = TokioIo::new(Prefixed {
+        first: first.freeze(),
+        inner: stream,
+    });
+    if h2 {
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, service)
+            .with_upgrades()
+            .await
+    }
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+struct Prefixed<S> {
+    first: Bytes,
+    inner: S,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.first.is_empty() {
+            return std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let n = this.first.len().min(buf.remaining());
+        buf.put_slice(&this.first.split_to(n));
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// Sends a copy of a bodiless request to one endpoint of the mirror's backend, in the
 /// background; its answer is dropped.
-fn mirror(
-    client: &Client<HttpConnector, Body>,
-    m: &Mirror,
-    parts: &hyper::http::request::Parts,
-    pq: &PathAndQuery,
-) {
+fn mirror(m: &Mirror, parts: &hyper::http::request::Parts, pq: &PathAndQuery) {
     let start = m.upstream.start();
-    let Some(authority) = m.upstream.authority_at(start, 0) else {
+    let (Some(addr), Some(authority)) =
+        (m.upstream.at(start, 0), m.upstream.authority_at(start, 0))
+    else {
         return;
     };
-    let mut uri = hyper::http::uri::Parts::default();
-    uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
-    uri.authority = Some(authority.clone());
-    uri.path_and_query = Some(pq.clone());
-    let Ok(uri) = Uri::from_parts(uri) else {
-        return;
+    let uri = if m.upstream.h2c {
+        let mut uri = hyper::http::uri::Parts::default();
+        uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+        uri.authority = Some(authority.clone());
+        uri.path_and_query = Some(pq.clone());
+        let Ok(uri) = Uri::from_parts(uri) else {
+            return;
+        };
+        uri
+    } else {
+        Uri::from(pq.clone())
     };
     let mut out = Request::new(empty());
     *out.method_mut() = parts.method.clone();
@@ -585,7 +653,7 @@ fn mirror(
     *out.headers_mut() = parts.headers.clone();
     out.headers_mut().remove(header::UPGRADE);
     out.headers_mut().remove(header::CONNECTION);
-    let sent = client.request(out);
+    let sent = upstream::send(addr, m.upstream.h2c, out);
     let name = m.upstream.name.clone();
     tokio::spawn(async move {
         match tokio::time::timeout(MIRROR_TIMEOUT, sent).await {
@@ -599,10 +667,11 @@ fn mirror(
     });
 }
 
-/// What served a request, for the access log.
+/// What served a request, for the access log and metrics.
 #[derive(Default)]
-struct Served {
-    upstream: Option<Arc<Upstream>>,
+struct Served<'e> {
+    backend: Option<&'e WeightedBackend>,
+    upstream: Option<&'e Upstream>,
     endpoint: Option<SocketAddr>,
 }
 
@@ -649,7 +718,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(1024)?.into_std()
+    socket.listen(BACKLOG)?.into_std()
 }
 
 fn empty() -> Body {
@@ -762,17 +831,19 @@ fn is_idempotent(m: &Method) -> bool {
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Headers a Connection header lists are hop-by-hop too.
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
