@@ -184,6 +184,7 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         }
         SnapshotCommand::Restore(args) if args.etcd.datastore_endpoint.is_empty() => {
             let _lock = lock_data_dir(&args.data_dir, "stop the server before a restore")?;
+            let started = Instant::now();
             let db = state_db(&args.data_dir);
             create_private(&db)?;
             let file = args.file.clone();
@@ -191,11 +192,12 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("restoring {}", args.file.display()))?;
             println!(
-                "Restored {} keys from {} (revision {}); the store continues at revision {}, \
-                 so clients holding a later one re-list.",
+                "Restored {} keys from {} (revision {}) in {} ms; the store continues at \
+                 revision {}, so clients holding a later one re-list.",
                 info.keys,
                 args.file.display(),
                 info.snapshot_revision,
+                started.elapsed().as_millis(),
                 info.revision
             );
             Ok(())
@@ -207,6 +209,7 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 .store(args.etcd.datastore_endpoint.clone())
                 .await?;
             ensure_no_server(target.as_ref()).await?;
+            let started = Instant::now();
             let removed = store_snapshot::clear(target.as_ref(), PREFIX, PARALLEL)
                 .await
                 .context("removing etcd's current keys")?;
@@ -214,9 +217,10 @@ pub async fn run(args: SnapshotArgs) -> anyhow::Result<()> {
                 .await
                 .context("writing the snapshot's keys into etcd")?;
             println!(
-                "Restored {written} keys from {} into etcd (replacing {removed}); etcd is at \
-                 revision {}.",
+                "Restored {written} keys from {} into etcd (replacing {removed}) in {} ms; etcd \
+                 is at revision {}.",
                 args.file.display(),
+                started.elapsed().as_millis(),
                 target.current_revision()
             );
             Ok(())
