@@ -15,6 +15,7 @@ mod convert;
 pub mod crd;
 pub mod discovery;
 pub mod encryption;
+pub mod endpointreconciler;
 pub mod error;
 mod eviction;
 mod follow;
@@ -231,25 +232,15 @@ impl Api {
         Ok(())
     }
 
-    /// The `default/kubernetes` Service every cluster has (10.96.0.1:443), and its Endpoints:
-    /// `endpoint` is where pods reach this API server, `None` when they cannot (it listens on
-    /// loopback only), in which case the Service has no endpoints, as upstream would with no
-    /// reachable apiserver.
+    /// The `default/kubernetes` Service every cluster has (10.96.0.1:443), and its Endpoints
+    /// (see [`endpointreconciler`]): the address of every live server, this one's
+    /// (`identity.address`, where pods reach it) included; a server pods cannot reach (it
+    /// listens on loopback only) lists none of its own, as upstream with no reachable
+    /// apiserver. [`Api::keep_kubernetes_endpoints`] keeps them so afterwards.
     pub async fn ensure_kubernetes_service(
         &self,
-        endpoint: Option<std::net::SocketAddr>,
+        identity: &endpointreconciler::Identity,
     ) -> Result<(), ApiError> {
-        let target = |resource: &str, name: Option<&str>| -> Result<request::Target, ApiError> {
-            Ok(request::Target {
-                resource: self
-                    .registry
-                    .get("", "v1", resource)
-                    .ok_or(ApiError::NoRoute)?,
-                namespace: Some("default".into()),
-                name: name.map(String::from),
-                subresource: None,
-            })
-        };
         let params = request::Params::default();
         let service = json!({
             "apiVersion": "v1", "kind": "Service",
@@ -261,58 +252,180 @@ impl Api {
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
         });
         // Looked up first: creating it again would fail on its (taken) IP, not its name.
-        if self.get(&target("services", Some("kubernetes"))?).is_err() {
-            match self
-                .create(&target("services", None)?, &params, service)
-                .await
-            {
+        let services = self.target("", "v1", "services", "default", None)?;
+        if self
+            .get(&request::Target {
+                name: Some("kubernetes".into()),
+                ..services.clone()
+            })
+            .is_err()
+        {
+            match self.create(&services, &params, service).await {
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        let subsets = match endpoint {
-            Some(a) => json!([{
-                "addresses": [{"ip": a.ip().to_string()}],
-                "ports": [{"name": "https", "port": a.port(), "protocol": "TCP"}],
-            }]),
-            None => Value::Null,
-        };
-        let mut endpoints = json!({
-            "apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": "kubernetes", "namespace": "default"},
-        });
-        if !subsets.is_null() {
-            endpoints["subsets"] = subsets.clone();
+        self.reconcile_kubernetes_endpoints(identity, chrono::Utc::now())
+            .await?;
+        // Upstream's bootstrap controller is what keeps this Service and its endpoints.
+        self.health.mark("bootstrap-controller");
+        Ok(())
+    }
+
+    /// Renews this server's identity Lease and reconciles the `kubernetes` Endpoints every
+    /// [`endpointreconciler::Identity::interval`], for as long as the server runs; a failed
+    /// round (the datastore out of reach) is logged and tried again on the next tick.
+    pub async fn keep_kubernetes_endpoints(
+        self: Arc<Self>,
+        identity: endpointreconciler::Identity,
+    ) {
+        let mut tick = tokio::time::interval(identity.interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = self
+                .reconcile_kubernetes_endpoints(&identity, chrono::Utc::now())
+                .await
+            {
+                tracing::warn!(error = %e, "reconciling the kubernetes Service's endpoints");
+            }
         }
-        let result = match self
-            .create(&target("endpoints", None)?, &params, endpoints)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(ApiError::AlreadyExists { .. }) => {
-                let t = target("endpoints", Some("kubernetes"))?;
-                self.update_with(&t, &params, None, |old| {
-                    let mut next = old.clone();
-                    match next.as_object_mut() {
-                        Some(o) if subsets.is_null() => {
-                            o.remove("subsets");
-                        }
-                        Some(o) => {
-                            o.insert("subsets".into(), subsets.clone());
-                        }
-                        None => {}
-                    }
+    }
+
+    /// One round: this server's Lease renewed, the live servers' addresses written to the
+    /// Endpoints when they differ, expired Leases deleted.
+    async fn reconcile_kubernetes_endpoints(
+        &self,
+        identity: &endpointreconciler::Identity,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ApiError> {
+        let params = request::Params::default();
+        let leases = self.target("coordination.k8s.io", "v1", "leases", "kube-system", None)?;
+        let own = request::Target {
+            name: Some(identity.lease_name.clone()),
+            ..leases.clone()
+        };
+        let lease = identity.lease(now);
+        match self.get(&own) {
+            Ok(_) => {
+                self.update_with(&own, &params, None, |old| {
+                    let mut next = lease.clone();
+                    next["metadata"] = old["metadata"].clone();
+                    next["metadata"]["labels"] = lease["metadata"]["labels"].clone();
+                    next["metadata"]["annotations"] = lease["metadata"]["annotations"].clone();
                     Ok(next)
                 })
-                .await
-                .map(|_| ())
+                .await?;
             }
-            Err(e) => Err(e),
-        };
-        if result.is_ok() {
-            // Upstream's bootstrap controller is what keeps this Service and its endpoints.
-            self.health.mark("bootstrap-controller");
+            Err(ApiError::NotFound { .. }) => {
+                match self.create(&leases, &params, lease.clone()).await {
+                    Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
         }
-        result
+        let mut list_params = request::Params::default();
+        list_params.query.insert(
+            "labelSelector".into(),
+            format!(
+                "{}={}",
+                endpointreconciler::IDENTITY_LABEL,
+                endpointreconciler::IDENTITY_VALUE
+            ),
+        );
+        let listed = self.list(&leases, &list_params)?;
+        let views: Vec<_> = listed["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(endpointreconciler::LeaseView::of)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let plan = endpointreconciler::plan(&views, identity, now);
+        self.write_kubernetes_endpoints(endpointreconciler::subsets(&plan.addresses))
+            .await?;
+        for name in plan.expired {
+            let t = request::Target {
+                name: Some(name),
+                ..leases.clone()
+            };
+            match self.delete(&t, &options::DeleteOptions::default()).await {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// `default/kubernetes` Endpoints with `subsets` (`Null`: none), written only when
+    /// they differ.
+    async fn write_kubernetes_endpoints(&self, subsets: Value) -> Result<(), ApiError> {
+        let params = request::Params::default();
+        let collection = self.target("", "v1", "endpoints", "default", None)?;
+        let t = request::Target {
+            name: Some("kubernetes".into()),
+            ..collection.clone()
+        };
+        let current = match self.get(&t) {
+            Ok(current) => Some(current),
+            Err(ApiError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(current) = current else {
+            let mut endpoints = json!({
+                "apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "kubernetes", "namespace": "default"},
+            });
+            if !subsets.is_null() {
+                endpoints["subsets"] = subsets;
+            }
+            return match self.create(&collection, &params, endpoints).await {
+                // Another server wrote it first: the next round compares.
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
+        };
+        if current["subsets"] == subsets {
+            return Ok(());
+        }
+        self.update_with(&t, &params, None, |old| {
+            let mut next = old.clone();
+            match next.as_object_mut() {
+                Some(o) if subsets.is_null() => {
+                    o.remove("subsets");
+                }
+                Some(o) => {
+                    o.insert("subsets".into(), subsets.clone());
+                }
+                None => {}
+            }
+            Ok(next)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The target of a built-in resource in `namespace`.
+    fn target(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<request::Target, ApiError> {
+        Ok(request::Target {
+            resource: self
+                .registry
+                .get(group, version, resource)
+                .ok_or(ApiError::NoRoute)?,
+            namespace: Some(namespace.into()),
+            name: name.map(String::from),
+            subresource: None,
+        })
     }
 }

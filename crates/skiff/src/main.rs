@@ -104,6 +104,17 @@ struct ServerArgs {
     lease: LeaseArgs,
     #[command(flatten)]
     leader_election: leader::LeaderElectionArgs,
+    /// The IP address this server advertises to the cluster, kube-apiserver's flag: the
+    /// `kubernetes` Service lists it (with the --listen port) while this server lives.
+    /// Default: the node's address when listening on every address, the pod bridge's
+    /// gateway when listening on loopback.
+    #[arg(long)]
+    advertise_address: Option<std::net::IpAddr>,
+    /// How long a server's address stays in the `kubernetes` Service's endpoints without
+    /// being renewed (kube-apiserver's MasterEndpointReconcileTTL, 15s), a Go duration;
+    /// each server renews it every two thirds of it.
+    #[arg(long, default_value = "15s", value_parser = go_duration)]
+    endpoint_reconcile_ttl: std::time::Duration,
 }
 
 /// How fast a lost node is noticed and its pods replaced (decision 0023): upstream's flags
@@ -194,7 +205,9 @@ struct KubeconfigArgs {
 
 #[derive(clap::Args)]
 struct AgentArgs {
-    /// The server's API address, e.g. `https://192.168.1.10:6443`.
+    /// The server's API address, e.g. `https://192.168.1.10:6443`; several, separated by
+    /// commas, when several servers serve the cluster: the agent uses the first that
+    /// answers and moves to the next when it stops answering.
     #[arg(long)]
     server: String,
     /// A file holding a bootstrap token (`skiff token create`), with which the agent asks
@@ -286,6 +299,9 @@ pub struct Components {
     /// `skiff agent`'s node client certificate (TLS bootstrap, decision 0044), which every
     /// client presents, a renewed one from the next connection on; `None` elsewhere.
     pub client_certificate: Option<Arc<skiff_node::agent::clientcert::Resolver>>,
+    /// `skiff agent --server URL1,URL2,...`: the servers its clients fail over between
+    /// (decision 0052); `None` in `skiff server`.
+    pub servers: Option<Arc<skiff_node::agent::failover::Servers>>,
 }
 
 impl Components {
@@ -346,12 +362,13 @@ impl Components {
             hyper::header::USER_AGENT,
             hyper::header::HeaderValue::from_str(&agent)?,
         ));
-        match &self.client_certificate {
-            Some(resolver) => Ok(skiff_node::agent::clientcert::client(
+        match (&self.client_certificate, &self.servers) {
+            (None, None) => Ok(kube::Client::try_from(config)?),
+            (resolver, servers) => Ok(skiff_node::agent::clientcert::client(
                 &config,
                 resolver.clone(),
+                servers.clone(),
             )?),
-            None => Ok(kube::Client::try_from(config)?),
         }
     }
 }
@@ -371,7 +388,11 @@ fn user_agent(component: &str, identity: &skiff_apimachinery::user::UserInfo) ->
 }
 
 /// Names and addresses the serving certificate covers.
-fn certificate_hosts(listen: SocketAddr, pod_gateway: Option<SocketAddr>) -> Vec<String> {
+fn certificate_hosts(
+    listen: SocketAddr,
+    pod_gateway: Option<SocketAddr>,
+    advertised: Option<std::net::IpAddr>,
+) -> Vec<String> {
     let mut hosts: Vec<String> = [
         "localhost",
         "127.0.0.1",
@@ -401,6 +422,8 @@ fn certificate_hosts(listen: SocketAddr, pod_gateway: Option<SocketAddr>) -> Vec
     }
     // A loopback-only server's address for pods, the `kubernetes` Service's endpoint.
     hosts.extend(pod_gateway.map(|a| a.ip().to_string()));
+    // `--advertise-address`: where the `kubernetes` Service sends in-cluster clients.
+    hosts.extend(advertised.map(|ip| ip.to_string()));
     hosts.sort();
     hosts.dedup();
     hosts
@@ -508,8 +531,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|l| l.local_addr())
         .transpose()?;
-    let credentials =
-        Credentials::load_or_create(&data_dir.join("pki"), &certificate_hosts(addr, bridge_addr))?;
+    let credentials = Credentials::load_or_create(
+        &data_dir.join("pki"),
+        &certificate_hosts(addr, bridge_addr, args.advertise_address),
+    )?;
     api.authn
         .load_signing_key(&data_dir.join("pki").join("sa.key"), &credentials.ca_pem)
         .map_err(anyhow::Error::msg)
@@ -540,7 +565,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let url = format!("https://{client_addr}");
     // Where pods reach the API: the node's address when listening everywhere, the bridge's
     // when listening on loopback only.
-    let in_cluster = if addr.ip().is_unspecified() {
+    let in_cluster = if let Some(ip) = args.advertise_address {
+        Some(SocketAddr::new(ip, addr.port()))
+    } else if addr.ip().is_unspecified() {
         skiff_node::agent::node_ip()
             .parse::<std::net::IpAddr>()
             .ok()
@@ -549,9 +576,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         Some(addr).filter(|a| !a.ip().is_loopback()).or(bridge_addr)
     };
-    api.ensure_kubernetes_service(in_cluster)
+    let identity = skiff_apiserver::endpointreconciler::Identity::new(
+        &node::host_name(),
+        &std::fs::canonicalize(data_dir)?.to_string_lossy(),
+        in_cluster,
+        args.endpoint_reconcile_ttl,
+    );
+    api.ensure_kubernetes_service(&identity)
         .await
         .context("creating the kubernetes Service")?;
+    tokio::spawn(api.clone().keep_kubernetes_endpoints(identity));
     api.publish_authentication_info(&credentials.ca_pem)
         .await
         .context("publishing kube-system/extension-apiserver-authentication")?;
@@ -571,6 +605,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig: kubeconfig.clone(),
         api: Some(local_api),
         client_certificate: None,
+        servers: None,
     };
     let start_controllers = {
         let components = components.clone();
@@ -711,8 +746,9 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     };
     let ca = std::fs::read_to_string(&args.ca_file)
         .with_context(|| format!("reading {}", args.ca_file.display()))?;
+    let servers = Arc::new(skiff_node::agent::failover::Servers::parse(&args.server)?);
     // The node's client certificate (TLS bootstrap), or the token it was given.
-    let credential = tlsbootstrap::credential(&args.server, &ca, &name, data_dir, || {
+    let credential = tlsbootstrap::credential(&servers, &ca, &name, data_dir, || {
         token.map_or_else(|| agent_token(args.token_file.as_deref()), Ok)
     })
     .await?;
@@ -727,6 +763,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         kubeconfig: data_dir.join("kubeconfig"),
         api: None,
         client_certificate,
+        servers: Some(servers),
     };
     if let Some((resolver, pair)) = renewal {
         // Renewed as the node itself, approved by `selfnodeclient`.

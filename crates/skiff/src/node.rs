@@ -127,6 +127,7 @@ pub async fn start(
         seccomp_default: options.seccomp_default,
         shutdown: options.shutdown,
         auth: None,
+        servers: components.servers.clone(),
     };
     // The node's own identity for the agent, kube-proxy's for service networking.
     let mut cfg = cfg;

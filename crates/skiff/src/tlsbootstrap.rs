@@ -24,7 +24,7 @@ pub enum Credential {
 /// the stored certificate of node `name` while valid, else one asked for with the
 /// bootstrap token `token()` gives, else that token itself.
 pub async fn credential(
-    server: &str,
+    servers: &Arc<skiff_node::agent::failover::Servers>,
     ca: &str,
     name: &str,
     data_dir: &Path,
@@ -32,6 +32,9 @@ pub async fn credential(
 ) -> anyhow::Result<Credential> {
     let pki = data_dir.join("pki");
     let kubeconfig = data_dir.join("kubeconfig");
+    // Clients are built on the first server; they connect to whichever answers.
+    let server = servers.first();
+    let server = server.as_str();
     let pair = match clientcert::stored(&pki, name) {
         Some(pair) => {
             tracing::info!(node = name, "using the node's client certificate");
@@ -52,7 +55,7 @@ pub async fn credential(
                 &bootstrap,
                 &skiff_apiserver::serve::kubeconfig(server, ca, &token),
             )?;
-            let client = bootstrap_client(&bootstrap).await?;
+            let client = bootstrap_client(&bootstrap, servers.clone()).await?;
             tracing::info!(
                 node = name,
                 "asking for the node's client certificate (TLS bootstrap)"
@@ -80,14 +83,17 @@ pub async fn credential(
     ))
 }
 
-async fn bootstrap_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+async fn bootstrap_client(
+    kubeconfig: &Path,
+    servers: Arc<skiff_node::agent::failover::Servers>,
+) -> anyhow::Result<kube::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(kubeconfig)?,
         &Default::default(),
     )
     .await?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(clientcert::client(&config, None, Some(servers))?)
 }
 
 /// The node's `pki` directory under the agent's data dir.

@@ -135,24 +135,52 @@ impl ResolvesClientCert for Resolver {
     }
 }
 
-/// A client of `config`'s server (its CA, headers and timeouts) that presents `resolver`'s
-/// current certificate: kube's own stack but for the TLS client's certificate, which kube
-/// reads once when it builds a client.
-pub fn client(config: &kube::Config, resolver: Arc<Resolver>) -> Result<kube::Client, Error> {
+/// A client of `config`'s server (its CA, headers and timeouts): kube's own stack, but
+/// presenting `resolver`'s current certificate when there is one (kube reads the TLS
+/// client's certificate once, when it builds a client), and connecting through
+/// `servers`' failover when given (`skiff agent --server URL1,URL2`, see
+/// [`super::failover`]).
+pub fn client(
+    config: &kube::Config,
+    resolver: Option<Arc<Resolver>>,
+    servers: Option<Arc<super::failover::Servers>>,
+) -> Result<kube::Client, Error> {
     use kube::client::ConfigExt;
     let kube_err = |e: kube::Error| Error::Key(e.to_string());
     let mut tls = config.rustls_client_config().map_err(kube_err)?;
-    tls.client_auth_cert_resolver = resolver;
+    if let Some(resolver) = resolver {
+        tls.client_auth_cert_resolver = resolver;
+    }
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
-    http.set_connect_timeout(config.connect_timeout);
+    let several = servers.as_ref().is_some_and(|s| s.len() > 1);
+    http.set_connect_timeout(match several {
+        true => Some(super::failover::CONNECT_TIMEOUT),
+        false => config.connect_timeout,
+    });
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
         .enable_http1()
         .wrap_connector(http);
+    match servers {
+        Some(servers) => stack(
+            config,
+            super::failover::FailoverConnector::new(https, servers),
+        ),
+        None => stack(config, https),
+    }
+}
+
+/// kube's layers (base URI, auth, headers) over a hyper client on `connector`.
+fn stack<C>(config: &kube::Config, connector: C) -> Result<kube::Client, Error>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    use kube::client::ConfigExt;
+    let kube_err = |e: kube::Error| Error::Key(e.to_string());
     let inner = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(https);
+        .build(connector);
     let service = tower::ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer().map_err(kube_err)?)

@@ -10,6 +10,7 @@ mod atomic;
 pub mod clientcert;
 pub mod env;
 pub mod events;
+pub mod failover;
 pub mod images;
 pub mod lifecycle;
 mod logserver;
@@ -119,6 +120,9 @@ pub struct AgentConfig {
     /// Graceful node shutdown on [`Agent::shutdown`] (the kubelet's `shutdownGracePeriod`
     /// and `shutdownGracePeriodCriticalPods`); off when zero, and pods keep running.
     pub shutdown: shutdown::ShutdownPeriods,
+    /// `skiff agent --server URL1,URL2,...`: the servers the agent's client fails over
+    /// between (decision 0052); `None`: the kubeconfig's one server.
+    pub servers: Option<Arc<failover::Servers>>,
 }
 
 /// Shared state of the running agent.
@@ -155,7 +159,8 @@ impl Agent {
 /// Starts the agent: opens the runtime, registers the Node and returns once it is Ready;
 /// the lease, the pod loop and the log endpoint keep running in spawned tasks.
 pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
-    let (client, cluster_ca) = client(&cfg.kubeconfig, cfg.auth.clone()).await?;
+    let (client, cluster_ca) =
+        client(&cfg.kubeconfig, cfg.auth.clone(), cfg.servers.clone()).await?;
     // Where this node's host state lives, for `skiff killall` (decision 0037).
     let settings = crate::cleanup::NodeSettings {
         bridge: cfg.bridge.clone(),
@@ -263,6 +268,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
 async fn client(
     path: &std::path::Path,
     auth: Option<kube::config::AuthInfo>,
+    servers: Option<Arc<failover::Servers>>,
 ) -> Result<(kube::Client, Vec<Vec<u8>>), AgentError> {
     let err = |message: String| AgentError::Kubeconfig {
         path: path.to_path_buf(),
@@ -277,6 +283,11 @@ async fn client(
         config.auth_info = auth;
     }
     let ca = config.root_cert.clone().unwrap_or_default();
-    let client = kube::Client::try_from(config).map_err(|e| err(e.to_string()))?;
+    let client = match servers {
+        Some(servers) => {
+            clientcert::client(&config, None, Some(servers)).map_err(|e| err(e.to_string()))?
+        }
+        None => kube::Client::try_from(config).map_err(|e| err(e.to_string()))?,
+    };
     Ok((client, ca))
 }
