@@ -8,6 +8,45 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A CA, a serving certificate for 127.0.0.1 and a client certificate, as PEM files in
+/// `dir`: etcd's TLS for [`EtcdProcess::start_tls_or_skip`], and the client's files.
+pub fn certificates(dir: &Path) -> (ServerTls, crate::TlsFiles) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf = |name: &str, usage: rcgen::ExtendedKeyUsagePurpose| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let (cert_path, key_path) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    };
+    let ca_path = dir.join("ca.crt");
+    std::fs::write(&ca_path, ca_pem).unwrap();
+    let (server_cert, server_key) = leaf("server", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+    let (client_cert, client_key) = leaf("client", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    (
+        ServerTls {
+            ca: ca_path.clone(),
+            cert: server_cert,
+            key: server_key,
+        },
+        crate::TlsFiles {
+            ca: Some(ca_path),
+            cert: Some(client_cert),
+            key: Some(client_key),
+        },
+    )
+}
+
 /// PEM files of etcd's serving certificate, its key and the CA its clients must present
 /// certificates from.
 pub struct ServerTls {

@@ -1,50 +1,9 @@
 //! The store on an etcd that serves clients over TLS only and wants their certificates
 //! (what `--datastore-cafile/certfile/keyfile` configure).
 
-use std::path::Path;
-
-use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
-use skiff_etcd::testing::{EtcdProcess, ServerTls};
+use skiff_etcd::testing::{certificates, EtcdProcess};
 use skiff_etcd::{EtcdOptions, EtcdStore, TlsFiles};
 use skiff_store::{model_test, Error};
-
-/// A CA, a serving certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
-fn certificates(dir: &Path) -> (ServerTls, TlsFiles) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf = |name: &str, usage: ExtendedKeyUsagePurpose| {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let (cert_path, key_path) = (
-            dir.join(format!("{name}.crt")),
-            dir.join(format!("{name}.key")),
-        );
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    };
-    let ca_path = dir.join("ca.crt");
-    std::fs::write(&ca_path, ca_pem).unwrap();
-    let (server_cert, server_key) = leaf("server", ExtendedKeyUsagePurpose::ServerAuth);
-    let (client_cert, client_key) = leaf("client", ExtendedKeyUsagePurpose::ClientAuth);
-    (
-        ServerTls {
-            ca: ca_path.clone(),
-            cert: server_cert,
-            key: server_key,
-        },
-        TlsFiles {
-            ca: Some(ca_path),
-            cert: Some(client_cert),
-            key: Some(client_key),
-        },
-    )
-}
 
 #[tokio::test]
 async fn mutual_tls_to_etcd() {

@@ -419,3 +419,56 @@ fn assert_same_objects(before: &serde_json::Value, after: &serde_json::Value) {
         assert_eq!(after.get(key), Some(object), "{key} changed in the move");
     }
 }
+
+#[test]
+fn a_move_and_a_snapshot_reach_etcd_over_tls_with_the_datastore_flags() {
+    let certs = tempfile::tempdir().unwrap();
+    let (server, client) = skiff_etcd::testing::certificates(certs.path());
+    let Some(etcd) = EtcdProcess::start_tls_or_skip(&server) else {
+        return;
+    };
+    let endpoint = etcd.endpoint().to_owned();
+    let host = endpoint.strip_prefix("https://").expect("a TLS etcd");
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().unwrap().to_str().unwrap().to_owned();
+    let tls = [
+        "--datastore-cafile".to_owned(),
+        path(&client.ca),
+        "--datastore-certfile".to_owned(),
+        path(&client.cert),
+        "--datastore-keyfile".to_owned(),
+        path(&client.key),
+    ];
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let mut c = Cluster::start();
+    let data_dir = c.dir.path().to_str().unwrap().to_owned();
+    create_objects(&c);
+    c.terminate();
+
+    let to = format!("etcd://{host}");
+    let mut migrate = vec!["datastore", "migrate", "--to", &to, "--data-dir", &data_dir];
+    migrate.extend(&tls);
+    let out = skiff_ok(&migrate);
+    assert!(out.contains(&format!("to etcd at {endpoint}")), "{out}");
+
+    let snapshots = tempfile::tempdir().unwrap();
+    let file = snapshots.path().join("etcd.snapshot");
+    let mut save = vec![
+        "snapshot",
+        "save",
+        file.to_str().unwrap(),
+        "--datastore-endpoint",
+        &endpoint,
+    ];
+    save.extend(&tls);
+    let out = skiff_ok(&save);
+    assert!(out.contains("keys under /registry/"), "{out}");
+    assert_no_clear_text(&file);
+
+    c.args = ["--datastore-endpoint", &endpoint]
+        .into_iter()
+        .chain(tls.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    c.boot();
+    assert_snapshot_state(&c);
+}
