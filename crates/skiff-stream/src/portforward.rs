@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -67,7 +67,13 @@ where
 {
     let (sink, mut source) = ws.split();
     let (out_tx, out_rx) = mpsc::channel::<Out>(QUEUE);
-    tokio::spawn(crate::wsio::write_channels(sink, proto, out_rx));
+    let (closed_tx, closed) = watch::channel(false);
+    let closed_tx = std::sync::Arc::new(closed_tx);
+    let c = closed_tx.clone();
+    tokio::spawn(async move {
+        crate::wsio::write_channels(sink, proto, out_rx).await;
+        let _ = c.send(true);
+    });
     let mut inputs = Vec::new();
     let mut forwards = Vec::new();
     for (i, port) in ports.iter().enumerate() {
@@ -83,6 +89,7 @@ where
             input: rx,
             output: Output::new(out_tx.clone(), data),
             error: Output::new(out_tx.clone(), data + 1),
+            closed: closed.clone(),
         });
     }
     tokio::spawn(async move {
@@ -106,7 +113,8 @@ where
                 }
             }
         }
-        // Dropping the inputs ends every forward's way to the pod.
+        // Dropping the inputs ends every forward's way to the pod; the connection is gone.
+        let _ = closed_tx.send(true);
     });
     drop(out_tx);
     forwards
@@ -121,6 +129,9 @@ pub struct Forward {
     pub output: Output,
     /// Where a failure to connect is reported (as text, then the stream is closed).
     pub error: Output,
+    /// Turns `true` when the client's connection is gone: the forward must end then,
+    /// whatever the pod does.
+    pub closed: watch::Receiver<bool>,
 }
 
 /// Parses a `port` header as upstream: a number in 1..=65535.
@@ -178,6 +189,7 @@ pub fn pairs(mut session: Session) -> mpsc::Receiver<Forward> {
                 input: data.input,
                 output: data.output,
                 error: error.output,
+                closed: session.closed.clone(),
             };
             if tx.send(forward).await.is_err() {
                 break;

@@ -199,30 +199,59 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut control: mpsc::Receiver<Frame>,
 ) -> std::io::Result<()> {
     let mut encoder = spdy::Encoder::new();
-    let mut buf = BytesMut::with_capacity(64 << 10);
+    let mut buf = BytesMut::with_capacity(4 << 10);
     loop {
         // Control frames (replies, pings) first, so a busy stream never delays them.
-        let frame = tokio::select! {
+        tokio::select! {
             biased;
             f = control.recv() => match f {
-                Some(f) => f,
+                Some(f) => {
+                    encoder.encode(&f, &mut buf);
+                    write.write_all(&buf).await?;
+                    buf.clear();
+                }
                 None => break,
             },
             o = out.recv() => match o {
-                Some(Out::Data(stream, data)) => Frame::Data { stream, fin: false, data },
-                Some(Out::Close(stream)) => Frame::Data { stream, fin: true, data: Bytes::new() },
+                // The payload goes out beside its header, never copied into a frame
+                // buffer first (decision 0057).
+                Some(Out::Data(stream, data)) => write_data(&mut write, stream, false, &data).await?,
+                Some(Out::Close(stream)) => write_data(&mut write, stream, true, &[]).await?,
                 Some(Out::Finish) | None => break,
             },
-        };
-        encoder.encode(&frame, &mut buf);
-        write.write_all(&buf).await?;
-        buf.clear();
+        }
+        // One flush per burst: a writer that buffers (TLS, a WebSocket) sends full records.
         if control.is_empty() && out.is_empty() {
             write.flush().await?;
         }
     }
     write.flush().await?;
     write.shutdown().await
+}
+
+/// Writes one data frame: its header and `data` in vectored writes.
+async fn write_data<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    stream: u32,
+    fin: bool,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let header = spdy::data_header(stream, fin, data.len());
+    let (mut head, mut body): (&[u8], &[u8]) = (&header, data);
+    while !head.is_empty() {
+        let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
+        let n = write.write_vectored(&parts).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        if n >= head.len() {
+            body = &body[n - head.len()..];
+            head = &[];
+        } else {
+            head = &head[n..];
+        }
+    }
+    write.write_all(body).await
 }
 
 #[cfg(test)]

@@ -336,8 +336,7 @@ impl Encoder {
         let fin_flag = |fin: bool| if fin { FLAG_FIN } else { 0 };
         match frame {
             Frame::Data { stream, fin, data } => {
-                out.put_u32(stream & 0x7fff_ffff);
-                put_flags_len(out, fin_flag(*fin), data.len());
+                out.put_slice(&data_header(*stream, *fin, data.len()));
                 out.put_slice(data);
             }
             Frame::SynStream {
@@ -444,6 +443,18 @@ fn control(out: &mut BytesMut, kind: u16, flags: u8, len: usize) {
     out.put_u16(0x8000 | 3);
     out.put_u16(kind);
     put_flags_len(out, flags, len);
+}
+
+/// The 8 bytes before a data frame's payload of `len` bytes (at most [`MAX_FRAME`]): a
+/// writer sends them and the payload without joining them first (data frames carry no
+/// compressed state).
+pub fn data_header(stream: u32, fin: bool, len: usize) -> [u8; 8] {
+    debug_assert!(len < 1 << 24);
+    let mut h = [0u8; 8];
+    h[..4].copy_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    let flags = if fin { FLAG_FIN } else { 0 };
+    h[4..].copy_from_slice(&(((flags as u32) << 24) | (len as u32 & 0xff_ffff)).to_be_bytes());
+    h
 }
 
 fn put_flags_len(out: &mut BytesMut, flags: u8, len: usize) {
