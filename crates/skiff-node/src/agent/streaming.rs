@@ -153,13 +153,15 @@ async fn upgraded(on: hyper::upgrade::OnUpgrade) -> Option<TokioIo<hyper::upgrad
     }
 }
 
-/// The running instance (latest attempt) of a pod's container, as the kubelet finds it.
+/// The id of a pod's container when its latest attempt is running. The kubelet looks
+/// among running containers only, so one not started yet or exited is `None` ("not
+/// found" in its messages); `Err` is the runtime failing.
 fn find_container(
     runtime: &dyn Runtime,
     namespace: &str,
     pod: &str,
     container: &str,
-) -> Result<(String, ContainerState), String> {
+) -> Result<Option<String>, String> {
     let mut attempts: Vec<(u32, String, ContainerState)> = runtime
         .list()
         .map_err(|e| e.to_string())?
@@ -174,10 +176,23 @@ fn find_container(
         })
         .collect();
     attempts.sort_by_key(|a| a.0);
-    attempts
+    Ok(attempts
         .pop()
-        .map(|(_, id, state)| (id, state))
-        .ok_or_else(|| format!("container not found ({container:?})"))
+        .filter(|(_, _, state)| *state == ContainerState::Running)
+        .map(|(_, id, _)| id))
+}
+
+/// The kubelet's refusal of an exec to a container that is not running (or does not
+/// exist): a 500 (its streaming `WriteError` of a plain error), which kubectl prints
+/// after `unable to upgrade connection: `.
+fn exec_not_found(container: &str) -> String {
+    format!("container not found ({container:?})")
+}
+
+/// The same refusal for attach, worded as the kubelet's `GetAttach` (with the pod's full
+/// name, `name_namespace`).
+fn attach_not_found(namespace: &str, pod: &str, container: &str) -> String {
+    format!("container {container} not found in pod {pod}_{namespace}")
 }
 
 /// The remotecommand options of an exec or attach request's query, validated (the reason
@@ -209,14 +224,14 @@ async fn exec(
     let found =
         tokio::task::spawn_blocking(move || find_container(runtime.as_ref(), &ns, &p, &c)).await;
     let id = match found {
-        Ok(Ok((id, ContainerState::Running))) => id,
-        Ok(Ok(_)) => {
+        Ok(Ok(Some(id))) => id,
+        Ok(Ok(None)) => {
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("container not running ({container:?})"),
+                exec_not_found(&container),
             )
         }
-        Ok(Err(e)) => return text(StatusCode::NOT_FOUND, e),
+        Ok(Err(e)) => return text(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let runtime = shared.runtime.clone();
@@ -294,14 +309,14 @@ async fn attach(
     let runtime = shared.runtime.clone();
     let (ns, p, c) = (namespace.clone(), pod.clone(), container.clone());
     let connected = tokio::task::spawn_blocking(move || {
-        let (id, state) = find_container(runtime.as_ref(), &ns, &p, &c)
-            .map_err(|e| (StatusCode::NOT_FOUND, e))?;
-        if state != ContainerState::Running {
-            return Err((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("container not running ({c:?})"),
-            ));
-        }
+        let id = find_container(runtime.as_ref(), &ns, &p, &c)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?
+            .ok_or_else(|| {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    attach_not_found(&ns, &p, &c),
+                )
+            })?;
         let socket = runtime
             .attach_socket(&id)
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -600,15 +615,17 @@ async fn run_exec(runtime: Arc<dyn Runtime>, id: String, opts: Options, streams:
     streams.finish(&outcome).await;
 }
 
-/// Copies a pipe to a stream until EOF; each send waits for room, so a slow client slows
-/// the command rather than growing a buffer.
+/// Copies a pipe or socket to a stream until EOF; each send waits for room, so a slow
+/// client slows the writer rather than growing a buffer. Each read lands in a buffer that
+/// is handed on as it is, never copied (decision 0057).
 async fn pump(mut pipe: impl tokio::io::AsyncRead + Unpin, out: Output) {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = bytes::BytesMut::new();
     loop {
-        match pipe.read(&mut buf).await {
+        buf.reserve(CHUNK);
+        match pipe.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if out.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+            Ok(_) => {
+                if out.send(buf.split().freeze()).await.is_err() {
                     return;
                 }
             }
@@ -729,9 +746,17 @@ async fn forward(f: Forward, netns: Option<std::path::PathBuf>, who: String) {
         }
     };
     f.error.close().await;
-    let (mut read, mut write) = stream.into_split();
+    let (read, mut write) = stream.into_split();
     let mut input = f.input;
-    let to_pod = async move {
+    let output = f.output;
+    let mut closed = f.closed;
+    let from_pod = async move {
+        pump(read, output.clone()).await;
+        output.close().await;
+    };
+    tokio::pin!(from_pod);
+    // The client's input to the pod, until it ends (FIN or reset of the data stream).
+    let to_pod = async {
         while let Some(b) = input.recv().await {
             if write.write_all(&b).await.is_err() {
                 return;
@@ -739,32 +764,27 @@ async fn forward(f: Forward, netns: Option<std::path::PathBuf>, who: String) {
         }
         let _ = write.shutdown().await;
     };
-    let output = f.output;
-    let from_pod = async move {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            match read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if output
-                        .send(Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
+    // The forward ends when the pod closes its side, when the client's connection is gone,
+    // or a grace period after the client's input ended (as containerd's forwarder: what
+    // the pod still sends then has little time left to go out), so nothing outlives the
+    // client.
+    tokio::select! {
+        () = &mut from_pod => return,
+        _ = closed.wait_for(|c| *c) => return,
+        () = to_pod => {}
+    }
+    tokio::select! {
+        () = &mut from_pod => {}
+        _ = closed.wait_for(|c| *c) => {}
+        () = tokio::time::sleep(FORWARD_GRACE) => {
+            tracing::debug!(port, "port-forward: the pod still sent after the client's input ended");
         }
-        output.close().await;
-    };
-    // The pod closing its side ends the forward (the client's remaining input has nowhere
-    // to go): the error stream is dropped with it, so a plain WebSocket whose forwards
-    // are all done closes, which is how its client sees the end.
-    let to_pod = tokio::spawn(to_pod);
-    from_pod.await;
-    to_pod.abort();
+    }
 }
+
+/// How long a forward still carries the pod's bytes once the client's input ended
+/// (containerd's, after socat's default).
+const FORWARD_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Connects to 127.0.0.1:`port` in `netns` (the host's when `None`). Entering a network
 /// namespace changes the calling thread, so it is done on a thread of its own that ends
