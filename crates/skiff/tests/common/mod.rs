@@ -41,8 +41,14 @@ impl Cluster {
     /// Starts (or restarts) the server on the same data dir and waits for `skiff is ready`.
     pub fn boot(&mut self) {
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
+        cmd.arg("server");
+        // A free port on loopback, unless the test said where to listen.
+        if !self.args.iter().any(|a| a == "--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = cmd
+            .arg("--data-dir")
             .arg(self.dir.path())
             .args(&self.args)
             .env("RUST_LOG", "info")
