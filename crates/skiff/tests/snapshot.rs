@@ -12,6 +12,16 @@ use std::process::{Command, Output};
 use common::{acknowledged_creates, seed_manifest, Cluster};
 use skiff_etcd::testing::EtcdProcess;
 
+/// Leader election of a server on etcd, slower than the 5 s default: a leader that misses
+/// its renew deadline exits (decision 0042), and these tests run beside others on loaded
+/// machines. A restore's check that no server runs waits twice the lease.
+const ELECTION: [&str; 4] = [
+    "--leader-elect-lease-duration",
+    "15s",
+    "--leader-elect-renew-deadline",
+    "10s",
+];
+
 /// Clear text that must never appear in a snapshot file.
 const SECRET: &str = "snapshot-clear-text-3b1f9c";
 
@@ -248,7 +258,9 @@ fn etcd_snapshot_saved_while_serving_restores_the_saved_state() {
         return;
     };
     let endpoint = etcd.endpoint().to_owned();
-    let mut c = Cluster::start_with(&["--datastore-endpoint", &endpoint]);
+    let mut args = vec!["--datastore-endpoint", &endpoint];
+    args.extend(ELECTION);
+    let mut c = Cluster::start_with(&args);
     create_objects(&c);
     let snapshots = tempfile::tempdir().unwrap();
     let file = snapshots.path().join("etcd.snapshot");
@@ -350,7 +362,11 @@ fn migrate_moves_a_cluster_from_sqlite_to_etcd_and_back() {
     ]);
     assert!(err.contains("--overwrite"), "{err}");
 
-    c.args = vec!["--datastore-endpoint".into(), endpoint.clone()];
+    c.args = ["--datastore-endpoint", &endpoint]
+        .into_iter()
+        .chain(ELECTION)
+        .map(str::to_owned)
+        .collect();
     c.boot();
     assert_same_objects(
         &before,
@@ -467,6 +483,7 @@ fn a_move_and_a_snapshot_reach_etcd_over_tls_with_the_datastore_flags() {
     c.args = ["--datastore-endpoint", &endpoint]
         .into_iter()
         .chain(tls.iter().copied())
+        .chain(ELECTION)
         .map(str::to_owned)
         .collect();
     c.boot();
