@@ -400,7 +400,7 @@ fn growth(c: &node::NodeCluster, window: Duration, metric: impl Fn() -> f64) -> 
 
 /// The pod workers run on the reconcile harness and nothing polls: an idle pod without
 /// probes is not synced again until something happens (the shims' exits, a change, the
-/// 10 s resync), where a 500 ms status poll synced it twice a second; a readiness probe
+/// 30 s resync), where a 500 ms status poll synced it twice a second; a readiness probe
 /// still runs every period, because each sync asks for the next one when the probe is due.
 #[test]
 fn idle_pods_are_not_polled_and_probes_run_on_their_period() {
