@@ -16,7 +16,6 @@ use etcd_client::{Client, EventType, WatchOptions};
 use skiff_store::{
     kvmap, Error, Event, EventKind, Hub, KeyValue, ListResult, Result, Revision, Watch,
 };
-use tokio::sync::oneshot;
 
 use crate::{backend, page_options, timed_out, EtcdOptions};
 
@@ -26,8 +25,8 @@ const PAGE: i64 = 1000;
 pub(crate) struct Cache {
     state: Mutex<State>,
     hub: Arc<Hub>,
-    /// Writers waiting until the cache has applied their write's revision.
-    waiters: Mutex<Waiters>,
+    /// The revision the cache has applied, for writers waiting to read their own write.
+    applied: tokio::sync::watch::Sender<Revision>,
     prefix: String,
     history: usize,
     timeout: Duration,
@@ -56,7 +55,7 @@ impl Cache {
                 compacted: revision,
             }),
             hub: Hub::new(revision),
-            waiters: Mutex::new(Waiters::new(revision)),
+            applied: tokio::sync::watch::Sender::new(revision),
             prefix: options.prefix.clone(),
             history: options.history,
             timeout: options.request_timeout,
@@ -71,20 +70,6 @@ impl Cache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn waiting(&self) -> MutexGuard<'_, Waiters> {
-        // As `lock`: every mutation of the waiters is complete or not started.
-        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Wakes the writers whose revision the cache has now applied. Called after the state
-    /// holds it, so that what a woken writer reads next includes its write.
-    fn applied(&self, revision: Revision) {
-        let woken = self.waiting().advance(revision);
-        for writer in woken {
-            let _ = writer.send(());
-        }
-    }
-
     /// Whether writes to `key` reach the cache (and so whether a writer can wait for them).
     pub(crate) fn watches(&self, key: &str) -> bool {
         key.starts_with(&self.prefix)
@@ -93,12 +78,13 @@ impl Cache {
     /// Waits until the cache has applied `revision`, so that a read after an acknowledged
     /// write sees it.
     pub(crate) async fn wait_for(&self, revision: Revision, timeout: Duration) -> Result<()> {
-        let Some(woken) = self.waiting().wait(revision) else {
-            return Ok(());
-        };
-        match tokio::time::timeout(timeout, woken).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::Closed),
+        let mut applied = self.applied.subscribe();
+        let reached = tokio::time::timeout(timeout, applied.wait_for(|r| *r >= revision))
+            .await
+            .map(|r| r.is_ok());
+        match reached {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Closed),
             Err(_) => Err(timed_out(
                 &format!("the watch cache catching up to revision {revision}"),
                 timeout,
@@ -173,8 +159,6 @@ impl Cache {
 
     pub(crate) fn close(&self) {
         self.hub.close();
-        // Dropping the waiting writers' senders ends their waits with `Closed`.
-        self.waiting().close();
     }
 
     /// Applies one watch response's events (in revision order) and publishes them.
@@ -237,9 +221,7 @@ impl Cache {
             }
         }
         self.hub.publish(&published);
-        let revision = state.revision;
-        drop(state);
-        self.applied(revision);
+        self.applied.send_replace(state.revision);
     }
 
     /// Starts over from a fresh list: the watch could not resume because etcd compacted
@@ -252,58 +234,7 @@ impl Cache {
         state.revision = revision;
         state.compacted = revision;
         self.hub.reset(revision);
-        drop(state);
-        self.applied(revision);
-    }
-}
-
-/// Writers waiting for the cache to apply their write, by revision. Each applied revision
-/// wakes exactly the writers it satisfies: a `watch` channel of the applied revision (what
-/// this replaced) wakes every waiting writer on every event, so at 64 concurrent creates
-/// each write cost 64 task wake-ups.
-struct Waiters {
-    applied: Revision,
-    waiting: BTreeMap<Revision, Vec<oneshot::Sender<()>>>,
-    closed: bool,
-}
-
-impl Waiters {
-    fn new(applied: Revision) -> Waiters {
-        Waiters {
-            applied,
-            waiting: BTreeMap::new(),
-            closed: false,
-        }
-    }
-
-    /// `None` when `revision` is applied already; else what is woken once it is (or fails
-    /// once the cache closes).
-    fn wait(&mut self, revision: Revision) -> Option<oneshot::Receiver<()>> {
-        if revision <= self.applied {
-            return None;
-        }
-        let (tx, rx) = oneshot::channel();
-        // A closed cache never applies anything again: the dropped sender fails the wait.
-        if !self.closed {
-            self.waiting.entry(revision).or_default().push(tx);
-        }
-        Some(rx)
-    }
-
-    /// Records that everything up to `revision` is applied and hands back the writers that
-    /// waited for it (waits that timed out meanwhile are among them; their send fails).
-    fn advance(&mut self, revision: Revision) -> Vec<oneshot::Sender<()>> {
-        self.applied = self.applied.max(revision);
-        let later = self.waiting.split_off(&(self.applied + 1));
-        std::mem::replace(&mut self.waiting, later)
-            .into_values()
-            .flatten()
-            .collect()
-    }
-
-    fn close(&mut self) {
-        self.closed = true;
-        self.waiting.clear();
+        self.applied.send_replace(revision);
     }
 }
 
@@ -420,63 +351,5 @@ async fn watch_from(client: &Client, cache: &Cache, from: Revision) -> Ended {
             Ok(None) => return Ended::Broken("stream ended".into()),
             Err(e) => return Ended::Broken(e.to_string()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// (revision waited for, whether it is applied already) after applying `applied`.
-    #[test]
-    fn a_writer_waits_only_for_a_revision_not_applied() {
-        for (applied, revision, waits) in [(5, 4, false), (5, 5, false), (5, 6, true), (0, 1, true)]
-        {
-            let mut w = Waiters::new(applied);
-            assert_eq!(w.wait(revision).is_some(), waits, "{applied} {revision}");
-        }
-    }
-
-    #[test]
-    fn an_applied_revision_wakes_exactly_the_writers_it_satisfies() {
-        let mut w = Waiters::new(10);
-        let mut r11 = w.wait(11).expect("waits");
-        let mut r12a = w.wait(12).expect("waits");
-        let mut r12b = w.wait(12).expect("waits");
-        let mut r15 = w.wait(15).expect("waits");
-        // Revisions can arrive in one watch response or skip (writes outside the cache's
-        // prefix): applying 12 satisfies 11 and both 12s, not 15.
-        let woken = w.advance(12);
-        assert_eq!(woken.len(), 3);
-        for tx in woken {
-            tx.send(()).expect("receiver alive");
-        }
-        assert!(r11.try_recv().is_ok());
-        assert!(r12a.try_recv().is_ok());
-        assert!(r12b.try_recv().is_ok());
-        assert!(matches!(
-            r15.try_recv(),
-            Err(oneshot::error::TryRecvError::Empty)
-        ));
-        // An older revision (a re-list at a revision already passed) moves nothing back.
-        assert!(w.advance(11).is_empty());
-        assert!(w.wait(12).is_none());
-        assert_eq!(w.advance(20).len(), 1);
-    }
-
-    #[test]
-    fn closing_fails_every_wait() {
-        let mut w = Waiters::new(1);
-        let mut before = w.wait(2).expect("waits");
-        w.close();
-        assert!(matches!(
-            before.try_recv(),
-            Err(oneshot::error::TryRecvError::Closed)
-        ));
-        let mut after = w.wait(3).expect("not applied");
-        assert!(matches!(
-            after.try_recv(),
-            Err(oneshot::error::TryRecvError::Closed)
-        ));
     }
 }
