@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,7 +66,7 @@ const CONNECT_ATTEMPTS: usize = 3;
 pub struct DataPlane {
     /// Shared with the TLS certificate resolvers, which read it at every handshake.
     table: Arc<ArcSwap<Table>>,
-    workers: Vec<tokio::runtime::Handle>,
+    workers: Vec<Worker>,
     bind: IpAddr,
     metrics: GatewayMetrics,
     /// Accept loops by port (one per worker), and whether the port terminates TLS.
@@ -74,6 +75,45 @@ pub struct DataPlane {
 
 /// One port's accept loops, one per worker.
 type AcceptLoops = Vec<tokio::task::JoinHandle<()>>;
+
+/// One data-plane thread: its runtime, how many client connections it serves, and where
+/// other workers hand it connections they accepted.
+struct Worker {
+    runtime: tokio::runtime::Handle,
+    open: AtomicUsize,
+    handoff: tokio::sync::mpsc::UnboundedSender<Handoff>,
+}
+
+/// A client connection accepted by one worker for another to serve.
+struct Handoff {
+    stream: std::net::TcpStream,
+    remote: SocketAddr,
+    port: u16,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// How many more connections than the least busy worker an accepting worker may hold
+/// before it hands new ones over.
+const IMBALANCE: usize = 2;
+
+/// `me`, unless some worker holds [`IMBALANCE`] fewer connections (`open`, by worker):
+/// then the least busy, the first of equals.
+fn least_busy(me: usize, open: &[usize]) -> usize {
+    let mine = open.get(me).copied().unwrap_or(0);
+    match open.iter().enumerate().min_by_key(|(_, n)| **n) {
+        Some((least, n)) if n + IMBALANCE <= mine => least,
+        _ => me,
+    }
+}
+
+/// Counts a connection out of its worker's `open` when its task ends (or is dropped).
+struct OpenGuard(Arc<DataPlane>, usize);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.workers[self.1].open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Starts a worker thread running a single-threaded runtime for the process's lifetime.
 /// Everything spawned on it (connections both ways, the pool's sweeper) runs on that
@@ -132,17 +172,63 @@ impl DataPlane {
     /// [`DataPlane::new`], recording every request into `metrics`.
     pub fn with_metrics(bind: IpAddr, metrics: GatewayMetrics) -> Arc<DataPlane> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let workers: Vec<tokio::runtime::Handle> = (0..cores)
-            .map(start_worker)
-            .collect::<Result<_, _>>()
-            .expect("start the gateway's worker threads");
-        Arc::new(DataPlane {
+        let mut workers = Vec::new();
+        let mut inboxes = Vec::new();
+        for index in 0..cores {
+            let runtime = start_worker(index).expect("start the gateway's worker threads");
+            let (handoff, inbox) = tokio::sync::mpsc::unbounded_channel();
+            workers.push(Worker {
+                runtime,
+                open: AtomicUsize::new(0),
+                handoff,
+            });
+            inboxes.push(inbox);
+        }
+        let dp = Arc::new(DataPlane {
             table: Arc::new(ArcSwap::from_pointee(Table::default())),
             workers,
             bind,
             metrics,
             listeners: Mutex::new(HashMap::new()),
-        })
+        });
+        for (index, inbox) in inboxes.into_iter().enumerate() {
+            dp.workers[index]
+                .runtime
+                .spawn(dp.clone().take_handoffs(index, inbox));
+        }
+        dp
+    }
+
+    /// Serves the connections other workers hand to worker `me`.
+    async fn take_handoffs(
+        self: Arc<Self>,
+        me: usize,
+        mut inbox: tokio::sync::mpsc::UnboundedReceiver<Handoff>,
+    ) {
+        while let Some(h) = inbox.recv().await {
+            let guard = OpenGuard(self.clone(), me);
+            // Registers with this worker's reactor.
+            if let Ok(stream) = tokio::net::TcpStream::from_std(h.stream) {
+                tokio::spawn(
+                    self.clone()
+                        .connection(stream, h.remote, h.port, h.tls, guard),
+                );
+            }
+        }
+    }
+
+    /// The worker to serve a connection worker `me` accepted: `me`, unless it holds
+    /// [`IMBALANCE`] more connections than the least busy one. Workers share one listening
+    /// socket and the first awake takes every queued connection: without this a burst of
+    /// keep-alive clients all land on one worker and the other cores idle (nginx's
+    /// workers have `EPOLLEXCLUSIVE` and accept one connection per wake-up instead).
+    fn pick_worker(&self, me: usize) -> usize {
+        let open: Vec<usize> = self
+            .workers
+            .iter()
+            .map(|w| w.open.load(Ordering::Relaxed))
+            .collect();
+        least_busy(me, &open)
     }
 
     /// Serves `table` from now on: new ports start listening, ports gone stop accepting.
@@ -195,17 +281,18 @@ impl DataPlane {
                 }
             };
             let mut tasks = Vec::new();
-            for worker in &self.workers {
+            for (index, worker) in self.workers.iter().enumerate() {
                 // The socket registers with the reactor of the runtime it is made in.
                 let bound = shared.try_clone().and_then(|l| {
-                    let _in_worker = worker.enter();
+                    let _in_worker = worker.runtime.enter();
                     tokio::net::TcpListener::from_std(l)
                 });
                 match bound {
-                    Ok(listener) => tasks.push(worker.spawn(self.clone().accept(
+                    Ok(listener) => tasks.push(worker.runtime.spawn(self.clone().accept(
                         listener,
                         port,
                         acceptor.clone(),
+                        index,
                     ))),
                     Err(e) => {
                         failed.push((port, e.to_string()));
@@ -231,6 +318,7 @@ impl DataPlane {
         listener: tokio::net::TcpListener,
         port: u16,
         tls: Option<tokio_rustls::TlsAcceptor>,
+        me: usize,
     ) {
         loop {
             let (stream, remote) = match listener.accept().await {
@@ -242,29 +330,60 @@ impl DataPlane {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
-            let dp = self.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let https = tls.is_some();
-                let service = hyper::service::service_fn(move |req| {
-                    let dp = dp.clone();
-                    async move { Ok::<_, Infallible>(dp.handle(req, port, remote, https).await) }
-                });
-                let result = match tls {
-                    None => serve_connection(stream, service).await,
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(stream) => serve_connection(stream, service).await,
-                        Err(error) => {
-                            tracing::debug!(%error, %remote, "gateway TLS handshake failed");
-                            return;
-                        }
-                    },
+            let target = self.pick_worker(me);
+            self.workers[target].open.fetch_add(1, Ordering::Relaxed);
+            let guard = OpenGuard(self.clone(), target);
+            if target == me {
+                tokio::spawn(
+                    self.clone()
+                        .connection(stream, remote, port, tls.clone(), guard),
+                );
+                continue;
+            }
+            // Taken off this worker's reactor, registered with the target's.
+            if let Ok(stream) = stream.into_std() {
+                let handoff = Handoff {
+                    stream,
+                    remote,
+                    port,
+                    tls: tls.clone(),
                 };
-                if let Err(error) = result {
-                    tracing::debug!(%error, %remote, "gateway connection ended");
+                // The count moves with the connection: the target's task counts it out.
+                if self.workers[target].handoff.send(handoff).is_ok() {
+                    std::mem::forget(guard);
                 }
-            });
+            }
+        }
+    }
+
+    /// Serves one client connection on this worker; `_open` counts it out at the end.
+    async fn connection(
+        self: Arc<Self>,
+        stream: tokio::net::TcpStream,
+        remote: SocketAddr,
+        port: u16,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        _open: OpenGuard,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let https = tls.is_some();
+        let dp = self.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let dp = dp.clone();
+            async move { Ok::<_, Infallible>(dp.handle(req, port, remote, https).await) }
+        });
+        let result = match tls {
+            None => serve_connection(stream, service).await,
+            Some(acceptor) => match acceptor.accept(stream).await {
+                Ok(stream) => serve_connection(stream, service).await,
+                Err(error) => {
+                    tracing::debug!(%error, %remote, "gateway TLS handshake failed");
+                    return;
+                }
+            },
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, %remote, "gateway connection ended");
         }
     }
 
@@ -1010,6 +1129,28 @@ mod tests {
             replace_prefix_match: Some(to.into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn connections_go_to_the_accepting_worker_unless_it_is_busier() {
+        for (me, open, want) in [
+            (0, vec![0, 0], 0),
+            (0, vec![1, 0], 0),
+            (0, vec![2, 0], 1),
+            (1, vec![0, 5], 0),
+            (1, vec![4, 5], 1),
+            (2, vec![3, 1, 3], 1),
+            (0, vec![7], 0),
+        ] {
+            assert_eq!(least_busy(me, &open), want, "{me} of {open:?}");
+        }
+        // A burst of keep-alive clients accepted by one worker ends up spread.
+        let mut open = vec![0, 0];
+        for _ in 0..16 {
+            let w = least_busy(0, &open);
+            open[w] += 1;
+        }
+        assert!(open[0].abs_diff(open[1]) <= IMBALANCE, "{open:?}");
     }
 
     #[test]
