@@ -598,3 +598,390 @@ fn attach_and_debug_with_kubectl_1_33_and_1_29() {
         },
     );
 }
+
+const ERRORS_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: plain
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:test
+    command: ["sh", "-c", "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: waiting
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: init
+    image: busybox:test
+    command: ["sleep", "3600"]
+  containers:
+  - name: main
+    image: busybox:test
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: done
+spec:
+  nodeName: NODE
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox:test
+    command: ["true"]
+"#;
+
+/// kubectl's error output for `args`, which must fail.
+fn failure(k: &Kubectl, args: &[&str]) -> String {
+    let out = k.run(args, None);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded: {err}");
+    err
+}
+
+/// Attach's error cases as upstream answers them, with kubectl 1.33 (WebSocket, falling
+/// back to SPDY when the upgrade is refused) and 1.29 (SPDY): a container the pod does not
+/// have, a completed pod (kubectl's own checks), a container that is not running (the
+/// kubelet's `container c not found in pod p_ns`, through the API server), and `-i` /
+/// `-t` to a container without stdin or terminal (the output still streams; kubectl's
+/// warning for the terminal).
+#[test]
+fn attach_errors_as_upstream_with_kubectl_1_33_and_1_29() {
+    if let Some(why) = node::skip_reason() {
+        assert!(!compat::in_ci(), "attach tests need {why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let c = node::NodeCluster::start();
+    c.load_busybox("busybox:test");
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        &ERRORS_POD.replace("NODE", &c.node_name()),
+    );
+    c.wait_pod("plain", Duration::from_secs(60), ready);
+    c.wait_pod("done", Duration::from_secs(60), |p| {
+        p["status"]["phase"] == "Succeeded"
+    });
+    c.wait_pod("waiting", Duration::from_secs(60), |p| {
+        p["status"]["initContainerStatuses"][0]["state"]["running"].is_object()
+    });
+
+    for minor in [33, 29] {
+        let Some(bin) = kubectl_or_fail(minor) else {
+            continue;
+        };
+        eprintln!("kubectl 1.{minor}: {}", bin.display());
+        let k = Kubectl { c: &c, bin };
+
+        let err = failure(&k, &["attach", "plain", "-c", "nope"]);
+        // kubectl's own check, worded differently across versions.
+        assert!(
+            err.contains("cannot attach to the container: container not found (nope)")
+                || err.contains(
+                    "cannot attach to the container: container nope not found in pod plain"
+                ),
+            "1.{minor}: {err}"
+        );
+        let err = failure(&k, &["attach", "done"]);
+        assert!(
+            err.contains(
+                "cannot attach a container in a completed pod; current phase is Succeeded"
+            ),
+            "1.{minor}: {err}"
+        );
+        // The pod is Pending (its init container runs): the request reaches the node.
+        let err = failure(&k, &["attach", "waiting", "-c", "main"]);
+        assert!(
+            err.contains(
+                "unable to upgrade connection: container main not found in pod waiting_default"
+            ),
+            "1.{minor}: {err}"
+        );
+        let err = failure(&k, &["exec", "waiting", "-c", "main", "--", "true"]);
+        assert!(
+            err.contains(r#"unable to upgrade connection: container not found ("main")"#),
+            "1.{minor}: {err}"
+        );
+
+        // -i and -t to a container with neither: the output streams as without them (the
+        // runtime has no stdin to give the input to), kubectl warns about the terminal.
+        for flags in ["-i", "-it"] {
+            let mut child = k
+                .cmd(&["attach", flags, "plain", "-c", "app"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn attach");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(b"ignored\n").expect("write");
+            read_until(&mut child, "tick-");
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("attach output");
+            drop(stdin);
+            let err = String::from_utf8_lossy(&out.stderr);
+            if flags == "-it" {
+                assert!(
+                    err.contains("Unable to use a TTY - container app did not allocate one"),
+                    "attach -it, 1.{minor}: {err}"
+                );
+            }
+        }
+    }
+    // The container went on, untouched by the input it had no stdin for.
+    let pod = c.wait_pod("plain", Duration::from_secs(10), ready);
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+}
+
+const LEAKY_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: leaky
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:test
+    command: ["sh", "-c", "nc -ll -p 9001 -e sleep 4343 & exec nc -ll -p 9000 -e yes pf-leak-marker"]
+  - name: ticker
+    image: busybox:test
+    command: ["sh", "-c", "while true; do echo tick; sleep 0.1; done"]
+"#;
+
+/// What the open descriptors of `pid` point at (`socket:[inode]`, `pipe:[inode]`, paths).
+fn fd_targets(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|p| p.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sockets (`socket:[inode]`) of `pid`'s connections to itself on the API port: its
+/// client ends (peer port `api_port`) and the server ends whose peer is one of those.
+fn internal_api_sockets(pid: u32, api_port: u16) -> Vec<String> {
+    // (inode, local port, remote port) of each TCP socket in the process's namespace.
+    let mut conns = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port = |a: &str| {
+                a.rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            };
+            if let (Some(l), Some(r), Some(inode)) = (
+                f.get(1).and_then(|a| port(a)),
+                f.get(2).and_then(|a| port(a)),
+                f.get(9),
+            ) {
+                conns.push((inode.to_string(), l, r));
+            }
+        }
+    }
+    let clients: Vec<u16> = conns
+        .iter()
+        .filter(|(_, _, r)| *r == api_port)
+        .map(|(_, l, _)| *l)
+        .collect();
+    conns
+        .into_iter()
+        .filter(|(_, l, r)| *r == api_port || (*l == api_port && clients.contains(r)))
+        .map(|(inode, _, _)| format!("socket:[{inode}]"))
+        .collect()
+}
+
+/// Host processes whose whole command line is `argv` (containers' included).
+fn processes(argv: &[&str]) -> usize {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A client killed mid-stream leaves nothing behind, for exec, attach and port-forward
+/// with kubectl 1.33 and 1.29: the server's open descriptors (client connection, the
+/// connection to the node, the process pipes, the attach socket, the pod connection) go
+/// back to what they were before, the exec'd `cat` is killed, and the pod's end of a
+/// forwarded connection is closed, also when the pod never writes or closes it.
+#[test]
+fn clients_killed_mid_stream_leave_nothing_behind() {
+    if let Some(why) = node::skip_reason() {
+        assert!(!compat::in_ci(), "exec tests need {why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let c = node::NodeCluster::start();
+    c.load_busybox("busybox:test");
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        &LEAKY_POD.replace("NODE", &c.node_name()),
+    );
+    c.wait_pod("leaky", Duration::from_secs(60), ready);
+    let pid = c.server_pid();
+    let kubeconfig = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let api_port: u16 = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .expect("the API port in the kubeconfig");
+    let cat = ["cat", "-", "/exec-leak-marker"];
+    let yes = ["yes", "pf-leak-marker"];
+    let sleeper = ["sleep", "4343"];
+
+    for minor in [33, 29] {
+        let Some(bin) = kubectl_or_fail(minor) else {
+            continue;
+        };
+        eprintln!("kubectl 1.{minor}: {}", bin.display());
+        let k = Kubectl { c: &c, bin };
+        // One complete exec first: the node's first stream asks the API server to authorize
+        // its caller (a SubjectAccessReview, then cached) over a pooled connection that
+        // stays open, and that is no stream's.
+        k.ok(&["exec", "leaky", "-c", "main", "--", "true"], None);
+        // What the server opened for a stream, taken while it runs: every one of them must
+        // be closed once the client is gone (other descriptors come and go with the
+        // server's own work).
+        let opened_since = |before: &[String]| -> Vec<String> {
+            let mut now = fd_targets(pid);
+            now.retain(|t| !before.contains(t));
+            // The server's own API clients (the node agent's, controllers') keep pooled
+            // connections to the API port open for a while: both ends are the server's
+            // and neither is the stream's.
+            let internal = internal_api_sockets(pid, api_port);
+            now.retain(|t| !internal.contains(t));
+            assert!(!now.is_empty(), "the stream opened nothing in the server");
+            now
+        };
+        let all_closed = |live: &[String], what: &str| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let now = fd_targets(pid);
+                let left: Vec<&String> = live.iter().filter(|t| now.contains(t)).collect();
+                if left.is_empty() {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "after {what}, 1.{minor}, the server still holds {left:?} of the stream's {live:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+
+        // exec: `cat` echoing stdin, killed once it has answered.
+        let before = fd_targets(pid);
+        let mut child = k
+            .cmd(&["exec", "-i", "leaky", "-c", "main", "--"])
+            .args(cat)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn exec");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"echoed\n").expect("write");
+        read_until(&mut child, "echoed");
+        assert_eq!(processes(&cat), 1, "the exec'd cat runs");
+        let live = opened_since(&before);
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(stdin);
+        c.wait_for(
+            "the exec'd cat to be killed",
+            Duration::from_secs(30),
+            || (processes(&cat) == 0).then_some(()),
+        );
+        all_closed(&live, "exec");
+
+        // attach to a container that keeps writing.
+        let before = fd_targets(pid);
+        let mut child = k
+            .cmd(&["attach", "leaky", "-c", "ticker"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn attach");
+        read_until(&mut child, "tick");
+        let live = opened_since(&before);
+        let _ = child.kill();
+        let _ = child.wait();
+        all_closed(&live, "attach");
+
+        // port-forward to a pod port that sends without end, read for a while and then
+        // not at all (every queue on the way is full when the client goes); and to one
+        // that never sends nor closes.
+        for (port, pod_side) in [(9000, &yes[..]), (9001, &sleeper[..])] {
+            let local = 19000 + minor as u16 * 10 + port % 10;
+            let mut pf = k
+                .cmd(&["port-forward", "pod/leaky", &format!("{local}:{port}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn port-forward");
+            let mut lines = BufReader::new(pf.stdout.take().expect("stdout")).lines();
+            let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+            assert!(first.contains("Forwarding from"), "{first:?}");
+            let before = processes(pod_side);
+            let fds_before = fd_targets(pid);
+            let mut client = c
+                .in_netns("busybox")
+                .args(["nc", "127.0.0.1", &local.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn nc");
+            c.wait_for(
+                &format!("the pod's side of port {port}"),
+                Duration::from_secs(30),
+                || (processes(pod_side) > before).then_some(()),
+            );
+            let live = opened_since(&fds_before);
+            if port == 9000 {
+                // Some of the endless stream, then nothing read any more.
+                let mut out = client.stdout.take().expect("stdout");
+                let mut buf = vec![0u8; 1 << 20];
+                std::io::Read::read_exact(&mut out, &mut buf).expect("read through forward");
+                assert!(buf.starts_with(b"pf-leak-marker\n"));
+                let _ = pf.kill();
+                let _ = pf.wait();
+                c.wait_for(
+                    "the pod's end of the forwarded connection to close",
+                    Duration::from_secs(30),
+                    || (processes(pod_side) == 0).then_some(()),
+                );
+            } else {
+                let _ = pf.kill();
+                let _ = pf.wait();
+            }
+            let _ = client.kill();
+            let _ = client.wait();
+            all_closed(&live, &format!("port-forward to {port}"));
+        }
+    }
+}
