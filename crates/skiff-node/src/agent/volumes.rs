@@ -13,6 +13,8 @@ use k8s_openapi::api::core::v1::{
     Container, KeyToPath, Node, PersistentVolume, PersistentVolumeClaim, Pod, Volume,
 };
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use skiff_reconcile::{Config, Harness, ObjectKey, Outcome};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,8 +23,12 @@ use std::time::Duration;
 /// controller provisions under it (only the node knows its data directory).
 pub const ANN_VOLUMES_DIR: &str = "skiff.dev/local-volumes-dir";
 
-/// How often the node looks for directories of deleted PersistentVolumes.
-const RECLAIM_EVERY: Duration = Duration::from_secs(2);
+/// The name of the node's volume reclaim loop on the harness (its workqueue metrics' `name`).
+pub(crate) const RECLAIM_CONTROLLER: &str = "volume-reclaim";
+
+/// How often the reclaim runs without a trigger: a directory left by a failed removal or
+/// a PersistentVolume deleted while the watch was down is found within this.
+const RECLAIM_RESYNC: Duration = Duration::from_secs(60);
 
 /// Errors preparing volumes.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +49,9 @@ pub enum VolumeError {
     /// kubelet waits for the volume to attach rather than failing the container.
     #[error("{0}")]
     ClaimNotReady(String),
+    /// The Node could not be annotated with the volumes directory.
+    #[error("publishing the volumes directory: {0}")]
+    Publish(#[source] kube::Error),
 }
 
 /// Where a node's local volumes live.
@@ -175,56 +184,108 @@ pub fn orphan_dirs(present: &[PathBuf], volumes: &[PersistentVolume]) -> Vec<Pat
         .collect()
 }
 
-/// Publishes where this node keeps local volumes, then removes the directories of deleted
-/// PersistentVolumes, forever. The node does it, not the controller, because the
-/// directories are on this node's filesystem.
+/// Whether `node` lacks the annotation saying where this node keeps local volumes (a
+/// Node deleted and registered again loses it, and the volume controller provisions by it).
+pub fn needs_volumes_dir(node: Option<&Node>, dir: &Path) -> bool {
+    let published = node
+        .and_then(|n| n.metadata.annotations.as_ref())
+        .and_then(|a| a.get(ANN_VOLUMES_DIR));
+    published.map(String::as_str) != Some(&*dir.to_string_lossy())
+}
+
+/// The node's volume reclaim, on the reconcile harness: one key, synced when a
+/// PersistentVolume or this Node changes, at each resync, and retried with back-off while
+/// a step fails. A sync publishes where this node keeps local volumes and removes the
+/// directories of deleted PersistentVolumes. The node does it, not the controller, because
+/// the directories are on this node's filesystem.
 pub(crate) async fn maintain(shared: std::sync::Arc<Shared>) {
-    let dir = volumes_dir(&shared.cfg.data_dir);
-    let nodes: Api<Node> = Api::all(shared.client.clone());
-    let volumes: Api<PersistentVolume> = Api::all(shared.client.clone());
-    let mut published = false;
-    let mut tick = 0u32;
-    loop {
-        // Re-published now and then: a Node deleted and re-registered loses it.
-        if !published || tick.is_multiple_of(30) {
-            let patch = serde_json::json!({"metadata": {"annotations": {
-                ANN_VOLUMES_DIR: dir.to_string_lossy(),
-            }}});
-            match nodes
-                .patch(
-                    &shared.cfg.node_name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-            {
-                Ok(_) => published = true,
-                Err(error) => tracing::debug!(%error, "publishing the volumes directory"),
-            }
-        }
-        tick = tick.wrapping_add(1);
-        let present: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let own = kube::runtime::watcher::Config::default()
+        .fields(&format!("metadata.name={}", shared.cfg.node_name));
+    let mut controller = Harness::new(RECLAIM_CONTROLLER, shared.client.clone())
+        .config(Config {
+            workers: 1,
+            resync: Some(RECLAIM_RESYNC),
+            ..Config::default()
+        })
+        .metrics(&super::metrics::workqueue())
+        .keys()
+        .key(ObjectKey::named(RECLAIM_CONTROLLER));
+    let node = controller.cache_with::<Node>(own.clone());
+    let volumes = controller.cache::<PersistentVolume>();
+    let controller = controller
+        .triggers::<PersistentVolume>()
+        .watches_with::<Node, _>(own, |_| [ObjectKey::named(RECLAIM_CONTROLLER)]);
+    let ctx = std::sync::Arc::new(ReclaimCtx {
+        shared,
+        node,
+        volumes,
+    });
+    controller.run_keys(|_, ctx| reclaim(ctx), ctx).await;
+}
+
+/// What a reclaim reads: this Node and every PersistentVolume, from the harness's caches.
+struct ReclaimCtx {
+    shared: std::sync::Arc<Shared>,
+    node: Store<Node>,
+    volumes: Store<PersistentVolume>,
+}
+
+/// One reclaim pass. The directory listing is read before the volumes cache (see
+/// [`orphan_dirs`]); the filesystem work runs on the blocking pool.
+async fn reclaim(ctx: std::sync::Arc<ReclaimCtx>) -> Result<Outcome, VolumeError> {
+    let dir = volumes_dir(&ctx.shared.cfg.data_dir);
+    let name = &ctx.shared.cfg.node_name;
+    let node = ctx.node.get(&ObjectRef::new(name));
+    if node.is_some() && needs_volumes_dir(node.as_deref(), &dir) {
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            ANN_VOLUMES_DIR: dir.to_string_lossy(),
+        }}});
+        Api::<Node>::all(ctx.shared.client.clone())
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(VolumeError::Publish)?;
+    }
+    let listed = dir.clone();
+    let present: Vec<PathBuf> = tokio::task::spawn_blocking(move || {
+        std::fs::read_dir(&listed)
             .into_iter()
             .flatten()
             .flatten()
             .map(|e| e.path())
-            .collect();
-        if !present.is_empty() {
-            match volumes.list(&Default::default()).await {
-                Ok(list) => {
-                    for orphan in orphan_dirs(&present, &list.items) {
-                        match std::fs::remove_dir_all(&orphan) {
-                            Ok(()) => tracing::info!(path = %orphan.display(),
-                                "removed the directory of a deleted volume"),
-                            Err(error) => tracing::warn!(path = %orphan.display(), %error,
-                                "removing the directory of a deleted volume"),
-                        }
-                    }
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
+    if present.is_empty() {
+        return Ok(Outcome::Done);
+    }
+    let volumes: Vec<PersistentVolume> =
+        ctx.volumes.state().iter().map(|v| (**v).clone()).collect();
+    let orphans = orphan_dirs(&present, &volumes);
+    if orphans.is_empty() {
+        return Ok(Outcome::Done);
+    }
+    let failed = tokio::task::spawn_blocking(move || {
+        let mut failed = None;
+        for orphan in orphans {
+            match std::fs::remove_dir_all(&orphan) {
+                Ok(()) => tracing::info!(path = %orphan.display(),
+                    "removed the directory of a deleted volume"),
+                Err(source) => {
+                    failed = Some(VolumeError::Io {
+                        volume: orphan.display().to_string(),
+                        source,
+                    })
                 }
-                Err(error) => tracing::debug!(%error, "listing volumes"),
             }
         }
-        tokio::time::sleep(RECLAIM_EVERY).await;
+        failed
+    })
+    .await
+    .unwrap_or(None);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(Outcome::Done),
     }
 }
 
@@ -687,6 +748,37 @@ mod tests {
             "status": {"phase": phase},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_volumes_dir_is_published_until_the_node_shows_it() {
+        let dir = Path::new("/var/lib/skiff/volumes");
+        let node = |annotations: serde_json::Value| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": "n", "annotations": annotations}}))
+                .unwrap()
+        };
+        let cases = [
+            ("no node cached", None, true),
+            ("no annotations", Some(node(json!(null))), true),
+            (
+                "another annotation only",
+                Some(node(json!({"a": "b"}))),
+                true,
+            ),
+            (
+                "another directory",
+                Some(node(json!({ANN_VOLUMES_DIR: "/old"}))),
+                true,
+            ),
+            (
+                "shown",
+                Some(node(json!({ANN_VOLUMES_DIR: "/var/lib/skiff/volumes"}))),
+                false,
+            ),
+        ];
+        for (name, n, want) in cases {
+            assert_eq!(needs_volumes_dir(n.as_ref(), dir), want, "{name}");
+        }
     }
 
     #[test]
