@@ -131,26 +131,41 @@ pub fn handle(api: &Api, t: &Target, p: &Params, method: &Method) -> Result<Valu
         }
         None => {
             // Only the selectors apply: paging and resource versions mean nothing here.
-            let mut q = Params::default();
-            for k in ["labelSelector", "fieldSelector"] {
-                if let Some(v) = p.get(k) {
-                    q.query.insert(k.into(), v.into());
+            let objects = match p.get("fieldSelector") {
+                // Field selectors match the whole source object: the full list reads it.
+                Some(fields) => {
+                    let mut q = Params::default();
+                    q.query.insert("fieldSelector".into(), fields.into());
+                    if let Some(v) = p.get("labelSelector") {
+                        q.query.insert("labelSelector".into(), v.into());
+                    }
+                    let list = api.list(&source_target, &q)?;
+                    let mut objects: Vec<Value> = match list.get("items") {
+                        Some(Value::Array(items)) => items.clone(),
+                        _ => vec![],
+                    };
+                    // The order the API lists pods in: namespace, then name.
+                    objects.sort_by(|a, b| {
+                        let key = |o: &Value| {
+                            (
+                                o["metadata"]["namespace"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                                o["metadata"]["name"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                            )
+                        };
+                        key(a).cmp(&key(b))
+                    });
+                    objects
                 }
-            }
-            let list = api.list(&source_target, &q)?;
-            let mut objects: Vec<&Value> = list["items"]
-                .as_array()
-                .map(|a| a.iter().collect())
-                .unwrap_or_default();
-            // The order the API lists pods in: namespace, then name.
-            objects.sort_by_key(|o| {
-                (
-                    o["metadata"]["namespace"].as_str().unwrap_or_default(),
-                    o["metadata"]["name"].as_str().unwrap_or_default(),
-                )
-            });
+                None => thin_list(api, &source_target, p)?,
+            };
             let items: Vec<Value> = objects
-                .into_iter()
+                .iter()
                 .filter_map(|o| {
                     if pods {
                         pod_item(api, o, now)
@@ -167,6 +182,71 @@ pub fn handle(api: &Api, t: &Target, p: &Params, method: &Method) -> Result<Valu
             }))
         }
     }
+}
+
+/// What a metrics item needs of its pod or node: name, namespace, labels and phase.
+/// Decoding only these skips the rest of each stored object (spec, managedFields) without
+/// building it, which is most of the cost of `kubectl top pod` on the server.
+#[derive(serde::Deserialize)]
+struct Thin {
+    metadata: ThinMeta,
+    #[serde(default)]
+    status: ThinStatus,
+}
+
+#[derive(serde::Deserialize)]
+struct ThinMeta {
+    #[serde(default)]
+    name: Value,
+    #[serde(default)]
+    namespace: Value,
+    #[serde(default)]
+    labels: Value,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ThinStatus {
+    #[serde(default)]
+    phase: Value,
+}
+
+/// Decodes the part of a stored pod or node [`pod_item`], [`node_item`] and a label
+/// selector read, in the same JSON shape.
+fn thin_object(bytes: &[u8]) -> Option<Value> {
+    let t: Thin = serde_json::from_slice(bytes).ok()?;
+    let mut metadata = json!({"name": t.metadata.name});
+    if !t.metadata.namespace.is_null() {
+        metadata["namespace"] = t.metadata.namespace;
+    }
+    if !t.metadata.labels.is_null() {
+        metadata["labels"] = t.metadata.labels;
+    }
+    Some(json!({"metadata": metadata, "status": {"phase": t.status.phase}}))
+}
+
+/// The source objects a list without a field selector covers, label-selected, in the
+/// store's key order (namespace, then name, as the API lists them).
+fn thin_list(api: &Api, source: &Target, p: &Params) -> Result<Vec<Value>> {
+    let labels = p.label_selector()?;
+    let prefix = source.resource.key(source.namespace.as_deref(), None);
+    let mut out = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let page = api.store.list(&prefix, start.as_deref(), None)?;
+        for kv in &page.items {
+            let Some(obj) = thin_object(&kv.value) else {
+                continue;
+            };
+            if labels.matches(crate::object::labels(&obj)) {
+                out.push(obj);
+            }
+        }
+        match (page.more, page.items.last()) {
+            (true, Some(last)) => start = Some(last.key.clone()),
+            _ => break,
+        }
+    }
+    Ok(out)
 }
 
 fn time(t: chrono::DateTime<Utc>) -> String {
@@ -248,6 +328,41 @@ pub fn spawn(api: Arc<Api>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The thin decode keeps what an item and a label selector read, in the full
+    /// object's shape, and drops the rest; a node has no namespace, and an object without
+    /// labels or status gets none.
+    #[test]
+    fn thin_objects_keep_what_items_and_selectors_read() {
+        let pod = json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"},
+                "managedFields": [{"manager": "kubectl"}], "uid": "u"},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1"},
+        });
+        let node = json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "2"}}});
+        let bare = json!({"metadata": {"name": "b", "namespace": "ns"}});
+        let cases = [
+            (
+                pod,
+                json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}},
+                    "status": {"phase": "Running"}}),
+            ),
+            (
+                node,
+                json!({"metadata": {"name": "n"}, "status": {"phase": null}}),
+            ),
+            (
+                bare,
+                json!({"metadata": {"name": "b", "namespace": "ns"}, "status": {"phase": null}}),
+            ),
+        ];
+        for (full, want) in cases {
+            let bytes = serde_json::to_vec(&full).unwrap();
+            assert_eq!(thin_object(&bytes), Some(want), "{full}");
+        }
+        assert_eq!(thin_object(b"not json"), None);
+    }
 
     #[test]
     fn windows_print_as_go_durations() {
