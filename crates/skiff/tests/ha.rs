@@ -40,41 +40,14 @@ impl TestNetns {
     fn enter() -> TestNetns {
         use std::os::fd::AsRawFd;
         let name = format!("skiff-ha-{}", skiff_node::unique_suffix());
-        let ip = |args: &[&str]| {
-            let out = Command::new("ip").args(args).output().expect("run ip");
-            assert!(
-                out.status.success(),
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        ip(&["netns", "add", &name]);
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("run ip");
+        assert!(out.status.success(), "ip netns add: {out:?}");
         let netns = TestNetns(name.clone());
-        for args in [
-            vec!["link", "set", "lo", "up"],
-            // A host interface with the servers' addresses and a default route, as a host
-            // has: one end of a veth pair whose other end is in the same namespace, so
-            // nothing sent its way leaves it.
-            vec![
-                "link",
-                "add",
-                "host0",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "host0-peer",
-            ],
-            vec!["link", "set", "host0-peer", "up"],
-            vec!["addr", "add", "192.168.254.1/24", "dev", "host0"],
-            vec!["addr", "add", "192.168.254.3/24", "dev", "host0"],
-            vec!["link", "set", "host0", "up"],
-            vec!["route", "add", "default", "dev", "host0"],
-        ] {
-            let mut all = vec!["-n", name.as_str()];
-            all.extend(args);
-            ip(&all);
-        }
+        // The servers' two addresses on a host interface.
+        node::host_interface(&name, &["192.168.254.1/24", "192.168.254.3/24"]);
         let f = std::fs::File::open(format!("/run/netns/{name}")).expect("open the netns");
         // SAFETY: setns on the calling thread only; the fd is valid while `f` lives.
         assert_eq!(

@@ -83,6 +83,42 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run command")
 }
 
+/// Brings up `netns` as a host's network: loopback, and a host interface with `addresses`
+/// and a default route, as a real node has (the node registers its address; NodePort and
+/// LoadBalancer Services answer on it). The interface is one end of a veth pair whose
+/// other end is in the same namespace, so nothing sent its way ever leaves the namespace.
+pub fn host_interface(netns: &str, addresses: &[&str]) {
+    let mut steps = vec![
+        vec!["link", "set", "lo", "up"],
+        vec![
+            "link",
+            "add",
+            "host0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "host0-peer",
+        ],
+        vec!["link", "set", "host0-peer", "up"],
+    ];
+    steps.extend(
+        addresses
+            .iter()
+            .map(|a| vec!["addr", "add", a, "dev", "host0"]),
+    );
+    steps.push(vec!["link", "set", "host0", "up"]);
+    steps.push(vec!["route", "add", "default", "dev", "host0"]);
+    for args in steps {
+        let out = run(Command::new("ip").args(["-n", netns]).args(&args));
+        assert!(
+            out.status.success(),
+            "ip -n {netns} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl NodeCluster {
     pub fn start() -> NodeCluster {
         Self::start_listening("127.0.0.1:0")
@@ -104,31 +140,7 @@ impl NodeCluster {
         assert!(run(Command::new("ip").args(["netns", "add", &netns]))
             .status
             .success());
-        run(Command::new("ip").args(["-n", &netns, "link", "set", "lo", "up"]));
-        // A host interface with an address and a default route, as a real node has: the
-        // node registers this address (NodePort and LoadBalancer Services answer on it).
-        // It is one end of a veth pair whose other end is in the same namespace, so nothing
-        // sent its way ever leaves the namespace.
-        for args in [
-            vec![
-                "link",
-                "add",
-                "host0",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "host0-peer",
-            ],
-            vec!["addr", "add", "192.168.254.1/24", "dev", "host0"],
-            vec!["link", "set", "host0-peer", "up"],
-            vec!["link", "set", "host0", "up"],
-            vec!["route", "add", "default", "dev", "host0"],
-        ] {
-            let mut all = vec!["-n", netns.as_str()];
-            all.extend(args);
-            assert!(run(Command::new("ip").args(&all)).status.success());
-        }
+        host_interface(&netns, &["192.168.254.1/24"]);
         let mut c = NodeCluster {
             dir: tempfile::tempdir().expect("temp dir"),
             netns,
