@@ -19,9 +19,8 @@ mod common;
 #[path = "common/node.rs"]
 mod node;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -87,8 +86,8 @@ impl Agent {
         let token = std::fs::read_to_string(pki.join("admin.token")).expect("admin token");
         let sysfs = dir.path().join("sysfs");
         std::fs::create_dir(&sysfs).expect("sysfs mount point");
-        let mut child = Command::new("unshare")
-            .args(["--mount", "--propagation", "slave", "sh", "-c"])
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "slave", "sh", "-c"])
             .arg(
                 "mount -t sysfs sysfs \"$0\" && mount --bind \"$0/class/net\" /sys/class/net \
                  && exec \"$@\"",
@@ -102,42 +101,15 @@ impl Agent {
             .arg(dir.path())
             .env("SKIFF_TOKEN", token.trim())
             .env("SKIFF_CGROUP_PARENT", &cgroup_parent)
-            .env_remove("SKIFF_NODE")
-            .env(
-                "RUST_LOG",
-                std::env::var("SKIFF_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn skiff agent");
-        let stderr = child.stderr.take().expect("piped stderr");
+            .env_remove("SKIFF_NODE");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("skiff agent is ready") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let agent = Agent {
+        let child = node::spawn_until(cmd, "skiff agent is ready", &log);
+        Agent {
             dir,
             cgroup_parent,
             child,
             log,
-        };
-        assert!(
-            rx.recv_timeout(Duration::from_secs(30)).is_ok(),
-            "skiff agent not ready:\n{}",
-            agent.log_text()
-        );
-        agent
+        }
     }
 
     fn log_text(&self) -> String {
@@ -147,20 +119,7 @@ impl Agent {
     /// `skiff image load` of the busybox test image.
     fn load_busybox(&self) {
         let archive = skiff_node::testing::busybox_oci_archive("busybox:test").expect("busybox");
-        let path = self.dir.path().join("image.tar");
-        std::fs::write(&path, archive).expect("write archive");
-        let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args(["image", "load"])
-            .arg(&path)
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .output()
-            .expect("skiff image load");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        node::load_image_into(self.dir.path(), &archive);
     }
 }
 

@@ -442,7 +442,7 @@ fn wait_child_exit(
 
 /// Starts `cmd` with its stderr collected into `log`, and waits (30 s at most) for a line
 /// containing `ready`.
-fn spawn_until(mut cmd: Command, ready: &str, log: &Arc<Mutex<Vec<String>>>) -> Child {
+pub fn spawn_until(mut cmd: Command, ready: &str, log: &Arc<Mutex<Vec<String>>>) -> Child {
     let mut child = cmd
         .env(
             "RUST_LOG",
@@ -476,7 +476,7 @@ fn spawn_until(mut cmd: Command, ready: &str, log: &Arc<Mutex<Vec<String>>>) -> 
 }
 
 /// `skiff image load` of an image archive into the node whose data dir is `dir`.
-fn load_image_into(dir: &Path, archive: &[u8]) -> String {
+pub fn load_image_into(dir: &Path, archive: &[u8]) -> String {
     let path = dir.join("image.tar");
     std::fs::write(&path, archive).expect("write archive");
     let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
